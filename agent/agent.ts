@@ -1,0 +1,69 @@
+import { isMainThread } from 'node:worker_threads';
+import { agentSettings, type AgentSettings } from '../lib/settings';
+import { Journal } from './journal';
+import { Locator } from './locate';
+import { Recorder } from './recorder';
+import { Shipper } from './shipper';
+import { install } from './shims/install';
+import { warnOnce } from './log';
+
+/** A running agent: one journal, its shipper, and the wrappers that feed it. */
+export interface RunningAgent {
+  settings: AgentSettings;
+  journal: Journal;
+  shipper: Shipper;
+}
+
+const KEY = Symbol.for('understudy.agent');
+type Holder = { [KEY]?: RunningAgent };
+
+/** The agent running in this process, if any (shared across copies of this module). */
+export function runningAgent(): RunningAgent | undefined {
+  return (globalThis as Holder)[KEY];
+}
+
+/**
+ * Starts the agent from UNDERSTUDY_* variables. Any problem is said once and
+ * the application runs on without replication; nothing is thrown into it.
+ */
+export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent | undefined {
+  if (env.UNDERSTUDY_DISABLE === '1') return undefined;
+  // The application's own worker threads would need the same journal; they are not journaled (README).
+  if (!isMainThread) return undefined;
+  const existing = runningAgent();
+  if (existing !== undefined) return existing;
+  let journal: Journal | undefined;
+  try {
+    const settings = agentSettings(env, process.argv[1]);
+    if (settings.mode !== 'async') {
+      warnOnce('mode', `UNDERSTUDY_MODE=${settings.mode} is not built yet; journaling in async mode (calls return once the entry is spooled)`);
+    }
+    journal = new Journal(settings.spoolDir, settings.name);
+    const opened = journal.open();
+    if (opened.tornBytes > 0) {
+      warnOnce('torn', `journal "${settings.name}": cut a torn spool tail of ${opened.tornBytes} bytes left by a crash (${opened.tornWhy})`);
+    }
+    const shipper = new Shipper(settings, journal.dir, journal.epoch);
+    shipper.start(opened.lastSeq);
+    journal.onAppend = (seq) => shipper.notify(seq);
+    install(new Recorder(journal, new Locator(settings.roots, settings.exclude)));
+    const agent: RunningAgent = { settings, journal, shipper };
+    (globalThis as Holder)[KEY] = agent;
+    process.on('exit', () => finish(agent));
+    return agent;
+  } catch (err) {
+    journal?.close();
+    warnOnce('start', `agent not started, the application runs without replication: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** At exit, process.exit() included: give the shipper a bounded time to get the spool into JetStream. */
+function finish(agent: RunningAgent): void {
+  const { settings, journal, shipper } = agent;
+  if (!shipper.flush(settings.exitTimeoutMs)) {
+    const { appended, acked } = shipper.positions();
+    warnOnce('exit', `journal "${settings.name}": ${appended - acked} entries not yet in JetStream at exit; they stay in ${journal.dir} and the next process named "${settings.name}" ships them`);
+  }
+  journal.close();
+}

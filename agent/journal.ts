@@ -1,0 +1,163 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { encodeEntry } from '../lib/codec';
+import { DEFAULTS } from '../lib/settings';
+import type { Op } from '../lib/entry';
+import { JournalError } from '../lib/errors';
+import {
+  frameHead, listSegments, readJson, scanFrames, segmentFile, spoolFiles, writeJsonAtomic,
+  type AckedState, type MetaState,
+} from '../lib/spool';
+
+/** Where journaled entries go; the shims see only this. */
+export interface JournalSink {
+  /** Journals one change; returns the last sequence number it used. */
+  record(root: string, relPath: string, op: Op, data?: Buffer): number;
+}
+
+/** What recovery found when the journal was opened. */
+export interface OpenReport {
+  epoch: number;
+  lastSeq: number;
+  /** Bytes cut from a torn spool tail, if any. */
+  tornBytes: number;
+  tornWhy?: string;
+}
+
+/**
+ * The agent's journal: assigns (epoch, seq), encodes, and appends to the spool
+ * synchronously, so that when the wrapped call returns the entry is on local disk.
+ */
+export class Journal implements JournalSink {
+  readonly dir: string;
+  epoch = 0;
+  private seq = 0;
+  private fd = -1;
+  private segBytes = 0;
+  private lockHeld = false;
+  /** Called after each append with the new last seq (the shipper's wake-up). */
+  onAppend: (seq: number) => void = () => {};
+
+  constructor(spoolRoot: string, readonly name: string, private readonly chunkBytes = DEFAULTS.chunkBytes) {
+    this.dir = path.join(spoolRoot, name);
+  }
+
+  /** Takes the journal's lock, starts a new epoch, and cuts a torn tail left by a crash. */
+  open(): OpenReport {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.lock();
+    const files = spoolFiles(this.dir);
+    const meta = readJson<MetaState>(files.meta);
+    // Seconds since 1970 as a floor keeps epochs growing even if the spool is lost.
+    this.epoch = Math.max((meta?.epoch ?? 0) + 1, Math.floor(Date.now() / 1000));
+    writeJsonAtomic(files.meta, { epoch: this.epoch } satisfies MetaState);
+    const acked = readJson<AckedState>(files.acked);
+    let lastSeq = acked?.seq ?? 0;
+    let tornBytes = 0;
+    let tornWhy: string | undefined;
+    const segs = listSegments(this.dir);
+    const last = segs.at(-1);
+    if (last !== undefined) {
+      const buf = fs.readFileSync(last.file);
+      const scan = scanFrames(buf);
+      if (scan.goodBytes < buf.length) {
+        // Only the tail of the newest segment can be torn by a crash mid-append.
+        tornBytes = buf.length - scan.goodBytes;
+        tornWhy = scan.problem;
+        fs.truncateSync(last.file, scan.goodBytes);
+      }
+      const lastRec = scan.records.at(-1);
+      lastSeq = Math.max(lastSeq, lastRec?.seq ?? last.first - 1);
+      this.openSegment(last.file, scan.goodBytes);
+    }
+    this.seq = lastSeq;
+    if (this.fd < 0) this.openSegment(segmentFile(this.dir, this.seq + 1), 0);
+    return { epoch: this.epoch, lastSeq, tornBytes, tornWhy };
+  }
+
+  /** Last sequence number assigned. */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  record(root: string, relPath: string, op: Op, data?: Buffer): number {
+    if (this.fd < 0) throw new JournalError(`journal ${this.name} is not open`);
+    const t = Date.now();
+    if (data === undefined || data.length <= this.chunkBytes) {
+      this.append(encodeEntry({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, ...op }, data));
+    } else {
+      // Large data goes as chunks with their own sequence numbers; the standby stages them and applies at the last.
+      const n = Math.ceil(data.length / this.chunkBytes);
+      const first = this.seq + 1;
+      for (let i = 0; i < n; i++) {
+        const off = i * this.chunkBytes;
+        const c = { first, i, n, off, total: data.length };
+        this.append(encodeEntry({ j: this.name, e: this.epoch, s: first + i, t, r: root, p: relPath, c, ...op },
+          data.subarray(off, off + this.chunkBytes)));
+      }
+    }
+    this.onAppend(this.seq);
+    return this.seq;
+  }
+
+  /** Releases the lock; entries stay spooled for the next process with this name. */
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+    if (this.lockHeld) fs.rmSync(spoolFiles(this.dir).lock, { force: true });
+    this.lockHeld = false;
+  }
+
+  private append(entry: Buffer): void {
+    const seq = this.seq + 1;
+    const head = frameHead(this.epoch, seq, entry);
+    if (this.segBytes > 0 && this.segBytes + head.length + entry.length > DEFAULTS.segmentBytes) {
+      fs.closeSync(this.fd);
+      this.openSegment(segmentFile(this.dir, seq), 0);
+    }
+    const wrote = fs.writevSync(this.fd, [head, entry]);
+    if (wrote !== head.length + entry.length) {
+      // A short write leaves a torn frame; cut it so the spool stays a clean log.
+      fs.ftruncateSync(this.fd, this.segBytes);
+      throw new JournalError(`short write to spool (${wrote} of ${head.length + entry.length} bytes)`);
+    }
+    this.segBytes += wrote;
+    this.seq = seq;
+  }
+
+  private openSegment(file: string, size: number): void {
+    this.fd = fs.openSync(file, 'a', 0o600);
+    this.segBytes = size;
+  }
+
+  private lock(): void {
+    const { lock } = spoolFiles(this.dir);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        fs.writeFileSync(lock, `${process.pid}@${os.hostname()}\n`, { flag: 'wx', mode: 0o600 });
+        this.lockHeld = true;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const owner = fs.readFileSync(lock, 'utf8').trim();
+      const [pidText, host] = owner.split('@');
+      const pid = Number(pidText);
+      if (host === os.hostname() && Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) {
+        fs.rmSync(lock, { force: true }); // left by a process that died
+        continue;
+      }
+      throw new JournalError(`journal "${this.name}" is in use by ${owner} (lock ${lock}); set UNDERSTUDY_NAME to give this process its own journal`);
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * The agent's only voice: one line on stderr per kind of trouble, so an
+ * application that degrades is told once, not flooded.
+ */
+const said = new Set<string>();
+
+/** Prints `message` the first time `key` is seen; later calls with the same key are silent. */
+export function warnOnce(key: string, message: string): void {
+  if (said.has(key)) return;
+  said.add(key);
+  try {
+    process.stderr.write(`understudy: ${message}\n`);
+  } catch {
+    // stderr closed: nothing better to do, and the host must not see our error.
+  }
+}
+
+/** Forgets what was said (tests only). */
+export function resetWarnings(): void {
+  said.clear();
+}

@@ -1,0 +1,233 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Op } from '../lib/entry';
+import type { JournalSink } from './journal';
+import { FdTable, type OpenFile } from './fd-table';
+import type { Located, Locator } from './locate';
+import { realFs } from './real-fs';
+
+const { O_APPEND, O_TRUNC, O_CREAT, O_WRONLY, O_RDWR, O_EXCL } = fs.constants;
+
+/**
+ * Turns successful state-changing calls into journal entries. The shims know
+ * call shapes; the recorder knows what each change means for the standby.
+ * Every method runs after the real call succeeded, on the application thread,
+ * before the caller sees the result: the journal's order is the order the
+ * application observed.
+ */
+export class Recorder {
+  /** Above zero while the agent itself is inside fs (a wrapped call's internals, or journaling). */
+  depth = 0;
+  readonly fds = new FdTable();
+  /** Absolute paths below which async compound calls (fs.cp) are at work; their result is journaled whole. */
+  private readonly quietDirs: string[] = [];
+
+  constructor(readonly sink: JournalSink, readonly locator: Locator) {}
+
+  /** Keeps changes below `p` out of the journal until the returned function is called. */
+  quiet(p: unknown): () => void {
+    const abs = this.locator.absolute(p);
+    if (abs === undefined) return () => {};
+    this.quietDirs.push(abs);
+    return () => {
+      const i = this.quietDirs.indexOf(abs);
+      if (i >= 0) this.quietDirs.splice(i, 1);
+    };
+  }
+
+  /** Whole content of `p` is `data` (or, when data is unknown, whatever is on disk now). */
+  put(p: unknown, data?: Buffer): void {
+    const at = this.locator.locate(p, true);
+    if (at !== undefined) this.putAt(at, data);
+  }
+
+  /** `data` was appended to `p`. */
+  append(p: unknown, data: Buffer): void {
+    const at = this.locator.locate(p, true);
+    if (at === undefined) return;
+    const st = realFs.statSync(at.abs);
+    this.emit(at, { op: 'append', at: Math.max(0, st.size - data.length) }, data);
+  }
+
+  truncate(p: unknown, size: number): void {
+    const at = this.locator.locate(p, true);
+    if (at !== undefined) this.emit(at, { op: 'truncate', size });
+  }
+
+  chmod(p: unknown): void {
+    const at = this.locator.locate(p, true);
+    if (at !== undefined) this.emit(at, { op: 'chmod', mode: realFs.statSync(at.abs).mode & 0o7777 });
+  }
+
+  /** Something was removed at `p` (file, link, or a directory with all below it). */
+  remove(p: unknown): void {
+    const at = this.locator.locate(p, false);
+    if (at === undefined) return;
+    this.emit(at, { op: 'rm' });
+    this.forgetUnder(at.abs);
+  }
+
+  /**
+   * Directories were made. Recursive mkdir reports the topmost directory it
+   * created (`first`), or nothing when all existed; each created level is journaled.
+   */
+  mkdir(p: unknown, recursive: boolean, first: unknown): void {
+    if (recursive && first === undefined) return;
+    const at = this.locator.locate(p, true);
+    if (at === undefined) return;
+    const top = recursive ? this.locator.locate(first, true) : at;
+    const rootAbs = at.abs.slice(0, at.abs.length - at.rel.length - 1);
+    const chain: string[] = [];
+    for (let rel = at.rel; rel !== '.'; rel = path.posix.dirname(rel)) {
+      chain.unshift(rel);
+      if (top === undefined || rel === top.rel) break;
+    }
+    for (const rel of chain) {
+      const abs = path.join(rootAbs, rel);
+      this.emit({ root: at.root, rel, abs }, { op: 'mkdir', mode: realFs.statSync(abs).mode & 0o7777 });
+    }
+  }
+
+  rename(from: unknown, to: unknown): void {
+    const src = this.locator.locate(from, false);
+    const dst = this.locator.locate(to, false);
+    if (src !== undefined && dst !== undefined) {
+      this.emit(src, { op: 'rename', toRoot: dst.root, to: dst.rel });
+      this.moveOpenFiles(src.abs, dst);
+    } else if (src !== undefined) {
+      this.emit(src, { op: 'rm' });
+      this.forgetUnder(src.abs);
+    } else if (dst !== undefined) {
+      this.snapshotTree(dst);
+    }
+  }
+
+  symlink(target: unknown, p: unknown): void {
+    const at = this.locator.locate(p, false);
+    if (at === undefined) return;
+    this.emit(at, { op: 'symlink', target: realFs.readlinkSync(at.abs, 'utf8') });
+    void target;
+  }
+
+  link(existing: unknown, p: unknown): void {
+    const at = this.locator.locate(p, false);
+    if (at === undefined) return;
+    const from = this.locator.locate(existing, false);
+    if (from !== undefined) this.emit(at, { op: 'link', fromRoot: from.root, from: from.rel });
+    else this.snapshotTree(at); // a link to a file outside every root: the standby gets its content
+  }
+
+  /** A copy (copyFile, cp) landed at `p`: journal what is there now. */
+  copied(p: unknown): void {
+    const at = this.locator.locate(p, false);
+    if (at !== undefined) this.snapshotTree(at);
+  }
+
+  /** A descriptor (or FileHandle) was opened; follow it when it can write under a root. */
+  opened(p: unknown, flags: number, fd: number | undefined, handle?: object): void {
+    const writes = (flags & (O_WRONLY | O_RDWR)) !== 0;
+    const at = writes ? this.locator.locate(p, true) : undefined;
+    if (fd !== undefined) this.fds.set(fd, undefined);
+    if (at === undefined) return;
+    const file: OpenFile = { at, append: (flags & O_APPEND) !== 0, pos: 0, detached: false };
+    if (fd !== undefined) this.fds.set(fd, file);
+    if (handle !== undefined) this.fds.setHandle(handle, file);
+    // Opening may have created or emptied the file: the standby must see that even if nothing is written.
+    const st = realFs.statSync(at.abs);
+    if ((flags & O_TRUNC) !== 0 || (flags & O_EXCL) !== 0 || ((flags & O_CREAT) !== 0 && st.size === 0)) {
+      this.emit(at, { op: 'put', mode: st.mode & 0o7777 }, EMPTY);
+    }
+  }
+
+  /** `data` went through a followed descriptor, at `position` (null: at the file position). */
+  wrote(file: OpenFile | undefined, data: Buffer, position: number | null, fd?: number): void {
+    if (file === undefined || file.detached || data.length === 0) return;
+    if (file.append) {
+      const size = fd !== undefined ? realFs.fstatSync(fd).size : realFs.statSync(file.at.abs).size;
+      this.emit(file.at, { op: 'append', at: Math.max(0, size - data.length) }, data);
+    } else if (position !== null) {
+      this.emit(file.at, { op: 'pwrite', at: position }, data);
+    } else if (file.pos !== null) {
+      this.emit(file.at, { op: 'pwrite', at: file.pos }, data);
+      file.pos += data.length;
+    } else {
+      this.putAt(file.at); // lost track of the position: the file as it is now is always right
+    }
+  }
+
+  /** Unknown bytes went through a followed descriptor (a stream or iterable): journal the whole file. */
+  rewrote(file: OpenFile | undefined): void {
+    if (file === undefined || file.detached) return;
+    file.pos = null;
+    this.putAt(file.at);
+  }
+
+  /** A read through a followed descriptor moved its position (or made it unknown: n = null). */
+  read(file: OpenFile | undefined, n: number | null): void {
+    if (file === undefined || file.pos === null) return;
+    file.pos = n === null ? null : file.pos + n;
+  }
+
+  ftruncate(file: OpenFile | undefined, size: number): void {
+    if (file !== undefined && !file.detached) this.emit(file.at, { op: 'truncate', size });
+  }
+
+  fchmod(file: OpenFile | undefined): void {
+    if (file !== undefined && !file.detached) this.emit(file.at, { op: 'chmod', mode: realFs.statSync(file.at.abs).mode & 0o7777 });
+  }
+
+  private putAt(at: Located, data?: Buffer): void {
+    const st = realFs.statSync(at.abs);
+    if (!st.isFile()) return;
+    this.emit(at, { op: 'put', mode: st.mode & 0o7777 }, data ?? realFs.readFileSync(at.abs));
+  }
+
+  /** Journals whatever is at `at` now, recursively: directories first, then what they hold. */
+  private snapshotTree(at: Located): void {
+    let st: fs.Stats;
+    try {
+      st = realFs.lstatSync(at.abs);
+    } catch {
+      return;
+    }
+    if (st.isSymbolicLink()) {
+      this.emit(at, { op: 'symlink', target: realFs.readlinkSync(at.abs, 'utf8') });
+    } else if (st.isFile()) {
+      this.emit(at, { op: 'put', mode: st.mode & 0o7777 }, realFs.readFileSync(at.abs));
+    } else if (st.isDirectory()) {
+      this.emit(at, { op: 'mkdir', mode: st.mode & 0o7777 });
+      for (const name of realFs.readdirSync(at.abs)) {
+        this.snapshotTree({ root: at.root, rel: `${at.rel}/${name}`, abs: path.join(at.abs, name) });
+      }
+    }
+  }
+
+  private emit(at: Located, op: Op, data?: Buffer): void {
+    if (this.quietDirs.length > 0 && this.isQuiet(at.abs)) return;
+    this.sink.record(at.root, at.rel, op, data);
+  }
+
+  private isQuiet(abs: string): boolean {
+    for (const q of this.quietDirs) if (abs === q || abs.startsWith(q + path.sep)) return true;
+    return false;
+  }
+
+  /** Descriptors open on a renamed object follow it to its new name. */
+  private moveOpenFiles(fromAbs: string, to: Located): void {
+    for (const f of this.fds.open) {
+      if (f.at.abs === fromAbs || f.at.abs.startsWith(fromAbs + path.sep)) {
+        const tail = f.at.abs.slice(fromAbs.length);
+        f.at = { root: to.root, rel: to.rel + tail.split(path.sep).join('/'), abs: to.abs + tail };
+      }
+    }
+  }
+
+  /** Writes through descriptors of removed files change nothing the standby can see. */
+  private forgetUnder(abs: string): void {
+    for (const f of this.fds.open) {
+      if (f.at.abs === abs || f.at.abs.startsWith(abs + path.sep)) f.detached = true;
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

@@ -1,0 +1,141 @@
+import type { Recipe } from './wrap';
+import { dataBytes, flagOption, openFlags, readIsPositioned, truncateLength, vectorBytes, writeArgs } from './args';
+
+/**
+ * What the agent wraps, as data. Each row names an fs function, the shapes it
+ * comes in on Node 20 (`fs.nameSync`, callback `fs.name`, `fs.promises.name`),
+ * and the recipe that journals a successful call. Recipes see the arguments
+ * without the callback and the call's first result.
+ */
+export interface FsRow {
+  name: string;
+  sync?: boolean;
+  callback?: boolean;
+  promise?: boolean;
+  /** Runs before the call: for closes, whose descriptor number may be reused as soon as the call is made. */
+  before?: Recipe;
+  after?: Recipe;
+  /** Index of a path argument below which nothing is journaled while an async call runs. */
+  quietArg?: number;
+}
+
+const isFd = (v: unknown): v is number => typeof v === 'number';
+
+/** writeFile / appendFile, on a path or a descriptor. */
+function writeWhole(defaultFlag: string): Recipe {
+  return (r, [file, data, options]) => {
+    const bytes = dataBytes(data, options);
+    if (isFd(file)) {
+      const f = r.fds.get(file);
+      if (bytes !== undefined) r.wrote(f, bytes, null, file);
+      else r.rewrote(f);
+      return;
+    }
+    if (flagOption(options, defaultFlag).includes('a') && bytes !== undefined) r.append(file, bytes);
+    else r.put(file, bytes);
+  };
+}
+
+const write: Recipe = (r, [fd, buffer, a, b, c], written) => {
+  const { data, position } = writeArgs(buffer, a, b, c);
+  r.wrote(r.fds.get(fd), data.subarray(0, Number(written)), position, fd as number);
+};
+
+const writev: Recipe = (r, [fd, buffers, position], written) => {
+  r.wrote(r.fds.get(fd), vectorBytes(buffers, Number(written)), typeof position === 'number' ? position : null, fd as number);
+};
+
+const read: Recipe = (r, args, bytesRead) => {
+  const f = r.fds.get(args[0]);
+  if (f !== undefined && !readIsPositioned(args, 4)) r.read(f, Number(bytesRead));
+};
+
+const readv: Recipe = (r, args, bytesRead) => {
+  const f = r.fds.get(args[0]);
+  if (f !== undefined && !readIsPositioned(args, 2)) r.read(f, Number(bytesRead));
+};
+
+const remove: Recipe = (r, [p]) => r.remove(p);
+
+/** Node 20's fs, function by function. Unlisted changes (utimes, chown) are not replicated yet. */
+export const FS_ROWS: readonly FsRow[] = [
+  { name: 'writeFile', sync: true, callback: true, promise: true, after: writeWhole('w') },
+  { name: 'appendFile', sync: true, callback: true, promise: true, after: writeWhole('a') },
+  { name: 'write', sync: true, callback: true, after: write },
+  { name: 'writev', sync: true, callback: true, after: writev },
+  {
+    name: 'truncate', sync: true, callback: true, promise: true,
+    // truncate(fd) is deprecated (DEP0081) but still works on Node 20.
+    after: (r, [p, len]) => (isFd(p) ? r.ftruncate(r.fds.get(p), truncateLength(len)) : r.truncate(p, truncateLength(len))),
+  },
+  { name: 'ftruncate', sync: true, callback: true, after: (r, [fd, len]) => r.ftruncate(r.fds.get(fd), truncateLength(len)) },
+  { name: 'rename', sync: true, callback: true, promise: true, after: (r, [from, to]) => r.rename(from, to) },
+  { name: 'unlink', sync: true, callback: true, promise: true, after: remove },
+  { name: 'rmdir', sync: true, callback: true, promise: true, after: remove },
+  { name: 'rm', sync: true, callback: true, promise: true, after: remove },
+  {
+    name: 'mkdir', sync: true, callback: true, promise: true,
+    after: (r, [p, options], first) => r.mkdir(p, typeof options === 'object' && options !== null && (options as { recursive?: boolean }).recursive === true, first),
+  },
+  { name: 'mkdtemp', sync: true, callback: true, promise: true, after: (r, _args, made) => r.mkdir(made, false, made) },
+  { name: 'copyFile', sync: true, callback: true, promise: true, after: (r, [, dest]) => r.copied(dest) },
+  // cp is experimental on Node 20 and built from the other fs functions; the outer call journals the result.
+  { name: 'cp', sync: true, callback: true, promise: true, quietArg: 1, after: (r, [, dest]) => r.copied(dest) },
+  { name: 'symlink', sync: true, callback: true, promise: true, after: (r, [target, p]) => r.symlink(target, p) },
+  { name: 'link', sync: true, callback: true, promise: true, after: (r, [existing, p]) => r.link(existing, p) },
+  { name: 'chmod', sync: true, callback: true, promise: true, after: (r, [p]) => r.chmod(p) },
+  { name: 'fchmod', sync: true, callback: true, after: (r, [fd]) => r.fchmod(r.fds.get(fd)) },
+  { name: 'open', sync: true, callback: true, after: (r, [p, flags], fd) => r.opened(p, openFlags(flags), fd as number) },
+  { name: 'close', sync: true, callback: true, before: (r, [fd]) => { if (isFd(fd)) r.fds.set(fd, undefined); } },
+  { name: 'read', sync: true, callback: true, after: read },
+  { name: 'readv', sync: true, callback: true, after: readv },
+  // readFile(fd) moves the descriptor's position through Node's binding, out of our sight.
+  { name: 'readFile', sync: true, callback: true, before: (r, [p]) => { if (isFd(p)) r.read(r.fds.get(p), null); } },
+];
+
+/** FileHandle methods (fs.promises.open's result); `self` is the handle. */
+export const FILEHANDLE_ROWS: readonly FsRow[] = [
+  {
+    name: 'write', promise: true,
+    after: (r, [buffer, a, b, c], res, self) => {
+      const { data, position } = writeArgs(buffer, a, b, c);
+      const n = (res as { bytesWritten: number }).bytesWritten;
+      r.wrote(r.fds.handle(self as object), data.subarray(0, n), position, (self as { fd: number }).fd);
+    },
+  },
+  {
+    name: 'writev', promise: true,
+    after: (r, [buffers, position], res, self) => {
+      const n = (res as { bytesWritten: number }).bytesWritten;
+      r.wrote(r.fds.handle(self as object), vectorBytes(buffers, n), typeof position === 'number' ? position : null, (self as { fd: number }).fd);
+    },
+  },
+  // A handle's writeFile/appendFile write from its current position (Node docs, filehandle.writeFile).
+  { name: 'writeFile', promise: true, after: handleWhole },
+  { name: 'appendFile', promise: true, after: handleWhole },
+  { name: 'truncate', promise: true, after: (r, [len], _res, self) => r.ftruncate(r.fds.handle(self as object), truncateLength(len)) },
+  { name: 'chmod', promise: true, after: (r, _args, _res, self) => r.fchmod(r.fds.handle(self as object)) },
+  {
+    name: 'read', promise: true,
+    after: (r, args, res, self) => {
+      const f = r.fds.handle(self as object);
+      if (f !== undefined && !readIsPositioned(args, 3)) r.read(f, (res as { bytesRead: number }).bytesRead);
+    },
+  },
+  {
+    name: 'readv', promise: true,
+    after: (r, args, res, self) => {
+      const f = r.fds.handle(self as object);
+      if (f !== undefined && !readIsPositioned(args, 1)) r.read(f, (res as { bytesRead: number }).bytesRead);
+    },
+  },
+  { name: 'readFile', promise: true, before: (r, _args, _res, self) => r.read(r.fds.handle(self as object), null) },
+  { name: 'close', promise: true, before: (r, _args, _res, self) => r.fds.dropHandle(self as object) },
+];
+
+function handleWhole(...[r, [data, options], , self]: Parameters<Recipe>): void {
+  const f = r.fds.handle(self as object);
+  const bytes = dataBytes(data, options);
+  if (bytes !== undefined) r.wrote(f, bytes, null, (self as { fd: number }).fd);
+  else r.rewrote(f);
+}

@@ -1,0 +1,136 @@
+import shimmer from 'shimmer';
+import type { Recorder } from '../recorder';
+import { warnOnce } from '../log';
+
+/** What to journal once a call succeeded: its arguments (callback removed), its result, its `this`. */
+export type Recipe = (r: Recorder, args: unknown[], result: unknown, self: unknown) => void;
+
+type Fn = (this: unknown, ...args: unknown[]) => unknown;
+
+/** Runs a recipe with the agent's own fs use suppressed; a failure of ours is said once, never thrown into the host. */
+function journal(r: Recorder, recipe: Recipe, args: unknown[], result: unknown, self: unknown): void {
+  r.depth++;
+  try {
+    recipe(r, args, result, self);
+  } catch (err) {
+    warnOnce(`journal:${(err as Error).message}`, `a change was made but could not be journaled: ${(err as Error).message}`);
+  } finally {
+    r.depth--;
+  }
+}
+
+/** Wrapper for a synchronous function. */
+export function syncWrapper(r: Recorder, orig: Fn, after: Recipe | undefined, before?: Recipe): Fn {
+  return function (this: unknown, ...args: unknown[]) {
+    if (r.depth > 0) return orig.apply(this, args);
+    if (before !== undefined) journal(r, before, args, undefined, this);
+    r.depth++;
+    let result: unknown;
+    try {
+      result = orig.apply(this, args);
+    } finally {
+      r.depth--;
+    }
+    if (after !== undefined) journal(r, after, args, result, this);
+    return result;
+  };
+}
+
+/**
+ * Wrapper for a callback-last function: journals in the callback, before the
+ * caller's callback runs. `quietArg` names a path argument under which changes
+ * are not journaled while the call runs (fs.cp does its work through the public
+ * fs.promises functions, after our wrapper has returned; its result is journaled whole).
+ */
+export function callbackWrapper(r: Recorder, orig: Fn, after: Recipe | undefined, before?: Recipe, quietArg?: number): Fn {
+  return function (this: unknown, ...args: unknown[]) {
+    const cb = args[args.length - 1];
+    // A call Node will reject (no callback) or one made by fs itself goes straight through.
+    if (r.depth > 0 || typeof cb !== 'function') return orig.apply(this, args);
+    const callArgs = args.slice(0, -1);
+    if (before !== undefined) journal(r, before, callArgs, undefined, this);
+    const quiet = quietArg === undefined ? undefined : r.quiet(callArgs[quietArg]);
+    const wrapped = after === undefined && quiet === undefined ? cb : function (this: unknown, err: unknown, ...results: unknown[]) {
+      quiet?.();
+      if ((err === null || err === undefined) && after !== undefined) journal(r, after, callArgs, results[0], undefined);
+      return (cb as Fn).call(this, err, ...results);
+    };
+    r.depth++;
+    try {
+      return orig.apply(this, [...callArgs, wrapped]);
+    } catch (err) {
+      quiet?.();
+      throw err;
+    } finally {
+      r.depth--;
+    }
+  };
+}
+
+/** Wrapper for a promise-returning function (fs.promises and FileHandle methods); `quietArg` as for callbacks. */
+export function promiseWrapper(r: Recorder, orig: Fn, after: Recipe | undefined, before?: Recipe, quietArg?: number): Fn {
+  return function (this: unknown, ...args: unknown[]) {
+    if (r.depth > 0) return orig.apply(this, args);
+    if (before !== undefined) journal(r, before, args, undefined, this);
+    const quiet = quietArg === undefined ? undefined : r.quiet(args[quietArg]);
+    r.depth++;
+    let p: unknown;
+    try {
+      p = orig.apply(this, args);
+    } catch (err) {
+      quiet?.();
+      throw err;
+    } finally {
+      r.depth--;
+    }
+    if (!(p instanceof Promise)) {
+      quiet?.();
+      return p;
+    }
+    if (after === undefined && quiet === undefined) return p;
+    const self = this;
+    return p.then((result: unknown) => {
+      quiet?.();
+      if (after !== undefined) journal(r, after, args, result, self);
+      return result;
+    }, (err: unknown) => {
+      quiet?.();
+      throw err;
+    });
+  };
+}
+
+/**
+ * Replaces `target[name]` with `make(original)`, idempotently (a second install
+ * unwraps first), keeping every own property of the original (name, length,
+ * realpath.native, the promisify symbols) so callers cannot tell.
+ */
+export function patch(target: object, name: string, make: (orig: Fn) => Fn): boolean {
+  const t = target as Record<string, unknown>;
+  const current = t[name] as (Fn & { __wrapped?: boolean }) | undefined;
+  if (typeof current !== 'function') return false;
+  if (current.__wrapped === true) shimmer.unwrap(t, name);
+  shimmer.wrap(t, name, (orig: unknown) => copyOwnProperties(make(orig as Fn), orig as Fn));
+  return true;
+}
+
+/** Puts back what `patch` replaced, if it is still ours. */
+export function unpatch(target: object, name: string): void {
+  const current = (target as Record<string, unknown>)[name] as { __wrapped?: boolean } | undefined;
+  if (current?.__wrapped === true) shimmer.unwrap(target as Record<string, unknown>, name);
+}
+
+function copyOwnProperties(wrapper: Fn, orig: Fn): Fn {
+  for (const key of Reflect.ownKeys(orig)) {
+    if (key === 'prototype' || key === '__wrapped' || key === '__original' || key === '__unwrap') continue;
+    const d = Reflect.getOwnPropertyDescriptor(orig, key);
+    if (d !== undefined) {
+      try {
+        Reflect.defineProperty(wrapper, key, d);
+      } catch {
+        // A non-configurable property on the wrapper: keep the wrapper's own.
+      }
+    }
+  }
+  return wrapper;
+}

@@ -1,0 +1,148 @@
+/**
+ * The shipper: a worker thread that tails the spool and publishes each entry to
+ * JetStream with Nats-Msg-Id = name.epoch.seq, in order. It never touches the
+ * application's thread; the application only waits on it at exit (or in sync mode).
+ */
+import * as os from 'node:os';
+import { workerData } from 'node:worker_threads';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
+import { connectNats, ensureStream, openStateKv } from '../lib/nats';
+import { agentKey, appliedKey, journalSubject, msgId } from '../lib/subjects';
+import { SpoolCursor } from '../lib/spool-reader';
+import { readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState } from '../lib/spool';
+import { DEFAULTS, type NatsSettings } from '../lib/settings';
+import { ACKED, APPENDED, APPLIED, publishPosition, readPosition } from './shared-state';
+import { warnOnce } from './log';
+
+/** What the application thread hands the worker. */
+export interface ShipperData {
+  nats: NatsSettings;
+  stream: string;
+  name: string;
+  dir: string;
+  epoch: number;
+  mode: string;
+  shared: BigInt64Array;
+}
+
+interface InFlight { epoch: number; seq: number; ack: Promise<PubAck> }
+
+const data = workerData as ShipperData;
+const { shared, name, dir } = data;
+const subject = journalSubject(data.stream, name);
+const files = spoolFiles(dir);
+let ackedPos: AckedState = readJson<AckedState>(files.acked) ?? { epoch: 0, seq: 0 };
+let savedSeq = ackedPos.seq;
+
+async function main(): Promise<void> {
+  const nc = await connectNats(data.nats, `understudy-agent:${name}`, { waitOnFirstConnect: true });
+  await retry('create the stream', () => jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream)));
+  publishPosition(shared, ACKED, ackedPos.seq);
+  void heartbeats(nc);
+  const js = jetstream(nc);
+  const cursor = new SpoolCursor(dir, ackedPos.seq + 1);
+  let backoff = 100;
+  for (;;) {
+    const appended = readPosition(shared, APPENDED);
+    let records;
+    try {
+      records = cursor.read(appended);
+    } catch (err) {
+      // Corruption in the middle of the spool: say so loudly and keep everything; never skip.
+      warnOnce('spool-corrupt', `shipping of journal "${name}" stopped: ${(err as Error).message}`);
+      await sleep(5000);
+      cursor.seek(ackedPos.seq + 1);
+      continue;
+    }
+    if (records.length === 0) {
+      await Atomics.waitAsync(shared, APPENDED, BigInt(appended), 1000).value;
+      continue;
+    }
+    // Pipelined publishes; acknowledgements are taken in order, so acked never runs ahead of a hole.
+    const pending: InFlight[] = [];
+    let ok = true;
+    for (const r of records) {
+      const ack = js.publish(subject, r.entry, { msgID: msgId(name, r.epoch, r.seq) });
+      ack.catch(() => undefined);
+      pending.push({ epoch: r.epoch, seq: r.seq, ack });
+      if (pending.length >= DEFAULTS.maxInFlight) {
+        ok = await settle(pending.splice(0, pending.length - DEFAULTS.maxInFlight / 2));
+        if (!ok) break;
+      }
+    }
+    if (ok && (await settle(pending))) {
+      backoff = 100;
+      continue;
+    }
+    cursor.seek(ackedPos.seq + 1);
+    await sleep(backoff);
+    backoff = Math.min(backoff * 2, 5000);
+  }
+}
+
+/** Awaits acks in order; false (and a warning, once) at the first failure. */
+async function settle(batch: InFlight[]): Promise<boolean> {
+  for (const p of batch) {
+    try {
+      await p.ack;
+    } catch (err) {
+      warnOnce('publish', `journal "${name}" cannot reach JetStream (${(err as Error).message}); entries stay spooled and are shipped when it is back`);
+      return false;
+    }
+    ackedPos = { epoch: p.epoch, seq: p.seq };
+    publishPosition(shared, ACKED, p.seq);
+  }
+  return true;
+}
+
+/** Leaves the agent's position in the state bucket, saves the acked position, and follows the standby's applied position. */
+async function heartbeats(nc: NatsConnection): Promise<void> {
+  const kv = await retry('open the state bucket', () => openStateKv(nc, data.stream));
+  void followApplied(kv);
+  for (;;) {
+    if (ackedPos.seq !== savedSeq) {
+      writeJsonAtomic(files.acked, ackedPos);
+      savedSeq = ackedPos.seq;
+    }
+    const beat = {
+      name, epoch: data.epoch, mode: data.mode, pid: process.pid, host: os.hostname(),
+      appended: readPosition(shared, APPENDED), acked: ackedPos, time: Date.now(),
+    };
+    await kv.put(agentKey(name), JSON.stringify(beat)).catch(() => undefined);
+    await sleep(DEFAULTS.heartbeatMs);
+  }
+}
+
+/** The standby's applied position lets the spool drop what is safely applied there. */
+async function followApplied(kv: KV): Promise<void> {
+  for (;;) {
+    try {
+      const watch = await kv.watch({ key: appliedKey(name) });
+      for await (const e of watch) {
+        if (e.operation !== 'PUT') continue;
+        const applied = JSON.parse(e.string()) as { e: number; s: number };
+        publishPosition(shared, APPLIED, applied.s);
+        trimSegments(dir, applied);
+      }
+    } catch (err) {
+      warnOnce('applied-watch', `journal "${name}" cannot follow the standby's applied position: ${(err as Error).message}`);
+    }
+    await sleep(1000);
+  }
+}
+
+async function retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  for (let wait = 200; ; wait = Math.min(wait * 2, 5000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      warnOnce(`retry:${what}`, `journal "${name}" cannot ${what} yet (${(err as Error).message}); retrying`);
+      await sleep(wait);
+    }
+  }
+}
+
+main().catch((err: Error) => warnOnce('shipper', `shipper of journal "${name}" stopped: ${err.message}; entries stay spooled`));

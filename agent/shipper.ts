@@ -1,0 +1,45 @@
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { AgentSettings } from '../lib/settings';
+import { ACKED, APPENDED, createShared, publishPosition, readPosition, waitForPosition, APPLIED } from './shared-state';
+import type { ShipperData } from './shipper-worker';
+import { warnOnce } from './log';
+
+/** The application thread's handle on the shipper worker. */
+export class Shipper {
+  readonly shared = createShared();
+  private worker: Worker | undefined;
+
+  constructor(private readonly settings: AgentSettings, private readonly dir: string, private readonly epoch: number) {}
+
+  /** Starts the worker; it must not keep the application alive, nor load the agent again. */
+  start(lastSeq: number): void {
+    publishPosition(this.shared, APPENDED, lastSeq);
+    const data: ShipperData = {
+      nats: this.settings.nats, stream: this.settings.stream, name: this.settings.name,
+      dir: this.dir, epoch: this.epoch, mode: this.settings.mode, shared: this.shared,
+    };
+    this.worker = new Worker(path.join(__dirname, 'shipper-worker.js'), { workerData: data, execArgv: [], stdout: false, stderr: false });
+    this.worker.unref();
+    this.worker.on('error', (err) => warnOnce('worker', `shipper stopped (${err.message}); entries stay spooled in ${this.dir}`));
+  }
+
+  /** Tells the worker a new entry is in the spool. */
+  notify(seq: number): void {
+    publishPosition(this.shared, APPENDED, seq);
+  }
+
+  /** Blocks until JetStream has every spooled entry or the timeout passes; true when all were shipped. */
+  flush(timeoutMs: number): boolean {
+    return waitForPosition(this.shared, ACKED, readPosition(this.shared, APPENDED), timeoutMs);
+  }
+
+  /** Positions as the two threads see them now. */
+  positions(): { appended: number; acked: number; applied: number } {
+    return {
+      appended: readPosition(this.shared, APPENDED),
+      acked: readPosition(this.shared, ACKED),
+      applied: readPosition(this.shared, APPLIED),
+    };
+  }
+}

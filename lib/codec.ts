@@ -1,0 +1,108 @@
+import { crc32 } from 'node:zlib';
+import { DecodeError } from './errors';
+import { DATA_OPS, type Entry, type EntryHeader, type OpName } from './entry';
+
+/**
+ * Wire and spool form of an entry:
+ *   'USJ1' | u32 header length | header JSON | data | u32 CRC-32 of everything before it
+ * The checksum travels end to end: written by the agent, checked by the replayer.
+ */
+const MAGIC = 0x55534a31; // 'USJ1'
+const FIXED = 12; // magic + header length + trailing crc
+/** Headers are small; anything larger is hostile or broken. */
+export const MAX_HEADER_BYTES = 64 * 1024;
+
+/** Encodes an entry; the result is self-checking. */
+export function encodeEntry(header: EntryHeader, data: Buffer = EMPTY): Buffer {
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const out = Buffer.allocUnsafe(FIXED + json.length + data.length);
+  out.writeUInt32BE(MAGIC, 0);
+  out.writeUInt32BE(json.length, 4);
+  json.copy(out, 8);
+  data.copy(out, 8 + json.length);
+  const end = out.length - 4;
+  out.writeUInt32BE(crc32(out.subarray(0, end)), end);
+  return out;
+}
+
+/** Decodes and validates an entry; throws DecodeError naming what is wrong. */
+export function decodeEntry(buf: Uint8Array): Entry {
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (b.length < FIXED) throw new DecodeError(`entry is ${b.length} bytes, shorter than the ${FIXED}-byte frame`);
+  if (b.readUInt32BE(0) !== MAGIC) throw new DecodeError('entry does not start with the USJ1 magic');
+  const hlen = b.readUInt32BE(4);
+  if (hlen > MAX_HEADER_BYTES || FIXED + hlen > b.length) {
+    throw new DecodeError(`entry header length ${hlen} does not fit in ${b.length} bytes`);
+  }
+  const end = b.length - 4;
+  const want = b.readUInt32BE(end);
+  const got = crc32(b.subarray(0, end));
+  if (want !== got) throw new DecodeError(`entry checksum mismatch (stored ${want.toString(16)}, computed ${got.toString(16)})`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(b.toString('utf8', 8, 8 + hlen));
+  } catch (err) {
+    throw new DecodeError('entry header is not JSON', { cause: err });
+  }
+  const header = checkHeader(parsed);
+  const data = b.subarray(8 + hlen, end);
+  if (data.length > 0 && !DATA_OPS.has(header.op)) throw new DecodeError(`${header.op} entry carries ${data.length} data bytes`);
+  return { header, data };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function nat(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+function str(v: unknown, max = 4096): v is string {
+  return typeof v === 'string' && v.length <= max;
+}
+function mode(v: unknown): v is number {
+  return nat(v) && v <= 0o7777;
+}
+
+/** Fields each operation must have, with their checks. */
+const OP_FIELDS: Record<OpName, Record<string, (v: unknown) => boolean>> = {
+  put: { mode },
+  append: { at: nat },
+  pwrite: { at: nat },
+  truncate: { size: nat },
+  mkdir: { mode },
+  rm: {},
+  rename: { toRoot: (v) => str(v, 64), to: (v) => str(v) },
+  symlink: { target: (v) => str(v) && v !== '' },
+  link: { fromRoot: (v) => str(v, 64), from: (v) => str(v) },
+  chmod: { mode },
+};
+
+function checkHeader(v: unknown): EntryHeader {
+  if (!isObj(v)) throw new DecodeError('entry header is not an object');
+  const bad = (field: string): never => {
+    throw new DecodeError(`entry header field "${field}" is missing or invalid`);
+  };
+  if (!str(v.j, 128) || v.j === '') bad('j');
+  if (!nat(v.e)) bad('e');
+  if (!nat(v.s) || v.s === 0) bad('s');
+  if (!nat(v.t)) bad('t');
+  if (!str(v.r, 64) || v.r === '') bad('r');
+  if (!str(v.p)) bad('p');
+  if (typeof v.op !== 'string' || !Object.hasOwn(OP_FIELDS, v.op)) {
+    throw new DecodeError(`entry operation "${String(v.op)}" is unknown`);
+  }
+  for (const [field, check] of Object.entries(OP_FIELDS[v.op as OpName])) {
+    if (!check(v[field])) bad(field);
+  }
+  if (v.c !== undefined) {
+    const c = v.c;
+    if (!isObj(c) || !nat(c.first) || !nat(c.i) || !nat(c.n) || !nat(c.off) || !nat(c.total) ||
+        c.n < 2 || c.i >= c.n || c.off > c.total || (c.first as number) + (c.i as number) !== v.s) {
+      bad('c');
+    }
+    if (!DATA_OPS.has(v.op as OpName)) bad('c');
+  }
+  return v as unknown as EntryHeader;
+}

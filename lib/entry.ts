@@ -1,0 +1,66 @@
+/**
+ * The journal's vocabulary: one Entry per change to one object, addressed as
+ * (root name, relative POSIX path). Every field is checked by the codec on decode.
+ */
+
+/** Whole content replaced; `mode` is the permission bits the primary has after the change. */
+export interface PutOp { op: 'put'; mode: number }
+/** Bytes appended; `at` is the offset they landed at on the primary, so a re-apply is idempotent. */
+export interface AppendOp { op: 'append'; at: number }
+/** Bytes written at an offset through a descriptor. */
+export interface PwriteOp { op: 'pwrite'; at: number }
+export interface TruncateOp { op: 'truncate'; size: number }
+export interface MkdirOp { op: 'mkdir'; mode: number }
+/** Remove whatever is at the path, recursively for a directory. */
+export interface RmOp { op: 'rm' }
+export interface RenameOp { op: 'rename'; toRoot: string; to: string }
+/** A symbolic link; the target is kept verbatim and never followed on the standby. */
+export interface SymlinkOp { op: 'symlink'; target: string }
+/** A hard link at `path` to the existing object `fromRoot`/`from`. */
+export interface LinkOp { op: 'link'; fromRoot: string; from: string }
+export interface ChmodOp { op: 'chmod'; mode: number }
+
+export type Op = PutOp | AppendOp | PwriteOp | TruncateOp | MkdirOp | RmOp | RenameOp | SymlinkOp | LinkOp | ChmodOp;
+export type OpName = Op['op'];
+
+/** Operations that carry bytes. */
+export const DATA_OPS: ReadonlySet<OpName> = new Set<OpName>(['put', 'append', 'pwrite']);
+
+/** Where one chunk of a large entry's data goes: chunk `i` of `n`, at byte `off` of `total`, begun by entry `first`. */
+export interface Chunk { first: number; i: number; n: number; off: number; total: number }
+
+/** Identity and position of an entry in its journal. */
+export interface EntryHead {
+  /** Journal name (one per process). */
+  j: string;
+  /** Epoch: one per process start; grows across restarts. */
+  e: number;
+  /** Sequence: grows by one per entry and never goes back within a journal. */
+  s: number;
+  /** Wall clock of the change on the primary, ms since 1970. */
+  t: number;
+  /** Root name. */
+  r: string;
+  /** Path relative to the root, POSIX separators, no `.` or `..` segments. */
+  p: string;
+  /** Present when the entry is one chunk of a larger change. */
+  c?: Chunk;
+}
+
+export type EntryHeader = EntryHead & Op;
+
+/** A decoded entry: header plus its bytes (empty for operations without data). */
+export interface Entry {
+  header: EntryHeader;
+  data: Buffer;
+}
+
+/** Orders positions: negative when a is before b. */
+export function comparePosition(a: { e: number; s: number }, b: { e: number; s: number }): number {
+  return a.e !== b.e ? a.e - b.e : a.s - b.s;
+}
+
+/** `epoch.seq`, the form positions are shown and de-duplicated in. */
+export function positionLabel(h: { j?: string; e: number; s: number }): string {
+  return h.j === undefined ? `${h.e}.${h.s}` : `${h.j}.${h.e}.${h.s}`;
+}

@@ -1,0 +1,89 @@
+import * as fs from 'node:fs';
+import {
+  connect,
+  credsAuthenticator,
+  nkeyAuthenticator,
+  tokenAuthenticator,
+  usernamePasswordAuthenticator,
+  type Authenticator,
+  type NatsConnection,
+  type NodeConnectionOptions,
+} from '@nats-io/transport-node';
+import { DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { DEFAULTS, type NatsSettings } from './settings';
+import { TransportError } from './errors';
+import { journalPrefix, stateBucket } from './subjects';
+
+/** Connection options for a NATS client with the configured authentication and TLS. */
+export function connectionOptions(s: NatsSettings, clientName: string): NodeConnectionOptions {
+  const authenticator: Authenticator[] = [];
+  const read = (file: string, what: string): Uint8Array => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new TransportError(`cannot read ${what} file ${file}`, { cause: err });
+    }
+  };
+  if (s.creds !== undefined) authenticator.push(credsAuthenticator(read(s.creds, 'UNDERSTUDY_NATS_CREDS')));
+  if (s.nkey !== undefined) authenticator.push(nkeyAuthenticator(read(s.nkey, 'UNDERSTUDY_NATS_NKEY')));
+  if (s.token !== undefined) authenticator.push(tokenAuthenticator(s.token));
+  if (s.user !== undefined && s.pass !== undefined) authenticator.push(usernamePasswordAuthenticator(s.user, s.pass));
+  return {
+    servers: s.url.split(',').map((u) => u.trim()),
+    name: clientName,
+    authenticator: authenticator.length > 0 ? authenticator : undefined,
+    tls: s.ca !== undefined ? { caFile: s.ca } : undefined,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  };
+}
+
+/** Connects to NATS; the error names the servers tried. */
+export async function connectNats(s: NatsSettings, clientName: string, opts: Partial<NodeConnectionOptions> = {}): Promise<NatsConnection> {
+  try {
+    return await connect({ ...connectionOptions(s, clientName), ...opts });
+  } catch (err) {
+    throw new TransportError(`cannot connect to NATS at ${s.url}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Creates the journal stream if it is missing. File storage and `discard: new`
+ * so that a full stream refuses publishes (the agent keeps them spooled)
+ * instead of silently evicting entries the standby has not applied.
+ */
+export async function ensureStream(jsm: JetStreamManager, stream: string): Promise<StreamInfo> {
+  try {
+    const info = await jsm.streams.info(stream);
+    if (info.config.discard !== DiscardPolicy.New) {
+      throw new TransportError(`stream ${stream} exists with discard: ${info.config.discard}; understudy needs discard: new so entries are never evicted unseen`);
+    }
+    return info;
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
+  }
+  try {
+    return await jsm.streams.add({
+      name: stream,
+      subjects: [`${journalPrefix(stream)}.*`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.New,
+      max_bytes: DEFAULTS.streamMaxBytes,
+      duplicate_window: DEFAULTS.duplicateWindowMs * 1_000_000,
+    });
+  } catch (err) {
+    // Two processes may race to create it; the loser reads what the winner made.
+    if (err instanceof JetStreamApiError) {
+      const info = await jsm.streams.info(stream).catch(() => undefined);
+      if (info !== undefined) return info;
+    }
+    throw new TransportError(`cannot create stream ${stream}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Opens (creating if needed) the bucket where positions are left for `status`. */
+export async function openStateKv(nc: NatsConnection, stream: string): Promise<KV> {
+  return new Kvm(nc).create(stateBucket(stream), { history: 1, storage: StorageType.File });
+}

@@ -1,0 +1,160 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { SettingsError } from './errors';
+import { parseRoots, type Root } from './roots';
+import { validJournalName } from './subjects';
+
+/** Every default lives here and nowhere else. */
+export const DEFAULTS = {
+  natsUrl: 'nats://127.0.0.1:4222',
+  stream: 'UNDERSTUDY',
+  mode: 'async' as Mode,
+  spoolDir: path.join(os.homedir(), '.understudy', 'spool'),
+  stateDir: path.join(os.homedir(), '.understudy', 'state'),
+  /** How long an exiting process may wait for its journal to reach JetStream. */
+  exitTimeoutMs: 5000,
+  /** How long a sync or strong call waits before UNDERSTUDY_ON_TIMEOUT applies. */
+  syncTimeoutMs: 5000,
+  onTimeout: 'fail' as OnTimeout,
+  /** Data per chunk; NATS's default max payload is 1 MiB and the header needs room. */
+  chunkBytes: 768 * 1024,
+  /** A spool segment is closed and a new one begun past this size. */
+  segmentBytes: 64 * 1024 * 1024,
+  /** Stream limits: discard new, so a full stream refuses instead of evicting. */
+  streamMaxBytes: 8 * 1024 * 1024 * 1024,
+  /** JetStream de-duplication window for Nats-Msg-Id. */
+  duplicateWindowMs: 10 * 60 * 1000,
+  /** Publishes in flight from the shipper at once. */
+  maxInFlight: 256,
+  heartbeatMs: 1000,
+} as const;
+
+export type Mode = 'async' | 'sync' | 'strong';
+export type OnTimeout = 'fail' | 'degrade';
+
+/** How to reach and authenticate to NATS; shared by agent and commands. */
+export interface NatsSettings {
+  url: string;
+  creds?: string;
+  nkey?: string;
+  token?: string;
+  user?: string;
+  pass?: string;
+  ca?: string;
+}
+
+export interface AgentSettings {
+  nats: NatsSettings;
+  roots: Root[];
+  name: string;
+  mode: Mode;
+  syncTimeoutMs: number;
+  onTimeout: OnTimeout;
+  spoolDir: string;
+  stream: string;
+  exclude: string[];
+  exitTimeoutMs: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads the NATS connection settings from UNDERSTUDY_NATS_* variables, with overrides. */
+export function natsSettings(env: Env, url?: string): NatsSettings {
+  const s: NatsSettings = { url: url ?? nonEmpty(env.UNDERSTUDY_NATS_URL) ?? DEFAULTS.natsUrl };
+  for (const u of s.url.split(',')) {
+    if (!/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u.trim()) && !/^[^\s/:]+:\d+$/.test(u.trim())) {
+      throw new SettingsError(`UNDERSTUDY_NATS_URL: "${u}" is not a nats://host:port URL`);
+    }
+  }
+  s.creds = absFile(env, 'UNDERSTUDY_NATS_CREDS');
+  s.nkey = absFile(env, 'UNDERSTUDY_NATS_NKEY');
+  s.ca = absFile(env, 'UNDERSTUDY_NATS_CA');
+  s.token = nonEmpty(env.UNDERSTUDY_NATS_TOKEN);
+  s.user = nonEmpty(env.UNDERSTUDY_NATS_USER);
+  s.pass = nonEmpty(env.UNDERSTUDY_NATS_PASS);
+  if ((s.user === undefined) !== (s.pass === undefined)) {
+    throw new SettingsError('UNDERSTUDY_NATS_USER and UNDERSTUDY_NATS_PASS must be set together');
+  }
+  return s;
+}
+
+/** Reads and validates the agent's settings; throws SettingsError naming the first bad variable. */
+export function agentSettings(env: Env, mainScript: string | undefined): AgentSettings {
+  const rootsSpec = nonEmpty(env.UNDERSTUDY_ROOTS);
+  if (rootsSpec === undefined) throw new SettingsError('UNDERSTUDY_ROOTS is not set: name=/abs/dir[,name=/abs/dir…]');
+  const roots = parseRoots(rootsSpec);
+  if (roots.length === 0) throw new SettingsError('UNDERSTUDY_ROOTS names no root');
+  const name = journalName(env.UNDERSTUDY_NAME, mainScript);
+  const mode = oneOf(env, 'UNDERSTUDY_MODE', ['async', 'sync', 'strong'] as const, DEFAULTS.mode);
+  const spoolDir = absFile(env, 'UNDERSTUDY_SPOOL_DIR') ?? DEFAULTS.spoolDir;
+  for (const r of roots) {
+    if (isWithin(spoolDir, r.dir) || isWithin(spoolDir, r.realDir)) {
+      throw new SettingsError(`UNDERSTUDY_SPOOL_DIR (${spoolDir}) lies inside root "${r.name}"; the spool must never be replicated`);
+    }
+  }
+  if (nonEmpty(env.UNDERSTUDY_SIGNING_KEY) !== undefined) {
+    // Fail closed: an operator who asked for signed entries must not get unsigned ones.
+    throw new SettingsError('UNDERSTUDY_SIGNING_KEY is set, but entry signing is not built in this version');
+  }
+  return {
+    nats: natsSettings(env),
+    roots,
+    name,
+    mode,
+    syncTimeoutMs: positiveInt(env, 'UNDERSTUDY_SYNC_TIMEOUT_MS', DEFAULTS.syncTimeoutMs),
+    onTimeout: oneOf(env, 'UNDERSTUDY_ON_TIMEOUT', ['fail', 'degrade'] as const, DEFAULTS.onTimeout),
+    spoolDir,
+    stream: streamName(env.UNDERSTUDY_STREAM),
+    exclude: (nonEmpty(env.UNDERSTUDY_EXCLUDE) ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    exitTimeoutMs: positiveInt(env, 'UNDERSTUDY_EXIT_TIMEOUT_MS', DEFAULTS.exitTimeoutMs),
+  };
+}
+
+/** The journal name: UNDERSTUDY_NAME, or the main script's base name. */
+export function journalName(given: string | undefined, mainScript: string | undefined): string {
+  const explicit = nonEmpty(given);
+  if (explicit !== undefined) {
+    if (!validJournalName(explicit)) throw new SettingsError(`UNDERSTUDY_NAME: "${explicit}" must be 1-128 of A-Z a-z 0-9 _ -`);
+    return explicit;
+  }
+  const base = mainScript === undefined ? 'node' : path.basename(mainScript).replace(/\.[cm]?[jt]s$/, '');
+  const cleaned = base.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 128);
+  return cleaned === '' ? 'node' : cleaned;
+}
+
+/** Validates a stream name (UNDERSTUDY_STREAM or --stream). */
+export function streamName(given: string | undefined): string {
+  const s = nonEmpty(given) ?? DEFAULTS.stream;
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(s)) throw new SettingsError(`UNDERSTUDY_STREAM: "${s}" must be 1-64 of A-Z a-z 0-9 _ -`);
+  return s;
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function oneOf<T extends string>(env: Env, key: string, allowed: readonly T[], dflt: T): T {
+  const v = nonEmpty(env[key]);
+  if (v === undefined) return dflt;
+  if (!(allowed as readonly string[]).includes(v)) throw new SettingsError(`${key}: "${v}" is not one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+function positiveInt(env: Env, key: string, dflt: number): number {
+  const v = nonEmpty(env[key]);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new SettingsError(`${key}: "${v}" is not a positive whole number`);
+  return n;
+}
+
+function absFile(env: Env, key: string): string | undefined {
+  const v = nonEmpty(env[key]);
+  if (v !== undefined && !path.isAbsolute(v)) throw new SettingsError(`${key}: "${v}" is not an absolute path`);
+  return v === undefined ? undefined : path.resolve(v);
+}
+
+function isWithin(p: string, dir: string): boolean {
+  const rel = path.relative(dir, p);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}

@@ -1,0 +1,145 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { JournalError } from './errors';
+import { decodeEntry } from './codec';
+import { comparePosition } from './entry';
+
+/**
+ * The spool: the agent's local log, and the source of truth until the standby
+ * has applied an entry. Segment files named by their first sequence number hold
+ * frames of
+ *   u32 entry length | u32 epoch | u64 seq | entry bytes (self-checking, see codec)
+ * The frame carries epoch and seq so the shipper need not decode the entry.
+ */
+
+export const FRAME_HEAD = 16;
+const SEG_EXT = '.seg';
+
+export interface SpoolRecord {
+  epoch: number;
+  seq: number;
+  entry: Buffer;
+}
+
+/** Segment files of a spool directory, oldest first. */
+export function listSegments(dir: string): { first: number; file: string }[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return names
+    .filter((n) => n.endsWith(SEG_EXT) && /^\d+$/.test(n.slice(0, -SEG_EXT.length)))
+    .map((n) => ({ first: Number(n.slice(0, -SEG_EXT.length)), file: path.join(dir, n) }))
+    .sort((a, b) => a.first - b.first);
+}
+
+/** Name of the segment that begins at `first`. */
+export function segmentFile(dir: string, first: number): string {
+  return path.join(dir, String(first).padStart(16, '0') + SEG_EXT);
+}
+
+/** The 16-byte head of the frame around an encoded entry. */
+export function frameHead(epoch: number, seq: number, entry: Buffer): Buffer {
+  const head = Buffer.allocUnsafe(FRAME_HEAD);
+  head.writeUInt32BE(entry.length, 0);
+  head.writeUInt32BE(epoch, 4);
+  head.writeBigUInt64BE(BigInt(seq), 8);
+  return head;
+}
+
+/** Outcome of reading frames from one segment buffer. */
+export interface ScanResult {
+  records: SpoolRecord[];
+  /** Bytes of whole, valid frames from the start. */
+  goodBytes: number;
+  /** Why scanning stopped before the end, if it did. */
+  problem?: string;
+}
+
+/** Reads frames from `buf`, checking each entry's checksum; stops at the first bad or partial frame. */
+export function scanFrames(buf: Buffer, verify = true): ScanResult {
+  const records: SpoolRecord[] = [];
+  let off = 0;
+  while (off < buf.length) {
+    if (buf.length - off < FRAME_HEAD) return { records, goodBytes: off, problem: `partial frame header at byte ${off}` };
+    const len = buf.readUInt32BE(off);
+    const epoch = buf.readUInt32BE(off + 4);
+    const seq = Number(buf.readBigUInt64BE(off + 8));
+    if (off + FRAME_HEAD + len > buf.length) return { records, goodBytes: off, problem: `partial entry at byte ${off} (seq ${seq})` };
+    const entry = buf.subarray(off + FRAME_HEAD, off + FRAME_HEAD + len);
+    if (verify) {
+      try {
+        const { header } = decodeEntry(entry);
+        if (header.s !== seq || header.e !== epoch) throw new Error(`frame says ${epoch}.${seq}, entry says ${header.e}.${header.s}`);
+      } catch (err) {
+        return { records, goodBytes: off, problem: `bad entry at byte ${off} (seq ${seq}): ${(err as Error).message}` };
+      }
+    }
+    records.push({ epoch, seq, entry });
+    off += FRAME_HEAD + len;
+  }
+  return { records, goodBytes: off };
+}
+
+/** Small JSON files of the spool, replaced atomically. */
+export function writeJsonAtomic(file: string, value: unknown): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(value));
+  fs.renameSync(tmp, file);
+}
+
+/** Reads a small JSON file, or undefined when it does not exist. */
+export function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new JournalError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Files of one journal's spool directory. */
+export function spoolFiles(dir: string) {
+  return {
+    lock: path.join(dir, 'lock'),
+    meta: path.join(dir, 'meta.json'),
+    acked: path.join(dir, 'acked.json'),
+  };
+}
+
+/** What the shipper has had acknowledged by JetStream, kept across restarts. */
+export interface AckedState { epoch: number; seq: number }
+/** The journal's identity across restarts. */
+export interface MetaState { epoch: number }
+
+/** Epoch and seq of the first frame of a segment, or undefined when it has none yet. */
+export function firstFrame(file: string): { e: number; s: number } | undefined {
+  const head = Buffer.alloc(FRAME_HEAD);
+  const fd = fs.openSync(file, 'r');
+  try {
+    if (fs.readSync(fd, head, 0, FRAME_HEAD, 0) < FRAME_HEAD) return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { e: head.readUInt32BE(4), s: Number(head.readBigUInt64BE(8)) };
+}
+
+/**
+ * Deletes segments whose every record is at or before `applied` (by epoch, then seq);
+ * never the newest segment, which the journal appends to.
+ */
+export function trimSegments(dir: string, applied: { e: number; s: number }): number {
+  const segs = listSegments(dir);
+  let removed = 0;
+  for (let i = 0; i + 1 < segs.length; i++) {
+    const next = firstFrame(segs[i + 1].file);
+    // The next segment's first record is applied, so everything in this one is too.
+    if (next === undefined || comparePosition(next, applied) > 0) break;
+    fs.rmSync(segs[i].file, { force: true });
+    removed++;
+  }
+  return removed;
+}

@@ -1,0 +1,46 @@
+/**
+ * Subject and identifier names. One stream holds every journal; each journal
+ * publishes on its own subject so a replayer (or a permission) can select it.
+ */
+
+const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** True when `name` can be a journal name (one NATS subject token). */
+export function validJournalName(name: string): boolean {
+  return TOKEN.test(name);
+}
+
+/** Subject prefix of every journal in a stream. */
+export function journalPrefix(stream: string): string {
+  return `understudy.${stream.toLowerCase()}.journal`;
+}
+
+/** Subject a journal's entries are published on. */
+export function journalSubject(stream: string, name: string): string {
+  return `${journalPrefix(stream)}.${name}`;
+}
+
+/** Subject filter of every journal in the stream. */
+export function allJournalsSubject(stream: string): string {
+  return `${journalPrefix(stream)}.*`;
+}
+
+/** The Nats-Msg-Id that makes a re-publish of the same entry a duplicate. */
+export function msgId(name: string, epoch: number, seq: number): string {
+  return `${name}.${epoch}.${seq}`;
+}
+
+/** Key-value bucket where agents and replayers leave their positions for `status`. */
+export function stateBucket(stream: string): string {
+  return `${stream}_STATE`;
+}
+
+/** KV key of what an agent last journaled and shipped. */
+export function agentKey(name: string): string {
+  return `agent.${name}`;
+}
+
+/** KV key of what the replayer last applied. */
+export function appliedKey(name: string): string {
+  return `applied.${name}`;
+}
