@@ -1,0 +1,227 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { EntryHeader } from '../../lib/entry';
+import { ApplyError } from '../../lib/errors';
+import { resolveInRoot } from '../safe-path';
+
+const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+
+/** An entry's bytes: in memory, or staged in a file when they came in chunks. */
+export type Data = { buf: Buffer; file?: undefined } | { file: string; buf?: undefined };
+
+/** Prefix of the replayer's temporary names; a crashed replayer's leftovers are found by it. */
+export const TEMP_PREFIX = '.understudy-';
+export const TEMP_SUFFIX = '.tmp';
+
+/**
+ * Applies file entries to the standby's roots. Files are replaced atomically
+ * (temporary file in the same directory, fsync, rename); the directories it
+ * touched are fsynced by `sync()` before the position that covers them is recorded.
+ * No symlink is ever followed: parents are checked by resolveInRoot, objects
+ * are opened with O_NOFOLLOW or replaced by rename.
+ */
+export class FsApplier {
+  private readonly touched = new Set<string>();
+
+  constructor(private readonly roots: ReadonlyMap<string, string>) {}
+
+  /** Applies one entry; throws ApplyError (or ConfinementError) naming what failed. */
+  apply(h: EntryHeader, data: Data): void {
+    let target: string;
+    try {
+      target = this.resolve(h.r, h.p, h.op !== 'rm' && h.op !== 'rename');
+    } catch (err) {
+      // Removing or moving from under a directory the standby does not have: nothing there to act on.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (h.op === 'rm') return;
+      if (h.op === 'rename' && lstatOrUndefined(this.resolve(h.toRoot, h.to, true)) !== undefined) return;
+      throw new ApplyError(`${h.op} of ${h.r}/${h.p}: a directory above it does not exist on the standby`);
+    }
+    switch (h.op) {
+      case 'put':
+        return this.put(target, h.mode, data);
+      case 'append':
+      case 'pwrite':
+        return this.writeAt(target, h.at, data);
+      case 'truncate':
+        return this.withFd(target, O_WRONLY | O_NOFOLLOW, (fd) => {
+          fs.ftruncateSync(fd, h.size);
+          fs.fsyncSync(fd);
+        });
+      case 'mkdir':
+        return this.mkdir(target, h.mode);
+      case 'rm':
+        fs.rmSync(target, { recursive: true, force: true });
+        this.touched.add(path.dirname(target));
+        return;
+      case 'rename':
+        return this.rename(target, this.resolve(h.toRoot, h.to, true));
+      case 'symlink':
+        return this.replaceWith(target, (tmp) => fs.symlinkSync(h.target, tmp));
+      case 'link':
+        return this.link(this.resolve(h.fromRoot, h.from, false), target);
+      case 'chmod':
+        return this.withFd(target, O_RDONLY | O_NOFOLLOW, (fd) => fs.fchmodSync(fd, h.mode));
+    }
+  }
+
+  /** Makes every rename and removal since the last call durable. */
+  sync(): void {
+    for (const dir of this.touched) {
+      let fd: number;
+      try {
+        fd = fs.openSync(dir, O_RDONLY);
+      } catch {
+        continue; // removed since; its parent was touched too
+      }
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    this.touched.clear();
+  }
+
+  private resolve(root: string, rel: string, makeParents: boolean): string {
+    const dir = this.roots.get(root);
+    if (dir === undefined) throw new ApplyError(`entry names root "${root}", which this replayer does not have (--root ${root}=/dir)`);
+    return resolveInRoot(dir, rel, makeParents);
+  }
+
+  private put(target: string, mode: number, data: Data): void {
+    if (data.file !== undefined) {
+      // Staged chunks: already complete and fsynced; one rename makes them visible at once.
+      fs.chmodSync(data.file, mode);
+      try {
+        fs.renameSync(data.file, target);
+        this.touched.add(path.dirname(target));
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      }
+      this.replaceWith(target, (tmp) => {
+        fs.copyFileSync(data.file, tmp, fs.constants.COPYFILE_EXCL);
+        fsyncFile(tmp, mode);
+      });
+      fs.rmSync(data.file, { force: true });
+      return;
+    }
+    this.replaceWith(target, (tmp) => {
+      const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+      try {
+        writeAll(fd, data.buf, 0);
+        fs.fchmodSync(fd, mode);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+  }
+
+  private writeAt(target: string, at: number, data: Data): void {
+    this.withFd(target, O_WRONLY | O_CREAT | O_NOFOLLOW, (fd) => {
+      if (data.buf !== undefined) writeAll(fd, data.buf, at);
+      else copyInto(data.file, fd, at);
+      fs.fsyncSync(fd);
+    });
+    if (data.file !== undefined) fs.rmSync(data.file, { force: true });
+  }
+
+  private mkdir(target: string, mode: number): void {
+    const st = lstatOrUndefined(target);
+    if (st !== undefined && !st.isDirectory()) fs.rmSync(target, { recursive: true, force: true });
+    if (st === undefined || !st.isDirectory()) {
+      fs.mkdirSync(target, { mode });
+      this.touched.add(path.dirname(target));
+    }
+    this.withFd(target, O_RDONLY | O_NOFOLLOW, (fd) => fs.fchmodSync(fd, mode));
+  }
+
+  private rename(from: string, to: string): void {
+    if (lstatOrUndefined(from) === undefined) {
+      // Re-applied after a crash between applying and recording it: the move already happened.
+      if (lstatOrUndefined(to) !== undefined) return;
+      throw new ApplyError(`rename source ${from} does not exist on the standby`);
+    }
+    fs.renameSync(from, to);
+    this.touched.add(path.dirname(from));
+    this.touched.add(path.dirname(to));
+  }
+
+  private link(from: string, to: string): void {
+    const src = fs.lstatSync(from);
+    const dst = lstatOrUndefined(to);
+    if (dst !== undefined && dst.ino === src.ino && dst.dev === src.dev) return;
+    this.replaceWith(to, (tmp) => {
+      try {
+        fs.linkSync(from, tmp);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+        fs.copyFileSync(from, tmp, fs.constants.COPYFILE_EXCL); // roots on different filesystems
+        fsyncFile(tmp, src.mode & 0o7777);
+      }
+    });
+  }
+
+  /** Builds the new object under a temporary name beside `target`, then renames it over. */
+  private replaceWith(target: string, build: (tmp: string) => void): void {
+    const tmp = path.join(path.dirname(target), `${TEMP_PREFIX}${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
+    try {
+      build(tmp);
+      fs.renameSync(tmp, target);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+    this.touched.add(path.dirname(target));
+  }
+
+  private withFd(target: string, flags: number, fn: (fd: number) => void): void {
+    const fd = fs.openSync(target, flags, 0o644);
+    try {
+      fn(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+function writeAll(fd: number, buf: Buffer, at: number): void {
+  for (let off = 0; off < buf.length;) off += fs.writeSync(fd, buf, off, buf.length - off, at + off);
+}
+
+function copyInto(file: string, fd: number, at: number): void {
+  const src = fs.openSync(file, O_RDONLY);
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  try {
+    for (let off = 0; ;) {
+      const n = fs.readSync(src, buf, 0, buf.length, off);
+      if (n === 0) break;
+      writeAll(fd, buf.subarray(0, n), at + off);
+      off += n;
+    }
+  } finally {
+    fs.closeSync(src);
+  }
+}
+
+function fsyncFile(file: string, mode: number): void {
+  const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW);
+  try {
+    fs.fchmodSync(fd, mode);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function lstatOrUndefined(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+import { SettingsError, UnderstudyError } from '../lib/errors';
+import { replay } from './commands/replay';
+import { inspect } from './commands/inspect';
+import { status } from './commands/status';
+
+type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
+
+/** One file per subcommand; the names are the user-facing contract. */
+const COMMANDS: Record<string, Command> = { replay, inspect, status };
+
+/** Named in the contract but not built in this version: say so plainly rather than pretend. */
+const NOT_BUILT = ['baseline', 'verify', 'watch', 'checkpoint', 'promote'];
+
+const HELP = `understudy <command> [flags]
+
+  replay     apply the journal to the standby's roots (--drain: until caught up)
+  inspect    print journal entries from the stream (--json)
+  status     positions of each journal: agent, stream, standby, and the lag
+
+Not built yet: ${NOT_BUILT.join(', ')}.
+Run "understudy <command> --help" for a command's flags.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(HELP);
+    return cmd === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[cmd];
+  if (run === undefined) {
+    if (NOT_BUILT.includes(cmd)) {
+      console.error(`understudy ${cmd}: not built in this version (see README, "What is not built yet")`);
+      return 2;
+    }
+    console.error(`understudy: unknown command "${cmd}"\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    return await run(rest, process.env);
+  } catch (err) {
+    const e = err as Error;
+    console.error(`understudy ${cmd}: ${e instanceof UnderstudyError ? e.message : e.stack ?? e.message}`);
+    return e instanceof SettingsError ? 2 : 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

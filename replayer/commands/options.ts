@@ -1,0 +1,54 @@
+import * as path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { SettingsError } from '../../lib/errors';
+import { parseRoots, type Root } from '../../lib/roots';
+import { DEFAULTS, journalName, natsSettings, streamName, type NatsSettings } from '../../lib/settings';
+
+/** Flags every command shares, each also read from its UNDERSTUDY_* variable. */
+export const COMMON_FLAGS = {
+  root: { type: 'string', multiple: true },
+  nats: { type: 'string' },
+  name: { type: 'string' },
+  stream: { type: 'string' },
+  state: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export interface CommonOptions {
+  nats: NatsSettings;
+  stream: string;
+  roots: Root[];
+  name?: string;
+  stateDir: string;
+}
+
+type Values = { root?: string[]; nats?: string; name?: string; stream?: string; state?: string };
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: typeof COMMON_FLAGS & O; allowPositionals: true; strict: true }>>;
+
+/** Parses a command's flags; unknown flags are an error that names them. */
+export function parse<O extends Options>(argv: string[], options: O): Parsed<O> {
+  try {
+    return parseArgs({ args: argv, options: { ...COMMON_FLAGS, ...options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new SettingsError((err as Error).message);
+  }
+}
+
+/** Resolves the shared settings from flags first, then the environment, then defaults. */
+export function common(values: Values, env: NodeJS.ProcessEnv, needRoots: boolean): CommonOptions {
+  const rootSpecs = values.root ?? (env.UNDERSTUDY_ROOTS ? [env.UNDERSTUDY_ROOTS] : []);
+  const roots = parseRoots(rootSpecs, values.root ? '--root' : 'UNDERSTUDY_ROOTS');
+  if (needRoots && roots.length === 0) throw new SettingsError('no root given: --root name=/abs/dir (or UNDERSTUDY_ROOTS)');
+  const givenName = values.name ?? env.UNDERSTUDY_NAME;
+  const state = values.state ?? env.UNDERSTUDY_STATE_DIR;
+  if (state !== undefined && !path.isAbsolute(state)) throw new SettingsError(`--state ${state} is not an absolute path`);
+  return {
+    nats: natsSettings(env, values.nats),
+    stream: streamName(values.stream ?? env.UNDERSTUDY_STREAM),
+    roots,
+    name: givenName === undefined || givenName === '' ? undefined : journalName(givenName, undefined),
+    stateDir: state ?? DEFAULTS.stateDir,
+  };
+}

@@ -1,0 +1,95 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { decodeEntry } from '../../lib/codec';
+import { SettingsError } from '../../lib/errors';
+import { connectNats, openStateKv } from '../../lib/nats';
+import { agentKey, appliedKey, journalSubject } from '../../lib/subjects';
+import { common, parse } from './options';
+
+export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
+
+For each journal: the agent's mode, last spooled and shipped entry and heartbeat age;
+the last entry in the stream; the last applied on the standby; the lag in entries and seconds.
+--max-lag N exits 1 when any journal is more than N entries behind (for monitoring).`;
+
+interface Row {
+  journal: string;
+  mode?: string;
+  agent_epoch?: number;
+  agent_last_seq?: number;
+  agent_shipped_seq?: number;
+  heartbeat_age_s?: number;
+  stream_last_seq?: number;
+  applied_seq?: number;
+  lag_entries?: number;
+  lag_seconds?: number;
+}
+
+/** `understudy status`. */
+export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parse(argv, { json: { type: 'boolean' }, 'max-lag': { type: 'string' } });
+  if (values.help === true) {
+    console.log(usage);
+    return 0;
+  }
+  const o = common(values, env, false);
+  const maxLag = values['max-lag'] === undefined ? undefined : Number(values['max-lag']);
+  if (maxLag !== undefined && (!Number.isSafeInteger(maxLag) || maxLag < 0)) throw new SettingsError(`--max-lag ${values['max-lag']} is not a whole number`);
+  const nc = await connectNats(o.nats, 'understudy-status');
+  const rows: Row[] = [];
+  try {
+    const kv = await openStateKv(nc, o.stream);
+    const jsm = await jetstreamManager(nc);
+    const names = new Set<string>();
+    for await (const k of await kv.keys()) {
+      const name = k.replace(/^(agent|applied)\./, '');
+      if (o.name === undefined || name === o.name) names.add(name);
+    }
+    if (o.name !== undefined) names.add(o.name);
+    const now = Date.now();
+    for (const name of [...names].sort()) {
+      const agent = json<{ epoch: number; mode: string; appended: number; acked: { seq: number }; time: number }>(await kv.get(agentKey(name)));
+      const applied = json<{ e: number; s: number; t: number }>(await kv.get(appliedKey(name)));
+      const last = await jsm.streams.getMessage(o.stream, { last_by_subj: journalSubject(o.stream, name) }).catch(() => null);
+      const lastHeader = last === null ? undefined : decodeEntry(last.data).header;
+      const row: Row = { journal: name };
+      if (agent !== undefined) {
+        Object.assign(row, { mode: agent.mode, agent_epoch: agent.epoch, agent_last_seq: agent.appended, agent_shipped_seq: agent.acked.seq, heartbeat_age_s: round((now - agent.time) / 1000) });
+      }
+      row.stream_last_seq = lastHeader?.s;
+      row.applied_seq = applied?.s;
+      const newest = Math.max(row.agent_last_seq ?? 0, row.stream_last_seq ?? 0);
+      row.lag_entries = Math.max(0, newest - (applied?.s ?? 0));
+      row.lag_seconds = row.lag_entries === 0 || lastHeader === undefined ? 0 : round((lastHeader.t - (applied?.t ?? lastHeader.t)) / 1000);
+      rows.push(row);
+    }
+  } finally {
+    await nc.close();
+  }
+  if (values.json === true) console.log(JSON.stringify(rows, null, 2));
+  else print(rows);
+  if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag)) return 1;
+  return 0;
+}
+
+function print(rows: Row[]): void {
+  if (rows.length === 0) {
+    console.log('no journals in this stream yet');
+    return;
+  }
+  const cols: [keyof Row, string][] = [
+    ['journal', 'JOURNAL'], ['mode', 'MODE'], ['agent_last_seq', 'SPOOLED'], ['agent_shipped_seq', 'SHIPPED'],
+    ['heartbeat_age_s', 'HEARTBEAT_AGE_S'], ['stream_last_seq', 'IN_STREAM'], ['applied_seq', 'APPLIED'],
+    ['lag_entries', 'LAG'], ['lag_seconds', 'LAG_S'],
+  ];
+  const cells = [cols.map(([, h]) => h), ...rows.map((r) => cols.map(([k]) => (r[k] === undefined ? '-' : String(r[k]))))];
+  const widths = cols.map((_, i) => Math.max(...cells.map((c) => c[i].length)));
+  for (const c of cells) console.log(c.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+function json<T>(e: { string(): string; operation: string } | null): T | undefined {
+  return e === null || e.operation !== 'PUT' ? undefined : (JSON.parse(e.string()) as T);
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}
