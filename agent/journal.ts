@@ -39,7 +39,12 @@ export class Journal implements JournalSink {
   /** Called after each append with the new last seq (the shipper's wake-up). */
   onAppend: (seq: number) => void = () => {};
 
-  constructor(spoolRoot: string, readonly name: string, private readonly chunkBytes = DEFAULTS.chunkBytes) {
+  constructor(
+    spoolRoot: string,
+    readonly name: string,
+    private readonly chunkBytes: number = DEFAULTS.chunkBytes,
+    private readonly segmentBytes: number = DEFAULTS.segmentBytes,
+  ) {
     this.dir = path.join(spoolRoot, name);
   }
 
@@ -112,7 +117,7 @@ export class Journal implements JournalSink {
   private append(entry: Buffer): void {
     const seq = this.seq + 1;
     const head = frameHead(this.epoch, seq, entry);
-    if (this.segBytes > 0 && this.segBytes + head.length + entry.length > DEFAULTS.segmentBytes) {
+    if (this.segBytes > 0 && this.segBytes + head.length + entry.length > this.segmentBytes) {
       fs.closeSync(this.fd);
       this.openSegment(segmentFile(this.dir, seq), 0);
     }

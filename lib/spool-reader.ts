@@ -63,11 +63,9 @@ export class SpoolCursor {
         if (this.nextSeq > lastSeq || bytes >= maxBytes) return out;
       }
       if (scan.records.length === 0) {
-        const frameLen = got >= FRAME_HEAD ? FRAME_HEAD + buf.readUInt32BE(0) : Infinity;
-        // The writer bumps the appended seq only after a whole frame is written, so a
-        // frame that is all there and still fails its checks is corruption, not a tail in progress.
-        if (frameLen <= size - start) throw new JournalError(`spool ${this.dir} is corrupt at seq ${this.nextSeq}: ${scan.problem}`);
-        break;
+        // Callers read only up to a seq the writer finished appending, so a frame
+        // that does not read back whole is corruption, not a tail still being written.
+        throw new JournalError(`spool ${this.dir} is corrupt at seq ${this.nextSeq}: ${scan.problem ?? 'unreadable frame'}`);
       }
     }
     return out;

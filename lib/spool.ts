@@ -2,7 +2,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { JournalError } from './errors';
 import { decodeEntry } from './codec';
-import { comparePosition } from './entry';
 
 /**
  * The spool: the agent's local log, and the source of truth until the standby
@@ -136,8 +135,9 @@ export function trimSegments(dir: string, applied: { e: number; s: number }): nu
   let removed = 0;
   for (let i = 0; i + 1 < segs.length; i++) {
     const next = firstFrame(segs[i + 1].file);
-    // The next segment's first record is applied, so everything in this one is too.
-    if (next === undefined || comparePosition(next, applied) > 0) break;
+    // This segment ends just before the next begins; its records' epochs are no later
+    // than the next one's first. Both bounds at or before `applied` mean all of it is applied.
+    if (next === undefined || next.e > applied.e || next.s - 1 > applied.s) break;
     fs.rmSync(segs[i].file, { force: true });
     removed++;
   }

@@ -91,6 +91,20 @@ export class FsApplier {
   }
 
   private put(target: string, mode: number, data: Data): void {
+    const st = lstatOrUndefined(target);
+    if (st !== undefined && st.isFile() && st.nlink > 1) {
+      // A rename would split the hard link; on the primary every name of the inode sees the new
+      // content, so here too: rewrite in place (a reader may see it half-written, as on the primary).
+      this.withFd(target, O_WRONLY | O_NOFOLLOW, (fd) => {
+        fs.ftruncateSync(fd, 0);
+        if (data.buf !== undefined) writeAll(fd, data.buf, 0);
+        else copyInto(data.file, fd, 0);
+        fs.fchmodSync(fd, mode);
+        fs.fsyncSync(fd);
+      });
+      if (data.file !== undefined) fs.rmSync(data.file, { force: true });
+      return;
+    }
     if (data.file !== undefined) {
       // Staged chunks: already complete and fsynced; one rename makes them visible at once.
       fs.chmodSync(data.file, mode);

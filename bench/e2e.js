@@ -1,0 +1,357 @@
+'use strict';
+/**
+ * End to end: an application under the agent writes, its shipper publishes to
+ * JetStream, a Replayer in another process applies to a standby directory.
+ * All on 127.0.0.1, with a nats-server of its own.
+ *
+ *  (a) throughput: N distinct 4 KiB files written with fs.writeFileSync as fast
+ *      as the application can; reported: the application's call rate, the rate
+ *      at which they reach JetStream (flush), the standby's apply rate, and
+ *      entries/s from the first write until the standby applied the last one.
+ *      Then a second, fresh replayer drains the same N from JetStream alone:
+ *      the apply rate with nothing else running.
+ *  (b) lag at a steady rate (default 1,000 writes/s for 20 s): per entry, from
+ *      the primary's journal time to (1) the apply on the standby and (2) the
+ *      replayer's commit that made it durable; plus what the KV position that
+ *      `understudy status` reads says (appliedAt - t). p50/p99 and whether the
+ *      lag grew (first quarter against last quarter).
+ *
+ *   node bench/e2e.js
+ *   BENCH_E2E_N=20000 BENCH_LAG_RATE=1000 BENCH_LAG_SECONDS=20 node bench/e2e.js
+ *   BENCH_PROF=/abs/dir node bench/e2e.js   (CPU profiles of the app and the replayer, summarised)
+ */
+const fs = require('node:fs');
+const path = require('node:path');
+const c = require('./lib/common');
+
+const APP = path.join(__dirname, 'lib', 'e2e-app.js');
+const REPLAYER = path.join(__dirname, 'lib', 'e2e-replayer.js');
+
+/** Follows `applied.<name>` in the state bucket, as `understudy status` would read it. */
+async function watchApplied(url, name) {
+  const { connect } = require(require.resolve('@nats-io/transport-node', { paths: [c.REPO] }));
+  const { openStateKv } = c.requireDist('lib/nats.js');
+  const { appliedKey } = c.requireDist('lib/subjects.js');
+  const nc = await connect({ servers: url });
+  const kv = await openStateKv(nc, 'UNDERSTUDY');
+  const samples = [];
+  const waiters = [];
+  const watch = await kv.watch({ key: appliedKey(name) });
+  (async () => {
+    for await (const e of watch) {
+      if (e.operation !== 'PUT') continue;
+      const v = JSON.parse(e.string());
+      const seenAt = performance.timeOrigin + performance.now();
+      samples.push({ s: v.s, t: v.t, appliedAt: v.appliedAt, seenAt });
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        if (v.s >= waiters[i].seq) {
+          waiters[i].resolve({ ...v, seenAt });
+          waiters.splice(i, 1);
+        }
+      }
+    }
+  })().catch(() => undefined);
+  return {
+    samples,
+    until(seq, timeoutMs = 120_000) {
+      const hit = samples.find((x) => x.s >= seq);
+      if (hit) return Promise.resolve(hit);
+      return new Promise((resolve, reject) => {
+        const w = { seq, resolve: (v) => { clearTimeout(timer); resolve(v); } };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          reject(new Error(`applied.${name} did not reach ${seq} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiters.push(w);
+      });
+    },
+    async close() {
+      watch.stop();
+      await nc.close();
+    },
+  };
+}
+
+function profArgs(label) {
+  const dir = process.env.BENCH_PROF;
+  if (!dir) return [];
+  fs.mkdirSync(dir, { recursive: true });
+  return ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', `${label}.cpuprofile`];
+}
+
+/** Starts a replayer child and the KV watch; returns once both are there. */
+async function startReplayer(nats, name, label, drain = false) {
+  const standby = c.tempDir(`${label}-standby`);
+  const state = c.tempDir(`${label}-state`);
+  const rp = c.spawnIpc(REPLAYER, [JSON.stringify({ url: nats.url, standby, state, name, drain })], { execArgv: profArgs(`${label}-replayer`) });
+  const started = await rp.next('started', 30_000);
+  return { ...rp, standby, state, instrumented: started.instrumented };
+}
+
+/** Waits for the replayer to have applied `seq`: its own signal when it has one, else the KV position. */
+async function appliedAt(rp, kv, seq) {
+  if (rp.instrumented) {
+    const reached = rp.next('reached');
+    rp.child.send({ type: 'waitFor', seq });
+    return (await reached).at;
+  }
+  return (await kv.until(seq)).seenAt;
+}
+
+async function stopReplayer(rp) {
+  const result = rp.next('result');
+  rp.child.send({ type: 'stop' });
+  const r = await result;
+  await rp.exited;
+  return r;
+}
+
+/** Runs the app child through warm-up (applied on the standby), then its timed phase. */
+async function runApp(nats, name, args, rp, kv, label) {
+  const primary = c.tempDir(`${label}-primary`);
+  const spool = c.tempDir(`${label}-spool`);
+  const app = c.spawnIpc(APP, [...args, primary], {
+    agent: true,
+    execArgv: profArgs(`${label}-app`),
+    env: { UNDERSTUDY_NATS_URL: nats.url, UNDERSTUDY_ROOTS: `data=${primary}`, UNDERSTUDY_SPOOL_DIR: spool, UNDERSTUDY_NAME: name },
+  });
+  const warm = await app.next('warm', 60_000);
+  await appliedAt(rp, kv, warm.seq);
+  const done = app.next('done', 300_000);
+  app.child.send({ type: 'go' });
+  const result = await done;
+  const exit = await app.exited;
+  if (exit.code !== 0) throw new Error(`e2e-app exited with ${exit.code ?? exit.signal}\n${app.stderr()}`);
+  if (app.stderr().trim() !== '') console.log(`  (app: ${app.stderr().trim()})`);
+  if (!result.flushed) console.log('  warning: the app\'s flush did not complete');
+  return { ...result, primary, spool };
+}
+
+/** Compares every regular file of two trees; returns the count and the first difference. */
+function compareTrees(a, b) {
+  const names = fs.readdirSync(a).sort();
+  let files = 0;
+  for (const n of names) {
+    const pa = path.join(a, n);
+    const pb = path.join(b, n);
+    if (!fs.statSync(pa).isFile()) continue;
+    files++;
+    if (!fs.existsSync(pb)) return { files, same: false, why: `${n} missing on the standby` };
+    if (!fs.readFileSync(pa).equals(fs.readFileSync(pb))) return { files, same: false, why: `${n} differs` };
+  }
+  const extra = fs.readdirSync(b).filter((n) => !n.startsWith('.') && !names.includes(n));
+  if (extra.length > 0) return { files, same: false, why: `standby has ${extra.length} extra, e.g. ${extra[0]}` };
+  return { files, same: true };
+}
+
+/** Entries of the replayer's record whose journal seq lies in [first, last]. */
+function inRange(r, first, last) {
+  const idx = [];
+  for (let i = 0; i < r.s.length; i++) if (r.s[i] >= first && r.s[i] <= last) idx.push(i);
+  return idx;
+}
+
+async function throughput(nats, n, log) {
+  const name = 'bench-burst';
+  log(`## (a) throughput: ${c.fmt(n)} distinct 4 KiB files, fs.writeFileSync as fast as the app can`);
+  const kv = await watchApplied(nats.url, name);
+  const rp = await startReplayer(nats, name, 'burst');
+  try {
+    const app = await runApp(nats, name, ['burst', String(n)], rp, kv, 'burst');
+    const lastApplied = await appliedAt(rp, kv, app.last);
+    const lastDurable = await kv.until(app.last);
+    const r = await stopReplayer(rp);
+    const cmp = compareTrees(app.primary, rp.standby);
+    const entries = app.last - app.first + 1;
+    const out = {
+      n, entries,
+      callRate: entries / ((app.tCalls - app.t0) / 1000),
+      shipRate: entries / ((app.tFlushed - app.t0) / 1000),
+      endToEndRate: entries / ((lastApplied - app.t0) / 1000),
+      endToEndDurableRate: entries / ((lastDurable.appliedAt - app.t0) / 1000),
+      endToEndSeconds: (lastApplied - app.t0) / 1000,
+      standbyBehindAtFlushMs: lastApplied - app.tFlushed,
+      appCpuUsPerEntry: (app.cpuMs * 1000) / entries,
+      replayerCpuUsPerEntry: (r.cpuMs * 1000) / Math.max(1, r.summary.applied),
+      verified: cmp,
+      instrumented: r.instrumented,
+    };
+    if (r.instrumented) {
+      const idx = inRange(r, app.first, app.last);
+      const first = r.applied[idx[0]];
+      out.followApplyRate = (idx.length - 1) / ((r.applied[idx[idx.length - 1]] - first) / 1000);
+      out.firstApplyAfterMs = first - app.t0;
+      out.commits = r.commits;
+      out.commitMsAvg = r.commitMsTotal / Math.max(1, r.commits);
+    }
+    log(c.table([
+      ['measure', 'value'],
+      ['app fs.writeFileSync calls (agent-side rate)', `${c.fmt(out.callRate)} entries/s`],
+      ['in JetStream (first write → flush() returned)', `${c.fmt(out.shipRate)} entries/s`],
+      ...(r.instrumented ? [['standby apply rate while following', `${c.fmt(out.followApplyRate)} entries/s`]] : []),
+      ['end to end (first write → last applied on standby)', `${c.fmt(out.endToEndRate)} entries/s (${c.fmt(out.endToEndSeconds, 1)} s)`],
+      ['end to end, durable (→ KV applied.<name> appliedAt)', `${c.fmt(out.endToEndDurableRate)} entries/s`],
+      ['standby behind when the app\'s flush returned', `${c.fmt(out.standbyBehindAtFlushMs)} ms`],
+      ['app process CPU per entry (shipper thread incl.)', `${c.fmt(out.appCpuUsPerEntry, 1)} µs`],
+      ['replayer process CPU per entry', `${c.fmt(out.replayerCpuUsPerEntry, 1)} µs`],
+      ['standby == primary', cmp.same ? `yes (${c.fmt(cmp.files)} files)` : `NO: ${cmp.why}`],
+    ]));
+
+    // The same entries again, from JetStream alone, into a fresh standby.
+    const d = await startReplayer(nats, name, 'drain', true);
+    const dr = await d.next('result', 300_000);
+    await d.exited;
+    const dcmp = compareTrees(app.primary, d.standby);
+    out.drain = {
+      applied: dr.summary.applied,
+      totalRate: dr.summary.applied / ((dr.ended - dr.started) / 1000),
+      cpuUsPerEntry: (dr.cpuMs * 1000) / Math.max(1, dr.summary.applied),
+      verified: dcmp,
+    };
+    if (dr.instrumented && dr.applied.length > 1) {
+      out.drain.applyRate = (dr.applied.length - 1) / ((dr.applied[dr.applied.length - 1] - dr.applied[0]) / 1000);
+    }
+    log(c.table([
+      ['drain by a fresh replayer (nothing else running)', 'value'],
+      ['entries applied', c.fmt(dr.summary.applied)],
+      ...(out.drain.applyRate ? [['apply rate (first → last apply)', `${c.fmt(out.drain.applyRate)} entries/s`]] : []),
+      ['rate including connect and final commit', `${c.fmt(out.drain.totalRate)} entries/s`],
+      ['replayer CPU per entry', `${c.fmt(out.drain.cpuUsPerEntry, 1)} µs`],
+      ['standby == primary', dcmp.same ? `yes (${c.fmt(dcmp.files)} files)` : `NO: ${dcmp.why}`],
+    ]));
+    c.removeDir(app.primary);
+    c.removeDir(app.spool);
+    c.removeDir(d.standby);
+    c.removeDir(d.state);
+    return out;
+  } finally {
+    rp.child.kill('SIGKILL');
+    await kv.close();
+    c.removeDir(rp.standby);
+    c.removeDir(rp.state);
+  }
+}
+
+function lagStats(values) {
+  return { n: values.length, p50: c.quantile(values, 0.5), p99: c.quantile(values, 0.99), max: Math.max(...values) };
+}
+
+/** Least-squares slope of y against x. */
+function slope(xs, ys) {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i] - mx) * (ys[i] - my);
+    den += (xs[i] - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+async function lag(nats, rate, seconds, log) {
+  const name = 'bench-lag';
+  log(`## (b) lag at a steady ${c.fmt(rate)} writes/s for ${seconds} s (4 KiB fs.writeFileSync over 1,000 rotating names)`);
+  const kv = await watchApplied(nats.url, name);
+  const rp = await startReplayer(nats, name, 'lag');
+  try {
+    const app = await runApp(nats, name, ['paced', String(rate), String(seconds)], rp, kv, 'lag');
+    await appliedAt(rp, kv, app.last);
+    await kv.until(app.last);
+    const r = await stopReplayer(rp);
+    const cmp = compareTrees(app.primary, rp.standby);
+    const out = { rate, seconds, achievedRate: app.achievedRate, maxBehindSchedule: app.maxBehind, entries: app.last - app.first + 1, verified: cmp };
+    const rows = [['lag (ms)', 'samples', 'p50', 'p99', 'max', 'p50 1st quarter', 'p50 last quarter', 'p99 1st quarter', 'p99 last quarter']];
+    const addRow = (label, xs, ys) => {
+      const q = Math.floor(ys.length / 4);
+      const first = ys.slice(0, q);
+      const last = ys.slice(ys.length - q);
+      const s = lagStats(ys);
+      const row = {
+        ...s,
+        firstQuarter: lagStats(first), lastQuarter: lagStats(last),
+        // ms of extra lag per second of run
+        trendMsPerS: slope(xs.map((x) => x / 1000), ys),
+      };
+      rows.push([label, c.fmt(s.n), c.fmt(s.p50, 1), c.fmt(s.p99, 1), c.fmt(s.max, 1),
+        c.fmt(row.firstQuarter.p50, 1), c.fmt(row.lastQuarter.p50, 1), c.fmt(row.firstQuarter.p99, 1), c.fmt(row.lastQuarter.p99, 1)]);
+      return row;
+    };
+    if (r.instrumented) {
+      const idx = inRange(r, app.first, app.last);
+      out.visible = addRow('journal → applied on standby', idx.map((i) => r.t[i]), idx.map((i) => r.applied[i] - r.t[i]));
+      const dIdx = idx.filter((i) => r.durable[i] !== undefined);
+      out.durable = addRow('journal → durable (replayer commit)', dIdx.map((i) => r.t[i]), dIdx.map((i) => r.durable[i] - r.t[i]));
+      // The replayer commits every 100 ms (commitMs); how often did it really?
+      const ca = r.commitAt.filter((x) => x >= r.applied[idx[0]] && x <= r.applied[idx[idx.length - 1]] + 1000);
+      const gaps = ca.slice(1).map((x, i) => x - ca[i]);
+      out.commits = { count: ca.length, gapP50: c.quantile(gaps, 0.5), gapMax: Math.max(...gaps), msAvg: r.commitMsTotal / Math.max(1, r.commits) };
+      out.perSecondP50 = [];
+      const t0 = r.t[idx[0]];
+      for (let sec = 0; sec < seconds; sec += 2) {
+        const ys = idx.filter((i) => r.t[i] >= t0 + sec * 1000 && r.t[i] < t0 + (sec + 2) * 1000).map((i) => r.applied[i] - r.t[i]);
+        if (ys.length > 0) out.perSecondP50.push(Math.round(c.quantile(ys, 0.5) * 10) / 10);
+      }
+    }
+    const ks = kv.samples.filter((x) => x.s >= app.first && x.s <= app.last);
+    out.kv = addRow('KV applied.<name>: appliedAt - t', ks.map((x) => x.t), ks.map((x) => x.appliedAt - x.t));
+    log(`app achieved ${c.fmt(out.achievedRate)} writes/s (at most ${out.maxBehindSchedule} writes behind its schedule in one tick), ${c.fmt(out.entries)} entries`);
+    log(c.table(rows));
+    const main = out.visible ?? out.kv;
+    const grew = main.lastQuarter.p50 > main.firstQuarter.p50 * 1.5 + 5;
+    out.grew = grew;
+    log(`lag trend: ${c.fmt(main.trendMsPerS, 2)} ms per second of run; ${grew ? 'GREW' : 'did not grow'} (last-quarter p50 vs first-quarter p50)`);
+    if (out.perSecondP50) log(`apply-lag p50 per 2 s window (ms): ${out.perSecondP50.join(' ')}`);
+    if (out.commits) {
+      log(`replayer commits (configured every 100 ms): ${out.commits.count} during the run, interval p50 ${c.fmt(out.commits.gapP50)} ms, max ${c.fmt(out.commits.gapMax)} ms; a commit took ${c.fmt(out.commits.msAvg, 1)} ms on average`);
+    }
+    log(`standby == primary: ${cmp.same ? `yes (${c.fmt(cmp.files)} files)` : `NO: ${cmp.why}`}`);
+    c.removeDir(app.primary);
+    c.removeDir(app.spool);
+    return out;
+  } finally {
+    rp.child.kill('SIGKILL');
+    await kv.close();
+    c.removeDir(rp.standby);
+    c.removeDir(rp.state);
+  }
+}
+
+async function run({
+  n = Number(process.env.BENCH_E2E_N ?? 20_000),
+  rate = Number(process.env.BENCH_LAG_RATE ?? 1000),
+  seconds = Number(process.env.BENCH_LAG_SECONDS ?? 20),
+  log = console.log,
+} = {}) {
+  c.hookSignals();
+  const started = Date.now();
+  log(`# e2e: app under the agent → nats-server (JetStream, file storage) → Replayer in another process, all on 127.0.0.1`);
+  log(`# ${c.machine()}`);
+  const nats = await c.startNats('e2e-nats');
+  try {
+    const a = await throughput(nats, n, log);
+    log('');
+    const b = await lag(nats, rate, seconds, log);
+    if (process.env.BENCH_PROF) {
+      const { summarize } = require('./prof-summary');
+      for (const f of fs.readdirSync(process.env.BENCH_PROF).filter((x) => x.endsWith('.cpuprofile')).sort()) {
+        log('\n' + summarize(path.join(process.env.BENCH_PROF, f), 15));
+      }
+    }
+    log(`# e2e bench took ${c.fmt((Date.now() - started) / 1000, 1)} s`);
+    return { throughput: a, lag: b };
+  } finally {
+    await nats.stop();
+  }
+}
+
+module.exports = { run };
+
+if (require.main === module) {
+  run().then(() => c.cleanup(), async (err) => {
+    console.error(err);
+    await c.cleanup();
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,101 @@
+'use strict';
+/**
+ * The standby side of the end-to-end bench: a Replayer (the same class the
+ * `understudy replay` CLI runs) in its own process, driven over IPC.
+ *   node e2e-replayer.js '{"url":…,"standby":…,"state":…,"name":…,"drain":false}'
+ *
+ * For every applied entry it notes (journal seq, primary time t, the moment
+ * the apply returned, the moment the commit that covers it finished). Those
+ * come from wrapping the replayer's applier and commit from outside; when the
+ * replayer's internals do not have that shape (it is being changed), the
+ * per-entry figures are absent and the parent falls back to the KV position.
+ *
+ * Messages in:  {type:'waitFor', seq}  → {type:'reached', seq, at} once applied
+ *               {type:'stop'}          → stops the run, then {type:'result', …}
+ * In drain mode the run ends by itself and {type:'result'} is sent.
+ */
+const path = require('node:path');
+
+const DIST = path.join(__dirname, '..', '..', 'dist');
+const { Replayer } = require(path.join(DIST, 'replayer', 'replayer.js'));
+const { parseRoots } = require(path.join(DIST, 'lib', 'roots.js'));
+
+const opts = JSON.parse(process.argv[2]);
+const now = () => performance.timeOrigin + performance.now();
+
+const rec = { s: [], t: [], applied: [], durable: [] };
+let lastSeq = 0;
+let durableUpTo = 0; // entries in rec with a durable time
+const waiters = [];
+let instrumented = false;
+let commits = 0;
+let commitMsTotal = 0;
+const commitAt = []; // end of each commit that made entries durable
+
+const replayer = new Replayer({
+  nats: { url: opts.url },
+  stream: 'UNDERSTUDY',
+  roots: parseRoots(`data=${opts.standby}`),
+  name: opts.name,
+  stateDir: opts.state,
+  drain: opts.drain === true,
+  log: (line) => process.stderr.write(`replayer: ${line}\n`),
+});
+
+const applier = replayer.applier;
+if (applier !== undefined && typeof applier.apply === 'function' && typeof replayer.commit === 'function') {
+  instrumented = true;
+  const apply = applier.apply.bind(applier);
+  applier.apply = (h, data) => {
+    apply(h, data);
+    rec.s.push(h.s);
+    rec.t.push(h.t);
+    rec.applied.push(now());
+    if (h.s > lastSeq) lastSeq = h.s;
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      if (lastSeq >= waiters[i]) {
+        process.send({ type: 'reached', seq: waiters[i], at: now() });
+        waiters.splice(i, 1);
+      }
+    }
+  };
+  const commit = replayer.commit.bind(replayer);
+  replayer.commit = async (kv) => {
+    const upTo = rec.s.length;
+    const c0 = now();
+    await commit(kv);
+    const at = now();
+    if (upTo > durableUpTo) {
+      commits++;
+      commitMsTotal += at - c0;
+      commitAt.push(at);
+    }
+    for (let i = durableUpTo; i < upTo; i++) rec.durable[i] = at;
+    durableUpTo = Math.max(durableUpTo, upTo);
+  };
+}
+
+const ac = new AbortController();
+process.on('message', (m) => {
+  if (m.type === 'waitFor') {
+    if (!instrumented) return;
+    if (lastSeq >= m.seq) process.send({ type: 'reached', seq: m.seq, at: now() });
+    else waiters.push(m.seq);
+  } else if (m.type === 'stop') {
+    ac.abort();
+  }
+});
+
+const cpu0 = process.cpuUsage();
+const started = now();
+process.send({ type: 'started', instrumented });
+replayer.run(ac.signal).then((summary) => {
+  const cpu = process.cpuUsage(cpu0);
+  process.send({
+    type: 'result', instrumented, summary, started, ended: now(), commits, commitMsTotal, commitAt,
+    cpuMs: (cpu.user + cpu.system) / 1000, ...rec,
+  }, () => process.exit(0));
+}, (err) => {
+  process.stderr.write(`replayer failed: ${err.stack ?? err}\n`);
+  process.exit(1);
+});

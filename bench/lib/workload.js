@@ -1,0 +1,92 @@
+'use strict';
+/**
+ * One timed fs workload, run in a fresh process, with or without the agent
+ * (the parent decides with --require). Usage:
+ *   node [--require dist/agent/preload.js] workload.js <kind> <ops> <warmup> <dir>
+ * kinds: writeFileSync | writeFile (callback) | appendFile (fs.promises)
+ * Prints one JSON line: timed ops, elapsed ms, ops/s, CPU of the whole process
+ * (shipper worker included), and with the agent how long flush() then took.
+ *
+ * The timed part is only the application's calls. With the agent, a warm-up
+ * batch is written and flushed first, so the shipper is connected and the JIT
+ * warm before the clock starts; the baseline does the same warm-up.
+ */
+const fs = require('node:fs');
+const path = require('node:path');
+
+const [kind, opsText, warmupText, dir] = process.argv.slice(2);
+const OPS = Number(opsText);
+const WARMUP = Number(warmupText);
+const FILES = 100;
+const SIZE = 4096;
+
+const understudy = require(path.join(__dirname, '..', '..', 'dist', 'index.js'));
+const agentOn = understudy.journalPosition() !== undefined;
+
+const names = Array.from({ length: FILES }, (_, i) => path.join(dir, `f${String(i).padStart(3, '0')}`));
+const payload = Buffer.alloc(SIZE, 0x61);
+
+function writeFileSyncLoop(n, offset) {
+  for (let i = 0; i < n; i++) {
+    payload[0] = (offset + i) & 0xff;
+    fs.writeFileSync(names[(offset + i) % FILES], payload);
+  }
+}
+
+function writeFileLoop(n, offset) {
+  return new Promise((resolve, reject) => {
+    let i = 0;
+    const step = (err) => {
+      if (err) return reject(err);
+      if (i === n) return resolve();
+      const k = offset + i++;
+      payload[0] = k & 0xff;
+      fs.writeFile(names[k % FILES], payload, step);
+    };
+    step();
+  });
+}
+
+async function appendFileLoop(n, offset) {
+  for (let i = 0; i < n; i++) {
+    payload[0] = (offset + i) & 0xff;
+    await fs.promises.appendFile(names[(offset + i) % FILES], payload);
+  }
+}
+
+const LOOPS = { writeFileSync: writeFileSyncLoop, writeFile: writeFileLoop, appendFile: appendFileLoop };
+
+async function main() {
+  const loop = LOOPS[kind];
+  if (loop === undefined) throw new Error(`unknown workload ${kind}; one of ${Object.keys(LOOPS).join(', ')}`);
+  if (kind === 'appendFile') for (const n of names) fs.writeFileSync(n, '');
+  await loop(WARMUP, 0);
+  let warmFlushed = true;
+  if (agentOn) warmFlushed = understudy.flush(20_000);
+  const before = understudy.journalPosition();
+
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  await loop(OPS, WARMUP);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const cpu = process.cpuUsage(cpu0);
+
+  let flushMs = 0;
+  let flushed = true;
+  let entries = 0;
+  if (agentOn) {
+    const f0 = process.hrtime.bigint();
+    flushed = understudy.flush(60_000);
+    flushMs = Number(process.hrtime.bigint() - f0) / 1e6;
+    entries = understudy.journalPosition().appended - before.appended;
+  }
+  process.stdout.write(JSON.stringify({
+    kind, agent: agentOn, ops: OPS, ms, opsPerSec: OPS / (ms / 1000),
+    cpuMs: (cpu.user + cpu.system) / 1000, flushMs, flushed, warmFlushed, entries,
+  }) + '\n');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

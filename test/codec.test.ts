@@ -1,0 +1,66 @@
+import test from 'ava';
+import { decodeEntry, encodeEntry } from '../lib/codec';
+import type { EntryHeader } from '../lib/entry';
+import { DecodeError } from '../lib/errors';
+
+const base = { j: 'app', e: 7, s: 42, t: 1_700_000_000_000, r: 'data', p: 'dir/file.txt' };
+
+const cases: { label: string; header: EntryHeader; data?: Buffer }[] = [
+  { label: 'put with bytes', header: { ...base, op: 'put', mode: 0o644 }, data: Buffer.from('hello') },
+  { label: 'empty put', header: { ...base, op: 'put', mode: 0o600 }, data: Buffer.alloc(0) },
+  { label: 'append', header: { ...base, op: 'append', at: 5 }, data: Buffer.from(' world') },
+  { label: 'pwrite', header: { ...base, op: 'pwrite', at: 1 }, data: Buffer.from('X') },
+  { label: 'truncate', header: { ...base, op: 'truncate', size: 3 } },
+  { label: 'mkdir', header: { ...base, op: 'mkdir', mode: 0o755 } },
+  { label: 'rm', header: { ...base, op: 'rm' } },
+  { label: 'rename', header: { ...base, op: 'rename', toRoot: 'data', to: 'b' } },
+  { label: 'symlink', header: { ...base, op: 'symlink', target: '../a' } },
+  { label: 'link', header: { ...base, op: 'link', fromRoot: 'data', from: 'a' } },
+  { label: 'chmod', header: { ...base, op: 'chmod', mode: 0o4755 } },
+  { label: 'chunk', header: { ...base, s: 43, op: 'put', mode: 0o644, c: { first: 42, i: 1, n: 3, off: 10, total: 25 } }, data: Buffer.from('0123456789') },
+];
+
+for (const c of cases) {
+  test(`codec round-trips ${c.label}`, (t) => {
+    const { header, data } = decodeEntry(encodeEntry(c.header, c.data));
+    t.deepEqual(header, c.header);
+    t.deepEqual(data, c.data ?? Buffer.alloc(0));
+  });
+}
+
+test('every flipped byte is caught by the checksum or the frame checks', (t) => {
+  const good = encodeEntry({ ...base, op: 'put', mode: 0o644 }, Buffer.from('payload'));
+  for (let i = 0; i < good.length; i++) {
+    const bad = Buffer.from(good);
+    bad[i] ^= 0x40;
+    t.throws(() => decodeEntry(bad), { instanceOf: DecodeError }, `byte ${i}`);
+  }
+});
+
+test('a truncated entry is refused', (t) => {
+  const good = encodeEntry({ ...base, op: 'rm' });
+  for (const n of [0, 3, 11, good.length - 1]) {
+    t.throws(() => decodeEntry(good.subarray(0, n)), { instanceOf: DecodeError });
+  }
+});
+
+test('schema violations name the field', (t) => {
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ ...base, op: 'put' }, /"mode"/],
+    [{ ...base, op: 'put', mode: 0o10000 }, /"mode"/],
+    [{ ...base, op: 'explode' }, /operation "explode" is unknown/],
+    [{ ...base, s: 0, op: 'rm' }, /"s"/],
+    [{ ...base, e: -1, op: 'rm' }, /"e"/],
+    [{ ...base, r: '', op: 'rm' }, /"r"/],
+    [{ ...base, op: 'truncate', size: 1.5 }, /"size"/],
+    [{ ...base, op: 'rm', c: { first: 42, i: 0, n: 2, off: 0, total: 1 } }, /"c"/],
+    [{ ...base, op: 'put', mode: 0o644, c: { first: 1, i: 0, n: 2, off: 0, total: 1 } }, /"c"/],
+  ];
+  for (const [header, message] of bad) {
+    t.throws(() => decodeEntry(encodeEntry(header as unknown as EntryHeader)), { instanceOf: DecodeError, message });
+  }
+});
+
+test('data on an operation that carries none is refused', (t) => {
+  t.throws(() => decodeEntry(encodeEntry({ ...base, op: 'mkdir', mode: 0o755 }, Buffer.from('x'))), { message: /mkdir entry carries 1 data bytes/ });
+});

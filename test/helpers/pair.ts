@@ -1,0 +1,84 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startNatsServer, type NatsServer } from './nats-server';
+import { Replayer, type ReplaySummary } from '../../replayer/replayer';
+import { parseRoots } from '../../lib/roots';
+
+/** Repository root (tests run from dist/test). */
+export const REPO = path.resolve(__dirname, '..', '..', '..');
+export const PRELOAD = path.join(REPO, 'dist', 'agent', 'preload.js');
+export const CLI = path.join(REPO, 'dist', 'replayer', 'cli.js');
+
+/** A primary directory, a standby directory, a spool, a state dir and a nats-server of their own. */
+export interface Pair {
+  server: NatsServer;
+  dir: string;
+  primary: string;
+  standby: string;
+  spool: string;
+  state: string;
+  /** Environment for a process under the agent. */
+  env(extra?: Record<string, string>): NodeJS.ProcessEnv;
+  /** Runs `node --require understudy/agent <script>` (a file, or source text with `code`). */
+  runApp(script: { file?: string; code?: string; args?: string[]; env?: Record<string, string>; withAgent?: boolean }): Promise<RunResult>;
+  /** Applies everything the stream holds to the standby. */
+  drain(name?: string): Promise<ReplaySummary>;
+  close(): Promise<void>;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Sets up a Pair; call close() in t.teardown. */
+export async function makePair(label = 'pair'): Promise<Pair> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `understudy-${label}-`));
+  const [primary, standby, spool, state] = ['primary', 'standby', 'spool', 'state'].map((d) => {
+    fs.mkdirSync(path.join(dir, d));
+    return path.join(dir, d);
+  });
+  const server = await startNatsServer({ storeDir: path.join(dir, 'nats') });
+  const env = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+    ...process.env,
+    UNDERSTUDY_NATS_URL: server.url,
+    UNDERSTUDY_ROOTS: `data=${primary}`,
+    UNDERSTUDY_SPOOL_DIR: spool,
+    UNDERSTUDY_NAME: 'app',
+    ...extra,
+  });
+  return {
+    server, dir, primary, standby, spool, state, env,
+    runApp: (s) => runNode(s.file, s.code, s.args ?? [], env(s.env), s.withAgent ?? true, dir),
+    drain: (name) => new Replayer({
+      nats: { url: server.url }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${standby}`), name,
+      stateDir: state, drain: true, log: () => undefined,
+    }).run(),
+    async close() {
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function runNode(file: string | undefined, code: string | undefined, args: string[], env: NodeJS.ProcessEnv, withAgent: boolean, dir: string): Promise<RunResult> {
+  let script = file;
+  if (script === undefined) {
+    script = path.join(dir, `app-${Math.random().toString(36).slice(2)}.js`);
+    fs.writeFileSync(script, code ?? '');
+  }
+  const argv = [...(withAgent ? ['--require', PRELOAD] : []), script, ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (c, signal) => resolve({ code: c, signal, stdout, stderr }));
+  });
+}

@@ -1,0 +1,92 @@
+import test from 'ava';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Journal } from '../agent/journal';
+import { SpoolCursor } from '../lib/spool-reader';
+import { listSegments, trimSegments } from '../lib/spool';
+import { decodeEntry } from '../lib/codec';
+import { JournalError } from '../lib/errors';
+
+function tmp(t: { teardown(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-spool-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('entries read back in order, large data split into chunks', (t) => {
+  const dir = tmp(t);
+  const j = new Journal(dir, 'app', 1024);
+  j.open();
+  j.record('data', 'a', { op: 'put', mode: 0o644 }, Buffer.from('one'));
+  j.record('data', 'big', { op: 'put', mode: 0o644 }, Buffer.alloc(2500, 7));
+  j.record('data', 'a', { op: 'rm' });
+  t.is(j.lastSeq, 5);
+  const recs = new SpoolCursor(j.dir, 1).read(j.lastSeq);
+  t.deepEqual(recs.map((r) => r.seq), [1, 2, 3, 4, 5]);
+  const chunks = recs.slice(1, 4).map((r) => decodeEntry(r.entry));
+  t.deepEqual(chunks.map((c) => c.header.c), [0, 1, 2].map((i) => ({ first: 2, i, n: 3, off: i * 1024, total: 2500 })));
+  t.deepEqual(Buffer.concat(chunks.map((c) => c.data)), Buffer.alloc(2500, 7));
+  j.close();
+});
+
+test('a torn tail is cut on the next open and numbering goes on', (t) => {
+  const dir = tmp(t);
+  const j = new Journal(dir, 'app');
+  const first = j.open();
+  j.record('data', 'a', { op: 'put', mode: 0o644 }, Buffer.from('kept'));
+  j.record('data', 'b', { op: 'put', mode: 0o644 }, Buffer.from('torn'));
+  j.close();
+  const seg = listSegments(j.dir)[0].file;
+  fs.truncateSync(seg, fs.statSync(seg).size - 3); // a crash in the middle of the second append
+  const again = new Journal(dir, 'app');
+  const report = again.open();
+  t.true(report.epoch > first.epoch);
+  t.is(report.lastSeq, 1);
+  t.true(report.tornBytes > 0);
+  again.record('data', 'c', { op: 'rm' });
+  t.deepEqual(new SpoolCursor(again.dir, 1).read(2).map((r) => r.seq), [1, 2]);
+  again.close();
+});
+
+test('corruption in the middle is raised, never skipped', (t) => {
+  const dir = tmp(t);
+  const j = new Journal(dir, 'app');
+  j.open();
+  for (let i = 0; i < 3; i++) j.record('data', `f${i}`, { op: 'put', mode: 0o644 }, Buffer.from(`content ${i}`));
+  const seg = listSegments(j.dir)[0].file;
+  const buf = fs.readFileSync(seg);
+  buf[Math.floor(buf.length / 2)] ^= 0xff;
+  fs.writeFileSync(seg, buf);
+  const cursor = new SpoolCursor(j.dir, 1);
+  t.throws(() => {
+    for (let n = 0; n < 3; n++) cursor.read(3);
+  }, { instanceOf: JournalError, message: /corrupt/ });
+  j.close();
+});
+
+test('a second live process cannot take the same journal', (t) => {
+  const dir = tmp(t);
+  const a = new Journal(dir, 'app');
+  a.open();
+  fs.writeFileSync(path.join(a.dir, 'lock'), `1@${os.hostname()}\n`); // pid 1 is alive
+  const b = new Journal(dir, 'app');
+  t.throws(() => b.open(), { instanceOf: JournalError, message: /in use/ });
+  a.close();
+});
+
+test('segments wholly applied are trimmed, the newest never', (t) => {
+  const dir = tmp(t);
+  const j = new Journal(dir, 'app', 1024, 200); // ~one entry per segment
+  const { epoch } = j.open();
+  for (let i = 0; i < 5; i++) j.record('data', `f${i}`, { op: 'put', mode: 0o644 }, Buffer.alloc(150));
+  const before = listSegments(j.dir).map((s) => s.first);
+  t.deepEqual(before, [1, 2, 3, 4, 5]);
+  t.is(trimSegments(j.dir, { e: epoch, s: 2 }), 2);
+  t.deepEqual(listSegments(j.dir).map((s) => s.first), [3, 4, 5]);
+  t.deepEqual(new SpoolCursor(j.dir, 3).read(5).map((r) => r.seq), [3, 4, 5]);
+  t.is(trimSegments(j.dir, { e: epoch - 1, s: 99 }), 0, 'an older epoch covers nothing of this one');
+  t.is(trimSegments(j.dir, { e: epoch, s: 99 }), 2);
+  t.deepEqual(listSegments(j.dir).map((s) => s.first), [5]);
+  j.close();
+});
