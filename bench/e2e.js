@@ -19,6 +19,10 @@
  *   node bench/e2e.js
  *   BENCH_E2E_N=20000 BENCH_LAG_RATE=1000 BENCH_LAG_SECONDS=20 node bench/e2e.js
  *   BENCH_PROF=/abs/dir node bench/e2e.js   (CPU profiles of the app and the replayer, summarised)
+ *   BENCH_STANDBY_BASE=/dev/shm node bench/e2e.js   (standby tree elsewhere; BENCH_PRIMARY_BASE likewise)
+ *
+ * Here primary, spool, JetStream store and standby share one disk and the
+ * machine's cores: in production the standby is another machine.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -81,7 +85,7 @@ function profArgs(label) {
 
 /** Starts a replayer child and the KV watch; returns once both are there. */
 async function startReplayer(nats, name, label, drain = false) {
-  const standby = c.tempDir(`${label}-standby`);
+  const standby = c.tempDir(`${label}-standby`, process.env.BENCH_STANDBY_BASE);
   const state = c.tempDir(`${label}-state`);
   const rp = c.spawnIpc(REPLAYER, [JSON.stringify({ url: nats.url, standby, state, name, drain })], { execArgv: profArgs(`${label}-replayer`) });
   const started = await rp.next('started', 30_000);
@@ -108,7 +112,7 @@ async function stopReplayer(rp) {
 
 /** Runs the app child through warm-up (applied on the standby), then its timed phase. */
 async function runApp(nats, name, args, rp, kv, label) {
-  const primary = c.tempDir(`${label}-primary`);
+  const primary = c.tempDir(`${label}-primary`, process.env.BENCH_PRIMARY_BASE);
   const spool = c.tempDir(`${label}-spool`);
   const app = c.spawnIpc(APP, [...args, primary], {
     agent: true,
@@ -328,6 +332,8 @@ async function run({
   const started = Date.now();
   log(`# e2e: app under the agent → nats-server (JetStream, file storage) → Replayer in another process, all on 127.0.0.1`);
   log(`# ${c.machine()}`);
+  const os = require('node:os');
+  log(`# primary under ${process.env.BENCH_PRIMARY_BASE ?? os.tmpdir()}, standby under ${process.env.BENCH_STANDBY_BASE ?? os.tmpdir()}, spool and JetStream store under ${os.tmpdir()}`);
   const nats = await c.startNats('e2e-nats');
   try {
     const a = await throughput(nats, n, log);

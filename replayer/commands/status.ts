@@ -2,7 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { decodeEntry } from '../../lib/codec';
 import { SettingsError } from '../../lib/errors';
 import { connectNats, openStateKv } from '../../lib/nats';
-import { agentKey, appliedKey, journalSubject } from '../../lib/subjects';
+import { agentKey, appliedKey, journalPrefix, journalSubject } from '../../lib/subjects';
 import { common, parse } from './options';
 
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
@@ -40,9 +40,13 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     const kv = await openStateKv(nc, o.stream);
     const jsm = await jetstreamManager(nc);
     const names = new Set<string>();
-    for await (const k of await kv.keys()) {
-      const name = k.replace(/^(agent|applied)\./, '');
-      if (o.name === undefined || name === o.name) names.add(name);
+    // Journals are known from the stream's subjects, and from agents and replayers that reported.
+    const info = await jsm.streams.info(o.stream, { subjects_filter: `${journalPrefix(o.stream)}.*` });
+    for (const subject of Object.keys(info.state.subjects ?? {})) names.add(subject.slice(journalPrefix(o.stream).length + 1));
+    for await (const k of await kv.keys()) names.add(k.replace(/^(agent|applied)\./, ''));
+    if (o.name !== undefined) {
+      for (const n of names) if (n !== o.name) names.delete(n);
+      names.add(o.name);
     }
     if (o.name !== undefined) names.add(o.name);
     const now = Date.now();

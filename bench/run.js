@@ -1,0 +1,40 @@
+'use strict';
+/**
+ * `npm run bench`: builds (in the npm script), then runs the overhead bench and
+ * the end-to-end bench in turn and prints a short summary.
+ *   BENCH_JSON=/abs/file.json node bench/run.js   (also writes every figure as JSON)
+ * See bench/README.md for what each measures and the knobs (BENCH_* variables).
+ */
+const fs = require('node:fs');
+const c = require('./lib/common');
+const overhead = require('./overhead');
+const e2e = require('./e2e');
+
+async function main() {
+  const started = Date.now();
+  const date = new Date().toISOString();
+  console.log(`# understudy bench, ${date}`);
+  const o = await overhead.run();
+  console.log('');
+  const e = await e2e.run();
+  console.log('\n# summary');
+  for (const r of o.results) {
+    console.log(`overhead  ${r.fs.padEnd(5)} ${r.label.padEnd(30)} ${c.fmt(r.ratio, 2)}x time with the agent (${c.fmt(r.plainOpsPerSec)} → ${c.fmt(r.agentOpsPerSec)} ops/s)`);
+  }
+  const t = e.throughput;
+  console.log(`e2e       throughput ${c.fmt(t.endToEndRate)} entries/s end to end (app calls ${c.fmt(t.callRate)}/s, in JetStream ${c.fmt(t.shipRate)}/s` +
+    `${t.followApplyRate ? `, standby applies ${c.fmt(t.followApplyRate)}/s` : ''}; fresh drain ${c.fmt(t.drain.applyRate ?? t.drain.totalRate)}/s)`);
+  const l = e.lag.visible ?? e.lag.kv;
+  console.log(`e2e       lag at ${c.fmt(e.lag.rate)}/s: p50 ${c.fmt(l.p50, 1)} ms, p99 ${c.fmt(l.p99, 1)} ms (${e.lag.visible ? 'journal → applied' : 'KV appliedAt - t'}); ` +
+    `${e.lag.grew ? 'grew' : 'did not grow'} over the run (p50 ${c.fmt(l.firstQuarter.p50, 1)} → ${c.fmt(l.lastQuarter.p50, 1)} ms)`);
+  console.log(`# bench took ${c.fmt((Date.now() - started) / 1000, 1)} s`);
+  if (process.env.BENCH_JSON) {
+    fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ date, machine: c.machine(), overhead: o, e2e: e }, null, 2));
+  }
+}
+
+main().then(() => c.cleanup(), async (err) => {
+  console.error(err);
+  await c.cleanup();
+  process.exitCode = 1;
+});

@@ -1,0 +1,77 @@
+import test from 'ava';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { makePair, REPO } from './helpers/pair';
+import { diffTrees } from './helpers/tree';
+
+const SCRIPT = path.join(REPO, 'test', 'fixtures', 'transparency.js');
+
+test.serial('the application sees the same results and errors with and without the agent', async (t) => {
+  const pair = await makePair('same');
+  t.teardown(() => pair.close());
+  const bare = path.join(pair.dir, 'bare');
+  fs.mkdirSync(bare);
+  const without = await pair.runApp({ file: SCRIPT, args: [bare], withAgent: false });
+  const withAgent = await pair.runApp({ file: SCRIPT, args: [pair.primary] });
+  t.is(without.code, 0, without.stderr);
+  t.is(withAgent.code, 0, withAgent.stderr);
+  t.is(withAgent.stderr, '');
+  const a = JSON.parse(without.stdout) as unknown[][];
+  const b = JSON.parse(withAgent.stdout) as unknown[][];
+  t.true(a.length > 40);
+  t.true(a.some((row) => row[1] === 'threw' || row[1] === 'rejected'), 'failing calls are among them');
+  t.deepEqual(b, a);
+  // And what did change under the agent is on the standby.
+  await pair.drain();
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+});
+
+test.serial('ESM named imports of node:fs see the wrappers', async (t) => {
+  const pair = await makePair('esm');
+  t.teardown(() => pair.close());
+  const file = path.join(pair.dir, 'app.mjs');
+  fs.writeFileSync(file, [
+    "import { writeFileSync, promises } from 'node:fs';",
+    "import { appendFile } from 'node:fs/promises';",
+    `writeFileSync(${JSON.stringify(path.join(pair.primary, 'esm.txt'))}, 'from esm');`,
+    `await appendFile(${JSON.stringify(path.join(pair.primary, 'esm.txt'))}, ' and more');`,
+    `await promises.writeFile(${JSON.stringify(path.join(pair.primary, 'p.txt'))}, 'p');`,
+  ].join('\n'));
+  const run = await pair.runApp({ file });
+  t.is(run.code, 0, run.stderr);
+  await pair.drain();
+  t.is(fs.readFileSync(path.join(pair.standby, 'esm.txt'), 'utf8'), 'from esm and more');
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+});
+
+test.serial('changes outside the roots, or reaching outside through a symlink, are not journaled', async (t) => {
+  const pair = await makePair('outside');
+  t.teardown(() => pair.close());
+  const outside = path.join(pair.dir, 'outside');
+  fs.mkdirSync(outside);
+  fs.symlinkSync(outside, path.join(pair.primary, 'escape'));
+  const run = await pair.runApp({
+    code: `const fs = require('fs');
+      fs.writeFileSync(${JSON.stringify(path.join(outside, 'direct.txt'))}, 'not ours');
+      fs.writeFileSync(${JSON.stringify(path.join(pair.primary, 'escape', 'through-link.txt'))}, 'not ours either');
+      fs.writeFileSync(${JSON.stringify(path.join(pair.spool, 'in-spool.txt'))}, 'the spool is never journaled');
+      fs.writeFileSync(${JSON.stringify(path.join(pair.primary, 'inside.txt'))}, 'ours');`,
+  });
+  t.is(run.code, 0, run.stderr);
+  const summary = await pair.drain();
+  t.is(summary.applied, 1);
+  t.deepEqual(fs.readdirSync(pair.standby), ['inside.txt']);
+});
+
+test.serial('a bad setting leaves the application running, and says why once', async (t) => {
+  const pair = await makePair('bad');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_ROOTS: 'relative/dir' },
+    code: `require('fs').writeFileSync(${JSON.stringify(path.join(pair.primary, 'x'))}, 'x'); console.log('app ran');`,
+  });
+  t.is(run.code, 0);
+  t.is(run.stdout.trim(), 'app ran');
+  t.regex(run.stderr, /understudy: agent not started.*UNDERSTUDY_ROOTS: "relative\/dir" is not name=\/absolute\/dir/);
+  t.is(run.stderr.trim().split('\n').length, 1);
+});
