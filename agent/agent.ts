@@ -61,7 +61,11 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
 /** At exit, process.exit() included: give the shipper a bounded time to get the spool into JetStream. */
 function finish(agent: RunningAgent): void {
   const { settings, journal, shipper } = agent;
-  if (!shipper.flush(settings.exitTimeoutMs)) {
+  const deadline = Date.now() + settings.exitTimeoutMs;
+  if (shipper.flush(settings.exitTimeoutMs)) {
+    // The last heartbeat tells `status` this process's final position; worth a short wait, never a long one.
+    shipper.waitReported(Math.min(500, Math.max(0, deadline - Date.now())));
+  } else {
     const { appended, acked } = shipper.positions();
     warnOnce('exit', `journal "${settings.name}": ${appended - acked} entries not yet in JetStream at exit; they stay in ${journal.dir} and the next process named "${settings.name}" ships them`);
   }

@@ -6,7 +6,8 @@
 export const APPENDED = 0; // last seq written to the spool (application thread)
 export const ACKED = 1; // last seq JetStream acknowledged (worker)
 export const APPLIED = 2; // last seq the standby reported applied (worker)
-export const SLOTS = 3;
+export const REPORTED = 3; // last appended seq the worker has put in its heartbeat (worker)
+export const SLOTS = 4;
 
 /** Creates the shared positions. */
 export function createShared(): BigInt64Array {

@@ -7,14 +7,13 @@ import * as os from 'node:os';
 import { workerData } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { connectNats, ensureStream, openStateKv } from '../lib/nats';
 import { agentKey, appliedKey, journalSubject, msgId } from '../lib/subjects';
 import { SpoolCursor } from '../lib/spool-reader';
 import { readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState } from '../lib/spool';
 import { DEFAULTS, type NatsSettings } from '../lib/settings';
-import { ACKED, APPENDED, APPLIED, publishPosition, readPosition } from './shared-state';
+import { ACKED, APPENDED, APPLIED, REPORTED, publishPosition, readPosition } from './shared-state';
 import { warnOnce } from './log';
 
 /** What the application thread hands the worker. */
@@ -41,7 +40,13 @@ async function main(): Promise<void> {
   const nc = await connectNats(data.nats, `understudy-agent:${name}`, { waitOnFirstConnect: true });
   await retry('create the stream', () => jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream)));
   publishPosition(shared, ACKED, ackedPos.seq);
-  void heartbeats(nc);
+  // The state bucket is for reporting; shipping never waits for it.
+  let kv: KV | undefined;
+  void retry('open the state bucket', () => openStateKv(nc, data.stream)).then((opened) => {
+    kv = opened;
+    void followApplied(opened);
+    void heartbeats(opened);
+  });
   const js = jetstream(nc);
   const cursor = new SpoolCursor(dir, ackedPos.seq + 1);
   let backoff = 100;
@@ -58,6 +63,8 @@ async function main(): Promise<void> {
       continue;
     }
     if (records.length === 0) {
+      // Caught up: report it at once, so `status` and an exiting application see the truth.
+      if (kv !== undefined && readPosition(shared, REPORTED) < appended) await beat(kv);
       await Atomics.waitAsync(shared, APPENDED, BigInt(appended), 1000).value;
       continue;
     }
@@ -98,20 +105,27 @@ async function settle(batch: InFlight[]): Promise<boolean> {
   return true;
 }
 
-/** Leaves the agent's position in the state bucket, saves the acked position, and follows the standby's applied position. */
-async function heartbeats(nc: NatsConnection): Promise<void> {
-  const kv = await retry('open the state bucket', () => openStateKv(nc, data.stream));
-  void followApplied(kv);
+/** Leaves the agent's position in the state bucket (its heartbeat) and saves the acked position. */
+async function beat(kv: KV): Promise<void> {
+  const appended = readPosition(shared, APPENDED);
+  if (ackedPos.seq !== savedSeq) {
+    writeJsonAtomic(files.acked, ackedPos);
+    savedSeq = ackedPos.seq;
+  }
+  const value = {
+    name, epoch: data.epoch, mode: data.mode, pid: process.pid, host: os.hostname(), appended, acked: ackedPos, time: Date.now(),
+  };
+  try {
+    await kv.put(agentKey(name), JSON.stringify(value));
+    publishPosition(shared, REPORTED, appended);
+  } catch (err) {
+    warnOnce('heartbeat', `journal "${name}" cannot report its position: ${(err as Error).message}`);
+  }
+}
+
+async function heartbeats(kv: KV): Promise<void> {
   for (;;) {
-    if (ackedPos.seq !== savedSeq) {
-      writeJsonAtomic(files.acked, ackedPos);
-      savedSeq = ackedPos.seq;
-    }
-    const beat = {
-      name, epoch: data.epoch, mode: data.mode, pid: process.pid, host: os.hostname(),
-      appended: readPosition(shared, APPENDED), acked: ackedPos, time: Date.now(),
-    };
-    await kv.put(agentKey(name), JSON.stringify(beat)).catch(() => undefined);
+    await beat(kv);
     await sleep(DEFAULTS.heartbeatMs);
   }
 }

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { AgentSettings } from '../lib/settings';
-import { ACKED, APPENDED, createShared, publishPosition, readPosition, waitForPosition, APPLIED } from './shared-state';
+import { ACKED, APPENDED, APPLIED, REPORTED, createShared, publishPosition, readPosition, waitForPosition } from './shared-state';
 import type { ShipperData } from './shipper-worker';
 import { warnOnce } from './log';
 
@@ -32,6 +32,11 @@ export class Shipper {
   /** Blocks until JetStream has every spooled entry or the timeout passes; true when all were shipped. */
   flush(timeoutMs: number): boolean {
     return waitForPosition(this.shared, ACKED, readPosition(this.shared, APPENDED), timeoutMs);
+  }
+
+  /** Blocks (bounded) until the worker has reported the current position in its heartbeat. */
+  waitReported(timeoutMs: number): boolean {
+    return waitForPosition(this.shared, REPORTED, readPosition(this.shared, APPENDED), timeoutMs);
   }
 
   /** Positions as the two threads see them now. */

@@ -72,7 +72,8 @@ export const FS_ROWS: readonly FsRow[] = [
   { name: 'rename', sync: true, callback: true, promise: true, after: (r, [from, to]) => r.rename(from, to) },
   { name: 'unlink', sync: true, callback: true, promise: true, after: remove },
   { name: 'rmdir', sync: true, callback: true, promise: true, after: remove },
-  { name: 'rm', sync: true, callback: true, promise: true, after: remove },
+  // Recursive rm works through the public unlink/rmdir after our wrapper returned; the outer call is journaled once.
+  { name: 'rm', sync: true, callback: true, promise: true, quietArg: 0, after: remove },
   {
     name: 'mkdir', sync: true, callback: true, promise: true,
     after: (r, [p, options], first) => r.mkdir(p, typeof options === 'object' && options !== null && (options as { recursive?: boolean }).recursive === true, first),
