@@ -17,7 +17,7 @@
  *      lag grew (first quarter against last quarter).
  *
  *   node bench/e2e.js
- *   BENCH_E2E_N=20000 BENCH_LAG_RATE=1000 BENCH_LAG_SECONDS=20 node bench/e2e.js
+ *   BENCH_E2E_N=20000 BENCH_LAG_RATE=1000[,250…] BENCH_LAG_SECONDS=20 node bench/e2e.js
  *   BENCH_PROF=/abs/dir node bench/e2e.js   (CPU profiles of the app and the replayer, summarised)
  *   BENCH_STANDBY_BASE=/dev/shm node bench/e2e.js   (standby tree elsewhere; BENCH_PRIMARY_BASE likewise)
  *
@@ -254,8 +254,8 @@ function slope(xs, ys) {
   return den === 0 ? 0 : num / den;
 }
 
-async function lag(nats, rate, seconds, log) {
-  const name = 'bench-lag';
+async function lag(nats, rate, seconds, log, k = 0) {
+  const name = `bench-lag-${k}`;
   log(`## (b) lag at a steady ${c.fmt(rate)} writes/s for ${seconds} s (4 KiB fs.writeFileSync over 1,000 rotating names)`);
   const kv = await watchApplied(nats.url, name);
   const rp = await startReplayer(nats, name, 'lag');
@@ -324,7 +324,7 @@ async function lag(nats, rate, seconds, log) {
 
 async function run({
   n = Number(process.env.BENCH_E2E_N ?? 20_000),
-  rate = Number(process.env.BENCH_LAG_RATE ?? 1000),
+  rates = (process.env.BENCH_LAG_RATE ?? '1000').split(',').map(Number),
   seconds = Number(process.env.BENCH_LAG_SECONDS ?? 20),
   log = console.log,
 } = {}) {
@@ -337,8 +337,11 @@ async function run({
   const nats = await c.startNats('e2e-nats');
   try {
     const a = await throughput(nats, n, log);
-    log('');
-    const b = await lag(nats, rate, seconds, log);
+    const b = [];
+    for (const [k, rate] of rates.entries()) {
+      log('');
+      b.push(await lag(nats, rate, seconds, log, k));
+    }
     if (process.env.BENCH_PROF) {
       const { summarize } = require('./prof-summary');
       for (const f of fs.readdirSync(process.env.BENCH_PROF).filter((x) => x.endsWith('.cpuprofile')).sort()) {

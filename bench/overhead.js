@@ -38,6 +38,14 @@ async function purgeStream(url) {
   }
 }
 
+function syncDisks() {
+  try {
+    require('node:child_process').execFileSync('sync', { stdio: 'ignore' });
+  } catch {
+    // no sync(1): the runs are just noisier
+  }
+}
+
 function filesystems() {
   const wanted = (process.env.BENCH_FS ?? 'disk,tmpfs').split(',').map((s) => s.trim());
   const all = [{ fs: 'disk', base: os.tmpdir() }];
@@ -59,6 +67,8 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
         for (const { kind } of KINDS) {
           const order = round % 2 === 0 ? [false, true] : [true, false];
           for (const agent of order) {
+            // Start each run with no dirty pages left by the previous one being written back under it.
+            syncDisks();
             const root = c.tempDir(`overhead-root-${fsName}`, base);
             const spool = c.tempDir('overhead-spool');
             const env = agent ? {
