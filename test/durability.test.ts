@@ -89,3 +89,17 @@ test.serial('a stopped replayer resumes where it was and applies each entry once
   t.is(replayed.duplicates, 150);
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
 });
+
+test.serial('a replayer that was killed mid-apply leaves no temporary file behind after its next start', async (t) => {
+  const pair = await makePair('temps');
+  t.teardown(() => pair.close());
+  t.is((await pair.runApp({ code: `require('fs').writeFileSync(${JSON.stringify(path.join(pair.primary, 'f.txt'))}, 'f');` })).code, 0);
+  // What a SIGKILL between "write temp" and "rename" leaves: a temp file and the running marker.
+  fs.mkdirSync(path.join(pair.standby, 'sub'));
+  fs.writeFileSync(path.join(pair.standby, 'sub', '.understudy-0123456789ab.tmp'), 'half');
+  fs.writeFileSync(path.join(pair.state, 'running'), '12345\n');
+  fs.mkdirSync(path.join(pair.primary, 'sub'));
+  await pair.drain();
+  t.deepEqual(fs.readdirSync(path.join(pair.standby, 'sub')), []);
+  t.false(fs.existsSync(path.join(pair.state, 'running')), 'a clean stop removes the marker');
+});

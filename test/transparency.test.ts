@@ -75,3 +75,30 @@ test.serial('a bad setting leaves the application running, and says why once', a
   t.regex(run.stderr, /understudy: agent not started.*UNDERSTUDY_ROOTS: "relative\/dir" is not name=\/absolute\/dir/);
   t.is(run.stderr.trim().split('\n').length, 1);
 });
+
+test.serial('UNDERSTUDY_EXCLUDE keeps matching paths out of the journal', async (t) => {
+  const pair = await makePair('exclude');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_EXCLUDE: '*.tmp,cache/**' },
+    code: `const fs = require('fs'); const r = ${JSON.stringify(pair.primary)};
+      fs.writeFileSync(r + '/keep.txt', 'k'); fs.writeFileSync(r + '/scratch.tmp', 's');
+      fs.mkdirSync(r + '/cache/deep', { recursive: true }); fs.writeFileSync(r + '/cache/deep/x', 'x');`,
+  });
+  t.is(run.code, 0, run.stderr);
+  await pair.drain();
+  t.deepEqual(fs.readdirSync(pair.standby).sort(), ['keep.txt'], '"cache/**" covers cache itself too');
+});
+
+test.serial('a signing key that cannot be honoured stops the agent, not the application', async (t) => {
+  const pair = await makePair('sign');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_SIGNING_KEY: '/etc/understudy/key' },
+    code: `require('fs').writeFileSync(${JSON.stringify(path.join(pair.primary, 'x'))}, 'x'); console.log('app ran');`,
+  });
+  t.is(run.code, 0);
+  t.is(run.stdout.trim(), 'app ran');
+  t.regex(run.stderr, /UNDERSTUDY_SIGNING_KEY is set, but entry signing is not built/);
+  t.is((await pair.drain()).applied, 0, 'nothing unsigned was shipped');
+});
