@@ -49,6 +49,12 @@ export class Recorder {
     this.emit(at, { op: 'append', at: Math.max(0, st.size - data.length) }, data);
   }
 
+  /** `data` was written from offset 0 of `p` without truncating it (writeFile with flag 'r+'). */
+  overwrite(p: unknown, data: Buffer): void {
+    const at = this.locator.locate(p, true);
+    if (at !== undefined && data.length > 0) this.emit(at, { op: 'pwrite', at: 0 }, data);
+  }
+
   truncate(p: unknown, size: number): void {
     const at = this.locator.locate(p, true);
     if (at !== undefined) this.emit(at, { op: 'truncate', size });
@@ -102,11 +108,10 @@ export class Recorder {
     }
   }
 
-  symlink(target: unknown, p: unknown): void {
+  /** A symlink was made at `p`; its target is read back as the kernel stored it. */
+  symlink(p: unknown): void {
     const at = this.locator.locate(p, false);
-    if (at === undefined) return;
-    this.emit(at, { op: 'symlink', target: realFs.readlinkSync(at.abs, 'utf8') });
-    void target;
+    if (at !== undefined) this.emit(at, { op: 'symlink', target: realFs.readlinkSync(at.abs, 'utf8') });
   }
 
   link(existing: unknown, p: unknown): void {
@@ -133,10 +138,9 @@ export class Recorder {
     if (fd !== undefined) this.fds.set(fd, file);
     if (handle !== undefined) this.fds.setHandle(handle, file);
     // Opening may have created or emptied the file: the standby must see that even if nothing is written.
+    if ((flags & (O_TRUNC | O_EXCL | O_CREAT)) === 0) return;
     const st = realFs.statSync(at.abs);
-    if ((flags & O_TRUNC) !== 0 || (flags & O_EXCL) !== 0 || ((flags & O_CREAT) !== 0 && st.size === 0)) {
-      this.emit(at, { op: 'put', mode: st.mode & 0o7777 }, EMPTY);
-    }
+    if ((flags & (O_TRUNC | O_EXCL)) !== 0 || st.size === 0) this.emit(at, { op: 'put', mode: st.mode & 0o7777 }, EMPTY);
   }
 
   /** `data` went through a followed descriptor, at `position` (null: at the file position). */

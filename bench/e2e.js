@@ -155,7 +155,17 @@ function inRange(r, first, last) {
   return idx;
 }
 
+/** Writes back what earlier phases left dirty, so one phase does not pay for another. */
+function syncDisks() {
+  try {
+    require('node:child_process').execFileSync('sync', { stdio: 'ignore' });
+  } catch {
+    // no sync(1)
+  }
+}
+
 async function throughput(nats, n, log) {
+  syncDisks();
   const name = 'bench-burst';
   log(`## (a) throughput: ${c.fmt(n)} distinct 4 KiB files, fs.writeFileSync as fast as the app can`);
   const kv = await watchApplied(nats.url, name);
@@ -202,6 +212,7 @@ async function throughput(nats, n, log) {
     ]));
 
     // The same entries again, from JetStream alone, into a fresh standby.
+    syncDisks();
     const d = await startReplayer(nats, name, 'drain', true);
     const dr = await d.next('result', 300_000);
     await d.exited;
@@ -255,6 +266,7 @@ function slope(xs, ys) {
 }
 
 async function lag(nats, rate, seconds, log, k = 0) {
+  syncDisks();
   const name = `bench-lag-${k}`;
   log(`## (b) lag at a steady ${c.fmt(rate)} writes/s for ${seconds} s (4 KiB fs.writeFileSync over 1,000 rotating names)`);
   const kv = await watchApplied(nats.url, name);
@@ -265,7 +277,7 @@ async function lag(nats, rate, seconds, log, k = 0) {
     await kv.until(app.last);
     const r = await stopReplayer(rp);
     const cmp = compareTrees(app.primary, rp.standby);
-    const out = { rate, seconds, achievedRate: app.achievedRate, maxBehindSchedule: app.maxBehind, entries: app.last - app.first + 1, verified: cmp };
+    const out = { rate, seconds, achievedRate: app.achievedRate, maxBehindSchedule: app.maxBehind, maxCallMs: app.maxCallMs, slowCalls: app.slowCalls, entries: app.last - app.first + 1, verified: cmp };
     const rows = [['lag (ms)', 'samples', 'p50', 'p99', 'max', 'p50 1st quarter', 'p50 last quarter', 'p99 1st quarter', 'p99 last quarter']];
     const addRow = (label, xs, ys) => {
       const q = Math.floor(ys.length / 4);
@@ -300,7 +312,8 @@ async function lag(nats, rate, seconds, log, k = 0) {
     }
     const ks = kv.samples.filter((x) => x.s >= app.first && x.s <= app.last);
     out.kv = addRow('KV applied.<name>: appliedAt - t', ks.map((x) => x.t), ks.map((x) => x.appliedAt - x.t));
-    log(`app achieved ${c.fmt(out.achievedRate)} writes/s (at most ${out.maxBehindSchedule} writes behind its schedule in one tick), ${c.fmt(out.entries)} entries`);
+    log(`app achieved ${c.fmt(out.achievedRate)} writes/s (at most ${out.maxBehindSchedule} writes behind its schedule in one tick; ` +
+      `slowest fs.writeFileSync ${c.fmt(out.maxCallMs, 1)} ms, ${out.slowCalls} over 50 ms), ${c.fmt(out.entries)} entries`);
     log(c.table(rows));
     const main = out.visible ?? out.kv;
     const grew = main.lastQuarter.p50 > main.firstQuarter.p50 * 1.5 + 5;
@@ -336,7 +349,7 @@ async function run({
   log(`# primary under ${process.env.BENCH_PRIMARY_BASE ?? os.tmpdir()}, standby under ${process.env.BENCH_STANDBY_BASE ?? os.tmpdir()}, spool and JetStream store under ${os.tmpdir()}`);
   const nats = await c.startNats('e2e-nats');
   try {
-    const a = await throughput(nats, n, log);
+    const a = n > 0 ? await throughput(nats, n, log) : undefined; // BENCH_E2E_N=0: lag only
     const b = [];
     for (const [k, rate] of rates.entries()) {
       log('');

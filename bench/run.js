@@ -22,7 +22,7 @@ async function main() {
     console.log(`overhead  ${r.fs.padEnd(5)} ${r.label.padEnd(30)} ${c.fmt(r.ratio, 2)}x time with the agent (${c.fmt(r.plainOpsPerSec)} → ${c.fmt(r.agentOpsPerSec)} ops/s)`);
   }
   const t = e.throughput;
-  console.log(`e2e       throughput ${c.fmt(t.endToEndRate)} entries/s end to end (app calls ${c.fmt(t.callRate)}/s, in JetStream ${c.fmt(t.shipRate)}/s` +
+  if (t) console.log(`e2e       throughput ${c.fmt(t.endToEndRate)} entries/s end to end (app calls ${c.fmt(t.callRate)}/s, in JetStream ${c.fmt(t.shipRate)}/s` +
     `${t.followApplyRate ? `, standby applies ${c.fmt(t.followApplyRate)}/s` : ''}; fresh drain ${c.fmt(t.drain.applyRate ?? t.drain.totalRate)}/s)`);
   for (const lag of e.lag) {
     const l = lag.visible ?? lag.kv;

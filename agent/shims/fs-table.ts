@@ -31,7 +31,9 @@ function writeWhole(defaultFlag: string): Recipe {
       else r.rewrote(f);
       return;
     }
-    if (flagOption(options, defaultFlag).includes('a') && bytes !== undefined) r.append(file, bytes);
+    const flag = flagOption(options, defaultFlag);
+    if (bytes !== undefined && flag.includes('a')) r.append(file, bytes);
+    else if (bytes !== undefined && !flag.includes('w')) r.overwrite(file, bytes); // 'r+': written from 0, not truncated
     else r.put(file, bytes);
   };
 }
@@ -82,7 +84,7 @@ export const FS_ROWS: readonly FsRow[] = [
   { name: 'copyFile', sync: true, callback: true, promise: true, after: (r, [, dest]) => r.copied(dest) },
   // cp is experimental on Node 20 and built from the other fs functions; the outer call journals the result.
   { name: 'cp', sync: true, callback: true, promise: true, quietArg: 1, after: (r, [, dest]) => r.copied(dest) },
-  { name: 'symlink', sync: true, callback: true, promise: true, after: (r, [target, p]) => r.symlink(target, p) },
+  { name: 'symlink', sync: true, callback: true, promise: true, after: (r, [, p]) => r.symlink(p) },
   { name: 'link', sync: true, callback: true, promise: true, after: (r, [existing, p]) => r.link(existing, p) },
   { name: 'chmod', sync: true, callback: true, promise: true, after: (r, [p]) => r.chmod(p) },
   { name: 'fchmod', sync: true, callback: true, after: (r, [fd]) => r.fchmod(r.fds.get(fd)) },

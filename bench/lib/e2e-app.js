@@ -49,13 +49,19 @@ function paced(rate, seconds, dir) {
   return new Promise((resolve) => {
     let done = 0;
     let maxBehind = 0;
+    let maxCallMs = 0;
+    let slowCalls = 0; // calls over 50 ms
     const t0 = now();
     const tick = () => {
       const due = Math.min(total, Math.floor(((now() - t0) * rate) / 1000) + 1);
       maxBehind = Math.max(maxBehind, due - done);
       while (done < due) {
         payload.writeUInt32BE(done, 0);
+        const c0 = now();
         fs.writeFileSync(names[done % files], payload);
+        const took = now() - c0;
+        if (took > maxCallMs) maxCallMs = took;
+        if (took > 50) slowCalls++;
         done++;
       }
       if (done < total) return;
@@ -63,7 +69,7 @@ function paced(rate, seconds, dir) {
       const tCalls = now();
       const last = understudy.journalPosition().appended;
       const flushed = understudy.flush(60_000);
-      resolve({ n: total, first, last, t0, tCalls, tFlushed: now(), flushed, maxBehind, achievedRate: total / ((tCalls - t0) / 1000) });
+      resolve({ n: total, first, last, t0, tCalls, tFlushed: now(), flushed, maxBehind, maxCallMs, slowCalls, achievedRate: total / ((tCalls - t0) / 1000) });
     };
     const timer = setInterval(tick, 1);
     tick();
