@@ -6,6 +6,7 @@ import { Recorder } from './recorder';
 import { Shipper } from './shipper';
 import { install } from './shims/install';
 import { warnOnce } from './log';
+import { loadSigner } from '../lib/signing';
 
 /** A running agent: one journal, its shipper, and the wrappers that feed it. */
 export interface RunningAgent {
@@ -38,6 +39,8 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     if (settings.mode !== 'async') {
       warnOnce('mode', `UNDERSTUDY_MODE=${settings.mode} is not built yet; journaling in async mode (calls return once the entry is spooled)`);
     }
+    // A key that cannot be used stops the agent here: entries must never go out unsigned when signing was asked for.
+    if (settings.signingKey !== undefined) loadSigner(settings.signingKey);
     journal = new Journal(settings.spoolDir, settings.name);
     const opened = journal.open();
     if (opened.tornBytes > 0) {

@@ -8,6 +8,8 @@ import { workerData } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
+import { headers } from '@nats-io/transport-node';
+import { loadSigner, SIGNATURE_HEADER } from '../lib/signing';
 import { connectNats, ensureStream, openStateKv } from '../lib/nats';
 import { agentKey, appliedKey, journalSubject, msgId } from '../lib/subjects';
 import { SpoolCursor } from '../lib/spool-reader';
@@ -25,6 +27,7 @@ export interface ShipperData {
   epoch: number;
   mode: string;
   shared: BigInt64Array;
+  signingKey?: string;
 }
 
 interface InFlight { epoch: number; seq: number; ack: Promise<PubAck> }
@@ -35,6 +38,8 @@ const subject = journalSubject(data.stream, name);
 const files = spoolFiles(dir);
 let ackedPos: AckedState = readJson<AckedState>(files.acked) ?? { epoch: 0, seq: 0 };
 let savedSeq = ackedPos.seq;
+// Signing happens here, off the application's thread: Ed25519 costs tens of microseconds an entry.
+const signer = data.signingKey === undefined ? undefined : loadSigner(data.signingKey);
 
 async function main(): Promise<void> {
   const nc = await connectNats(data.nats, `understudy-agent:${name}`, { waitOnFirstConnect: true });
@@ -72,7 +77,12 @@ async function main(): Promise<void> {
     const pending: InFlight[] = [];
     let ok = true;
     for (const r of records) {
-      const ack = js.publish(subject, r.entry, { msgID: msgId(name, r.epoch, r.seq) });
+      let h;
+      if (signer !== undefined) {
+        h = headers();
+        h.set(SIGNATURE_HEADER, `${signer.keyId}:${signer.sign(r.entry)}`);
+      }
+      const ack = js.publish(subject, r.entry, { msgID: msgId(name, r.epoch, r.seq), headers: h });
       ack.catch(() => undefined);
       pending.push({ epoch: r.epoch, seq: r.seq, ack });
       if (pending.length >= DEFAULTS.maxInFlight) {

@@ -17,7 +17,7 @@ export class Shipper {
     publishPosition(this.shared, APPENDED, lastSeq);
     const data: ShipperData = {
       nats: this.settings.nats, stream: this.settings.stream, name: this.settings.name,
-      dir: this.dir, epoch: this.epoch, mode: this.settings.mode, shared: this.shared,
+      dir: this.dir, epoch: this.epoch, mode: this.settings.mode, shared: this.shared, signingKey: this.settings.signingKey,
     };
     this.worker = new Worker(path.join(__dirname, 'shipper-worker.js'), { workerData: data, execArgv: [], stdout: false, stderr: false });
     this.worker.unref();

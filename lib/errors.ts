@@ -21,5 +21,11 @@ export class TransportError extends UnderstudyError {}
 /** The journal cannot be used (spool unusable, journal locked by another process). */
 export class JournalError extends UnderstudyError {}
 
+/**
+ * The entry itself is unacceptable: undecodable, badly signed, outside its
+ * roots, or inconsistent with its journal. It is quarantined, never applied.
+ */
+export class BadEntryError extends UnderstudyError {}
+
 /** Applying an entry on the standby failed. */
 export class ApplyError extends UnderstudyError {}

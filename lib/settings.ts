@@ -54,6 +54,8 @@ export interface AgentSettings {
   stream: string;
   exclude: string[];
   exitTimeoutMs: number;
+  /** Key file the shipper signs entries with (see lib/signing). */
+  signingKey?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -92,10 +94,6 @@ export function agentSettings(env: Env, mainScript: string | undefined): AgentSe
       throw new SettingsError(`UNDERSTUDY_SPOOL_DIR (${spoolDir}) lies inside root "${r.name}"; the spool must never be replicated`);
     }
   }
-  if (nonEmpty(env.UNDERSTUDY_SIGNING_KEY) !== undefined) {
-    // Fail closed: an operator who asked for signed entries must not get unsigned ones.
-    throw new SettingsError('UNDERSTUDY_SIGNING_KEY is set, but entry signing is not built in this version');
-  }
   return {
     nats: natsSettings(env),
     roots,
@@ -107,6 +105,7 @@ export function agentSettings(env: Env, mainScript: string | undefined): AgentSe
     stream: streamName(env.UNDERSTUDY_STREAM),
     exclude: (nonEmpty(env.UNDERSTUDY_EXCLUDE) ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     exitTimeoutMs: positiveInt(env, 'UNDERSTUDY_EXIT_TIMEOUT_MS', DEFAULTS.exitTimeoutMs),
+    signingKey: absFile(env, 'UNDERSTUDY_SIGNING_KEY'),
   };
 }
 

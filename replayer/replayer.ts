@@ -5,7 +5,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { decodeEntry } from '../lib/codec';
 import { comparePosition, positionLabel, type EntryHeader } from '../lib/entry';
-import { ApplyError, SettingsError, UnderstudyError } from '../lib/errors';
+import { ApplyError, BadEntryError, ConfinementError, DecodeError, SettingsError, UnderstudyError } from '../lib/errors';
+import { SIGNATURE_HEADER, type Verifier } from '../lib/signing';
+import { Quarantine } from './quarantine';
 import { connectNats, ensureStream, openStateKv } from '../lib/nats';
 import { isInside, type Root } from '../lib/roots';
 import type { NatsSettings } from '../lib/settings';
@@ -26,16 +28,23 @@ export interface ReplayOptions {
   log: (line: string) => void;
   /** How often applied positions are made durable and reported (ms). */
   commitMs?: number;
+  /** When set, every entry must carry a signature one of these keys verifies. */
+  verifier?: Verifier;
+  /** What to do with an entry that is quarantined: stop (default) or go on without it. */
+  onBadEntry?: 'halt' | 'skip';
 }
 
 export interface ReplaySummary {
   applied: number;
   duplicates: number;
+  /** Bad entries quarantined and passed over (--on-bad-entry=skip). */
+  skipped: number;
   streamSeq: number;
 }
 
-/** How many out-of-order entries of one journal are held while waiting for a missing one. */
+/** How much of a journal is held while waiting for a missing entry, at most: memory stays bounded. */
 const MAX_HELD = 10_000;
+const MAX_HELD_BYTES = 256 * 1024 * 1024;
 
 interface Held { h: EntryHeader; data: Buffer }
 
@@ -49,7 +58,11 @@ export class Replayer {
   private readonly staging: Staging;
   private readonly held = new Map<string, Map<number, Held>>();
   private readonly changed = new Set<string>();
-  private summary: ReplaySummary = { applied: 0, duplicates: 0, streamSeq: 0 };
+  private summary: ReplaySummary = { applied: 0, duplicates: 0, skipped: 0, streamSeq: 0 };
+  private heldBytes = 0;
+  private readonly quarantine: Quarantine;
+  /** Per journal, the chunked entry being staged: the next chunk must follow it directly. */
+  private readonly openChunks = new Map<string, { first: number; next: number; n: number }>();
   private readonly runningMarker: string;
 
   constructor(private readonly opts: ReplayOptions) {
@@ -67,6 +80,7 @@ export class Replayer {
     this.applier = new FsApplier(roots);
     this.staging = new Staging(path.join(opts.stateDir, 'staging'));
     this.runningMarker = path.join(opts.stateDir, 'running');
+    this.quarantine = new Quarantine(path.join(opts.stateDir, 'quarantine'));
     if (fs.existsSync(this.runningMarker)) {
       const n = removeTemps([...roots.values()]);
       if (n > 0) opts.log(`previous run stopped uncleanly; removed ${n} temporary file(s) it left`);
@@ -126,17 +140,35 @@ export class Replayer {
   }
 
   private handle(m: JsMsg): void {
+    try {
+      this.accept(m);
+    } catch (err) {
+      if (!(err instanceof BadEntryError)) throw err;
+      const where = this.quarantine.put(m.seq, m.subject, m.data, err.message);
+      if (this.opts.onBadEntry !== 'skip') throw new BadEntryError(`${err.message}; quarantined in ${where}; stopping (--on-bad-entry=skip passes over such entries)`);
+      this.opts.log(`skipped: ${err.message}; quarantined in ${where}`);
+      this.passOver(m);
+    }
+  }
+
+  /** Verifies, decodes and applies one stream message; BadEntryError for anything wrong with the entry itself. */
+  private accept(m: JsMsg): void {
+    const bad = (why: string): never => {
+      throw new BadEntryError(`stream message ${m.seq} (${m.subject}): ${why}`);
+    };
+    if (this.opts.verifier !== undefined) {
+      const why = this.opts.verifier.check(m.data, m.headers?.get(SIGNATURE_HEADER));
+      if (why !== undefined) bad(why);
+    }
     let h: EntryHeader;
     let data: Buffer;
     try {
       ({ header: h, data } = decodeEntry(m.data));
     } catch (err) {
-      throw new ApplyError(`stream message ${m.seq} (${m.subject}): ${(err as Error).message}`, { cause: err });
+      return bad((err as Error).message);
     }
     // A journal speaks only on its own subject; a header claiming another journal is refused.
-    if (m.subject !== journalSubject(this.opts.stream, h.j)) {
-      throw new ApplyError(`stream message ${m.seq}: entry of journal "${h.j}" arrived on subject ${m.subject}`);
-    }
+    if (m.subject !== journalSubject(this.opts.stream, h.j)) bad(`entry of journal "${h.j}" arrived on another journal's subject`);
     this.summary.streamSeq = m.seq;
     const pos = this.store.positions.journals[h.j];
     if (pos !== undefined && comparePosition(h, pos) <= 0) {
@@ -157,12 +189,15 @@ export class Replayer {
       const next = queue.get(this.store.positions.journals[h.j].s + 1);
       if (next === undefined) break;
       queue.delete(next.h.s);
+      this.heldBytes -= next.data.length;
       this.applyOne(next.h, next.data, m.seq);
     }
   }
 
   private applyOne(h: EntryHeader, data: Buffer, streamSeq: number): void {
+    const what = `entry ${positionLabel(h)} (${h.op} ${h.r}/${h.p}, stream message ${streamSeq})`;
     try {
+      this.checkChunkOrder(h);
       let source: Data | undefined = { buf: data };
       if (h.c !== undefined) {
         const file = this.staging.add(h, data);
@@ -170,13 +205,47 @@ export class Replayer {
       }
       if (source !== undefined) this.applier.apply(h, source);
     } catch (err) {
+      if (err instanceof BadEntryError || err instanceof ConfinementError || err instanceof DecodeError) {
+        throw new BadEntryError(`${what} refused: ${err.message}`, { cause: err });
+      }
       const why = err instanceof UnderstudyError ? err.message : `${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.trim();
-      throw new ApplyError(`entry ${positionLabel(h)} (${h.op} ${h.r}/${h.p}, stream message ${streamSeq}) failed: ${why}`, { cause: err });
+      throw new ApplyError(`${what} failed: ${why}`, { cause: err });
     }
     // While entries are held, resuming must start before them: the stream position stays put.
     this.store.record(h.j, { e: h.e, s: h.s, t: h.t }, this.holding() ? this.store.positions.streamSeq : streamSeq);
     this.changed.add(h.j);
     this.summary.applied++;
+  }
+
+  /** A chunked entry's chunks come one after another in its journal; anything else means it will never complete. */
+  private checkChunkOrder(h: EntryHeader): void {
+    const open = this.openChunks.get(h.j);
+    if (open !== undefined && (h.c === undefined || h.c.first !== open.first || h.c.i !== open.next)) {
+      this.openChunks.delete(h.j);
+      throw new BadEntryError(`chunks ${open.next}..${open.n - 1} of entry ${h.j}.${open.first} never arrived before ${positionLabel(h)}`);
+    }
+    if (h.c === undefined) return;
+    if (h.c.i === h.c.n - 1) this.openChunks.delete(h.j);
+    else this.openChunks.set(h.j, { first: h.c.first, next: h.c.i + 1, n: h.c.n });
+  }
+
+  /** After a bad entry is quarantined in skip mode: consume it, so the journal goes on past it. */
+  private passOver(m: JsMsg): void {
+    this.summary.skipped++;
+    this.summary.streamSeq = m.seq;
+    // The message id (name.epoch.seq) places the entry in its journal even when its bytes are unreadable.
+    const id = /^([A-Za-z0-9_-]+)\.(\d+)\.(\d+)$/.exec(m.headers?.get('Nats-Msg-Id') ?? '');
+    const name = id?.[1];
+    if (name !== undefined && m.subject === journalSubject(this.opts.stream, name)) {
+      const pos = { e: Number(id?.[2]), s: Number(id?.[3]), t: Date.now() };
+      const cur = this.store.positions.journals[name];
+      if (cur === undefined || comparePosition(pos, cur) > 0) {
+        this.store.record(name, pos, this.holding() ? this.store.positions.streamSeq : m.seq);
+        this.changed.add(name);
+        return;
+      }
+    }
+    if (!this.holding()) this.store.skip(m.seq);
   }
 
   private holding(): boolean {
@@ -187,11 +256,12 @@ export class Replayer {
   private hold(h: EntryHeader, data: Buffer): void {
     let queue = this.held.get(h.j);
     if (queue === undefined) this.held.set(h.j, (queue = new Map()));
-    if (queue.size >= MAX_HELD) {
+    if (queue.size >= MAX_HELD || this.heldBytes + data.length > MAX_HELD_BYTES) {
       const pos = this.store.positions.journals[h.j];
-      throw new ApplyError(`journal ${h.j}: entries after ${positionLabel(pos)} are missing from the stream (holding ${queue.size} later ones)`);
+      throw new ApplyError(`journal ${h.j}: entries after ${positionLabel(pos)} are missing from the stream (holding ${queue.size} later ones, ${this.heldBytes} bytes)`);
     }
     queue.set(h.s, { h, data });
+    this.heldBytes += data.length;
   }
 
   private checkNoGaps(): void {

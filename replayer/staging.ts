@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EntryHeader } from '../lib/entry';
-import { ApplyError } from '../lib/errors';
+import { BadEntryError } from '../lib/errors';
 
 /**
  * Chunks of a large entry, collected in a file under the state directory
@@ -16,15 +16,15 @@ export class Staging {
   /** Stores one chunk; returns the staged file once the entry is complete, else undefined. */
   add(h: EntryHeader, data: Buffer): string | undefined {
     const c = h.c;
-    if (c === undefined) throw new ApplyError('not a chunk');
+    if (c === undefined) throw new BadEntryError('not a chunk');
     const file = path.join(this.dir, `${h.j}.${h.e}.${c.first}.part`);
-    if (c.off + data.length > c.total) throw new ApplyError(`chunk ${c.i}/${c.n} of ${h.j}.${h.e}.${c.first} runs past its total of ${c.total} bytes`);
-    if (c.i > 0 && !fs.existsSync(file)) throw new ApplyError(`chunk ${c.i}/${c.n} of ${h.j}.${h.e}.${c.first} arrived without the chunks before it`);
+    if (c.off + data.length > c.total) throw new BadEntryError(`chunk ${c.i}/${c.n} of ${h.j}.${h.e}.${c.first} runs past its total of ${c.total} bytes`);
+    if (c.i > 0 && !fs.existsSync(file)) throw new BadEntryError(`chunk ${c.i}/${c.n} of ${h.j}.${h.e}.${c.first} arrived without the chunks before it`);
     const fd = fs.openSync(file, c.i === 0 ? 'w' : 'r+', 0o600);
     try {
       for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, c.off + off);
       if (c.i === c.n - 1) {
-        if (fs.fstatSync(fd).size !== c.total) throw new ApplyError(`chunks of ${h.j}.${h.e}.${c.first} add up to ${fs.fstatSync(fd).size} bytes, not ${c.total}`);
+        if (fs.fstatSync(fd).size !== c.total) throw new BadEntryError(`chunks of ${h.j}.${h.e}.${c.first} add up to ${fs.fstatSync(fd).size} bytes, not ${c.total}`);
         fs.fsyncSync(fd);
       }
     } finally {

@@ -79,7 +79,7 @@ test.serial('a hostile or broken entry stops --drain with a non-zero exit naming
   ]);
   const first = await cli(pair, ['replay', '--root', `data=${pair.standby}`, '--state', pair.state, '--drain']);
   t.is(first.code, 1);
-  t.regex(first.stderr, /entry app\.1\.2 \(put data\/\.\.\/escaped\.txt, stream message 2\) failed: path "\.\.\/escaped\.txt" has a "\.\." segment/);
+  t.regex(first.stderr, /entry app\.1\.2 \(put data\/\.\.\/escaped\.txt, stream message 2\) refused: path "\.\.\/escaped\.txt" has a "\.\." segment; quarantined in \S+000000000002\.entry; stopping/);
   t.false(fs.existsSync(outside));
   t.is(fs.readFileSync(path.join(pair.standby, 'ok.txt'), 'utf8'), 'fine', 'what came before was applied and kept');
 

@@ -52,7 +52,12 @@ function paced(rate, seconds, dir) {
     let maxCallMs = 0;
     let slowCalls = 0; // calls over 50 ms
     const t0 = now();
+    let lastTick = t0;
+    const stalls = []; // [ms into the run, ms the event loop did not tick] for gaps over 50 ms
     const tick = () => {
+      const tickAt = now();
+      if (tickAt - lastTick > 50) stalls.push([Math.round(lastTick - t0), Math.round(tickAt - lastTick)]);
+      lastTick = tickAt;
       const due = Math.min(total, Math.floor(((now() - t0) * rate) / 1000) + 1);
       maxBehind = Math.max(maxBehind, due - done);
       while (done < due) {
@@ -64,12 +69,13 @@ function paced(rate, seconds, dir) {
         if (took > 50) slowCalls++;
         done++;
       }
+      lastTick = now();
       if (done < total) return;
       clearInterval(timer);
       const tCalls = now();
       const last = understudy.journalPosition().appended;
       const flushed = understudy.flush(60_000);
-      resolve({ n: total, first, last, t0, tCalls, tFlushed: now(), flushed, maxBehind, maxCallMs, slowCalls, achievedRate: total / ((tCalls - t0) / 1000) });
+      resolve({ n: total, first, last, t0, tCalls, tFlushed: now(), flushed, maxBehind, maxCallMs, slowCalls, stalls, achievedRate: total / ((tCalls - t0) / 1000) });
     };
     const timer = setInterval(tick, 1);
     tick();

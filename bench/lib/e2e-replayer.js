@@ -23,7 +23,9 @@ const { parseRoots } = require(path.join(DIST, 'lib', 'roots.js'));
 const opts = JSON.parse(process.argv[2]);
 const now = () => performance.timeOrigin + performance.now();
 
-const rec = { s: [], t: [], applied: [], durable: [] };
+const rec = { s: [], t: [], applied: [], durable: [], applyMs: [] };
+/** Time spent in the synchronous fsync steps of commits (applier.sync, store.sync). */
+const syncMs = { applier: 0, store: 0, calls: 0, max: 0 };
 let lastSeq = 0;
 let durableUpTo = 0; // entries in rec with a durable time
 const waiters = [];
@@ -47,7 +49,9 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof repla
   instrumented = true;
   const apply = applier.apply.bind(applier);
   applier.apply = (h, data) => {
+    const a0 = now();
     apply(h, data);
+    rec.applyMs.push(now() - a0);
     rec.s.push(h.s);
     rec.t.push(h.t);
     rec.applied.push(now());
@@ -59,6 +63,23 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof repla
       }
     }
   };
+  const timeSync = (obj, key) => {
+    if (obj === undefined || typeof obj.sync !== 'function') return;
+    const orig = obj.sync.bind(obj);
+    obj.sync = () => {
+      const s0 = now();
+      try {
+        return orig();
+      } finally {
+        const took = now() - s0;
+        syncMs[key] += took;
+        if (key === 'applier') syncMs.calls++;
+        if (took > syncMs.max) syncMs.max = took;
+      }
+    };
+  };
+  timeSync(applier, 'applier');
+  timeSync(replayer.store, 'store');
   const commit = replayer.commit.bind(replayer);
   replayer.commit = async (kv) => {
     const upTo = rec.s.length;
@@ -92,7 +113,7 @@ process.send({ type: 'started', instrumented });
 replayer.run(ac.signal).then((summary) => {
   const cpu = process.cpuUsage(cpu0);
   process.send({
-    type: 'result', instrumented, summary, started, ended: now(), commits, commitMsTotal, commitAt,
+    type: 'result', instrumented, summary, started, ended: now(), commits, commitMsTotal, commitAt, syncMs,
     cpuMs: (cpu.user + cpu.system) / 1000, ...rec,
   }, () => process.exit(0));
 }, (err) => {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { EntryHeader } from '../../lib/entry';
-import { ApplyError } from '../../lib/errors';
+import { ApplyError, BadEntryError } from '../../lib/errors';
 import { resolveInRoot } from '../safe-path';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
@@ -86,7 +86,7 @@ export class FsApplier {
 
   private resolve(root: string, rel: string, makeParents: boolean): string {
     const dir = this.roots.get(root);
-    if (dir === undefined) throw new ApplyError(`entry names root "${root}", which this replayer does not have (--root ${root}=/dir)`);
+    if (dir === undefined) throw new BadEntryError(`entry names root "${root}", which this replayer does not have (--root ${root}=/dir)`);
     return resolveInRoot(dir, rel, makeParents);
   }
 

@@ -11,8 +11,20 @@ export const COMMON_FLAGS = {
   name: { type: 'string' },
   stream: { type: 'string' },
   state: { type: 'string' },
+  creds: { type: 'string' },
+  nkey: { type: 'string' },
+  token: { type: 'string' },
+  user: { type: 'string' },
+  password: { type: 'string' },
+  'tls-ca': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
+
+/** The NATS flags, as the UNDERSTUDY_NATS_* variables they stand for. */
+const NATS_FLAG_VARS = {
+  creds: 'UNDERSTUDY_NATS_CREDS', nkey: 'UNDERSTUDY_NATS_NKEY', token: 'UNDERSTUDY_NATS_TOKEN',
+  user: 'UNDERSTUDY_NATS_USER', password: 'UNDERSTUDY_NATS_PASS', 'tls-ca': 'UNDERSTUDY_NATS_CA',
+} as const;
 
 export interface CommonOptions {
   nats: NatsSettings;
@@ -22,7 +34,7 @@ export interface CommonOptions {
   stateDir: string;
 }
 
-type Values = { root?: string[]; nats?: string; name?: string; stream?: string; state?: string };
+type Values = { root?: string[]; nats?: string; name?: string; stream?: string; state?: string } & { [K in keyof typeof NATS_FLAG_VARS]?: string };
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: typeof COMMON_FLAGS & O; allowPositionals: true; strict: true }>>;
@@ -44,8 +56,13 @@ export function common(values: Values, env: NodeJS.ProcessEnv, needRoots: boolea
   const givenName = values.name ?? env.UNDERSTUDY_NAME;
   const state = values.state ?? env.UNDERSTUDY_STATE_DIR;
   if (state !== undefined && !path.isAbsolute(state)) throw new SettingsError(`--state ${state} is not an absolute path`);
+  const natsEnv: NodeJS.ProcessEnv = { ...env };
+  for (const [flag, variable] of Object.entries(NATS_FLAG_VARS)) {
+    const v = values[flag as keyof typeof NATS_FLAG_VARS];
+    if (v !== undefined) natsEnv[variable] = v;
+  }
   return {
-    nats: natsSettings(env, values.nats),
+    nats: natsSettings(natsEnv, values.nats),
     stream: streamName(values.stream ?? env.UNDERSTUDY_STREAM),
     roots,
     name: givenName === undefined || givenName === '' ? undefined : journalName(givenName, undefined),

@@ -1,22 +1,36 @@
 import { Replayer } from '../replayer';
+import { SettingsError } from '../../lib/errors';
+import { loadVerifier } from '../../lib/signing';
 import { common, parse } from './options';
 
 export const usage = `understudy replay --root name=/abs/dir … [--nats URL] [--name NAME] [--stream S] [--state DIR] [--drain]
+                  [--verify-key FILE …] [--on-bad-entry halt|skip]
+                  [--creds FILE | --nkey FILE | --token T | --user U --password P] [--tls-ca FILE]
 
 Applies journal entries from the stream to the standby's roots, in order, exactly once.
 --drain applies everything the stream holds now and exits 0 (non-zero on any error);
-without it, runs until SIGINT or SIGTERM and stops cleanly.`;
+without it, runs until SIGINT or SIGTERM and stops cleanly.
+--verify-key (or UNDERSTUDY_VERIFY_KEYS, comma-separated): accept only entries signed by
+one of these keys (Ed25519 public key PEM, or an hmac-sha256:<base64> secret file).
+A bad entry is moved to <state>/quarantine with the reason; then the replayer stops
+(halt, the default) or passes over it (skip).`;
 
 /** `understudy replay`. */
 export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parse(argv, { drain: { type: 'boolean' } });
+  const { values } = parse(argv, {
+    drain: { type: 'boolean' }, 'verify-key': { type: 'string', multiple: true }, 'on-bad-entry': { type: 'string' },
+  });
   if (values.help === true) {
     console.log(usage);
     return 0;
   }
   const o = common(values, env, true);
   const log = (line: string): void => console.error(`understudy replay: ${line}`);
-  const replayer = new Replayer({ ...o, drain: values.drain === true, log });
+  const keyFiles = values['verify-key'] ?? (env.UNDERSTUDY_VERIFY_KEYS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const onBadEntry = values['on-bad-entry'] ?? 'halt';
+  if (onBadEntry !== 'halt' && onBadEntry !== 'skip') throw new SettingsError(`--on-bad-entry ${onBadEntry} is not halt or skip`);
+  const verifier = keyFiles.length > 0 ? loadVerifier(keyFiles) : undefined;
+  const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry });
   const ac = new AbortController();
   const stop = (): void => ac.abort();
   process.once('SIGINT', stop);
@@ -24,7 +38,7 @@ export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   try {
     if (values.drain !== true) log(`following stream ${o.stream}${o.name ? ` (journal ${o.name})` : ''} into ${o.roots.map((r) => `${r.name}=${r.dir}`).join(', ')}`);
     const s = await replayer.run(ac.signal);
-    log(`applied ${s.applied} entries (${s.duplicates} duplicates skipped), stream position ${s.streamSeq}`);
+    log(`applied ${s.applied} entries (${s.duplicates} duplicates skipped${s.skipped > 0 ? `, ${s.skipped} bad entries quarantined and passed over` : ''}), stream position ${s.streamSeq}`);
     return 0;
   } finally {
     process.off('SIGINT', stop);

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startNatsServer, type NatsServer } from './nats-server';
-import { Replayer, type ReplaySummary } from '../../replayer/replayer';
+import { Replayer, type ReplayOptions, type ReplaySummary } from '../../replayer/replayer';
 import { parseRoots } from '../../lib/roots';
 
 /** Repository root (tests run from dist/test). */
@@ -24,7 +24,7 @@ export interface Pair {
   /** Runs `node --require understudy/agent <script>` (a file, or source text with `code`). */
   runApp(script: { file?: string; code?: string; args?: string[]; env?: Record<string, string>; withAgent?: boolean }): Promise<RunResult>;
   /** Applies everything the stream holds to the standby. */
-  drain(name?: string): Promise<ReplaySummary>;
+  drain(name?: string, extra?: Partial<ReplayOptions>): Promise<ReplaySummary>;
   close(): Promise<void>;
 }
 
@@ -54,9 +54,9 @@ export async function makePair(label = 'pair'): Promise<Pair> {
   return {
     server, dir, primary, standby, spool, state, env,
     runApp: (s) => runNode(s.file, s.code, s.args ?? [], env(s.env), s.withAgent ?? true, dir),
-    drain: (name) => new Replayer({
+    drain: (name, extra = {}) => new Replayer({
       nats: { url: server.url }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${standby}`), name,
-      stateDir: state, drain: true, log: () => undefined,
+      stateDir: state, drain: true, log: () => undefined, ...extra,
     }).run(),
     async close() {
       await server.stop();
