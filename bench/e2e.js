@@ -351,7 +351,7 @@ async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.en
     }
     if (!caughtUp) {
       const applied = r.instrumented ? inRange(r, app.first, app.last).length : kv.samples.filter((x) => x.s <= app.last).length;
-      log(`NOT CAUGHT UP: ${catchUpS} s after the app's last write the standby had applied ${c.fmt(applied)} of ${c.fmt(out.entries)} entries; ` +
+      log(`NOT CAUGHT UP: ${catchUpS} s after the app finished (its flush returned) the standby had applied ${c.fmt(applied)} of ${c.fmt(out.entries)} entries; ` +
         'the figures below cover the applied ones only and understate the lag');
     } else if (out.catchUpMs !== undefined) {
       log(`the standby applied the last entry ${c.fmt(out.catchUpMs)} ms after the app's flush returned`);

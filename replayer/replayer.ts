@@ -118,7 +118,7 @@ export class Replayer {
       signal?.addEventListener('abort', stop, { once: true });
       if (signal?.aborted === true) stop();
       for await (const m of messages) {
-        this.handle(m);
+        await this.handleWaitingForSpace(m, signal);
         if (opts.drain && m.info.pending === 0) break;
       }
       signal?.removeEventListener('abort', stop);
@@ -136,6 +136,24 @@ export class Replayer {
       await nc.close();
       this.store.close();
       fs.rmSync(this.runningMarker, { force: true });
+    }
+  }
+
+  /**
+   * A full standby disk stops applying with a clear error; when following (not draining)
+   * the replayer retries the same entry until space is freed, so nothing is lost.
+   */
+  private async handleWaitingForSpace(m: JsMsg, signal?: AbortSignal): Promise<void> {
+    for (let said = false; ; said = true) {
+      try {
+        this.handle(m);
+        if (said) this.opts.log('space is available again; applying resumed');
+        return;
+      } catch (err) {
+        if (this.opts.drain || !isOutOfSpace(err) || signal?.aborted === true) throw err;
+        if (!said) this.opts.log(`${(err as Error).message}; waiting for space on the standby, retrying every second`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
     }
   }
 
@@ -286,6 +304,11 @@ export class Replayer {
       await kv.put(appliedKey(name), JSON.stringify({ ...pos, appliedAt: Date.now() })).catch(() => this.changed.add(name));
     }
   }
+}
+
+function isOutOfSpace(err: unknown): boolean {
+  const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+  return cause?.code === 'ENOSPC' || cause?.code === 'EDQUOT';
 }
 
 /** Removes temporary files a killed replayer left beside the objects it was replacing. */

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { EntryHeader } from '../../lib/entry';
-import { ApplyError, BadEntryError } from '../../lib/errors';
+import { ApplyError, BadEntryError, ConfinementError } from '../../lib/errors';
 import { resolveInRoot } from '../safe-path';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
@@ -193,7 +193,14 @@ export class FsApplier {
   }
 
   private withFd(target: string, flags: number, fn: (fd: number) => void): void {
-    const fd = fs.openSync(target, flags, 0o644);
+    let fd: number;
+    try {
+      fd = fs.openSync(target, flags, 0o644);
+    } catch (err) {
+      // O_NOFOLLOW met a symlink where the entry names a file or directory.
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new ConfinementError(`${path.basename(target)} is a symlink on the standby; refusing to act through it`);
+      throw err;
+    }
     try {
       fn(fd);
     } finally {

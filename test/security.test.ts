@@ -1,0 +1,116 @@
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { EntryHeader } from '../lib/entry';
+import { parseRoots } from '../lib/roots';
+import { Replayer } from '../replayer/replayer';
+import { makePair } from './helpers/pair';
+import { publish } from './helpers/publish';
+import { diffTrees } from './helpers/tree';
+
+const head = (s: number, p: string) => ({ j: 'app', e: 1, s, t: Date.now(), r: 'data', p });
+const put = (s: number, p: string, text: string) => ({ header: { ...head(s, p), op: 'put', mode: 0o644 } as EntryHeader, data: Buffer.from(text) });
+
+test.serial('--on-bad-entry=skip quarantines bad entries and goes on with the rest', async (t) => {
+  const pair = await makePair('skip');
+  t.teardown(() => pair.close());
+  await publish(pair.server.url, [
+    put(1, 'a.txt', 'a'),
+    put(2, '../../etc/cron.d/evil', 'evil'),
+    { header: head(3, 'x') as EntryHeader, raw: Buffer.from('not an entry at all') },
+    put(4, 'b.txt', 'b'),
+  ]);
+  const logs: string[] = [];
+  const s = await pair.drain(undefined, { onBadEntry: 'skip', log: (l) => logs.push(l) });
+  t.is(s.applied, 2);
+  t.is(s.skipped, 2);
+  t.deepEqual(fs.readdirSync(pair.standby).sort(), ['a.txt', 'b.txt']);
+  const q = fs.readdirSync(path.join(pair.state, 'quarantine')).sort();
+  t.deepEqual(q, ['000000000002.entry', '000000000002.json', '000000000003.entry', '000000000003.json']);
+  t.regex(fs.readFileSync(path.join(pair.state, 'quarantine', '000000000003.json'), 'utf8'), /does not start with the USJ1 magic/);
+  t.is(logs.length, 2);
+  t.regex(logs[0], /skipped: entry app\.1\.2 .* refused: path .* has a "\.\." segment/);
+});
+
+test.serial('a standby directory swapped for a symlink is never written through', async (t) => {
+  const pair = await makePair('swap');
+  t.teardown(() => pair.close());
+  const outside = path.join(pair.dir, 'outside');
+  fs.mkdirSync(outside);
+  await publish(pair.server.url, [put(1, 'dir/first.txt', 'first')]);
+  await pair.drain();
+  // An attacker on the standby replaces the directory with a link to elsewhere.
+  fs.rmSync(path.join(pair.standby, 'dir'), { recursive: true });
+  fs.symlinkSync(outside, path.join(pair.standby, 'dir'));
+  await publish(pair.server.url, [put(2, 'dir/second.txt', 'second'), { header: { ...head(3, 'dir'), op: 'chmod', mode: 0o777 } as EntryHeader }]);
+  await t.throwsAsync(pair.drain(), { message: /"dir" is a symlink on the standby; refusing to write through it/ });
+  await pair.drain(undefined, { onBadEntry: 'skip' });
+  t.deepEqual(fs.readdirSync(outside), []);
+  t.is(fs.statSync(outside).mode & 0o777, 0o755);
+});
+
+test.serial('chunks that never complete are refused, not applied half', async (t) => {
+  const pair = await makePair('chunks');
+  t.teardown(() => pair.close());
+  const c = (i: number) => ({ first: 1, i, n: 3, off: i * 4, total: 12 });
+  await publish(pair.server.url, [
+    { header: { ...head(1, 'big'), op: 'put', mode: 0o644, c: c(0) } as EntryHeader, data: Buffer.from('aaaa') },
+    { header: { ...head(2, 'big'), op: 'put', mode: 0o644, c: c(1) } as EntryHeader, data: Buffer.from('bbbb') },
+    put(3, 'other.txt', 'the last chunk never came'),
+  ]);
+  await t.throwsAsync(pair.drain(), { message: /chunks 2\.\.2 of entry app\.1 never arrived before app\.1\.3/ });
+  t.deepEqual(fs.readdirSync(pair.standby), []);
+});
+
+/** A small filesystem for the standby: a tmpfs when this machine lets us mount one. */
+function smallFs(dir: string, bytes: number): (() => void) | undefined {
+  fs.mkdirSync(dir);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', dir], { stdio: 'ignore' });
+    return () => execFileSync('umount', [dir], { stdio: 'ignore' });
+  } catch {
+    return undefined;
+  }
+}
+
+test.serial('a full standby disk stops applying with a clear error, shows no partial file, and resumes once space is freed', async (t) => {
+  const pair = await makePair('enospc');
+  t.teardown(() => pair.close());
+  const mnt = path.join(pair.dir, 'small');
+  const unmount = smallFs(mnt, 2 * 1024 * 1024);
+  if (unmount === undefined) {
+    t.log('cannot mount a tmpfs here; this test needs root (CI runs as root)');
+    t.fail('no tmpfs');
+    return;
+  }
+  t.teardown(unmount);
+  const standby = path.join(mnt, 'root');
+  fs.mkdirSync(standby);
+  fs.writeFileSync(path.join(mnt, 'ballast'), Buffer.alloc(1024 * 1024)); // what the operator will free
+  const run = await pair.runApp({
+    code: `const fs = require('fs'); const r = ${JSON.stringify(pair.primary)};
+      fs.writeFileSync(r + '/a.bin', Buffer.alloc(600 * 1024, 1)); fs.writeFileSync(r + '/b.bin', Buffer.alloc(600 * 1024, 2));
+      fs.writeFileSync(r + '/c.txt', 'after the big ones');`,
+  });
+  t.is(run.code, 0, run.stderr);
+  const replay = (drain: boolean, signal?: AbortSignal, log?: (l: string) => void) => new Replayer({
+    nats: { url: pair.server.url }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${standby}`), stateDir: pair.state,
+    drain, log: log ?? (() => undefined),
+  }).run(signal);
+  await t.throwsAsync(replay(true), { message: /entry app\.\d+\.2 \(put data\/b\.bin, stream message 2\) failed: ENOSPC/ });
+  t.deepEqual(fs.readdirSync(standby), ['a.bin'], 'b.bin is not visible at all, and no temporary file is left');
+
+  // Following instead of draining: it waits for space, then goes on by itself.
+  const ac = new AbortController();
+  const logs: string[] = [];
+  const following = replay(false, ac.signal, (l) => logs.push(l));
+  while (!logs.some((l) => /waiting for space/.test(l))) await new Promise((r) => setTimeout(r, 50));
+  fs.rmSync(path.join(mnt, 'ballast'));
+  while (!fs.existsSync(path.join(standby, 'c.txt'))) await new Promise((r) => setTimeout(r, 50));
+  ac.abort();
+  const s = await following;
+  t.is(s.applied, 2);
+  t.true(logs.some((l) => /applying resumed/.test(l)));
+  t.deepEqual(diffTrees(pair.primary, standby), []);
+});
