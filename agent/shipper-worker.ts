@@ -38,13 +38,14 @@ const subject = journalSubject(data.stream, name);
 const files = spoolFiles(dir);
 let ackedPos: AckedState = readJson<AckedState>(files.acked) ?? { epoch: 0, seq: 0 };
 let savedSeq = ackedPos.seq;
+publishPosition(shared, ACKED, ackedPos.seq);
 // Signing happens here, off the application's thread: Ed25519 costs tens of microseconds an entry.
 const signer = data.signingKey === undefined ? undefined : loadSigner(data.signingKey);
 
 async function main(): Promise<void> {
-  const nc = await connectNats(data.nats, `understudy-agent:${name}`, { waitOnFirstConnect: true });
+  // Keep trying: a server that is down or refuses our credentials now may accept them later.
+  const nc = await retry('connect to NATS', () => connectNats(data.nats, `understudy-agent:${name}`, { waitOnFirstConnect: true }));
   await retry('create the stream', () => jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream)));
-  publishPosition(shared, ACKED, ackedPos.seq);
   // The state bucket is for reporting; shipping never waits for it.
   let kv: KV | undefined;
   void retry('open the state bucket', () => openStateKv(nc, data.stream)).then((opened) => {
@@ -68,7 +69,9 @@ async function main(): Promise<void> {
       continue;
     }
     if (records.length === 0) {
-      // Caught up: report it at once, so `status` and an exiting application see the truth.
+      // Caught up: keep the acked position for the next start, and report it at once so
+      // `status` and an exiting application see the truth.
+      saveAcked();
       if (kv !== undefined && readPosition(shared, REPORTED) < appended) await beat(kv);
       await Atomics.waitAsync(shared, APPENDED, BigInt(appended), 1000).value;
       continue;
@@ -102,26 +105,27 @@ async function main(): Promise<void> {
 
 /** Awaits acks in order; false (and a warning, once) at the first failure. */
 async function settle(batch: InFlight[]): Promise<boolean> {
+  let ok = true;
   for (const p of batch) {
     try {
       await p.ack;
     } catch (err) {
       warnOnce('publish', `journal "${name}" cannot reach JetStream (${(err as Error).message}); entries stay spooled and are shipped when it is back`);
-      return false;
+      ok = false;
+      break;
     }
     ackedPos = { epoch: p.epoch, seq: p.seq };
-    publishPosition(shared, ACKED, p.seq);
   }
-  return true;
+  // Saved before it is announced: an application that exits on the announcement leaves it on disk.
+  saveAcked();
+  publishPosition(shared, ACKED, ackedPos.seq);
+  return ok;
 }
 
 /** Leaves the agent's position in the state bucket (its heartbeat) and saves the acked position. */
 async function beat(kv: KV): Promise<void> {
   const appended = readPosition(shared, APPENDED);
-  if (ackedPos.seq !== savedSeq) {
-    writeJsonAtomic(files.acked, ackedPos);
-    savedSeq = ackedPos.seq;
-  }
+  saveAcked();
   const value = {
     name, epoch: data.epoch, mode: data.mode, pid: process.pid, host: os.hostname(), appended, acked: ackedPos, time: Date.now(),
   };
@@ -131,6 +135,12 @@ async function beat(kv: KV): Promise<void> {
   } catch (err) {
     warnOnce('heartbeat', `journal "${name}" cannot report its position: ${(err as Error).message}`);
   }
+}
+
+function saveAcked(): void {
+  if (ackedPos.seq === savedSeq) return;
+  writeJsonAtomic(files.acked, ackedPos);
+  savedSeq = ackedPos.seq;
 }
 
 async function heartbeats(kv: KV): Promise<void> {

@@ -26,6 +26,8 @@ function requireDist(rel) {
 const tempDirs = new Set();
 /** Things to stop on the way out (nats-server, children). */
 const stoppers = new Set();
+/** Processes we started; killed synchronously if this process dies before stopping them. */
+const childPids = new Set();
 
 function tempDir(label, base = os.tmpdir()) {
   const dir = fs.mkdtempSync(path.join(base, `understudy-bench-${label}-`));
@@ -61,7 +63,14 @@ function hookSignals() {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   process.once('exit', () => {
-    // Synchronous last resort: kill what is left, remove directories.
+    // Synchronous last resort (an uncaught error, say): kill what is left, remove directories.
+    for (const pid of childPids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
   });
 }
@@ -72,8 +81,10 @@ async function startNats(label = 'nats') {
   const { startNatsServer } = requireDist('test/helpers/nats-server.js');
   const storeDir = tempDir(label);
   const server = await startNatsServer({ storeDir });
+  childPids.add(server.process.pid);
   const stop = async () => {
     await server.stop();
+    childPids.delete(server.process.pid);
     removeDir(storeDir);
   };
   stoppers.add(stop);
@@ -98,6 +109,7 @@ function runNode(script, args, { env = {}, agent = false, execArgv = [], timeout
     const child = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const kill = async () => child.kill('SIGKILL');
     stoppers.add(kill);
+    childPids.add(child.pid);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -110,6 +122,7 @@ function runNode(script, args, { env = {}, agent = false, execArgv = [], timeout
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       stoppers.delete(kill);
+      childPids.delete(child.pid);
       if (code !== 0) {
         reject(new Error(`${path.basename(script)} ${args.join(' ')} exited with ${code ?? signal}\n${stderr}${stdout}`));
         return;
@@ -127,8 +140,10 @@ function spawnIpc(script, args, { env = {}, agent = false, execArgv = [] } = {})
   child.stderr.on('data', (d) => (stderr += d));
   const kill = async () => child.kill('SIGKILL');
   stoppers.add(kill);
+  childPids.add(child.pid);
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => {
     stoppers.delete(kill);
+    childPids.delete(child.pid);
     resolve({ code, signal });
   }));
   /** Resolves with the first message whose type is `type`; rejects if the child exits first. */

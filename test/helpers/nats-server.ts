@@ -29,13 +29,20 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts `nats-server -js` from PATH; fails clearly when it is not installed. */
-export async function startNatsServer(opts: { storeDir?: string; port?: number; args?: string[] } = {}): Promise<NatsServer> {
+export async function startNatsServer(opts: { storeDir?: string; port?: number; args?: string[]; config?: (port: number, storeDir: string) => string } = {}): Promise<NatsServer> {
   if (spawnSync('nats-server', ['--version']).error !== undefined) {
     throw new Error('nats-server not found on PATH (apt-get install nats-server)');
   }
   const port = opts.port ?? (await freePort());
   const storeDir = opts.storeDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-nats-'));
-  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir, ...(opts.args ?? [])], {
+  let args = ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir, ...(opts.args ?? [])];
+  if (opts.config !== undefined) {
+    // A config file owns the listen address and the store; flags would clash with it.
+    const file = path.join(storeDir, '..', `nats-${port}.conf`);
+    fs.writeFileSync(file, opts.config(port, storeDir));
+    args = ['-c', file];
+  }
+  const child = spawn('nats-server', args, {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';

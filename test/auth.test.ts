@@ -1,0 +1,139 @@
+import test from 'ava';
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startNatsServer } from './helpers/nats-server';
+import { CLI, makePair } from './helpers/pair';
+
+/**
+ * The least-privilege permission set SECURITY.md recommends, for a journal
+ * named "app" on stream UNDERSTUDY: the agent may publish only its own journal
+ * subject and its own heartbeat; the replayer may read the stream and report
+ * its applied positions, and publish no journal entry.
+ */
+function permissionsConfig(port: number, storeDir: string): string {
+  return `
+listen: 127.0.0.1:${port}
+jetstream { store_dir: "${storeDir}" }
+authorization {
+  users: [
+    { user: agent, password: agent-secret, permissions: {
+        publish: { allow: [
+          "understudy.understudy.journal.app",
+          "$JS.API.INFO", "$JS.API.STREAM.INFO.UNDERSTUDY", "$JS.API.STREAM.CREATE.UNDERSTUDY",
+          "$JS.API.STREAM.INFO.KV_UNDERSTUDY_STATE", "$JS.API.STREAM.CREATE.KV_UNDERSTUDY_STATE",
+          "$KV.UNDERSTUDY_STATE.agent.app",
+          "$JS.API.CONSUMER.CREATE.KV_UNDERSTUDY_STATE", "$JS.API.CONSUMER.CREATE.KV_UNDERSTUDY_STATE.>",
+          "$JS.API.CONSUMER.DELETE.KV_UNDERSTUDY_STATE.>"
+        ] }
+        subscribe: { allow: ["_INBOX.>"] } } }
+    { user: replayer, password: replayer-secret, permissions: {
+        publish: { allow: [
+          "$JS.API.INFO", "$JS.API.STREAM.INFO.UNDERSTUDY", "$JS.API.STREAM.INFO.KV_UNDERSTUDY_STATE",
+          "$JS.API.CONSUMER.CREATE.UNDERSTUDY", "$JS.API.CONSUMER.CREATE.UNDERSTUDY.>",
+          "$JS.API.CONSUMER.INFO.UNDERSTUDY.>", "$JS.API.CONSUMER.DELETE.UNDERSTUDY.>",
+          "$JS.API.CONSUMER.MSG.NEXT.UNDERSTUDY.>",
+          "$KV.UNDERSTUDY_STATE.applied.>"
+        ] }
+        subscribe: { allow: ["_INBOX.>"] } } }
+    { user: admin, password: admin-secret }
+  ]
+}
+`;
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+test.serial('with authentication and per-subject permissions, the right credentials work and wrong ones fail clearly', async (t) => {
+  const pair = await makePair('auth');
+  t.teardown(() => pair.close());
+  await pair.server.stop();
+  const server = await startNatsServer({ storeDir: path.join(pair.dir, 'secured-store'), config: permissionsConfig });
+  t.teardown(() => server.stop());
+  const url = server.url;
+
+  // The stream and the state bucket are made once by an administrator (or the first agent).
+  const admin = await pair.runApp({
+    env: { UNDERSTUDY_NATS_URL: url, UNDERSTUDY_NATS_USER: 'admin', UNDERSTUDY_NATS_PASS: 'admin-secret', UNDERSTUDY_NAME: 'setup' },
+    code: `require('fs').mkdirSync(${JSON.stringify(path.join(pair.primary, 'made-by-admin'))});`,
+  });
+  t.is(admin.code, 0, admin.stderr);
+
+  const agentEnv = { UNDERSTUDY_NATS_URL: url, UNDERSTUDY_NATS_USER: 'agent', UNDERSTUDY_NATS_PASS: 'agent-secret' };
+  const ok = await pair.runApp({ env: agentEnv, code: `require('fs').writeFileSync(${JSON.stringify(path.join(pair.primary, 'app.txt'))}, 'with credentials');` });
+  t.is(ok.code, 0);
+  t.is(ok.stderr, '', 'the agent with its credentials ships without complaint');
+
+  const replay = (user: string, pass: string) => cli(['replay', '--root', `data=${pair.standby}`, '--state', pair.state, '--drain', '--nats', url, '--user', user, '--password', pass, '--name', 'app'], {});
+  const wrong = await replay('replayer', 'guess');
+  t.is(wrong.code, 1);
+  t.regex(wrong.stderr, /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*[Aa]uthorization/);
+  const right = await replay('replayer', 'replayer-secret');
+  t.is(right.code, 0, right.stderr);
+  t.is(fs.readFileSync(path.join(pair.standby, 'app.txt'), 'utf8'), 'with credentials');
+
+  const badPass = await pair.runApp({
+    env: { ...agentEnv, UNDERSTUDY_NATS_PASS: 'wrong', UNDERSTUDY_EXIT_TIMEOUT_MS: '1500' },
+    code: `require('fs').writeFileSync(${JSON.stringify(path.join(pair.primary, 'later.txt'))}, 'spooled'); console.log('app ran');`,
+  });
+  t.is(badPass.code, 0);
+  t.is(badPass.stdout.trim(), 'app ran');
+  t.regex(badPass.stderr, /[Aa]uthorization/);
+  t.regex(badPass.stderr, /1 entries not yet in JetStream at exit; they stay in/);
+
+  // A journal the agent's user may not publish: refused by the server, kept in the spool, said once.
+  const other = await pair.runApp({
+    env: { ...agentEnv, UNDERSTUDY_NAME: 'other', UNDERSTUDY_EXIT_TIMEOUT_MS: '1500' },
+    code: `require('fs').writeFileSync(${JSON.stringify(path.join(pair.primary, 'other.txt'))}, 'not allowed');`,
+  });
+  t.is(other.code, 0);
+  t.regex(other.stderr, /journal "other" cannot reach JetStream \(.*[Pp]ermission/);
+  t.true(fs.existsSync(path.join(pair.spool, 'other')), 'its entries stay in its spool');
+});
+
+/** A CA and a server certificate for 127.0.0.1, made with openssl. */
+function makeCerts(dir: string): { ca: string; cert: string; key: string } {
+  const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  run(['req', '-x509', '-newkey', 'ed25519', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=understudy test CA']);
+  run(['req', '-newkey', 'ed25519', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
+  // nats.js checks an IP server's certificate against the name localhost, so both are in it.
+  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf']);
+  return { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
+}
+
+test.serial('TLS with a private CA and a token: agent and replayer connect with UNDERSTUDY_NATS_CA / --tls-ca', async (t) => {
+  const pair = await makePair('tls');
+  t.teardown(() => pair.close());
+  await pair.server.stop();
+  const certs = makeCerts(pair.dir);
+  const server = await startNatsServer({
+    storeDir: path.join(pair.dir, 'tls-store'),
+    config: (port, store) => `listen: 127.0.0.1:${port}
+jetstream { store_dir: "${store}" }
+tls { cert_file: "${certs.cert}", key_file: "${certs.key}" }
+authorization { token: "s3cret-token" }
+`,
+  });
+  t.teardown(() => server.stop());
+  const url = server.url.replace('nats://', 'tls://');
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_NATS_URL: url, UNDERSTUDY_NATS_CA: certs.ca, UNDERSTUDY_NATS_TOKEN: 's3cret-token' },
+    code: `require('fs').writeFileSync(${JSON.stringify(path.join(pair.primary, 'tls.txt'))}, 'over tls');`,
+  });
+  t.is(run.code, 0);
+  t.is(run.stderr, '');
+  const noCa = await cli(['replay', '--root', `data=${pair.standby}`, '--state', pair.state, '--drain', '--nats', url, '--token', 's3cret-token'], {});
+  t.is(noCa.code, 1, 'without the CA the server is not trusted');
+  t.regex(noCa.stderr, /cannot connect to NATS/);
+  const ok = await cli(['replay', '--root', `data=${pair.standby}`, '--state', pair.state, '--drain', '--nats', url, '--token', 's3cret-token', '--tls-ca', certs.ca], {});
+  t.is(ok.code, 0, ok.stderr);
+  t.is(fs.readFileSync(path.join(pair.standby, 'tls.txt'), 'utf8'), 'over tls');
+});
