@@ -11,7 +11,7 @@ import type { KV } from '@nats-io/kv';
 import { headers } from '@nats-io/transport-node';
 import { loadSigner, SIGNATURE_HEADER } from '../lib/signing';
 import { connectNats, ensureStream, openStateKv } from '../lib/nats';
-import { agentKey, appliedKey, journalSubject, msgId } from '../lib/subjects';
+import { agentKey, appliedKey, fenceKey, journalSubject, msgId } from '../lib/subjects';
 import { SpoolCursor } from '../lib/spool-reader';
 import { readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState } from '../lib/spool';
 import { DEFAULTS, type NatsSettings } from '../lib/settings';
@@ -51,6 +51,7 @@ async function main(): Promise<void> {
   void retry('open the state bucket', () => openStateKv(nc, data.stream)).then((opened) => {
     kv = opened;
     void followApplied(opened);
+    void watchFence(opened);
     void heartbeats(opened);
   });
   const js = jetstream(nc);
@@ -165,6 +166,19 @@ async function followApplied(kv: KV): Promise<void> {
       warnOnce('applied-watch', `journal "${name}" cannot follow the standby's applied position: ${(err as Error).message}`);
     }
     await sleep(1000);
+  }
+}
+
+/** A promotion of the standby fences this journal: say so, once, so the split brain is seen on this side too. */
+async function watchFence(kv: KV): Promise<void> {
+  try {
+    for await (const e of await kv.watch({ key: fenceKey(name) })) {
+      if (e.operation !== 'PUT') continue;
+      const f = JSON.parse(e.string()) as { e: number; s: number; at: string; by: string };
+      warnOnce('fenced', `journal "${name}" was fenced at ${f.e}.${f.s} by the promotion of ${f.by} at ${f.at}: the standby is the primary now and refuses what this process journals (split brain)`);
+    }
+  } catch {
+    // Reporting only; shipping goes on without it.
   }
 }
 

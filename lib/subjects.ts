@@ -44,3 +44,8 @@ export function agentKey(name: string): string {
 export function appliedKey(name: string): string {
   return `applied.${name}`;
 }
+
+/** KV key where a promotion leaves the fence of a journal, for its old primary to see. */
+export function fenceKey(name: string): string {
+  return `fence.${name}`;
+}

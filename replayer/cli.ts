@@ -3,20 +3,22 @@ import { SettingsError, UnderstudyError } from '../lib/errors';
 import { replay } from './commands/replay';
 import { inspect } from './commands/inspect';
 import { status } from './commands/status';
+import { promote } from './commands/promote';
 
 type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
 /** One file per subcommand; the names are the user-facing contract. */
-const COMMANDS: Record<string, Command> = { replay, inspect, status };
+const COMMANDS: Record<string, Command> = { replay, inspect, status, promote };
 
 /** Named in the contract but not built in this version: say so plainly rather than pretend. */
-const NOT_BUILT = ['baseline', 'verify', 'watch', 'checkpoint', 'promote'];
+const NOT_BUILT = ['baseline', 'verify', 'watch', 'checkpoint'];
 
 const HELP = `understudy <command> [flags]
 
   replay     apply the journal to the standby's roots (--drain: until caught up)
   inspect    print journal entries from the stream (--json)
   status     positions of each journal: agent, stream, standby, and the lag
+  promote    make this standby the primary: apply what it can, fence the old primary, report
 
 Not built yet: ${NOT_BUILT.join(', ')}.
 Run "understudy <command> --help" for a command's flags.`;

@@ -8,6 +8,7 @@ import { comparePosition, positionLabel, type EntryHeader } from '../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError, DecodeError, SettingsError, UnderstudyError } from '../lib/errors';
 import { SIGNATURE_HEADER, type Verifier } from '../lib/signing';
 import { Quarantine } from './quarantine';
+import { FenceStore } from './fence';
 import { connectNats, ensureStream, openStateKv } from '../lib/nats';
 import { isInside, type Root } from '../lib/roots';
 import type { NatsSettings } from '../lib/settings';
@@ -61,6 +62,7 @@ export class Replayer {
   private summary: ReplaySummary = { applied: 0, duplicates: 0, skipped: 0, streamSeq: 0 };
   private heldBytes = 0;
   private readonly quarantine: Quarantine;
+  private readonly fences: FenceStore;
   /** Per journal, the chunked entry being staged: the next chunk must follow it directly. */
   private readonly openChunks = new Map<string, { first: number; next: number; n: number }>();
   private readonly runningMarker: string;
@@ -81,11 +83,17 @@ export class Replayer {
     this.staging = new Staging(path.join(opts.stateDir, 'staging'));
     this.runningMarker = path.join(opts.stateDir, 'running');
     this.quarantine = new Quarantine(path.join(opts.stateDir, 'quarantine'));
+    this.fences = new FenceStore(opts.stateDir);
     if (fs.existsSync(this.runningMarker)) {
       const n = removeTemps([...roots.values()]);
       if (n > 0) opts.log(`previous run stopped uncleanly; removed ${n} temporary file(s) it left`);
     }
     fs.writeFileSync(this.runningMarker, `${process.pid}\n`);
+  }
+
+  /** Positions applied so far, by journal. */
+  get positions(): Readonly<Record<string, { e: number; s: number; t: number }>> {
+    return this.store.positions.journals;
   }
 
   /** Runs until the stream is drained (drain mode) or `signal` aborts; throws on the first entry it cannot apply. */
@@ -187,6 +195,8 @@ export class Replayer {
     }
     // A journal speaks only on its own subject; a header claiming another journal is refused.
     if (m.subject !== journalSubject(this.opts.stream, h.j)) bad(`entry of journal "${h.j}" arrived on another journal's subject`);
+    const fenced = this.fences.check(h);
+    if (fenced !== undefined) bad(fenced);
     this.summary.streamSeq = m.seq;
     const pos = this.store.positions.journals[h.j];
     if (pos !== undefined && comparePosition(h, pos) <= 0) {

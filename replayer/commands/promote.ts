@@ -1,0 +1,139 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { decodeEntry } from '../../lib/codec';
+import { positionLabel } from '../../lib/entry';
+import { SettingsError } from '../../lib/errors';
+import { connectNats, openStateKv } from '../../lib/nats';
+import { loadVerifier } from '../../lib/signing';
+import { agentKey, fenceKey, journalSubject } from '../../lib/subjects';
+import { FenceStore, type Fence } from '../fence';
+import { Replayer, type ReplaySummary } from '../replayer';
+import { PositionStore, type JournalPos } from '../state';
+import { common, parse, type CommonOptions } from './options';
+
+export const usage = `understudy promote --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--verify-key FILE …] [--json]
+
+Makes this standby the primary: applies everything it can still get from the stream,
+stops, fences each journal at the position it reached (later entries from the old
+primary are refused as split brain, never merged), and reports the last applied
+position, what is known to be missing (in doubt), and how long it took.
+Stop the running replayer first.`;
+
+interface JournalReport {
+  journal: string;
+  applied?: string;
+  applied_entry_time?: string;
+  stream_last?: string;
+  in_doubt: number;
+  in_doubt_why?: string;
+  fence?: Fence;
+}
+
+/** `understudy promote`. */
+export async function promote(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parse(argv, { json: { type: 'boolean' }, 'verify-key': { type: 'string', multiple: true } });
+  if (values.help === true) {
+    console.log(usage);
+    return 0;
+  }
+  const o = common(values, env, true);
+  const started = Date.now();
+  refuseIfReplaying(o.stateDir);
+  const keyFiles = values['verify-key'] ?? (env.UNDERSTUDY_VERIFY_KEYS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const log = (line: string): void => console.error(`understudy promote: ${line}`);
+
+  let drained: ReplaySummary | undefined;
+  let stoppedBy: string | undefined;
+  try {
+    drained = await new Replayer({ ...o, drain: true, log, verifier: keyFiles.length > 0 ? loadVerifier(keyFiles) : undefined }).run();
+  } catch (err) {
+    // Promotion goes on from what this standby has: that is the point of a standby.
+    stoppedBy = (err as Error).message;
+    log(`could not apply everything: ${stoppedBy}`);
+  }
+  const store = new PositionStore(o.stateDir);
+  const applied = store.positions.journals;
+  store.close();
+  const remote = await remoteView(o, Object.keys(applied)).catch((err: Error) => {
+    log(`NATS is not reachable (${err.message}); what the primary had beyond this point is unknown`);
+    return undefined;
+  });
+  const fences = new FenceStore(o.stateDir);
+  const names = [...new Set([...Object.keys(applied), ...(remote?.names ?? [])])].filter((n) => o.name === undefined || n === o.name).sort();
+  const reports: JournalReport[] = [];
+  for (const name of names) {
+    const pos: JournalPos | undefined = applied[name];
+    const fence = fences.fence(name, pos ?? { e: 0, s: 0 }, os.hostname());
+    const r = remote?.journals.get(name);
+    const newest = Math.max(r?.agentAppended ?? 0, r?.streamLast?.s ?? 0);
+    const inDoubt = Math.max(0, newest - (pos?.s ?? 0));
+    reports.push({
+      journal: name,
+      applied: pos === undefined ? undefined : positionLabel(pos),
+      applied_entry_time: pos === undefined ? undefined : new Date(pos.t).toISOString(),
+      stream_last: r?.streamLast === undefined ? undefined : positionLabel(r.streamLast),
+      in_doubt: inDoubt,
+      in_doubt_why: inDoubt === 0 ? undefined : `entries ${(pos?.s ?? 0) + 1}..${newest} were ${r?.streamLast !== undefined && r.streamLast.s >= newest ? 'in the stream but could not be applied' : 'reported by the primary but never reached the stream'}`,
+      fence,
+    });
+    await remote?.publishFence(name, fence);
+  }
+  await remote?.close();
+  const took = (Date.now() - started) / 1000;
+  if (values.json === true) {
+    console.log(JSON.stringify({ promoted: true, took_seconds: took, applied_now: drained?.applied ?? 0, stopped_by: stoppedBy, journals: reports }, null, 2));
+  } else {
+    console.log(`promoted in ${took.toFixed(1)} s; applied ${drained?.applied ?? 0} more entries${stoppedBy ? ` before stopping: ${stoppedBy}` : ''}`);
+    for (const r of reports) {
+      console.log(`journal ${r.journal}: last applied ${r.applied ?? 'nothing'}${r.applied_entry_time ? ` (written on the primary at ${r.applied_entry_time})` : ''}; ` +
+        `${r.in_doubt === 0 ? 'nothing known to be missing' : `IN DOUBT: ${r.in_doubt} entries (${r.in_doubt_why})`}; fenced at ${r.fence ? positionLabel(r.fence) : '-'}`);
+    }
+    if (reports.length === 0) console.log('no journal has been applied here; nothing to fence');
+  }
+  return 0;
+}
+
+function refuseIfReplaying(stateDir: string): void {
+  const marker = path.join(stateDir, 'running');
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(marker, 'utf8').trim());
+  } catch {
+    return;
+  }
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return; // left by a replayer that died; the drain below cleans up after it
+  }
+  throw new SettingsError(`a replayer (pid ${pid}) is running on ${stateDir}; stop it before promoting`);
+}
+
+/** What NATS knows: the primary's last heartbeat and the stream's last entry, per journal; and a way to publish fences. */
+async function remoteView(o: CommonOptions, known: string[]) {
+  const nc = await connectNats(o.nats, 'understudy-promote', { maxReconnectAttempts: 0, timeout: 3000 });
+  const kv = await openStateKv(nc, o.stream);
+  const jsm = await jetstreamManager(nc);
+  const names = new Set(known);
+  for await (const k of await kv.keys('agent.*')) names.add(k.slice('agent.'.length));
+  const journals = new Map<string, { agentAppended?: number; streamLast?: { e: number; s: number } }>();
+  for (const name of names) {
+    const beat = await kv.get(agentKey(name));
+    const last = await jsm.streams.getMessage(o.stream, { last_by_subj: journalSubject(o.stream, name) }).catch(() => null);
+    const head = last === null ? undefined : decodeEntry(last.data).header;
+    journals.set(name, {
+      agentAppended: beat?.operation === 'PUT' ? (JSON.parse(beat.string()) as { appended: number }).appended : undefined,
+      streamLast: head === undefined ? undefined : { e: head.e, s: head.s },
+    });
+  }
+  return {
+    names: [...names],
+    journals,
+    publishFence: async (name: string, fence: Fence) => {
+      await kv.put(fenceKey(name), JSON.stringify(fence)).catch(() => undefined);
+    },
+    close: () => nc.close(),
+  };
+}

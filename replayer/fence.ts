@@ -1,0 +1,54 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { comparePosition, positionLabel, type EntryHead } from '../lib/entry';
+
+/** A journal closed by a promotion: nothing after `e.s` is accepted from it any more. */
+export interface Fence {
+  e: number;
+  s: number;
+  at: string;
+  by: string;
+}
+
+/**
+ * The fences of a standby that was promoted, kept under --state. An entry of a
+ * fenced journal beyond its fence came from the old primary after the standby
+ * took over: split brain, refused and quarantined, never merged.
+ */
+export class FenceStore {
+  readonly file: string;
+  fences: Record<string, Fence>;
+
+  constructor(stateDir: string) {
+    this.file = path.join(stateDir, 'fence.json');
+    try {
+      this.fences = JSON.parse(fs.readFileSync(this.file, 'utf8')) as Record<string, Fence>;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.fences = {};
+    }
+  }
+
+  /** Why the entry is refused, or undefined when its journal is not fenced past it. */
+  check(h: EntryHead): string | undefined {
+    const f = this.fences[h.j];
+    if (f === undefined || comparePosition(h, f) <= 0) return undefined;
+    return `split brain: journal ${h.j} was fenced at ${positionLabel(f)} by the promotion of ${f.by} at ${f.at}; entry ${positionLabel(h)} came from the old primary afterwards`;
+  }
+
+  /** Fences `name` at `pos` and makes it durable. */
+  fence(name: string, pos: { e: number; s: number }, by: string): Fence {
+    const f: Fence = { e: pos.e, s: pos.s, at: new Date().toISOString(), by };
+    this.fences[name] = f;
+    const tmp = `${this.file}.tmp`;
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, JSON.stringify(this.fences, null, 2) + '\n');
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.file);
+    return f;
+  }
+}
