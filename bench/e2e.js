@@ -298,7 +298,6 @@ async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.en
     const app = await runApp(nats, name, ['paced', String(rate), String(seconds)], rp, kv, 'lag');
     // A standby slower than the writes has a backlog to work off; it gets a bounded time for it.
     let caughtUp = true;
-    const tEnd = performance.timeOrigin + performance.now();
     try {
       await appliedAt(rp, kv, app.last, catchUpS * 1000);
       await kv.until(app.last, 10_000);
@@ -307,7 +306,7 @@ async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.en
     }
     const r = await stopReplayer(rp);
     const cmp = caughtUp ? compareTrees(app.primary, rp.standby) : { same: false, why: 'not caught up', files: 0 };
-    const out = { rate, seconds, caughtUp, catchUpMs: caughtUp && r.instrumented ? Math.max(...r.applied) - tEnd : undefined, achievedRate: app.achievedRate, maxBehindSchedule: app.maxBehind, maxCallMs: app.maxCallMs, slowCalls: app.slowCalls, stalls: app.stalls, entries: app.last - app.first + 1, verified: cmp };
+    const out = { rate, seconds, caughtUp, catchUpMs: caughtUp && r.instrumented ? Math.max(...r.applied) - app.tFlushed : undefined, achievedRate: app.achievedRate, maxBehindSchedule: app.maxBehind, maxCallMs: app.maxCallMs, slowCalls: app.slowCalls, stalls: app.stalls, entries: app.last - app.first + 1, verified: cmp };
     const rows = [['lag (ms)', 'samples', 'p50', 'p99', 'max', 'p50 1st quarter', 'p50 last quarter', 'p99 1st quarter', 'p99 last quarter']];
     const addRow = (label, xs, ys) => {
       if (ys.length === 0) return undefined;
@@ -354,7 +353,8 @@ async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.en
       log(`NOT CAUGHT UP: ${catchUpS} s after the app finished (its flush returned) the standby had applied ${c.fmt(applied)} of ${c.fmt(out.entries)} entries; ` +
         'the figures below cover the applied ones only and understate the lag');
     } else if (out.catchUpMs !== undefined) {
-      log(`the standby applied the last entry ${c.fmt(out.catchUpMs)} ms after the app's flush returned`);
+      log(out.catchUpMs <= 0 ? 'the standby had applied the last entry by the time the app\'s flush returned'
+        : `the standby applied the last entry ${c.fmt(out.catchUpMs)} ms after the app's flush returned (its backlog at the end)`);
     }
     log(c.table(rows));
     const main = out.visible ?? out.kv;

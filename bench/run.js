@@ -10,10 +10,21 @@ const c = require('./lib/common');
 const overhead = require('./overhead');
 const e2e = require('./e2e');
 
+/** The commit measured, and whether files outside bench/ differed from it. */
+function revision() {
+  try {
+    const git = (...args) => require('node:child_process').execFileSync('git', args, { cwd: c.REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const changed = git('status', '--porcelain').split('\n').filter((l) => l !== '' && !l.slice(3).startsWith('bench/'));
+    return `commit ${git('rev-parse', '--short', 'HEAD')}${changed.length > 0 ? ` + ${changed.length} uncommitted file(s) outside bench/` : ''}`;
+  } catch {
+    return 'commit unknown';
+  }
+}
+
 async function main() {
   const started = Date.now();
   const date = new Date().toISOString();
-  console.log(`# understudy bench, ${date}`);
+  console.log(`# understudy bench, ${date}, ${revision()}`);
   const o = await overhead.run();
   console.log('');
   const e = await e2e.run();
@@ -33,7 +44,7 @@ async function main() {
   }
   console.log(`# bench took ${c.fmt((Date.now() - started) / 1000, 1)} s`);
   if (process.env.BENCH_JSON) {
-    fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ date, machine: c.machine(), overhead: o, e2e: e }, null, 2));
+    fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ date, revision: revision(), machine: c.machine(), overhead: o, e2e: e }, null, 2));
   }
 }
 

@@ -55,12 +55,16 @@ test.serial('changes outside the roots, or reaching outside through a symlink, a
       fs.writeFileSync(${JSON.stringify(path.join(outside, 'direct.txt'))}, 'not ours');
       fs.writeFileSync(${JSON.stringify(path.join(pair.primary, 'escape', 'through-link.txt'))}, 'not ours either');
       fs.writeFileSync(${JSON.stringify(path.join(pair.spool, 'in-spool.txt'))}, 'the spool is never journaled');
-      fs.writeFileSync(${JSON.stringify(path.join(pair.primary, 'inside.txt'))}, 'ours');`,
+      fs.writeFileSync(${JSON.stringify(path.join(pair.primary, 'inside.txt'))}, 'ours');
+      fs.linkSync(${JSON.stringify(path.join(outside, 'direct.txt'))}, ${JSON.stringify(path.join(pair.primary, 'hard-to-outside'))});`,
   });
   t.is(run.code, 0, run.stderr);
   const summary = await pair.drain();
-  t.is(summary.applied, 1);
-  t.deepEqual(fs.readdirSync(pair.standby), ['inside.txt']);
+  t.is(summary.applied, 2);
+  t.deepEqual(fs.readdirSync(pair.standby).sort(), ['hard-to-outside', 'inside.txt']);
+  // A hard link to a file outside the roots arrives as a copy of its content: the standby never links outside.
+  t.is(fs.readFileSync(path.join(pair.standby, 'hard-to-outside'), 'utf8'), 'not ours');
+  t.is(fs.statSync(path.join(pair.standby, 'hard-to-outside')).nlink, 1);
 });
 
 test.serial('a bad setting leaves the application running, and says why once', async (t) => {
