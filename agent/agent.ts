@@ -3,6 +3,7 @@ import { agentSettings, type AgentSettings } from '../lib/settings';
 import { Journal } from './journal';
 import { Locator } from './locate';
 import { Recorder } from './recorder';
+import { CommitWait } from './commit-wait';
 import { Shipper } from './shipper';
 import { install } from './shims/install';
 import { warnOnce } from './log';
@@ -36,9 +37,6 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
   let journal: Journal | undefined;
   try {
     const settings = agentSettings(env, process.argv[1]);
-    if (settings.mode !== 'async') {
-      warnOnce('mode', `UNDERSTUDY_MODE=${settings.mode} is not built yet; journaling in async mode (calls return once the entry is spooled)`);
-    }
     // A key that cannot be used stops the agent here: entries must never go out unsigned when signing was asked for.
     if (settings.signingKey !== undefined) loadSigner(settings.signingKey);
     journal = new Journal(settings.spoolDir, settings.name);
@@ -49,7 +47,9 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     const shipper = new Shipper(settings, journal.dir, journal.epoch);
     shipper.start(opened.lastSeq);
     journal.onAppend = (seq) => shipper.notify(seq);
-    install(new Recorder(journal, new Locator(settings.roots, settings.exclude)));
+    const recorder = new Recorder(journal, new Locator(settings.roots, settings.exclude));
+    if (settings.mode !== 'async') recorder.commit = new CommitWait(shipper.shared, settings.mode, settings.syncTimeoutMs, settings.onTimeout);
+    install(recorder);
     const agent: RunningAgent = { settings, journal, shipper };
     (globalThis as Holder)[KEY] = agent;
     process.on('exit', () => finish(agent));

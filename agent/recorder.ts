@@ -5,6 +5,7 @@ import type { JournalSink } from './journal';
 import { FdTable, type OpenFile } from './fd-table';
 import type { Located, Locator } from './locate';
 import { realFs } from './real-fs';
+import type { CommitWait } from './commit-wait';
 
 const { O_APPEND, O_TRUNC, O_CREAT, O_WRONLY, O_RDWR, O_EXCL } = fs.constants;
 
@@ -18,6 +19,12 @@ const { O_APPEND, O_TRUNC, O_CREAT, O_WRONLY, O_RDWR, O_EXCL } = fs.constants;
 export class Recorder {
   /** Above zero while the agent itself is inside fs (a wrapped call's internals, or journaling). */
   depth = 0;
+  /** Sequence number of the last entry journaled; a wrapper compares it before and after a call. */
+  lastSeq = 0;
+  /** Set in sync and strong modes: how a call waits for its entry to be confirmed. */
+  commit: CommitWait | undefined;
+  /** What the last journaled entry changed, for error messages. */
+  lastWhat = '';
   readonly fds = new FdTable();
   /** Absolute paths below which async compound calls (fs.cp) are at work; their result is journaled whole. */
   private readonly quietDirs: string[] = [];
@@ -208,7 +215,8 @@ export class Recorder {
 
   private emit(at: Located, op: Op, data?: Buffer): void {
     if (this.quietDirs.length > 0 && this.isQuiet(at.abs)) return;
-    this.sink.record(at.root, at.rel, op, data);
+    this.lastSeq = this.sink.record(at.root, at.rel, op, data);
+    this.lastWhat = `the ${op.op} of ${at.root}/${at.rel}`;
   }
 
   private isQuiet(abs: string): boolean {

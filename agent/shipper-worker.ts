@@ -28,6 +28,8 @@ export interface ShipperData {
   mode: string;
   shared: BigInt64Array;
   signingKey?: string;
+  /** First sequence number this process journals; older ones are left over from earlier processes. */
+  firstSeq: number;
 }
 
 interface InFlight { epoch: number; seq: number; ack: Promise<PubAck> }
@@ -159,7 +161,9 @@ async function followApplied(kv: KV): Promise<void> {
       for await (const e of watch) {
         if (e.operation !== 'PUT') continue;
         const applied = JSON.parse(e.string()) as { e: number; s: number };
-        publishPosition(shared, APPLIED, applied.s);
+        // A position of an earlier epoch covers none of this process's entries, whatever its seq
+        // (the spool may have been lost and numbering begun again).
+        publishPosition(shared, APPLIED, applied.e >= data.epoch ? applied.s : Math.min(applied.s, data.firstSeq - 1));
         trimSegments(dir, applied);
       }
     } catch (err) {

@@ -47,7 +47,7 @@ async function run({ n = Number(process.env.BENCH_SHIP_N ?? 20_000), log = conso
     const t0 = performance.now();
     const worker = new Worker(path.join(__dirname, 'lib', 'shipper-profiled.js'), {
       workerData: {
-        nats: { url: nats.url }, stream: 'UNDERSTUDY', name, dir: path.join(spoolRoot, name), epoch, mode: 'async', shared,
+        nats: { url: nats.url }, stream: 'UNDERSTUDY', name, dir: path.join(spoolRoot, name), epoch, mode: 'async', shared, firstSeq: 1,
         profileFile: prof ? path.join(prof, 'shipper.cpuprofile') : undefined,
         noAsyncTraces: process.env.BENCH_SHIP_NO_ASYNC_TRACES === '1',
       },

@@ -127,7 +127,12 @@ export class Replayer {
       if (signal?.aborted === true) stop();
       for await (const m of messages) {
         await this.handleWaitingForSpace(m, signal);
-        if (opts.drain && m.info.pending === 0) break;
+        if (m.info.pending === 0) {
+          // Caught up: commit now rather than at the next tick, so strong-mode writers wait less.
+          committing = committing.then(commit);
+          await committing;
+          if (opts.drain) break;
+        }
       }
       signal?.removeEventListener('abort', stop);
       clearInterval(timer);

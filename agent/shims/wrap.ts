@@ -7,8 +7,12 @@ export type Recipe = (r: Recorder, args: unknown[], result: unknown, self: unkno
 
 type Fn = (this: unknown, ...args: unknown[]) => unknown;
 
-/** Runs a recipe with the agent's own fs use suppressed; a failure of ours is said once, never thrown into the host. */
-function journal(r: Recorder, recipe: Recipe, args: unknown[], result: unknown, self: unknown): void {
+/**
+ * Runs a recipe with the agent's own fs use suppressed; a failure of ours is said once, never thrown
+ * into the host. Returns the seq the caller must wait for in sync/strong modes (0: none).
+ */
+function journal(r: Recorder, recipe: Recipe, args: unknown[], result: unknown, self: unknown): number {
+  const before = r.lastSeq;
   r.depth++;
   try {
     recipe(r, args, result, self);
@@ -17,6 +21,7 @@ function journal(r: Recorder, recipe: Recipe, args: unknown[], result: unknown, 
   } finally {
     r.depth--;
   }
+  return r.commit !== undefined && r.lastSeq > before ? r.lastSeq : 0;
 }
 
 /** Wrapper for a synchronous function. */
@@ -31,7 +36,8 @@ export function syncWrapper(r: Recorder, orig: Fn, after: Recipe | undefined, be
     } finally {
       r.depth--;
     }
-    if (after !== undefined) journal(r, after, args, result, this);
+    const seq = after === undefined ? 0 : journal(r, after, args, result, this);
+    if (seq > 0) r.commit?.waitSync(seq, r.lastWhat);
     return result;
   };
 }
@@ -52,8 +58,12 @@ export function callbackWrapper(r: Recorder, orig: Fn, after: Recipe | undefined
     const quiet = quietArg === undefined ? undefined : r.quiet(callArgs[quietArg]);
     const wrapped = after === undefined && quiet === undefined ? cb : function (this: unknown, err: unknown, ...results: unknown[]) {
       quiet?.();
-      if ((err === null || err === undefined) && after !== undefined) journal(r, after, callArgs, results[0], undefined);
-      return (cb as Fn).call(this, err, ...results);
+      const seq = (err === null || err === undefined) && after !== undefined ? journal(r, after, callArgs, results[0], undefined) : 0;
+      if (seq === 0 || r.commit === undefined) return (cb as Fn).call(this, err, ...results);
+      // Sync and strong modes: the caller hears of its change once the entry is confirmed.
+      const self = this;
+      r.commit.waitAsync(seq, r.lastWhat).then(() => (cb as Fn).call(self, err, ...results), (e: unknown) => (cb as Fn).call(self, e));
+      return undefined;
     };
     r.depth++;
     try {
@@ -91,8 +101,9 @@ export function promiseWrapper(r: Recorder, orig: Fn, after: Recipe | undefined,
     const self = this;
     return p.then((result: unknown) => {
       quiet?.();
-      if (after !== undefined) journal(r, after, args, result, self);
-      return result;
+      const seq = after === undefined ? 0 : journal(r, after, args, result, self);
+      if (seq === 0 || r.commit === undefined) return result;
+      return r.commit.waitAsync(seq, r.lastWhat).then(() => result);
     }, (err: unknown) => {
       quiet?.();
       throw err;

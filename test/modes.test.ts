@@ -1,0 +1,109 @@
+import test from 'ava';
+import * as path from 'node:path';
+import { parseRoots } from '../lib/roots';
+import { Replayer } from '../replayer/replayer';
+import { makePair, REPO, type Pair } from './helpers/pair';
+import { diffTrees } from './helpers/tree';
+
+const API = JSON.stringify(path.join(REPO, 'dist', 'index.js'));
+
+/** A replayer following the stream until the returned function stops it. */
+function follow(pair: Pair): () => Promise<void> {
+  const ac = new AbortController();
+  const run = new Replayer({
+    nats: { url: pair.server.url }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`), stateDir: pair.state, drain: false, log: () => undefined,
+  }).run(ac.signal);
+  return async () => {
+    ac.abort();
+    await run;
+  };
+}
+
+test.serial('strong mode: when a call returns, its change is already on the standby (sync, callback and promise shapes)', async (t) => {
+  const pair = await makePair('strong');
+  t.teardown(() => pair.close());
+  const stop = follow(pair);
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_MODE: 'strong' },
+    code: `const fs = require('fs'); const root = ${JSON.stringify(pair.primary)}, standby = ${JSON.stringify(pair.standby)};
+      const seen = [];
+      const onStandby = (f, want) => { try { return fs.readFileSync(standby + '/' + f, 'utf8') === want; } catch { return false; } };
+      for (let i = 0; i < 20; i++) { fs.writeFileSync(root + '/f' + i, 'v' + i); seen.push(onStandby('f' + i, 'v' + i)); }
+      fs.appendFile(root + '/f0', '+', (err) => {
+        seen.push(!err && onStandby('f0', 'v0+'));
+        fs.promises.writeFile(root + '/p', 'p').then(() => { seen.push(onStandby('p', 'p')); console.log(JSON.stringify(seen)); });
+      });`,
+  });
+  await stop();
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr, '');
+  const seen = JSON.parse(run.stdout) as boolean[];
+  t.is(seen.length, 22);
+  t.deepEqual(seen, seen.map(() => true));
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+});
+
+test.serial('sync mode: when a call returns, JetStream has acknowledged its entry', async (t) => {
+  const pair = await makePair('sync');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_MODE: 'sync' },
+    code: `const fs = require('fs'); const { journalPosition } = require(${API}); const root = ${JSON.stringify(pair.primary)};
+      const seen = [];
+      for (let i = 0; i < 50; i++) { fs.writeFileSync(root + '/f' + i, 'x'); const p = journalPosition(); seen.push(p.acked >= p.appended); }
+      fs.writeFile(root + '/cb', 'cb', () => { const p = journalPosition(); seen.push(p.acked >= p.appended); console.log(JSON.stringify(seen)); });`,
+  });
+  t.is(run.code, 0, run.stderr);
+  const seen = JSON.parse(run.stdout) as boolean[];
+  t.is(seen.length, 51);
+  t.deepEqual(seen, seen.map(() => true));
+});
+
+const DOWN_APP = (pair: Pair) => `const fs = require('fs'); const root = ${JSON.stringify(pair.primary)}; const out = {};
+  const t0 = Date.now();
+  try { fs.writeFileSync(root + '/a', 'a'); out.sync = 'returned'; } catch (e) { out.sync = e.code + ': ' + e.message; }
+  out.syncMs = Date.now() - t0; out.localA = fs.readFileSync(root + '/a', 'utf8');
+  fs.writeFile(root + '/b', 'b', (err) => {
+    out.callback = err ? err.code : 'ok';
+    fs.promises.writeFile(root + '/c', 'c').then(() => 'ok', (e) => e.code).then((r) => {
+      out.promise = r; const t1 = Date.now(); try { fs.writeFileSync(root + '/d', 'd'); } catch {} out.laterMs = Date.now() - t1;
+      console.log(JSON.stringify(out)); process.exit(0);
+    });
+  });`;
+
+test.serial('sync and strong modes with NATS down and UNDERSTUDY_ON_TIMEOUT=fail: each call fails clearly after the timeout, the local change made', async (t) => {
+  const pair = await makePair('fail');
+  t.teardown(() => pair.close());
+  await pair.server.stop();
+  for (const mode of ['sync', 'strong']) {
+    const run = await pair.runApp({
+      env: { UNDERSTUDY_MODE: mode, UNDERSTUDY_SYNC_TIMEOUT_MS: '300', UNDERSTUDY_ON_TIMEOUT: 'fail', UNDERSTUDY_EXIT_TIMEOUT_MS: '200', UNDERSTUDY_NAME: `app-${mode}` },
+      code: DOWN_APP(pair),
+    });
+    t.is(run.code, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as Record<string, string | number>;
+    t.regex(String(out.sync), new RegExp(`^EUNDERSTUDYTIMEOUT: UNDERSTUDY_MODE=${mode}: the put of data/a was made here and journaled as seq 1, but .* within 300 ms$`));
+    t.true(Number(out.syncMs) >= 290 && Number(out.syncMs) < 5000, `waited ${out.syncMs} ms`);
+    t.is(out.localA, 'a');
+    t.is(out.callback, 'EUNDERSTUDYTIMEOUT');
+    t.is(out.promise, 'EUNDERSTUDYTIMEOUT');
+  }
+});
+
+test.serial('with UNDERSTUDY_ON_TIMEOUT=degrade the agent falls back to async once and says so once', async (t) => {
+  const pair = await makePair('degrade');
+  t.teardown(() => pair.close());
+  await pair.server.stop();
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_MODE: 'strong', UNDERSTUDY_SYNC_TIMEOUT_MS: '300', UNDERSTUDY_ON_TIMEOUT: 'degrade', UNDERSTUDY_EXIT_TIMEOUT_MS: '200' },
+    code: DOWN_APP(pair),
+  });
+  t.is(run.code, 0, run.stderr);
+  const out = JSON.parse(run.stdout) as Record<string, string | number>;
+  t.is(out.sync, 'returned');
+  t.true(Number(out.syncMs) >= 290);
+  t.is(out.callback, 'ok');
+  t.is(out.promise, 'ok');
+  t.true(Number(out.laterMs) < 250, `later calls do not wait (${out.laterMs} ms)`);
+  t.is(run.stderr.match(/falling back to async mode/g)?.length, 1);
+});
