@@ -11,7 +11,10 @@ import type { KV } from '@nats-io/kv';
 import { headers } from '@nats-io/transport-node';
 import { loadSigner, SIGNATURE_HEADER } from '../lib/signing';
 import { connectNats, ensureStream, openStateKv } from '../lib/nats';
-import { agentKey, appliedKey, fenceKey, journalSubject, msgId } from '../lib/subjects';
+import { agentKey, appliedKey, fenceKey, journalSubject, msgId, resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { SpoolRecord } from '../lib/spool';
 import { SpoolCursor } from '../lib/spool-reader';
 import { readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState } from '../lib/spool';
 import { DEFAULTS, type NatsSettings } from '../lib/settings';
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
     void heartbeats(opened);
   });
   const js = jetstream(nc);
+  serveResends(nc, js);
   const cursor = new SpoolCursor(dir, ackedPos.seq + 1);
   let backoff = 100;
   for (;;) {
@@ -83,12 +87,7 @@ async function main(): Promise<void> {
     const pending: InFlight[] = [];
     let ok = true;
     for (const r of records) {
-      let h;
-      if (signer !== undefined) {
-        h = headers();
-        h.set(SIGNATURE_HEADER, `${signer.keyId}:${signer.sign(r.entry)}`);
-      }
-      const ack = js.publish(subject, r.entry, { msgID: msgId(name, r.epoch, r.seq), headers: h });
+      const ack = publish(js, r);
       ack.catch(() => undefined);
       pending.push({ epoch: r.epoch, seq: r.seq, ack });
       if (pending.length >= DEFAULTS.maxInFlight) {
@@ -103,7 +102,43 @@ async function main(): Promise<void> {
     cursor.seek(ackedPos.seq + 1);
     await sleep(backoff);
     backoff = Math.min(backoff * 2, 5000);
+    // The stream may have been deleted: make it again (the standby pulls what it lost from our spool).
+    await jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream)).catch(() => undefined);
   }
+}
+
+/** Publishes one spooled entry, signed when a key is set; `again` marks a resend, which must not be de-duplicated away. */
+function publish(js: JetStreamClient, r: SpoolRecord, again = ''): Promise<PubAck> {
+  let h;
+  if (signer !== undefined) {
+    h = headers();
+    h.set(SIGNATURE_HEADER, `${signer.keyId}:${signer.sign(r.entry)}`);
+  }
+  return js.publish(subject, r.entry, { msgID: msgId(name, r.epoch, r.seq) + again, headers: h });
+}
+
+/**
+ * Pull catch-up: the replayer asks for entries it found missing from the stream
+ * (purged, deleted, lost with a server's store); they are still in the spool,
+ * which keeps everything until the standby has applied it.
+ */
+function serveResends(nc: NatsConnection, js: JetStreamClient): void {
+  nc.subscribe(resendSubject(data.stream, name), {
+    callback: (err, msg) => {
+      if (err !== null) return;
+      void (async (): Promise<ResendReply> => {
+        const req = JSON.parse(msg.string()) as ResendRequest;
+        if (!Number.isSafeInteger(req.from) || !Number.isSafeInteger(req.to) || req.from < 1 || req.to < req.from) {
+          return { resent: 0, error: `bad range ${req.from}..${req.to}` };
+        }
+        const to = Math.min(req.to, readPosition(shared, APPENDED));
+        const records = new SpoolCursor(dir, req.from).read(to, 256 * 1024 * 1024);
+        const tag = `.again.${Date.now()}`;
+        for (const r of records) await publish(js, r, tag);
+        return { resent: records.length };
+      })().catch((e: Error) => ({ resent: 0, error: e.message })).then((reply) => msg.respond(JSON.stringify(reply)));
+    },
+  });
 }
 
 /** Awaits acks in order; false (and a warning, once) at the first failure. */

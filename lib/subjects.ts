@@ -49,3 +49,13 @@ export function appliedKey(name: string): string {
 export function fenceKey(name: string): string {
   return `fence.${name}`;
 }
+
+/** Request subject on which a journal's agent resends entries from its spool (pull catch-up). */
+export function resendSubject(stream: string, name: string): string {
+  return `understudy.${stream.toLowerCase()}.resend.${name}`;
+}
+
+/** What the replayer asks for: entries `from`..`to` of a journal, by seq. */
+export interface ResendRequest { from: number; to: number }
+/** What the agent answers: how many it published again, or why it could not. */
+export interface ResendReply { resent: number; error?: string }

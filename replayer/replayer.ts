@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { decodeEntry } from '../lib/codec';
@@ -12,7 +12,7 @@ import { FenceStore } from './fence';
 import { connectNats, ensureStream, openStateKv } from '../lib/nats';
 import { isInside, type Root } from '../lib/roots';
 import type { NatsSettings } from '../lib/settings';
-import { allJournalsSubject, appliedKey, journalSubject } from '../lib/subjects';
+import { agentKey, allJournalsSubject, appliedKey, journalSubject, resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
 import { FsApplier, TEMP_PREFIX, TEMP_SUFFIX, type Data } from './apply/fs';
 import { Staging } from './staging';
 import { PositionStore } from './state';
@@ -102,54 +102,128 @@ export class Replayer {
     const nc = await connectNats(opts.nats, `understudy-replay${opts.name ? ':' + opts.name : ''}`);
     let kv: KV | undefined;
     let timer: NodeJS.Timeout | undefined;
-    let messages: ConsumerMessages | undefined;
+    let committing: Promise<void> = Promise.resolve();
+    const commit = (): Promise<void> => (committing = committing.then(() => this.commit(kv)));
     try {
       const jsm = await jetstreamManager(nc);
       await ensureStream(jsm, opts.stream);
       kv = await openStateKv(nc, opts.stream);
-      const start = this.store.positions.streamSeq + 1;
-      const consumer = await jetstream(nc).consumers.get(opts.stream, {
-        filter_subjects: opts.name === undefined ? allJournalsSubject(opts.stream) : journalSubject(opts.stream, opts.name),
-        deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: start,
-      });
-      const pendingAtStart = (await consumer.info(true)).num_pending;
-      if (opts.drain && pendingAtStart === 0) {
-        this.checkNoGaps();
-        return this.summary;
-      }
-      const commit = (): Promise<void> => this.commit(kv);
-      let committing: Promise<void> = Promise.resolve();
-      timer = setInterval(() => { committing = committing.then(commit); }, opts.commitMs ?? 100);
-      messages = await consumer.consume({ max_messages: 512 });
-      const stop = (): void => void messages?.stop();
-      signal?.addEventListener('abort', stop, { once: true });
-      if (signal?.aborted === true) stop();
-      for await (const m of messages) {
-        await this.handleWaitingForSpace(m, signal);
-        if (m.info.pending === 0) {
-          // Caught up: commit now rather than at the next tick, so strong-mode writers wait less.
-          committing = committing.then(commit);
-          await committing;
-          if (opts.drain) break;
+      timer = setInterval(() => void commit(), opts.commitMs ?? 100);
+      const aborted = (): boolean => signal?.aborted === true;
+      for (let round = 0; !aborted(); round++) {
+        await this.checkStreamIdentity(jsm);
+        const catchUp = opts.drain ? undefined : setInterval(() => void this.catchUp(nc, kv), 2000);
+        try {
+          await this.pass(nc, jsm, commit, signal);
+        } catch (err) {
+          if (opts.drain || err instanceof UnderstudyError) throw err;
+          opts.log(`the stream went away under the replayer (${(err as Error).message}); resuming`);
+        } finally {
+          clearInterval(catchUp);
         }
+        if (aborted()) break;
+        if (opts.drain) {
+          // An empty fetch is not "caught up": the agents may have shipped more than the stream still holds.
+          if (round < 5 && (await this.catchUp(nc, kv))) continue;
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        await ensureStream(jsm, opts.stream).catch(() => undefined);
       }
-      signal?.removeEventListener('abort', stop);
       clearInterval(timer);
       timer = undefined;
-      await committing;
-      await this.commit(kv);
+      await commit();
       if (opts.drain) this.checkNoGaps();
       return this.summary;
     } finally {
       if (timer !== undefined) clearInterval(timer);
       // Whatever was applied is recorded even when we stop on an error.
-      await this.commit(kv).catch(() => undefined);
-      messages?.stop();
+      await commit().catch(() => undefined);
       await nc.close();
       this.store.close();
       fs.rmSync(this.runningMarker, { force: true });
     }
+  }
+
+  /** One consumer over the stream from the recorded position: to its end (drain), or until stopped or broken. */
+  private async pass(nc: NatsConnection, jsm: JetStreamManager, commit: () => Promise<void>, signal?: AbortSignal): Promise<void> {
+    const { opts } = this;
+    const consumer = await jetstream(nc).consumers.get(opts.stream, {
+      filter_subjects: opts.name === undefined ? allJournalsSubject(opts.stream) : journalSubject(opts.stream, opts.name),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: this.store.positions.streamSeq + 1,
+    });
+    if (opts.drain && (await consumer.info(true)).num_pending === 0) return;
+    const messages = await consumer.consume({ max_messages: 512 });
+    const stop = (): void => void messages.stop();
+    signal?.addEventListener('abort', stop, { once: true });
+    if (signal?.aborted === true) stop();
+    // An ordered consumer on a deleted stream waits for ever; notice, and start over on the new stream.
+    const watchdog = opts.drain ? undefined : setInterval(() => {
+      jsm.streams.info(opts.stream).then((i) => i.created !== this.store.positions.streamCreated && stop(), stop);
+    }, 2000);
+    try {
+      for await (const m of messages) {
+        await this.handleWaitingForSpace(m, signal);
+        if (m.info.pending === 0) {
+          // Caught up: commit now rather than at the next tick, so strong-mode writers wait less.
+          await commit();
+          if (opts.drain) break;
+        }
+      }
+    } finally {
+      clearInterval(watchdog);
+      signal?.removeEventListener('abort', stop);
+      messages.stop();
+    }
+  }
+
+  /** A stream deleted and made again numbers from 1: the recorded stream position no longer means anything. */
+  private async checkStreamIdentity(jsm: JetStreamManager): Promise<void> {
+    const info = await jsm.streams.info(this.opts.stream);
+    const known = this.store.positions.streamCreated;
+    if (known !== undefined && known !== info.created) {
+      this.opts.log(`stream ${this.opts.stream} was made again (${info.created}); reading it from the start, skipping what was applied`);
+      this.store.positions.streamSeq = 0;
+    }
+    this.store.positions.streamCreated = info.created;
+  }
+
+  /**
+   * Pull catch-up: compares each journal's applied position with what its agent
+   * last reported acknowledged (and with entries held after a hole); asks the
+   * agent to resend what the stream lacks. True when anything was resent.
+   */
+  private async catchUp(nc: NatsConnection, kv: KV | undefined): Promise<boolean> {
+    if (kv === undefined) return false;
+    let any = false;
+    const names = new Set<string>(Object.keys(this.store.positions.journals));
+    for await (const k of await kv.keys('agent.*').catch(() => [] as string[])) names.add(k.slice('agent.'.length));
+    for (const name of names) {
+      if (this.opts.name !== undefined && name !== this.opts.name) continue;
+      const entry = await kv.get(agentKey(name)).catch(() => null);
+      const acked = entry?.operation === 'PUT' ? (JSON.parse(entry.string()) as { acked?: { epoch: number; seq: number } }).acked : undefined;
+      const pos = this.store.positions.journals[name];
+      const held = this.held.get(name);
+      const firstHeld = held !== undefined && held.size > 0 ? Math.min(...held.keys()) : undefined;
+      let from = (pos?.s ?? 0) + 1;
+      let to: number;
+      if (firstHeld !== undefined) to = firstHeld - 1;
+      else if (acked !== undefined && acked.seq > 0 && (pos === undefined || comparePosition({ e: acked.epoch, s: acked.seq }, pos) > 0)) to = acked.seq;
+      else continue;
+      if (pos !== undefined && acked !== undefined && acked.epoch > pos.e && acked.seq < from) from = 1; // numbering began again
+      if (to < from) continue;
+      try {
+        const reply = await nc.request(resendSubject(this.opts.stream, name), JSON.stringify({ from, to } satisfies ResendRequest), { timeout: 5000 });
+        const r = JSON.parse(reply.string()) as ResendReply;
+        if (r.error !== undefined) this.opts.log(`journal ${name}: entries ${from}..${to} are missing from the stream and its agent cannot resend them: ${r.error}`);
+        else this.opts.log(`journal ${name}: entries ${from}..${to} were missing from the stream; the agent resent ${r.resent}`);
+        any ||= r.resent > 0;
+      } catch (err) {
+        this.opts.log(`journal ${name}: entries ${from}..${to} are missing from the stream and its agent does not answer (${(err as Error).message})`);
+      }
+    }
+    return any;
   }
 
   /**

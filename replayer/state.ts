@@ -7,6 +7,8 @@ export interface JournalPos { e: number; s: number; t: number }
 /** What the replayer has applied, durably: per journal, and the stream sequence to resume from. */
 export interface Positions {
   streamSeq: number;
+  /** When the stream read from was made: a stream made again restarts its numbering. */
+  streamCreated?: string;
   journals: Record<string, JournalPos>;
 }
 

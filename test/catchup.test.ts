@@ -1,0 +1,88 @@
+import test from 'ava';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { parseRoots } from '../lib/roots';
+import { Replayer } from '../replayer/replayer';
+import { makePair, type Pair } from './helpers/pair';
+import { diffTrees } from './helpers/tree';
+
+/** An application that writes `n` files, one every `everyMs`, then stays up (answering resends) until told to stop. */
+function longApp(pair: Pair, n: number, everyMs: number) {
+  const stopFile = path.join(pair.dir, 'stop');
+  const running = pair.runApp({
+    code: `const fs = require('fs'); let i = 0;
+      const t = setInterval(() => {
+        if (i < ${n}) fs.writeFileSync(${JSON.stringify(pair.primary)} + '/f' + i, 'content ' + i++);
+        else if (fs.existsSync(${JSON.stringify(stopFile)})) { clearInterval(t); }
+        else fs.writeFileSync(${JSON.stringify(path.join(pair.dir, 'written'))}, String(i));
+      }, ${everyMs});`,
+  });
+  return { running, stop: () => fs.writeFileSync(stopFile, ''), done: () => fs.existsSync(path.join(pair.dir, 'written')) };
+}
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function streamOp(pair: Pair, op: 'delete' | 'purge'): Promise<void> {
+  const nc = await connect({ servers: pair.server.url });
+  const jsm = await jetstreamManager(nc);
+  if (op === 'delete') await jsm.streams.delete('UNDERSTUDY');
+  else await jsm.streams.purge('UNDERSTUDY');
+  await nc.close();
+}
+
+test.serial('the stream deleted under a running pair: the replayer pulls what was lost from the agent\'s spool', async (t) => {
+  const pair = await makePair('deleted');
+  t.teardown(() => pair.close());
+  const logs: string[] = [];
+  const ac = new AbortController();
+  const replaying = new Replayer({
+    nats: { url: pair.server.url }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`), stateDir: pair.state,
+    drain: false, log: (l) => logs.push(l),
+  }).run(ac.signal);
+  const app = longApp(pair, 120, 10);
+  await until(() => fs.existsSync(path.join(pair.standby, 'f30')));
+  await streamOp(pair, 'delete');
+  await until(app.done);
+  await until(() => fs.existsSync(path.join(pair.standby, 'f119')) && diffTrees(pair.primary, pair.standby).length === 0, 30_000);
+  app.stop();
+  t.is((await app.running).code, 0);
+  ac.abort();
+  await replaying;
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+  t.true(logs.some((l) => /stream UNDERSTUDY was made again/.test(l)), logs.join('\n'));
+});
+
+test.serial('a purged stream is not "caught up": --drain asks the agent, which resends from its spool', async (t) => {
+  const pair = await makePair('purged');
+  t.teardown(() => pair.close());
+  const app = longApp(pair, 40, 5);
+  await until(app.done);
+  await new Promise((r) => setTimeout(r, 1200)); // the agent's heartbeat reports what JetStream acknowledged
+  await streamOp(pair, 'purge');
+  const logs: string[] = [];
+  const s = await pair.drain(undefined, { log: (l) => logs.push(l) });
+  app.stop();
+  await app.running;
+  t.is(s.applied, 40);
+  t.true(logs.some((l) => /entries 1\.\.40 were missing from the stream; the agent resent 40/.test(l)), logs.join('\n'));
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+});
+
+test.serial('without an agent to answer, --drain reports the missing entries instead of calling itself caught up', async (t) => {
+  const pair = await makePair('noagent');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({ code: `for (let i = 0; i < 5; i++) require('fs').writeFileSync(${JSON.stringify(pair.primary)} + '/f' + i, 'x');` });
+  t.is(run.code, 0);
+  await streamOp(pair, 'purge');
+  const logs: string[] = [];
+  await pair.drain(undefined, { log: (l) => logs.push(l) });
+  t.true(logs.some((l) => /journal app: entries 1\.\.5 are missing from the stream and its agent does not answer/.test(l)), logs.join('\n'));
+});
