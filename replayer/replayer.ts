@@ -66,6 +66,7 @@ export class Replayer {
   /** Per journal, the chunked entry being staged: the next chunk must follow it directly. */
   private readonly openChunks = new Map<string, { first: number; next: number; n: number }>();
   private readonly runningMarker: string;
+  private committing: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: ReplayOptions) {
     for (const r of opts.roots) {
@@ -102,8 +103,13 @@ export class Replayer {
     const nc = await connectNats(opts.nats, `understudy-replay${opts.name ? ':' + opts.name : ''}`);
     let kv: KV | undefined;
     let timer: NodeJS.Timeout | undefined;
-    let committing: Promise<void> = Promise.resolve();
-    const commit = (): Promise<void> => (committing = committing.then(() => this.commit(kv)));
+    const commit = (): Promise<void> => {
+      // One commit at a time, and no entry applied while one runs: what it makes durable and
+      // then reports as applied is exactly what was applied when it began.
+      const next = this.committing.then(() => this.commit(kv));
+      this.committing = next.catch(() => undefined);
+      return next;
+    };
     try {
       const jsm = await jetstreamManager(nc);
       await ensureStream(jsm, opts.stream);
@@ -163,8 +169,15 @@ export class Replayer {
       jsm.streams.info(opts.stream).then((i) => i.created !== this.store.positions.streamCreated && stop(), stop);
     }, 2000);
     try {
+      let yielded = Date.now();
       for await (const m of messages) {
+        await this.committing;
         await this.handleWaitingForSpace(m, signal);
+        if (Date.now() - yielded > 50) {
+          // Let timers and replies in (the commit's KV put), or they wait for the buffer to run dry.
+          await new Promise((resolve) => setImmediate(resolve));
+          yielded = Date.now();
+        }
         if (m.info.pending === 0) {
           // Caught up: commit now rather than at the next tick, so strong-mode writers wait less.
           await commit();
@@ -383,7 +396,7 @@ export class Replayer {
   /** Makes applied changes and positions durable, then tells the agents (their spools may drop what is below). */
   private async commit(kv: KV | undefined): Promise<void> {
     if (this.changed.size === 0) return;
-    this.applier.sync();
+    await this.applier.sync();
     this.store.sync();
     const names = [...this.changed];
     this.changed.clear();

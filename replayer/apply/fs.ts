@@ -16,13 +16,18 @@ export const TEMP_SUFFIX = '.tmp';
 
 /**
  * Applies file entries to the standby's roots. Files are replaced atomically
- * (temporary file in the same directory, fsync, rename); the directories it
- * touched are fsynced by `sync()` before the position that covers them is recorded.
+ * (temporary file in the same directory, then rename), so a reader never sees
+ * one half-written. Durability is a group commit: `sync()` fsyncs every file
+ * and directory changed since the last commit, in parallel (the filesystem
+ * journal coalesces them), before the position that covers them is recorded.
+ * After a power loss the replayer applies again from the last recorded position,
+ * and every operation is idempotent, so what did not reach the disk is written again.
  * No symlink is ever followed: parents are checked by resolveInRoot, objects
  * are opened with O_NOFOLLOW or replaced by rename.
  */
 export class FsApplier {
   private readonly touched = new Set<string>();
+  private readonly dirty = new Set<string>();
 
   constructor(private readonly roots: ReadonlyMap<string, string>) {}
 
@@ -45,10 +50,9 @@ export class FsApplier {
       case 'pwrite':
         return this.writeAt(target, h.at, data);
       case 'truncate':
-        return this.withFd(target, O_WRONLY | O_NOFOLLOW, (fd) => {
-          fs.ftruncateSync(fd, h.size);
-          fs.fsyncSync(fd);
-        });
+        this.withFd(target, O_WRONLY | O_NOFOLLOW, (fd) => fs.ftruncateSync(fd, h.size));
+        this.dirty.add(target);
+        return;
       case 'mkdir':
         return this.mkdir(target, h.mode);
       case 'rm':
@@ -66,22 +70,14 @@ export class FsApplier {
     }
   }
 
-  /** Makes every rename and removal since the last call durable. */
-  sync(): void {
-    for (const dir of this.touched) {
-      let fd: number;
-      try {
-        fd = fs.openSync(dir, O_RDONLY);
-      } catch {
-        continue; // removed since; its parent was touched too
-      }
-      try {
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
+  /** Makes every change since the last call durable: files first, then the directories that name them. */
+  async sync(): Promise<void> {
+    const files = [...this.dirty];
+    this.dirty.clear();
+    await Promise.all(files.map(fsyncPath));
+    const dirs = [...this.touched];
     this.touched.clear();
+    await Promise.all(dirs.map(fsyncPath));
   }
 
   private resolve(root: string, rel: string, makeParents: boolean): string {
@@ -100,8 +96,8 @@ export class FsApplier {
         if (data.buf !== undefined) writeAll(fd, data.buf, 0);
         else copyInto(data.file, fd, 0);
         fs.fchmodSync(fd, mode);
-        fs.fsyncSync(fd);
       });
+      this.dirty.add(target);
       if (data.file !== undefined) fs.rmSync(data.file, { force: true });
       return;
     }
@@ -127,19 +123,19 @@ export class FsApplier {
       try {
         writeAll(fd, data.buf, 0);
         fs.fchmodSync(fd, mode);
-        fs.fsyncSync(fd);
       } finally {
         fs.closeSync(fd);
       }
     });
+    this.dirty.add(target);
   }
 
   private writeAt(target: string, at: number, data: Data): void {
     this.withFd(target, O_WRONLY | O_CREAT | O_NOFOLLOW, (fd) => {
       if (data.buf !== undefined) writeAll(fd, data.buf, at);
       else copyInto(data.file, fd, at);
-      fs.fsyncSync(fd);
     });
+    this.dirty.add(target);
     if (data.file !== undefined) fs.rmSync(data.file, { force: true });
   }
 
@@ -225,6 +221,21 @@ function copyInto(file: string, fd: number, at: number): void {
     }
   } finally {
     fs.closeSync(src);
+  }
+}
+
+/** fsync by path, on the thread pool so several run at once; a path gone since needs none. */
+async function fsyncPath(p: string): Promise<void> {
+  let h: fs.promises.FileHandle;
+  try {
+    h = await fs.promises.open(p, O_RDONLY | O_NOFOLLOW);
+  } catch {
+    return; // removed or replaced by a link since: whatever replaced it is dirty or touched too
+  }
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
   }
 }
 
