@@ -4,6 +4,7 @@ import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { decodeEntry } from '../lib/codec';
+import { splitMessage } from '../lib/batch';
 import { comparePosition, positionLabel, type EntryHeader } from '../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError, DecodeError, SettingsError, UnderstudyError } from '../lib/errors';
 import { SIGNATURE_HEADER, type Verifier } from '../lib/signing';
@@ -278,10 +279,22 @@ export class Replayer {
       const why = this.opts.verifier.check(m.data, m.headers?.get(SIGNATURE_HEADER));
       if (why !== undefined) bad(why);
     }
+    let parts: Buffer[];
+    try {
+      parts = splitMessage(m.data);
+    } catch (err) {
+      return bad((err as Error).message);
+    }
+    // Until its last entry is applied, a message is not behind us: a restart reads it again.
+    for (let i = 0; i < parts.length; i++) this.acceptEntry(m, parts[i], i === parts.length - 1 ? m.seq : m.seq - 1, bad);
+  }
+
+  /** One entry of message `m`; `resumeSeq` is the stream position to record once it is applied. */
+  private acceptEntry(m: JsMsg, raw: Buffer, resumeSeq: number, bad: (why: string) => never): void {
     let h: EntryHeader;
     let data: Buffer;
     try {
-      ({ header: h, data } = decodeEntry(m.data));
+      ({ header: h, data } = decodeEntry(raw));
     } catch (err) {
       return bad((err as Error).message);
     }
@@ -293,7 +306,7 @@ export class Replayer {
     const pos = this.store.positions.journals[h.j];
     if (pos !== undefined && comparePosition(h, pos) <= 0) {
       this.summary.duplicates++;
-      if (!this.holding()) this.store.skip(m.seq);
+      if (!this.holding()) this.store.skip(resumeSeq);
       return;
     }
     if (pos !== undefined && h.s > pos.s + 1) {
@@ -303,18 +316,18 @@ export class Replayer {
     if (pos !== undefined && h.s <= pos.s) {
       this.opts.log(`journal ${h.j}: epoch ${h.e} restarts numbering at ${h.s} after ${positionLabel(pos)} (its spool was lost or replaced)`);
     }
-    this.applyOne(h, data, m.seq);
+    this.applyOne(h, data, m.seq, resumeSeq);
     const queue = this.held.get(h.j);
     while (queue !== undefined && queue.size > 0) {
       const next = queue.get(this.store.positions.journals[h.j].s + 1);
       if (next === undefined) break;
       queue.delete(next.h.s);
       this.heldBytes -= next.data.length;
-      this.applyOne(next.h, next.data, m.seq);
+      this.applyOne(next.h, next.data, m.seq, resumeSeq);
     }
   }
 
-  private applyOne(h: EntryHeader, data: Buffer, streamSeq: number): void {
+  private applyOne(h: EntryHeader, data: Buffer, streamSeq: number, resumeSeq: number): void {
     const what = `entry ${positionLabel(h)} (${h.op} ${h.r}/${h.p}, stream message ${streamSeq})`;
     try {
       this.checkChunkOrder(h);
@@ -332,7 +345,7 @@ export class Replayer {
       throw new ApplyError(`${what} failed: ${why}`, { cause: err });
     }
     // While entries are held, resuming must start before them: the stream position stays put.
-    this.store.record(h.j, { e: h.e, s: h.s, t: h.t }, this.holding() ? this.store.positions.streamSeq : streamSeq);
+    this.store.record(h.j, { e: h.e, s: h.s, t: h.t }, this.holding() ? this.store.positions.streamSeq : resumeSeq);
     this.changed.add(h.j);
     this.summary.applied++;
   }
@@ -354,10 +367,10 @@ export class Replayer {
     this.summary.skipped++;
     this.summary.streamSeq = m.seq;
     // The message id (name.epoch.seq) places the entry in its journal even when its bytes are unreadable.
-    const id = /^([A-Za-z0-9_-]+)\.(\d+)\.(\d+)$/.exec(m.headers?.get('Nats-Msg-Id') ?? '');
+    const id = /^([A-Za-z0-9_-]+)\.(\d+)\.(\d+)(?:-(\d+))?/.exec(m.headers?.get('Nats-Msg-Id') ?? '');
     const name = id?.[1];
     if (name !== undefined && m.subject === journalSubject(this.opts.stream, name)) {
-      const pos = { e: Number(id?.[2]), s: Number(id?.[3]), t: Date.now() };
+      const pos = { e: Number(id?.[2]), s: Number(id?.[4] ?? id?.[3]), t: Date.now() };
       const cur = this.store.positions.journals[name];
       if (cur === undefined || comparePosition(pos, cur) > 0) {
         this.store.record(name, pos, this.holding() ? this.store.positions.streamSeq : m.seq);

@@ -64,3 +64,22 @@ test('schema violations name the field', (t) => {
 test('data on an operation that carries none is refused', (t) => {
   t.throws(() => decodeEntry(encodeEntry({ ...base, op: 'mkdir', mode: 0o755 }, Buffer.from('x'))), { message: /mkdir entry carries 1 data bytes/ });
 });
+
+test('a batch carries its entries in order; one entry travels bare', async (t) => {
+  const { encodeBatch, splitMessage } = await import('../lib/batch.js');
+  const entries = [1, 2, 3].map((s) => encodeEntry({ ...base, s, op: 'put', mode: 0o644 }, Buffer.from(`entry ${s}`)));
+  const parts = splitMessage(encodeBatch(entries));
+  t.deepEqual(parts.map((p) => decodeEntry(p).header.s), [1, 2, 3]);
+  t.is(encodeBatch([entries[0]]), entries[0]);
+  t.deepEqual(splitMessage(entries[0]), [entries[0]]);
+});
+
+test('broken batch framing is a DecodeError that says what is wrong', async (t) => {
+  const { encodeBatch, splitMessage } = await import('../lib/batch.js');
+  const good = encodeBatch([1, 2].map((s) => encodeEntry({ ...base, s, op: 'rm' })));
+  t.throws(() => splitMessage(good.subarray(0, good.length - 3)), { instanceOf: DecodeError, message: /runs past the message/ });
+  t.throws(() => splitMessage(Buffer.concat([good, Buffer.from('xx')])), { instanceOf: DecodeError, message: /2 bytes after its 2 entries/ });
+  const lying = Buffer.from(good);
+  lying.writeUInt32BE(100000, 4);
+  t.throws(() => splitMessage(lying), { instanceOf: DecodeError, message: /claims 100000 entries/ });
+});

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeEntry, encodeEntry } from '../lib/codec';
+import { encodeBatch, splitMessage } from '../lib/batch';
 import { checkRelPath } from '../lib/confine';
 import type { EntryHeader, Op } from '../lib/entry';
 import { BadEntryError, ConfinementError, DecodeError } from '../lib/errors';
@@ -26,6 +27,22 @@ test('decoding random bytes never throws anything but DecodeError', (t) => {
       decodeEntry(bytes);
     } catch (err) {
       if (!(err instanceof DecodeError)) throw err;
+    }
+  }), { numRuns: 3000 });
+  t.pass();
+});
+
+test('splitting random or mutated batches never throws anything but DecodeError', (t) => {
+  const batch = encodeBatch([1, 2, 3].map((s) => encodeEntry({ j: 'app', e: 1, s, t: 1, r: 'data', p: 'f', op: 'rm' })));
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(batch.length - 1), fc.integer({ min: 1, max: 255 }), (bytes, i, x) => {
+    const mutated = Buffer.from(batch);
+    mutated[i] ^= x;
+    for (const input of [Buffer.concat([batch.subarray(0, 8), bytes]), mutated]) {
+      try {
+        for (const part of splitMessage(input)) decodeEntry(part);
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
+      }
     }
   }), { numRuns: 3000 });
   t.pass();

@@ -1,4 +1,5 @@
 import { decodeEntry } from '../../lib/codec';
+import { splitMessage } from '../../lib/batch';
 import type { EntryHeader } from '../../lib/entry';
 import { SettingsError } from '../../lib/errors';
 import { connectNats } from '../../lib/nats';
@@ -28,10 +29,12 @@ export async function inspect(argv: string[], env: NodeJS.ProcessEnv): Promise<n
     for await (const m of readStream(nc, o.stream, { name: o.name, fromSeq, limit })) {
       let line: string;
       try {
-        const { header, data } = decodeEntry(m.data);
-        line = values.json === true
-          ? JSON.stringify({ stream_seq: m.seq, ...header, bytes: data.length, ...(values.data === true ? { data: data.toString('base64') } : {}) })
-          : describe(m.seq, header, data.length);
+        line = splitMessage(m.data).map((raw) => {
+          const { header, data } = decodeEntry(raw);
+          return values.json === true
+            ? JSON.stringify({ stream_seq: m.seq, ...header, bytes: data.length, ...(values.data === true ? { data: data.toString('base64') } : {}) })
+            : describe(m.seq, header, data.length);
+        }).join('\n');
       } catch (err) {
         bad++;
         line = values.json === true

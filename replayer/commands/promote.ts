@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { decodeEntry } from '../../lib/codec';
+import { lastEntry } from '../../lib/batch';
 import { positionLabel } from '../../lib/entry';
 import { SettingsError } from '../../lib/errors';
 import { connectNats, openStateKv } from '../../lib/nats';
@@ -122,7 +123,7 @@ async function remoteView(o: CommonOptions, known: string[]) {
   for (const name of names) {
     const beat = await kv.get(agentKey(name));
     const last = await jsm.streams.getMessage(o.stream, { last_by_subj: journalSubject(o.stream, name) }).catch(() => null);
-    const head = last === null ? undefined : decodeEntry(last.data).header;
+    const head = last === null ? undefined : decodeEntry(lastEntry(last.data)).header;
     journals.set(name, {
       agentAppended: beat?.operation === 'PUT' ? (JSON.parse(beat.string()) as { appended: number }).appended : undefined,
       streamLast: head === undefined ? undefined : { e: head.e, s: head.s },

@@ -1,5 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { decodeEntry } from '../../lib/codec';
+import { lastEntry } from '../../lib/batch';
 import { SettingsError } from '../../lib/errors';
 import { connectNats, openStateKv } from '../../lib/nats';
 import { agentKey, appliedKey, journalPrefix, journalSubject } from '../../lib/subjects';
@@ -54,7 +55,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       const agent = json<{ epoch: number; mode: string; appended: number; acked: { seq: number }; time: number }>(await kv.get(agentKey(name)));
       const applied = json<{ e: number; s: number; t: number }>(await kv.get(appliedKey(name)));
       const last = await jsm.streams.getMessage(o.stream, { last_by_subj: journalSubject(o.stream, name) }).catch(() => null);
-      const lastHeader = last === null ? undefined : decodeEntry(last.data).header;
+      const lastHeader = last === null ? undefined : decodeEntry(lastEntry(last.data)).header;
       const row: Row = { journal: name };
       if (agent !== undefined) {
         Object.assign(row, { mode: agent.mode, agent_epoch: agent.epoch, agent_last_seq: agent.appended, agent_shipped_seq: agent.acked.seq, heartbeat_age_s: round((now - agent.time) / 1000) });
