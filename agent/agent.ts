@@ -7,6 +7,7 @@ import { CommitWait } from './commit-wait';
 import { Shipper } from './shipper';
 import { install } from './shims/install';
 import { warnOnce } from './log';
+import { DROPPED, publishPosition } from './shared-state';
 import { loadSigner } from '../lib/signing';
 
 /** A running agent: one journal, its shipper, and the wrappers that feed it. */
@@ -39,7 +40,7 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     const settings = agentSettings(env, process.argv[1]);
     // A key that cannot be used stops the agent here: entries must never go out unsigned when signing was asked for.
     if (settings.signingKey !== undefined) loadSigner(settings.signingKey);
-    journal = new Journal(settings.spoolDir, settings.name);
+    journal = new Journal(settings.spoolDir, settings.name, { maxBytes: settings.spoolMaxBytes, fsyncAlways: settings.spoolFsync === 'always' });
     const opened = journal.open();
     if (opened.tornBytes > 0) {
       warnOnce('torn', `journal "${settings.name}": cut a torn spool tail of ${opened.tornBytes} bytes left by a crash (${opened.tornWhy})`);
@@ -47,6 +48,11 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     const shipper = new Shipper(settings, journal.dir, journal.epoch);
     shipper.start(opened.lastSeq);
     journal.onAppend = (seq) => shipper.notify(seq);
+    const j = journal;
+    journal.onDrop = (bytes) => {
+      publishPosition(shipper.shared, DROPPED, j.dropped);
+      warnOnce('spool-full', `journal "${settings.name}": the spool holds ${bytes} bytes the standby has not applied (UNDERSTUDY_SPOOL_MAX_BYTES=${settings.spoolMaxBytes}); changes are NOT replicated until it drains, and the standby will differ: verify and repair it then (understudy status shows the count)`);
+    };
     const recorder = new Recorder(journal, new Locator(settings.roots, settings.exclude));
     if (settings.mode !== 'async') recorder.commit = new CommitWait(shipper.shared, settings.mode, settings.syncTimeoutMs, settings.onTimeout);
     install(recorder);

@@ -16,6 +16,16 @@ export interface JournalSink {
   record(root: string, relPath: string, op: Op, data?: Buffer): number;
 }
 
+/** Sizes and durability of the spool; defaults in lib/settings. */
+export interface JournalOptions {
+  chunkBytes?: number;
+  segmentBytes?: number;
+  /** UNDERSTUDY_SPOOL_MAX_BYTES: past it, changes are dropped (and counted) rather than the application stopped. */
+  maxBytes?: number;
+  /** UNDERSTUDY_SPOOL_FSYNC=always: fdatasync after every entry, on the application's thread. */
+  fsyncAlways?: boolean;
+}
+
 /** What recovery found when the journal was opened. */
 export interface OpenReport {
   epoch: number;
@@ -35,17 +45,27 @@ export class Journal implements JournalSink {
   private seq = 0;
   private fd = -1;
   private segBytes = 0;
+  /** Bytes the spool holds as far as we know; trimming (by the shipper) only makes it smaller. */
+  private spoolBytes = 0;
+  private measuredAt = 0;
   private lockHeld = false;
+  /** Changes not journaled because the spool was full. */
+  dropped = 0;
   /** Called after each append with the new last seq (the shipper's wake-up). */
   onAppend: (seq: number) => void = () => {};
+  /** Called when a change is dropped because the spool is full. */
+  onDrop: (bytes: number) => void = () => {};
+  private readonly chunkBytes: number;
+  private readonly segmentBytes: number;
+  private readonly maxBytes: number;
+  private readonly fsyncAlways: boolean;
 
-  constructor(
-    spoolRoot: string,
-    readonly name: string,
-    private readonly chunkBytes: number = DEFAULTS.chunkBytes,
-    private readonly segmentBytes: number = DEFAULTS.segmentBytes,
-  ) {
+  constructor(spoolRoot: string, readonly name: string, opts: JournalOptions = {}) {
     this.dir = path.join(spoolRoot, name);
+    this.chunkBytes = opts.chunkBytes ?? DEFAULTS.chunkBytes;
+    this.segmentBytes = opts.segmentBytes ?? DEFAULTS.segmentBytes;
+    this.maxBytes = opts.maxBytes ?? Infinity;
+    this.fsyncAlways = opts.fsyncAlways ?? false;
   }
 
   /** Takes the journal's lock, starts a new epoch, and cuts a torn tail left by a crash. */
@@ -76,6 +96,7 @@ export class Journal implements JournalSink {
       lastSeq = Math.max(lastSeq, lastRec?.seq ?? last.first - 1);
       this.openSegment(last.file, scan.goodBytes);
     }
+    this.spoolBytes = segs.reduce((sum, s) => sum + fileSize(s.file), 0);
     this.seq = lastSeq;
     if (this.fd < 0) this.openSegment(segmentFile(this.dir, this.seq + 1), 0);
     return { epoch: this.epoch, lastSeq, tornBytes, tornWhy };
@@ -88,6 +109,12 @@ export class Journal implements JournalSink {
 
   record(root: string, relPath: string, op: Op, data?: Buffer): number {
     if (this.fd < 0) throw new JournalError(`journal ${this.name} is not open`);
+    if (this.spoolBytes + (data?.length ?? 0) + 512 > this.maxBytes && !this.roomAfterTrim((data?.length ?? 0) + 512)) {
+      // Full: the application goes on; this change is not replicated, and that is counted and said.
+      this.dropped++;
+      this.onDrop(this.spoolBytes);
+      return this.seq;
+    }
     const t = Date.now();
     if (data === undefined || data.length <= this.chunkBytes) {
       this.append(encodeEntry({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, ...op }, data));
@@ -127,8 +154,23 @@ export class Journal implements JournalSink {
       fs.ftruncateSync(this.fd, this.segBytes);
       throw new JournalError(`short write to spool (${wrote} of ${head.length + entry.length} bytes)`);
     }
+    if (this.fsyncAlways) fs.fdatasyncSync(this.fd);
     this.segBytes += wrote;
+    this.spoolBytes += wrote;
     this.seq = seq;
+  }
+
+  /**
+   * Measures the spool again (the shipper trims it as the standby applies), at most ten
+   * times a second; true when `need` bytes fit.
+   */
+  private roomAfterTrim(need: number): boolean {
+    const now = Date.now();
+    if (now - this.measuredAt >= 100) {
+      this.measuredAt = now;
+      this.spoolBytes = listSegments(this.dir).reduce((sum, s) => sum + fileSize(s.file), 0);
+    }
+    return this.spoolBytes + need <= this.maxBytes;
   }
 
   private openSegment(file: string, size: number): void {
@@ -155,6 +197,14 @@ export class Journal implements JournalSink {
       }
       throw new JournalError(`journal "${this.name}" is in use by ${owner} (lock ${lock}); set UNDERSTUDY_NAME to give this process its own journal`);
     }
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0; // trimmed meanwhile
   }
 }
 

@@ -23,8 +23,8 @@ export class Recorder {
   lastSeq = 0;
   /** Set in sync and strong modes: how a call waits for its entry to be confirmed. */
   commit: CommitWait | undefined;
-  /** What the last journaled entry changed, for error messages. */
-  lastWhat = '';
+  private lastAt: Located | undefined;
+  private lastOp = '';
   readonly fds = new FdTable();
   /** Absolute paths below which async compound calls (fs.cp) are at work; their result is journaled whole. */
   private readonly quietDirs: string[] = [];
@@ -216,7 +216,13 @@ export class Recorder {
   private emit(at: Located, op: Op, data?: Buffer): void {
     if (this.quietDirs.length > 0 && this.isQuiet(at.abs)) return;
     this.lastSeq = this.sink.record(at.root, at.rel, op, data);
-    this.lastWhat = `the ${op.op} of ${at.root}/${at.rel}`;
+    this.lastAt = at;
+    this.lastOp = op.op;
+  }
+
+  /** What the last journaled entry changed, for error messages. */
+  get lastWhat(): string {
+    return this.lastAt === undefined ? 'the change' : `the ${this.lastOp} of ${this.lastAt.root}/${this.lastAt.rel}`;
   }
 
   private isQuiet(abs: string): boolean {

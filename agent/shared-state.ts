@@ -7,7 +7,8 @@ export const APPENDED = 0; // last seq written to the spool (application thread)
 export const ACKED = 1; // last seq JetStream acknowledged (worker)
 export const APPLIED = 2; // last seq the standby reported applied (worker)
 export const REPORTED = 3; // last appended seq the worker has put in its heartbeat (worker)
-export const SLOTS = 4;
+export const DROPPED = 4; // changes not journaled because the spool was full (application thread)
+export const SLOTS = 5;
 
 /** Creates the shared positions. */
 export function createShared(): BigInt64Array {

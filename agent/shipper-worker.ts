@@ -17,9 +17,10 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { SpoolRecord } from '../lib/spool';
 import { encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES } from '../lib/batch';
 import { SpoolCursor } from '../lib/spool-reader';
-import { readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState } from '../lib/spool';
-import { DEFAULTS, type NatsSettings } from '../lib/settings';
-import { ACKED, APPENDED, APPLIED, REPORTED, publishPosition, readPosition } from './shared-state';
+import { listSegments, readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState } from '../lib/spool';
+import { DEFAULTS, type NatsSettings, type SpoolFsync } from '../lib/settings';
+import * as fs from 'node:fs';
+import { ACKED, APPENDED, APPLIED, DROPPED, REPORTED, publishPosition, readPosition } from './shared-state';
 import { warnOnce } from './log';
 
 /** What the application thread hands the worker. */
@@ -34,6 +35,7 @@ export interface ShipperData {
   signingKey?: string;
   /** First sequence number this process journals; older ones are left over from earlier processes. */
   firstSeq: number;
+  spoolFsync: SpoolFsync;
 }
 
 interface InFlight { epoch: number; seq: number; ack: Promise<PubAck> }
@@ -48,14 +50,37 @@ publishPosition(shared, ACKED, ackedPos.seq);
 // Signing happens here, off the application's thread: Ed25519 costs tens of microseconds an entry.
 const signer = data.signingKey === undefined ? undefined : loadSigner(data.signingKey);
 
+/** UNDERSTUDY_SPOOL_FSYNC=<ms>: the newest segment is fdatasynced here, off the application's thread. */
+function syncSpoolPeriodically(everyMs: number): void {
+  let synced = readPosition(shared, APPENDED);
+  setInterval(() => {
+    const appended = readPosition(shared, APPENDED);
+    if (appended === synced) return;
+    const newest = listSegments(dir).at(-1);
+    if (newest === undefined) return;
+    try {
+      const fd = fs.openSync(newest.file, 'r');
+      try {
+        fs.fdatasyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      synced = appended;
+    } catch (err) {
+      warnOnce('spool-fsync', `journal "${name}" cannot fsync its spool: ${(err as Error).message}`);
+    }
+  }, everyMs).unref();
+}
+
 async function main(): Promise<void> {
+  if (typeof data.spoolFsync === 'number') syncSpoolPeriodically(data.spoolFsync);
   // Keep trying: a server that is down or refuses our credentials now may accept them later.
   // noAsyncTraces: nats.js otherwise builds an Error per request for its stack, a fifth of the shipper's CPU.
   const nc = await retry('connect to NATS', () => connectNats(data.nats, `understudy-agent:${name}`, { waitOnFirstConnect: true, noAsyncTraces: true }));
-  await retry('create the stream', () => jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream)));
+  await retry('create the stream', () => jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas)));
   // The state bucket is for reporting; shipping never waits for it.
   let kv: KV | undefined;
-  void retry('open the state bucket', () => openStateKv(nc, data.stream)).then((opened) => {
+  void retry('open the state bucket', () => openStateKv(nc, data.stream, data.nats.replicas)).then((opened) => {
     kv = opened;
     void followApplied(opened);
     void watchFence(opened);
@@ -106,7 +131,7 @@ async function main(): Promise<void> {
     await sleep(backoff);
     backoff = Math.min(backoff * 2, 5000);
     // The stream may have been deleted: make it again (the standby pulls what it lost from our spool).
-    await jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream)).catch(() => undefined);
+    await jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas)).catch(() => undefined);
   }
 }
 
@@ -193,6 +218,7 @@ async function beat(kv: KV): Promise<void> {
   saveAcked();
   const value = {
     name, epoch: data.epoch, mode: data.mode, pid: process.pid, host: os.hostname(), appended, acked: ackedPos, time: Date.now(),
+    dropped: readPosition(shared, DROPPED),
   };
   try {
     await kv.put(agentKey(name), JSON.stringify(value));

@@ -18,7 +18,7 @@ export class Shipper {
     const data: ShipperData = {
       nats: this.settings.nats, stream: this.settings.stream, name: this.settings.name,
       dir: this.dir, epoch: this.epoch, mode: this.settings.mode, shared: this.shared, signingKey: this.settings.signingKey,
-      firstSeq: lastSeq + 1,
+      firstSeq: lastSeq + 1, spoolFsync: this.settings.spoolFsync,
     };
     this.worker = new Worker(path.join(__dirname, 'shipper-worker.js'), { workerData: data, execArgv: [], stdout: false, stderr: false });
     this.worker.unref();

@@ -197,6 +197,7 @@ async function throughput(nats, n, log) {
       out.firstApplyAfterMs = first - app.t0;
       out.commits = r.commits;
       out.commitMsAvg = r.commitMsTotal / Math.max(1, r.commits);
+      out.commitBusyPct = (100 * r.commitMsTotal) / Math.max(1, r.ended - r.started);
       out.steps = replayerSteps(r, idx);
     }
     log(c.table([
@@ -211,7 +212,7 @@ async function throughput(nats, n, log) {
       ['replayer process CPU per entry', `${c.fmt(out.replayerCpuUsPerEntry, 1)} µs`],
       ['standby == primary', cmp.same ? `yes (${c.fmt(cmp.files)} files)` : `NO: ${cmp.why}`],
     ]));
-    if (out.steps) log(stepsLine(out.steps));
+    if (out.steps) log(`${stepsLine(out.steps)}; a whole commit ${c.fmt(out.commitMsAvg, 1)} ms on average (KV put included), ${c.fmt(out.commitBusyPct, 1)} % of the replayer's run`);
 
     // The same entries again, from JetStream alone, into a fresh standby.
     syncDisks();
@@ -237,7 +238,11 @@ async function throughput(nats, n, log) {
       ['replayer CPU per entry', `${c.fmt(out.drain.cpuUsPerEntry, 1)} µs`],
       ['standby == primary', dcmp.same ? `yes (${c.fmt(dcmp.files)} files)` : `NO: ${dcmp.why}`],
     ]));
-    if (out.drain.steps) log(stepsLine(out.drain.steps));
+    if (dr.instrumented) {
+      out.drain.commitMsAvg = dr.commitMsTotal / Math.max(1, dr.commits);
+      out.drain.commitBusyPct = (100 * dr.commitMsTotal) / Math.max(1, dr.ended - dr.started);
+    }
+    if (out.drain.steps) log(`${stepsLine(out.drain.steps)}; a whole commit ${c.fmt(out.drain.commitMsAvg, 1)} ms on average (KV put included), ${c.fmt(out.drain.commitBusyPct, 1)} % of the replayer's run`);
     c.removeDir(app.primary);
     c.removeDir(app.spool);
     c.removeDir(d.standby);
@@ -251,23 +256,37 @@ async function throughput(nats, n, log) {
   }
 }
 
-/** How long the replayer's own steps took: one apply, and the fsyncs of a commit. */
+/** How long the replayer's own steps took: one apply, and the sync steps of a commit. */
 function replayerSteps(r, idx) {
   if (!r.instrumented) return undefined;
   const applyMs = (idx ?? r.applyMs.map((_, i) => i)).map((i) => r.applyMs[i]);
+  const calls = Math.max(1, r.syncMs.calls);
   return {
     applyMsP50: c.quantile(applyMs, 0.5),
     applyMsP99: c.quantile(applyMs, 0.99),
     applyMsMean: applyMs.reduce((a, b) => a + b, 0) / Math.max(1, applyMs.length),
-    commitSyncMsMean: (r.syncMs.applier + r.syncMs.store) / Math.max(1, r.syncMs.calls),
+    commitSyncMsMean: (r.syncMs.applier + r.syncMs.store) / calls,
     commitSyncMsMax: r.syncMs.max,
+    syncAsync: r.syncMs.async === true,
+    syncCalls: r.syncMs.calls,
+    filesPerCommit: r.syncMs.files / calls,
+    dirsPerCommit: r.syncMs.dirs / calls,
+    appliesDuringCommit: r.appliesDuringCommit,
+    msgs: r.msgs?.n,
+    msgsPending0: r.msgs?.pending0,
+    entriesPerMsg: r.msgs?.n ? r.applyMs.length / r.msgs.n : undefined,
   };
 }
 
 function stepsLine(st) {
+  const sync = st.syncAsync
+    ? `a commit's fsyncs (applier.sync: ${c.fmt(st.filesPerCommit, 1)} files + ${c.fmt(st.dirsPerCommit, 1)} dirs in parallel, then store.sync) ` +
+      `${c.fmt(st.commitSyncMsMean, 1)} ms mean over ${c.fmt(st.syncCalls)} commits, slowest single sync ${c.fmt(st.commitSyncMsMax, 1)} ms, no entry applied meanwhile` +
+      (st.appliesDuringCommit === undefined ? '' : ` (applies seen during a commit: ${st.appliesDuringCommit})`)
+    : `fsyncs of a commit (applier.sync + store.sync) ${c.fmt(st.commitSyncMsMean, 1)} ms mean, slowest single sync ${c.fmt(st.commitSyncMsMax, 1)} ms, blocking the event loop`;
+  const msgs = st.msgs ? `; ${c.fmt(st.msgs)} stream messages (${c.fmt(st.entriesPerMsg, 1)} entries each), ${c.fmt(st.msgsPending0)} of them with info.pending 0` : '';
   return `replayer steps: one apply p50 ${c.fmt(st.applyMsP50, 2)} ms, p99 ${c.fmt(st.applyMsP99, 2)} ms, mean ${c.fmt(st.applyMsMean, 2)} ms ` +
-    `(at most ${c.fmt(1000 / st.applyMsMean)} applies/s if it did nothing else); ` +
-    `fsyncs of a commit (applier.sync + store.sync) ${c.fmt(st.commitSyncMsMean, 1)} ms mean, slowest single sync ${c.fmt(st.commitSyncMsMax, 1)} ms, blocking the event loop`;
+    `(at most ${c.fmt(1000 / st.applyMsMean)} applies/s if it did nothing else); ${sync}${msgs}`;
 }
 
 function lagStats(values) {
@@ -333,7 +352,11 @@ async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.en
       const ca = r.commitAt.filter((x) => x >= r.applied[idx[0]] && x <= r.applied[idx[idx.length - 1]] + 1000);
       const gaps = ca.slice(1).map((x, i) => x - ca[i]);
       out.steps = replayerSteps(r, idx);
-      out.commits = { count: ca.length, gapP50: c.quantile(gaps, 0.5), gapMax: Math.max(...gaps), msAvg: r.commitMsTotal / Math.max(1, r.commits) };
+      out.commits = {
+        count: ca.length, gapP50: c.quantile(gaps, 0.5), gapMax: Math.max(...gaps), msAvg: r.commitMsTotal / Math.max(1, r.commits),
+        // Share of the replayer's run spent inside commits (with group commit nothing is applied meanwhile).
+        busyPct: (100 * r.commitMsTotal) / Math.max(1, r.ended - r.started),
+      };
       out.perSecondP50 = [];
       const t0 = r.t[idx[0]];
       for (let sec = 0; sec < seconds; sec += 2) {
@@ -363,7 +386,7 @@ async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.en
     if (main) log(`lag trend: ${c.fmt(main.trendMsPerS, 2)} ms per second of run; ${grew ? 'GREW' : 'did not grow'} (last-quarter p50 vs first-quarter p50)`);
     if (out.perSecondP50) log(`apply-lag p50 per 2 s window (ms): ${out.perSecondP50.join(' ')}`);
     if (out.commits) {
-      log(`replayer commits (configured every 100 ms): ${out.commits.count} during the run, interval p50 ${c.fmt(out.commits.gapP50)} ms, max ${c.fmt(out.commits.gapMax)} ms; a commit took ${c.fmt(out.commits.msAvg, 1)} ms on average (KV put included)`);
+      log(`replayer commits (configured every 100 ms): ${out.commits.count} during the run, interval p50 ${c.fmt(out.commits.gapP50)} ms, max ${c.fmt(out.commits.gapMax)} ms; a commit took ${c.fmt(out.commits.msAvg, 1)} ms on average (KV put included), ${c.fmt(out.commits.busyPct, 1)} % of the replayer's run`);
       log(stepsLine(out.steps));
     }
     log(`standby == primary: ${cmp.same ? `yes (${c.fmt(cmp.files)} files)` : `NO: ${cmp.why}`}`);

@@ -53,7 +53,7 @@ export async function connectNats(s: NatsSettings, clientName: string, opts: Par
  * so that a full stream refuses publishes (the agent keeps them spooled)
  * instead of silently evicting entries the standby has not applied.
  */
-export async function ensureStream(jsm: JetStreamManager, stream: string): Promise<StreamInfo> {
+export async function ensureStream(jsm: JetStreamManager, stream: string, replicas = 1): Promise<StreamInfo> {
   try {
     const info = await jsm.streams.info(stream);
     if (info.config.discard !== DiscardPolicy.New) {
@@ -71,6 +71,7 @@ export async function ensureStream(jsm: JetStreamManager, stream: string): Promi
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.New,
       max_bytes: DEFAULTS.streamMaxBytes,
+      num_replicas: replicas,
       duplicate_window: DEFAULTS.duplicateWindowMs * 1_000_000,
     });
   } catch (err) {
@@ -84,6 +85,6 @@ export async function ensureStream(jsm: JetStreamManager, stream: string): Promi
 }
 
 /** Opens (creating if needed) the bucket where positions are left for `status`. */
-export async function openStateKv(nc: NatsConnection, stream: string): Promise<KV> {
-  return new Kvm(nc).create(stateBucket(stream), { history: 1, storage: StorageType.File });
+export async function openStateKv(nc: NatsConnection, stream: string, replicas = 1): Promise<KV> {
+  return new Kvm(nc).create(stateBucket(stream), { history: 1, storage: StorageType.File, replicas });
 }

@@ -27,7 +27,13 @@ export const DEFAULTS = {
   /** Publishes in flight from the shipper at once. */
   maxInFlight: 256,
   heartbeatMs: 1000,
+  /** Past this the agent drops changes (counted and reported) rather than fill the disk or stop the application. */
+  spoolMaxBytes: 2 * 1024 * 1024 * 1024,
+  /** The shipper fdatasyncs the spool this often (ms); `always` does it on every entry, `never` leaves it to the kernel. */
+  spoolFsync: 1000 as SpoolFsync,
 } as const;
+
+export type SpoolFsync = 'always' | 'never' | number;
 
 export type Mode = 'async' | 'sync' | 'strong';
 export type OnTimeout = 'fail' | 'degrade';
@@ -35,6 +41,8 @@ export type OnTimeout = 'fail' | 'degrade';
 /** How to reach and authenticate to NATS; shared by agent and commands. */
 export interface NatsSettings {
   url: string;
+  /** Replicas of the stream and state bucket when understudy creates them (3 in a cluster). */
+  replicas: number;
   creds?: string;
   nkey?: string;
   token?: string;
@@ -56,13 +64,18 @@ export interface AgentSettings {
   exitTimeoutMs: number;
   /** Key file the shipper signs entries with (see lib/signing). */
   signingKey?: string;
+  spoolMaxBytes: number;
+  spoolFsync: SpoolFsync;
 }
 
 type Env = Record<string, string | undefined>;
 
 /** Reads the NATS connection settings from UNDERSTUDY_NATS_* variables, with overrides. */
 export function natsSettings(env: Env, url?: string): NatsSettings {
-  const s: NatsSettings = { url: url ?? nonEmpty(env.UNDERSTUDY_NATS_URL) ?? DEFAULTS.natsUrl };
+  const s: NatsSettings = {
+    url: url ?? nonEmpty(env.UNDERSTUDY_NATS_URL) ?? DEFAULTS.natsUrl,
+    replicas: positiveInt(env, 'UNDERSTUDY_STREAM_REPLICAS', 1),
+  };
   for (const u of s.url.split(',')) {
     if (!/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u.trim()) && !/^[^\s/:]+:\d+$/.test(u.trim())) {
       throw new SettingsError(`UNDERSTUDY_NATS_URL: "${u}" is not a nats://host:port URL`);
@@ -106,6 +119,8 @@ export function agentSettings(env: Env, mainScript: string | undefined): AgentSe
     exclude: (nonEmpty(env.UNDERSTUDY_EXCLUDE) ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     exitTimeoutMs: positiveInt(env, 'UNDERSTUDY_EXIT_TIMEOUT_MS', DEFAULTS.exitTimeoutMs),
     signingKey: absFile(env, 'UNDERSTUDY_SIGNING_KEY'),
+    spoolMaxBytes: positiveInt(env, 'UNDERSTUDY_SPOOL_MAX_BYTES', DEFAULTS.spoolMaxBytes),
+    spoolFsync: spoolFsync(env.UNDERSTUDY_SPOOL_FSYNC),
   };
 }
 
@@ -126,6 +141,15 @@ export function streamName(given: string | undefined): string {
   const s = nonEmpty(given) ?? DEFAULTS.stream;
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(s)) throw new SettingsError(`UNDERSTUDY_STREAM: "${s}" must be 1-64 of A-Z a-z 0-9 _ -`);
   return s;
+}
+
+function spoolFsync(v: string | undefined): SpoolFsync {
+  const s = nonEmpty(v);
+  if (s === undefined) return DEFAULTS.spoolFsync;
+  if (s === 'always' || s === 'never') return s;
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new SettingsError(`UNDERSTUDY_SPOOL_FSYNC: "${s}" is not always, never or an interval in ms`);
+  return n;
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

@@ -10,6 +10,9 @@ import { ApplyError, BadEntryError, ConfinementError, DecodeError, SettingsError
 import { SIGNATURE_HEADER, type Verifier } from '../lib/signing';
 import { Quarantine } from './quarantine';
 import { FenceStore } from './fence';
+import { serveMetrics, type Metric } from './metrics';
+import type { Server } from 'node:http';
+import type { JournalPos } from './state';
 import { connectNats, ensureStream, openStateKv } from '../lib/nats';
 import { isInside, type Root } from '../lib/roots';
 import type { NatsSettings } from '../lib/settings';
@@ -34,6 +37,9 @@ export interface ReplayOptions {
   verifier?: Verifier;
   /** What to do with an entry that is quarantined: stop (default) or go on without it. */
   onBadEntry?: 'halt' | 'skip';
+  /** Serve Prometheus metrics on this port while running. */
+  metricsPort?: number;
+  metricsHost?: string;
 }
 
 export interface ReplaySummary {
@@ -68,6 +74,7 @@ export class Replayer {
   private readonly openChunks = new Map<string, { first: number; next: number; n: number }>();
   private readonly runningMarker: string;
   private committing: Promise<void> = Promise.resolve();
+  private lastCommitAt = 0;
 
   constructor(private readonly opts: ReplayOptions) {
     for (const r of opts.roots) {
@@ -104,6 +111,7 @@ export class Replayer {
     const nc = await connectNats(opts.nats, `understudy-replay${opts.name ? ':' + opts.name : ''}`);
     let kv: KV | undefined;
     let timer: NodeJS.Timeout | undefined;
+    let metrics: Server | undefined;
     const commit = (): Promise<void> => {
       // One commit at a time, and no entry applied while one runs: what it makes durable and
       // then reports as applied is exactly what was applied when it began.
@@ -113,9 +121,11 @@ export class Replayer {
     };
     try {
       const jsm = await jetstreamManager(nc);
-      await ensureStream(jsm, opts.stream);
-      kv = await openStateKv(nc, opts.stream);
+      await ensureStream(jsm, opts.stream, opts.nats.replicas);
+      kv = await openStateKv(nc, opts.stream, opts.nats.replicas);
       timer = setInterval(() => void commit(), opts.commitMs ?? 100);
+      const stateKv = kv;
+      metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => this.collectMetrics(stateKv));
       const aborted = (): boolean => signal?.aborted === true;
       for (let round = 0; !aborted(); round++) {
         await this.checkStreamIdentity(jsm);
@@ -135,7 +145,7 @@ export class Replayer {
           break;
         }
         await new Promise((resolve) => setTimeout(resolve, 1000));
-        await ensureStream(jsm, opts.stream).catch(() => undefined);
+        await ensureStream(jsm, opts.stream, opts.nats.replicas).catch(() => undefined);
       }
       clearInterval(timer);
       timer = undefined;
@@ -146,6 +156,7 @@ export class Replayer {
       if (timer !== undefined) clearInterval(timer);
       // Whatever was applied is recorded even when we stop on an error.
       await commit().catch(() => undefined);
+      metrics?.close();
       await nc.close();
       this.store.close();
       fs.rmSync(this.runningMarker, { force: true });
@@ -406,11 +417,43 @@ export class Replayer {
     }
   }
 
+  /** The replayer's counters, and per journal the positions of agent and standby and the lag. */
+  private async collectMetrics(kv: KV): Promise<Metric[]> {
+    const journals = this.store.positions.journals;
+    const names = new Set(Object.keys(journals));
+    for await (const k of await kv.keys('agent.*')) names.add(k.slice('agent.'.length));
+    const per: { name: string; applied?: JournalPos; agent?: { appended: number; time: number; dropped?: number } }[] = [];
+    for (const name of [...names].sort()) {
+      if (this.opts.name !== undefined && name !== this.opts.name) continue;
+      const e = await kv.get(agentKey(name)).catch(() => null);
+      per.push({ name, applied: journals[name], agent: e?.operation === 'PUT' ? JSON.parse(e.string()) : undefined });
+    }
+    const now = Date.now();
+    const g = (name: string, help: string, pick: (p: (typeof per)[number]) => number | undefined): Metric => ({
+      name, help, type: 'gauge',
+      samples: per.flatMap((p) => { const v = pick(p); return v === undefined ? [] : [{ labels: { journal: p.name }, value: v }]; }),
+    });
+    return [
+      { name: 'understudy_replayer_applied_entries_total', help: 'Entries applied since the replayer started.', type: 'counter', samples: [{ value: this.summary.applied }] },
+      { name: 'understudy_replayer_duplicate_entries_total', help: 'Entries skipped as already applied.', type: 'counter', samples: [{ value: this.summary.duplicates }] },
+      { name: 'understudy_replayer_skipped_bad_entries_total', help: 'Bad entries quarantined and passed over.', type: 'counter', samples: [{ value: this.summary.skipped }] },
+      { name: 'understudy_replayer_stream_position', help: 'Stream sequence the replayer resumes after.', type: 'gauge', samples: [{ value: this.store.positions.streamSeq }] },
+      { name: 'understudy_replayer_last_commit_timestamp_seconds', help: 'When applied changes were last made durable.', type: 'gauge', samples: [{ value: this.lastCommitAt / 1000 }] },
+      g('understudy_journal_applied_seq', 'Last journal sequence applied and fsynced on the standby.', (p) => p.applied?.s),
+      g('understudy_journal_agent_seq', 'Last journal sequence the agent reported spooled.', (p) => p.agent?.appended),
+      g('understudy_journal_lag_entries', 'Entries the agent spooled that the standby has not applied.', (p) => (p.agent === undefined ? undefined : Math.max(0, p.agent.appended - (p.applied?.s ?? 0)))),
+      g('understudy_journal_lag_seconds', 'Age of the newest applied entry when the agent has more.', (p) => (p.agent === undefined || p.applied === undefined || p.agent.appended <= p.applied.s ? (p.agent === undefined ? undefined : 0) : (now - p.applied.t) / 1000)),
+      g('understudy_journal_heartbeat_age_seconds', 'Seconds since the agent last reported.', (p) => (p.agent === undefined ? undefined : (now - p.agent.time) / 1000)),
+      g('understudy_journal_dropped_changes', 'Changes the agent could not journal because its spool was full.', (p) => p.agent?.dropped),
+    ];
+  }
+
   /** Makes applied changes and positions durable, then tells the agents (their spools may drop what is below). */
   private async commit(kv: KV | undefined): Promise<void> {
     if (this.changed.size === 0) return;
     await this.applier.sync();
     this.store.sync();
+    this.lastCommitAt = Date.now();
     const names = [...this.changed];
     this.changed.clear();
     if (kv === undefined) return;

@@ -44,7 +44,7 @@ test.serial('the stream deleted under a running pair: the replayer pulls what wa
   const logs: string[] = [];
   const ac = new AbortController();
   const replaying = new Replayer({
-    nats: { url: pair.server.url }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`), stateDir: pair.state,
+    nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`), stateDir: pair.state,
     drain: false, log: (l) => logs.push(l),
   }).run(ac.signal);
   const app = longApp(pair, 120, 10);

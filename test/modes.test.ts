@@ -11,7 +11,7 @@ const API = JSON.stringify(path.join(REPO, 'dist', 'index.js'));
 function follow(pair: Pair): () => Promise<void> {
   const ac = new AbortController();
   const run = new Replayer({
-    nats: { url: pair.server.url }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`), stateDir: pair.state, drain: false, log: () => undefined,
+    nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`), stateDir: pair.state, drain: false, log: () => undefined,
   }).run(ac.signal);
   return async () => {
     ac.abort();

@@ -95,7 +95,7 @@ test.serial('a full standby disk stops applying with a clear error, shows no par
   });
   t.is(run.code, 0, run.stderr);
   const replay = (drain: boolean, signal?: AbortSignal, log?: (l: string) => void) => new Replayer({
-    nats: { url: pair.server.url }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${standby}`), stateDir: pair.state,
+    nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${standby}`), stateDir: pair.state,
     drain, log: log ?? (() => undefined),
   }).run(signal);
   await t.throwsAsync(replay(true), { message: /entry app\.\d+\.2 \(put data\/b\.bin, stream message \d+\) failed: ENOSPC/ });

@@ -16,7 +16,7 @@ function tmp(t: { teardown(fn: () => void): void }): string {
 
 test('entries read back in order, large data split into chunks', (t) => {
   const dir = tmp(t);
-  const j = new Journal(dir, 'app', 1024);
+  const j = new Journal(dir, 'app', { chunkBytes: 1024 });
   j.open();
   j.record('data', 'a', { op: 'put', mode: 0o644 }, Buffer.from('one'));
   j.record('data', 'big', { op: 'put', mode: 0o644 }, Buffer.alloc(2500, 7));
@@ -77,7 +77,7 @@ test('a second live process cannot take the same journal', (t) => {
 
 test('segments wholly applied are trimmed, the newest never', (t) => {
   const dir = tmp(t);
-  const j = new Journal(dir, 'app', 1024, 200); // ~one entry per segment
+  const j = new Journal(dir, 'app', { chunkBytes: 1024, segmentBytes: 200 }); // ~one entry per segment
   const { epoch } = j.open();
   for (let i = 0; i < 5; i++) j.record('data', `f${i}`, { op: 'put', mode: 0o644 }, Buffer.alloc(150));
   const before = listSegments(j.dir).map((s) => s.first);
@@ -88,5 +88,25 @@ test('segments wholly applied are trimmed, the newest never', (t) => {
   t.is(trimSegments(j.dir, { e: epoch - 1, s: 99 }), 0, 'an older epoch covers nothing of this one');
   t.is(trimSegments(j.dir, { e: epoch, s: 99 }), 2);
   t.deepEqual(listSegments(j.dir).map((s) => s.first), [5]);
+  j.close();
+});
+
+test('a full spool drops changes (counted, said) instead of stopping the application, and takes them again once trimmed', (t) => {
+  const dir = tmp(t);
+  const j = new Journal(dir, 'app', { segmentBytes: 2000, maxBytes: 5000 });
+  const { epoch } = j.open();
+  const drops: number[] = [];
+  j.onDrop = (bytes) => drops.push(bytes);
+  for (let i = 0; i < 10; i++) j.record('data', `f${i}`, { op: 'put', mode: 0o644 }, Buffer.alloc(900));
+  t.true(j.dropped > 0, `${j.dropped} dropped`);
+  t.is(j.lastSeq + j.dropped, 10);
+  t.is(drops.length, j.dropped);
+  const kept = j.lastSeq;
+  // The standby applies what is there; the shipper trims; room comes back.
+  trimSegments(j.dir, { e: epoch, s: kept });
+  const before = Date.now();
+  while (Date.now() - before < 120); // the journal measures the spool again at most every 100 ms
+  j.record('data', 'after', { op: 'put', mode: 0o644 }, Buffer.alloc(900));
+  t.is(j.lastSeq, kept + 1);
   j.close();
 });

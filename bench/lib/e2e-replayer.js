@@ -24,14 +24,20 @@ const opts = JSON.parse(process.argv[2]);
 const now = () => performance.timeOrigin + performance.now();
 
 const rec = { s: [], t: [], applied: [], durable: [], applyMs: [] };
-/** Time spent in the synchronous fsync steps of commits (applier.sync, store.sync). */
-const syncMs = { applier: 0, store: 0, calls: 0, max: 0 };
+/**
+ * Time in the sync steps of commits: applier.sync (the fsyncs of files and directories; async since
+ * group commit, timed until its Promise settles) and store.sync; files/dirs it was handed.
+ */
+const syncMs = { applier: 0, store: 0, calls: 0, max: 0, files: 0, dirs: 0, async: false };
 let lastSeq = 0;
 let durableUpTo = 0; // entries in rec with a durable time
 const waiters = [];
 let instrumented = false;
 let commits = 0;
 let commitMsTotal = 0;
+let inCommit = false;
+const msgs = { n: 0, pending0: 0 };
+let appliesDuringCommit = 0; // the replayer promises none (group commit); counted as a check
 const commitAt = []; // end of each commit that made entries durable
 
 const replayer = new Replayer({
@@ -49,6 +55,7 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof repla
   instrumented = true;
   const apply = applier.apply.bind(applier);
   applier.apply = (h, data) => {
+    if (inCommit) appliesDuringCommit++;
     const a0 = now();
     apply(h, data);
     rec.applyMs.push(now() - a0);
@@ -63,28 +70,61 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof repla
       }
     }
   };
+  // applier.sync() is async since group commit (a Promise; the fsyncs run in parallel on the thread
+  // pool): its time is until the Promise settles. store.sync() is synchronous. Either shape is timed.
   const timeSync = (obj, key) => {
     if (obj === undefined || typeof obj.sync !== 'function') return;
     const orig = obj.sync.bind(obj);
-    obj.sync = () => {
-      const s0 = now();
-      try {
-        return orig();
-      } finally {
-        const took = now() - s0;
-        syncMs[key] += took;
-        if (key === 'applier') syncMs.calls++;
-        if (took > syncMs.max) syncMs.max = took;
+    const done = (s0) => {
+      const took = now() - s0;
+      syncMs[key] += took;
+      if (key === 'applier') syncMs.calls++;
+      if (took > syncMs.max) syncMs.max = took;
+    };
+    obj.sync = (...args) => {
+      if (key === 'applier') {
+        // What the group commit is about to fsync (private fields; absent → not counted).
+        if (obj.dirty instanceof Set) syncMs.files += obj.dirty.size;
+        if (obj.touched instanceof Set) syncMs.dirs += obj.touched.size;
       }
+      const s0 = now();
+      let r;
+      try {
+        r = orig(...args);
+      } catch (err) {
+        done(s0);
+        throw err;
+      }
+      if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
+        syncMs.async = true;
+        return r.finally(() => done(s0));
+      }
+      done(s0);
+      return r;
     };
   };
+  // Stream messages (one carries up to 512 entries since the shipper batches) and how many said
+  // "nothing pending" (m.info.pending === 0), on which the replayer commits at once.
+  if (typeof replayer.handle === 'function') {
+    const handle = replayer.handle.bind(replayer);
+    replayer.handle = (m, ...rest) => {
+      msgs.n++;
+      if (m?.info?.pending === 0) msgs.pending0++;
+      return handle(m, ...rest);
+    };
+  }
   timeSync(applier, 'applier');
   timeSync(replayer.store, 'store');
   const commit = replayer.commit.bind(replayer);
   replayer.commit = async (kv) => {
     const upTo = rec.s.length;
     const c0 = now();
-    await commit(kv);
+    inCommit = true;
+    try {
+      await commit(kv);
+    } finally {
+      inCommit = false;
+    }
     const at = now();
     if (upTo > durableUpTo) {
       commits++;
@@ -113,7 +153,7 @@ process.send({ type: 'started', instrumented });
 replayer.run(ac.signal).then((summary) => {
   const cpu = process.cpuUsage(cpu0);
   process.send({
-    type: 'result', instrumented, summary, started, ended: now(), commits, commitMsTotal, commitAt, syncMs,
+    type: 'result', instrumented, summary, started, ended: now(), commits, commitMsTotal, commitAt, syncMs, appliesDuringCommit, msgs,
     cpuMs: (cpu.user + cpu.system) / 1000, ...rec,
   }, () => process.exit(0));
 }, (err) => {

@@ -4,7 +4,7 @@ import { loadVerifier } from '../../lib/signing';
 import { common, parse } from './options';
 
 export const usage = `understudy replay --root name=/abs/dir … [--nats URL] [--name NAME] [--stream S] [--state DIR] [--drain]
-                  [--verify-key FILE …] [--on-bad-entry halt|skip]
+                  [--verify-key FILE …] [--on-bad-entry halt|skip] [--metrics-port N [--metrics-host H]]
                   [--creds FILE | --nkey FILE | --token T | --user U --password P] [--tls-ca FILE]
 
 Applies journal entries from the stream to the standby's roots, in order, exactly once.
@@ -13,12 +13,14 @@ without it, runs until SIGINT or SIGTERM and stops cleanly.
 --verify-key (or UNDERSTUDY_VERIFY_KEYS, comma-separated): accept only entries signed by
 one of these keys (Ed25519 public key PEM, or an hmac-sha256:<base64> secret file).
 A bad entry is moved to <state>/quarantine with the reason; then the replayer stops
-(halt, the default) or passes over it (skip).`;
+(halt, the default) or passes over it (skip).
+--metrics-port serves Prometheus metrics on http://H:N/metrics (H: 127.0.0.1 unless given).`;
 
 /** `understudy replay`. */
 export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parse(argv, {
     drain: { type: 'boolean' }, 'verify-key': { type: 'string', multiple: true }, 'on-bad-entry': { type: 'string' },
+    'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' },
   });
   if (values.help === true) {
     console.log(usage);
@@ -30,7 +32,11 @@ export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const onBadEntry = values['on-bad-entry'] ?? 'halt';
   if (onBadEntry !== 'halt' && onBadEntry !== 'skip') throw new SettingsError(`--on-bad-entry ${onBadEntry} is not halt or skip`);
   const verifier = keyFiles.length > 0 ? loadVerifier(keyFiles) : undefined;
-  const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry });
+  const metricsPort = values['metrics-port'] === undefined ? undefined : Number(values['metrics-port']);
+  if (metricsPort !== undefined && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
+    throw new SettingsError(`--metrics-port ${values['metrics-port']} is not a port number`);
+  }
+  const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry, metricsPort, metricsHost: values['metrics-host'] });
   const ac = new AbortController();
   const stop = (): void => ac.abort();
   process.once('SIGINT', stop);

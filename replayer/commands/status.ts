@@ -19,6 +19,8 @@ interface Row {
   agent_last_seq?: number;
   agent_shipped_seq?: number;
   heartbeat_age_s?: number;
+  /** Changes the agent could not journal because its spool was full: the standby differs by them. */
+  dropped?: number;
   stream_last_seq?: number;
   applied_seq?: number;
   lag_entries?: number;
@@ -52,13 +54,13 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     if (o.name !== undefined) names.add(o.name);
     const now = Date.now();
     for (const name of [...names].sort()) {
-      const agent = json<{ epoch: number; mode: string; appended: number; acked: { seq: number }; time: number }>(await kv.get(agentKey(name)));
+      const agent = json<{ epoch: number; mode: string; appended: number; acked: { seq: number }; time: number; dropped?: number }>(await kv.get(agentKey(name)));
       const applied = json<{ e: number; s: number; t: number }>(await kv.get(appliedKey(name)));
       const last = await jsm.streams.getMessage(o.stream, { last_by_subj: journalSubject(o.stream, name) }).catch(() => null);
       const lastHeader = last === null ? undefined : decodeEntry(lastEntry(last.data)).header;
       const row: Row = { journal: name };
       if (agent !== undefined) {
-        Object.assign(row, { mode: agent.mode, agent_epoch: agent.epoch, agent_last_seq: agent.appended, agent_shipped_seq: agent.acked.seq, heartbeat_age_s: round((now - agent.time) / 1000) });
+        Object.assign(row, { mode: agent.mode, agent_epoch: agent.epoch, agent_last_seq: agent.appended, agent_shipped_seq: agent.acked.seq, heartbeat_age_s: round((now - agent.time) / 1000), dropped: agent.dropped ?? 0 });
       }
       row.stream_last_seq = lastHeader?.s;
       row.applied_seq = applied?.s;
@@ -84,7 +86,7 @@ function print(rows: Row[]): void {
   const cols: [keyof Row, string][] = [
     ['journal', 'JOURNAL'], ['mode', 'MODE'], ['agent_last_seq', 'SPOOLED'], ['agent_shipped_seq', 'SHIPPED'],
     ['heartbeat_age_s', 'HEARTBEAT_AGE_S'], ['stream_last_seq', 'IN_STREAM'], ['applied_seq', 'APPLIED'],
-    ['lag_entries', 'LAG'], ['lag_seconds', 'LAG_S'],
+    ['lag_entries', 'LAG'], ['lag_seconds', 'LAG_S'], ['dropped', 'DROPPED'],
   ];
   const cells = [cols.map(([, h]) => h), ...rows.map((r) => cols.map(([k]) => (r[k] === undefined ? '-' : String(r[k]))))];
   const widths = cols.map((_, i) => Math.max(...cells.map((c) => c[i].length)));

@@ -55,7 +55,7 @@ export async function makePair(label = 'pair'): Promise<Pair> {
     server, dir, primary, standby, spool, state, env,
     runApp: (s) => runNode(s.file, s.code, s.args ?? [], env(s.env), s.withAgent ?? true, dir),
     drain: (name, extra = {}) => new Replayer({
-      nats: { url: server.url }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${standby}`), name,
+      nats: { url: server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${standby}`), name,
       stateDir: state, drain: true, log: () => undefined, ...extra,
     }).run(),
     async close() {
