@@ -120,9 +120,10 @@ export class Replayer {
       return next;
     };
     try {
-      const jsm = await jetstreamManager(nc);
-      await ensureStream(jsm, opts.stream, opts.nats.replicas);
-      kv = await openStateKv(nc, opts.stream, opts.nats.replicas);
+      // JetStream may be electing a leader (a cluster that just lost a node): give it time.
+      const jsm = await this.patiently('reach JetStream', () => jetstreamManager(nc));
+      await this.patiently(`open stream ${opts.stream}`, () => ensureStream(jsm, opts.stream, opts.nats.replicas));
+      kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       timer = setInterval(() => void commit(), opts.commitMs ?? 100);
       const stateKv = kv;
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => this.collectMetrics(stateKv));
@@ -163,15 +164,29 @@ export class Replayer {
     }
   }
 
+  /** Retries `fn` for up to 30 s, saying once what it waits for; then gives up with its error. */
+  private async patiently<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + 30_000;
+    for (let said = false; ; said = true) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof UnderstudyError || Date.now() > deadline) throw err;
+        if (!said) this.opts.log(`cannot ${what} yet (${(err as Error).message}); retrying`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+
   /** One consumer over the stream from the recorded position: to its end (drain), or until stopped or broken. */
   private async pass(nc: NatsConnection, jsm: JetStreamManager, commit: () => Promise<void>, signal?: AbortSignal): Promise<void> {
     const { opts } = this;
-    const consumer = await jetstream(nc).consumers.get(opts.stream, {
+    const consumer = await this.patiently('start a consumer', () => jetstream(nc).consumers.get(opts.stream, {
       filter_subjects: opts.name === undefined ? allJournalsSubject(opts.stream) : journalSubject(opts.stream, opts.name),
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: this.store.positions.streamSeq + 1,
-    });
-    if (opts.drain && (await consumer.info(true)).num_pending === 0) return;
+    }));
+    if (opts.drain && (await this.patiently('read the consumer', () => consumer.info(true))).num_pending === 0) return;
     const messages = await consumer.consume({ max_messages: 512 });
     const stop = (): void => void messages.stop();
     signal?.addEventListener('abort', stop, { once: true });
@@ -205,7 +220,7 @@ export class Replayer {
 
   /** A stream deleted and made again numbers from 1: the recorded stream position no longer means anything. */
   private async checkStreamIdentity(jsm: JetStreamManager): Promise<void> {
-    const info = await jsm.streams.info(this.opts.stream);
+    const info = await this.patiently('read the stream', () => jsm.streams.info(this.opts.stream));
     const known = this.store.positions.streamCreated;
     if (known !== undefined && known !== info.created) {
       this.opts.log(`stream ${this.opts.stream} was made again (${info.created}); reading it from the start, skipping what was applied`);

@@ -49,12 +49,25 @@ test.serial('the replayer SIGKILLed 20 times during one stream: it resumes each 
   const pair = await makePair('kill-replayer');
   t.teardown(() => pair.close());
   const app = busyApp(pair);
+  const position = (): number => {
+    try {
+      return (JSON.parse(fs.readFileSync(path.join(pair.state, 'positions.json'), 'utf8').split('\n')[0]) as { streamSeq: number }).streamSeq;
+    } catch {
+      return 0;
+    }
+  };
+  let killedWhileApplying = 0;
   for (let i = 0; i < 20; i++) {
     const r = replayer(pair);
-    await sleep(150 + ((i * 37) % 200));
+    const before = position();
+    // Kill it while it works: once it has made progress, a little later, at a different moment each time.
+    for (let w = 0; w < 100 && position() === before; w++) await sleep(20);
+    await sleep((i * 37) % 60);
+    if (position() > before) killedWhileApplying++;
     r.kill('SIGKILL');
     await new Promise((resolve) => r.on('exit', resolve));
   }
+  t.true(killedWhileApplying >= 15, `${killedWhileApplying} of 20 kills came while applying`);
   t.is(await app.stop(), 0);
   const s = await pair.drain();
   t.log(`after 20 kills the last drain applied ${s.applied} entries and skipped ${s.duplicates} duplicates`);

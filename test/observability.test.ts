@@ -2,7 +2,8 @@ import test from 'ava';
 import { parseRoots } from '../lib/roots';
 import { Replayer } from '../replayer/replayer';
 import { freePort } from './helpers/nats-server';
-import { makePair } from './helpers/pair';
+import { spawnSync } from 'node:child_process';
+import { CLI, makePair } from './helpers/pair';
 
 test.serial('the replayer serves Prometheus metrics: positions of agent and standby, lag, counters', async (t) => {
   const pair = await makePair('metrics');
@@ -32,15 +33,19 @@ test.serial('the replayer serves Prometheus metrics: positions of agent and stan
   t.regex(text, /^understudy_journal_dropped_changes\{journal="app"\} 0$/m);
 });
 
-test.serial('a full spool is counted and shown by status, and the application never notices', async (t) => {
+test.serial('a full spool drops changes: said once, counted in status, and the application never notices', async (t) => {
   const pair = await makePair('full');
   t.teardown(() => pair.close());
-  await pair.server.stop(); // nothing drains the spool
+  // No replayer runs, so nothing is applied and the spool is never trimmed.
   const run = await pair.runApp({
-    env: { UNDERSTUDY_SPOOL_MAX_BYTES: '20000', UNDERSTUDY_EXIT_TIMEOUT_MS: '200' },
+    env: { UNDERSTUDY_SPOOL_MAX_BYTES: '20000' },
     code: `for (let i = 0; i < 20; i++) require('fs').writeFileSync(${JSON.stringify(pair.primary)} + '/f' + i, Buffer.alloc(3000)); console.log('all written');`,
   });
   t.is(run.code, 0);
   t.is(run.stdout.trim(), 'all written');
   t.is(run.stderr.match(/the spool holds \d+ bytes the standby has not applied .*changes are NOT replicated/g)?.length, 1);
+  const status = spawnSync(process.execPath, [CLI, 'status', '--json'], { env: { ...process.env, UNDERSTUDY_NATS_URL: pair.server.url }, encoding: 'utf8' });
+  const row = (JSON.parse(status.stdout) as { journal: string; dropped: number; agent_last_seq: number }[]).find((r) => r.journal === 'app');
+  t.true((row?.dropped ?? 0) > 0, JSON.stringify(row));
+  t.is((row?.dropped ?? 0) + (row?.agent_last_seq ?? 0), 20);
 });
