@@ -1,9 +1,9 @@
 import test from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startNatsServer } from './helpers/nats-server';
-import { CLI, makePair } from './helpers/pair';
+import { makePair, runCli } from './helpers/pair';
 
 /**
  * The least-privilege permission set SECURITY.md recommends, for a journal
@@ -42,14 +42,7 @@ authorization {
 `;
 }
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stderr }));
-  });
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv) => runCli(args, env);
 
 test.serial('with authentication and per-subject permissions, the right credentials work and wrong ones fail clearly', async (t) => {
   const pair = await makePair('auth');

@@ -1,5 +1,4 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -8,21 +7,10 @@ import { encodeEntry } from '../lib/codec';
 import type { EntryHeader } from '../lib/entry';
 import { ensureStream } from '../lib/nats';
 import { journalSubject, msgId } from '../lib/subjects';
-import { CLI, makePair, type Pair } from './helpers/pair';
+import { makePair, runCli, type Pair } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
 
-function cli(pair: Pair, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, UNDERSTUDY_NATS_URL: pair.server.url, UNDERSTUDY_ROOTS: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (pair: Pair, args: string[]) => runCli(args, { UNDERSTUDY_NATS_URL: pair.server.url, UNDERSTUDY_ROOTS: '' });
 
 async function publish(pair: Pair, entries: { header: EntryHeader; data?: Buffer; raw?: Buffer }[]): Promise<void> {
   const nc = await connect({ servers: pair.server.url });

@@ -1,24 +1,12 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { openStateKv } from '../lib/nats';
-import { CLI, makePair, type Pair } from './helpers/pair';
+import { makePair, runCli, type Pair } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
 
-function cli(pair: Pair, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args, '--root', `data=${pair.standby}`, '--state', pair.state], {
-      env: { ...process.env, UNDERSTUDY_NATS_URL: pair.server.url },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (pair: Pair, args: string[]) => runCli([...args, '--root', `data=${pair.standby}`, '--state', pair.state], { UNDERSTUDY_NATS_URL: pair.server.url });
 
 const writeFiles = (pair: Pair, names: string[]) => pair.runApp({
   code: `const fs = require('fs'); for (const n of ${JSON.stringify(names)}) fs.writeFileSync(${JSON.stringify(pair.primary)} + '/' + n, n);`,

@@ -65,6 +65,19 @@ export async function makePair(label = 'pair'): Promise<Pair> {
   };
 }
 
+/** Runs `understudy <args>` and collects what it printed. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
 function runNode(file: string | undefined, code: string | undefined, args: string[], env: NodeJS.ProcessEnv, withAgent: boolean, dir: string): Promise<RunResult> {
   let script = file;
   if (script === undefined) {
