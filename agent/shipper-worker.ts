@@ -103,10 +103,9 @@ async function main(): Promise<void> {
       continue;
     }
     if (records.length === 0) {
-      // Caught up: keep the acked position for the next start, and report it at once so
-      // `status` and an exiting application see the truth.
-      saveAcked();
-      if (kv !== undefined && readPosition(shared, REPORTED) < appended) await beat(kv);
+      // Caught up: report it soon, so `status` and an exiting application see the truth; not at
+      // once, because a sync-mode writer's next entry is likely on its way and must not wait for it.
+      if (kv !== undefined && readPosition(shared, REPORTED) < appended) beatSoon(kv);
       await Atomics.waitAsync(shared, APPENDED, BigInt(appended), 1000).value;
       continue;
     }
@@ -184,7 +183,13 @@ function serveResends(nc: NatsConnection, js: JetStreamClient): void {
           return { resent: 0, error: `bad range ${req.from}..${req.to}` };
         }
         const to = Math.min(req.to, readPosition(shared, APPENDED));
-        const records = new SpoolCursor(dir, req.from).read(to, 256 * 1024 * 1024);
+        const cursor = new SpoolCursor(dir, req.from);
+        let records: SpoolRecord[];
+        try {
+          records = cursor.read(to, 256 * 1024 * 1024);
+        } finally {
+          cursor.close();
+        }
         const tag = `.again.${Date.now()}`;
         for (const b of batches(records)) await publish(js, b, tag);
         return { resent: records.length };
@@ -206,9 +211,10 @@ async function settle(batch: InFlight[]): Promise<boolean> {
     }
     ackedPos = { epoch: p.epoch, seq: p.seq };
   }
-  // Saved before it is announced: an application that exits on the announcement leaves it on disk.
-  saveAcked();
+  // Announced first: a sync-mode caller waits on it, and a rename on ext4 can take milliseconds.
+  // Saving it later costs at most a re-send of entries the replayer already skips as duplicates.
   publishPosition(shared, ACKED, ackedPos.seq);
+  saveAckedSoon();
   return ok;
 }
 
@@ -228,10 +234,26 @@ async function beat(kv: KV): Promise<void> {
   }
 }
 
+let saveTimer: NodeJS.Timeout | undefined;
+function saveAckedSoon(): void {
+  saveTimer ??= setTimeout(() => {
+    saveTimer = undefined;
+    saveAcked();
+  }, 50);
+}
+
 function saveAcked(): void {
   if (ackedPos.seq === savedSeq) return;
   writeJsonAtomic(files.acked, ackedPos);
   savedSeq = ackedPos.seq;
+}
+
+let beatTimer: NodeJS.Timeout | undefined;
+function beatSoon(kv: KV): void {
+  beatTimer ??= setTimeout(() => {
+    beatTimer = undefined;
+    void beat(kv);
+  }, 20);
 }
 
 async function heartbeats(kv: KV): Promise<void> {

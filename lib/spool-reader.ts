@@ -11,6 +11,8 @@ const READ_BYTES = 4 * 1024 * 1024;
  */
 export class SpoolCursor {
   private file: string | undefined;
+  /** The current segment, kept open between reads: the shipper reads after every append. */
+  private fd = -1;
   private offset = 0;
   private nextSeq: number;
 
@@ -21,8 +23,12 @@ export class SpoolCursor {
   /** Moves the cursor back (or forward) to `seq`. */
   seek(seq: number): void {
     this.nextSeq = seq;
-    this.file = undefined;
-    this.offset = 0;
+    this.switchTo(undefined);
+  }
+
+  /** Closes the open segment. */
+  close(): void {
+    this.switchTo(undefined);
   }
 
   /** Sequence number of the next record to be returned. */
@@ -36,28 +42,22 @@ export class SpoolCursor {
     let bytes = 0;
     while (this.nextSeq <= lastSeq && bytes < maxBytes) {
       if (this.file === undefined && !this.locate()) break;
-      const file = this.file as string;
-      const size = fs.statSync(file).size;
+      const size = fs.fstatSync(this.fd).size;
       if (this.offset >= size) {
         if (!this.advanceSegment()) break;
         continue;
       }
       const start = this.offset;
       const want = Math.min(size - start, READ_BYTES);
+      // A fresh buffer per read: the records returned are views into it.
       const buf = Buffer.allocUnsafe(want);
-      const fd = fs.openSync(file, 'r');
-      let got: number;
-      try {
-        got = fs.readSync(fd, buf, 0, want, start);
-      } finally {
-        fs.closeSync(fd);
-      }
+      const got = fs.readSync(this.fd, buf, 0, want, start);
       const scan = scanFrames(buf.subarray(0, got));
       for (const rec of scan.records) {
         this.offset += FRAME_HEAD + rec.entry.length;
         if (rec.seq < this.nextSeq) continue;
         if (rec.seq !== this.nextSeq) throw new JournalError(`spool ${this.dir}: expected seq ${this.nextSeq}, found ${rec.seq}`);
-        out.push({ ...rec, entry: Buffer.from(rec.entry) });
+        out.push(rec);
         bytes += rec.entry.length;
         this.nextSeq++;
         if (this.nextSeq > lastSeq || bytes >= maxBytes) return out;
@@ -80,8 +80,7 @@ export class SpoolCursor {
     if (pick.first > this.nextSeq) {
       throw new JournalError(`spool ${this.dir} no longer holds seq ${this.nextSeq} (oldest segment begins at ${pick.first})`);
     }
-    this.file = pick.file;
-    this.offset = 0;
+    this.switchTo(pick.file);
     return true;
   }
 
@@ -89,8 +88,14 @@ export class SpoolCursor {
     const segs = listSegments(this.dir);
     const next = segs.find((s) => s.first === this.nextSeq);
     if (next === undefined || next.file === this.file) return false;
-    this.file = next.file;
-    this.offset = 0;
+    this.switchTo(next.file);
     return true;
+  }
+
+  private switchTo(file: string | undefined): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = file === undefined ? -1 : fs.openSync(file, 'r');
+    this.file = file;
+    this.offset = 0;
   }
 }
