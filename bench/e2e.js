@@ -20,6 +20,8 @@
  *   BENCH_E2E_N=20000 BENCH_LAG_RATE=1000[,250…] BENCH_LAG_SECONDS=20 node bench/e2e.js
  *   BENCH_PROF=/abs/dir node bench/e2e.js   (CPU profiles of the app and the replayer, summarised)
  *   BENCH_STANDBY_BASE=/dev/shm node bench/e2e.js   (standby tree elsewhere; BENCH_PRIMARY_BASE likewise)
+ *   BENCH_DRAIN_STALL_S=30   a fresh drain that applies nothing for this long is stopped and reported as stalled
+ *   BENCH_REPLAY_MAX_BYTES=16777216   experiment: the replayer's consume() by bytes instead of 512 messages
  *
  * Here primary, spool, JetStream store and standby share one disk and the
  * machine's cores: in production the standby is another machine.
@@ -217,8 +219,20 @@ async function throughput(nats, n, log) {
     // The same entries again, from JetStream alone, into a fresh standby.
     syncDisks();
     const d = await startReplayer(nats, name, 'drain', true);
-    const dr = await d.next('result', 300_000);
+    const { r: dr, stalled } = await resultOrStall(d, Number(process.env.BENCH_DRAIN_STALL_S ?? 30) * 1000);
     await d.exited;
+    if (stalled) {
+      const got = dr?.applied?.length ?? 0;
+      log(`DRAIN STALLED: the fresh replayer applied nothing for ${process.env.BENCH_DRAIN_STALL_S ?? 30} s after ${c.fmt(got)} of ${c.fmt(entries + 1)} entries, and was stopped` +
+        (d.stderr().trim() !== '' ? ` (its stderr: ${d.stderr().trim().slice(0, 300)})` : ''));
+      out.drain = { stalled: true, applied: got, of: entries + 1, slowConsumer: nats.slowConsumers?.() };
+      if (out.drain.slowConsumer) log(`nats-server: ${out.drain.slowConsumer}`);
+      c.removeDir(app.primary);
+      c.removeDir(app.spool);
+      c.removeDir(d.standby);
+      c.removeDir(d.state);
+      return out;
+    }
     const dcmp = compareTrees(app.primary, d.standby);
     out.drain = {
       applied: dr.summary.applied,
@@ -253,6 +267,35 @@ async function throughput(nats, n, log) {
     await kv.close();
     c.removeDir(rp.standby);
     c.removeDir(rp.state);
+  }
+}
+
+/**
+ * Waits for a drain replayer's result; if it applies nothing for `stallMs` it is stopped
+ * (its partial result, if it still sends one, comes back with stalled: true).
+ */
+async function resultOrStall(rp, stallMs, totalMs = 600_000) {
+  const result = rp.next('result', totalMs);
+  result.catch(() => undefined);
+  let applied = -1;
+  let changedAt = Date.now();
+  for (;;) {
+    const r = await Promise.race([result, c.sleep(2000).then(() => undefined)]);
+    if (r !== undefined) return { r, stalled: false };
+    if (!rp.instrumented) continue;
+    const p = rp.next('progress', 5000);
+    rp.child.send({ type: 'progress' });
+    const pr = await p.catch(() => undefined);
+    if (pr !== undefined && pr.applied !== applied) {
+      applied = pr.applied;
+      changedAt = Date.now();
+    }
+    if (Date.now() - changedAt > stallMs) {
+      rp.child.send({ type: 'stop' });
+      const r = await Promise.race([result, c.sleep(15_000).then(() => undefined)]).catch(() => undefined);
+      if (r === undefined) rp.child.kill('SIGKILL');
+      return { r: r ?? { applied: { length: applied } }, stalled: true };
+    }
   }
 }
 
@@ -421,6 +464,8 @@ async function run({
       log('');
       b.push(await lag(nats, rate, seconds, log, k));
     }
+    const slow = nats.slowConsumers();
+    if (slow) log(`nats-server during this bench: ${slow}`);
     if (process.env.BENCH_PROF) {
       const { summarize } = require('./prof-summary');
       for (const f of fs.readdirSync(process.env.BENCH_PROF).filter((x) => x.endsWith('.cpuprofile')).sort()) {
@@ -428,7 +473,7 @@ async function run({
       }
     }
     log(`# e2e bench took ${c.fmt((Date.now() - started) / 1000, 1)} s`);
-    return { throughput: a, lag: b };
+    return { throughput: a, lag: b, slowConsumers: slow };
   } finally {
     await nats.stop();
   }

@@ -34,7 +34,7 @@ async function main() {
   }
   const t = e.throughput;
   if (t) console.log(`e2e       throughput ${c.fmt(t.endToEndRate)} entries/s end to end (app calls ${c.fmt(t.callRate)}/s, in JetStream ${c.fmt(t.shipRate)}/s` +
-    `${t.followApplyRate ? `, standby applies ${c.fmt(t.followApplyRate)}/s` : ''}; fresh drain ${c.fmt(t.drain.applyRate ?? t.drain.totalRate)}/s)`);
+    `${t.followApplyRate ? `, standby applies ${c.fmt(t.followApplyRate)}/s` : ''}; ${t.drain.stalled ? `fresh drain STALLED after ${c.fmt(t.drain.applied)} of ${c.fmt(t.drain.of)}` : `fresh drain ${c.fmt(t.drain.applyRate ?? t.drain.totalRate)}/s`})`);
   for (const lag of e.lag) {
     const l = lag.visible ?? lag.kv;
     if (!l) continue;

@@ -7,7 +7,9 @@
  * entry, and (BENCH_PROF=/abs/dir) a CPU profile of the shipper thread.
  *   node bench/ship.js            BENCH_SHIP_N=20000 BENCH_PROF=/tmp/prof node bench/ship.js
  * Not part of `npm run bench`; it is for finding where the shipper spends its time.
- * BENCH_SHIP_NO_ASYNC_TRACES=1 runs the same shipper with nats.js's noAsyncTraces option (an experiment).
+ * BENCH_SHIP_NO_ASYNC_TRACES=1 forces nats.js's noAsyncTraces option on the shipper connection; since
+ * commit 53a948d the shipper sets it itself, so this changes nothing there (kept for older trees).
+ * Also reported: how many stream messages carried the entries (the shipper batches since 53a948d).
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -67,8 +69,18 @@ async function run({ n = Number(process.env.BENCH_SHIP_N ?? 20_000), log = conso
     worker.postMessage('stop');
     await stopped;
     await worker.terminate();
+    let messages;
+    try {
+      const { connect } = require(require.resolve('@nats-io/transport-node', { paths: [c.REPO] }));
+      const { jetstreamManager } = require(require.resolve('@nats-io/jetstream', { paths: [c.REPO] }));
+      const nc = await connect({ servers: nats.url });
+      messages = (await (await jetstreamManager(nc)).streams.info('UNDERSTUDY')).state.messages;
+      await nc.close();
+    } catch {
+      // not reported
+    }
     const out = {
-      n, journalUsPerEntry: journalUs,
+      n, journalUsPerEntry: journalUs, messages,
       shipRate: n / (ms / 1000),
       shipperCpuUsPerEntry: ((cpu.user + cpu.system) / n),
       natsCpuUsPerEntry: (natsCpu * 1000) / n,
@@ -79,6 +91,7 @@ async function run({ n = Number(process.env.BENCH_SHIP_N ?? 20_000), log = conso
       ['measure', 'value'],
       ['Journal.record (encode + spool append), app thread', `${c.fmt(out.journalUsPerEntry, 1)} µs/entry`],
       ['shipped (worker start → last ack)', `${c.fmt(out.shipRate)} entries/s`],
+      ...(messages ? [['stream messages carrying them', `${c.fmt(messages)} (${c.fmt(n / messages, 1)} entries each)`]] : []),
       ['shipper thread CPU (this process)', `${c.fmt(out.shipperCpuUsPerEntry, 1)} µs/entry`],
       ['nats-server CPU', `${c.fmt(out.natsCpuUsPerEntry, 1)} µs/entry`],
     ]));

@@ -53,6 +53,8 @@ export interface ReplaySummary {
 /** How much of a journal is held while waiting for a missing entry, at most: memory stays bounded. */
 const MAX_HELD = 10_000;
 const MAX_HELD_BYTES = 256 * 1024 * 1024;
+/** How much the consumer asks the server for at a time. */
+export const CONSUME_BYTES = 8 * 1024 * 1024;
 
 interface Held { h: EntryHeader; data: Buffer }
 
@@ -74,6 +76,7 @@ export class Replayer {
   private readonly openChunks = new Map<string, { first: number; next: number; n: number }>();
   private readonly runningMarker: string;
   private committing: Promise<void> = Promise.resolve();
+  private stopping: AbortSignal | undefined;
   private lastCommitAt = 0;
 
   constructor(private readonly opts: ReplayOptions) {
@@ -108,6 +111,7 @@ export class Replayer {
   /** Runs until the stream is drained (drain mode) or `signal` aborts; throws on the first entry it cannot apply. */
   async run(signal?: AbortSignal): Promise<ReplaySummary> {
     const { opts } = this;
+    this.stopping = signal;
     const nc = await connectNats(opts.nats, `understudy-replay${opts.name ? ':' + opts.name : ''}`);
     let kv: KV | undefined;
     let timer: NodeJS.Timeout | undefined;
@@ -164,14 +168,17 @@ export class Replayer {
     }
   }
 
-  /** Retries `fn` for up to 30 s, saying once what it waits for; then gives up with its error. */
+  /**
+   * Retries `fn`, saying once what it waits for: for up to 30 s when draining (then it gives up
+   * with the error), for as long as it takes when following (a standby outlives a NATS outage).
+   */
   private async patiently<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + 30_000;
+    const deadline = this.opts.drain ? Date.now() + 30_000 : Infinity;
     for (let said = false; ; said = true) {
       try {
         return await fn();
       } catch (err) {
-        if (err instanceof UnderstudyError || Date.now() > deadline) throw err;
+        if (err instanceof UnderstudyError || Date.now() > deadline || this.stopping?.aborted === true) throw err;
         if (!said) this.opts.log(`cannot ${what} yet (${(err as Error).message}); retrying`);
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
@@ -187,7 +194,9 @@ export class Replayer {
       opt_start_seq: this.store.positions.streamSeq + 1,
     }));
     if (opts.drain && (await this.patiently('read the consumer', () => consumer.info(true))).num_pending === 0) return;
-    const messages = await consumer.consume({ max_messages: 512 });
+    // Bounded in bytes, not messages: a message can carry 900 KiB of batched entries, and a
+    // client that buffers more than its pending limit (64 MiB) is cut off as a slow consumer.
+    const messages = await consumer.consume({ max_bytes: CONSUME_BYTES });
     const stop = (): void => void messages.stop();
     signal?.addEventListener('abort', stop, { once: true });
     if (signal?.aborted === true) stop();

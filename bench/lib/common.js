@@ -82,6 +82,11 @@ async function startNats(label = 'nats') {
   const storeDir = tempDir(label);
   const server = await startNatsServer({ storeDir });
   childPids.add(server.process.pid);
+  // nats-server logs a client it cut off for not reading fast enough; the e2e bench reports it.
+  const slow = [];
+  server.process.stderr?.on('data', (d) => {
+    for (const line of String(d).split('\n')) if (/Slow Consumer/i.test(line)) slow.push(line.replace(/^\[\d+\] \S+ \S+ \[\w+\] /, ''));
+  });
   const stop = async () => {
     await server.stop();
     childPids.delete(server.process.pid);
@@ -92,6 +97,10 @@ async function startNats(label = 'nats') {
     url: server.url,
     pid: server.process.pid,
     storeDir,
+    /** nats-server's "Slow Consumer Detected" lines so far (count and the last), or undefined. */
+    slowConsumers() {
+      return slow.length === 0 ? undefined : `${slow.length} slow-consumer disconnect(s), last: ${slow[slow.length - 1]}`;
+    },
     async stop() {
       stoppers.delete(stop);
       await stop();

@@ -11,6 +11,7 @@
  * per-entry figures are absent and the parent falls back to the KV position.
  *
  * Messages in:  {type:'waitFor', seq}  → {type:'reached', seq, at} once applied
+ *               {type:'progress'}      → {type:'progress', applied, lastAt} (entries applied so far)
  *               {type:'stop'}          → stops the run, then {type:'result', …}
  * In drain mode the run ends by itself and {type:'result'} is sent.
  */
@@ -21,6 +22,19 @@ const { Replayer } = require(path.join(DIST, 'replayer', 'replayer.js'));
 const { parseRoots } = require(path.join(DIST, 'lib', 'roots.js'));
 
 const opts = JSON.parse(process.argv[2]);
+
+if (process.env.BENCH_REPLAY_MAX_BYTES) {
+  // Experiment (BENCH_REPLAY_MAX_BYTES=<bytes>): the replayer's consume() asks for up to that many
+  // bytes instead of 512 messages (nats.js takes one or the other). With batched messages of up to
+  // 900 KiB, 512 messages can exceed nats-server's 64 MiB per-client pending limit: the server then
+  // cuts the replayer off as a slow consumer and (seen here) it stops receiving.
+  const cmod = require(path.join(__dirname, '..', '..', 'node_modules', '@nats-io', 'jetstream', 'lib', 'consumer.js'));
+  const consume = cmod.PullConsumerImpl.prototype.consume;
+  cmod.PullConsumerImpl.prototype.consume = function (o = {}) {
+    const { max_messages: _m, ...rest } = o;
+    return consume.call(this, { ...rest, max_bytes: Number(process.env.BENCH_REPLAY_MAX_BYTES) });
+  };
+}
 const now = () => performance.timeOrigin + performance.now();
 
 const rec = { s: [], t: [], applied: [], durable: [], applyMs: [] };
@@ -142,6 +156,8 @@ process.on('message', (m) => {
     if (!instrumented) return;
     if (lastSeq >= m.seq) process.send({ type: 'reached', seq: m.seq, at: now() });
     else waiters.push(m.seq);
+  } else if (m.type === 'progress') {
+    process.send({ type: 'progress', applied: rec.s.length, lastAt: rec.applied[rec.applied.length - 1] });
   } else if (m.type === 'stop') {
     ac.abort();
   }
