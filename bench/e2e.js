@@ -21,7 +21,7 @@
  *   BENCH_PROF=/abs/dir node bench/e2e.js   (CPU profiles of the app and the replayer, summarised)
  *   BENCH_STANDBY_BASE=/dev/shm node bench/e2e.js   (standby tree elsewhere; BENCH_PRIMARY_BASE likewise)
  *   BENCH_DRAIN_STALL_S=30   a fresh drain that applies nothing for this long is stopped and reported as stalled
- *   BENCH_REPLAY_MAX_BYTES=16777216   experiment: the replayer's consume() by bytes instead of 512 messages
+ *   BENCH_REPLAY_MAX_BYTES=16777216   experiment: the replayer's consume() asks for this many bytes at a time
  *
  * Here primary, spool, JetStream store and standby share one disk and the
  * machine's cores: in production the standby is another machine.
@@ -389,6 +389,11 @@ async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.en
     if (r.instrumented) {
       const idx = inRange(r, app.first, app.last);
       out.visible = addRow('journal → applied on standby', idx.map((i) => r.t[i]), idx.map((i) => r.applied[i] - r.t[i]));
+      const sIdx = idx.filter((i) => typeof r.stored?.[i] === 'number');
+      if (sIdx.length > 0) {
+        out.shipping = addRow('  of which journal → stored in JetStream', sIdx.map((i) => r.t[i]), sIdx.map((i) => r.stored[i] - r.t[i]));
+        out.replaying = addRow('  of which stored in JetStream → applied', sIdx.map((i) => r.t[i]), sIdx.map((i) => r.applied[i] - r.stored[i]));
+      }
       const dIdx = idx.filter((i) => r.durable[i] !== undefined);
       out.durable = addRow('journal → durable (replayer commit)', dIdx.map((i) => r.t[i]), dIdx.map((i) => r.durable[i] - r.t[i]));
       // The replayer commits every 100 ms (commitMs); how often did it really?

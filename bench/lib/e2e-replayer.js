@@ -25,9 +25,9 @@ const opts = JSON.parse(process.argv[2]);
 
 if (process.env.BENCH_REPLAY_MAX_BYTES) {
   // Experiment (BENCH_REPLAY_MAX_BYTES=<bytes>): the replayer's consume() asks for up to that many
-  // bytes instead of 512 messages (nats.js takes one or the other). With batched messages of up to
-  // 900 KiB, 512 messages can exceed nats-server's 64 MiB per-client pending limit: the server then
-  // cuts the replayer off as a slow consumer and (seen here) it stops receiving.
+  // bytes at a time, whatever it asks itself (nats.js takes max_messages or max_bytes, not both).
+  // Before 99a9deb it asked for 512 messages, which with 900 KiB batches could pass nats-server's
+  // 64 MiB per-client pending limit (slow consumer, stalled drain); since then it asks for 8 MiB.
   const cmod = require(path.join(__dirname, '..', '..', 'node_modules', '@nats-io', 'jetstream', 'lib', 'consumer.js'));
   const consume = cmod.PullConsumerImpl.prototype.consume;
   cmod.PullConsumerImpl.prototype.consume = function (o = {}) {
@@ -37,7 +37,8 @@ if (process.env.BENCH_REPLAY_MAX_BYTES) {
 }
 const now = () => performance.timeOrigin + performance.now();
 
-const rec = { s: [], t: [], applied: [], durable: [], applyMs: [] };
+const rec = { s: [], t: [], applied: [], durable: [], applyMs: [], stored: [] };
+let streamAt; // JetStream's timestamp of the message being handled (ms since epoch)
 /**
  * Time in the sync steps of commits: applier.sync (the fsyncs of files and directories; async since
  * group commit, timed until its Promise settles) and store.sync; files/dirs it was handed.
@@ -75,6 +76,7 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof repla
     rec.applyMs.push(now() - a0);
     rec.s.push(h.s);
     rec.t.push(h.t);
+    rec.stored.push(streamAt);
     rec.applied.push(now());
     if (h.s > lastSeq) lastSeq = h.s;
     for (let i = waiters.length - 1; i >= 0; i--) {
@@ -122,6 +124,9 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof repla
   if (typeof replayer.handle === 'function') {
     const handle = replayer.handle.bind(replayer);
     replayer.handle = (m, ...rest) => {
+      // When JetStream stored the message: splits the lag into shipping and replaying.
+      const ns = m?.info?.timestampNanos;
+      streamAt = typeof ns === 'number' ? ns / 1e6 : undefined;
       msgs.n++;
       if (m?.info?.pending === 0) msgs.pending0++;
       return handle(m, ...rest);
