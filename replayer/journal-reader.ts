@@ -13,7 +13,7 @@ export async function* readStream(nc: NatsConnection, stream: string, opts: { na
     opt_start_seq: Math.max(1, opts.fromSeq ?? 1),
   });
   if ((await consumer.info(true)).num_pending === 0) return;
-  const messages = await consumer.consume({ max_bytes: 8 * 1024 * 1024 });
+  const messages = await consumer.consume({ max_messages: 32 });
   let n = 0;
   try {
     for await (const m of messages) {

@@ -53,8 +53,8 @@ export interface ReplaySummary {
 /** How much of a journal is held while waiting for a missing entry, at most: memory stays bounded. */
 const MAX_HELD = 10_000;
 const MAX_HELD_BYTES = 256 * 1024 * 1024;
-/** How much the consumer asks the server for at a time. */
-export const CONSUME_BYTES = 8 * 1024 * 1024;
+/** Messages the consumer asks the server for at a time: at most ~28 MiB buffered. */
+export const CONSUME_MESSAGES = 32;
 
 interface Held { h: EntryHeader; data: Buffer }
 
@@ -194,9 +194,10 @@ export class Replayer {
       opt_start_seq: this.store.positions.streamSeq + 1,
     }));
     if (opts.drain && (await this.patiently('read the consumer', () => consumer.info(true))).num_pending === 0) return;
-    // Bounded in bytes, not messages: a message can carry 900 KiB of batched entries, and a
-    // client that buffers more than its pending limit (64 MiB) is cut off as a slow consumer.
-    const messages = await consumer.consume({ max_bytes: CONSUME_BYTES });
+    // A message can carry 900 KiB of batched entries: few messages at a time keep the client's
+    // buffer under its 64 MiB pending limit (past it the server cuts it off as a slow consumer).
+    // Not max_bytes: a pull with a few bytes left meets a larger message and is refused (409).
+    const messages = await consumer.consume({ max_messages: CONSUME_MESSAGES });
     const stop = (): void => void messages.stop();
     signal?.addEventListener('abort', stop, { once: true });
     if (signal?.aborted === true) stop();
