@@ -21,7 +21,7 @@
  *   BENCH_PROF=/abs/dir node bench/e2e.js   (CPU profiles of the app and the replayer, summarised)
  *   BENCH_STANDBY_BASE=/dev/shm node bench/e2e.js   (standby tree elsewhere; BENCH_PRIMARY_BASE likewise)
  *   BENCH_DRAIN_STALL_S=30   a fresh drain that applies nothing for this long is stopped and reported as stalled
- *   BENCH_REPLAY_MAX_BYTES=16777216   experiment: the replayer's consume() asks for this many bytes at a time
+ *   BENCH_REPLAY_CONSUME='{"max_messages":48}'   experiment: replaces the options the replayer passes to consume()
  *
  * Here primary, spool, JetStream store and standby share one disk and the
  * machine's cores: in production the standby is another machine.
@@ -215,6 +215,8 @@ async function throughput(nats, n, log) {
       ['standby == primary', cmp.same ? `yes (${c.fmt(cmp.files)} files)` : `NO: ${cmp.why}`],
     ]));
     if (out.steps) log(`${stepsLine(out.steps)}; a whole commit ${c.fmt(out.commitMsAvg, 1)} ms on average (KV put included), ${c.fmt(out.commitBusyPct, 1)} % of the replayer's run`);
+    if (eventsLine(r)) log(eventsLine(r));
+    out.consumerEvents = r.consumerEvents?.counts;
 
     // The same entries again, from JetStream alone, into a fresh standby.
     syncDisks();
@@ -226,6 +228,8 @@ async function throughput(nats, n, log) {
       log(`DRAIN STALLED: the fresh replayer applied nothing for ${process.env.BENCH_DRAIN_STALL_S ?? 30} s after ${c.fmt(got)} of ${c.fmt(entries + 1)} entries, and was stopped` +
         (d.stderr().trim() !== '' ? ` (its stderr: ${d.stderr().trim().slice(0, 300)})` : ''));
       out.drain = { stalled: true, applied: got, of: entries + 1, slowConsumer: nats.slowConsumers?.() };
+      if (eventsLine(dr)) log(eventsLine(dr));
+      out.drain.consumerEvents = dr?.consumerEvents?.counts;
       if (out.drain.slowConsumer) log(`nats-server: ${out.drain.slowConsumer}`);
       c.removeDir(app.primary);
       c.removeDir(app.spool);
@@ -257,6 +261,8 @@ async function throughput(nats, n, log) {
       out.drain.commitBusyPct = (100 * dr.commitMsTotal) / Math.max(1, dr.ended - dr.started);
     }
     if (out.drain.steps) log(`${stepsLine(out.drain.steps)}; a whole commit ${c.fmt(out.drain.commitMsAvg, 1)} ms on average (KV put included), ${c.fmt(out.drain.commitBusyPct, 1)} % of the replayer's run`);
+    if (eventsLine(dr)) log(eventsLine(dr));
+    out.drain.consumerEvents = dr.consumerEvents?.counts;
     c.removeDir(app.primary);
     c.removeDir(app.spool);
     c.removeDir(d.standby);
@@ -319,6 +325,15 @@ function replayerSteps(r, idx) {
     msgsPending0: r.msgs?.pending0,
     entriesPerMsg: r.msgs?.n ? r.applyMs.length / r.msgs.n : undefined,
   };
+}
+
+/** nats.js's notifications about the replayer's consumer, one line; '' when there were none. */
+function eventsLine(r) {
+  const ev = r?.consumerEvents;
+  if (!ev || Object.keys(ev.counts).length === 0) return '';
+  const t0 = r.started;
+  return `replayer's consumer (nats.js status): ${Object.entries(ev.counts).map(([k, n]) => `${k} ×${n}`).join(', ')}; first at [s into its run]: ` +
+    ev.first.slice(0, 8).map((e) => `${c.fmt((e.at - t0) / 1000, 1)} ${e.key}`).join('; ');
 }
 
 function stepsLine(st) {
@@ -437,6 +452,8 @@ async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.en
       log(`replayer commits (configured every 100 ms): ${out.commits.count} during the run, interval p50 ${c.fmt(out.commits.gapP50)} ms, max ${c.fmt(out.commits.gapMax)} ms; a commit took ${c.fmt(out.commits.msAvg, 1)} ms on average (KV put included), ${c.fmt(out.commits.busyPct, 1)} % of the replayer's run`);
       log(stepsLine(out.steps));
     }
+    if (eventsLine(r)) log(eventsLine(r));
+    out.consumerEvents = r.consumerEvents?.counts;
     log(`standby == primary: ${cmp.same ? `yes (${c.fmt(cmp.files)} files)` : `NO: ${cmp.why}`}`);
     c.removeDir(app.primary);
     c.removeDir(app.spool);

@@ -22,21 +22,55 @@ const { Replayer } = require(path.join(DIST, 'replayer', 'replayer.js'));
 const { parseRoots } = require(path.join(DIST, 'lib', 'roots.js'));
 
 const opts = JSON.parse(process.argv[2]);
-
-if (process.env.BENCH_REPLAY_MAX_BYTES) {
-  // Experiment (BENCH_REPLAY_MAX_BYTES=<bytes>): the replayer's consume() asks for up to that many
-  // bytes at a time, whatever it asks itself (nats.js takes max_messages or max_bytes, not both).
-  // Before 99a9deb it asked for 512 messages, which with 900 KiB batches could pass nats-server's
-  // 64 MiB per-client pending limit (slow consumer, stalled drain); since then it asks for 8 MiB.
-  const cmod = require(path.join(__dirname, '..', '..', 'node_modules', '@nats-io', 'jetstream', 'lib', 'consumer.js'));
-  const consume = cmod.PullConsumerImpl.prototype.consume;
-  cmod.PullConsumerImpl.prototype.consume = function (o = {}) {
-    const { max_messages: _m, ...rest } = o;
-    return consume.call(this, { ...rest, max_bytes: Number(process.env.BENCH_REPLAY_MAX_BYTES) });
-  };
-}
 const now = () => performance.timeOrigin + performance.now();
 
+/**
+ * What nats.js says about the replayer's consumer (its status() notifications): heartbeats missed,
+ * 409s such as "Message Size Exceeds MaxBytes", resets. Counted by kind; the first few kept with
+ * their time. Read from outside by wrapping nats.js's consume(); absent when that shape changes.
+ */
+const consumerEvents = { counts: {}, first: [] };
+{
+  let cmod;
+  try {
+    cmod = require(path.join(__dirname, '..', '..', 'node_modules', '@nats-io', 'jetstream', 'lib', 'consumer.js'));
+  } catch {
+    cmod = undefined;
+  }
+  const proto = cmod?.PullConsumerImpl?.prototype;
+  if (proto && typeof proto.consume === 'function') {
+    const consume = proto.consume;
+    proto.consume = function (...args) {
+      return consume.apply(this, args).then((messages) => {
+        if (typeof messages?.status === 'function') {
+          (async () => {
+            for await (const ev of messages.status()) {
+              if (ev.type === 'next') continue; // each pull request; not news
+              const key = ev.description ? `${ev.type} (${ev.code} ${ev.description})` : ev.type;
+              consumerEvents.counts[key] = (consumerEvents.counts[key] ?? 0) + 1;
+              if (consumerEvents.first.length < 20) consumerEvents.first.push({ at: now(), key });
+            }
+          })().catch(() => undefined);
+        }
+        return messages;
+      });
+    };
+  }
+}
+
+if (process.env.BENCH_REPLAY_CONSUME) {
+  // Experiment (BENCH_REPLAY_CONSUME='{"max_messages":48}' or '{"max_bytes":16777216}'): the options
+  // the replayer passes to consume() are replaced by these (nats.js takes max_messages or max_bytes,
+  // not both). 53a948d–0e16fe4 asked for 512 messages, which with 900 KiB batches can pass
+  // nats-server's 64 MiB per-client pending limit (slow consumer); 99a9deb asks for 8 MiB.
+  const cmod = require(path.join(__dirname, '..', '..', 'node_modules', '@nats-io', 'jetstream', 'lib', 'consumer.js'));
+  const consume = cmod.PullConsumerImpl.prototype.consume;
+  const replace = JSON.parse(process.env.BENCH_REPLAY_CONSUME);
+  cmod.PullConsumerImpl.prototype.consume = function (o = {}) {
+    const { max_messages: _m, max_bytes: _b, ...rest } = o;
+    return consume.call(this, { ...rest, ...replace });
+  };
+}
 const rec = { s: [], t: [], applied: [], durable: [], applyMs: [], stored: [] };
 let streamAt; // JetStream's timestamp of the message being handled (ms since epoch)
 /**
@@ -174,7 +208,7 @@ process.send({ type: 'started', instrumented });
 replayer.run(ac.signal).then((summary) => {
   const cpu = process.cpuUsage(cpu0);
   process.send({
-    type: 'result', instrumented, summary, started, ended: now(), commits, commitMsTotal, commitAt, syncMs, appliesDuringCommit, msgs,
+    type: 'result', instrumented, summary, started, ended: now(), commits, commitMsTotal, commitAt, syncMs, appliesDuringCommit, msgs, consumerEvents,
     cpuMs: (cpu.user + cpu.system) / 1000, ...rec,
   }, () => process.exit(0));
 }, (err) => {
