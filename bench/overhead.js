@@ -26,13 +26,16 @@ const KINDS = [
   { kind: 'appendFile', label: 'fs.promises.appendFile 4 KiB' },
 ];
 
+/** Empties the stream; returns how many messages it held (the shipper batches entries into messages). */
 async function purgeStream(url) {
   const { connect } = require(require.resolve('@nats-io/transport-node', { paths: [c.REPO] }));
   const { jetstreamManager } = require(require.resolve('@nats-io/jetstream', { paths: [c.REPO] }));
   const nc = await connect({ servers: url });
   try {
     const jsm = await jetstreamManager(nc);
+    const held = await jsm.streams.info('UNDERSTUDY').then((i) => i.state.messages, () => undefined);
     await jsm.streams.purge('UNDERSTUDY').catch(() => undefined);
+    return held;
   } finally {
     await nc.close();
   }
@@ -71,6 +74,7 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
             syncDisks();
             const root = c.tempDir(`overhead-root-${fsName}`, base);
             const spool = c.tempDir('overhead-spool');
+            let row;
             const env = agent ? {
               UNDERSTUDY_NATS_URL: nats.url,
               UNDERSTUDY_ROOTS: `data=${root}`,
@@ -78,17 +82,23 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
               UNDERSTUDY_NAME: `overhead-${fsName}-${kind}-${round}`,
             } : {};
             try {
-              const { result, stderr } = await c.runNode(WORKLOAD, [kind, String(ops), String(warmup), root], { env, agent });
+              const ran = await c.runNode(WORKLOAD, [kind, String(ops), String(warmup), root], { env, agent });
+              const { result, stderr } = ran;
               if (stderr.trim() !== '') log(`  (${kind}, ${agent ? 'agent' : 'plain'}: ${stderr.trim()})`);
               if (agent && (!result.flushed || !result.warmFlushed)) log(`  warning: ${kind} round ${round}: flush did not complete`);
-              runs.push({ round, fs: fsName, ...result });
+              row = { round, fs: fsName, ...result };
+              runs.push(row);
               log(`  round ${round + 1} ${fsName.padEnd(5)} ${kind.padEnd(13)} ${agent ? 'agent' : 'plain'}  ${c.fmt(result.opsPerSec).padStart(7)} ops/s` +
                 (agent ? `  (flush after loop ${c.fmt(result.flushMs)} ms, ${result.entries} entries)` : ''));
             } finally {
               c.removeDir(root);
               c.removeDir(spool);
             }
-            if (agent) await purgeStream(nats.url);
+            if (agent) {
+              // Messages for warm-up and timed entries together (the stream is emptied after every agent run).
+              const messages = await purgeStream(nats.url);
+              if (row && messages) row.entriesPerMessage = (warmup + ops) / messages;
+            }
           }
         }
       }
@@ -122,6 +132,12 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
       plainCpuUsPerOp: c.median(plain.map((r) => (r.cpuMs * 1000) / r.ops)),
       agentCpuUsPerOp: c.median(agent.map((r) => (r.cpuMs * 1000) / r.ops)),
       flushMs: c.median(agent.map((r) => r.flushMs)),
+      // By thread, µs per op: the application's (main) thread, and all others (shipper worker, libuv pool, V8).
+      plainMainCpuUsPerOp: medianOf(plain, (r) => (r.threads ? (r.threads.mainMs * 1000) / r.ops : undefined)),
+      plainOtherCpuUsPerOp: medianOf(plain, (r) => (r.threads ? (r.threads.othersMs * 1000) / r.ops : undefined)),
+      agentMainCpuUsPerOp: medianOf(agent, (r) => (r.threads ? (r.threads.mainMs * 1000) / r.ops : undefined)),
+      agentOtherCpuUsPerOp: medianOf(agent, (r) => (r.threads ? (r.threads.othersMs * 1000) / r.ops : undefined)),
+      entriesPerMessage: medianOf(agent, (r) => r.entriesPerMessage),
     };
   }));
   log('');
@@ -135,8 +151,24 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
   ]));
   log('time ratio = median time per op with the agent / without (1.00x = no overhead); ratio range = per-round min-max.');
   log('CPU µs/op is the whole process (the shipper worker thread included) during the timed loop.');
+  if (results.some((r) => r.agentMainCpuUsPerOp !== undefined)) {
+    log('');
+    log(c.table([
+      ['root on', 'workload', 'main thread CPU µs/op: plain → agent', 'other threads CPU µs/op: plain → agent', 'entries per stream message'],
+      ...results.map((r) => [r.fs, r.label, `${c.fmt(r.plainMainCpuUsPerOp)} → ${c.fmt(r.agentMainCpuUsPerOp)}`,
+        `${c.fmt(r.plainOtherCpuUsPerOp)} → ${c.fmt(r.agentOtherCpuUsPerOp)}`, c.fmt(r.entriesPerMessage, 1)]),
+    ]));
+    log('main thread = the application\'s thread, where the agent\'s wrappers and Journal.record run; other threads = the shipper\'s worker,');
+    log('libuv\'s pool and V8\'s helpers (from /proc, 10 ms ticks); entries per stream message: warm-up and timed entries over the messages the stream held.');
+  }
   log(`# overhead bench took ${c.fmt((Date.now() - started) / 1000, 1)} s`);
   return { ops, rounds, warmup, filesystems: FSS, results };
+}
+
+/** Median of fn over rows, ignoring undefined; undefined when none. */
+function medianOf(rows, fn) {
+  const xs = rows.map(fn).filter((x) => typeof x === 'number' && Number.isFinite(x));
+  return xs.length === 0 ? undefined : c.median(xs);
 }
 
 module.exports = { run };

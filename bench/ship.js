@@ -7,6 +7,8 @@
  * entry, and (BENCH_PROF=/abs/dir) a CPU profile of the shipper thread.
  *   node bench/ship.js            BENCH_SHIP_N=20000 BENCH_PROF=/tmp/prof node bench/ship.js
  * Not part of `npm run bench`; it is for finding where the shipper spends its time.
+ * BENCH_SHIP_RATE=1000 spools the entries at that rate while the shipper runs (small batches, as
+ * under an application) instead of all before it starts (the largest batches).
  * BENCH_SHIP_NO_ASYNC_TRACES=1 forces nats.js's noAsyncTraces option on the shipper connection; since
  * commit 53a948d the shipper sets it itself, so this changes nothing there (kept for older trees).
  * Also reported: how many stream messages carried the entries (the shipper batches since 53a948d).
@@ -23,38 +25,89 @@ function procCpuMs(pid) {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-async function run({ n = Number(process.env.BENCH_SHIP_N ?? 20_000), log = console.log } = {}) {
+/** CPU ms of this process's main thread and of all its other threads (the shipper worker among them). */
+function threadCpuMs() {
+  let main = 0;
+  let others = 0;
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    const st = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    const ms = (Number(f[11]) + Number(f[12])) * 10;
+    if (Number(tid) === process.pid) main += ms;
+    else others += ms;
+  }
+  return { main, others };
+}
+
+async function run({
+  n = Number(process.env.BENCH_SHIP_N ?? 20_000),
+  rate = process.env.BENCH_SHIP_RATE ? Number(process.env.BENCH_SHIP_RATE) : undefined,
+  log = console.log,
+} = {}) {
   c.hookSignals();
   const { Journal } = c.requireDist('agent/journal.js');
   const { createShared, publishPosition, readPosition, APPENDED, ACKED } = c.requireDist('agent/shared-state.js');
+  const { DEFAULTS } = c.requireDist('lib/settings.js');
   const spoolRoot = c.tempDir('ship-spool');
   const name = 'bench-ship';
   const journal = new Journal(spoolRoot, name);
   const { epoch } = journal.open();
   const payload = Buffer.alloc(4096, 0x63);
-  const j0 = performance.now();
-  for (let i = 0; i < n; i++) journal.record('data', `f${String(i).padStart(6, '0')}`, { op: 'put', mode: 0o644 }, payload);
-  const journalUs = ((performance.now() - j0) * 1000) / n;
-  const last = journal.lastSeq;
-  journal.close();
+  const record = (i) => journal.record('data', `f${String(i).padStart(6, '0')}`, { op: 'put', mode: 0o644 }, payload);
+  let journalUs;
+  let last = n;
+  if (rate === undefined) {
+    // Everything spooled first: the shipper starts with a full spool (its largest batches).
+    const j0 = performance.now();
+    for (let i = 0; i < n; i++) record(i);
+    journalUs = ((performance.now() - j0) * 1000) / n;
+    last = journal.lastSeq;
+    journal.close();
+  }
 
   const nats = await c.startNats('ship-nats');
   const prof = process.env.BENCH_PROF;
   if (prof) fs.mkdirSync(prof, { recursive: true });
   const shared = createShared();
-  publishPosition(shared, APPENDED, last);
+  if (rate === undefined) publishPosition(shared, APPENDED, last);
   try {
     const natsCpu0 = procCpuMs(nats.pid);
     const cpu0 = process.cpuUsage();
+    const th0 = threadCpuMs();
     const t0 = performance.now();
     const worker = new Worker(path.join(__dirname, 'lib', 'shipper-profiled.js'), {
       workerData: {
         nats: { url: nats.url }, stream: 'UNDERSTUDY', name, dir: path.join(spoolRoot, name), epoch, mode: 'async', shared, firstSeq: 1,
+        spoolFsync: DEFAULTS.spoolFsync,
         profileFile: prof ? path.join(prof, 'shipper.cpuprofile') : undefined,
         noAsyncTraces: process.env.BENCH_SHIP_NO_ASYNC_TRACES === '1',
       },
       stdout: false, stderr: false,
     });
+    if (rate !== undefined) {
+      // Paced: entries are spooled at `rate` per second while the shipper runs, as an application
+      // under the agent would (a 1 ms timer catching up with the schedule), so batches stay small.
+      let done = 0;
+      const p0 = performance.now();
+      let recUs = 0;
+      await new Promise((resolve) => {
+        const tick = () => {
+          const due = Math.min(n, Math.floor(((performance.now() - p0) / 1000) * rate));
+          const r0 = performance.now();
+          while (done < due) {
+            record(done++);
+            publishPosition(shared, APPENDED, journal.lastSeq);
+          }
+          recUs += (performance.now() - r0) * 1000;
+          if (done >= n) resolve();
+          else setTimeout(tick, 1);
+        };
+        tick();
+      });
+      journalUs = recUs / n;
+      last = journal.lastSeq;
+      journal.close();
+    }
     let failed;
     worker.on('error', (err) => (failed = err));
     while (readPosition(shared, ACKED) < last) {
@@ -64,6 +117,7 @@ async function run({ n = Number(process.env.BENCH_SHIP_N ?? 20_000), log = conso
     }
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    const th1 = threadCpuMs();
     const natsCpu = procCpuMs(nats.pid) - natsCpu0;
     const stopped = new Promise((r) => worker.once('message', r));
     worker.postMessage('stop');
@@ -82,17 +136,18 @@ async function run({ n = Number(process.env.BENCH_SHIP_N ?? 20_000), log = conso
     const out = {
       n, journalUsPerEntry: journalUs, messages,
       shipRate: n / (ms / 1000),
-      shipperCpuUsPerEntry: ((cpu.user + cpu.system) / n),
+      // Paced, the main thread spools entries too: then only the other threads (the worker) count.
+      shipperCpuUsPerEntry: rate === undefined ? ((cpu.user + cpu.system) / n) : ((th1.others - th0.others) * 1000) / n,
       natsCpuUsPerEntry: (natsCpu * 1000) / n,
     };
-    log(`# shipper alone: ${c.fmt(n)} spooled 4 KiB entries → JetStream (file storage) on 127.0.0.1; ${c.machine()}` +
+    log(`# shipper alone: ${c.fmt(n)} ${rate === undefined ? 'spooled' : `paced (${c.fmt(rate)}/s)`} 4 KiB entries → JetStream (file storage) on 127.0.0.1; ${c.machine()}` +
       (process.env.BENCH_SHIP_NO_ASYNC_TRACES === '1' ? '; EXPERIMENT: noAsyncTraces on the shipper connection' : ''));
     log(c.table([
       ['measure', 'value'],
       ['Journal.record (encode + spool append), app thread', `${c.fmt(out.journalUsPerEntry, 1)} µs/entry`],
-      ['shipped (worker start → last ack)', `${c.fmt(out.shipRate)} entries/s`],
+      ['shipped (worker start → last ack)', `${c.fmt(out.shipRate)} entries/s${rate === undefined ? '' : ' (paced: about the rate)'}`],
       ...(messages ? [['stream messages carrying them', `${c.fmt(messages)} (${c.fmt(n / messages, 1)} entries each)`]] : []),
-      ['shipper thread CPU (this process)', `${c.fmt(out.shipperCpuUsPerEntry, 1)} µs/entry`],
+      [rate === undefined ? 'shipper thread CPU (this process)' : 'shipper thread CPU (threads other than main, /proc)', `${c.fmt(out.shipperCpuUsPerEntry, 1)} µs/entry`],
       ['nats-server CPU', `${c.fmt(out.natsCpuUsPerEntry, 1)} µs/entry`],
     ]));
     if (prof) {

@@ -62,7 +62,8 @@ if (process.env.BENCH_REPLAY_CONSUME) {
   // Experiment (BENCH_REPLAY_CONSUME='{"max_messages":48}' or '{"max_bytes":16777216}'): the options
   // the replayer passes to consume() are replaced by these (nats.js takes max_messages or max_bytes,
   // not both). 53a948d–0e16fe4 asked for 512 messages, which with 900 KiB batches can pass
-  // nats-server's 64 MiB per-client pending limit (slow consumer); 99a9deb asks for 8 MiB.
+  // nats-server's 64 MiB per-client pending limit (slow consumer); 99a9deb–c6d03c4 for 8 MiB, which
+  // the server refuses (409) when fewer bytes are left than the next message; 73ce9f2 for 32 messages.
   const cmod = require(path.join(__dirname, '..', '..', 'node_modules', '@nats-io', 'jetstream', 'lib', 'consumer.js'));
   const consume = cmod.PullConsumerImpl.prototype.consume;
   const replace = JSON.parse(process.env.BENCH_REPLAY_CONSUME);

@@ -5,7 +5,8 @@
  *   node [--require dist/agent/preload.js] workload.js <kind> <ops> <warmup> <dir>
  * kinds: writeFileSync | writeFile (callback) | appendFile (fs.promises)
  * Prints one JSON line: timed ops, elapsed ms, ops/s, CPU of the whole process
- * (shipper worker included), and with the agent how long flush() then took.
+ * (shipper worker included) and split by thread (main / others, from /proc), and
+ * with the agent how long flush() then took.
  *
  * The timed part is only the application's calls. With the agent, a warm-up
  * batch is written and flushed first, so the shipper is connected and the JIT
@@ -56,6 +57,28 @@ async function appendFileLoop(n, offset) {
 
 const LOOPS = { writeFileSync: writeFileSyncLoop, writeFile: writeFileLoop, appendFile: appendFileLoop };
 
+/**
+ * CPU ms by thread from /proc (10 ms ticks): the main thread (the application's, where the agent's
+ * wrappers run) and all others together (the shipper's worker thread, libuv's pool, V8's helpers).
+ * Undefined where there is no /proc.
+ */
+function threadCpuMs() {
+  try {
+    let main = 0;
+    let others = 0;
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      const st = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      const ms = (Number(f[11]) + Number(f[12])) * 10;
+      if (Number(tid) === process.pid) main += ms;
+      else others += ms;
+    }
+    return { main, others };
+  } catch {
+    return undefined;
+  }
+}
+
 async function main() {
   const loop = LOOPS[kind];
   if (loop === undefined) throw new Error(`unknown workload ${kind}; one of ${Object.keys(LOOPS).join(', ')}`);
@@ -65,11 +88,14 @@ async function main() {
   if (agentOn) warmFlushed = understudy.flush(20_000);
   const before = understudy.journalPosition();
 
+  const th0 = threadCpuMs();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   await loop(OPS, WARMUP);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const cpu = process.cpuUsage(cpu0);
+  const th1 = threadCpuMs();
+  const threads = th0 && th1 ? { mainMs: th1.main - th0.main, othersMs: th1.others - th0.others } : undefined;
 
   let flushMs = 0;
   let flushed = true;
@@ -82,7 +108,7 @@ async function main() {
   }
   process.stdout.write(JSON.stringify({
     kind, agent: agentOn, ops: OPS, ms, opsPerSec: OPS / (ms / 1000),
-    cpuMs: (cpu.user + cpu.system) / 1000, flushMs, flushed, warmFlushed, entries,
+    cpuMs: (cpu.user + cpu.system) / 1000, threads, flushMs, flushed, warmFlushed, entries,
   }) + '\n');
 }
 
