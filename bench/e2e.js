@@ -503,10 +503,4 @@ async function run({
 
 module.exports = { run };
 
-if (require.main === module) {
-  run().then(() => c.cleanup(), async (err) => {
-    console.error(err);
-    await c.cleanup();
-    process.exitCode = 1;
-  });
-}
+if (require.main === module) c.runMain(run);

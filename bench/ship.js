@@ -17,6 +17,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
 const c = require('./lib/common');
+const { threadCpuMs } = require('./lib/thread-cpu');
 
 function procCpuMs(pid) {
   // utime + stime of a process, in ms (clock ticks of 10 ms on Linux).
@@ -25,19 +26,6 @@ function procCpuMs(pid) {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** CPU ms of this process's main thread and of all its other threads (the shipper worker among them). */
-function threadCpuMs() {
-  let main = 0;
-  let others = 0;
-  for (const tid of fs.readdirSync('/proc/self/task')) {
-    const st = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    const ms = (Number(f[11]) + Number(f[12])) * 10;
-    if (Number(tid) === process.pid) main += ms;
-    else others += ms;
-  }
-  return { main, others };
-}
 
 async function run({
   n = Number(process.env.BENCH_SHIP_N ?? 20_000),
@@ -163,10 +151,4 @@ async function run({
 
 module.exports = { run };
 
-if (require.main === module) {
-  run().then(() => c.cleanup(), async (err) => {
-    console.error(err);
-    await c.cleanup();
-    process.exitCode = 1;
-  });
-}
+if (require.main === module) c.runMain(run);

@@ -223,7 +223,16 @@ function machine() {
   return `${cpus.length} x ${cpus[0]?.model ?? 'cpu'}, node ${process.version}, ${os.platform()} ${os.release()}`;
 }
 
+/** Runs a bench's `run` as a program: cleans up after it, and exits non-zero on its failure. */
+function runMain(run) {
+  run().then(() => cleanup(), async (err) => {
+    console.error(err);
+    await cleanup();
+    process.exitCode = 1;
+  });
+}
+
 module.exports = {
-  REPO, DIST, PRELOAD, CLI, requireDist, tempDir, removeDir, cleanup, hookSignals, startNats, runNode, spawnIpc,
+  runMain, REPO, DIST, PRELOAD, CLI, requireDist, tempDir, removeDir, cleanup, hookSignals, startNats, runNode, spawnIpc,
   quantile, median, fmt, table, sleep, machine,
 };
