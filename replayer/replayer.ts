@@ -218,7 +218,9 @@ export class Replayer {
         if (m.info.pending === 0) {
           // Caught up: commit now rather than at the next tick, so strong-mode writers wait less.
           await commit();
-          if (opts.drain) break;
+          // A message's pending count can read 0 while more is stored (seen after a cluster
+          // leader change): before a drain stops, the server is asked again.
+          if (opts.drain && (await this.patiently('read the consumer', () => consumer.info(false))).num_pending === 0) break;
         }
       }
     } finally {
