@@ -8,7 +8,7 @@ import { workerData } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { headers } from '@nats-io/transport-node';
+import { headers, TimeoutError } from '@nats-io/transport-node';
 import { loadSigner, SIGNATURE_HEADER } from '../lib/signing';
 import { connectNats, ensureStream, openStateKv } from '../lib/nats';
 import { agentKey, appliedKey, fenceKey, journalSubject, msgId, resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
@@ -38,7 +38,25 @@ export interface ShipperData {
   spoolFsync: SpoolFsync;
 }
 
-interface InFlight { epoch: number; seq: number; ack: Promise<PubAck> }
+interface InFlight { epoch: number; seq: number; ack: Promise<PubAck>; moved: Promise<never> }
+
+/** Rejected when the connection moves to another server: a publish in flight then may never be answered. */
+let moved: Promise<never> = new Promise(() => undefined);
+
+/** Watches the connection; each reconnect abandons what was in flight (re-published, de-duplicated by id). */
+async function watchReconnects(nc: NatsConnection): Promise<void> {
+  let reject: (err: Error) => void = () => undefined;
+  const arm = (): void => {
+    moved = new Promise<never>((_, r) => (reject = r));
+    moved.catch(() => undefined);
+  };
+  arm();
+  for await (const s of nc.status()) {
+    if (s.type !== 'reconnect') continue;
+    reject(new Error('the connection to NATS moved to another server'));
+    arm();
+  }
+}
 
 const data = workerData as ShipperData;
 const { shared, name, dir } = data;
@@ -88,8 +106,9 @@ async function main(): Promise<void> {
   });
   const js = jetstream(nc);
   serveResends(nc, js);
+  void watchReconnects(nc);
   const cursor = new SpoolCursor(dir, ackedPos.seq + 1);
-  let backoff = 100;
+  let failures = 0;
   for (;;) {
     const appended = readPosition(shared, APPENDED);
     let records;
@@ -110,27 +129,35 @@ async function main(): Promise<void> {
       continue;
     }
     // Pipelined publishes; acknowledgements are taken in order, so acked never runs ahead of a hole.
+    // After a failure one message goes first, with a short timeout, to find out whether the way
+    // is open again: a cluster electing a new stream leader is then noticed in a second, not five.
+    const probe = failures > 0 ? Math.min(1000 * 2 ** (failures - 1), 5000) : undefined;
     const pending: InFlight[] = [];
-    let ok = true;
+    let error: Error | undefined;
     for (const batch of batches(records)) {
       const last = batch[batch.length - 1];
-      const ack = publish(js, batch);
+      const ack = publish(js, batch, '', probe);
       ack.catch(() => undefined);
-      pending.push({ epoch: last.epoch, seq: last.seq, ack });
+      pending.push({ epoch: last.epoch, seq: last.seq, ack, moved });
+      if (probe !== undefined) break;
       if (pending.length >= DEFAULTS.maxInFlight) {
-        ok = await settle(pending.splice(0, pending.length - DEFAULTS.maxInFlight / 2));
-        if (!ok) break;
+        error = await settle(pending.splice(0, pending.length - DEFAULTS.maxInFlight / 2));
+        if (error !== undefined) break;
       }
     }
-    if (ok && (await settle(pending))) {
-      backoff = 100;
+    error ??= await settle(pending);
+    if (error === undefined) {
+      failures = 0;
+      if (probe !== undefined) cursor.seek(ackedPos.seq + 1);
       continue;
     }
+    failures++;
     cursor.seek(ackedPos.seq + 1);
-    await sleep(backoff);
-    backoff = Math.min(backoff * 2, 5000);
-    // The stream may have been deleted: make it again (the standby pulls what it lost from our spool).
-    await jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas)).catch(() => undefined);
+    await sleep(Math.min(50 * 2 ** failures, 2000));
+    if (error instanceof TimeoutError) continue;
+    // No answer at all, or not from a stream: it may have been deleted. Make it again (the
+    // standby pulls what it lost from our spool). Briefly: a cluster may be electing its leaders.
+    await jetstreamManager(nc, { timeout: 2000 }).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas)).catch(() => undefined);
   }
 }
 
@@ -155,7 +182,7 @@ function* batches(records: SpoolRecord[]): Generator<SpoolRecord[]> {
  * first and last entry (name.epoch.seq[-last]); `again` marks a resend, which must not be
  * de-duplicated away.
  */
-function publish(js: JetStreamClient, batch: SpoolRecord[], again = ''): Promise<PubAck> {
+function publish(js: JetStreamClient, batch: SpoolRecord[], again = '', timeout?: number): Promise<PubAck> {
   const body = encodeBatch(batch.map((r) => r.entry));
   let h;
   if (signer !== undefined) {
@@ -165,7 +192,7 @@ function publish(js: JetStreamClient, batch: SpoolRecord[], again = ''): Promise
   const first = batch[0];
   const last = batch[batch.length - 1];
   const id = msgId(name, first.epoch, first.seq) + (last.seq !== first.seq ? `-${last.seq}` : '');
-  return js.publish(subject, body, { msgID: id + again, headers: h });
+  return js.publish(subject, body, { msgID: id + again, headers: h, timeout });
 }
 
 /**
@@ -198,15 +225,15 @@ function serveResends(nc: NatsConnection, js: JetStreamClient): void {
   });
 }
 
-/** Awaits acks in order; false (and a warning, once) at the first failure. */
-async function settle(batch: InFlight[]): Promise<boolean> {
-  let ok = true;
+/** Awaits acks in order; the first failure (said once) stops it and is returned. */
+async function settle(batch: InFlight[]): Promise<Error | undefined> {
+  let error: Error | undefined;
   for (const p of batch) {
     try {
-      await p.ack;
+      await Promise.race([p.ack, p.moved]);
     } catch (err) {
-      warnOnce('publish', `journal "${name}" cannot reach JetStream (${(err as Error).message}); entries stay spooled and are shipped when it is back`);
-      ok = false;
+      error = err as Error;
+      warnOnce('publish', `journal "${name}" cannot reach JetStream (${error.message}); entries stay spooled and are shipped when it is back`);
       break;
     }
     ackedPos = { epoch: p.epoch, seq: p.seq };
@@ -215,7 +242,7 @@ async function settle(batch: InFlight[]): Promise<boolean> {
   // Saving it later costs at most a re-send of entries the replayer already skips as duplicates.
   publishPosition(shared, ACKED, ackedPos.seq);
   saveAckedSoon();
-  return ok;
+  return error;
 }
 
 /** Leaves the agent's position in the state bucket (its heartbeat) and saves the acked position. */
