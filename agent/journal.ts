@@ -107,7 +107,8 @@ export class Journal implements JournalSink {
     return this.seq;
   }
 
-  record(root: string, relPath: string, op: Op, data?: Buffer): number {
+  /** Journals one change; `b`, on snapshots, is when the object was read (see EntryHead.b). */
+  record(root: string, relPath: string, op: Op, data?: Buffer, b?: number): number {
     if (this.fd < 0) throw new JournalError(`journal ${this.name} is not open`);
     if (this.spoolBytes + (data?.length ?? 0) + 512 > this.maxBytes && !this.roomAfterTrim((data?.length ?? 0) + 512)) {
       // Full: the application goes on; this change is not replicated, and that is counted and said.
@@ -117,16 +118,30 @@ export class Journal implements JournalSink {
     }
     const t = Date.now();
     if (data === undefined || data.length <= this.chunkBytes) {
-      this.append(encodeEntry({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, ...op }, data));
+      this.append(encodeEntry({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, b, ...op }, data));
+      this.onAppend(this.seq);
+      return this.seq;
+    }
+    return this.recordChunks(root, relPath, op, data.length, (off, len) => data.subarray(off, off + len), b, t);
+  }
+
+  /**
+   * Journals data too large for one entry as chunks with their own sequence numbers (the
+   * standby stages them and applies at the last). `read` gives each chunk when it is due,
+   * so a snapshot of a large file holds one chunk in memory, not the file.
+   */
+  recordChunks(root: string, relPath: string, op: Op, total: number, read: (off: number, len: number) => Buffer, b?: number, t = Date.now()): number {
+    if (this.fd < 0) throw new JournalError(`journal ${this.name} is not open`);
+    const n = Math.ceil(total / this.chunkBytes);
+    if (n < 2) {
+      this.append(encodeEntry({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, b, ...op }, read(0, total)));
     } else {
-      // Large data goes as chunks with their own sequence numbers; the standby stages them and applies at the last.
-      const n = Math.ceil(data.length / this.chunkBytes);
       const first = this.seq + 1;
       for (let i = 0; i < n; i++) {
         const off = i * this.chunkBytes;
-        const c = { first, i, n, off, total: data.length };
-        this.append(encodeEntry({ j: this.name, e: this.epoch, s: first + i, t, r: root, p: relPath, c, ...op },
-          data.subarray(off, off + this.chunkBytes)));
+        const c = { first, i, n, off, total };
+        const chunk = read(off, Math.min(this.chunkBytes, total - off));
+        this.append(encodeEntry({ j: this.name, e: this.epoch, s: first + i, t, r: root, p: relPath, c, b, ...op }, chunk));
       }
     }
     this.onAppend(this.seq);

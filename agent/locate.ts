@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import picomatch from 'picomatch';
+import { excludeMatcher } from '../lib/exclude';
 import { isInside, type Root } from '../lib/roots';
 import { realFs } from './real-fs';
 
@@ -21,8 +21,7 @@ export class Locator {
   private readonly excluded: (rel: string) => boolean;
 
   constructor(private readonly roots: readonly Root[], exclude: readonly string[]) {
-    const match = exclude.length > 0 ? picomatch(exclude as string[], { dot: true }) : undefined;
-    this.excluded = match === undefined ? () => false : (rel) => match(rel) || match(path.posix.basename(rel));
+    this.excluded = excludeMatcher(exclude);
   }
 
   /** The absolute form of a PathLike, or undefined for a descriptor or something unusable. */

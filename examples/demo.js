@@ -10,7 +10,7 @@ const { startNatsServer, freePort } = require('../dist/test/helpers/nats-server.
 const { diffTrees, readTree } = require('../dist/test/helpers/tree.js');
 
 const REPO = path.resolve(__dirname, '..');
-const CLI = path.join(REPO, 'dist', 'replayer', 'cli.js');
+const CLI = path.join(REPO, 'dist', 'cli.js');
 const DEMO = path.join(REPO, '.demo');
 const dirs = Object.fromEntries(['primary', 'standby', 'spool', 'state', 'nats'].map((d) => [d, path.join(DEMO, d)]));
 const say = (line) => console.log(`\x1b[1m==>\x1b[0m ${line}`);
@@ -92,7 +92,7 @@ async function main() {
     let rows = [];
     for (;;) {
       const s = cli(['status', '--json', '--name', 'notes'], nats);
-      rows = s.status === 0 ? JSON.parse(s.stdout) : [];
+      rows = s.status === 0 ? JSON.parse(s.stdout).journals : [];
       const row = rows[0];
       if (row && row.applied_seq !== undefined && row.applied_seq === row.agent_last_seq && row.lag_entries === 0) break;
       if (Date.now() > deadline) throw new Error(`standby did not catch up: ${JSON.stringify(rows)}`);

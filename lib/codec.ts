@@ -88,6 +88,7 @@ function checkHeader(v: unknown): EntryHeader {
   if (!nat(v.e)) bad('e');
   if (!nat(v.s) || v.s === 0) bad('s');
   if (!nat(v.t)) bad('t');
+  if (v.b !== undefined && !nat(v.b)) bad('b');
   if (!str(v.r, 64) || v.r === '') bad('r');
   if (!str(v.p)) bad('p');
   if (typeof v.op !== 'string' || !Object.hasOwn(OP_FIELDS, v.op)) {

@@ -45,6 +45,11 @@ export interface EntryHead {
   p: string;
   /** Present when the entry is one chunk of a larger change. */
   c?: Chunk;
+  /**
+   * Present on snapshots (baseline, watch, repair): when the primary read the object,
+   * ms since 1970. The standby skips a snapshot older than a change it already applied.
+   */
+  b?: number;
 }
 
 export type EntryHeader = EntryHead & Op;

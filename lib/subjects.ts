@@ -59,3 +59,40 @@ export function resendSubject(stream: string, name: string): string {
 export interface ResendRequest { from: number; to: number }
 /** What the agent answers: how many it published again, or why it could not. */
 export interface ResendReply { resent: number; error?: string }
+
+/** KV key where `understudy baseline` leaves how its last run went. */
+export function baselineKey(name: string): string {
+  return `baseline.${name}`;
+}
+
+/** KV key where `understudy verify` leaves how its last run went. */
+export function verifyKey(name: string): string {
+  return `verify.${name}`;
+}
+
+/** Request subject on which a running replayer describes its tree to `understudy verify`. */
+export function verifySubject(stream: string): string {
+  return `understudy.${stream.toLowerCase()}.verify`;
+}
+
+/** The last baseline, as `status` and the metrics show it. */
+export interface BaselineReport {
+  state: 'running' | 'done' | 'failed';
+  started: number;
+  finished?: number;
+  roots: string[];
+  objects: number;
+  bytes: number;
+  error?: string;
+}
+
+/** The last verify, as `status` and the metrics show it. */
+export interface VerifyReport {
+  time: number;
+  roots: string[];
+  equal: boolean;
+  differences: number;
+  repaired: number;
+  /** Objects that kept changing throughout and so could not be compared. */
+  unsettled: number;
+}

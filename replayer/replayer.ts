@@ -20,6 +20,7 @@ import { agentKey, allJournalsSubject, appliedKey, journalSubject, resendSubject
 import { FsApplier, TEMP_PREFIX, TEMP_SUFFIX, type Data } from './apply/fs';
 import { Staging } from './staging';
 import { PositionStore } from './state';
+import { Versions } from './versions';
 
 export interface ReplayOptions {
   nats: NatsSettings;
@@ -47,6 +48,8 @@ export interface ReplaySummary {
   duplicates: number;
   /** Bad entries quarantined and passed over (--on-bad-entry=skip). */
   skipped: number;
+  /** Snapshots (baseline, watch, repair) not applied because the standby had a newer version. */
+  stale: number;
   streamSeq: number;
 }
 
@@ -64,11 +67,12 @@ interface Held { h: EntryHeader; data: Buffer }
  */
 export class Replayer {
   private readonly store: PositionStore;
+  private readonly versions: Versions;
   private readonly applier: FsApplier;
   private readonly staging: Staging;
   private readonly held = new Map<string, Map<number, Held>>();
   private readonly changed = new Set<string>();
-  private summary: ReplaySummary = { applied: 0, duplicates: 0, skipped: 0, streamSeq: 0 };
+  private summary: ReplaySummary = { applied: 0, duplicates: 0, skipped: 0, stale: 0, streamSeq: 0 };
   private heldBytes = 0;
   private readonly quarantine: Quarantine;
   private readonly fences: FenceStore;
@@ -91,6 +95,7 @@ export class Replayer {
       roots.set(r.name, fs.realpathSync(r.dir));
     }
     this.store = new PositionStore(opts.stateDir);
+    this.versions = new Versions(opts.stateDir, Math.max(0, ...Object.values(this.store.positions.journals).map((j) => j.t)));
     this.applier = new FsApplier(roots);
     this.staging = new Staging(path.join(opts.stateDir, 'staging'));
     this.runningMarker = path.join(opts.stateDir, 'running');
@@ -164,6 +169,7 @@ export class Replayer {
       metrics?.close();
       await nc.close();
       this.store.close();
+      this.versions.close();
       fs.rmSync(this.runningMarker, { force: true });
     }
   }
@@ -374,7 +380,7 @@ export class Replayer {
         const file = this.staging.add(h, data);
         source = file === undefined ? undefined : { file };
       }
-      if (source !== undefined) this.applier.apply(h, source);
+      if (source !== undefined) this.applyChange(h, source);
     } catch (err) {
       if (err instanceof BadEntryError || err instanceof ConfinementError || err instanceof DecodeError) {
         throw new BadEntryError(`${what} refused: ${err.message}`, { cause: err });
@@ -386,6 +392,19 @@ export class Replayer {
     this.store.record(h.j, { e: h.e, s: h.s, t: h.t }, this.holding() ? this.store.positions.streamSeq : resumeSeq);
     this.changed.add(h.j);
     this.summary.applied++;
+  }
+
+  /** Applies a whole change, unless it is a snapshot older than what the standby has. */
+  private applyChange(h: EntryHeader, source: Data): void {
+    if (h.b !== undefined && this.versions.stale(h.r, h.p, h.b)) {
+      this.summary.stale++;
+      if (this.versions.undecided(h.b)) {
+        this.opts.log(`snapshot ${positionLabel(h)} of ${h.r}/${h.p} is older than what this standby remembers; not applied (understudy verify --repair mends it)`);
+      }
+      return;
+    }
+    this.applier.apply(h, source);
+    this.versions.note(h);
   }
 
   /** A chunked entry's chunks come one after another in its journal; anything else means it will never complete. */
@@ -479,6 +498,7 @@ export class Replayer {
   private async commit(kv: KV | undefined): Promise<void> {
     if (this.changed.size === 0) return;
     await this.applier.sync();
+    this.versions.sync();
     this.store.sync();
     this.lastCommitAt = Date.now();
     const names = [...this.changed];

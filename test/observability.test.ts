@@ -45,7 +45,7 @@ test.serial('a full spool drops changes: said once, counted in status, and the a
   t.is(run.stdout.trim(), 'all written');
   t.is(run.stderr.match(/the spool holds \d+ bytes the standby has not applied .*changes are NOT replicated/g)?.length, 1);
   const status = spawnSync(process.execPath, [CLI, 'status', '--json'], { env: { ...process.env, UNDERSTUDY_NATS_URL: pair.server.url }, encoding: 'utf8' });
-  const row = (JSON.parse(status.stdout) as { journal: string; dropped: number; agent_last_seq: number }[]).find((r) => r.journal === 'app');
+  const row = (JSON.parse(status.stdout) as { journals: { journal: string; dropped: number; agent_last_seq: number }[] }).journals.find((r) => r.journal === 'app');
   t.true((row?.dropped ?? 0) > 0, JSON.stringify(row));
   t.is((row?.dropped ?? 0) + (row?.agent_last_seq ?? 0), 20);
 });

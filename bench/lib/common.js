@@ -12,7 +12,7 @@ const path = require('node:path');
 const REPO = path.resolve(__dirname, '..', '..');
 const DIST = path.join(REPO, 'dist');
 const PRELOAD = path.join(DIST, 'agent', 'preload.js');
-const CLI = path.join(DIST, 'replayer', 'cli.js');
+const CLI = path.join(DIST, 'cli.js');
 
 function requireDist(rel) {
   const file = path.join(DIST, rel);

@@ -4,7 +4,7 @@ import type { EntryHeader } from '../../lib/entry';
 import { SettingsError } from '../../lib/errors';
 import { connectNats } from '../../lib/nats';
 import { readStream } from '../journal-reader';
-import { common, parse } from './options';
+import { common, parse } from '../../lib/cli-options';
 
 export const usage = `understudy inspect [--nats URL] [--stream S] [--name NAME] [--from STREAM_SEQ] [--limit N] [--json]
 

@@ -12,7 +12,7 @@ import { agentKey, fenceKey, journalSubject } from '../../lib/subjects';
 import { FenceStore, type Fence } from '../fence';
 import { Replayer, type ReplaySummary } from '../replayer';
 import { PositionStore, type JournalPos } from '../state';
-import { common, parse, type CommonOptions } from './options';
+import { common, parse, type CommonOptions } from '../../lib/cli-options';
 
 export const usage = `understudy promote --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--verify-key FILE …] [--json]
 

@@ -1,7 +1,7 @@
 import { Replayer } from '../replayer';
 import { SettingsError } from '../../lib/errors';
 import { loadVerifier } from '../../lib/signing';
-import { common, parse } from './options';
+import { common, parse } from '../../lib/cli-options';
 
 export const usage = `understudy replay --root name=/abs/dir … [--nats URL] [--name NAME] [--stream S] [--state DIR] [--drain]
                   [--verify-key FILE …] [--on-bad-entry halt|skip] [--metrics-port N [--metrics-host H]]

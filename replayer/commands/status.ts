@@ -3,13 +3,15 @@ import { decodeEntry } from '../../lib/codec';
 import { lastEntry } from '../../lib/batch';
 import { SettingsError } from '../../lib/errors';
 import { connectNats, openStateKv } from '../../lib/nats';
-import { agentKey, appliedKey, journalPrefix, journalSubject } from '../../lib/subjects';
-import { common, parse } from './options';
+import { agentKey, appliedKey, journalPrefix, journalSubject, type BaselineReport, type VerifyReport } from '../../lib/subjects';
+import { common, parse } from '../../lib/cli-options';
 
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
 
 For each journal: the agent's mode, last spooled and shipped entry and heartbeat age;
 the last entry in the stream; the last applied on the standby; the lag in entries and seconds.
+Then the last baseline and the last verify: when, how they ended, what they found and mended.
+--json prints { journals, baselines, verifies }.
 --max-lag N exits 1 when any journal is more than N entries behind (for monitoring).`;
 
 interface Row {
@@ -39,6 +41,8 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   if (maxLag !== undefined && (!Number.isSafeInteger(maxLag) || maxLag < 0)) throw new SettingsError(`--max-lag ${values['max-lag']} is not a whole number`);
   const nc = await connectNats(o.nats, 'understudy-status');
   const rows: Row[] = [];
+  const baselines: (BaselineReport & { name: string })[] = [];
+  const verifies: (VerifyReport & { name: string })[] = [];
   try {
     const kv = await openStateKv(nc, o.stream);
     const jsm = await jetstreamManager(nc);
@@ -46,7 +50,12 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     // Journals are known from the stream's subjects, and from agents and replayers that reported.
     const info = await jsm.streams.info(o.stream, { subjects_filter: `${journalPrefix(o.stream)}.*` });
     for (const subject of Object.keys(info.state.subjects ?? {})) names.add(subject.slice(journalPrefix(o.stream).length + 1));
-    for await (const k of await kv.keys()) names.add(k.replace(/^(agent|applied)\./, ''));
+    for await (const k of await kv.keys()) {
+      const [kind, name] = [k.slice(0, k.indexOf('.')), k.slice(k.indexOf('.') + 1)];
+      if (kind === 'agent' || kind === 'applied') names.add(name);
+      if (kind === 'baseline') baselines.push({ name, ...json<BaselineReport>(await kv.get(k))! });
+      if (kind === 'verify') verifies.push({ name, ...json<VerifyReport>(await kv.get(k))! });
+    }
     if (o.name !== undefined) {
       for (const n of names) if (n !== o.name) names.delete(n);
       names.add(o.name);
@@ -72,8 +81,12 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   } finally {
     await nc.close();
   }
-  if (values.json === true) console.log(JSON.stringify(rows, null, 2));
-  else print(rows);
+  if (values.json === true) console.log(JSON.stringify({ journals: rows, baselines, verifies }, null, 2));
+  else {
+    print(rows);
+    for (const b of baselines) console.log(describeBaseline(b));
+    for (const v of verifies) console.log(describeVerify(v));
+  }
   if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag)) return 1;
   return 0;
 }
@@ -91,6 +104,18 @@ function print(rows: Row[]): void {
   const cells = [cols.map(([, h]) => h), ...rows.map((r) => cols.map(([k]) => (r[k] === undefined ? '-' : String(r[k]))))];
   const widths = cols.map((_, i) => Math.max(...cells.map((c) => c[i].length)));
   for (const c of cells) console.log(c.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+function describeBaseline(b: BaselineReport & { name: string }): string {
+  const when = new Date(b.finished ?? b.started).toISOString();
+  const what = `${b.objects} objects, ${(b.bytes / (1024 * 1024)).toFixed(1)} MiB of ${b.roots.join(', ')}`;
+  return `baseline "${b.name}": ${b.state} ${when}${b.state === 'running' ? '' : `, ${what}`}${b.error !== undefined ? ` (${b.error})` : ''}`;
+}
+
+function describeVerify(v: VerifyReport & { name: string }): string {
+  const found = v.equal ? 'equal' : `${v.differences} difference(s)`;
+  return `verify "${v.name}": ${new Date(v.time).toISOString()} ${v.roots.join(', ')}: ${found}` +
+    `${v.repaired > 0 ? `, ${v.repaired} repaired` : ''}${v.unsettled > 0 ? `, ${v.unsettled} kept changing` : ''}`;
 }
 
 function json<T>(e: { string(): string; operation: string } | null): T | undefined {

@@ -9,7 +9,7 @@ import { parseRoots } from '../../lib/roots';
 /** Repository root (tests run from dist/test). */
 export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const PRELOAD = path.join(REPO, 'dist', 'agent', 'preload.js');
-export const CLI = path.join(REPO, 'dist', 'replayer', 'cli.js');
+export const CLI = path.join(REPO, 'dist', 'cli.js');
 
 /** A primary directory, a standby directory, a spool, a state dir and a nats-server of their own. */
 export interface Pair {

@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { SettingsError } from '../../lib/errors';
-import { parseRoots, type Root } from '../../lib/roots';
-import { DEFAULTS, journalName, natsSettings, streamName, type NatsSettings } from '../../lib/settings';
+import { SettingsError } from './errors';
+import { parseRoots, type Root } from './roots';
+import { DEFAULTS, journalName, natsSettings, streamName, type NatsSettings } from './settings';
 
 /** Flags every command shares, each also read from its UNDERSTUDY_* variable. */
 export const COMMON_FLAGS = {

@@ -1,17 +1,21 @@
 #!/usr/bin/env node
-import { SettingsError, UnderstudyError } from '../lib/errors';
-import { replay } from './commands/replay';
-import { inspect } from './commands/inspect';
-import { status } from './commands/status';
-import { promote } from './commands/promote';
+import { SettingsError, UnderstudyError } from './lib/errors';
+import { replay } from './replayer/commands/replay';
+import { inspect } from './replayer/commands/inspect';
+import { status } from './replayer/commands/status';
+import { promote } from './replayer/commands/promote';
+import { baseline } from './agent/commands/baseline';
 
 type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
-/** One file per subcommand; the names are the user-facing contract. */
-const COMMANDS: Record<string, Command> = { replay, inspect, status, promote };
+/**
+ * One file per subcommand; the names are the user-facing contract. Standby commands
+ * live in replayer/commands, primary commands (they journal) in agent/commands.
+ */
+const COMMANDS: Record<string, Command> = { replay, inspect, status, promote, baseline };
 
 /** Named in the contract but not built in this version: say so plainly rather than pretend. */
-const NOT_BUILT = ['baseline', 'verify', 'watch', 'checkpoint'];
+const NOT_BUILT = ['verify', 'watch', 'checkpoint'];
 
 const HELP = `understudy <command> [flags]
 
@@ -19,6 +23,9 @@ const HELP = `understudy <command> [flags]
   inspect    print journal entries from the stream (--json)
   status     positions of each journal: agent, stream, standby, and the lag
   promote    make this standby the primary: apply what it can, fence the old primary, report
+
+On the primary:
+  baseline   journal the roots' current state, so that an empty standby becomes complete
 
 Not built yet: ${NOT_BUILT.join(', ')}.
 Run "understudy <command> --help" for a command's flags.`;

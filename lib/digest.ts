@@ -1,0 +1,92 @@
+import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
+import { describe, walk, type ObjectType, type TreeObject } from './walk';
+
+/** Content hashes verify can use: xxh64 is fast; sha256 resists a forger. */
+export const HASHES = ['xxh64', 'sha256'] as const;
+export type HashName = (typeof HASHES)[number];
+
+/** What verify compares of one object: type, permission bits, and content or link target. */
+export interface Digest {
+  /** Path relative to its root. */
+  p: string;
+  type: ObjectType;
+  mode: number;
+  size?: number;
+  hash?: string;
+  target?: string;
+}
+
+/** How two digests of the same path differ, in the order an operator cares about. */
+export type DiffKind = 'missing' | 'extra' | 'type' | 'link' | 'content' | 'mode';
+
+/** The part of xxhash-wasm used here; the package's types are ESM-only, its CommonJS build is the same API. */
+interface Xxh64 { create64(): { update(b: Uint8Array): unknown; digest(): bigint } }
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const loadXxhash = require('xxhash-wasm') as () => Promise<Xxh64>;
+let hasher: Xxh64 | undefined;
+
+/** Hashes a file's bytes without loading it whole; a file that changes while read gets a hash of what was read. */
+export async function hashFile(abs: string, name: HashName): Promise<string> {
+  hasher ??= await loadXxhash();
+  const h = name === 'sha256' ? createHash('sha256') : hasher.create64();
+  const fh = await fs.promises.open(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
+  const d = h.digest();
+  return typeof d === 'bigint' ? d.toString(16).padStart(16, '0') : d.toString('hex');
+}
+
+/** The digest of an object already described by lstat. */
+export async function digestOf(o: TreeObject, hash: HashName): Promise<Digest> {
+  const d: Digest = { p: o.rel, type: o.type, mode: o.mode };
+  if (o.type === 'file') {
+    d.size = o.size;
+    try {
+      d.hash = await hashFile(o.abs, hash);
+    } catch (err) {
+      // Replaced by a link or removed between lstat and open: report what is there now, next round.
+      d.hash = `unreadable:${(err as NodeJS.ErrnoException).code ?? 'error'}`;
+    }
+  }
+  if (o.type === 'symlink') d.target = o.target;
+  return d;
+}
+
+/** The digest of one path, or undefined when nothing is there. */
+export async function digestPath(abs: string, rel: string, hash: HashName): Promise<Digest | undefined> {
+  const o = await describe(abs, rel);
+  return o === undefined ? undefined : digestOf(o, hash);
+}
+
+/**
+ * Digests of everything below `dir`, in walk order, `parallel` files hashed at a time:
+ * hashing is I/O bound, and a few reads in flight keep the disk busy.
+ */
+export async function* digestTree(dir: string, hash: HashName, skip?: (rel: string, name: string) => boolean, parallel = 8): AsyncGenerator<Digest> {
+  const window: Promise<Digest>[] = [];
+  for await (const o of walk(dir, skip)) {
+    window.push(digestOf(o, hash));
+    if (window.length >= parallel) yield await window.shift()!;
+  }
+  while (window.length > 0) yield await window.shift()!;
+}
+
+/** How `standby` differs from `primary` (either may be absent), or undefined when they are equal. */
+export function compareDigests(primary: Digest | undefined, standby: Digest | undefined): DiffKind | undefined {
+  if (primary === undefined) return standby === undefined ? undefined : 'extra';
+  if (standby === undefined) return 'missing';
+  if (primary.type !== standby.type) return 'type';
+  if (primary.type === 'symlink') return primary.target === standby.target ? undefined : 'link';
+  if (primary.type === 'file' && (primary.size !== standby.size || primary.hash !== standby.hash)) return 'content';
+  if (primary.mode !== standby.mode) return 'mode';
+  return undefined;
+}

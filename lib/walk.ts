@@ -1,0 +1,64 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** What an object is, as lstat sees it; links are never followed. */
+export type ObjectType = 'file' | 'dir' | 'symlink' | 'other';
+
+/** One object under a root. */
+export interface TreeObject {
+  /** Path relative to the root, POSIX separators. */
+  rel: string;
+  abs: string;
+  type: ObjectType;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+  size: number;
+  mtimeMs: number;
+  /** The link's target, verbatim, for symlinks. */
+  target?: string;
+}
+
+/** The type of an lstat result. */
+export function typeOf(st: fs.Stats): ObjectType {
+  return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+}
+
+/** Describes the object at `abs` (never following a link), or undefined when nothing is there. */
+export async function describe(abs: string, rel: string): Promise<TreeObject | undefined> {
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.lstat(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+  const type = typeOf(st);
+  const o: TreeObject = { rel, abs, type, mode: st.mode & 0o7777, size: type === 'file' ? st.size : 0, mtimeMs: st.mtimeMs };
+  if (type === 'symlink') o.target = await fs.promises.readlink(abs);
+  return o;
+}
+
+/**
+ * Walks everything below `dir` (not `dir` itself): parents before their children,
+ * names in byte order, links never followed. Memory is one listing per level,
+ * whatever the size of the tree. `skip` leaves out an object and what lies below it.
+ */
+export async function* walk(dir: string, skip: (rel: string, name: string) => boolean = () => false, rel = ''): AsyncGenerator<TreeObject> {
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(rel === '' ? dir : path.join(dir, rel));
+  } catch (err) {
+    // Removed while we walked: what is gone has nothing below it.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+    throw err;
+  }
+  names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const name of names) {
+    const childRel = rel === '' ? name : `${rel}/${name}`;
+    if (skip(childRel, name)) continue;
+    const o = await describe(path.join(dir, childRel), childRel);
+    if (o === undefined) continue;
+    yield o;
+    if (o.type === 'dir') yield* walk(dir, skip, childRel);
+  }
+}
