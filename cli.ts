@@ -5,6 +5,7 @@ import { inspect } from './replayer/commands/inspect';
 import { status } from './replayer/commands/status';
 import { promote } from './replayer/commands/promote';
 import { baseline } from './agent/commands/baseline';
+import { verify } from './agent/commands/verify';
 
 type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
@@ -12,10 +13,10 @@ type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
  * One file per subcommand; the names are the user-facing contract. Standby commands
  * live in replayer/commands, primary commands (they journal) in agent/commands.
  */
-const COMMANDS: Record<string, Command> = { replay, inspect, status, promote, baseline };
+const COMMANDS: Record<string, Command> = { replay, inspect, status, promote, baseline, verify };
 
 /** Named in the contract but not built in this version: say so plainly rather than pretend. */
-const NOT_BUILT = ['verify', 'watch', 'checkpoint'];
+const NOT_BUILT = ['watch', 'checkpoint'];
 
 const HELP = `understudy <command> [flags]
 
@@ -26,6 +27,7 @@ const HELP = `understudy <command> [flags]
 
 On the primary:
   baseline   journal the roots' current state, so that an empty standby becomes complete
+  verify     compare the roots with the standby (--repair: and mend what differs)
 
 Not built yet: ${NOT_BUILT.join(', ')}.
 Run "understudy <command> --help" for a command's flags.`;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { decodeEntry } from '../lib/codec';
 import { splitMessage } from '../lib/batch';
@@ -21,6 +21,7 @@ import { FsApplier, TEMP_PREFIX, TEMP_SUFFIX, type Data } from './apply/fs';
 import { Staging } from './staging';
 import { PositionStore } from './state';
 import { Versions } from './versions';
+import { serveVerify } from './verify-server';
 
 export interface ReplayOptions {
   nats: NatsSettings;
@@ -67,6 +68,7 @@ interface Held { h: EntryHeader; data: Buffer }
  */
 export class Replayer {
   private readonly store: PositionStore;
+  private readonly roots: ReadonlyMap<string, string>;
   private readonly versions: Versions;
   private readonly applier: FsApplier;
   private readonly staging: Staging;
@@ -94,6 +96,7 @@ export class Replayer {
       fs.mkdirSync(r.dir, { recursive: true });
       roots.set(r.name, fs.realpathSync(r.dir));
     }
+    this.roots = roots;
     this.store = new PositionStore(opts.stateDir);
     this.versions = new Versions(opts.stateDir, Math.max(0, ...Object.values(this.store.positions.journals).map((j) => j.t)));
     this.applier = new FsApplier(roots);
@@ -121,6 +124,7 @@ export class Replayer {
     let kv: KV | undefined;
     let timer: NodeJS.Timeout | undefined;
     let metrics: Server | undefined;
+    let verify: Subscription | undefined;
     const commit = (): Promise<void> => {
       // One commit at a time, and no entry applied while one runs: what it makes durable and
       // then reports as applied is exactly what was applied when it began.
@@ -133,6 +137,8 @@ export class Replayer {
       const jsm = await this.patiently('reach JetStream', () => jetstreamManager(nc));
       await this.patiently(`open stream ${opts.stream}`, () => ensureStream(jsm, opts.stream, opts.nats.replicas));
       kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
+      // `understudy verify` compares against this tree while it is being kept up to date.
+      verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals);
       timer = setInterval(() => void commit(), opts.commitMs ?? 100);
       const stateKv = kv;
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => this.collectMetrics(stateKv));
@@ -167,6 +173,7 @@ export class Replayer {
       // Whatever was applied is recorded even when we stop on an error.
       await commit().catch(() => undefined);
       metrics?.close();
+      verify?.unsubscribe();
       await nc.close();
       this.store.close();
       this.versions.close();

@@ -29,7 +29,8 @@ export function resolveInRoot(rootDir: string, rel: string, makeParents: boolean
     } else if (st.isSymbolicLink()) {
       throw new ConfinementError(`${rel}: "${path.relative(rootDir, dir)}" is a symlink on the standby; refusing to write through it`);
     } else if (!st.isDirectory()) {
-      throw new ConfinementError(`${rel}: "${path.relative(rootDir, dir)}" is not a directory on the standby`);
+      // Not an escape, a mismatch: the standby has a file where the primary has a directory.
+      throw Object.assign(new Error(`${rel}: "${path.relative(rootDir, dir)}" is not a directory on the standby`), { code: 'ENOTDIR' });
     }
   }
   return path.join(dir, segs[segs.length - 1]);

@@ -38,8 +38,10 @@ export class FsApplier {
       target = this.resolve(h.r, h.p, h.op !== 'rm' && h.op !== 'rename');
     } catch (err) {
       // Removing or moving from under a directory the standby does not have: nothing there to act on.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
       if (h.op === 'rm') return;
+      if (code === 'ENOTDIR') throw new ApplyError(`${h.op} of ${h.r}/${h.p}: ${(err as Error).message}`);
       if (h.op === 'rename' && lstatOrUndefined(this.resolve(h.toRoot, h.to, true)) !== undefined) return;
       throw new ApplyError(`${h.op} of ${h.r}/${h.p}: a directory above it does not exist on the standby`);
     }
@@ -180,6 +182,8 @@ export class FsApplier {
     const tmp = path.join(path.dirname(target), `${TEMP_PREFIX}${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
     try {
       build(tmp);
+      // A directory where the primary now has a file or a link (a repair of a type difference): it goes.
+      if (lstatOrUndefined(target)?.isDirectory() === true) fs.rmSync(target, { recursive: true, force: true });
       fs.renameSync(tmp, target);
     } catch (err) {
       fs.rmSync(tmp, { force: true });

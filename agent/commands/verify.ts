@@ -1,0 +1,109 @@
+import * as path from 'node:path';
+import { HASHES, type HashName } from '../../lib/digest';
+import { SettingsError } from '../../lib/errors';
+import { excludeMatcher } from '../../lib/exclude';
+import { comparePosition } from '../../lib/entry';
+import { common, parse } from '../../lib/cli-options';
+import { appliedKey, verifyKey, type VerifyReport } from '../../lib/subjects';
+import type { Root } from '../../lib/roots';
+import { agentSettings } from '../../lib/settings';
+import { openSession, openState } from '../session';
+import { Snapshotter } from '../snapshot';
+import { compareRoots, type Comparison, type Difference } from '../verifier';
+
+export const usage = `understudy verify --root name=/abs/dir … [--name NAME] [--repair] [--json] [--hash xxh64|sha256]
+
+Compares the primary's roots (run it on the primary) with the standby's, through the
+running replayer: types, permission bits, link targets, sizes and content hashes, each side
+hashing its own tree. A difference counts only if it is still there once the standby has
+applied past the moment the primary read the object; objects that change throughout are
+listed as unsettled, not as differences. Exits 1 when there are differences, 0 when equal.
+--repair journals what makes the standby equal (snapshots, removals), waits until they are
+applied, and verifies again. --name names the repair journal and the report (default "verify").`;
+
+/** `understudy verify`. */
+export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parse(argv, {
+    repair: { type: 'boolean' }, json: { type: 'boolean' }, hash: { type: 'string' }, rounds: { type: 'string' },
+  });
+  if (values.help === true) {
+    console.log(usage);
+    return 0;
+  }
+  const o = common(values, env, true);
+  const hash = (values.hash ?? 'xxh64') as HashName;
+  if (!HASHES.includes(hash)) throw new SettingsError(`--hash ${hash} is not one of ${HASHES.join(', ')}`);
+  const rounds = Number(values.rounds ?? 5);
+  if (!Number.isSafeInteger(rounds) || rounds < 1) throw new SettingsError(`--rounds ${values.rounds} is not a positive whole number`);
+  const name = o.name ?? 'verify';
+  const exclude = agentSettings({ ...env, UNDERSTUDY_ROOTS: o.roots.map((r) => `${r.name}=${r.dir}`).join(',') }, undefined).exclude;
+  const { nc, kv } = await openState(o.nats, o.stream, `understudy-verify:${name}`);
+  try {
+    const compare = (): Promise<Comparison> => compareRoots({
+      nc, kv, stream: o.stream, roots: o.roots, hash, excluded: excludeMatcher(exclude), rounds, catchUpMs: 15_000,
+    });
+    let found = await compare();
+    let repaired = 0;
+    let before: Difference[] = [];
+    if (values.repair === true && found.differences.length > 0) {
+      before = found.differences;
+      repaired = await repair(found.differences, o.roots, { nats: o.nats, stream: o.stream, roots: o.roots, name }, env, kv);
+      found = await compare();
+    }
+    const report: VerifyReport = {
+      time: Date.now(), roots: o.roots.map((r) => r.name), equal: found.differences.length === 0,
+      differences: found.differences.length + before.length, repaired, unsettled: found.unsettled.length,
+    };
+    await kv.put(verifyKey(name), JSON.stringify(report)).catch(() => undefined);
+    if (values.json === true) {
+      console.log(JSON.stringify({ ...report, found: before.length > 0 ? before : found.differences, remaining: found.differences, unsettledPaths: found.unsettled }, null, 2));
+    } else {
+      for (const d of before) console.log(`${d.kind.padEnd(8)} ${d.root}/${d.path}  (repaired)`);
+      for (const d of found.differences) console.log(`${d.kind.padEnd(8)} ${d.root}/${d.path}`);
+      for (const u of found.unsettled) console.log(`changing ${u.root}/${u.path}  (changed in every round; not compared)`);
+      console.log(report.equal
+        ? `equal${repaired > 0 ? ` after repairing ${repaired} object(s)` : ''}${found.unsettled.length > 0 ? ` (${found.unsettled.length} in flight throughout)` : ''}`
+        : `${found.differences.length} difference(s)`);
+    }
+    return report.equal ? 0 : 1;
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * Journals what makes the standby equal: the primary's objects as they are now (a removal where
+ * the primary has nothing), each stamped with its read time so a newer change still wins. Then
+ * waits until the replayer has applied them. Returns how many objects were sent.
+ */
+async function repair(diffs: Difference[], roots: Root[], s: Parameters<typeof openSession>[0], env: NodeJS.ProcessEnv,
+  kv: Awaited<ReturnType<typeof openState>>['kv']): Promise<number> {
+  const session = openSession(s, env);
+  try {
+    const snap = new Snapshotter(session.journal);
+    const sorted = [...diffs].sort((a, b) => (a.root + '\0' + a.path < b.root + '\0' + b.path ? -1 : 1));
+    const removed: string[] = [];
+    let n = 0;
+    for (const d of sorted) {
+      const root = roots.find((r) => r.name === d.root)!;
+      // An extra directory's removal takes what is below it.
+      if (removed.some((q) => `${d.root}/${d.path}`.startsWith(`${q}/`))) continue;
+      const r = snap.snapshot(d.root, d.path, path.join(root.dir, ...d.path.split('/')), true);
+      // What was below an extra directory, or one the primary now has a file for, went with it.
+      if (r.kind === 'removed' || (d.kind === 'type' && r.kind !== 'dir')) removed.push(`${d.root}/${d.path}`);
+      n++;
+    }
+    if (!(await session.shipped(60_000))) throw new Error(`repair entries are not in JetStream after 60 s; they stay spooled in ${session.journal.dir}`);
+    const target = { e: session.journal.epoch, s: session.journal.lastSeq };
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const e = await kv.get(appliedKey(s.name)).catch(() => null);
+      const applied = e === null || e.operation !== 'PUT' ? undefined : (JSON.parse(e.string()) as { e: number; s: number });
+      if (applied !== undefined && comparePosition(applied, target) >= 0) return n;
+      if (Date.now() > deadline) throw new Error(`the standby has not applied the repair (journal "${s.name}" up to ${target.s}) after 60 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    session.close();
+  }
+}

@@ -1,0 +1,124 @@
+import * as path from 'node:path';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { compareDigests, digestPath, digestTree, type Digest, type DiffKind, type HashName } from '../lib/digest';
+import { comparePosition } from '../lib/entry';
+import type { Root } from '../lib/roots';
+import { appliedKey, verifySubject } from '../lib/subjects';
+import { askReplayer } from '../lib/verify-protocol';
+
+/** A difference that held still: the standby had applied past the primary's read and still differed. */
+export interface Difference { root: string; path: string; kind: DiffKind }
+
+/** What one comparison found. */
+export interface Comparison {
+  differences: Difference[];
+  /** Objects that changed on the primary in every round: in flight, so never compared. */
+  unsettled: { root: string; path: string }[];
+}
+
+export interface VerifierOptions {
+  nc: NatsConnection;
+  kv: KV;
+  stream: string;
+  roots: Root[];
+  hash: HashName;
+  excluded: (rel: string) => boolean;
+  /** Rounds a candidate gets to settle before it is called unsettled. */
+  rounds: number;
+  /** How long to wait for the standby to apply what the agents had journaled. */
+  catchUpMs: number;
+}
+
+/** Heartbeats come at least this often from a live agent: waiting this long makes its report cover our read. */
+const HEARTBEAT_MS = 1200;
+
+/**
+ * Compares the primary's roots with the standby's, both hashed at once on their own hosts.
+ * A first pass finds candidates; each is then read again on the primary, the standby is
+ * let apply past what every agent had journaled by then, and it is compared once more.
+ * Only a difference still there, with the primary's object unchanged meanwhile, counts.
+ */
+export async function compareRoots(o: VerifierOptions): Promise<Comparison> {
+  let candidates: { root: Root; path: string }[] = [];
+  for (const root of o.roots) {
+    const [primary, standby] = await Promise.all([primaryTree(root, o), standbyTree(root, o)]);
+    for (const [p, d] of primary) if (compareDigests(d, standby.get(p)) !== undefined) candidates.push({ root, path: p });
+    for (const p of standby.keys()) if (!primary.has(p) && !excludedWithin(p, o.excluded)) candidates.push({ root, path: p });
+  }
+  const differences: Difference[] = [];
+  for (let round = 0; round < o.rounds && candidates.length > 0; round++) {
+    const first = await primaryDigests(candidates);
+    await new Promise((r) => setTimeout(r, HEARTBEAT_MS));
+    await waitForStandby(o);
+    const standby = new Map<string, Digest | undefined>();
+    for (const root of o.roots) {
+      const paths = candidates.filter((c) => c.root === root).map((c) => c.path);
+      if (paths.length === 0) continue;
+      const got = await askReplayer(o.nc, verifySubject(o.stream), { kind: 'digest', root: root.name, hash: o.hash, paths });
+      for (const d of got.digests) standby.set(key(root, d.p), d);
+    }
+    const second = await primaryDigests(candidates);
+    const next: typeof candidates = [];
+    candidates.forEach((c, i) => {
+      if (compareDigests(first[i], second[i]) !== undefined) {
+        next.push(c); // changed while we looked: in flight, try again
+        return;
+      }
+      const kind = compareDigests(second[i], standby.get(key(c.root, c.path)));
+      if (kind !== undefined) differences.push({ root: c.root.name, path: c.path, kind });
+    });
+    candidates = next;
+  }
+  return { differences, unsettled: candidates.map((c) => ({ root: c.root.name, path: c.path })) };
+
+  async function primaryDigests(list: { root: Root; path: string }[]): Promise<(Digest | undefined)[]> {
+    return Promise.all(list.map((c) => digestPath(path.join(c.root.dir, ...c.path.split('/')), c.path, o.hash)));
+  }
+}
+
+async function primaryTree(root: Root, o: VerifierOptions): Promise<Map<string, Digest>> {
+  const out = new Map<string, Digest>();
+  for await (const d of digestTree(root.dir, o.hash, (rel) => o.excluded(rel))) out.set(d.p, d);
+  return out;
+}
+
+async function standbyTree(root: Root, o: VerifierOptions): Promise<Map<string, Digest>> {
+  const got = await askReplayer(o.nc, verifySubject(o.stream), { kind: 'manifest', root: root.name, hash: o.hash });
+  return new Map(got.digests.map((d) => [d.p, d]));
+}
+
+/** Waits (bounded) until the standby has applied what each agent had journaled: what live agents spooled, what dead ones shipped. */
+async function waitForStandby(o: VerifierOptions): Promise<void> {
+  const targets = new Map<string, { e: number; s: number }>();
+  for await (const k of await o.kv.keys('agent.*')) {
+    const e = await o.kv.get(k);
+    if (e === null || e.operation !== 'PUT') continue;
+    const a = JSON.parse(e.string()) as { epoch: number; appended: number; acked: { epoch: number; seq: number }; time: number };
+    const live = Date.now() - a.time < 5000;
+    targets.set(k.slice('agent.'.length), live ? { e: a.epoch, s: a.appended } : { e: a.acked.epoch, s: a.acked.seq });
+  }
+  const deadline = Date.now() + o.catchUpMs;
+  for (const [name, target] of targets) {
+    if (target.s === 0) continue;
+    for (;;) {
+      const e = await o.kv.get(appliedKey(name)).catch(() => null);
+      const applied = e === null || e.operation !== 'PUT' ? undefined : (JSON.parse(e.string()) as { e: number; s: number });
+      if (applied !== undefined && comparePosition(applied, target) >= 0) break;
+      if (Date.now() > deadline) break; // compared anyway; what is still in flight then shows as unsettled or a difference
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+function key(root: Root, p: string): string {
+  return `${root.name}\0${p}`;
+}
+
+/** Whether a standby path lies in a part of the tree the primary leaves out. */
+function excludedWithin(p: string, excluded: (rel: string) => boolean): boolean {
+  for (let q = p; ; q = q.slice(0, q.lastIndexOf('/'))) {
+    if (excluded(q)) return true;
+    if (!q.includes('/')) return false;
+  }
+}

@@ -1,0 +1,77 @@
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { digestPath, digestTree, HASHES, type Digest } from '../lib/digest';
+import { DIGESTS_PER_REPLY, type VerifyReply, type VerifyRequest } from '../lib/verify-protocol';
+import { verifySubject } from '../lib/subjects';
+import { checkRelPath } from '../lib/confine';
+import { TEMP_PREFIX, TEMP_SUFFIX } from './apply/fs';
+import { resolveInRoot } from './safe-path';
+
+/** Paths one digest request may name, at most. */
+const MAX_PATHS = 100_000;
+
+/**
+ * Answers `understudy verify` from the standby's own tree: digests are computed here, in
+ * parallel with the primary's, and only they cross the network, never the files. A request
+ * is as hostile as an entry: only known roots, confined paths, and links are never followed.
+ */
+export function serveVerify(nc: NatsConnection, stream: string, roots: ReadonlyMap<string, string>,
+  applied: () => Record<string, { e: number; s: number }>): Subscription {
+  return nc.subscribe(verifySubject(stream), {
+    callback: (err, msg) => {
+      if (err !== null || msg.reply === undefined) return;
+      const reply = msg.reply;
+      const send = (r: VerifyReply): void => nc.publish(reply, JSON.stringify(r));
+      answer(msg.string(), roots, send)
+        .then(() => send({ done: true, applied: applied() }))
+        .catch((e: Error) => send({ error: e.message }));
+    },
+  });
+}
+
+async function answer(text: string, roots: ReadonlyMap<string, string>, send: (r: VerifyReply) => void): Promise<void> {
+  const req = parse(text);
+  const dir = roots.get(req.root);
+  if (dir === undefined) throw new Error(`this replayer has no root named "${req.root}"`);
+  let batch: Digest[] = [];
+  const add = (d: Digest): void => {
+    batch.push(d);
+    if (batch.length >= DIGESTS_PER_REPLY) {
+      send({ digests: batch });
+      batch = [];
+    }
+  };
+  if (req.kind === 'manifest') {
+    const isTemp = (_rel: string, name: string): boolean => name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
+    for await (const d of digestTree(dir, req.hash, isTemp)) add(d);
+  } else {
+    for (const p of req.paths) {
+      let abs: string;
+      try {
+        abs = resolveInRoot(dir, p, false);
+      } catch {
+        continue; // not reachable without following a link, or a directory above is missing: absent
+      }
+      const d = await digestPath(abs, p, req.hash);
+      if (d !== undefined) add(d);
+    }
+  }
+  if (batch.length > 0) send({ digests: batch });
+}
+
+function parse(text: string): VerifyRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new Error('request is not JSON');
+  }
+  const r = v as Partial<Record<string, unknown>>;
+  if (typeof v !== 'object' || v === null) throw new Error('request is not an object');
+  if (typeof r.root !== 'string') throw new Error('request names no root');
+  if (!(HASHES as readonly unknown[]).includes(r.hash)) throw new Error(`hash ${String(r.hash)} is not one of ${HASHES.join(', ')}`);
+  if (r.kind === 'manifest') return v as VerifyRequest;
+  if (r.kind !== 'digest' || !Array.isArray(r.paths) || r.paths.length > MAX_PATHS) throw new Error('request is neither a manifest nor a digest of at most 100000 paths');
+  for (const p of r.paths) checkRelPath(p as string);
+  return v as VerifyRequest;
+}
+
