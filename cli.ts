@@ -6,6 +6,7 @@ import { status } from './replayer/commands/status';
 import { promote } from './replayer/commands/promote';
 import { baseline } from './agent/commands/baseline';
 import { verify } from './agent/commands/verify';
+import { watchCommand } from './agent/commands/watch';
 
 type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
@@ -13,10 +14,10 @@ type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
  * One file per subcommand; the names are the user-facing contract. Standby commands
  * live in replayer/commands, primary commands (they journal) in agent/commands.
  */
-const COMMANDS: Record<string, Command> = { replay, inspect, status, promote, baseline, verify };
+const COMMANDS: Record<string, Command> = { replay, inspect, status, promote, baseline, verify, watch: watchCommand };
 
 /** Named in the contract but not built in this version: say so plainly rather than pretend. */
-const NOT_BUILT = ['watch', 'checkpoint'];
+const NOT_BUILT = ['checkpoint'];
 
 const HELP = `understudy <command> [flags]
 
@@ -28,6 +29,7 @@ const HELP = `understudy <command> [flags]
 On the primary:
   baseline   journal the roots' current state, so that an empty standby becomes complete
   verify     compare the roots with the standby (--repair: and mend what differs)
+  watch      journal what processes without the agent change under the roots
 
 Not built yet: ${NOT_BUILT.join(', ')}.
 Run "understudy <command> --help" for a command's flags.`;

@@ -9,6 +9,8 @@ import { install } from './shims/install';
 import { warnOnce } from './log';
 import { DROPPED, publishPosition } from './shared-state';
 import { loadSigner } from '../lib/signing';
+import { excludeMatcher } from '../lib/exclude';
+import { Watcher } from './watcher';
 
 /** A running agent: one journal, its shipper, and the wrappers that feed it. */
 export interface RunningAgent {
@@ -59,12 +61,28 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     const agent: RunningAgent = { settings, journal, shipper };
     (globalThis as Holder)[KEY] = agent;
     process.on('exit', () => finish(agent));
+    if (settings.watch) startWatcher(settings, journal);
     return agent;
   } catch (err) {
     journal?.close();
     warnOnce('start', `agent not started, the application runs without replication: ${(err as Error).message}`);
     return undefined;
   }
+}
+
+/**
+ * UNDERSTUDY_WATCH=1: what child processes (and anything else) change under the roots is
+ * journaled too; what the wrappers journaled is not journaled again. It never keeps the
+ * application alive, and a failure only stops the watching, said once.
+ */
+function startWatcher(settings: AgentSettings, journal: Journal): void {
+  const watcher = new Watcher(settings.roots, journal, {
+    persistent: false,
+    excluded: excludeMatcher(settings.exclude),
+    onError: (err) => warnOnce('watch', `watching the roots failed (${err.message}); changes by other processes are not journaled`),
+  });
+  journal.onRecord = (root, rel, op) => watcher.journaled(root, rel, op);
+  watcher.start().catch((err: Error) => warnOnce('watch', `cannot watch the roots (${err.message}); changes by other processes are not journaled`));
 }
 
 /** At exit, process.exit() included: give the shipper a bounded time to get the spool into JetStream. */

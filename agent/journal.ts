@@ -53,6 +53,8 @@ export class Journal implements JournalSink {
   dropped = 0;
   /** Called after each append with the new last seq (the shipper's wake-up). */
   onAppend: (seq: number) => void = () => {};
+  /** Called after each change is journaled (the in-process watcher's memory of what it need not journal again). */
+  onRecord: ((root: string, relPath: string, op: Op) => void) | undefined;
   /** Called when a change is dropped because the spool is full. */
   onDrop: (bytes: number) => void = () => {};
   private readonly chunkBytes: number;
@@ -120,6 +122,7 @@ export class Journal implements JournalSink {
     if (data === undefined || data.length <= this.chunkBytes) {
       this.append(encodeEntry({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, b, ...op }, data));
       this.onAppend(this.seq);
+      this.onRecord?.(root, relPath, op);
       return this.seq;
     }
     return this.recordChunks(root, relPath, op, data.length, (off, len) => data.subarray(off, off + len), b, t);
@@ -145,6 +148,7 @@ export class Journal implements JournalSink {
       }
     }
     this.onAppend(this.seq);
+    this.onRecord?.(root, relPath, op);
     return this.seq;
   }
 

@@ -66,6 +66,8 @@ export interface AgentSettings {
   signingKey?: string;
   spoolMaxBytes: number;
   spoolFsync: SpoolFsync;
+  /** UNDERSTUDY_WATCH=1: a watcher in the application journals what its child processes (and others) change. */
+  watch: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -121,6 +123,7 @@ export function agentSettings(env: Env, mainScript: string | undefined): AgentSe
     signingKey: absFile(env, 'UNDERSTUDY_SIGNING_KEY'),
     spoolMaxBytes: positiveInt(env, 'UNDERSTUDY_SPOOL_MAX_BYTES', DEFAULTS.spoolMaxBytes),
     spoolFsync: spoolFsync(env.UNDERSTUDY_SPOOL_FSYNC),
+    watch: oneOf(env, 'UNDERSTUDY_WATCH', ['0', '1'] as const, '0') === '1',
   };
 }
 
