@@ -16,7 +16,7 @@ import type { JournalPos } from './state';
 import { connectNats, ensureStream, openStateKv } from '../lib/nats';
 import { isInside, type Root } from '../lib/roots';
 import type { NatsSettings } from '../lib/settings';
-import { agentKey, allJournalsSubject, appliedKey, journalSubject, resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
+import { agentKey, allJournalsSubject, appliedKey, journalSubject, resendSubject, type BaselineReport, type ResendReply, type ResendRequest, type VerifyReport } from '../lib/subjects';
 import { FsApplier, TEMP_PREFIX, TEMP_SUFFIX, type Data } from './apply/fs';
 import { Staging } from './staging';
 import { PositionStore } from './state';
@@ -498,6 +498,8 @@ export class Replayer {
       g('understudy_journal_lag_seconds', 'Age of the newest applied entry when the agent has more.', (p) => (p.agent === undefined || p.applied === undefined || p.agent.appended <= p.applied.s ? (p.agent === undefined ? undefined : 0) : (now - p.applied.t) / 1000)),
       g('understudy_journal_heartbeat_age_seconds', 'Seconds since the agent last reported.', (p) => (p.agent === undefined ? undefined : (now - p.agent.time) / 1000)),
       g('understudy_journal_dropped_changes', 'Changes the agent could not journal because its spool was full.', (p) => p.agent?.dropped),
+      { name: 'understudy_replayer_stale_snapshots_total', help: 'Snapshots (baseline, watch, repair) not applied because the standby had a newer version.', type: 'counter', samples: [{ value: this.summary.stale }] },
+      ...(await auditMetrics(kv)),
     ];
   }
 
@@ -516,6 +518,32 @@ export class Replayer {
       await kv.put(appliedKey(name), JSON.stringify({ ...pos, appliedAt: Date.now() })).catch(() => this.changed.add(name));
     }
   }
+}
+
+/** The last baseline and verify of each name, as `understudy status` shows them. */
+async function auditMetrics(kv: KV): Promise<Metric[]> {
+  const baselines: { name: string; r: BaselineReport }[] = [];
+  const verifies: { name: string; r: VerifyReport }[] = [];
+  for await (const k of await kv.keys()) {
+    const e = k.startsWith('baseline.') || k.startsWith('verify.') ? await kv.get(k).catch(() => null) : null;
+    if (e === null || e.operation !== 'PUT') continue;
+    if (k.startsWith('baseline.')) baselines.push({ name: k.slice('baseline.'.length), r: JSON.parse(e.string()) as BaselineReport });
+    else verifies.push({ name: k.slice('verify.'.length), r: JSON.parse(e.string()) as VerifyReport });
+  }
+  const gauge = <T>(name: string, help: string, list: { name: string; r: T }[], pick: (r: T) => number | undefined): Metric => ({
+    name, help, type: 'gauge',
+    samples: list.flatMap(({ name: n, r }) => { const v = pick(r); return v === undefined ? [] : [{ labels: { name: n }, value: v }]; }),
+  });
+  return [
+    gauge('understudy_baseline_finished_timestamp_seconds', 'When the last baseline of this name finished.', baselines, (r) => (r.finished === undefined ? undefined : r.finished / 1000)),
+    gauge('understudy_baseline_ok', '1 when the last baseline put everything in the stream, 0 when it failed or runs.', baselines, (r) => (r.state === 'done' ? 1 : 0)),
+    gauge('understudy_baseline_objects', 'Objects the last baseline journaled.', baselines, (r) => r.objects),
+    gauge('understudy_baseline_bytes', 'Bytes the last baseline journaled.', baselines, (r) => r.bytes),
+    gauge('understudy_verify_timestamp_seconds', 'When the last verify of this name ran.', verifies, (r) => r.time / 1000),
+    gauge('understudy_verify_equal', '1 when the last verify found the standby equal (after any repair).', verifies, (r) => (r.equal ? 1 : 0)),
+    gauge('understudy_verify_differences', 'Differences the last verify found.', verifies, (r) => r.differences),
+    gauge('understudy_verify_repaired', 'Objects the last verify repaired.', verifies, (r) => r.repaired),
+  ];
 }
 
 function isOutOfSpace(err: unknown): boolean {

@@ -5,6 +5,7 @@ import { parseRoots } from '../lib/roots';
 import { Replayer } from '../replayer/replayer';
 import { makePair, runCli, type Pair } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
+import { freePort } from './helpers/nats-server';
 
 function seed(root: string): void {
   for (let i = 0; i < 200; i++) {
@@ -16,25 +17,26 @@ function seed(root: string): void {
 }
 
 /** A replayer that keeps following, as on a real standby, until the test ends. */
-function follow(pair: Pair): { stop: () => Promise<void> } {
+async function follow(pair: Pair): Promise<{ stop: () => Promise<void>; metricsPort: number }> {
   const ac = new AbortController();
+  const metricsPort = await freePort();
   const running = new Replayer({
     nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`),
-    stateDir: pair.state, drain: false, log: () => undefined,
+    stateDir: pair.state, drain: false, log: () => undefined, metricsPort,
   }).run(ac.signal);
-  return { stop: async () => { ac.abort(); await running; } };
+  return { stop: async () => { ac.abort(); await running; }, metricsPort };
 }
 
 function verifyCli(pair: Pair, extra: string[] = []): ReturnType<typeof runCli> {
   return runCli(['verify', '--root', `data=${pair.primary}`, '--nats', pair.server.url, ...extra], { UNDERSTUDY_SPOOL_DIR: pair.spool });
 }
 
-async function baselined(label: string, t: { teardown(fn: () => unknown): void }): Promise<{ pair: Pair; replayer: { stop: () => Promise<void> } }> {
+async function baselined(label: string, t: { teardown(fn: () => unknown): void }): Promise<{ pair: Pair; replayer: Awaited<ReturnType<typeof follow>> }> {
   const pair = await makePair(label);
   seed(pair.primary);
   const b = await runCli(['baseline', '--root', `data=${pair.primary}`, '--nats', pair.server.url], { UNDERSTUDY_SPOOL_DIR: pair.spool });
   if (b.code !== 0) throw new Error(b.stderr);
-  const replayer = follow(pair);
+  const replayer = await follow(pair);
   t.teardown(async () => {
     await replayer.stop();
     await pair.close();
@@ -47,13 +49,18 @@ async function baselined(label: string, t: { teardown(fn: () => unknown): void }
   return { pair, replayer };
 }
 
-test.serial('verify on equal trees exits 0 and says so; status shows it', async (t) => {
-  const { pair } = await baselined('verify-equal', t);
+test.serial('verify on equal trees exits 0 and says so; status and the metrics show it', async (t) => {
+  const { pair, replayer } = await baselined('verify-equal', t);
   const r = await verifyCli(pair);
   t.is(r.code, 0, r.stderr + r.stdout);
   t.regex(r.stdout, /^equal$/m);
   const st = await runCli(['status', '--nats', pair.server.url]);
   t.regex(st.stdout, /verify "verify": \S+ data: equal/);
+  t.regex(st.stdout, /baseline "baseline": done \S+, \d+ objects/);
+  const metrics = await (await fetch(`http://127.0.0.1:${replayer.metricsPort}/metrics`)).text();
+  t.regex(metrics, /^understudy_verify_equal\{name="verify"\} 1$/m);
+  t.regex(metrics, /^understudy_verify_differences\{name="verify"\} 0$/m);
+  t.regex(metrics, /^understudy_baseline_ok\{name="baseline"\} 1$/m);
 });
 
 test.serial('verify names exactly the five damages to the standby and exits 1; --repair mends them', async (t) => {
