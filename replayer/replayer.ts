@@ -120,7 +120,7 @@ export class Replayer {
   async run(signal?: AbortSignal): Promise<ReplaySummary> {
     const { opts } = this;
     this.stopping = signal;
-    const nc = await connectNats(opts.nats, `understudy-replay${opts.name ? ':' + opts.name : ''}`);
+    const nc = await this.connect();
     let kv: KV | undefined;
     let timer: NodeJS.Timeout | undefined;
     let metrics: Server | undefined;
@@ -138,7 +138,7 @@ export class Replayer {
       await this.patiently(`open stream ${opts.stream}`, () => ensureStream(jsm, opts.stream, opts.nats.replicas));
       kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       // `understudy verify` compares against this tree while it is being kept up to date.
-      verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals);
+      verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log);
       timer = setInterval(() => void commit(), opts.commitMs ?? 100);
       const stateKv = kv;
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => this.collectMetrics(stateKv));
@@ -178,6 +178,20 @@ export class Replayer {
       this.store.close();
       this.versions.close();
       fs.rmSync(this.runningMarker, { force: true });
+    }
+  }
+
+  /** Connects to NATS, waiting for it as `patiently` does: a standby may start before its server. */
+  private async connect(): Promise<NatsConnection> {
+    const deadline = this.opts.drain ? Date.now() + 30_000 : Infinity;
+    for (let said = false; ; said = true) {
+      try {
+        return await connectNats(this.opts.nats, `understudy-replay${this.opts.name ? ':' + this.opts.name : ''}`);
+      } catch (err) {
+        if (Date.now() > deadline || this.stopping?.aborted === true) throw err;
+        if (!said) this.opts.log(`${(err as Error).message}; retrying`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
     }
   }
 

@@ -15,10 +15,15 @@ const MAX_PATHS = 100_000;
  * is as hostile as an entry: only known roots, confined paths, and links are never followed.
  */
 export function serveVerify(nc: NatsConnection, stream: string, roots: ReadonlyMap<string, string>,
-  applied: () => Record<string, { e: number; s: number }>): Subscription {
+  applied: () => Record<string, { e: number; s: number }>, log: (line: string) => void): Subscription {
   return nc.subscribe(verifySubject(stream), {
     callback: (err, msg) => {
-      if (err !== null || msg.reply === undefined) return;
+      if (err !== null) {
+        // Not allowed to listen (NATS permissions): replaying goes on, verify cannot be served.
+        log(`cannot serve "understudy verify" on ${verifySubject(stream)}: ${err.message}`);
+        return;
+      }
+      if (msg.reply === undefined) return;
       const reply = msg.reply;
       const send = (r: VerifyReply): void => nc.publish(reply, JSON.stringify(r));
       answer(msg.string(), roots, send)
