@@ -1,8 +1,10 @@
 'use strict';
 // npm run demo: replicates the notes service (examples/notes) to a standby directory.
-// Starts a nats-server from PATH on a free port, `understudy replay` following the
-// stream, and the service under `node --require understudy/agent`; drives it over
-// HTTP, stops it, waits for the standby to catch up, and shows that it matches.
+// Starts a nats-server from PATH on a free port and `understudy replay` following the
+// stream; the primary already holds notes from before, which `understudy baseline`
+// brings over; then the service runs under `node --require understudy/agent` and is
+// driven over HTTP. Afterwards a shell edits a file behind the agent's back:
+// `understudy verify` names it and `--repair` mends it. The standby must match.
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -60,6 +62,18 @@ async function main() {
     replayer = start('replay', [CLI, 'replay', '--root', `notes=${dirs.standby}`, '--state', dirs.state], nats);
     say(`standby: understudy replay --root notes=${dirs.standby}`);
 
+    // Data from before understudy: written without the agent, so no journal has it.
+    fs.mkdirSync(path.join(dirs.primary, 'notes'), { recursive: true });
+    for (let i = 1; i <= 8; i++) {
+      const id = `old-${String(i).padStart(3, '0')}`;
+      fs.writeFileSync(path.join(dirs.primary, 'notes', `${id}.json`), JSON.stringify({ id, title: `note ${i} from last year`, text: 'x'.repeat(i * 50) }, null, 2));
+    }
+    fs.symlinkSync('notes/old-001.json', path.join(dirs.primary, 'pinned'));
+    const base0 = cli(['baseline', '--root', `notes=${dirs.primary}`, '--name', 'notes-baseline'], { ...nats, UNDERSTUDY_SPOOL_DIR: dirs.spool });
+    if (base0.status !== 0) throw new Error(`baseline failed: ${base0.stderr}`);
+    say(`understudy baseline: the ${fs.readdirSync(path.join(dirs.primary, 'notes')).length} notes that existed before understudy, and a link`);
+    console.log(`   ${base0.stderr.trim().split('\n').at(-1)}`);
+
     const port = await freePort();
     app = start('notes', ['--require', 'understudy/agent', 'examples/notes/server.js'], {
       ...nats, UNDERSTUDY_ROOTS: `notes=${dirs.primary}`, UNDERSTUDY_SPOOL_DIR: dirs.spool, UNDERSTUDY_NAME: 'notes',
@@ -98,6 +112,19 @@ async function main() {
       if (Date.now() > deadline) throw new Error(`standby did not catch up: ${JSON.stringify(rows)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
+
+    // A change no agent saw: an operator's shell edits a note in place.
+    spawnSync('sh', ['-c', `echo '{"id":"old-007","title":"edited in vi","text":"behind the agent'"'"'s back"}' > notes/old-007.json`], { cwd: dirs.primary });
+    say('a shell edited notes/old-007.json without the agent');
+    const check = cli(['verify', '--root', `notes=${dirs.primary}`], nats);
+    say(`understudy verify (exit ${check.status})`);
+    process.stdout.write(check.stdout.split('\n').map((l) => (l ? `   ${l}` : l)).join('\n'));
+    if (check.status !== 1 || !/content\s+notes\/notes\/old-007\.json/.test(check.stdout)) throw new Error(`verify did not find the edit: ${check.stdout}${check.stderr}`);
+    const fix = cli(['verify', '--root', `notes=${dirs.primary}`, '--repair'], { ...nats, UNDERSTUDY_SPOOL_DIR: dirs.spool });
+    say(`understudy verify --repair (exit ${fix.status})`);
+    process.stdout.write(fix.stdout.split('\n').map((l) => (l ? `   ${l}` : l)).join('\n'));
+    if (fix.status !== 0) throw new Error(`repair failed: ${fix.stdout}${fix.stderr}`);
+
     replayer.kill('SIGTERM');
     await replayer.exited;
 
