@@ -84,6 +84,8 @@ export class Replayer {
   private committing: Promise<void> = Promise.resolve();
   private stopping: AbortSignal | undefined;
   private lastCommitAt = 0;
+  /** Whether the last message read was the stream's last: only then can "behind the agent" mean "missing". */
+  private caughtUp = false;
 
   constructor(private readonly opts: ReplayOptions) {
     for (const r of opts.roots) {
@@ -220,7 +222,8 @@ export class Replayer {
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: this.store.positions.streamSeq + 1,
     }));
-    if (opts.drain && (await this.patiently('read the consumer', () => consumer.info(true))).num_pending === 0) return;
+    this.caughtUp = (await this.patiently('read the consumer', () => consumer.info(true))).num_pending === 0;
+    if (opts.drain && this.caughtUp) return;
     // A message can carry 900 KiB of batched entries: few messages at a time keep the client's
     // buffer under its 64 MiB pending limit (past it the server cuts it off as a slow consumer).
     // Not max_bytes: a pull with a few bytes left meets a larger message and is refused (409).
@@ -242,6 +245,7 @@ export class Replayer {
           await new Promise((resolve) => setImmediate(resolve));
           yielded = Date.now();
         }
+        this.caughtUp = m.info.pending === 0;
         if (m.info.pending === 0) {
           // Caught up: commit now rather than at the next tick, so strong-mode writers wait less.
           await commit();
@@ -288,6 +292,8 @@ export class Replayer {
       let from = (pos?.s ?? 0) + 1;
       let to: number;
       if (firstHeld !== undefined) to = firstHeld - 1;
+      // Behind the agent while the stream still has messages for us is lag, not loss.
+      else if (!this.caughtUp) continue;
       else if (acked !== undefined && acked.seq > 0 && (pos === undefined || comparePosition({ e: acked.epoch, s: acked.seq }, pos) > 0)) to = acked.seq;
       else continue;
       if (pos !== undefined && acked !== undefined && acked.epoch > pos.e && acked.seq < from) from = 1; // numbering began again
