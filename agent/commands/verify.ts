@@ -52,7 +52,7 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     }
     const report: VerifyReport = {
       time: Date.now(), roots: o.roots.map((r) => r.name), equal: found.differences.length === 0,
-      differences: found.differences.length + before.length, repaired, unsettled: found.unsettled.length,
+      differences: before.length > 0 ? before.length : found.differences.length, repaired, unsettled: found.unsettled.length,
     };
     await kv.put(verifyKey(name), JSON.stringify(report)).catch(() => undefined);
     if (values.json === true) {
