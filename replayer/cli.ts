@@ -4,11 +4,13 @@ import { replay } from './commands/replay';
 import { inspect } from './commands/inspect';
 import { status } from './commands/status';
 import { promote } from './commands/promote';
+import { config } from './commands/config';
+import { queue } from './commands/queue';
 
 type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
 /** One file per subcommand; the names are the user-facing contract. */
-const COMMANDS: Record<string, Command> = { replay, inspect, status, promote };
+const COMMANDS: Record<string, Command> = { replay, inspect, status, promote, config, queue };
 
 /** Named in the contract but not built in this version: say so plainly rather than pretend. */
 const NOT_BUILT = ['baseline', 'verify', 'watch', 'checkpoint'];
@@ -19,6 +21,8 @@ const HELP = `understudy <command> [flags]
   inspect    print journal entries from the stream (--json)
   status     positions of each journal: agent, stream, standby, and the lag
   promote    make this standby the primary: apply what it can, fence the old primary, report
+  config     config show [STORE]: the standby's replica of a configuration store
+  queue      queue pending [NAME]: jobs enqueued on the primary and not finished there
 
 Not built yet: ${NOT_BUILT.join(', ')}.
 Run "understudy <command> --help" for a command's flags.`;

@@ -18,6 +18,7 @@ import { isInside, type Root } from '../lib/roots';
 import type { NatsSettings } from '../lib/settings';
 import { agentKey, allJournalsSubject, appliedKey, journalSubject, resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
 import { FsApplier, TEMP_PREFIX, TEMP_SUFFIX, type Data } from './apply/fs';
+import { ObjectApplier } from './apply/objects';
 import { Staging } from './staging';
 import { PositionStore } from './state';
 
@@ -65,6 +66,7 @@ interface Held { h: EntryHeader; data: Buffer }
 export class Replayer {
   private readonly store: PositionStore;
   private readonly applier: FsApplier;
+  private readonly objects: ObjectApplier;
   private readonly staging: Staging;
   private readonly held = new Map<string, Map<number, Held>>();
   private readonly changed = new Set<string>();
@@ -92,6 +94,7 @@ export class Replayer {
     }
     this.store = new PositionStore(opts.stateDir);
     this.applier = new FsApplier(roots);
+    this.objects = new ObjectApplier(opts.stateDir, (j) => this.store.positions.journals[j]);
     this.staging = new Staging(path.join(opts.stateDir, 'staging'));
     this.runningMarker = path.join(opts.stateDir, 'running');
     this.quarantine = new Quarantine(path.join(opts.stateDir, 'quarantine'));
@@ -164,6 +167,7 @@ export class Replayer {
       metrics?.close();
       await nc.close();
       this.store.close();
+      this.objects.close();
       fs.rmSync(this.runningMarker, { force: true });
     }
   }
@@ -374,7 +378,10 @@ export class Replayer {
         const file = this.staging.add(h, data);
         source = file === undefined ? undefined : { file };
       }
-      if (source !== undefined) this.applier.apply(h, source);
+      if (source !== undefined && ObjectApplier.handles(h)) {
+        this.objects.apply(h, source.buf ?? fs.readFileSync(source.file));
+        if (source.file !== undefined) fs.rmSync(source.file, { force: true });
+      } else if (source !== undefined) this.applier.apply(h, source);
     } catch (err) {
       if (err instanceof BadEntryError || err instanceof ConfinementError || err instanceof DecodeError) {
         throw new BadEntryError(`${what} refused: ${err.message}`, { cause: err });
@@ -479,6 +486,7 @@ export class Replayer {
   private async commit(kv: KV | undefined): Promise<void> {
     if (this.changed.size === 0) return;
     await this.applier.sync();
+    await this.objects.sync();
     this.store.sync();
     this.lastCommitAt = Date.now();
     const names = [...this.changed];
