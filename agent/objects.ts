@@ -47,7 +47,7 @@ export class ObjectJournal {
       try {
         data = serialize(payload);
       } catch (err) {
-        warnOnce(`uncloneable:${queue}`, `queue "${queue}": a job's payload cannot be structured-cloned (${(err as Error).message}); it is journaled as "not captured" and the standby knows only that it was pending`);
+        warnOnce(`uncloneable:${queue}`, `queue "${queue}": a job's payload cannot be structured-cloned (${(err as Error).message.slice(0, 120)}); it is journaled as "not captured" and the standby knows only that it was pending`);
       }
       const label = opts.label === undefined || opts.label === '' ? undefined : opts.label.slice(0, 128);
       this.record(queue, { op: 'job', id, ev: 'enqueued', captured: data !== undefined, ...(opts.front === true ? { front: true as const } : {}), ...(label === undefined ? {} : { label }) }, data);
