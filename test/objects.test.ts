@@ -97,6 +97,15 @@ test.serial('convict set and load reach the standby at key level', async (t) => 
   await pair.drain();
   t.deepEqual(readConfigReplica('convict', pair.state), JSON.parse(r.stdout));
   t.deepEqual(readConfigReplica('convict', pair.state), { port: 8081, db: { host: 'db1', pool: 8 } });
+  const file = path.join(pair.dir, 'prod.json');
+  fs.writeFileSync(file, JSON.stringify({ port: 9090, db: { pool: 16 } }));
+  await run(pair, `
+    const convict = require('convict');
+    const c = convict({ port: { format: 'port', default: 80 }, db: { host: { format: String, default: 'localhost' }, pool: { format: 'nat', default: 2 } } });
+    c.loadFile(${JSON.stringify(file)});
+  `);
+  await pair.drain();
+  t.deepEqual(readConfigReplica('convict', pair.state), { port: 9090, db: { host: 'localhost', pool: 16 } }, 'loadFile: the whole store as convict resolves it');
 });
 
 /** Runs `code` under the agent until it prints "ready", then kills it with SIGKILL. */

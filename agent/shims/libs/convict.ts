@@ -7,7 +7,7 @@ interface Config { get(path: string): unknown; getProperties(): unknown }
 
 /**
  * convict: its methods live on each config object, made by the `convict()` factory;
- * the factory is wrapped so every config it makes gets `set` and `load` wrapped.
+ * the factory is wrapped so every config it makes gets `set`, `load` and `loadFile` wrapped.
  * Each journals the keys it changed (a loaded object: every leaf) with the value the
  * config now resolves, after convict's own coercion and environment overrides.
  */
@@ -23,6 +23,8 @@ export const convictShim: LibraryShim = {
         patch(config, 'load', (o) => after(o, (self, [obj]) => {
           for (const p of leaves(obj, [])) journalPath(self, p.join('.'));
         }));
+        // The files' keys are not known here: the whole store, as convict now resolves it.
+        patch(config, 'loadFile', (o) => after(o, (self) => objectJournal()?.config(STORES.convict, [], self.getProperties())));
       }
       return config;
     };
