@@ -18,6 +18,28 @@ async function run(pair: Pair, code: string): Promise<{ stdout: string; stderr: 
   return r;
 }
 
+test.serial('the wrapped libraries return, throw and look the same with and without the agent', async (t) => {
+  const pair = await makePair('objtransp');
+  t.teardown(() => pair.close());
+  const file = path.join(REPO, 'test', 'fixtures', 'objects-transparency.js');
+  const plain = await pair.runApp({ file, env: LIBS, withAgent: false });
+  const agent = await pair.runApp({ file, env: LIBS });
+  t.is(plain.code, 0, plain.stderr);
+  t.is(agent.code, 0, agent.stderr);
+  t.true(plain.stdout.length > 500, 'the fixture printed its findings');
+  t.is(agent.stdout, plain.stdout);
+  t.is(agent.stderr, plain.stderr);
+  await pair.drain();
+  // And they were journaled: each queue, named after its line in the fixture, saw its jobs finish.
+  const counts = (name: string) => {
+    const q = JSON.parse(fs.readFileSync(path.join(pair.state, 'queues', `${name}.json`), 'utf8')) as { pending: unknown[]; completed: number; failed: number };
+    return [q.pending.length, q.completed, q.failed];
+  };
+  t.deepEqual(counts('objects-transparency.js:54'), [0, 2, 1]);
+  t.deepEqual(counts('objects-transparency.js:63'), [0, 1, 1]);
+  t.deepEqual(counts('objects-transparency.js:65'), [0, 1, 1]);
+});
+
 test.serial('process.env set, reassign and delete reach the standby replica, keyed by variable', async (t) => {
   const pair = await makePair('env');
   t.teardown(() => pair.close());
