@@ -75,9 +75,12 @@ test.serial('file, config and job entries share one journal sequence, in the ord
   t.is(out.code, 0, out.stderr);
   const entries = out.stdout.trim().split('\n').map((l) => JSON.parse(l) as EntryHeader);
   t.deepEqual(entries.map((e) => (e.op === 'job' ? `job ${e.ev}` : `${e.op} ${e.p}`)),
-    ['put a.txt', 'config MODE'.replace('MODE', 'env'), 'job enqueued', 'job completed', 'put b.txt']);
+    ['put a.txt', 'config env', 'job enqueued', 'job completed', 'put b.txt']);
   t.deepEqual(entries.map((e) => e.s), [1, 2, 3, 4, 5], 'one sequence, no gaps');
   t.true(entries.filter((e) => e.op !== 'put').every((e) => e.r === ''), 'configuration and jobs use the reserved root, never a file root');
+  const text = await runCli(['inspect'], { UNDERSTUDY_NATS_URL: pair.server.url, UNDERSTUDY_ROOTS: '' });
+  t.regex(text.stdout, /^#\d+ app \d+\.2 \S+ config env MODE \[6 bytes\]$/m);
+  t.regex(text.stdout, /^#\d+ app \d+\.3 \S+ job jobs \d+\.1 enqueued \[\d+ bytes\]$/m);
 });
 
 test.serial('nconf set, clear, merge and reset reach the standby as the values nconf resolves', async (t) => {
