@@ -24,6 +24,8 @@ export interface ConfigReplica {
 /** A job as the replica keeps it: its payload as v8.serialize bytes, in base64. */
 export interface StoredJob {
   id: string;
+  /** The journal (process) that enqueued it: ids are unique within a journal only. */
+  journal: string;
   /** When it was enqueued on the primary (ms since 1970). */
   t: number;
   captured: boolean;
@@ -44,6 +46,8 @@ export interface QueueReplica {
 /** A job the primary had not finished, for the standby application to run again. */
 export interface PendingJob {
   id: string;
+  /** The journal (process) that enqueued it. */
+  journal: string;
   queue: string;
   enqueuedAt: Date;
   /** False when the payload could not be structured-cloned on the primary: only the job's existence is known. */
@@ -104,6 +108,7 @@ export function loadQueue(stateDir: string, name: string): QueueReplica {
 export function loadPendingJobs(stateDir: string, name: string): PendingJob[] {
   return loadQueue(stateDir, name).pending.map((j) => ({
     id: j.id,
+    journal: j.journal,
     queue: name,
     enqueuedAt: new Date(j.t),
     captured: j.captured,

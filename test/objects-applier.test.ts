@@ -54,3 +54,16 @@ test('a deletion removes the key; deleting the whole store empties it; unshifted
   t.deepEqual(loadPendingJobs(dir, 'q').map((j) => j.payload), ['jumped', 'first']);
   a.close();
 });
+
+test('two processes feeding one queue name keep their jobs apart, even with the same ids', (t) => {
+  const dir = stateDir(t);
+  const a = new ObjectApplier(dir, () => undefined);
+  const [ha, da] = job(1, '7.1', 'enqueued', 'from a');
+  const [hb, db] = job(1, '7.1', 'enqueued', 'from b');
+  a.apply({ ...ha, j: 'a' }, da);
+  a.apply({ ...hb, j: 'b' }, db);
+  a.apply({ ...job(2, '7.1', 'completed')[0], j: 'a' }, Buffer.alloc(0));
+  void a.sync();
+  t.deepEqual(loadPendingJobs(dir, 'q').map((j) => [j.journal, j.id, j.payload]), [['b', '7.1', 'from b']]);
+  a.close();
+});

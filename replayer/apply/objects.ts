@@ -128,7 +128,7 @@ export class ObjectApplier {
       rep = { kind, r: readReplicaFile<ConfigReplica>(file) ?? { store: name, through: {} as Through, values: {} } };
     } else {
       const r = readReplicaFile<QueueReplica>(file) ?? { queue: name, through: {} as Through, pending: [], completed: 0, failed: 0 };
-      rep = { kind, r, jobs: new Map(r.pending.map((j) => [j.id, j])) };
+      rep = { kind, r, jobs: new Map(r.pending.map((j) => [jobKey(j.journal, j.id), j])) };
     }
     this.replicas.set(key, rep);
     return rep;
@@ -169,31 +169,37 @@ function applyConfig(r: ConfigReplica, key: string[], value: unknown): void {
   else node[last] = value;
 }
 
+/** Job ids are unique within their journal; several processes may feed one queue name. */
+function jobKey(journal: string, id: string): string {
+  return `${journal}\u0000${id}`;
+}
+
 function applyJob(r: QueueReplica, jobs: Map<string, StoredJob>, h: EntryHeader & { op: 'job' }, data: Buffer): void {
+  const key = jobKey(h.j, h.id);
   switch (h.ev) {
     case 'enqueued': {
-      if (jobs.has(h.id)) return;
-      const job: StoredJob = { id: h.id, t: h.t, captured: h.captured === true };
+      if (jobs.has(key)) return;
+      const job: StoredJob = { id: h.id, journal: h.j, t: h.t, captured: h.captured === true };
       if (job.captured) job.payload = data.toString('base64');
       if (h.label !== undefined) job.label = h.label;
       if (h.front === true) {
         const rest = [...jobs.entries()];
         jobs.clear();
-        jobs.set(job.id, job);
-        for (const [id, j] of rest) jobs.set(id, j);
+        jobs.set(key, job);
+        for (const [k, j] of rest) jobs.set(k, j);
       } else {
-        jobs.set(job.id, job);
+        jobs.set(key, job);
       }
       return;
     }
     case 'started': {
-      const j = jobs.get(h.id);
+      const j = jobs.get(key);
       if (j !== undefined) j.started = true;
       return;
     }
     case 'completed':
     case 'failed':
-      if (jobs.delete(h.id)) {
+      if (jobs.delete(key)) {
         if (h.ev === 'completed') r.completed++;
         else r.failed++;
       }

@@ -38,7 +38,7 @@ export async function queue(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     console.log(`${n}: ${jobs.length} pending (${q.completed} completed, ${q.failed} failed)`);
     for (const j of jobs) {
       const what = j.captured ? inspect(j.payload, { depth: 4, breakLength: Infinity }) : '(payload not captured)';
-      console.log(`  ${j.id}  ${j.enqueuedAt.toISOString()}${j.started ? '  started' : ''}${j.label === undefined ? '' : `  ${j.label}`}  ${what}`);
+      console.log(`  ${j.journal}:${j.id}  ${j.enqueuedAt.toISOString()}${j.started ? '  started' : ''}${j.label === undefined ? '' : `  ${j.label}`}  ${what}`);
     }
   }
   return 0;
