@@ -257,3 +257,59 @@ test.serial('hostile config and job entries are refused and quarantined, and not
   t.deepEqual(fs.readdirSync(pair.standby), [], 'nothing written into the root');
   t.false(fs.existsSync(path.join(pair.dir, 'escape.json')));
 });
+
+test.serial('killed at any moment, without a flush: after the next start ships its spool, the standby has the jobs not done and the last flag', async (t) => {
+  const pair = await makePair('anytime');
+  t.teardown(() => pair.close());
+  // Truth kept by the app outside the root (not journaled): what it enqueued, what its worker finished, the flag it set.
+  const truth = (name: string) => path.join(pair.dir, `truth-${name}`);
+  const file = path.join(pair.dir, 'anytime.js');
+  fs.writeFileSync(file, `
+    const fs = require('fs'); const fastq = require('fastq');
+    const q = fastq((n, cb) => setTimeout(() => { fs.appendFileSync(${JSON.stringify(truth('done'))}, n + '\\n'); cb(null); }, 1), 1); // slower than the producer: a backlog builds
+    let n = 0;
+    setInterval(() => {
+      for (let k = 0; k < 5; k++, n++) {
+        fs.appendFileSync(${JSON.stringify(truth('enq'))}, n + '\\n');
+        q.push(n);
+        process.env.COUNTER = String(n);
+        fs.appendFileSync(${JSON.stringify(truth('flag'))}, n + '\\n'); // one write(2): a kill cannot tear it
+        if (n % 10 === 0) fs.writeFileSync(${JSON.stringify(pair.primary)} + '/last-ten.txt', String(n));
+      }
+      if (n === 20) console.log('ready');
+    }, 2);
+  `);
+  const child = spawn(process.execPath, ['--require', PRELOAD, file], { env: pair.env(LIBS), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const ready = await new Promise<boolean>((resolve) => {
+    child.stdout.on('data', () => resolve(true));
+    child.on('close', () => resolve(false));
+  });
+  if (!ready) {
+    t.fail(`the app ended before it was ready: ${stderr}`);
+    return;
+  }
+  await new Promise((r) => setTimeout(r, 200 + Math.floor(Math.random() * 600)));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('close', r));
+  // The next process with the journal's name ships what the killed one had spooled.
+  const next = await pair.runApp({ code: '', env: LIBS });
+  t.is(next.code, 0, next.stderr);
+  await pair.drain();
+  const lines = (name: string) => fs.readFileSync(truth(name), 'utf8').split('\n').filter(Boolean).map(Number);
+  const enq = lines('enq');
+  const done = new Set(lines('done'));
+  const notDone = enq.filter((n) => !done.has(n));
+  const pending = pendingJobs('anytime.js:3', pair.state).map((j) => j.payload as number);
+  t.true(enq.length > 20 && notDone.length > 0, `killed mid-work (${enq.length} enqueued, ${done.size} done)`);
+  // A kill between a step and its journal entry (or the truth file's line) can only leave one job at either end.
+  const extra = pending.filter((n) => done.has(n));
+  const missing = notDone.filter((n) => !pending.includes(n));
+  t.true(extra.length === 0 || (extra.length === 1 && extra[0] === Math.max(...done)), `finished but still pending: ${extra.join()}`);
+  t.true(missing.length === 0 || (missing.length === 1 && missing[0] === enq.at(-1)), `not done but not pending: ${missing.join()}`);
+  t.deepEqual(pending.filter((n) => !extra.includes(n)), notDone.filter((n) => !missing.includes(n)), 'the rest is exactly the jobs not done, in order');
+  const flag = Number((readConfigReplica('env', pair.state) as { COUNTER: string }).COUNTER);
+  t.true([0, 1].includes(flag - (lines('flag').at(-1) ?? -1)), `standby COUNTER ${flag}, last in the truth file ${lines('flag').at(-1)}`);
+  t.true(fs.existsSync(path.join(pair.standby, 'last-ten.txt')));
+});
