@@ -313,3 +313,23 @@ test.serial('killed at any moment, without a flush: after the next start ships i
   t.true([0, 1].includes(flag - (lines('flag').at(-1) ?? -1)), `standby COUNTER ${flag}, last in the truth file ${lines('flag').at(-1)}`);
   t.true(fs.existsSync(path.join(pair.standby, 'last-ten.txt')));
 });
+
+test.serial('a 2 MiB job payload and a 1 MiB configuration value travel in chunks and arrive whole', async (t) => {
+  const pair = await makePair('bigobj');
+  t.teardown(() => pair.close());
+  await run(pair, `
+    const fastq = require('fastq'); const { nameQueue } = require(${API});
+    const big = Buffer.alloc(2 * 1024 * 1024); for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+    nameQueue(fastq((t, cb) => {}, 1), 'big').push({ image: big, name: 'huge.raw' });
+    process.env.LONG_VALUE = 'x'.repeat(1024 * 1024);
+  `);
+  const s = await pair.drain();
+  t.true(s.applied > 4, `chunks applied one by one (${s.applied} entries)`);
+  const [job] = pendingJobs('big', pair.state);
+  const payload = job.payload as { image: Uint8Array; name: string };
+  t.is(payload.name, 'huge.raw');
+  t.is(payload.image.length, 2 * 1024 * 1024);
+  t.true(payload.image.every((b, i) => b === ((i * 31) & 0xff)));
+  t.is((readConfigReplica('env', pair.state) as { LONG_VALUE: string }).LONG_VALUE.length, 1024 * 1024);
+  t.deepEqual(fs.readdirSync(path.join(pair.state, 'staging')), [], 'no staged chunk left behind');
+});
