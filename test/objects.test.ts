@@ -333,3 +333,29 @@ test.serial('a 2 MiB job payload and a 1 MiB configuration value travel in chunk
   t.is((readConfigReplica('env', pair.state) as { LONG_VALUE: string }).LONG_VALUE.length, 1024 * 1024);
   t.deepEqual(fs.readdirSync(path.join(pair.state, 'staging')), [], 'no staged chunk left behind');
 });
+
+test.serial('fastq kill and killAndDrain: the jobs they throw away leave the pending list; the running one stays until it ends', async (t) => {
+  const pair = await makePair('fqkill');
+  t.teardown(() => pair.close());
+  await run(pair, `
+    const fastq = require('fastq'); const { nameQueue } = require(${API});
+    const hang = nameQueue(fastq((t, cb) => {}, 1), 'killed');
+    for (const n of [1, 2, 2, 3]) hang.push(n);      // 1 runs (and never ends), 2 2 3 wait
+    hang.kill();
+    const p = nameQueue(fastq.promise(async (t) => new Promise(() => {}), 1), 'drained');
+    p.push({ a: 1 }); p.push({ a: 2 });
+    p.killAndDrain();
+    const ok = nameQueue(fastq((t, cb) => setImmediate(cb, null), 1), 'after');
+    ok.push('x'); ok.push('y'); ok.kill();          // x runs and completes after the kill; y is dropped
+  `);
+  await pair.drain();
+  t.deepEqual(pendingJobs('killed', pair.state).map((j) => j.payload), [1]);
+  t.deepEqual(pendingJobs('drained', pair.state).map((j) => j.payload), [{ a: 1 }]);
+  t.deepEqual(pendingJobs('after', pair.state).map((j) => j.payload), []);
+  const counts = (name: string) => {
+    const q = JSON.parse(fs.readFileSync(path.join(pair.state, 'queues', `${name}.json`), 'utf8')) as { completed: number; failed: number };
+    return [q.completed, q.failed];
+  };
+  t.deepEqual(counts('killed'), [0, 3]);
+  t.deepEqual(counts('after'), [1, 1]);
+});
