@@ -1,5 +1,10 @@
 /** Public API of understudy: what an application, or a tool built on it, may use. */
+import * as path from 'node:path';
 import { runningAgent } from './agent/agent';
+import { setQueueName } from './agent/shims/queue-name';
+import { loadConfig, loadPendingJobs, type PendingJob } from './replayer/replicas';
+import { DEFAULTS } from './lib/settings';
+import { SettingsError } from './lib/errors';
 
 export type { Entry, EntryHeader, Op, OpName } from './lib/entry';
 export { decodeEntry, encodeEntry } from './lib/codec';
@@ -28,4 +33,39 @@ export function journalPosition(): JournalPosition | undefined {
 export function flush(timeoutMs = 5000): boolean {
   const a = runningAgent();
   return a === undefined ? true : a.shipper.flush(timeoutMs);
+}
+
+export type { PendingJob };
+
+/** The standby's state directory: `stateDir` if given, else UNDERSTUDY_STATE_DIR, else the default. */
+function stateDirOf(stateDir: string | undefined): string {
+  const dir = stateDir ?? process.env.UNDERSTUDY_STATE_DIR ?? DEFAULTS.stateDir;
+  if (!path.isAbsolute(dir)) throw new SettingsError(`state directory ${dir} is not an absolute path`);
+  return dir;
+}
+
+/**
+ * On the standby: configuration store `store` (`env`, `nconf`, `convict`, `conf`) as
+ * the replayer last committed it, for the application to load at promotion ({} if none).
+ */
+export function readConfigReplica(store: string, stateDir?: string): unknown {
+  return loadConfig(stateDirOf(stateDir), store);
+}
+
+/**
+ * On the standby: the jobs of queue `name` enqueued on the primary and not finished
+ * there, in order, with their payloads, for the application to run again after promotion.
+ */
+export function pendingJobs(name: string, stateDir?: string): PendingJob[] {
+  return loadPendingJobs(stateDirOf(stateDir), name);
+}
+
+/**
+ * On the primary: names queue `q` (fastq, p-queue, better-queue) in the journal, so
+ * the standby finds its jobs under `name` rather than under the file and line that
+ * created it. Throws on a name that is not 1-128 of letters, digits and `_ - . : @`.
+ */
+export function nameQueue<Q extends object>(q: Q, name: string): Q {
+  setQueueName(q, name);
+  return q;
 }

@@ -6,6 +6,9 @@ import { Recorder } from './recorder';
 import { CommitWait } from './commit-wait';
 import { Shipper } from './shipper';
 import { install } from './shims/install';
+import { installEnv } from './shims/env';
+import { installRequireHooks } from './shims/hooks';
+import { ObjectJournal, setObjectJournal } from './objects';
 import { warnOnce } from './log';
 import { DROPPED, publishPosition } from './shared-state';
 import { loadSigner } from '../lib/signing';
@@ -58,6 +61,10 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     const recorder = new Recorder(journal, new Locator(settings.roots, settings.exclude));
     if (settings.mode !== 'async') recorder.commit = new CommitWait(shipper.shared, settings.mode, settings.syncTimeoutMs, settings.onTimeout);
     install(recorder);
+    // Configuration and jobs share the file changes' journal, and so their order.
+    setObjectJournal(new ObjectJournal(recorder, journal.epoch));
+    installEnv();
+    installRequireHooks();
     const agent: RunningAgent = { settings, journal, shipper };
     (globalThis as Holder)[KEY] = agent;
     process.on('exit', () => finish(agent));

@@ -1,6 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { DecodeError } from './errors';
-import { DATA_OPS, type Entry, type EntryHeader, type OpName } from './entry';
+import { DATA_OPS, OBJECT_OPS, OBJECT_ROOT, type Entry, type EntryHeader, type OpName } from './entry';
+import { isJobId, isObjectName, MAX_KEY_DEPTH, MAX_KEY_SEGMENT } from './objects';
 
 /**
  * Wire and spool form of an entry:
@@ -47,6 +48,10 @@ export function decodeEntry(buf: Uint8Array): Entry {
   const header = checkHeader(parsed);
   const data = b.subarray(8 + hlen, end);
   if (data.length > 0 && !DATA_OPS.has(header.op)) throw new DecodeError(`${header.op} entry carries ${data.length} data bytes`);
+  if (data.length > 0 && header.op === 'config' && header.del === true) throw new DecodeError(`config deletion carries ${data.length} data bytes`);
+  if (data.length > 0 && header.op === 'job' && !(header.ev === 'enqueued' && header.captured === true)) {
+    throw new DecodeError(`job ${header.ev} entry without a captured payload carries ${data.length} data bytes`);
+  }
   return { header, data };
 }
 
@@ -77,6 +82,17 @@ const OP_FIELDS: Record<OpName, Record<string, (v: unknown) => boolean>> = {
   symlink: { target: (v) => str(v) && v !== '' },
   link: { fromRoot: (v) => str(v, 64), from: (v) => str(v) },
   chmod: { mode },
+  config: {
+    key: (v) => Array.isArray(v) && v.length <= MAX_KEY_DEPTH && v.every((k) => typeof k === 'string' && k !== '' && k.length <= MAX_KEY_SEGMENT),
+    del: (v) => v === undefined || v === true,
+  },
+  job: {
+    id: isJobId,
+    ev: (v) => v === 'enqueued' || v === 'started' || v === 'completed' || v === 'failed',
+    captured: (v) => v === undefined || typeof v === 'boolean',
+    front: (v) => v === undefined || v === true,
+    label: (v) => v === undefined || str(v, 128),
+  },
 };
 
 function checkHeader(v: unknown): EntryHeader {
@@ -89,10 +105,16 @@ function checkHeader(v: unknown): EntryHeader {
   if (!nat(v.s) || v.s === 0) bad('s');
   if (!nat(v.t)) bad('t');
   if (v.b !== undefined && !nat(v.b)) bad('b');
-  if (!str(v.r, 64) || v.r === '') bad('r');
-  if (!str(v.p)) bad('p');
   if (typeof v.op !== 'string' || !Object.hasOwn(OP_FIELDS, v.op)) {
     throw new DecodeError(`entry operation "${String(v.op)}" is unknown`);
+  }
+  if (OBJECT_OPS.has(v.op as OpName)) {
+    // Configuration and jobs are not files: the reserved root keeps them out of every root.
+    if (v.r !== OBJECT_ROOT) bad('r');
+    if (!isObjectName(v.p)) bad('p');
+  } else {
+    if (!str(v.r, 64) || v.r === '') bad('r');
+    if (!str(v.p)) bad('p');
   }
   for (const [field, check] of Object.entries(OP_FIELDS[v.op as OpName])) {
     if (!check(v[field])) bad(field);

@@ -20,11 +20,37 @@ export interface SymlinkOp { op: 'symlink'; target: string }
 export interface LinkOp { op: 'link'; fromRoot: string; from: string }
 export interface ChmodOp { op: 'chmod'; mode: number }
 
-export type Op = PutOp | AppendOp | PwriteOp | TruncateOp | MkdirOp | RmOp | RenameOp | SymlinkOp | LinkOp | ChmodOp;
+/**
+ * A configuration change at key level in store `p` (root `OBJECT_ROOT`): `key` is the path
+ * below the store's top (empty: the whole store); the data is the JSON of the new value,
+ * or nothing when `del` says the key was removed.
+ */
+export interface ConfigOp { op: 'config'; key: string[]; del?: true }
+
+/** What happened to a job: its life on the primary's queue. */
+export type JobEvent = 'enqueued' | 'started' | 'completed' | 'failed';
+
+/**
+ * One event in the life of job `id` of queue `p` (root `OBJECT_ROOT`). An `enqueued` entry
+ * carries the payload as v8.serialize bytes when `captured`; `front` when it jumped the line
+ * (unshift); `label` names a task that is code, not data (a p-queue function).
+ */
+export interface JobOp { op: 'job'; id: string; ev: JobEvent; captured?: boolean; front?: true; label?: string }
+
+export type FileOp = PutOp | AppendOp | PwriteOp | TruncateOp | MkdirOp | RmOp | RenameOp | SymlinkOp | LinkOp | ChmodOp;
+export type Op = FileOp | ConfigOp | JobOp;
 export type OpName = Op['op'];
 
 /** Operations that carry bytes. */
-export const DATA_OPS: ReadonlySet<OpName> = new Set<OpName>(['put', 'append', 'pwrite']);
+export const DATA_OPS: ReadonlySet<OpName> = new Set<OpName>(['put', 'append', 'pwrite', 'config', 'job']);
+
+/**
+ * Root name of entries that are not files (configuration, jobs): no root can be named so,
+ * so such an entry can never be written into a root; `p` is then the store or queue name.
+ */
+export const OBJECT_ROOT = '';
+/** Operations on configuration and queue objects rather than files. */
+export const OBJECT_OPS: ReadonlySet<OpName> = new Set<OpName>(['config', 'job']);
 
 /** Where one chunk of a large entry's data goes: chunk `i` of `n`, at byte `off` of `total`, begun by entry `first`. */
 export interface Chunk { first: number; i: number; n: number; off: number; total: number }

@@ -18,6 +18,7 @@ import { isInside, type Root } from '../lib/roots';
 import type { NatsSettings } from '../lib/settings';
 import { agentKey, allJournalsSubject, appliedKey, journalSubject, resendSubject, type BaselineReport, type ResendReply, type ResendRequest, type VerifyReport } from '../lib/subjects';
 import { FsApplier, TEMP_PREFIX, TEMP_SUFFIX, type Data } from './apply/fs';
+import { ObjectApplier } from './apply/objects';
 import { Staging } from './staging';
 import { PositionStore } from './state';
 import { Versions } from './versions';
@@ -71,6 +72,7 @@ export class Replayer {
   private readonly roots: ReadonlyMap<string, string>;
   private readonly versions: Versions;
   private readonly applier: FsApplier;
+  private readonly objects: ObjectApplier;
   private readonly staging: Staging;
   private readonly held = new Map<string, Map<number, Held>>();
   private readonly changed = new Set<string>();
@@ -102,6 +104,7 @@ export class Replayer {
     this.store = new PositionStore(opts.stateDir);
     this.versions = new Versions(opts.stateDir, Math.max(0, ...Object.values(this.store.positions.journals).map((j) => j.t)));
     this.applier = new FsApplier(roots);
+    this.objects = new ObjectApplier(opts.stateDir, (j) => this.store.positions.journals[j]);
     this.staging = new Staging(path.join(opts.stateDir, 'staging'));
     this.runningMarker = path.join(opts.stateDir, 'running');
     this.quarantine = new Quarantine(path.join(opts.stateDir, 'quarantine'));
@@ -179,6 +182,7 @@ export class Replayer {
       await nc.close();
       this.store.close();
       this.versions.close();
+      this.objects.close();
       fs.rmSync(this.runningMarker, { force: true });
     }
   }
@@ -407,7 +411,10 @@ export class Replayer {
         const file = this.staging.add(h, data);
         source = file === undefined ? undefined : { file };
       }
-      if (source !== undefined) this.applyChange(h, source);
+      if (source !== undefined && ObjectApplier.handles(h)) {
+        this.objects.apply(h, source.buf ?? fs.readFileSync(source.file));
+        if (source.file !== undefined) fs.rmSync(source.file, { force: true });
+      } else if (source !== undefined) this.applyChange(h, source);
     } catch (err) {
       if (err instanceof BadEntryError || err instanceof ConfinementError || err instanceof DecodeError) {
         throw new BadEntryError(`${what} refused: ${err.message}`, { cause: err });
@@ -528,6 +535,7 @@ export class Replayer {
     if (this.changed.size === 0) return;
     await this.applier.sync();
     this.versions.sync();
+    await this.objects.sync();
     this.store.sync();
     this.lastCommitAt = Date.now();
     const names = [...this.changed];

@@ -17,6 +17,11 @@ const cases: { label: string; header: EntryHeader; data?: Buffer }[] = [
   { label: 'symlink', header: { ...base, op: 'symlink', target: '../a' } },
   { label: 'link', header: { ...base, op: 'link', fromRoot: 'data', from: 'a' } },
   { label: 'chmod', header: { ...base, op: 'chmod', mode: 0o4755 } },
+  { label: 'config set', header: { ...base, r: '', p: 'nconf', op: 'config', key: ['db', 'port'] }, data: Buffer.from('5432') },
+  { label: 'config deletion', header: { ...base, r: '', p: 'env', op: 'config', key: ['FLAG'], del: true } },
+  { label: 'job enqueued', header: { ...base, r: '', p: 'emails', op: 'job', id: '7.1', ev: 'enqueued', captured: true, front: true }, data: Buffer.from([0xff, 0x0f, 0x49, 0x02]) },
+  { label: 'job of code, not captured', header: { ...base, r: '', p: 'app.mjs:12', op: 'job', id: '7.2', ev: 'enqueued', captured: false, label: 'sendMail' } },
+  { label: 'job completed', header: { ...base, r: '', p: 'emails', op: 'job', id: '7.1', ev: 'completed' } },
   { label: 'chunk', header: { ...base, s: 43, op: 'put', mode: 0o644, c: { first: 42, i: 1, n: 3, off: 10, total: 25 } }, data: Buffer.from('0123456789') },
 ];
 
@@ -82,4 +87,25 @@ test('broken batch framing is a DecodeError that says what is wrong', async (t) 
   const lying = Buffer.from(good);
   lying.writeUInt32BE(100000, 4);
   t.throws(() => splitMessage(lying), { instanceOf: DecodeError, message: /claims 100000 entries/ });
+});
+
+test('configuration and job entries are refused when they could reach a root or a path', (t) => {
+  const obj = { ...base, r: '' };
+  const bad: [string, Record<string, unknown>, Buffer?][] = [
+    ['a root name on a config entry', { ...base, p: 'env', op: 'config', key: ['A'] }],
+    ['the reserved root on a file entry', { ...obj, op: 'put', mode: 0o644 }],
+    ['a store name with a separator', { ...obj, p: 'a/b', op: 'config', key: ['A'] }],
+    ['a store name ..', { ...obj, p: '..', op: 'config', key: ['A'] }],
+    ['a store name starting with a dot', { ...obj, p: '.hidden', op: 'config', key: ['A'] }],
+    ['an empty key segment', { ...obj, p: 'env', op: 'config', key: [''] }],
+    ['a key that is not a list', { ...obj, p: 'env', op: 'config', key: 'A' }],
+    ['an unknown job event', { ...obj, p: 'q', op: 'job', id: '1.1', ev: 'exploded' }],
+    ['a job id with a slash', { ...obj, p: 'q', op: 'job', id: '../1', ev: 'completed' }],
+    ['data on a deletion', { ...obj, p: 'env', op: 'config', key: ['A'], del: true }, Buffer.from('x')],
+    ['data on a finished job', { ...obj, p: 'q', op: 'job', id: '1.1', ev: 'completed' }, Buffer.from('x')],
+    ['data on an uncaptured job', { ...obj, p: 'q', op: 'job', id: '1.1', ev: 'enqueued', captured: false }, Buffer.from('x')],
+  ];
+  for (const [why, header, data] of bad) {
+    t.throws(() => decodeEntry(encodeEntry(header as unknown as EntryHeader, data)), { instanceOf: DecodeError }, why);
+  }
 });

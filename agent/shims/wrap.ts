@@ -131,7 +131,8 @@ export function unpatch(target: object, name: string): void {
   if (current?.__wrapped === true) shimmer.unwrap(target as Record<string, unknown>, name);
 }
 
-function copyOwnProperties(wrapper: Fn, orig: Fn): Fn {
+/** Copies every own property of `orig` (name, length, statics) onto `wrapper`, so callers cannot tell them apart. */
+export function copyOwnProperties(wrapper: Fn, orig: Fn): Fn {
   for (const key of Reflect.ownKeys(orig)) {
     if (key === 'prototype' || key === '__wrapped' || key === '__original' || key === '__unwrap') continue;
     const d = Reflect.getOwnPropertyDescriptor(orig, key);

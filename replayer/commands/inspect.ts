@@ -60,9 +60,13 @@ function describe(streamSeq: number, h: EntryHeader, bytes: number): string {
     case 'symlink': detail = `-> ${JSON.stringify(h.target)}`; break;
     case 'link': detail = `= ${h.fromRoot}/${h.from}`; break;
     case 'rm': break;
+    case 'config': detail = `${h.key.join('.') || '(whole store)'}${h.del === true ? ' deleted' : ''}`; break;
+    case 'job': detail = `${h.id} ${h.ev}${h.captured === false ? ' (payload not captured)' : ''}${h.label === undefined ? '' : ` ${h.label}`}`; break;
   }
   const chunk = h.c === undefined ? '' : ` chunk ${h.c.i + 1}/${h.c.n} @${h.c.off}`;
-  return `#${streamSeq} ${h.j} ${h.e}.${h.s} ${when} ${h.op} ${h.r}/${h.p} ${detail}${bytes > 0 ? ` [${bytes} bytes]` : ''}${chunk}`.replace(/ +/g, ' ').trim();
+  // Configuration and jobs have no root: the store or queue name alone says where they go.
+  const where = h.op === 'config' || h.op === 'job' ? h.p : `${h.r}/${h.p}`;
+  return `#${streamSeq} ${h.j} ${h.e}.${h.s} ${when} ${h.op} ${where} ${detail}${bytes > 0 ? ` [${bytes} bytes]` : ''}${chunk}`.replace(/ +/g, ' ').trim();
 }
 
 function count(v: string | undefined, flag: string): number | undefined {

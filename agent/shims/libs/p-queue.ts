@@ -1,0 +1,46 @@
+import { objectJournal } from '../../objects';
+import { patch } from '../wrap';
+import { queueName } from '../queue-name';
+import { constructorTagging } from './construct';
+import type { Fn, LibraryShim } from './types';
+
+/**
+ * p-queue (ESM-only, so only under `--import understudy/agent`): `add` journals the
+ * task as enqueued before the real call, started when p-queue runs it, and completed
+ * or failed when its promise settles. `addAll` goes through `add`, so it is covered
+ * once. A p-queue task is a function: code has no structured clone, so its payload is
+ * "not captured" (said once per queue) and the function's name is kept as its label.
+ */
+export const pQueueShim: LibraryShim = {
+  module: 'p-queue',
+  esmOnly: true,
+  patch(exports) {
+    if (typeof exports !== 'function') return exports;
+    patch((exports as { prototype: object }).prototype, 'add', (orig) => wrapAdd(orig));
+    return constructorTagging(exports as Fn);
+  },
+};
+
+function wrapAdd(orig: Fn): Fn {
+  return function (this: unknown, ...args: unknown[]) {
+    const oj = objectJournal();
+    const task = args[0];
+    if (oj === undefined || typeof task !== 'function' || typeof this !== 'object' || this === null) return orig.apply(this, args);
+    const name = queueName(this);
+    const id = oj.newJobId();
+    oj.enqueued(name, id, task, { label: (task as Fn).name });
+    const started = function (this: unknown, ...a: unknown[]): unknown {
+      oj.job(name, id, 'started');
+      return (task as Fn).apply(this, a);
+    };
+    let p: unknown;
+    try {
+      p = orig.apply(this, [started, ...args.slice(1)]);
+    } catch (err) {
+      oj.job(name, id, 'failed');
+      throw err;
+    }
+    if (p instanceof Promise) p.then(() => oj.job(name, id, 'completed'), () => oj.job(name, id, 'failed'));
+    return p;
+  };
+}
