@@ -50,7 +50,7 @@ export async function compareRoots(o: VerifierOptions): Promise<Comparison> {
   for (let round = 0; round < o.rounds && candidates.length > 0; round++) {
     const first = await primaryDigests(candidates);
     await new Promise((r) => setTimeout(r, HEARTBEAT_MS));
-    await waitForStandby(o);
+    const caughtUp = await waitForStandby(o);
     const standby = new Map<string, Digest | undefined>();
     for (const root of o.roots) {
       const paths = candidates.filter((c) => c.root === root).map((c) => c.path);
@@ -66,7 +66,10 @@ export async function compareRoots(o: VerifierOptions): Promise<Comparison> {
         return;
       }
       const kind = compareDigests(second[i], standby.get(key(c.root, c.path)));
-      if (kind !== undefined) differences.push({ root: c.root.name, path: c.path, kind });
+      if (kind === undefined) return;
+      // Not applied past our read yet: it may still be in flight, so it is not called a difference.
+      if (!caughtUp) next.push(c);
+      else differences.push({ root: c.root.name, path: c.path, kind });
     });
     candidates = next;
   }
@@ -88,8 +91,11 @@ async function standbyTree(root: Root, o: VerifierOptions): Promise<Map<string, 
   return new Map(got.digests.map((d) => [d.p, d]));
 }
 
-/** Waits (bounded) until the standby has applied what each agent had journaled: what live agents spooled, what dead ones shipped. */
-async function waitForStandby(o: VerifierOptions): Promise<void> {
+/**
+ * Waits (bounded) until the standby has applied what each agent had journaled: what live
+ * agents spooled, what dead ones shipped. False when it had not within `catchUpMs`.
+ */
+async function waitForStandby(o: VerifierOptions): Promise<boolean> {
   const targets = new Map<string, { e: number; s: number }>();
   for await (const k of await o.kv.keys('agent.*')) {
     const e = await o.kv.get(k);
@@ -105,10 +111,11 @@ async function waitForStandby(o: VerifierOptions): Promise<void> {
       const e = await o.kv.get(appliedKey(name)).catch(() => null);
       const applied = e === null || e.operation !== 'PUT' ? undefined : (JSON.parse(e.string()) as { e: number; s: number });
       if (applied !== undefined && comparePosition(applied, target) >= 0) break;
-      if (Date.now() > deadline) break; // compared anyway; what is still in flight then shows as unsettled or a difference
+      if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+  return true;
 }
 
 function key(root: Root, p: string): string {

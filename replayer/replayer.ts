@@ -102,6 +102,9 @@ export class Replayer {
     }
     this.roots = roots;
     this.store = new PositionStore(opts.stateDir);
+    if (this.store.restartedFromCommit) {
+      opts.log(`the machine restarted since the last applied entry was recorded; resuming from the last commit (stream position ${this.store.positions.streamSeq})`);
+    }
     this.versions = new Versions(opts.stateDir, Math.max(0, ...Object.values(this.store.positions.journals).map((j) => j.t)));
     this.applier = new FsApplier(roots);
     this.objects = new ObjectApplier(opts.stateDir, (j) => this.store.positions.journals[j]);

@@ -101,7 +101,7 @@ test.serial('verify during a steady stream of writes under the agent reports no 
       const t = setInterval(() => {
         fs.writeFileSync(r + '/d' + (i % 7) + '/f' + (i % 200), 'live ' + i); fs.appendFileSync(r + '/log', i++ + '\\n');
         if (fs.existsSync(${JSON.stringify(stopFile)})) clearInterval(t);
-      }, 3);`,
+      }, 10);`,
   });
   await new Promise((r) => setTimeout(r, 500));
   const r = await verifyCli(pair);

@@ -60,7 +60,7 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     } else {
       for (const d of before) console.log(`${d.kind.padEnd(8)} ${d.root}/${d.path}  (repaired)`);
       for (const d of found.differences) console.log(`${d.kind.padEnd(8)} ${d.root}/${d.path}`);
-      for (const u of found.unsettled) console.log(`changing ${u.root}/${u.path}  (changed in every round; not compared)`);
+      for (const u of found.unsettled) console.log(`changing ${u.root}/${u.path}  (in flight in every round: changed on the primary, or not yet applied on the standby; not compared)`);
       console.log(report.equal
         ? `equal${repaired > 0 ? ` after repairing ${repaired} object(s)` : ''}${found.unsettled.length > 0 ? ` (${found.unsettled.length} in flight throughout)` : ''}`
         : `${found.differences.length} difference(s)`);
