@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import {
   connect,
+  errors,
   credsAuthenticator,
   nkeyAuthenticator,
   tokenAuthenticator,
@@ -37,6 +38,19 @@ export function connectionOptions(s: NatsSettings, clientName: string): NodeConn
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
   };
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
+/**
+ * Whether a failed connect means "no server there now" (it may come back), as opposed to a
+ * server that refused us (credentials, TLS trust), which waiting does not mend.
+ */
+export function isUnreachable(err: unknown): boolean {
+  const e = err instanceof TransportError ? (err as { cause?: unknown }).cause : err;
+  if (e instanceof errors.TimeoutError) return true;
+  const code = (e as { cause?: { code?: string } } | undefined)?.cause?.code;
+  return e instanceof errors.ConnectionError && code !== undefined && UNREACHABLE.has(code);
 }
 
 /** Connects to NATS; the error names the servers tried. */

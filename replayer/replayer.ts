@@ -4,7 +4,7 @@ import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { decodeEntry } from '../lib/codec';
-import { splitMessage } from '../lib/batch';
+import { lastEntry, splitMessage } from '../lib/batch';
 import { comparePosition, positionLabel, type EntryHeader } from '../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError, DecodeError, SettingsError, UnderstudyError } from '../lib/errors';
 import { SIGNATURE_HEADER, type Verifier } from '../lib/signing';
@@ -13,7 +13,7 @@ import { FenceStore } from './fence';
 import { serveMetrics, type Metric } from './metrics';
 import type { Server } from 'node:http';
 import type { JournalPos } from './state';
-import { connectNats, ensureStream, openStateKv } from '../lib/nats';
+import { connectNats, ensureStream, isUnreachable, openStateKv } from '../lib/nats';
 import { isInside, type Root } from '../lib/roots';
 import type { NatsSettings } from '../lib/settings';
 import { agentKey, allJournalsSubject, appliedKey, journalSubject, resendSubject, type BaselineReport, type ResendReply, type ResendRequest, type VerifyReport } from '../lib/subjects';
@@ -88,6 +88,7 @@ export class Replayer {
   private lastCommitAt = 0;
   /** Whether the last message read was the stream's last: only then can "behind the agent" mean "missing". */
   private caughtUp = false;
+  private catchingUp = false;
 
   constructor(private readonly opts: ReplayOptions) {
     for (const r of opts.roots) {
@@ -153,7 +154,7 @@ export class Replayer {
       const aborted = (): boolean => signal?.aborted === true;
       for (let round = 0; !aborted(); round++) {
         await this.checkStreamIdentity(jsm);
-        const catchUp = opts.drain ? undefined : setInterval(() => void this.catchUp(nc, kv), 2000);
+        const catchUp = opts.drain ? undefined : setInterval(() => void this.catchUp(nc, jsm, kv), 2000);
         try {
           await this.pass(nc, jsm, commit, signal);
         } catch (err) {
@@ -165,7 +166,7 @@ export class Replayer {
         if (aborted()) break;
         if (opts.drain) {
           // An empty fetch is not "caught up": the agents may have shipped more than the stream still holds.
-          if (round < 5 && (await this.catchUp(nc, kv))) continue;
+          if (round < 5 && (await this.catchUp(nc, jsm, kv))) continue;
           break;
         }
         await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -197,7 +198,7 @@ export class Replayer {
       try {
         return await connectNats(this.opts.nats, `understudy-replay${this.opts.name ? ':' + this.opts.name : ''}`);
       } catch (err) {
-        if (Date.now() > deadline || this.stopping?.aborted === true) throw err;
+        if (!isUnreachable(err) || Date.now() > deadline || this.stopping?.aborted === true) throw err;
         if (!said) this.opts.log(`${(err as Error).message}; retrying`);
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
@@ -284,8 +285,23 @@ export class Replayer {
    * last reported acknowledged (and with entries held after a hole); asks the
    * agent to resend what the stream lacks. True when anything was resent.
    */
-  private async catchUp(nc: NatsConnection, kv: KV | undefined): Promise<boolean> {
-    if (kv === undefined) return false;
+  /**
+   * Asks agents to resend what is missing from the stream: entries held behind a gap, or
+   * entries an agent had acknowledged that the stream no longer holds (purged, a server
+   * that lost its store). Never what is merely still ahead of us in the stream: a lagging
+   * replayer asking for that would have it published again and fall further behind.
+   */
+  private async catchUp(nc: NatsConnection, jsm: JetStreamManager, kv: KV | undefined): Promise<boolean> {
+    if (kv === undefined || this.catchingUp) return false;
+    this.catchingUp = true;
+    try {
+      return await this.askForMissing(nc, jsm, kv);
+    } finally {
+      this.catchingUp = false;
+    }
+  }
+
+  private async askForMissing(nc: NatsConnection, jsm: JetStreamManager, kv: KV): Promise<boolean> {
     let any = false;
     const names = new Set<string>(Object.keys(this.store.positions.journals));
     for await (const k of await kv.keys('agent.*').catch(() => [] as string[])) names.add(k.slice('agent.'.length));
@@ -301,8 +317,10 @@ export class Replayer {
       if (firstHeld !== undefined) to = firstHeld - 1;
       // Behind the agent while the stream still has messages for us is lag, not loss.
       else if (!this.caughtUp) continue;
-      else if (acked !== undefined && acked.seq > 0 && (pos === undefined || comparePosition({ e: acked.epoch, s: acked.seq }, pos) > 0)) to = acked.seq;
-      else continue;
+      else if (acked !== undefined && acked.seq > 0 && (pos === undefined || comparePosition({ e: acked.epoch, s: acked.seq }, pos) > 0)) {
+        if (await this.streamHolds(jsm, name, { e: acked.epoch, s: acked.seq })) continue;
+        to = acked.seq;
+      } else continue;
       if (pos !== undefined && acked !== undefined && acked.epoch > pos.e && acked.seq < from) from = 1; // numbering began again
       if (to < from) continue;
       try {
@@ -316,6 +334,17 @@ export class Replayer {
       }
     }
     return any;
+  }
+
+  /** Whether the stream's last message of journal `name` reaches `pos`: then nothing before it is lost. */
+  private async streamHolds(jsm: JetStreamManager, name: string, pos: { e: number; s: number }): Promise<boolean> {
+    const last = await jsm.streams.getMessage(this.opts.stream, { last_by_subj: journalSubject(this.opts.stream, name) }).catch(() => null);
+    if (last === null) return false;
+    try {
+      return comparePosition(decodeEntry(lastEntry(last.data)).header, pos) >= 0;
+    } catch {
+      return false; // unreadable: the replayer quarantines it when it gets there; asking costs a resend at most
+    }
   }
 
   /**
