@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { compareDigests, digestPath, digestTree, type Digest, type DiffKind, type HashName } from '../lib/digest';
 import { comparePosition } from '../lib/entry';
 import type { Root } from '../lib/roots';
-import { appliedKey, verifySubject } from '../lib/subjects';
+import { agentKey, appliedKey, verifySubject } from '../lib/subjects';
 import { askReplayer } from '../lib/verify-protocol';
 
 /** A difference that held still: the standby had applied past the primary's read and still differed. */
@@ -41,8 +41,10 @@ const HEARTBEAT_MS = 1200;
  */
 export async function compareRoots(o: VerifierOptions): Promise<Comparison> {
   let candidates: { root: Root; path: string }[] = [];
+  // The journals the standby knows, from its answers: whose agents' positions it must reach.
+  const journals = new Set<string>();
   for (const root of o.roots) {
-    const [primary, standby] = await Promise.all([primaryTree(root, o), standbyTree(root, o)]);
+    const [primary, standby] = await Promise.all([primaryTree(root, o), standbyTree(root, o, journals)]);
     for (const [p, d] of primary) if (compareDigests(d, standby.get(p)) !== undefined) candidates.push({ root, path: p });
     for (const p of standby.keys()) if (!primary.has(p) && !excludedWithin(p, o.excluded)) candidates.push({ root, path: p });
   }
@@ -50,7 +52,7 @@ export async function compareRoots(o: VerifierOptions): Promise<Comparison> {
   for (let round = 0; round < o.rounds && candidates.length > 0; round++) {
     const first = await primaryDigests(candidates);
     await new Promise((r) => setTimeout(r, HEARTBEAT_MS));
-    const caughtUp = await waitForStandby(o);
+    const caughtUp = await waitForStandby(o, journals);
     const standby = new Map<string, Digest | undefined>();
     for (const root of o.roots) {
       const paths = candidates.filter((c) => c.root === root).map((c) => c.path);
@@ -86,8 +88,9 @@ async function primaryTree(root: Root, o: VerifierOptions): Promise<Map<string, 
   return out;
 }
 
-async function standbyTree(root: Root, o: VerifierOptions): Promise<Map<string, Digest>> {
+async function standbyTree(root: Root, o: VerifierOptions, journals: Set<string>): Promise<Map<string, Digest>> {
   const got = await askReplayer(o.nc, verifySubject(o.stream), { kind: 'manifest', root: root.name, hash: o.hash });
+  for (const name of Object.keys(got.applied)) journals.add(name);
   return new Map(got.digests.map((d) => [d.p, d]));
 }
 
@@ -95,14 +98,15 @@ async function standbyTree(root: Root, o: VerifierOptions): Promise<Map<string, 
  * Waits (bounded) until the standby has applied what each agent had journaled: what live
  * agents spooled, what dead ones shipped. False when it had not within `catchUpMs`.
  */
-async function waitForStandby(o: VerifierOptions): Promise<boolean> {
+async function waitForStandby(o: VerifierOptions, journals: ReadonlySet<string>): Promise<boolean> {
   const targets = new Map<string, { e: number; s: number }>();
-  for await (const k of await o.kv.keys('agent.*')) {
-    const e = await o.kv.get(k);
+  // Direct reads of known keys: listing the bucket's keys (an ordered consumer) was seen to stall for minutes on a busy server.
+  for (const name of journals) {
+    const e = await o.kv.get(agentKey(name)).catch(() => null);
     if (e === null || e.operation !== 'PUT') continue;
     const a = JSON.parse(e.string()) as { epoch: number; appended: number; acked: { epoch: number; seq: number }; time: number };
     const live = Date.now() - a.time < 5000;
-    targets.set(k.slice('agent.'.length), live ? { e: a.epoch, s: a.appended } : { e: a.acked.epoch, s: a.acked.seq });
+    targets.set(name, live ? { e: a.epoch, s: a.appended } : { e: a.acked.epoch, s: a.acked.seq });
   }
   const deadline = Date.now() + o.catchUpMs;
   for (const [name, target] of targets) {

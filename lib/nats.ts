@@ -53,6 +53,21 @@ export function isUnreachable(err: unknown): boolean {
   return e instanceof errors.ConnectionError && code !== undefined && UNREACHABLE.has(code);
 }
 
+/**
+ * The bucket's keys matching `filter`, or what was listed when `timeoutMs` ran out: listing
+ * runs an ordered consumer, which was seen to stall for minutes on a busy server.
+ */
+export async function listKeys(kv: KV, filter: string, timeoutMs = 3000): Promise<string[]> {
+  const keys: string[] = [];
+  const listing = (async () => {
+    for await (const k of await kv.keys(filter)) keys.push(k);
+  })().catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([listing, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+  clearTimeout(timer);
+  return keys;
+}
+
 /** Connects to NATS; the error names the servers tried. */
 export async function connectNats(s: NatsSettings, clientName: string, opts: Partial<NodeConnectionOptions> = {}): Promise<NatsConnection> {
   try {

@@ -13,7 +13,7 @@ import { FenceStore } from './fence';
 import { serveMetrics, type Metric } from './metrics';
 import type { Server } from 'node:http';
 import type { JournalPos } from './state';
-import { connectNats, ensureStream, isUnreachable, openStateKv } from '../lib/nats';
+import { connectNats, ensureStream, isUnreachable, listKeys, openStateKv } from '../lib/nats';
 import { isInside, type Root } from '../lib/roots';
 import type { NatsSettings } from '../lib/settings';
 import { agentKey, allJournalsSubject, appliedKey, journalSubject, resendSubject, type BaselineReport, type ResendReply, type ResendRequest, type VerifyReport } from '../lib/subjects';
@@ -304,7 +304,7 @@ export class Replayer {
   private async askForMissing(nc: NatsConnection, jsm: JetStreamManager, kv: KV): Promise<boolean> {
     let any = false;
     const names = new Set<string>(Object.keys(this.store.positions.journals));
-    for await (const k of await kv.keys('agent.*').catch(() => [] as string[])) names.add(k.slice('agent.'.length));
+    for (const k of await listKeys(kv, 'agent.*')) names.add(k.slice('agent.'.length));
     for (const name of names) {
       if (this.opts.name !== undefined && name !== this.opts.name) continue;
       const entry = await kv.get(agentKey(name)).catch(() => null);
@@ -533,7 +533,7 @@ export class Replayer {
   private async collectMetrics(kv: KV): Promise<Metric[]> {
     const journals = this.store.positions.journals;
     const names = new Set(Object.keys(journals));
-    for await (const k of await kv.keys('agent.*')) names.add(k.slice('agent.'.length));
+    for (const k of await listKeys(kv, 'agent.*')) names.add(k.slice('agent.'.length));
     const per: { name: string; applied?: JournalPos; agent?: { appended: number; time: number; dropped?: number } }[] = [];
     for (const name of [...names].sort()) {
       if (this.opts.name !== undefined && name !== this.opts.name) continue;
@@ -584,7 +584,7 @@ export class Replayer {
 async function auditMetrics(kv: KV): Promise<Metric[]> {
   const baselines: { name: string; r: BaselineReport }[] = [];
   const verifies: { name: string; r: VerifyReport }[] = [];
-  for await (const k of await kv.keys()) {
+  for (const k of await listKeys(kv, '>')) {
     const e = k.startsWith('baseline.') || k.startsWith('verify.') ? await kv.get(k).catch(() => null) : null;
     if (e === null || e.operation !== 'PUT') continue;
     if (k.startsWith('baseline.')) baselines.push({ name: k.slice('baseline.'.length), r: JSON.parse(e.string()) as BaselineReport });
