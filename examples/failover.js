@@ -12,7 +12,7 @@ const { startNatsServer, freePort } = require('../dist/test/helpers/nats-server.
 const { readConfigReplica, pendingJobs } = require('../dist/index.js');
 
 const REPO = path.resolve(__dirname, '..');
-const CLI = path.join(REPO, 'dist', 'replayer', 'cli.js');
+const CLI = path.join(REPO, 'dist', 'cli.js');
 const DEMO = path.join(REPO, '.demo-failover');
 const dirs = Object.fromEntries(['primary', 'standby', 'spool', 'state', 'nats'].map((d) => [d, path.join(DEMO, d)]));
 const say = (line) => console.log(`\x1b[1m==>\x1b[0m ${line}`);
