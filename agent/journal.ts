@@ -1,12 +1,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { encodeEntry } from '../lib/codec';
+import { entrySize, writeEntry } from '../lib/codec';
 import { DEFAULTS } from '../lib/settings';
-import type { Op } from '../lib/entry';
+import type { EntryHeader, Op } from '../lib/entry';
 import { JournalError } from '../lib/errors';
 import {
-  frameHead, listSegments, readJson, scanFrames, segmentFile, spoolFiles, writeJsonAtomic,
+  FRAME_HEAD, listSegments, readJson, scanFrames, segmentFile, spoolFiles, writeFrameHead, writeJsonAtomic,
   type AckedState, type MetaState,
 } from '../lib/spool';
 
@@ -61,6 +61,7 @@ export class Journal implements JournalSink {
   private readonly segmentBytes: number;
   private readonly maxBytes: number;
   private readonly fsyncAlways: boolean;
+  private scratch = Buffer.allocUnsafe(64 * 1024);
 
   constructor(spoolRoot: string, readonly name: string, opts: JournalOptions = {}) {
     this.dir = path.join(spoolRoot, name);
@@ -120,7 +121,7 @@ export class Journal implements JournalSink {
     }
     const t = Date.now();
     if (data === undefined || data.length <= this.chunkBytes) {
-      this.append(encodeEntry({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, b, ...op }, data));
+      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, b, ...op }, data);
       this.onAppend(this.seq);
       this.onRecord?.(root, relPath, op);
       return this.seq;
@@ -137,14 +138,14 @@ export class Journal implements JournalSink {
     if (this.fd < 0) throw new JournalError(`journal ${this.name} is not open`);
     const n = Math.ceil(total / this.chunkBytes);
     if (n < 2) {
-      this.append(encodeEntry({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, b, ...op }, read(0, total)));
+      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, b, ...op }, read(0, total));
     } else {
       const first = this.seq + 1;
       for (let i = 0; i < n; i++) {
         const off = i * this.chunkBytes;
         const c = { first, i, n, off, total };
         const chunk = read(off, Math.min(this.chunkBytes, total - off));
-        this.append(encodeEntry({ j: this.name, e: this.epoch, s: first + i, t, r: root, p: relPath, c, b, ...op }, chunk));
+        this.append({ j: this.name, e: this.epoch, s: first + i, t, r: root, p: relPath, c, b, ...op }, chunk);
       }
     }
     this.onAppend(this.seq);
@@ -160,23 +161,39 @@ export class Journal implements JournalSink {
     this.lockHeld = false;
   }
 
-  private append(entry: Buffer): void {
+  /** Frames and appends one entry in a single write(2): when it returns, the entry survives our crash. */
+  private append(header: EntryHeader, data: Buffer = EMPTY): void {
     const seq = this.seq + 1;
-    const head = frameHead(this.epoch, seq, entry);
-    if (this.segBytes > 0 && this.segBytes + head.length + entry.length > this.segmentBytes) {
+    const json = JSON.stringify(header);
+    const entryBytes = entrySize(json, data);
+    const total = FRAME_HEAD + entryBytes;
+    if (this.segBytes > 0 && this.segBytes + total > this.segmentBytes) {
       fs.closeSync(this.fd);
       this.openSegment(segmentFile(this.dir, seq), 0);
     }
-    const wrote = fs.writevSync(this.fd, [head, entry]);
-    if (wrote !== head.length + entry.length) {
+    const buf = this.writeBuffer(total);
+    writeFrameHead(buf, 0, entryBytes, this.epoch, seq);
+    writeEntry(buf, FRAME_HEAD, json, data);
+    const wrote = fs.writeSync(this.fd, buf, 0, total);
+    if (wrote !== total) {
       // A short write leaves a torn frame; cut it so the spool stays a clean log.
       fs.ftruncateSync(this.fd, this.segBytes);
-      throw new JournalError(`short write to spool (${wrote} of ${head.length + entry.length} bytes)`);
+      throw new JournalError(`short write to spool (${wrote} of ${total} bytes)`);
     }
     if (this.fsyncAlways) fs.fdatasyncSync(this.fd);
     this.segBytes += wrote;
     this.spoolBytes += wrote;
     this.seq = seq;
+  }
+
+  /**
+   * A buffer of at least `bytes`, reused from entry to entry (the kernel has copied it when
+   * write returns), so a small change allocates nothing the garbage collector must chase.
+   */
+  private writeBuffer(bytes: number): Buffer {
+    if (bytes > REUSED_BUFFER_MAX) return Buffer.allocUnsafe(bytes);
+    if (this.scratch.length < bytes) this.scratch = Buffer.allocUnsafe(Math.min(REUSED_BUFFER_MAX, Math.max(bytes, this.scratch.length * 2)));
+    return this.scratch;
   }
 
   /**
@@ -218,6 +235,10 @@ export class Journal implements JournalSink {
     }
   }
 }
+
+const EMPTY = Buffer.alloc(0);
+/** Larger entries (chunks of big files) get a buffer of their own rather than pin one that size. */
+const REUSED_BUFFER_MAX = 1024 * 1024;
 
 function fileSize(file: string): number {
   try {

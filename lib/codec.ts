@@ -15,15 +15,30 @@ export const MAX_HEADER_BYTES = 64 * 1024;
 
 /** Encodes an entry; the result is self-checking. */
 export function encodeEntry(header: EntryHeader, data: Buffer = EMPTY): Buffer {
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
-  const out = Buffer.allocUnsafe(FIXED + json.length + data.length);
-  out.writeUInt32BE(MAGIC, 0);
-  out.writeUInt32BE(json.length, 4);
-  json.copy(out, 8);
-  data.copy(out, 8 + json.length);
-  const end = out.length - 4;
-  out.writeUInt32BE(crc32(out.subarray(0, end)), end);
+  const json = JSON.stringify(header);
+  const out = Buffer.allocUnsafe(entrySize(json, data));
+  writeEntry(out, 0, json, data);
   return out;
+}
+
+/** Bytes the entry with this header JSON and data takes. */
+export function entrySize(headerJson: string, data: Buffer): number {
+  return FIXED + Buffer.byteLength(headerJson, 'utf8') + data.length;
+}
+
+/**
+ * Encodes an entry whose header is already JSON into `out` at `at`, which must have
+ * entrySize() bytes of room: the journal encodes straight into its write buffer.
+ * Returns the bytes written.
+ */
+export function writeEntry(out: Buffer, at: number, headerJson: string, data: Buffer): number {
+  out.writeUInt32BE(MAGIC, at);
+  const hlen = out.write(headerJson, at + 8, 'utf8');
+  out.writeUInt32BE(hlen, at + 4);
+  data.copy(out, at + 8 + hlen);
+  const end = at + 8 + hlen + data.length;
+  out.writeUInt32BE(crc32(out.subarray(at, end)), end);
+  return end + 4 - at;
 }
 
 /** Decodes and validates an entry; throws DecodeError naming what is wrong. */
