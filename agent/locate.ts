@@ -1,3 +1,4 @@
+import type * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { excludeMatcher } from '../lib/exclude';
@@ -19,6 +20,7 @@ export interface Located {
  */
 export class Locator {
   private readonly excluded: (rel: string) => boolean;
+  private readonly dirs = new Map<string, DirMemo>();
 
   constructor(private readonly roots: readonly Root[], exclude: readonly string[]) {
     this.excluded = excludeMatcher(exclude);
@@ -42,26 +44,72 @@ export class Locator {
    * changes its target); without it the link itself is the object (unlink, rename).
    */
   locate(p: unknown, follow: boolean): Located | undefined {
+    return this.find(p, follow)?.at;
+  }
+
+  /**
+   * Where the file `p` a write just went to really is, with its stat (links followed) as
+   * read on the way, taken right now: the recorder needs its mode or size anyway.
+   */
+  locateFile(p: unknown): { at: Located; st: fs.Stats | undefined } | undefined {
+    return this.find(p, true);
+  }
+
+  /** Forgets the directories it resolved: the agent journaled a rename, removal or symlink, which can change them. */
+  forget(): void {
+    this.dirs.clear();
+  }
+
+  private find(p: unknown, follow: boolean): { at: Located; st: fs.Stats | undefined } | undefined {
     const abs = this.absolute(p);
     if (abs === undefined || !this.lexicallyUnderRoot(abs)) return undefined;
     let real: string;
     try {
-      real = follow ? realFs.realpathNative(abs) : path.join(realFs.realpathNative(path.dirname(abs)), path.basename(abs));
+      real = path.join(this.realDir(path.dirname(abs)), path.basename(abs));
     } catch {
-      if (!follow) return undefined;
-      try {
-        real = path.join(realFs.realpathNative(path.dirname(abs)), path.basename(abs));
-      } catch {
-        return undefined;
+      return undefined;
+    }
+    let st: fs.Stats | undefined;
+    if (follow) {
+      st = realFs.lstatSync(real, { throwIfNoEntry: false });
+      if (st?.isSymbolicLink() === true) {
+        try {
+          real = realFs.realpathNative(abs);
+          st = realFs.statSync(real);
+        } catch {
+          st = undefined; // a dangling link: the link is what there is
+        }
       }
     }
     for (const r of this.roots) {
       if (real !== r.realDir && isInside(real, r.realDir)) {
         const rel = real.slice(r.realDir.length + 1);
-        return this.excluded(rel) ? undefined : { root: r.name, rel, abs: real };
+        return this.excluded(rel) ? undefined : { at: { root: r.name, rel, abs: real }, st };
       }
     }
     return undefined;
+  }
+
+  /**
+   * realpath of a directory, remembered: resolving every component costs a syscall each, on
+   * every write. A remembered answer is used only while the directory the path leads to now
+   * is the same one (device and inode, one stat) and for at most DIR_MEMO_MS, and all are
+   * forgotten when the agent itself renames, removes or links something. What remains: another
+   * process moving a directory and leaving a symlink to it under the old name, within that
+   * second, makes a write there journaled under the old name.
+   */
+  private realDir(dir: string): string {
+    const now = Date.now();
+    const memo = this.dirs.get(dir);
+    if (memo !== undefined && now - memo.at < DIR_MEMO_MS) {
+      const st = realFs.statSync(dir, { throwIfNoEntry: false });
+      if (st !== undefined && st.ino === memo.ino && st.dev === memo.dev) return memo.real;
+    }
+    const real = realFs.realpathNative(dir);
+    const st = realFs.statSync(real);
+    if (this.dirs.size >= DIR_MEMO_MAX) this.dirs.clear();
+    this.dirs.set(dir, { real, dev: st.dev, ino: st.ino, at: now });
+    return real;
   }
 
   private lexicallyUnderRoot(abs: string): boolean {
@@ -69,3 +117,7 @@ export class Locator {
     return false;
   }
 }
+
+interface DirMemo { real: string; dev: number; ino: number; at: number }
+const DIR_MEMO_MS = 1000;
+const DIR_MEMO_MAX = 4096;

@@ -44,16 +44,16 @@ export class Recorder {
 
   /** Whole content of `p` is `data` (or, when data is unknown, whatever is on disk now). */
   put(p: unknown, data?: Buffer): void {
-    const at = this.locator.locate(p, true);
-    if (at !== undefined) this.putAt(at, data);
+    const found = this.locator.locateFile(p);
+    if (found !== undefined) this.putAt(found.at, data, found.st);
   }
 
   /** `data` was appended to `p`. */
   append(p: unknown, data: Buffer): void {
-    const at = this.locator.locate(p, true);
-    if (at === undefined) return;
-    const st = realFs.statSync(at.abs);
-    this.emit(at, { op: 'append', at: Math.max(0, st.size - data.length) }, data);
+    const found = this.locator.locateFile(p);
+    if (found === undefined) return;
+    const st = found.st ?? realFs.statSync(found.at.abs);
+    this.emit(found.at, { op: 'append', at: Math.max(0, st.size - data.length) }, data);
   }
 
   /** `data` was written from offset 0 of `p` without truncating it (writeFile with flag 'r+'). */
@@ -68,8 +68,8 @@ export class Recorder {
   }
 
   chmod(p: unknown): void {
-    const at = this.locator.locate(p, true);
-    if (at !== undefined) this.emit(at, { op: 'chmod', mode: realFs.statSync(at.abs).mode & 0o7777 });
+    const found = this.locator.locateFile(p);
+    if (found !== undefined) this.emit(found.at, { op: 'chmod', mode: (found.st ?? realFs.statSync(found.at.abs)).mode & 0o7777 });
   }
 
   /** Something was removed at `p` (file, link, or a directory with all below it). */
@@ -78,6 +78,7 @@ export class Recorder {
     if (at === undefined) return;
     this.emit(at, { op: 'rm' });
     this.forgetUnder(at.abs);
+    this.locator.forget();
   }
 
   /**
@@ -104,6 +105,7 @@ export class Recorder {
   rename(from: unknown, to: unknown): void {
     const src = this.locator.locate(from, false);
     const dst = this.locator.locate(to, false);
+    this.locator.forget(); // a directory it remembered may have moved
     if (src !== undefined && dst !== undefined) {
       this.emit(src, { op: 'rename', toRoot: dst.root, to: dst.rel });
       this.moveOpenFiles(src.abs, dst);
@@ -118,6 +120,7 @@ export class Recorder {
   /** A symlink was made at `p`; its target is read back as the kernel stored it. */
   symlink(p: unknown): void {
     const at = this.locator.locate(p, false);
+    this.locator.forget(); // a link may now stand where a remembered directory was reached
     if (at !== undefined) this.emit(at, { op: 'symlink', target: realFs.readlinkSync(at.abs, 'utf8') });
   }
 
@@ -187,8 +190,8 @@ export class Recorder {
     if (file !== undefined && !file.detached) this.emit(file.at, { op: 'chmod', mode: realFs.statSync(file.at.abs).mode & 0o7777 });
   }
 
-  private putAt(at: Located, data?: Buffer): void {
-    const st = realFs.statSync(at.abs);
+  private putAt(at: Located, data?: Buffer, seen?: fs.Stats): void {
+    const st = seen ?? realFs.statSync(at.abs);
     if (!st.isFile()) return;
     this.emit(at, { op: 'put', mode: st.mode & 0o7777 }, data ?? realFs.readFileSync(at.abs));
   }

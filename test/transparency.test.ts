@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makePair, REPO } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
+import { listSegments, scanFrames } from '../lib/spool';
+import { decodeEntry } from '../lib/codec';
 
 const SCRIPT = path.join(REPO, 'test', 'fixtures', 'transparency.js');
 
@@ -65,6 +67,33 @@ test.serial('changes outside the roots, or reaching outside through a symlink, a
   // A hard link to a file outside the roots arrives as a copy of its content: the standby never links outside.
   t.is(fs.readFileSync(path.join(pair.standby, 'hard-to-outside'), 'utf8'), 'not ours');
   t.is(fs.statSync(path.join(pair.standby, 'hard-to-outside')).nlink, 1);
+});
+
+test.serial('a directory swapped for a link by another process after the agent resolved it is seen at once', async (t) => {
+  const pair = await makePair('swapped');
+  t.teardown(() => pair.close());
+  const outside = path.join(pair.dir, 'outside');
+  fs.mkdirSync(outside);
+  const d = path.join(pair.primary, 'd');
+  const moved = path.join(pair.primary, 'moved');
+  // Between the app's writes a shell moves d away and leaves a link to outside (then to the moved d) in its place.
+  const run = await pair.runApp({
+    code: `const fs = require('fs'); const { execFileSync } = require('child_process');
+      fs.mkdirSync(${JSON.stringify(d)});
+      fs.writeFileSync(${JSON.stringify(path.join(d, 'one.txt'))}, 'one');
+      execFileSync('sh', ['-c', 'mv "$1" "$2" && ln -s "$3" "$1"', 'sh', ${JSON.stringify(d)}, ${JSON.stringify(moved)}, ${JSON.stringify(outside)}]);
+      fs.writeFileSync(${JSON.stringify(path.join(d, 'two.txt'))}, 'written outside through the link');
+      execFileSync('sh', ['-c', 'rm "$1" && ln -s moved "$1"', 'sh', ${JSON.stringify(d)}]);
+      fs.writeFileSync(${JSON.stringify(path.join(d, 'three.txt'))}, 'three');`,
+  });
+  t.is(run.code, 0, run.stderr);
+  t.is(fs.readFileSync(path.join(outside, 'two.txt'), 'utf8'), 'written outside through the link');
+  const entries = listSegments(path.join(pair.spool, 'app'))
+    .flatMap((seg) => scanFrames(fs.readFileSync(seg.file)).records)
+    .map((r) => decodeEntry(r.entry).header)
+    .map((h) => `${h.op} ${h.p}`);
+  // two.txt went outside the root: not journaled. three.txt really lies in moved/, and is journaled there.
+  t.deepEqual(entries, ['mkdir d', 'put d/one.txt', 'put moved/three.txt']);
 });
 
 test.serial('a bad setting leaves the application running, and says why once', async (t) => {
