@@ -52,7 +52,7 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     }
     const shipper = new Shipper(settings, journal.dir, journal.epoch);
     shipper.start(opened.lastSeq);
-    journal.onAppend = (seq) => shipper.notify(seq);
+    shipper.attach(journal);
     const j = journal;
     journal.onDrop = (bytes) => {
       publishPosition(shipper.shared, DROPPED, j.dropped);

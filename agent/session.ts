@@ -42,13 +42,14 @@ export function openSession(o: SessionOptions, env: NodeJS.ProcessEnv): Session 
   const opened = journal.open();
   const shipper = new Shipper(settings, journal.dir, journal.epoch);
   shipper.start(opened.lastSeq);
-  journal.onAppend = (seq) => shipper.notify(seq);
+  shipper.attach(journal);
   return {
     settings, journal, shipper,
     async shipped(timeoutMs, progress) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const { appended, acked } = shipper.positions();
+        shipper.hurry();
         if (acked >= appended) {
           // The final heartbeat tells `status` and the standby where this journal ends.
           shipper.waitReported(1000);

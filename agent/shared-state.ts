@@ -8,7 +8,8 @@ export const ACKED = 1; // last seq JetStream acknowledged (worker)
 export const APPLIED = 2; // last seq the standby reported applied (worker)
 export const REPORTED = 3; // last appended seq the worker has put in its heartbeat (worker)
 export const DROPPED = 4; // changes not journaled because the spool was full (application thread)
-export const SLOTS = 5;
+export const HURRY = 5; // raised by the application thread when it waits for the shipper (exit, flush): ship now, no lingering
+export const SLOTS = 6;
 
 /** Creates the shared positions. */
 export function createShared(): BigInt64Array {

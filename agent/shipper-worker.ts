@@ -20,7 +20,7 @@ import { SpoolCursor } from '../lib/spool-reader';
 import { listSegments, readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState } from '../lib/spool';
 import { DEFAULTS, type NatsSettings, type SpoolFsync } from '../lib/settings';
 import * as fs from 'node:fs';
-import { ACKED, APPENDED, APPLIED, DROPPED, REPORTED, publishPosition, readPosition } from './shared-state';
+import { ACKED, APPENDED, APPLIED, DROPPED, HURRY, REPORTED, publishPosition, readPosition } from './shared-state';
 import { warnOnce } from './log';
 
 /** What the application thread hands the worker. */
@@ -109,7 +109,13 @@ async function main(): Promise<void> {
   void watchReconnects(nc);
   const cursor = new SpoolCursor(dir, ackedPos.seq + 1);
   let failures = 0;
+  // In sync and strong modes every entry has a caller waiting for it: never linger there.
+  const lingerMs = data.mode === 'async' ? DEFAULTS.shipLingerMs : 0;
+  let shippedAt = 0;
+  let behind = false;
   for (;;) {
+    // A backlog (an outage, a large file) goes out at full speed; lingering is for a steady trickle.
+    if (lingerMs > 0 && !behind) await linger(shippedAt + lingerMs - Date.now());
     const appended = readPosition(shared, APPENDED);
     let records;
     try {
@@ -121,6 +127,7 @@ async function main(): Promise<void> {
       cursor.seek(ackedPos.seq + 1);
       continue;
     }
+    behind = cursor.position <= appended;
     if (records.length === 0) {
       // Caught up: report it soon, so `status` and an exiting application see the truth; not at
       // once, because a sync-mode writer's next entry is likely on its way and must not wait for it.
@@ -134,6 +141,7 @@ async function main(): Promise<void> {
     const probe = failures > 0 ? Math.min(1000 * 2 ** (failures - 1), 5000) : undefined;
     const pending: InFlight[] = [];
     let error: Error | undefined;
+    shippedAt = Date.now();
     for (const batch of batches(records)) {
       const last = batch[batch.length - 1];
       const ack = publish(js, batch, '', probe);
@@ -159,6 +167,18 @@ async function main(): Promise<void> {
     // standby pulls what it lost from our spool). Briefly: a cluster may be electing its leaders.
     await jetstreamManager(nc, { timeout: 2000 }).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas)).catch(() => undefined);
   }
+}
+
+/**
+ * Waits up to `ms` before the next read, so that under a steady stream of changes each message
+ * carries several entries: a publish and its ack cost the same for one entry as for a hundred.
+ * The application's flush (at exit, or an explicit one) raises HURRY and ends the wait.
+ */
+async function linger(ms: number): Promise<void> {
+  if (ms <= 0) return;
+  const hurry = Atomics.load(shared, HURRY);
+  if (Number(hurry) >= readPosition(shared, APPENDED)) return;
+  await Atomics.waitAsync(shared, HURRY, hurry, ms).value;
 }
 
 /** Consecutive records grouped into messages of at most MAX_BATCH_ENTRIES entries and MAX_BATCH_BYTES. */

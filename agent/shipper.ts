@@ -1,8 +1,9 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { AgentSettings } from '../lib/settings';
-import { ACKED, APPENDED, APPLIED, REPORTED, createShared, publishPosition, readPosition, waitForPosition } from './shared-state';
+import { ACKED, APPENDED, APPLIED, HURRY, REPORTED, createShared, publishPosition, readPosition, waitForPosition } from './shared-state';
 import type { ShipperData } from './shipper-worker';
+import type { Journal } from './journal';
 import { warnOnce } from './log';
 
 /** The application thread's handle on the shipper worker. */
@@ -25,6 +26,11 @@ export class Shipper {
     this.worker.on('error', (err) => warnOnce('worker', `shipper stopped (${err.message}); entries stay spooled in ${this.dir}`));
   }
 
+  /** Wakes the worker for every append to `journal`. */
+  attach(journal: Journal): void {
+    journal.onAppend = (seq) => this.notify(seq);
+  }
+
   /** Tells the worker a new entry is in the spool. */
   notify(seq: number): void {
     publishPosition(this.shared, APPENDED, seq);
@@ -32,7 +38,15 @@ export class Shipper {
 
   /** Blocks until JetStream has every spooled entry or the timeout passes; true when all were shipped. */
   flush(timeoutMs: number): boolean {
-    return waitForPosition(this.shared, ACKED, readPosition(this.shared, APPENDED), timeoutMs);
+    const appended = readPosition(this.shared, APPENDED);
+    if (readPosition(this.shared, ACKED) >= appended) return true;
+    this.hurry();
+    return waitForPosition(this.shared, ACKED, appended, timeoutMs);
+  }
+
+  /** Asks the worker to ship what is spooled now, without lingering for more (someone is waiting for it). */
+  hurry(): void {
+    publishPosition(this.shared, HURRY, readPosition(this.shared, APPENDED));
   }
 
   /** Blocks (bounded) until the worker has reported the current position in its heartbeat. */

@@ -26,6 +26,11 @@ export const DEFAULTS = {
   duplicateWindowMs: 10 * 60 * 1000,
   /** Publishes in flight from the shipper at once. */
   maxInFlight: 256,
+  /**
+   * Async mode: under load the shipper publishes at most this often, so one message carries
+   * what arrived meanwhile; an isolated change is shipped at once, and a flush cuts it short.
+   */
+  shipLingerMs: 20,
   heartbeatMs: 1000,
   /** Past this the agent drops changes (counted and reported) rather than fill the disk or stop the application. */
   spoolMaxBytes: 2 * 1024 * 1024 * 1024,
