@@ -56,12 +56,14 @@ export interface ReplaySummary {
 }
 
 /** How much of a journal is held while waiting for a missing entry, at most: memory stays bounded. */
-const MAX_HELD = 10_000;
-const MAX_HELD_BYTES = 256 * 1024 * 1024;
+const MAX_HELD = { entries: 10_000, bytes: 256 * 1024 * 1024 };
 /** Messages the consumer asks the server for at a time: at most ~28 MiB buffered. */
 export const CONSUME_MESSAGES = 32;
 
-interface Held { h: EntryHeader; data: Buffer }
+/** Where an entry came from: its stream message and, in a batch, its index there (for the quarantine). */
+interface Place { seq: number; subject: string; part?: number }
+/** A verified entry: header, data, its raw bytes, and where it came from. */
+interface Held { h: EntryHeader; data: Buffer; raw: Buffer; at: Place }
 
 /**
  * The standby's consumer loop: reads the stream in order from the recorded
@@ -393,11 +395,14 @@ export class Replayer {
       return bad((err as Error).message);
     }
     // Until its last entry is applied, a message is not behind us: a restart reads it again.
-    for (let i = 0; i < parts.length; i++) this.acceptEntry(m, parts[i], i === parts.length - 1 ? m.seq : m.seq - 1, bad);
+    for (let i = 0; i < parts.length; i++) {
+      const at: Place = { seq: m.seq, subject: m.subject, part: parts.length > 1 ? i : undefined };
+      this.acceptEntry(m, parts[i], at, i === parts.length - 1 ? m.seq : m.seq - 1, bad);
+    }
   }
 
   /** One entry of message `m`; `resumeSeq` is the stream position to record once it is applied. */
-  private acceptEntry(m: JsMsg, raw: Buffer, resumeSeq: number, bad: (why: string) => never): void {
+  private acceptEntry(m: JsMsg, raw: Buffer, at: Place, resumeSeq: number, bad: (why: string) => never): void {
     let h: EntryHeader;
     let data: Buffer;
     try {
@@ -417,24 +422,42 @@ export class Replayer {
       return;
     }
     if (pos !== undefined && h.s > pos.s + 1) {
-      this.hold(h, data); // an earlier entry is missing; it may still come (a re-publish after a failed ack)
+      this.hold({ h, data, raw, at }); // an earlier entry is missing; it may still come (a re-publish after a failed ack)
       return;
     }
     if (pos !== undefined && h.s <= pos.s) {
       this.opts.log(`journal ${h.j}: epoch ${h.e} restarts numbering at ${h.s} after ${positionLabel(pos)} (its spool was lost or replaced)`);
     }
-    this.applyOne(h, data, m.seq, resumeSeq);
+    this.applyVerified({ h, data, raw, at }, m.seq, resumeSeq);
     const queue = this.held.get(h.j);
     while (queue !== undefined && queue.size > 0) {
       const next = queue.get(this.store.positions.journals[h.j].s + 1);
       if (next === undefined) break;
       queue.delete(next.h.s);
       this.heldBytes -= next.data.length;
-      this.applyOne(next.h, next.data, m.seq, resumeSeq);
+      this.applyVerified(next, m.seq, resumeSeq);
     }
   }
 
-  private applyOne(h: EntryHeader, data: Buffer, streamSeq: number, resumeSeq: number): void {
+  /**
+   * Applies an entry that decoded, verified and belongs to its journal. In skip mode, one
+   * refused after that (a path outside the roots, say) is
+   * quarantined on its own and its place in the journal passed: it is authentic, so its
+   * position can be trusted, and the entries after it in the same message still apply.
+   */
+  private applyVerified(e: Held, streamSeq: number, resumeSeq: number): void {
+    try {
+      this.applyOne(e.h, e.data, streamSeq);
+    } catch (err) {
+      if (this.opts.onBadEntry !== 'skip' || !isPassable(err)) throw err;
+      const where = this.quarantine.put(e.at.seq, e.at.subject, e.raw, (err as Error).message, e.at.part);
+      this.opts.log(`skipped: ${(err as Error).message}; quarantined in ${where}`);
+      this.summary.skipped++;
+    }
+    this.done(e.h, resumeSeq);
+  }
+
+  private applyOne(h: EntryHeader, data: Buffer, streamSeq: number): void {
     const what = `entry ${positionLabel(h)} (${h.op} ${h.r}/${h.p}, stream message ${streamSeq})`;
     try {
       this.checkChunkOrder(h);
@@ -454,10 +477,14 @@ export class Replayer {
       const why = err instanceof UnderstudyError ? err.message : `${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.trim();
       throw new ApplyError(`${what} failed: ${why}`, { cause: err });
     }
+    this.summary.applied++;
+  }
+
+  /** Records that the journal is past `h`. */
+  private done(h: EntryHeader, resumeSeq: number): void {
     // While entries are held, resuming must start before them: the stream position stays put.
     this.store.record(h.j, { e: h.e, s: h.s, t: h.t }, this.holding() ? this.store.positions.streamSeq : resumeSeq);
     this.changed.add(h.j);
-    this.summary.applied++;
   }
 
   /** Applies a whole change, unless it is a snapshot older than what the standby has. */
@@ -485,22 +512,16 @@ export class Replayer {
     else this.openChunks.set(h.j, { first: h.c.first, next: h.c.i + 1, n: h.c.n });
   }
 
-  /** After a bad entry is quarantined in skip mode: consume it, so the journal goes on past it. */
+  /**
+   * After a message that did not verify is quarantined in skip mode: consume it, and nothing
+   * more. No journal position is taken from it: its bytes are not trusted, and its
+   * Nats-Msg-Id is not even signed (a forged id "app.9999999999.1" would otherwise make every
+   * genuine entry after it a duplicate, and agents would trim their spools to it). A genuine
+   * entry lost this way leaves a gap: later entries are held and its agent asked to resend it.
+   */
   private passOver(m: JsMsg): void {
     this.summary.skipped++;
     this.summary.streamSeq = m.seq;
-    // The message id (name.epoch.seq) places the entry in its journal even when its bytes are unreadable.
-    const id = /^([A-Za-z0-9_-]+)\.(\d+)\.(\d+)(?:-(\d+))?/.exec(m.headers?.get('Nats-Msg-Id') ?? '');
-    const name = id?.[1];
-    if (name !== undefined && m.subject === journalSubject(this.opts.stream, name)) {
-      const pos = { e: Number(id?.[2]), s: Number(id?.[4] ?? id?.[3]), t: Date.now() };
-      const cur = this.store.positions.journals[name];
-      if (cur === undefined || comparePosition(pos, cur) > 0) {
-        this.store.record(name, pos, this.holding() ? this.store.positions.streamSeq : m.seq);
-        this.changed.add(name);
-        return;
-      }
-    }
     if (!this.holding()) this.store.skip(m.seq);
   }
 
@@ -509,15 +530,16 @@ export class Replayer {
     return false;
   }
 
-  private hold(h: EntryHeader, data: Buffer): void {
+  private hold(e: Held): void {
+    const { h } = e;
     let queue = this.held.get(h.j);
     if (queue === undefined) this.held.set(h.j, (queue = new Map()));
-    if (queue.size >= MAX_HELD || this.heldBytes + data.length > MAX_HELD_BYTES) {
+    if (queue.size >= MAX_HELD.entries || this.heldBytes + e.data.length > MAX_HELD.bytes) {
       const pos = this.store.positions.journals[h.j];
       throw new ApplyError(`journal ${h.j}: entries after ${positionLabel(pos)} are missing from the stream (holding ${queue.size} later ones, ${this.heldBytes} bytes)`);
     }
-    queue.set(h.s, { h, data });
-    this.heldBytes += data.length;
+    queue.set(h.s, e);
+    this.heldBytes += e.data.length;
   }
 
   private checkNoGaps(): void {
@@ -609,6 +631,11 @@ async function auditMetrics(kv: KV): Promise<Metric[]> {
 function isOutOfSpace(err: unknown): boolean {
   const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
   return cause?.code === 'ENOSPC' || cause?.code === 'EDQUOT';
+}
+
+/** Whether an error applying a verified entry lets skip mode pass over the entry. */
+function isPassable(err: unknown): boolean {
+  return err instanceof BadEntryError;
 }
 
 /** Removes temporary files a killed replayer left beside the objects it was replacing. */

@@ -2,6 +2,8 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { encodeBatch } from '../lib/batch';
+import { decodeEntry, encodeEntry } from '../lib/codec';
 import type { EntryHeader } from '../lib/entry';
 import { parseRoots } from '../lib/roots';
 import { Replayer } from '../replayer/replayer';
@@ -18,8 +20,9 @@ test.serial('--on-bad-entry=skip quarantines bad entries and goes on with the re
   await publish(pair.server.url, [
     put(1, 'a.txt', 'a'),
     put(2, '../../etc/cron.d/evil', 'evil'),
-    { header: head(3, 'x') as EntryHeader, raw: Buffer.from('not an entry at all') },
-    put(4, 'b.txt', 'b'),
+    // Not an entry: it takes no place in the journal, whatever its message id claims.
+    { header: head(3, 'x') as EntryHeader, raw: Buffer.from('not an entry at all'), id: 'garbage-1' },
+    put(3, 'b.txt', 'b'),
   ]);
   const logs: string[] = [];
   const s = await pair.drain(undefined, { onBadEntry: 'skip', log: (l) => logs.push(l) });
@@ -31,6 +34,21 @@ test.serial('--on-bad-entry=skip quarantines bad entries and goes on with the re
   t.regex(fs.readFileSync(path.join(pair.state, 'quarantine', '000000000003.json'), 'utf8'), /does not start with the USJ1 magic/);
   t.is(logs.length, 2);
   t.regex(logs[0], /skipped: entry app\.1\.2 .* refused: path .* has a "\.\." segment/);
+});
+
+test.serial('--on-bad-entry=skip passes over one refused entry of a batch and applies the others', async (t) => {
+  const pair = await makePair('skip-batch');
+  t.teardown(() => pair.close());
+  const entries = [put(1, 'a.txt', 'a'), put(2, '../escape.txt', 'evil'), put(3, 'c.txt', 'c')];
+  const raw = encodeBatch(entries.map((e) => encodeEntry(e.header, e.data)));
+  await publish(pair.server.url, [{ header: entries[0].header, raw, id: 'app.1.1-3' }, put(4, 'd.txt', 'd')]);
+  const s = await pair.drain(undefined, { onBadEntry: 'skip' });
+  t.is(s.applied, 3);
+  t.is(s.skipped, 1);
+  t.deepEqual(fs.readdirSync(pair.standby).sort(), ['a.txt', 'c.txt', 'd.txt']);
+  t.false(fs.existsSync(path.join(pair.dir, 'escape.txt')));
+  t.deepEqual(fs.readdirSync(path.join(pair.state, 'quarantine')).sort(), ['000000000001.1.entry', '000000000001.1.json']);
+  t.deepEqual(decodeEntry(fs.readFileSync(path.join(pair.state, 'quarantine', '000000000001.1.entry'))).header, entries[1].header);
 });
 
 test.serial('a standby directory swapped for a symlink is never written through', async (t) => {
