@@ -43,6 +43,8 @@ export interface ReplayOptions {
   /** Serve Prometheus metrics on this port while running. */
   metricsPort?: number;
   metricsHost?: string;
+  /** How much of all journals may be held while waiting for missing entries (default 10,000 entries per journal, 256 MiB). */
+  maxHeld?: { entries: number; bytes: number };
 }
 
 export interface ReplaySummary {
@@ -91,8 +93,10 @@ export class Replayer {
   /** Whether the last message read was the stream's last: only then can "behind the agent" mean "missing". */
   private caughtUp = false;
   private catchingUp = false;
+  private readonly maxHeld: { entries: number; bytes: number };
 
   constructor(private readonly opts: ReplayOptions) {
+    this.maxHeld = opts.maxHeld ?? MAX_HELD;
     for (const r of opts.roots) {
       if (isInside(path.resolve(opts.stateDir), r.realDir) || isInside(path.resolve(opts.stateDir), r.dir)) {
         throw new SettingsError(`--state ${opts.stateDir} lies inside root "${r.name}"; the replayer's state must never be replicated over`);
@@ -534,12 +538,15 @@ export class Replayer {
     const { h } = e;
     let queue = this.held.get(h.j);
     if (queue === undefined) this.held.set(h.j, (queue = new Map()));
-    if (queue.size >= MAX_HELD.entries || this.heldBytes + e.data.length > MAX_HELD.bytes) {
+    // The same entry delivered again (a resend) replaces the one held: it is counted once.
+    const prev = queue.get(h.s);
+    const bytes = this.heldBytes - (prev?.data.length ?? 0) + e.data.length;
+    if ((prev === undefined && queue.size >= this.maxHeld.entries) || bytes > this.maxHeld.bytes) {
       const pos = this.store.positions.journals[h.j];
       throw new ApplyError(`journal ${h.j}: entries after ${positionLabel(pos)} are missing from the stream (holding ${queue.size} later ones, ${this.heldBytes} bytes)`);
     }
     queue.set(h.s, e);
-    this.heldBytes += e.data.length;
+    this.heldBytes = bytes;
   }
 
   private checkNoGaps(): void {

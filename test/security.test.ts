@@ -51,6 +51,29 @@ test.serial('--on-bad-entry=skip passes over one refused entry of a batch and ap
   t.deepEqual(decodeEntry(fs.readFileSync(path.join(pair.state, 'quarantine', '000000000001.1.entry'))).header, entries[1].header);
 });
 
+test.serial('entries held behind a missing one are capped, in count and in bytes', async (t) => {
+  const pair = await makePair('held-cap');
+  t.teardown(() => pair.close());
+  const big = (s: number) => put(s, `f${s}.bin`, 'x'.repeat(4096));
+  await publish(pair.server.url, [put(1, 'a.txt', 'a'), big(3), big(4), big(5), big(6), big(7)]);
+  await t.throwsAsync(pair.drain(undefined, { maxHeld: { entries: 100, bytes: 16 * 1024 } }), {
+    message: /journal app: entries after 1\.1 are missing from the stream \(holding 4 later ones, 16384 bytes\)/,
+  });
+  await t.throwsAsync(pair.drain(undefined, { maxHeld: { entries: 3, bytes: 1 << 20 } }), { message: /\(holding 3 later ones, 12288 bytes\)/ });
+  t.deepEqual(fs.readdirSync(pair.standby), ['a.txt']);
+});
+
+test.serial('an entry held and delivered again is held once, and counted once', async (t) => {
+  const pair = await makePair('held-again');
+  t.teardown(() => pair.close());
+  const three = put(3, 'c.bin', 'x'.repeat(4096));
+  // Four resends of entry 3 while entry 2 is missing: 4 KiB held, not 16.
+  await publish(pair.server.url, [put(1, 'a.txt', 'a'), ...[1, 2, 3, 4].map((n) => ({ ...three, id: `app.1.3.again.${n}` })), put(2, 'b.txt', 'b')]);
+  const s = await pair.drain(undefined, { maxHeld: { entries: 100, bytes: 10 * 1024 } });
+  t.is(s.applied, 3);
+  t.deepEqual(fs.readdirSync(pair.standby).sort(), ['a.txt', 'b.txt', 'c.bin']);
+});
+
 test.serial('a standby directory swapped for a symlink is never written through', async (t) => {
   const pair = await makePair('swap');
   t.teardown(() => pair.close());
