@@ -5,7 +5,7 @@ import type { EntryHeader } from '../../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError } from '../../lib/errors';
 import { resolveInRoot } from '../safe-path';
 
-const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
 /** An entry's bytes: in memory, or staged in a file when they came in chunks. */
 export type Data = { buf: Buffer; file?: undefined } | { file: string; buf?: undefined };
@@ -164,15 +164,18 @@ export class FsApplier {
 
   private link(from: string, to: string): void {
     const src = fs.lstatSync(from);
+    // Only files and symlinks can have hard links; anything else is not what a primary journals.
+    if (!src.isFile() && !src.isSymbolicLink()) throw new BadEntryError(`link source ${path.basename(from)} is ${kindOf(src)} on the standby, not a file or a symlink`);
     const dst = lstatOrUndefined(to);
     if (dst !== undefined && dst.ino === src.ino && dst.dev === src.dev) return;
     this.replaceWith(to, (tmp) => {
       try {
-        fs.linkSync(from, tmp);
+        fs.linkSync(from, tmp); // link(2) does not follow a symlink at `from`: the link itself gets the new name
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-        fs.copyFileSync(from, tmp, fs.constants.COPYFILE_EXCL); // roots on different filesystems
-        fsyncFile(tmp, src.mode & 0o7777);
+        // Roots on different filesystems: a copy, made without following a symlink at `from`.
+        if (src.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(from), tmp);
+        else copyFile(from, tmp);
       }
     });
   }
@@ -215,17 +218,60 @@ function writeAll(fd: number, buf: Buffer, at: number): void {
 
 function copyInto(file: string, fd: number, at: number): void {
   const src = fs.openSync(file, O_RDONLY);
-  const buf = Buffer.allocUnsafe(1024 * 1024);
   try {
-    for (let off = 0; ;) {
-      const n = fs.readSync(src, buf, 0, buf.length, off);
-      if (n === 0) break;
-      writeAll(fd, buf.subarray(0, n), at + off);
-      off += n;
+    copyFd(src, fd, at);
+  } finally {
+    fs.closeSync(src);
+  }
+}
+
+function copyFd(src: number, fd: number, at: number): void {
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  for (let off = 0; ;) {
+    const n = fs.readSync(src, buf, 0, buf.length, off);
+    if (n === 0) break;
+    writeAll(fd, buf.subarray(0, n), at + off);
+    off += n;
+  }
+}
+
+/**
+ * Copies the regular file at `from` to the new file `tmp`, with its mode, fsynced. The
+ * source is opened O_NOFOLLOW and O_NONBLOCK (a FIFO swapped in does not block us) and
+ * must be a regular file once open: whatever is at the path, only a file inside the root is read.
+ */
+function copyFile(from: string, tmp: string): void {
+  let src: number;
+  try {
+    src = fs.openSync(from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new ConfinementError(`link source ${path.basename(from)} became a symlink on the standby; refusing to read through it`);
+    throw err;
+  }
+  try {
+    const st = fs.fstatSync(src);
+    if (!st.isFile()) throw new BadEntryError(`link source ${path.basename(from)} is ${kindOf(st)} on the standby, not a file`);
+    const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    try {
+      copyFd(src, fd, 0);
+      fs.fchmodSync(fd, st.mode & 0o7777);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
     }
   } finally {
     fs.closeSync(src);
   }
+}
+
+/** What an object is, in words, for an error. */
+function kindOf(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSymbolicLink()) return 'a symlink';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return st.isFile() ? 'a file' : 'not a file';
 }
 
 /** fsync by path, on the thread pool so several run at once; a path gone since needs none. */
