@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { EntryHeader } from '../lib/entry';
-import { BadEntryError } from '../lib/errors';
+import { BadEntryError, ConfinementError } from '../lib/errors';
 import { FsApplier } from '../replayer/apply/fs';
 
 const SECRET = 'TOP SECRET, outside every root';
@@ -64,4 +64,25 @@ test('a link from a directory or a FIFO is a bad entry, not a failure to apply, 
     t.throws(() => ap.apply(link('a', 'x', root, from), none), { instanceOf: BadEntryError, message: /is a (directory|FIFO) on the standby, not a file or a symlink/ });
   }
   t.deepEqual(fs.readdirSync(a).sort(), ['dir', 'fifo']);
+});
+test('hard-link escapes on the standby: a link from outside through "..", an absolute path, or a symlinked directory writes nothing and links nothing', (t) => {
+  const { a, outside } = twoFilesystems(t);
+  fs.symlinkSync(outside, path.join(a, 'out'));
+  fs.writeFileSync(path.join(a, 'inside.txt'), 'inside');
+  const ap = new FsApplier(new Map([['a', a]]));
+  const before = fs.readdirSync(outside);
+  const attempts: [string, string][] = [
+    ['copy1', `../${path.basename(outside)}/secret`],
+    ['copy2', path.join(outside, 'secret')],
+    ['copy3', 'out/secret'],
+    ['sub/copy4', 'out/secret'],
+    ['out/copy5', 'inside.txt'],
+  ];
+  for (const [p, from] of attempts) {
+    t.throws(() => ap.apply(link('a', p, 'a', from), none), { instanceOf: ConfinementError }, `${p} from ${from}`);
+  }
+  t.deepEqual(fs.readdirSync(a).sort(), ['inside.txt', 'out'], 'nothing linked, copied, or left behind in the root');
+  t.is(fs.statSync(path.join(a, 'inside.txt')).nlink, 1);
+  t.deepEqual(fs.readdirSync(outside), before, 'nothing written outside');
+  t.is(fs.statSync(path.join(outside, 'secret')).nlink, 1);
 });

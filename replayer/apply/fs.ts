@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { EntryHeader } from '../../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError } from '../../lib/errors';
+import { checkRelPath } from '../../lib/confine';
 import { resolveInRoot } from '../safe-path';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
@@ -31,20 +32,28 @@ export class FsApplier {
 
   constructor(private readonly roots: ReadonlyMap<string, string>) {}
 
-  /** Applies one entry; throws ApplyError (or ConfinementError) naming what failed. */
+  /** Applies one entry; throws ApplyError (or ConfinementError, BadEntryError) naming what failed. */
   apply(h: EntryHeader, data: Data): void {
-    let target: string;
-    try {
-      target = this.resolve(h.r, h.p, h.op !== 'rm' && h.op !== 'rename');
-    } catch (err) {
-      // Removing or moving from under a directory the standby does not have: nothing there to act on.
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-      if (h.op === 'rm') return;
-      if (code === 'ENOTDIR') throw new ApplyError(`${h.op} of ${h.r}/${h.p}: ${(err as Error).message}`);
-      if (h.op === 'rename' && lstatOrUndefined(this.resolve(h.toRoot, h.to, true)) !== undefined) return;
-      throw new ApplyError(`${h.op} of ${h.r}/${h.p}: a directory above it does not exist on the standby`);
+    // Every path the entry names is checked before anything on disk changes: a refused entry
+    // leaves no directory behind. The paths it reads (a link's source, a rename's) are looked
+    // at before the directories of the path it writes are made.
+    this.check(h.r, h.p);
+    if (h.op === 'rename') this.check(h.toRoot, h.to);
+    if (h.op === 'link') this.check(h.fromRoot, h.from);
+    switch (h.op) {
+      case 'rm': {
+        const target = this.find(h, h.r, h.p, true);
+        if (target === undefined) return; // no directory above it: nothing there to remove
+        fs.rmSync(target, { recursive: true, force: true });
+        this.touched.add(path.dirname(target));
+        return;
+      }
+      case 'rename':
+        return this.rename(h);
+      case 'link':
+        return this.link(h);
     }
+    const target = this.place(h, h.r, h.p);
     switch (h.op) {
       case 'put':
         return this.put(target, h.mode, data);
@@ -57,16 +66,8 @@ export class FsApplier {
         return;
       case 'mkdir':
         return this.mkdir(target, h.mode);
-      case 'rm':
-        fs.rmSync(target, { recursive: true, force: true });
-        this.touched.add(path.dirname(target));
-        return;
-      case 'rename':
-        return this.rename(target, this.resolve(h.toRoot, h.to, true));
       case 'symlink':
         return this.replaceWith(target, (tmp) => fs.symlinkSync(h.target, tmp));
-      case 'link':
-        return this.link(this.resolve(h.fromRoot, h.from, false), target);
       case 'chmod':
         return this.withFd(target, O_RDONLY | O_NOFOLLOW, (fd) => fs.fchmodSync(fd, h.mode));
     }
@@ -82,10 +83,36 @@ export class FsApplier {
     await Promise.all(dirs.map(fsyncPath));
   }
 
+  /** Refuses an unknown root or a path that could leave it, before any disk access. */
+  private check(root: string, rel: string): void {
+    if (!this.roots.has(root)) throw new BadEntryError(`entry names root "${root}", which this replayer does not have (--root ${root}=/dir)`);
+    checkRelPath(rel);
+  }
+
   private resolve(root: string, rel: string, makeParents: boolean): string {
     const dir = this.roots.get(root);
     if (dir === undefined) throw new BadEntryError(`entry names root "${root}", which this replayer does not have (--root ${root}=/dir)`);
     return resolveInRoot(dir, rel, makeParents);
+  }
+
+  /** Where (root, rel) is on the standby, the directories above it made when missing. */
+  private place(h: EntryHeader, root: string, rel: string): string {
+    try {
+      return this.resolve(root, rel, true);
+    } catch (err) {
+      throw mismatch(h, root, rel, err);
+    }
+  }
+
+  /** Where (root, rel) is on the standby, or undefined when a directory above it does not exist (or is a file, if `fileIsAbsent`). */
+  private find(h: EntryHeader, root: string, rel: string, fileIsAbsent = false): string | undefined {
+    try {
+      return this.resolve(root, rel, false);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || (code === 'ENOTDIR' && fileIsAbsent)) return undefined;
+      throw mismatch(h, root, rel, err);
+    }
   }
 
   private put(target: string, mode: number, data: Data): void {
@@ -151,21 +178,28 @@ export class FsApplier {
     this.withFd(target, O_RDONLY | O_NOFOLLOW, (fd) => fs.fchmodSync(fd, mode));
   }
 
-  private rename(from: string, to: string): void {
-    if (lstatOrUndefined(from) === undefined) {
+  private rename(h: Extract<EntryHeader, { op: 'rename' }>): void {
+    const from = this.find(h, h.r, h.p);
+    if (from === undefined || lstatOrUndefined(from) === undefined) {
       // Re-applied after a crash between applying and recording it: the move already happened.
-      if (lstatOrUndefined(to) !== undefined) return;
+      const done = this.find(h, h.toRoot, h.to);
+      if (done !== undefined && lstatOrUndefined(done) !== undefined) return;
+      if (from === undefined) throw new ApplyError(`rename of ${h.r}/${h.p}: a directory above it does not exist on the standby`);
       throw new ApplyError(`rename source ${from} does not exist on the standby`);
     }
+    const to = this.place(h, h.toRoot, h.to);
     fs.renameSync(from, to);
     this.touched.add(path.dirname(from));
     this.touched.add(path.dirname(to));
   }
 
-  private link(from: string, to: string): void {
-    const src = fs.lstatSync(from);
+  private link(h: Extract<EntryHeader, { op: 'link' }>): void {
+    const from = this.find(h, h.fromRoot, h.from);
+    const src = from === undefined ? undefined : lstatOrUndefined(from);
+    if (from === undefined || src === undefined) throw new ApplyError(`link source ${h.fromRoot}/${h.from} does not exist on the standby`);
     // Only files and symlinks can have hard links; anything else is not what a primary journals.
     if (!src.isFile() && !src.isSymbolicLink()) throw new BadEntryError(`link source ${path.basename(from)} is ${kindOf(src)} on the standby, not a file or a symlink`);
+    const to = this.place(h, h.r, h.p);
     const dst = lstatOrUndefined(to);
     if (dst !== undefined && dst.ino === src.ino && dst.dev === src.dev) return;
     this.replaceWith(to, (tmp) => {
@@ -210,6 +244,12 @@ export class FsApplier {
       fs.closeSync(fd);
     }
   }
+}
+
+/** A file where the entry needs a directory above its path: the trees differ (verify --repair mends it). */
+function mismatch(h: EntryHeader, root: string, rel: string, err: unknown): unknown {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') return err;
+  return new ApplyError(`${h.op} of ${root}/${rel}: ${(err as Error).message}`, { cause: err });
 }
 
 function writeAll(fd: number, buf: Buffer, at: number): void {
