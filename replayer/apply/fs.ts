@@ -61,7 +61,7 @@ export class FsApplier {
       case 'pwrite':
         return this.writeAt(target, h.at, data);
       case 'truncate':
-        this.withFd(target, O_WRONLY | O_NOFOLLOW, (fd) => fs.ftruncateSync(fd, h.size));
+        this.withFd(target, O_WRONLY, 'file', (fd) => fs.ftruncateSync(fd, h.size));
         this.dirty.add(target);
         return;
       case 'mkdir':
@@ -69,7 +69,7 @@ export class FsApplier {
       case 'symlink':
         return this.replaceWith(target, (tmp) => fs.symlinkSync(h.target, tmp));
       case 'chmod':
-        return this.withFd(target, O_RDONLY | O_NOFOLLOW, (fd) => fs.fchmodSync(fd, h.mode));
+        return this.withFd(target, O_RDONLY, 'file or directory', (fd) => fs.fchmodSync(fd, h.mode));
     }
   }
 
@@ -120,7 +120,7 @@ export class FsApplier {
     if (st !== undefined && st.isFile() && st.nlink > 1) {
       // A rename would split the hard link; on the primary every name of the inode sees the new
       // content, so here too: rewrite in place (a reader may see it half-written, as on the primary).
-      this.withFd(target, O_WRONLY | O_NOFOLLOW, (fd) => {
+      this.withFd(target, O_WRONLY, 'file', (fd) => {
         fs.ftruncateSync(fd, 0);
         if (data.buf !== undefined) writeAll(fd, data.buf, 0);
         else copyInto(data.file, fd, 0);
@@ -160,7 +160,7 @@ export class FsApplier {
   }
 
   private writeAt(target: string, at: number, data: Data): void {
-    this.withFd(target, O_WRONLY | O_CREAT | O_NOFOLLOW, (fd) => {
+    this.withFd(target, O_WRONLY | O_CREAT, 'file', (fd) => {
       if (data.buf !== undefined) writeAll(fd, data.buf, at);
       else copyInto(data.file, fd, at);
     });
@@ -175,7 +175,7 @@ export class FsApplier {
       fs.mkdirSync(target, { mode });
       this.touched.add(path.dirname(target));
     }
-    this.withFd(target, O_RDONLY | O_NOFOLLOW, (fd) => fs.fchmodSync(fd, mode));
+    this.withFd(target, O_RDONLY, 'directory', (fd) => fs.fchmodSync(fd, mode));
   }
 
   private rename(h: Extract<EntryHeader, { op: 'rename' }>): void {
@@ -229,16 +229,28 @@ export class FsApplier {
     this.touched.add(path.dirname(target));
   }
 
-  private withFd(target: string, flags: number, fn: (fd: number) => void): void {
+  /**
+   * Opens what is at `target` without following a symlink and without blocking (a FIFO planted
+   * there would otherwise hold the replayer for ever), and acts on it only when it is what the
+   * entry expects: an in-place write must not reach a FIFO, a socket or a device.
+   */
+  private withFd(target: string, flags: number, want: 'file' | 'directory' | 'file or directory', fn: (fd: number) => void): void {
     let fd: number;
     try {
-      fd = fs.openSync(target, flags, 0o644);
+      fd = fs.openSync(target, flags | O_NOFOLLOW | O_NONBLOCK, 0o644);
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
       // O_NOFOLLOW met a symlink where the entry names a file or directory.
-      if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new ConfinementError(`${path.basename(target)} is a symlink on the standby; refusing to act through it`);
+      if (code === 'ELOOP') throw new ConfinementError(`${path.basename(target)} is a symlink on the standby; refusing to act through it`);
+      // A FIFO without a reader, a socket, a device without a driver: not a file the replayer made.
+      if (code === 'ENXIO') throw new BadEntryError(`${path.basename(target)} is a FIFO, socket or device on the standby, not a ${want}; refusing to write to it`);
       throw err;
     }
     try {
+      const st = fs.fstatSync(fd);
+      if (!((want !== 'directory' && st.isFile()) || (want !== 'file' && st.isDirectory()))) {
+        throw new BadEntryError(`${path.basename(target)} is ${kindOf(st)} on the standby, not a ${want}; refusing to act on it`);
+      }
       fn(fd);
     } finally {
       fs.closeSync(fd);
@@ -318,7 +330,7 @@ function kindOf(st: fs.Stats): string {
 async function fsyncPath(p: string): Promise<void> {
   let h: fs.promises.FileHandle;
   try {
-    h = await fs.promises.open(p, O_RDONLY | O_NOFOLLOW);
+    h = await fs.promises.open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK); // a FIFO swapped in must not block the commit
   } catch {
     return; // removed or replaced by a link since: whatever replaced it is dirty or touched too
   }
@@ -330,7 +342,7 @@ async function fsyncPath(p: string): Promise<void> {
 }
 
 function fsyncFile(file: string, mode: number): void {
-  const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW);
+  const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   try {
     fs.fchmodSync(fd, mode);
     fs.fsyncSync(fd);
