@@ -445,7 +445,7 @@ export class Replayer {
 
   /**
    * Applies an entry that decoded, verified and belongs to its journal. In skip mode, one
-   * refused after that (a path outside the roots, say) is
+   * refused after that (a path outside the roots, an operation this tree cannot take) is
    * quarantined on its own and its place in the journal passed: it is authentic, so its
    * position can be trusted, and the entries after it in the same message still apply.
    */
@@ -635,14 +635,35 @@ async function auditMetrics(kv: KV): Promise<Metric[]> {
   ];
 }
 
+/** The errno of `err` or of an error it wraps (an ApplyError carries the system error as its cause). */
+function errnoOf(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
+}
+
 function isOutOfSpace(err: unknown): boolean {
   const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
   return cause?.code === 'ENOSPC' || cause?.code === 'EDQUOT';
 }
 
+/**
+ * Failures of applying that come from what the entry asks for, not from the standby:
+ * a rename into itself or over a non-empty directory, a path through a file, an offset
+ * past the largest file, too many links. In skip mode such an entry is passed over like
+ * a refused one. Everything else (ENOSPC, EIO, EROFS, EACCES, EPERM, ENOENT, …) says
+ * something about the standby, and stops the replayer in both modes: passing over it
+ * would report as applied an entry that is not, and its agent would drop it.
+ */
+const CONTENT_ERRNO: ReadonlySet<string> = new Set(['ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EEXIST', 'EINVAL', 'ENAMETOOLONG', 'EFBIG', 'EMLINK']);
+
 /** Whether an error applying a verified entry lets skip mode pass over the entry. */
 function isPassable(err: unknown): boolean {
-  return err instanceof BadEntryError;
+  if (err instanceof BadEntryError) return true;
+  const code = errnoOf(err);
+  return err instanceof ApplyError && code !== undefined && CONTENT_ERRNO.has(code);
 }
 
 /** Removes temporary files a killed replayer left beside the objects it was replacing. */

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { encodeBatch } from '../lib/batch';
 import { decodeEntry, encodeEntry } from '../lib/codec';
 import type { EntryHeader } from '../lib/entry';
+import { ApplyError } from '../lib/errors';
 import { parseRoots } from '../lib/roots';
 import { Replayer } from '../replayer/replayer';
 import { makePair } from './helpers/pair';
@@ -49,6 +50,46 @@ test.serial('--on-bad-entry=skip passes over one refused entry of a batch and ap
   t.false(fs.existsSync(path.join(pair.dir, 'escape.txt')));
   t.deepEqual(fs.readdirSync(path.join(pair.state, 'quarantine')).sort(), ['000000000001.1.entry', '000000000001.1.json']);
   t.deepEqual(decodeEntry(fs.readFileSync(path.join(pair.state, 'quarantine', '000000000001.1.entry'))).header, entries[1].header);
+});
+
+test.serial('entries that decode but ask for what cannot be done are quarantined and passed over in skip mode, and stop the replayer otherwise', async (t) => {
+  const pair = await makePair('cannot-apply');
+  t.teardown(() => pair.close());
+  const op = (s: number, p: string, rest: object) => ({ header: { ...head(s, p), ...rest } as EntryHeader });
+  await publish(pair.server.url, [
+    op(1, 'd', { op: 'mkdir', mode: 0o755 }),
+    op(2, 'l', { op: 'link', fromRoot: 'data', from: 'd' }), // a hard link to a directory
+    op(3, 'd', { op: 'rename', toRoot: 'data', to: 'd/inside' }), // EINVAL: into itself
+    op(4, 'e', { op: 'mkdir', mode: 0o755 }),
+    put(5, 'e/f', 'f'),
+    op(6, 'd', { op: 'rename', toRoot: 'data', to: 'e' }), // ENOTEMPTY
+    // A journal name with a separator: refused when decoded, before it names a staging file.
+    { header: { ...head(7, 'big'), j: 'x/y', op: 'put', mode: 0o644, c: { first: 7, i: 0, n: 2, off: 0, total: 8 } } as EntryHeader, data: Buffer.from('aaaa') },
+    put(7, 'ok.txt', 'ok'),
+  ]);
+  await t.throwsAsync(pair.drain(), { message: /entry app\.1\.2 \(link data\/l.*refused: link source d is a directory on the standby.*quarantined in .*; stopping/ });
+  const logs: string[] = [];
+  const s = await pair.drain(undefined, { onBadEntry: 'skip', log: (l) => logs.push(l) });
+  t.is(s.skipped, 4, logs.join('\n'));
+  t.is(s.applied, 3, 'e, e/f and ok.txt; d came with the first, halted, run');
+  t.regex(logs.join('\n'), /app\.1\.3 .* failed: EINVAL/);
+  t.regex(logs.join('\n'), /app\.1\.6 .* failed: ENOTEMPTY/);
+  t.regex(logs.join('\n'), /stream message 7 .*"j" is missing or invalid/);
+  t.deepEqual(fs.readdirSync(pair.standby).sort(), ['d', 'e', 'ok.txt']);
+  t.deepEqual(fs.readdirSync(path.join(pair.state, 'staging')), []);
+  t.deepEqual(fs.readdirSync(path.join(pair.state, 'quarantine')).filter((f) => f.endsWith('.json')).length, 4);
+});
+
+test.serial('in skip mode too, a failure that says something about the standby stops the replayer', async (t) => {
+  const pair = await makePair('standby-fault');
+  t.teardown(() => pair.close());
+  await publish(pair.server.url, [
+    { header: { ...head(1, 'gone'), op: 'rename', toRoot: 'data', to: 'moved' } as EntryHeader },
+    put(2, 'after.txt', 'after'),
+  ]);
+  await t.throwsAsync(pair.drain(undefined, { onBadEntry: 'skip' }), { instanceOf: ApplyError, message: /rename source .* does not exist on the standby/ });
+  t.deepEqual(fs.readdirSync(pair.standby), []);
+  t.false(fs.existsSync(path.join(pair.state, 'quarantine')));
 });
 
 test.serial('entries held behind a missing one are capped, in count and in bytes', async (t) => {
