@@ -23,6 +23,7 @@ import { Staging } from './staging';
 import { PositionStore } from './state';
 import { Versions } from './versions';
 import { serveVerify } from './verify-server';
+import type { WriteFn } from './write';
 
 export interface ReplayOptions {
   nats: NatsSettings;
@@ -45,6 +46,8 @@ export interface ReplayOptions {
   metricsHost?: string;
   /** How much of all journals may be held while waiting for missing entries (default 10,000 entries per journal, 256 MiB). */
   maxHeld?: { entries: number; bytes: number };
+  /** The write(2) the replayer's files go through (a test injects a full disk here). */
+  write?: WriteFn;
 }
 
 export interface ReplaySummary {
@@ -108,14 +111,14 @@ export class Replayer {
       roots.set(r.name, fs.realpathSync(r.dir));
     }
     this.roots = roots;
-    this.store = new PositionStore(opts.stateDir);
+    this.store = new PositionStore(opts.stateDir, opts.write);
     if (this.store.restartedFromCommit) {
       opts.log(`the machine restarted since the last applied entry was recorded; resuming from the last commit (stream position ${this.store.positions.streamSeq})`);
     }
     this.versions = new Versions(opts.stateDir, Math.max(0, ...Object.values(this.store.positions.journals).map((j) => j.t)));
-    this.applier = new FsApplier(roots);
+    this.applier = new FsApplier(roots, opts.write);
     this.objects = new ObjectApplier(opts.stateDir, (j) => this.store.positions.journals[j]);
-    this.staging = new Staging(path.join(opts.stateDir, 'staging'));
+    this.staging = new Staging(path.join(opts.stateDir, 'staging'), opts.write);
     this.runningMarker = path.join(opts.stateDir, 'running');
     this.quarantine = new Quarantine(path.join(opts.stateDir, 'quarantine'));
     this.fences = new FenceStore(opts.stateDir);
@@ -147,6 +150,16 @@ export class Replayer {
       this.committing = next.catch(() => undefined);
       return next;
     };
+    // A commit that fails while following (a full disk under --state) is tried again at the
+    // next tick, said once; nothing it covers is reported applied until it succeeds.
+    let commitFailing = false;
+    const tryCommit = (): Promise<void> => commit().then(() => {
+      if (commitFailing) opts.log('applied positions are recorded again');
+      commitFailing = false;
+    }, (err: Error) => {
+      if (!commitFailing) opts.log(`cannot record the applied positions (${err.message}); retrying`);
+      commitFailing = true;
+    });
     try {
       // JetStream may be electing a leader (a cluster that just lost a node): give it time.
       const jsm = await this.patiently('reach JetStream', () => jetstreamManager(nc));
@@ -154,7 +167,7 @@ export class Replayer {
       kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       // `understudy verify` compares against this tree while it is being kept up to date.
       verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log);
-      timer = setInterval(() => void commit(), opts.commitMs ?? 100);
+      timer = setInterval(() => void tryCommit(), opts.commitMs ?? 100);
       const stateKv = kv;
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => this.collectMetrics(stateKv));
       const aborted = (): boolean => signal?.aborted === true;
@@ -162,7 +175,7 @@ export class Replayer {
         await this.checkStreamIdentity(jsm);
         const catchUp = opts.drain ? undefined : setInterval(() => void this.catchUp(nc, jsm, kv), 2000);
         try {
-          await this.pass(nc, jsm, commit, signal);
+          await this.pass(nc, jsm, opts.drain ? commit : tryCommit, signal);
         } catch (err) {
           if (opts.drain || err instanceof UnderstudyError) throw err;
           opts.log(`the stream went away under the replayer (${(err as Error).message}); resuming`);
@@ -450,6 +463,7 @@ export class Replayer {
    * position can be trusted, and the entries after it in the same message still apply.
    */
   private applyVerified(e: Held, streamSeq: number, resumeSeq: number): void {
+    let applied = true;
     try {
       this.applyOne(e.h, e.data, streamSeq);
     } catch (err) {
@@ -457,8 +471,11 @@ export class Replayer {
       const where = this.quarantine.put(e.at.seq, e.at.subject, e.raw, (err as Error).message, e.at.part);
       this.opts.log(`skipped: ${(err as Error).message}; quarantined in ${where}`);
       this.summary.skipped++;
+      applied = false;
     }
     this.done(e.h, resumeSeq);
+    // Counted once recorded: an entry applied again after its position could not be written is one entry.
+    if (applied) this.summary.applied++;
   }
 
   private applyOne(h: EntryHeader, data: Buffer, streamSeq: number): void {
@@ -481,7 +498,6 @@ export class Replayer {
       const why = err instanceof UnderstudyError ? err.message : `${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.trim();
       throw new ApplyError(`${what} failed: ${why}`, { cause: err });
     }
-    this.summary.applied++;
   }
 
   /** Records that the journal is past `h`. */
@@ -644,9 +660,10 @@ function errnoOf(err: unknown): string | undefined {
   return undefined;
 }
 
+/** A full disk, whether applying (an ApplyError with the system error as its cause) or recording (the bare error). */
 function isOutOfSpace(err: unknown): boolean {
-  const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
-  return cause?.code === 'ENOSPC' || cause?.code === 'EDQUOT';
+  const code = errnoOf(err);
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 /**

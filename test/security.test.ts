@@ -10,6 +10,7 @@ import { parseRoots } from '../lib/roots';
 import { Replayer } from '../replayer/replayer';
 import { makePair } from './helpers/pair';
 import { publish } from './helpers/publish';
+import { SmallDisk } from './helpers/small-disk';
 import { diffTrees } from './helpers/tree';
 
 const head = (s: number, p: string) => ({ j: 'app', e: 1, s, t: Date.now(), r: 'data', p });
@@ -156,43 +157,92 @@ function smallFs(dir: string, bytes: number): (() => void) | undefined {
   }
 }
 
-test.serial('a full standby disk stops applying with a clear error, shows no partial file, and resumes once space is freed', async (t) => {
-  const pair = await makePair('enospc');
-  t.teardown(() => pair.close());
-  const mnt = path.join(pair.dir, 'small');
-  const unmount = smallFs(mnt, 2 * 1024 * 1024);
-  if (unmount === undefined) {
-    t.log('cannot mount a tmpfs here; this test needs root (CI runs as root)');
-    t.fail('no tmpfs');
-    return;
-  }
-  t.teardown(unmount);
-  const standby = path.join(mnt, 'root');
-  fs.mkdirSync(standby);
-  fs.writeFileSync(path.join(mnt, 'ballast'), Buffer.alloc(1024 * 1024)); // what the operator will free
-  const run = await pair.runApp({
-    code: `const fs = require('fs'); const r = ${JSON.stringify(pair.primary)};
-      fs.writeFileSync(r + '/a.bin', Buffer.alloc(600 * 1024, 1)); fs.writeFileSync(r + '/b.bin', Buffer.alloc(600 * 1024, 2));
-      fs.writeFileSync(r + '/c.txt', 'after the big ones');`,
-  });
-  t.is(run.code, 0, run.stderr);
-  const replay = (drain: boolean, signal?: AbortSignal, log?: (l: string) => void) => new Replayer({
-    nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${standby}`), stateDir: pair.state,
-    drain, log: log ?? (() => undefined),
-  }).run(signal);
-  await t.throwsAsync(replay(true), { message: /entry app\.\d+\.2 \(put data\/b\.bin, stream message \d+\) failed: ENOSPC/ });
-  t.deepEqual(fs.readdirSync(standby), ['a.bin'], 'b.bin is not visible at all, and no temporary file is left');
+/**
+ * The standby root on a disk with 1 MiB free: a tmpfs holding 1 MiB of ballast the operator
+ * will delete, or (where no tmpfs can be mounted, and always in the second case) the same
+ * simulated in the replayer's write function.
+ */
+for (const disk of ['tmpfs', 'simulated'] as const) {
+  test.serial(`a full standby disk (${disk}) stops applying with a clear error, shows no partial file, and resumes once space is freed`, async (t) => {
+    const pair = await makePair(`enospc-${disk}`);
+    t.teardown(() => pair.close());
+    const mnt = path.join(pair.dir, 'small');
+    const unmount = disk === 'tmpfs' ? smallFs(mnt, 2 * 1024 * 1024) : (fs.mkdirSync(mnt), undefined);
+    let simulated: SmallDisk | undefined;
+    if (unmount === undefined) {
+      if (disk === 'tmpfs') t.log('cannot mount a tmpfs here (it needs root); simulating the full disk instead');
+      simulated = new SmallDisk(mnt, 1024 * 1024);
+    } else {
+      t.teardown(unmount);
+      fs.writeFileSync(path.join(mnt, 'ballast'), Buffer.alloc(1024 * 1024)); // what the operator will free
+    }
+    const standby = path.join(mnt, 'root');
+    fs.mkdirSync(standby);
+    const freeSpace = () => (simulated === undefined ? fs.rmSync(path.join(mnt, 'ballast')) : (simulated.free += 1024 * 1024));
+    const run = await pair.runApp({
+      code: `const fs = require('fs'); const r = ${JSON.stringify(pair.primary)};
+        fs.writeFileSync(r + '/a.bin', Buffer.alloc(600 * 1024, 1)); fs.writeFileSync(r + '/b.bin', Buffer.alloc(600 * 1024, 2));
+        fs.writeFileSync(r + '/c.txt', 'after the big ones');`,
+    });
+    t.is(run.code, 0, run.stderr);
+    const replay = (drain: boolean, signal?: AbortSignal, log?: (l: string) => void) => new Replayer({
+      nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${standby}`), stateDir: pair.state,
+      drain, log: log ?? (() => undefined), write: simulated?.write,
+    }).run(signal);
+    await t.throwsAsync(replay(true), { message: /entry app\.\d+\.2 \(put data\/b\.bin, stream message \d+\) failed: ENOSPC/ });
+    t.deepEqual(fs.readdirSync(standby), ['a.bin'], 'b.bin is not visible at all, and no temporary file is left');
 
-  // Following instead of draining: it waits for space, then goes on by itself.
+    // Following instead of draining: it waits for space, then goes on by itself.
+    const ac = new AbortController();
+    const logs: string[] = [];
+    const following = replay(false, ac.signal, (l) => logs.push(l));
+    while (!logs.some((l) => /waiting for space/.test(l))) await new Promise((r) => setTimeout(r, 50));
+    freeSpace();
+    while (!fs.existsSync(path.join(standby, 'c.txt'))) await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    const s = await following;
+    t.is(s.applied, 2);
+    t.true(logs.some((l) => /applying resumed/.test(l)));
+    t.deepEqual(diffTrees(pair.primary, standby), []);
+  });
+}
+
+test.serial('a full disk while recording positions (positions.json, committed.json) waits for space like one while applying, and loses nothing', async (t) => {
+  const pair = await makePair('enospc-positions');
+  t.teardown(() => pair.close());
+  await publish(pair.server.url, [put(1, 'a.txt', 'a'), put(2, 'b.txt', 'b')]);
+  const committed = new SmallDisk(path.join(pair.state, 'committed.json'), 0);
+  const positions = new SmallDisk(path.join(pair.state, 'positions.json'), 0, committed.write);
   const ac = new AbortController();
   const logs: string[] = [];
-  const following = replay(false, ac.signal, (l) => logs.push(l));
-  while (!logs.some((l) => /waiting for space/.test(l))) await new Promise((r) => setTimeout(r, 50));
-  fs.rmSync(path.join(mnt, 'ballast'));
-  while (!fs.existsSync(path.join(standby, 'c.txt'))) await new Promise((r) => setTimeout(r, 50));
-  ac.abort();
+  const following = new Replayer({
+    nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`), stateDir: pair.state,
+    drain: false, log: (l) => logs.push(l), write: positions.write,
+  }).run(ac.signal);
+  let failed: unknown;
+  following.catch((err: unknown) => (failed = err));
+  const until = async (what: string, done: () => boolean) => {
+    for (const deadline = Date.now() + 15_000; !done() && failed === undefined; await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() > deadline) throw new Error(`waited 15 s for ${what}; it logged:\n${logs.join('\n')}`);
+    }
+    t.is(failed, undefined, `it waits for space instead of stopping (${what})`);
+  };
+  const said = (re: RegExp) => () => logs.some((l) => re.test(l));
+  try {
+    await until('it to wait for space to record a position', said(/ENOSPC.*waiting for space/));
+    positions.free = 1024 * 1024;
+    await until('b.txt', () => fs.existsSync(path.join(pair.standby, 'b.txt')));
+    await until('it to say the commit cannot be made', said(/cannot record the applied positions \(ENOSPC/));
+    committed.free = 1024 * 1024;
+    await until('the commit', said(/applied positions are recorded again/));
+  } finally {
+    ac.abort();
+  }
   const s = await following;
-  t.is(s.applied, 2);
+  t.is(s.applied, 2, 'a.txt (applied again once its position could be recorded) and b.txt');
   t.true(logs.some((l) => /applying resumed/.test(l)));
-  t.deepEqual(diffTrees(pair.primary, standby), []);
+  for (const file of ['positions.json', 'committed.json']) {
+    t.is(JSON.parse(fs.readFileSync(path.join(pair.state, file), 'utf8').split('\n')[0]).journals.app.s, 2, file);
+  }
+  t.deepEqual(fs.readdirSync(pair.standby).sort(), ['a.txt', 'b.txt']);
 });

@@ -5,6 +5,7 @@ import type { EntryHeader } from '../../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError } from '../../lib/errors';
 import { checkRelPath } from '../../lib/confine';
 import { resolveInRoot } from '../safe-path';
+import { writeAll, writeSync, type WriteFn } from '../write';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
@@ -30,7 +31,7 @@ export class FsApplier {
   private readonly touched = new Set<string>();
   private readonly dirty = new Set<string>();
 
-  constructor(private readonly roots: ReadonlyMap<string, string>) {}
+  constructor(private readonly roots: ReadonlyMap<string, string>, private readonly write: WriteFn = writeSync) {}
 
   /** Applies one entry; throws ApplyError (or ConfinementError, BadEntryError) naming what failed. */
   apply(h: EntryHeader, data: Data): void {
@@ -122,8 +123,8 @@ export class FsApplier {
       // content, so here too: rewrite in place (a reader may see it half-written, as on the primary).
       this.withFd(target, O_WRONLY, 'file', (fd) => {
         fs.ftruncateSync(fd, 0);
-        if (data.buf !== undefined) writeAll(fd, data.buf, 0);
-        else copyInto(data.file, fd, 0);
+        if (data.buf !== undefined) writeAll(this.write, fd, data.buf, 0);
+        else copyInto(this.write, data.file, fd, 0);
         fs.fchmodSync(fd, mode);
       });
       this.dirty.add(target);
@@ -150,7 +151,7 @@ export class FsApplier {
     this.replaceWith(target, (tmp) => {
       const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
       try {
-        writeAll(fd, data.buf, 0);
+        writeAll(this.write, fd, data.buf, 0);
         fs.fchmodSync(fd, mode);
       } finally {
         fs.closeSync(fd);
@@ -161,8 +162,8 @@ export class FsApplier {
 
   private writeAt(target: string, at: number, data: Data): void {
     this.withFd(target, O_WRONLY | O_CREAT, 'file', (fd) => {
-      if (data.buf !== undefined) writeAll(fd, data.buf, at);
-      else copyInto(data.file, fd, at);
+      if (data.buf !== undefined) writeAll(this.write, fd, data.buf, at);
+      else copyInto(this.write, data.file, fd, at);
     });
     this.dirty.add(target);
     if (data.file !== undefined) fs.rmSync(data.file, { force: true });
@@ -209,7 +210,7 @@ export class FsApplier {
         if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
         // Roots on different filesystems: a copy, made without following a symlink at `from`.
         if (src.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(from), tmp);
-        else copyFile(from, tmp);
+        else copyFile(this.write, from, tmp);
       }
     });
   }
@@ -264,25 +265,21 @@ function mismatch(h: EntryHeader, root: string, rel: string, err: unknown): unkn
   return new ApplyError(`${h.op} of ${root}/${rel}: ${(err as Error).message}`, { cause: err });
 }
 
-function writeAll(fd: number, buf: Buffer, at: number): void {
-  for (let off = 0; off < buf.length;) off += fs.writeSync(fd, buf, off, buf.length - off, at + off);
-}
-
-function copyInto(file: string, fd: number, at: number): void {
+function copyInto(write: WriteFn, file: string, fd: number, at: number): void {
   const src = fs.openSync(file, O_RDONLY);
   try {
-    copyFd(src, fd, at);
+    copyFd(write, src, fd, at);
   } finally {
     fs.closeSync(src);
   }
 }
 
-function copyFd(src: number, fd: number, at: number): void {
+function copyFd(write: WriteFn, src: number, fd: number, at: number): void {
   const buf = Buffer.allocUnsafe(1024 * 1024);
   for (let off = 0; ;) {
     const n = fs.readSync(src, buf, 0, buf.length, off);
     if (n === 0) break;
-    writeAll(fd, buf.subarray(0, n), at + off);
+    writeAll(write, fd, buf.subarray(0, n), at + off);
     off += n;
   }
 }
@@ -292,7 +289,7 @@ function copyFd(src: number, fd: number, at: number): void {
  * source is opened O_NOFOLLOW and O_NONBLOCK (a FIFO swapped in does not block us) and
  * must be a regular file once open: whatever is at the path, only a file inside the root is read.
  */
-function copyFile(from: string, tmp: string): void {
+function copyFile(write: WriteFn, from: string, tmp: string): void {
   let src: number;
   try {
     src = fs.openSync(from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
@@ -305,7 +302,7 @@ function copyFile(from: string, tmp: string): void {
     if (!st.isFile()) throw new BadEntryError(`link source ${path.basename(from)} is ${kindOf(st)} on the standby, not a file`);
     const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     try {
-      copyFd(src, fd, 0);
+      copyFd(write, src, fd, 0);
       fs.fchmodSync(fd, st.mode & 0o7777);
       fs.fsyncSync(fd);
     } finally {
