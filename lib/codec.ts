@@ -2,6 +2,7 @@ import { crc32 } from 'node:zlib';
 import { DecodeError } from './errors';
 import { DATA_OPS, OBJECT_OPS, OBJECT_ROOT, type Entry, type EntryHeader, type OpName } from './entry';
 import { isJobId, isObjectName, MAX_KEY_DEPTH, MAX_KEY_SEGMENT } from './objects';
+import { validJournalName } from './subjects';
 
 /**
  * Wire and spool form of an entry:
@@ -115,7 +116,8 @@ function checkHeader(v: unknown): EntryHeader {
   const bad = (field: string): never => {
     throw new DecodeError(`entry header field "${field}" is missing or invalid`);
   };
-  if (!str(v.j, 128) || v.j === '') bad('j');
+  // The journal name becomes a subject token and a file name under --state: one token, no separator.
+  if (typeof v.j !== 'string' || !validJournalName(v.j)) bad('j');
   if (!nat(v.e)) bad('e');
   if (!nat(v.s) || v.s === 0) bad('s');
   if (!nat(v.t)) bad('t');

@@ -23,6 +23,7 @@ import { Staging } from './staging';
 import { PositionStore } from './state';
 import { Versions } from './versions';
 import { serveVerify } from './verify-server';
+import type { WriteFn } from './write';
 
 export interface ReplayOptions {
   nats: NatsSettings;
@@ -43,6 +44,10 @@ export interface ReplayOptions {
   /** Serve Prometheus metrics on this port while running. */
   metricsPort?: number;
   metricsHost?: string;
+  /** How much of all journals may be held while waiting for missing entries (default 10,000 entries per journal, 256 MiB). */
+  maxHeld?: { entries: number; bytes: number };
+  /** The write(2) the replayer's files go through (a test injects a full disk here). */
+  write?: WriteFn;
 }
 
 export interface ReplaySummary {
@@ -56,12 +61,14 @@ export interface ReplaySummary {
 }
 
 /** How much of a journal is held while waiting for a missing entry, at most: memory stays bounded. */
-const MAX_HELD = 10_000;
-const MAX_HELD_BYTES = 256 * 1024 * 1024;
+const MAX_HELD = { entries: 10_000, bytes: 256 * 1024 * 1024 };
 /** Messages the consumer asks the server for at a time: at most ~28 MiB buffered. */
 export const CONSUME_MESSAGES = 32;
 
-interface Held { h: EntryHeader; data: Buffer }
+/** Where an entry came from: its stream message and, in a batch, its index there (for the quarantine). */
+interface Place { seq: number; subject: string; part?: number }
+/** A verified entry: header, data, its raw bytes, and where it came from. */
+interface Held { h: EntryHeader; data: Buffer; raw: Buffer; at: Place }
 
 /**
  * The standby's consumer loop: reads the stream in order from the recorded
@@ -89,8 +96,10 @@ export class Replayer {
   /** Whether the last message read was the stream's last: only then can "behind the agent" mean "missing". */
   private caughtUp = false;
   private catchingUp = false;
+  private readonly maxHeld: { entries: number; bytes: number };
 
   constructor(private readonly opts: ReplayOptions) {
+    this.maxHeld = opts.maxHeld ?? MAX_HELD;
     for (const r of opts.roots) {
       if (isInside(path.resolve(opts.stateDir), r.realDir) || isInside(path.resolve(opts.stateDir), r.dir)) {
         throw new SettingsError(`--state ${opts.stateDir} lies inside root "${r.name}"; the replayer's state must never be replicated over`);
@@ -102,14 +111,14 @@ export class Replayer {
       roots.set(r.name, fs.realpathSync(r.dir));
     }
     this.roots = roots;
-    this.store = new PositionStore(opts.stateDir);
+    this.store = new PositionStore(opts.stateDir, opts.write);
     if (this.store.restartedFromCommit) {
       opts.log(`the machine restarted since the last applied entry was recorded; resuming from the last commit (stream position ${this.store.positions.streamSeq})`);
     }
     this.versions = new Versions(opts.stateDir, Math.max(0, ...Object.values(this.store.positions.journals).map((j) => j.t)));
-    this.applier = new FsApplier(roots);
+    this.applier = new FsApplier(roots, opts.write);
     this.objects = new ObjectApplier(opts.stateDir, (j) => this.store.positions.journals[j]);
-    this.staging = new Staging(path.join(opts.stateDir, 'staging'));
+    this.staging = new Staging(path.join(opts.stateDir, 'staging'), opts.write);
     this.runningMarker = path.join(opts.stateDir, 'running');
     this.quarantine = new Quarantine(path.join(opts.stateDir, 'quarantine'));
     this.fences = new FenceStore(opts.stateDir);
@@ -141,6 +150,16 @@ export class Replayer {
       this.committing = next.catch(() => undefined);
       return next;
     };
+    // A commit that fails while following (a full disk under --state) is tried again at the
+    // next tick, said once; nothing it covers is reported applied until it succeeds.
+    let commitFailing = false;
+    const tryCommit = (): Promise<void> => commit().then(() => {
+      if (commitFailing) opts.log('applied positions are recorded again');
+      commitFailing = false;
+    }, (err: Error) => {
+      if (!commitFailing) opts.log(`cannot record the applied positions (${err.message}); retrying`);
+      commitFailing = true;
+    });
     try {
       // JetStream may be electing a leader (a cluster that just lost a node): give it time.
       const jsm = await this.patiently('reach JetStream', () => jetstreamManager(nc));
@@ -148,7 +167,7 @@ export class Replayer {
       kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       // `understudy verify` compares against this tree while it is being kept up to date.
       verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log);
-      timer = setInterval(() => void commit(), opts.commitMs ?? 100);
+      timer = setInterval(() => void tryCommit(), opts.commitMs ?? 100);
       const stateKv = kv;
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => this.collectMetrics(stateKv));
       const aborted = (): boolean => signal?.aborted === true;
@@ -156,7 +175,7 @@ export class Replayer {
         await this.checkStreamIdentity(jsm);
         const catchUp = opts.drain ? undefined : setInterval(() => void this.catchUp(nc, jsm, kv), 2000);
         try {
-          await this.pass(nc, jsm, commit, signal);
+          await this.pass(nc, jsm, opts.drain ? commit : tryCommit, signal);
         } catch (err) {
           if (opts.drain || err instanceof UnderstudyError) throw err;
           opts.log(`the stream went away under the replayer (${(err as Error).message}); resuming`);
@@ -393,11 +412,14 @@ export class Replayer {
       return bad((err as Error).message);
     }
     // Until its last entry is applied, a message is not behind us: a restart reads it again.
-    for (let i = 0; i < parts.length; i++) this.acceptEntry(m, parts[i], i === parts.length - 1 ? m.seq : m.seq - 1, bad);
+    for (let i = 0; i < parts.length; i++) {
+      const at: Place = { seq: m.seq, subject: m.subject, part: parts.length > 1 ? i : undefined };
+      this.acceptEntry(m, parts[i], at, i === parts.length - 1 ? m.seq : m.seq - 1, bad);
+    }
   }
 
   /** One entry of message `m`; `resumeSeq` is the stream position to record once it is applied. */
-  private acceptEntry(m: JsMsg, raw: Buffer, resumeSeq: number, bad: (why: string) => never): void {
+  private acceptEntry(m: JsMsg, raw: Buffer, at: Place, resumeSeq: number, bad: (why: string) => never): void {
     let h: EntryHeader;
     let data: Buffer;
     try {
@@ -417,24 +439,46 @@ export class Replayer {
       return;
     }
     if (pos !== undefined && h.s > pos.s + 1) {
-      this.hold(h, data); // an earlier entry is missing; it may still come (a re-publish after a failed ack)
+      this.hold({ h, data, raw, at }); // an earlier entry is missing; it may still come (a re-publish after a failed ack)
       return;
     }
     if (pos !== undefined && h.s <= pos.s) {
       this.opts.log(`journal ${h.j}: epoch ${h.e} restarts numbering at ${h.s} after ${positionLabel(pos)} (its spool was lost or replaced)`);
     }
-    this.applyOne(h, data, m.seq, resumeSeq);
+    this.applyVerified({ h, data, raw, at }, m.seq, resumeSeq);
     const queue = this.held.get(h.j);
     while (queue !== undefined && queue.size > 0) {
       const next = queue.get(this.store.positions.journals[h.j].s + 1);
       if (next === undefined) break;
       queue.delete(next.h.s);
       this.heldBytes -= next.data.length;
-      this.applyOne(next.h, next.data, m.seq, resumeSeq);
+      this.applyVerified(next, m.seq, resumeSeq);
     }
   }
 
-  private applyOne(h: EntryHeader, data: Buffer, streamSeq: number, resumeSeq: number): void {
+  /**
+   * Applies an entry that decoded, verified and belongs to its journal. In skip mode, one
+   * refused after that (a path outside the roots, an operation this tree cannot take) is
+   * quarantined on its own and its place in the journal passed: it is authentic, so its
+   * position can be trusted, and the entries after it in the same message still apply.
+   */
+  private applyVerified(e: Held, streamSeq: number, resumeSeq: number): void {
+    let applied = true;
+    try {
+      this.applyOne(e.h, e.data, streamSeq);
+    } catch (err) {
+      if (this.opts.onBadEntry !== 'skip' || !isPassable(err)) throw err;
+      const where = this.quarantine.put(e.at.seq, e.at.subject, e.raw, (err as Error).message, e.at.part);
+      this.opts.log(`skipped: ${(err as Error).message}; quarantined in ${where}`);
+      this.summary.skipped++;
+      applied = false;
+    }
+    this.done(e.h, resumeSeq);
+    // Counted once recorded: an entry applied again after its position could not be written is one entry.
+    if (applied) this.summary.applied++;
+  }
+
+  private applyOne(h: EntryHeader, data: Buffer, streamSeq: number): void {
     const what = `entry ${positionLabel(h)} (${h.op} ${h.r}/${h.p}, stream message ${streamSeq})`;
     try {
       this.checkChunkOrder(h);
@@ -454,10 +498,13 @@ export class Replayer {
       const why = err instanceof UnderstudyError ? err.message : `${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.trim();
       throw new ApplyError(`${what} failed: ${why}`, { cause: err });
     }
+  }
+
+  /** Records that the journal is past `h`. */
+  private done(h: EntryHeader, resumeSeq: number): void {
     // While entries are held, resuming must start before them: the stream position stays put.
     this.store.record(h.j, { e: h.e, s: h.s, t: h.t }, this.holding() ? this.store.positions.streamSeq : resumeSeq);
     this.changed.add(h.j);
-    this.summary.applied++;
   }
 
   /** Applies a whole change, unless it is a snapshot older than what the standby has. */
@@ -485,22 +532,16 @@ export class Replayer {
     else this.openChunks.set(h.j, { first: h.c.first, next: h.c.i + 1, n: h.c.n });
   }
 
-  /** After a bad entry is quarantined in skip mode: consume it, so the journal goes on past it. */
+  /**
+   * After a message that did not verify is quarantined in skip mode: consume it, and nothing
+   * more. No journal position is taken from it: its bytes are not trusted, and its
+   * Nats-Msg-Id is not even signed (a forged id "app.9999999999.1" would otherwise make every
+   * genuine entry after it a duplicate, and agents would trim their spools to it). A genuine
+   * entry lost this way leaves a gap: later entries are held and its agent asked to resend it.
+   */
   private passOver(m: JsMsg): void {
     this.summary.skipped++;
     this.summary.streamSeq = m.seq;
-    // The message id (name.epoch.seq) places the entry in its journal even when its bytes are unreadable.
-    const id = /^([A-Za-z0-9_-]+)\.(\d+)\.(\d+)(?:-(\d+))?/.exec(m.headers?.get('Nats-Msg-Id') ?? '');
-    const name = id?.[1];
-    if (name !== undefined && m.subject === journalSubject(this.opts.stream, name)) {
-      const pos = { e: Number(id?.[2]), s: Number(id?.[4] ?? id?.[3]), t: Date.now() };
-      const cur = this.store.positions.journals[name];
-      if (cur === undefined || comparePosition(pos, cur) > 0) {
-        this.store.record(name, pos, this.holding() ? this.store.positions.streamSeq : m.seq);
-        this.changed.add(name);
-        return;
-      }
-    }
     if (!this.holding()) this.store.skip(m.seq);
   }
 
@@ -509,15 +550,19 @@ export class Replayer {
     return false;
   }
 
-  private hold(h: EntryHeader, data: Buffer): void {
+  private hold(e: Held): void {
+    const { h } = e;
     let queue = this.held.get(h.j);
     if (queue === undefined) this.held.set(h.j, (queue = new Map()));
-    if (queue.size >= MAX_HELD || this.heldBytes + data.length > MAX_HELD_BYTES) {
+    // The same entry delivered again (a resend) replaces the one held: it is counted once.
+    const prev = queue.get(h.s);
+    const bytes = this.heldBytes - (prev?.data.length ?? 0) + e.data.length;
+    if ((prev === undefined && queue.size >= this.maxHeld.entries) || bytes > this.maxHeld.bytes) {
       const pos = this.store.positions.journals[h.j];
       throw new ApplyError(`journal ${h.j}: entries after ${positionLabel(pos)} are missing from the stream (holding ${queue.size} later ones, ${this.heldBytes} bytes)`);
     }
-    queue.set(h.s, { h, data });
-    this.heldBytes += data.length;
+    queue.set(h.s, e);
+    this.heldBytes = bytes;
   }
 
   private checkNoGaps(): void {
@@ -606,9 +651,36 @@ async function auditMetrics(kv: KV): Promise<Metric[]> {
   ];
 }
 
+/** The errno of `err` or of an error it wraps (an ApplyError carries the system error as its cause). */
+function errnoOf(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
+}
+
+/** A full disk, whether applying (an ApplyError with the system error as its cause) or recording (the bare error). */
 function isOutOfSpace(err: unknown): boolean {
-  const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
-  return cause?.code === 'ENOSPC' || cause?.code === 'EDQUOT';
+  const code = errnoOf(err);
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * Failures of applying that come from what the entry asks for, not from the standby:
+ * a rename into itself or over a non-empty directory, a path through a file, an offset
+ * past the largest file, too many links. In skip mode such an entry is passed over like
+ * a refused one. Everything else (ENOSPC, EIO, EROFS, EACCES, EPERM, ENOENT, …) says
+ * something about the standby, and stops the replayer in both modes: passing over it
+ * would report as applied an entry that is not, and its agent would drop it.
+ */
+const CONTENT_ERRNO: ReadonlySet<string> = new Set(['ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EEXIST', 'EINVAL', 'ENAMETOOLONG', 'EFBIG', 'EMLINK']);
+
+/** Whether an error applying a verified entry lets skip mode pass over the entry. */
+function isPassable(err: unknown): boolean {
+  if (err instanceof BadEntryError) return true;
+  const code = errnoOf(err);
+  return err instanceof ApplyError && code !== undefined && CONTENT_ERRNO.has(code);
 }
 
 /** Removes temporary files a killed replayer left beside the objects it was replacing. */

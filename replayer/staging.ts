@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EntryHeader } from '../lib/entry';
 import { BadEntryError } from '../lib/errors';
+import { writeAll, writeSync, type WriteFn } from './write';
 
 /**
  * Chunks of a large entry, collected in a file under the state directory
@@ -9,7 +10,7 @@ import { BadEntryError } from '../lib/errors';
  * chunk delivered twice (after a crash) changes nothing.
  */
 export class Staging {
-  constructor(private readonly dir: string) {
+  constructor(private readonly dir: string, private readonly write: WriteFn = writeSync) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
@@ -22,7 +23,7 @@ export class Staging {
     if (c.i > 0 && !fs.existsSync(file)) throw new BadEntryError(`chunk ${c.i}/${c.n} of ${h.j}.${h.e}.${c.first} arrived without the chunks before it`);
     const fd = fs.openSync(file, c.i === 0 ? 'w' : 'r+', 0o600);
     try {
-      for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, c.off + off);
+      writeAll(this.write, fd, data, c.off);
       if (c.i === c.n - 1) {
         if (fs.fstatSync(fd).size !== c.total) throw new BadEntryError(`chunks of ${h.j}.${h.e}.${c.first} add up to ${fs.fstatSync(fd).size} bytes, not ${c.total}`);
         fs.fsyncSync(fd);

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { writeAll, writeSync, type WriteFn } from './write';
 
 /** The position of one journal on the standby: the last entry applied. */
 export interface JournalPos { e: number; s: number; t: number }
@@ -35,7 +36,7 @@ export class PositionStore {
   /** Set when the machine restarted since the last write: resuming from the last commit. */
   readonly restartedFromCommit: boolean;
 
-  constructor(readonly dir: string) {
+  constructor(readonly dir: string, private readonly write: WriteFn = writeSync) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.file = path.join(dir, 'positions.json');
     this.committedFile = path.join(dir, 'committed.json');
@@ -53,25 +54,40 @@ export class PositionStore {
     this.positions = (this.restartedFromCommit ? committed : latest) ?? { streamSeq: 0, journals: {} };
     this.fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
     this.committedFd = fs.openSync(this.committedFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
-    if (this.restartedFromCommit) this.write();
+    if (this.restartedFromCommit) this.save();
   }
 
   /** Records that `name` applied (e, s, t), found at stream sequence `streamSeq`. */
   record(name: string, pos: JournalPos, streamSeq: number): void {
+    const before = { pos: this.positions.journals[name], streamSeq: this.positions.streamSeq };
     this.positions.journals[name] = pos;
     this.positions.streamSeq = streamSeq;
-    this.write();
+    try {
+      this.save();
+    } catch (err) {
+      // Not recorded (a full disk): the entry is applied again when retried, which is harmless.
+      if (before.pos === undefined) delete this.positions.journals[name];
+      else this.positions.journals[name] = before.pos;
+      this.positions.streamSeq = before.streamSeq;
+      throw err;
+    }
   }
 
   /** Records that stream message `streamSeq` was consumed without changing any journal (a duplicate). */
   skip(streamSeq: number): void {
+    const before = this.positions.streamSeq;
     this.positions.streamSeq = streamSeq;
-    this.write();
+    try {
+      this.save();
+    } catch (err) {
+      this.positions.streamSeq = before;
+      throw err;
+    }
   }
 
   /** Makes the recorded position durable: call once what it covers is on disk. */
   sync(): void {
-    writeFirstLine(this.committedFd, { ...this.positions, boot: this.boot });
+    writeFirstLine(this.write, this.committedFd, { ...this.positions, boot: this.boot });
     fs.fdatasyncSync(this.committedFd);
   }
 
@@ -81,15 +97,15 @@ export class PositionStore {
     fs.closeSync(this.committedFd);
   }
 
-  private write(): void {
-    writeFirstLine(this.fd, { ...this.positions, boot: this.boot });
+  private save(): void {
+    writeFirstLine(this.write, this.fd, { ...this.positions, boot: this.boot });
   }
 }
 
 /** One pwrite at offset 0, then cut the tail: a reader never sees two documents mixed. */
-function writeFirstLine(fd: number, value: Positions): void {
+function writeFirstLine(write: WriteFn, fd: number, value: Positions): void {
   const text = Buffer.from(JSON.stringify(value) + '\n');
-  fs.writeSync(fd, text, 0, text.length, 0);
+  writeAll(write, fd, text, 0);
   fs.ftruncateSync(fd, text.length);
 }
 

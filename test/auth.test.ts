@@ -1,7 +1,13 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { connect, nkeys } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { encodeEntry } from '../lib/codec';
+import { ensureStream, openStateKv } from '../lib/nats';
+import { journalSubject } from '../lib/subjects';
 import { startNatsServer } from './helpers/nats-server';
 import { makePair, runCli } from './helpers/pair';
 
@@ -11,13 +17,13 @@ import { makePair, runCli } from './helpers/pair';
  * subject and its own heartbeat; the replayer may read the stream and report
  * its applied positions, and publish no journal entry.
  */
-function permissionsConfig(port: number, storeDir: string): string {
+function permissionsConfig(port: number, storeDir: string, who = { agent: 'user: agent, password: agent-secret', replayer: 'user: replayer, password: replayer-secret' }): string {
   return `
 listen: 127.0.0.1:${port}
 jetstream { store_dir: "${storeDir}" }
 authorization {
   users: [
-    { user: agent, password: agent-secret, permissions: {
+    { ${who.agent}, permissions: {
         publish: { allow: [
           "understudy.understudy.journal.app",
           "$JS.API.INFO", "$JS.API.STREAM.INFO.UNDERSTUDY", "$JS.API.STREAM.CREATE.UNDERSTUDY",
@@ -27,7 +33,7 @@ authorization {
           "$JS.API.CONSUMER.DELETE.KV_UNDERSTUDY_STATE.>"
         ] }
         subscribe: { allow: ["_INBOX.>"] } } }
-    { user: replayer, password: replayer-secret, permissions: {
+    { ${who.replayer}, permissions: {
         publish: { allow: [
           "$JS.API.INFO", "$JS.API.STREAM.INFO.UNDERSTUDY", "$JS.API.STREAM.INFO.KV_UNDERSTUDY_STATE",
           "$JS.API.CONSUMER.CREATE.UNDERSTUDY", "$JS.API.CONSUMER.CREATE.UNDERSTUDY.>",
@@ -89,6 +95,81 @@ test.serial('with authentication and per-subject permissions, the right credenti
   t.is(other.code, 0);
   t.regex(other.stderr, /journal "other" cannot reach JetStream \(.*[Pp]ermission/);
   t.true(fs.existsSync(path.join(pair.spool, 'other')), 'its entries stay in its spool');
+});
+
+test.serial('under the permission set of SECURITY.md, the replayer\'s user can publish no entry, forge no heartbeat and purge nothing', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-perm-'));
+  const server = await startNatsServer({ storeDir: path.join(dir, 'store'), config: permissionsConfig });
+  t.teardown(async () => {
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const admin = await connect({ servers: server.url, user: 'admin', pass: 'admin-secret' });
+  await ensureStream(await jetstreamManager(admin), 'UNDERSTUDY');
+  await openStateKv(admin, 'UNDERSTUDY');
+  const replayer = await connect({ servers: server.url, user: 'replayer', pass: 'replayer-secret' });
+  t.teardown(async () => {
+    await replayer.close();
+    await admin.close();
+  });
+  const entry = encodeEntry({ j: 'app', e: 1, s: 1, t: 0, r: 'data', p: 'forged.txt', op: 'put', mode: 0o644 }, Buffer.from('forged'));
+  const refused = [
+    journalSubject('UNDERSTUDY', 'app'), // an entry
+    '$KV.UNDERSTUDY_STATE.agent.app', // the agent's heartbeat
+    '$KV.UNDERSTUDY_STATE.fence.app', // a fence
+    '$JS.API.STREAM.PURGE.UNDERSTUDY', '$JS.API.STREAM.DELETE.UNDERSTUDY', '$JS.API.STREAM.MSG.DELETE.UNDERSTUDY',
+  ];
+  for (const subject of refused) {
+    await t.throwsAsync(replayer.request(subject, entry, { timeout: 2000 }), { message: /[Pp]ermission/ }, subject);
+  }
+  const info = await (await jetstreamManager(admin)).streams.info('UNDERSTUDY');
+  t.is(info.state.messages, 0, 'nothing reached the stream');
+  t.false(replayer.isClosed(), 'a refused publish does not cost the replayer its connection');
+});
+
+/**
+ * An nkey user: its public key for the server, its seed in a file. Written without a final
+ * newline: connectionOptions passes the file's bytes as they are, and a newline makes the seed
+ * "an invalid encoded key" (reported; lib/nats.ts is outside this change).
+ */
+function nkeyUser(dir: string, label: string): { pub: string; seedFile: string } {
+  const kp = nkeys.createUser();
+  const seedFile = path.join(dir, `${label}.nk`);
+  fs.writeFileSync(seedFile, kp.getSeed(), { mode: 0o600 });
+  return { pub: kp.getPublicKey(), seedFile };
+}
+
+test.serial('nkey authentication: agent and replayer sign in with seed files, an unknown nkey is refused clearly', async (t) => {
+  const pair = await makePair('nkey');
+  t.teardown(() => pair.close());
+  await pair.server.stop();
+  const agent = nkeyUser(pair.dir, 'agent');
+  const replayer = nkeyUser(pair.dir, 'replayer');
+  const stranger = nkeyUser(pair.dir, 'stranger');
+  const server = await startNatsServer({
+    storeDir: path.join(pair.dir, 'nkey-store'),
+    config: (port, store) => permissionsConfig(port, store, { agent: `nkey: ${agent.pub}`, replayer: `nkey: ${replayer.pub}` }),
+  });
+  t.teardown(() => server.stop());
+  const url = server.url;
+  const admin = await pair.runApp({
+    env: { UNDERSTUDY_NATS_URL: url, UNDERSTUDY_NATS_USER: 'admin', UNDERSTUDY_NATS_PASS: 'admin-secret', UNDERSTUDY_NAME: 'setup' },
+    code: `require('fs').mkdirSync(${JSON.stringify(path.join(pair.primary, 'made-by-admin'))});`,
+  });
+  t.is(admin.code, 0, admin.stderr);
+  const ok = await pair.runApp({
+    env: { UNDERSTUDY_NATS_URL: url, UNDERSTUDY_NATS_NKEY: agent.seedFile },
+    code: `require('fs').writeFileSync(${JSON.stringify(path.join(pair.primary, 'app.txt'))}, 'signed in with an nkey');`,
+  });
+  t.is(ok.code, 0);
+  t.is(ok.stderr, '', 'the agent with its nkey ships without complaint');
+  const replay = (seed: string) => cli(['replay', '--root', `data=${pair.standby}`, '--state', pair.state, '--drain', '--nats', url, '--nkey', seed, '--name', 'app'], {});
+  const wrong = await replay(stranger.seedFile);
+  t.is(wrong.code, 1);
+  t.regex(wrong.stderr, /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*[Aa]uthorization/);
+  const right = await replay(replayer.seedFile);
+  t.is(right.code, 0, right.stderr);
+  t.is(fs.readFileSync(path.join(pair.standby, 'app.txt'), 'utf8'), 'signed in with an nkey');
 });
 
 /** A CA and a server certificate for 127.0.0.1, made with openssl. */

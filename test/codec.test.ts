@@ -1,5 +1,5 @@
 import test from 'ava';
-import { decodeEntry, encodeEntry } from '../lib/codec';
+import { decodeEntry, encodeEntry, MAX_HEADER_BYTES } from '../lib/codec';
 import type { EntryHeader } from '../lib/entry';
 import { DecodeError } from '../lib/errors';
 
@@ -57,6 +57,12 @@ test('schema violations name the field', (t) => {
     [{ ...base, s: 0, op: 'rm' }, /"s"/],
     [{ ...base, e: -1, op: 'rm' }, /"e"/],
     [{ ...base, r: '', op: 'rm' }, /"r"/],
+    // The journal name is a subject token and a staging file name: no separator, no dots.
+    [{ ...base, j: 'x/y', op: 'rm' }, /"j"/],
+    [{ ...base, j: '..', op: 'rm' }, /"j"/],
+    [{ ...base, j: 'a.b', op: 'rm' }, /"j"/],
+    [{ ...base, j: '', op: 'rm' }, /"j"/],
+    [{ ...base, j: 'x'.repeat(129), op: 'rm' }, /"j"/],
     [{ ...base, op: 'truncate', size: 1.5 }, /"size"/],
     [{ ...base, op: 'rm', c: { first: 42, i: 0, n: 2, off: 0, total: 1 } }, /"c"/],
     [{ ...base, op: 'put', mode: 0o644, c: { first: 1, i: 0, n: 2, off: 0, total: 1 } }, /"c"/],
@@ -64,6 +70,12 @@ test('schema violations name the field', (t) => {
   for (const [header, message] of bad) {
     t.throws(() => decodeEntry(encodeEntry(header as unknown as EntryHeader)), { instanceOf: DecodeError, message });
   }
+});
+
+test('a header over 64 KiB is refused before it is parsed, whatever its checksum says', (t) => {
+  const entry = encodeEntry({ ...base, op: 'symlink', target: 'x'.repeat(MAX_HEADER_BYTES) } as EntryHeader);
+  t.true(entry.readUInt32BE(4) > MAX_HEADER_BYTES);
+  t.throws(() => decodeEntry(entry), { instanceOf: DecodeError, message: /entry header length \d+ does not fit/ });
 });
 
 test('data on an operation that carries none is refused', (t) => {

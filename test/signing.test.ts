@@ -86,6 +86,28 @@ test.serial('a captured entry replayed later changes nothing', async (t) => {
   t.is(fs.readFileSync(path.join(pair.standby, 'state.txt'), 'utf8'), 'v2');
 });
 
+test.serial('skip mode: an unsigned message with a forged Nats-Msg-Id moves no journal position; genuine entries after it are applied', async (t) => {
+  const pair = await makePair('forged-id');
+  t.teardown(() => pair.close());
+  const a = keyPair(pair.dir, 'a');
+  const verifier = loadVerifier([a.pub]);
+  t.is((await write(pair, 'one.txt', '1', a.priv)).code, 0);
+  const [genuine] = await storedMessages(pair.server.url);
+  const { header } = decodeEntry(genuine.data);
+  // Junk claiming, by its message id only, to be far ahead in the journal.
+  await publish(pair.server.url, [{ header: { ...header, op: 'rm' }, raw: Buffer.from('junk'), id: `app.9999999999.1` }]);
+  const first = await pair.drain(undefined, { verifier, onBadEntry: 'skip' });
+  t.is(first.applied, 1);
+  t.is(first.skipped, 1);
+  const positions = JSON.parse(fs.readFileSync(path.join(pair.state, 'positions.json'), 'utf8').split('\n')[0]);
+  t.deepEqual([positions.journals.app.e, positions.journals.app.s], [header.e, header.s]);
+  t.is((await write(pair, 'two.txt', '2', a.priv)).code, 0);
+  const second = await pair.drain(undefined, { verifier, onBadEntry: 'skip' });
+  t.is(second.applied, 1);
+  t.is(second.duplicates, 0);
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+});
+
 test.serial('key rotation: both keys trusted during the change, only the new one after', async (t) => {
   const pair = await makePair('rotate');
   t.teardown(() => pair.close());

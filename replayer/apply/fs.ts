@@ -3,9 +3,11 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { EntryHeader } from '../../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError } from '../../lib/errors';
+import { checkRelPath } from '../../lib/confine';
 import { resolveInRoot } from '../safe-path';
+import { writeAll, writeSync, type WriteFn } from '../write';
 
-const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
 /** An entry's bytes: in memory, or staged in a file when they came in chunks. */
 export type Data = { buf: Buffer; file?: undefined } | { file: string; buf?: undefined };
@@ -29,22 +31,30 @@ export class FsApplier {
   private readonly touched = new Set<string>();
   private readonly dirty = new Set<string>();
 
-  constructor(private readonly roots: ReadonlyMap<string, string>) {}
+  constructor(private readonly roots: ReadonlyMap<string, string>, private readonly write: WriteFn = writeSync) {}
 
-  /** Applies one entry; throws ApplyError (or ConfinementError) naming what failed. */
+  /** Applies one entry; throws ApplyError (or ConfinementError, BadEntryError) naming what failed. */
   apply(h: EntryHeader, data: Data): void {
-    let target: string;
-    try {
-      target = this.resolve(h.r, h.p, h.op !== 'rm' && h.op !== 'rename');
-    } catch (err) {
-      // Removing or moving from under a directory the standby does not have: nothing there to act on.
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-      if (h.op === 'rm') return;
-      if (code === 'ENOTDIR') throw new ApplyError(`${h.op} of ${h.r}/${h.p}: ${(err as Error).message}`);
-      if (h.op === 'rename' && lstatOrUndefined(this.resolve(h.toRoot, h.to, true)) !== undefined) return;
-      throw new ApplyError(`${h.op} of ${h.r}/${h.p}: a directory above it does not exist on the standby`);
+    // Every path the entry names is checked before anything on disk changes: a refused entry
+    // leaves no directory behind. The paths it reads (a link's source, a rename's) are looked
+    // at before the directories of the path it writes are made.
+    this.check(h.r, h.p);
+    if (h.op === 'rename') this.check(h.toRoot, h.to);
+    if (h.op === 'link') this.check(h.fromRoot, h.from);
+    switch (h.op) {
+      case 'rm': {
+        const target = this.find(h, h.r, h.p, true);
+        if (target === undefined) return; // no directory above it: nothing there to remove
+        fs.rmSync(target, { recursive: true, force: true });
+        this.touched.add(path.dirname(target));
+        return;
+      }
+      case 'rename':
+        return this.rename(h);
+      case 'link':
+        return this.link(h);
     }
+    const target = this.place(h, h.r, h.p);
     switch (h.op) {
       case 'put':
         return this.put(target, h.mode, data);
@@ -52,23 +62,15 @@ export class FsApplier {
       case 'pwrite':
         return this.writeAt(target, h.at, data);
       case 'truncate':
-        this.withFd(target, O_WRONLY | O_NOFOLLOW, (fd) => fs.ftruncateSync(fd, h.size));
+        this.withFd(target, O_WRONLY, 'file', (fd) => fs.ftruncateSync(fd, h.size));
         this.dirty.add(target);
         return;
       case 'mkdir':
         return this.mkdir(target, h.mode);
-      case 'rm':
-        fs.rmSync(target, { recursive: true, force: true });
-        this.touched.add(path.dirname(target));
-        return;
-      case 'rename':
-        return this.rename(target, this.resolve(h.toRoot, h.to, true));
       case 'symlink':
         return this.replaceWith(target, (tmp) => fs.symlinkSync(h.target, tmp));
-      case 'link':
-        return this.link(this.resolve(h.fromRoot, h.from, false), target);
       case 'chmod':
-        return this.withFd(target, O_RDONLY | O_NOFOLLOW, (fd) => fs.fchmodSync(fd, h.mode));
+        return this.withFd(target, O_RDONLY, 'file or directory', (fd) => fs.fchmodSync(fd, h.mode));
     }
   }
 
@@ -82,10 +84,36 @@ export class FsApplier {
     await Promise.all(dirs.map(fsyncPath));
   }
 
+  /** Refuses an unknown root or a path that could leave it, before any disk access. */
+  private check(root: string, rel: string): void {
+    if (!this.roots.has(root)) throw new BadEntryError(`entry names root "${root}", which this replayer does not have (--root ${root}=/dir)`);
+    checkRelPath(rel);
+  }
+
   private resolve(root: string, rel: string, makeParents: boolean): string {
     const dir = this.roots.get(root);
     if (dir === undefined) throw new BadEntryError(`entry names root "${root}", which this replayer does not have (--root ${root}=/dir)`);
     return resolveInRoot(dir, rel, makeParents);
+  }
+
+  /** Where (root, rel) is on the standby, the directories above it made when missing. */
+  private place(h: EntryHeader, root: string, rel: string): string {
+    try {
+      return this.resolve(root, rel, true);
+    } catch (err) {
+      throw mismatch(h, root, rel, err);
+    }
+  }
+
+  /** Where (root, rel) is on the standby, or undefined when a directory above it does not exist (or is a file, if `fileIsAbsent`). */
+  private find(h: EntryHeader, root: string, rel: string, fileIsAbsent = false): string | undefined {
+    try {
+      return this.resolve(root, rel, false);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || (code === 'ENOTDIR' && fileIsAbsent)) return undefined;
+      throw mismatch(h, root, rel, err);
+    }
   }
 
   private put(target: string, mode: number, data: Data): void {
@@ -93,10 +121,10 @@ export class FsApplier {
     if (st !== undefined && st.isFile() && st.nlink > 1) {
       // A rename would split the hard link; on the primary every name of the inode sees the new
       // content, so here too: rewrite in place (a reader may see it half-written, as on the primary).
-      this.withFd(target, O_WRONLY | O_NOFOLLOW, (fd) => {
+      this.withFd(target, O_WRONLY, 'file', (fd) => {
         fs.ftruncateSync(fd, 0);
-        if (data.buf !== undefined) writeAll(fd, data.buf, 0);
-        else copyInto(data.file, fd, 0);
+        if (data.buf !== undefined) writeAll(this.write, fd, data.buf, 0);
+        else copyInto(this.write, data.file, fd, 0);
         fs.fchmodSync(fd, mode);
       });
       this.dirty.add(target);
@@ -123,7 +151,7 @@ export class FsApplier {
     this.replaceWith(target, (tmp) => {
       const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
       try {
-        writeAll(fd, data.buf, 0);
+        writeAll(this.write, fd, data.buf, 0);
         fs.fchmodSync(fd, mode);
       } finally {
         fs.closeSync(fd);
@@ -133,9 +161,9 @@ export class FsApplier {
   }
 
   private writeAt(target: string, at: number, data: Data): void {
-    this.withFd(target, O_WRONLY | O_CREAT | O_NOFOLLOW, (fd) => {
-      if (data.buf !== undefined) writeAll(fd, data.buf, at);
-      else copyInto(data.file, fd, at);
+    this.withFd(target, O_WRONLY | O_CREAT, 'file', (fd) => {
+      if (data.buf !== undefined) writeAll(this.write, fd, data.buf, at);
+      else copyInto(this.write, data.file, fd, at);
     });
     this.dirty.add(target);
     if (data.file !== undefined) fs.rmSync(data.file, { force: true });
@@ -148,31 +176,41 @@ export class FsApplier {
       fs.mkdirSync(target, { mode });
       this.touched.add(path.dirname(target));
     }
-    this.withFd(target, O_RDONLY | O_NOFOLLOW, (fd) => fs.fchmodSync(fd, mode));
+    this.withFd(target, O_RDONLY, 'directory', (fd) => fs.fchmodSync(fd, mode));
   }
 
-  private rename(from: string, to: string): void {
-    if (lstatOrUndefined(from) === undefined) {
+  private rename(h: Extract<EntryHeader, { op: 'rename' }>): void {
+    const from = this.find(h, h.r, h.p);
+    if (from === undefined || lstatOrUndefined(from) === undefined) {
       // Re-applied after a crash between applying and recording it: the move already happened.
-      if (lstatOrUndefined(to) !== undefined) return;
+      const done = this.find(h, h.toRoot, h.to);
+      if (done !== undefined && lstatOrUndefined(done) !== undefined) return;
+      if (from === undefined) throw new ApplyError(`rename of ${h.r}/${h.p}: a directory above it does not exist on the standby`);
       throw new ApplyError(`rename source ${from} does not exist on the standby`);
     }
+    const to = this.place(h, h.toRoot, h.to);
     fs.renameSync(from, to);
     this.touched.add(path.dirname(from));
     this.touched.add(path.dirname(to));
   }
 
-  private link(from: string, to: string): void {
-    const src = fs.lstatSync(from);
+  private link(h: Extract<EntryHeader, { op: 'link' }>): void {
+    const from = this.find(h, h.fromRoot, h.from);
+    const src = from === undefined ? undefined : lstatOrUndefined(from);
+    if (from === undefined || src === undefined) throw new ApplyError(`link source ${h.fromRoot}/${h.from} does not exist on the standby`);
+    // Only files and symlinks can have hard links; anything else is not what a primary journals.
+    if (!src.isFile() && !src.isSymbolicLink()) throw new BadEntryError(`link source ${path.basename(from)} is ${kindOf(src)} on the standby, not a file or a symlink`);
+    const to = this.place(h, h.r, h.p);
     const dst = lstatOrUndefined(to);
     if (dst !== undefined && dst.ino === src.ino && dst.dev === src.dev) return;
     this.replaceWith(to, (tmp) => {
       try {
-        fs.linkSync(from, tmp);
+        fs.linkSync(from, tmp); // link(2) does not follow a symlink at `from`: the link itself gets the new name
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-        fs.copyFileSync(from, tmp, fs.constants.COPYFILE_EXCL); // roots on different filesystems
-        fsyncFile(tmp, src.mode & 0o7777);
+        // Roots on different filesystems: a copy, made without following a symlink at `from`.
+        if (src.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(from), tmp);
+        else copyFile(this.write, from, tmp);
       }
     });
   }
@@ -192,16 +230,28 @@ export class FsApplier {
     this.touched.add(path.dirname(target));
   }
 
-  private withFd(target: string, flags: number, fn: (fd: number) => void): void {
+  /**
+   * Opens what is at `target` without following a symlink and without blocking (a FIFO planted
+   * there would otherwise hold the replayer for ever), and acts on it only when it is what the
+   * entry expects: an in-place write must not reach a FIFO, a socket or a device.
+   */
+  private withFd(target: string, flags: number, want: 'file' | 'directory' | 'file or directory', fn: (fd: number) => void): void {
     let fd: number;
     try {
-      fd = fs.openSync(target, flags, 0o644);
+      fd = fs.openSync(target, flags | O_NOFOLLOW | O_NONBLOCK, 0o644);
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
       // O_NOFOLLOW met a symlink where the entry names a file or directory.
-      if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new ConfinementError(`${path.basename(target)} is a symlink on the standby; refusing to act through it`);
+      if (code === 'ELOOP') throw new ConfinementError(`${path.basename(target)} is a symlink on the standby; refusing to act through it`);
+      // A FIFO without a reader, a socket, a device without a driver: not a file the replayer made.
+      if (code === 'ENXIO') throw new BadEntryError(`${path.basename(target)} is a FIFO, socket or device on the standby, not a ${want}; refusing to write to it`);
       throw err;
     }
     try {
+      const st = fs.fstatSync(fd);
+      if (!((want !== 'directory' && st.isFile()) || (want !== 'file' && st.isDirectory()))) {
+        throw new BadEntryError(`${path.basename(target)} is ${kindOf(st)} on the standby, not a ${want}; refusing to act on it`);
+      }
       fn(fd);
     } finally {
       fs.closeSync(fd);
@@ -209,30 +259,75 @@ export class FsApplier {
   }
 }
 
-function writeAll(fd: number, buf: Buffer, at: number): void {
-  for (let off = 0; off < buf.length;) off += fs.writeSync(fd, buf, off, buf.length - off, at + off);
+/** A file where the entry needs a directory above its path: the trees differ (verify --repair mends it). */
+function mismatch(h: EntryHeader, root: string, rel: string, err: unknown): unknown {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') return err;
+  return new ApplyError(`${h.op} of ${root}/${rel}: ${(err as Error).message}`, { cause: err });
 }
 
-function copyInto(file: string, fd: number, at: number): void {
+function copyInto(write: WriteFn, file: string, fd: number, at: number): void {
   const src = fs.openSync(file, O_RDONLY);
-  const buf = Buffer.allocUnsafe(1024 * 1024);
   try {
-    for (let off = 0; ;) {
-      const n = fs.readSync(src, buf, 0, buf.length, off);
-      if (n === 0) break;
-      writeAll(fd, buf.subarray(0, n), at + off);
-      off += n;
+    copyFd(write, src, fd, at);
+  } finally {
+    fs.closeSync(src);
+  }
+}
+
+function copyFd(write: WriteFn, src: number, fd: number, at: number): void {
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  for (let off = 0; ;) {
+    const n = fs.readSync(src, buf, 0, buf.length, off);
+    if (n === 0) break;
+    writeAll(write, fd, buf.subarray(0, n), at + off);
+    off += n;
+  }
+}
+
+/**
+ * Copies the regular file at `from` to the new file `tmp`, with its mode, fsynced. The
+ * source is opened O_NOFOLLOW and O_NONBLOCK (a FIFO swapped in does not block us) and
+ * must be a regular file once open: whatever is at the path, only a file inside the root is read.
+ */
+function copyFile(write: WriteFn, from: string, tmp: string): void {
+  let src: number;
+  try {
+    src = fs.openSync(from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new ConfinementError(`link source ${path.basename(from)} became a symlink on the standby; refusing to read through it`);
+    throw err;
+  }
+  try {
+    const st = fs.fstatSync(src);
+    if (!st.isFile()) throw new BadEntryError(`link source ${path.basename(from)} is ${kindOf(st)} on the standby, not a file`);
+    const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    try {
+      copyFd(write, src, fd, 0);
+      fs.fchmodSync(fd, st.mode & 0o7777);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
     }
   } finally {
     fs.closeSync(src);
   }
 }
 
+/** What an object is, in words, for an error. */
+function kindOf(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSymbolicLink()) return 'a symlink';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return st.isFile() ? 'a file' : 'not a file';
+}
+
 /** fsync by path, on the thread pool so several run at once; a path gone since needs none. */
 async function fsyncPath(p: string): Promise<void> {
   let h: fs.promises.FileHandle;
   try {
-    h = await fs.promises.open(p, O_RDONLY | O_NOFOLLOW);
+    h = await fs.promises.open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK); // a FIFO swapped in must not block the commit
   } catch {
     return; // removed or replaced by a link since: whatever replaced it is dirty or touched too
   }
@@ -244,7 +339,7 @@ async function fsyncPath(p: string): Promise<void> {
 }
 
 function fsyncFile(file: string, mode: number): void {
-  const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW);
+  const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   try {
     fs.fchmodSync(fd, mode);
     fs.fsyncSync(fd);
