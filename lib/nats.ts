@@ -27,7 +27,8 @@ export function connectionOptions(s: NatsSettings, clientName: string): NodeConn
     }
   };
   if (s.creds !== undefined) authenticator.push(credsAuthenticator(read(s.creds, 'UNDERSTUDY_NATS_CREDS')));
-  if (s.nkey !== undefined) authenticator.push(nkeyAuthenticator(read(s.nkey, 'UNDERSTUDY_NATS_NKEY')));
+  // A seed file written by an editor or `echo` ends in a newline, which is not part of the seed.
+  if (s.nkey !== undefined) authenticator.push(nkeyAuthenticator(new TextEncoder().encode(Buffer.from(read(s.nkey, 'UNDERSTUDY_NATS_NKEY')).toString('utf8').trim())));
   if (s.token !== undefined) authenticator.push(tokenAuthenticator(s.token));
   if (s.user !== undefined && s.pass !== undefined) authenticator.push(usernamePasswordAuthenticator(s.user, s.pass));
   return {

@@ -127,15 +127,11 @@ test.serial('under the permission set of SECURITY.md, the replayer\'s user can p
   t.false(replayer.isClosed(), 'a refused publish does not cost the replayer its connection');
 });
 
-/**
- * An nkey user: its public key for the server, its seed in a file. Written without a final
- * newline: connectionOptions passes the file's bytes as they are, and a newline makes the seed
- * "an invalid encoded key" (reported; lib/nats.ts is outside this change).
- */
+/** An nkey user: its public key for the server, its seed in a file ending in a newline, as `nk` and editors write it. */
 function nkeyUser(dir: string, label: string): { pub: string; seedFile: string } {
   const kp = nkeys.createUser();
   const seedFile = path.join(dir, `${label}.nk`);
-  fs.writeFileSync(seedFile, kp.getSeed(), { mode: 0o600 });
+  fs.writeFileSync(seedFile, `${new TextDecoder().decode(kp.getSeed())}\n`, { mode: 0o600 });
   return { pub: kp.getPublicKey(), seedFile };
 }
 
