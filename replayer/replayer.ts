@@ -259,12 +259,24 @@ export class Replayer {
     signal?.addEventListener('abort', stop, { once: true });
     if (signal?.aborted === true) stop();
     // An ordered consumer on a deleted stream waits for ever; notice, and start over on the new stream.
-    const watchdog = opts.drain ? undefined : setInterval(() => {
-      jsm.streams.info(opts.stream).then((i) => i.created !== this.store.positions.streamCreated && stop(), stop);
-    }, 2000);
+    // A drain that has read the stream's last message stops, even when a message's pending count
+    // said more was coming (seen on nats-server 2.9.10 when an ordered consumer was re-created
+    // under load: it waited for ever for a message that did not exist).
+    let lastMessageAt = Date.now();
+    const watchdog = setInterval(() => {
+      if (!opts.drain) {
+        jsm.streams.info(opts.stream).then((i) => {
+          if (i.created !== this.store.positions.streamCreated) stop();
+          else if (opts.name === undefined && Date.now() - lastMessageAt >= 1000 && i.state.last_seq <= this.summary.streamSeq) this.caughtUp = true;
+        }, stop);
+      } else if (Date.now() - lastMessageAt >= 1000) {
+        this.lastOfStream(jsm).then((last) => last <= this.summary.streamSeq && stop(), () => undefined);
+      }
+    }, opts.drain ? 1000 : 2000);
     try {
       let yielded = Date.now();
       for await (const m of messages) {
+        lastMessageAt = Date.now();
         await this.committing;
         await this.handleWaitingForSpace(m, signal);
         if (Date.now() - yielded > 50) {
@@ -286,6 +298,13 @@ export class Replayer {
       signal?.removeEventListener('abort', stop);
       messages.stop();
     }
+  }
+
+  /** Stream sequence of the last message this replayer reads (of its journal, with --name). */
+  private async lastOfStream(jsm: JetStreamManager): Promise<number> {
+    if (this.opts.name === undefined) return (await jsm.streams.info(this.opts.stream)).state.last_seq;
+    const last = await jsm.streams.getMessage(this.opts.stream, { last_by_subj: journalSubject(this.opts.stream, this.opts.name) }).catch(() => null);
+    return last?.seq ?? 0;
   }
 
   /** A stream deleted and made again numbers from 1: the recorded stream position no longer means anything. */
@@ -347,12 +366,28 @@ export class Replayer {
         const r = JSON.parse(reply.string()) as ResendReply;
         if (r.error !== undefined) this.opts.log(`journal ${name}: entries ${from}..${to} are missing from the stream and its agent cannot resend them: ${r.error}`);
         else this.opts.log(`journal ${name}: entries ${from}..${to} were missing from the stream; the agent resent ${r.resent}`);
+        if (r.oldest !== undefined && r.error === undefined) this.passGone(name, from, r.oldest);
         any ||= r.resent > 0;
       } catch (err) {
         this.opts.log(`journal ${name}: entries ${from}..${to} are missing from the stream and its agent does not answer (${(err as Error).message})`);
       }
     }
     return any;
+  }
+
+  /**
+   * Entries `from`..oldest-1 are in neither the stream nor the agent's spool: they can never
+   * come, and waiting for them would stop this journal for good. Said loudly, and the journal
+   * goes on from the agent's oldest entry (resent with the reply); `verify --repair` mends
+   * what the standby lacks.
+   */
+  private passGone(name: string, from: number, oldest: { e: number; s: number }): void {
+    const pos = this.store.positions.journals[name];
+    if (!Number.isSafeInteger(oldest.e) || !Number.isSafeInteger(oldest.s) || oldest.s <= from) return;
+    if (pos !== undefined && pos.s >= oldest.s - 1) return; // applied meanwhile
+    this.opts.log(`journal ${name}: entries ${from}..${oldest.s - 1} are gone: neither the stream nor its agent's spool (which begins at ${oldest.s}) holds them; this standby lacks them until \`understudy verify --repair\` runs on the primary`);
+    this.store.record(name, { e: oldest.e, s: oldest.s - 1, t: pos?.t ?? 0 }, this.store.positions.streamSeq);
+    this.changed.add(name);
   }
 
   /** Whether the stream's last message of journal `name` reaches `pos`: then nothing before it is lost. */
@@ -438,8 +473,11 @@ export class Replayer {
       if (!this.holding()) this.store.skip(resumeSeq);
       return;
     }
-    if (pos !== undefined && h.s > pos.s + 1) {
-      this.hold({ h, data, raw, at }); // an earlier entry is missing; it may still come (a re-publish after a failed ack)
+    // An earlier entry is missing; it may still come (a re-publish after a failed ack, a resend).
+    // A journal this standby has never seen begins at 1: one that begins later lost its start
+    // (a server that lost what it had not flushed, a purged stream), and is pulled from the agent.
+    if (h.s > (pos?.s ?? 0) + 1) {
+      this.hold({ h, data, raw, at });
       return;
     }
     if (pos !== undefined && h.s <= pos.s) {
@@ -559,7 +597,7 @@ export class Replayer {
     const bytes = this.heldBytes - (prev?.data.length ?? 0) + e.data.length;
     if ((prev === undefined && queue.size >= this.maxHeld.entries) || bytes > this.maxHeld.bytes) {
       const pos = this.store.positions.journals[h.j];
-      throw new ApplyError(`journal ${h.j}: entries after ${positionLabel(pos)} are missing from the stream (holding ${queue.size} later ones, ${this.heldBytes} bytes)`);
+      throw new ApplyError(`journal ${h.j}: entries after ${pos === undefined ? 'its start' : positionLabel(pos)} are missing from the stream (holding ${queue.size} later ones, ${this.heldBytes} bytes)`);
     }
     queue.set(h.s, e);
     this.heldBytes = bytes;
@@ -570,7 +608,7 @@ export class Replayer {
       if (queue.size === 0) continue;
       const pos = this.store.positions.journals[name];
       const first = Math.min(...queue.keys());
-      throw new ApplyError(`journal ${name}: entries ${pos.s + 1}..${first - 1} are missing from the stream; ${queue.size} later entries wait for them`);
+      throw new ApplyError(`journal ${name}: entries ${(pos?.s ?? 0) + 1}..${first - 1} are missing from the stream; ${queue.size} later entries wait for them`);
     }
   }
 
