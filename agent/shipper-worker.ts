@@ -17,7 +17,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { SpoolRecord } from '../lib/spool';
 import { encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES } from '../lib/batch';
 import { SpoolCursor } from '../lib/spool-reader';
-import { listSegments, readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState } from '../lib/spool';
+import { firstFrame, listSegments, readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState } from '../lib/spool';
 import { DEFAULTS, type NatsSettings, type SpoolFsync } from '../lib/settings';
 import * as fs from 'node:fs';
 import { ACKED, APPENDED, APPLIED, DROPPED, HURRY, REPORTED, publishPosition, readPosition } from './shared-state';
@@ -230,16 +230,20 @@ function serveResends(nc: NatsConnection, js: JetStreamClient): void {
           return { resent: 0, error: `bad range ${req.from}..${req.to}` };
         }
         const to = Math.min(req.to, readPosition(shared, APPENDED));
-        const cursor = new SpoolCursor(dir, req.from);
+        // What is older than the spool's first entry was trimmed once a standby applied it: say where it begins.
+        const first = listSegments(dir)[0];
+        const oldest = first === undefined ? undefined : firstFrame(first.file);
+        const from = oldest !== undefined && req.from < oldest.s ? oldest.s : req.from;
+        const cursor = new SpoolCursor(dir, from);
         let records: SpoolRecord[];
         try {
-          records = cursor.read(to, 256 * 1024 * 1024);
+          records = from <= to ? cursor.read(to, 256 * 1024 * 1024) : [];
         } finally {
           cursor.close();
         }
         const tag = `.again.${Date.now()}`;
         for (const b of batches(records)) await publish(js, b, tag);
-        return { resent: records.length };
+        return { resent: records.length, oldest: from > req.from ? oldest : undefined };
       })().catch((e: Error) => ({ resent: 0, error: e.message })).then((reply) => msg.respond(JSON.stringify(reply)));
     },
   });

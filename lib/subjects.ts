@@ -58,7 +58,16 @@ export function resendSubject(stream: string, name: string): string {
 /** What the replayer asks for: entries `from`..`to` of a journal, by seq. */
 export interface ResendRequest { from: number; to: number }
 /** What the agent answers: how many it published again, or why it could not. */
-export interface ResendReply { resent: number; error?: string }
+export interface ResendReply {
+  resent: number;
+  error?: string;
+  /**
+   * The first entry the agent's spool still holds, when the request began before it: what
+   * is older was trimmed after a standby applied it (or the spool was replaced) and can never
+   * be resent.
+   */
+  oldest?: { e: number; s: number };
+}
 
 /** KV key where `understudy baseline` leaves how its last run went. */
 export function baselineKey(name: string): string {

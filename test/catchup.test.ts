@@ -5,7 +5,9 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { parseRoots } from '../lib/roots';
 import { Replayer } from '../replayer/replayer';
-import { makePair, type Pair } from './helpers/pair';
+import { makePair, REPO, type Pair } from './helpers/pair';
+import { Journal } from '../agent/journal';
+import { listSegments } from '../lib/spool';
 import { diffTrees } from './helpers/tree';
 
 /** An application that writes `n` files, one every `everyMs`, then stays up (answering resends) until told to stop. */
@@ -85,4 +87,70 @@ test.serial('without an agent to answer, --drain reports the missing entries ins
   const logs: string[] = [];
   await pair.drain(undefined, { log: (l) => logs.push(l) });
   t.true(logs.some((l) => /journal app: entries 1\.\.5 are missing from the stream and its agent does not answer/.test(l)), logs.join('\n'));
+});
+
+test.serial('a journal first seen past its start is held, not taken as begun: the missing start is pulled from the agent', async (t) => {
+  const pair = await makePair('late-start');
+  t.teardown(() => pair.close());
+  const file = (name: string): string => path.join(pair.dir, name);
+  // Ten files; then, once told, ten more; then it stays up (answering resends) until stopped.
+  const running = pair.runApp({
+    code: `const fs = require('fs'); const r = ${JSON.stringify(pair.primary)};
+      for (let i = 0; i < 10; i++) fs.writeFileSync(r + '/f' + i, 'first ' + i);
+      require(${JSON.stringify(path.join(REPO, 'dist', 'index.js'))}).flush(10000);
+      fs.writeFileSync(${JSON.stringify(file('first'))}, '');
+      const t = setInterval(() => {
+        if (fs.existsSync(${JSON.stringify(file('go'))}) && !fs.existsSync(r + '/g9')) {
+          for (let i = 0; i < 10; i++) fs.writeFileSync(r + '/g' + i, 'second ' + i);
+          fs.writeFileSync(${JSON.stringify(file('second'))}, '');
+        }
+        if (fs.existsSync(${JSON.stringify(file('stop'))})) clearInterval(t);
+      }, 5);`,
+  });
+  await until(() => fs.existsSync(file('first')));
+  // The stream loses the start (as a server killed before flushing would); the rest arrives after.
+  await streamOp(pair, 'purge');
+  fs.writeFileSync(file('go'), '');
+  await until(() => fs.existsSync(file('second')));
+  await new Promise((r) => setTimeout(r, 1200)); // the heartbeat reports what JetStream acknowledged
+  const logs: string[] = [];
+  const s = await pair.drain(undefined, { log: (l) => logs.push(l) });
+  fs.writeFileSync(file('stop'), '');
+  t.is((await running).code, 0);
+  t.is(s.applied, 20);
+  t.true(logs.some((l) => /journal app: entries 1\.\.10 were missing from the stream; the agent resent 10/.test(l)), logs.join('\n'));
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+});
+
+test.serial('entries that neither the stream nor the spool holds any more are said to be gone, and the journal goes on', async (t) => {
+  const pair = await makePair('gone');
+  t.teardown(() => pair.close());
+  // A spool whose first four entries were trimmed (as after a standby applied them), acknowledged up to 10.
+  const j = new Journal(pair.spool, 'app', { segmentBytes: 64 });
+  const { epoch } = j.open();
+  for (let i = 1; i <= 10; i++) {
+    fs.writeFileSync(path.join(pair.primary, `old${i}`), `old ${i}`);
+    j.record('data', `old${i}`, { op: 'put', mode: 0o644 }, Buffer.from(`old ${i}`));
+  }
+  j.close();
+  for (const seg of listSegments(j.dir).slice(0, 4)) fs.rmSync(seg.file);
+  fs.writeFileSync(path.join(j.dir, 'acked.json'), JSON.stringify({ epoch, seq: 10 }));
+  const file = (name: string): string => path.join(pair.dir, name);
+  const running = pair.runApp({
+    code: `const fs = require('fs');
+      fs.writeFileSync(${JSON.stringify(path.join(pair.primary, 'new'))}, 'new');
+      require(${JSON.stringify(path.join(REPO, 'dist', 'index.js'))}).flush(10000);
+      fs.writeFileSync(${JSON.stringify(file('written'))}, '');
+      const t = setInterval(() => { if (fs.existsSync(${JSON.stringify(file('stop'))})) clearInterval(t); }, 5);`,
+  });
+  await until(() => fs.existsSync(file('written')));
+  await new Promise((r) => setTimeout(r, 1200)); // the heartbeat reports what JetStream acknowledged
+  const logs: string[] = [];
+  const s = await pair.drain(undefined, { log: (l) => logs.push(l) });
+  fs.writeFileSync(file('stop'), '');
+  t.is((await running).code, 0);
+  t.true(logs.some((l) => /journal app: entries 1\.\.4 are gone: neither the stream nor its agent's spool \(which begins at 5\) holds them/.test(l)), logs.join('\n'));
+  t.is(s.applied, 7, 'old5..old10 resent from the spool, and the new file');
+  const onStandby = fs.readdirSync(pair.standby).sort();
+  t.deepEqual(onStandby, ['new', 'old10', 'old5', 'old6', 'old7', 'old8', 'old9']);
 });

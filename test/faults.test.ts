@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { startNatsServer } from './helpers/nats-server';
 import { CLI, makePair, PRELOAD, type Pair } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
+import { listSegments, scanFrames } from '../lib/spool';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -37,6 +38,23 @@ function replayer(pair: Pair, url = pair.server.url): ChildProcess {
 function exitOf(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** The last seq in a journal's spool. */
+function lastSpooled(dir: string): number {
+  const segs = listSegments(dir);
+  const records = segs.length === 0 ? [] : scanFrames(fs.readFileSync(segs[segs.length - 1].file)).records;
+  return records.at(-1)?.seq ?? 0;
+}
+
+/** What the replayer following in `pair.state` has applied of journal `name`, as it last recorded it. */
+function appliedSeq(pair: Pair, name: string): number {
+  try {
+    const first = fs.readFileSync(path.join(pair.state, 'positions.json'), 'utf8').split('\n')[0];
+    return (JSON.parse(first) as { journals: Record<string, { s: number }> }).journals[name]?.s ?? 0;
+  } catch {
+    return 0;
+  }
 }
 
 function temps(dir: string): string[] {
@@ -95,6 +113,12 @@ test.serial('nats-server killed and restarted mid-stream: nothing is lost', asyn
   const again = await startNatsServer({ port: pair.server.port, storeDir: pair.server.storeDir });
   t.teardown(() => again.stop());
   await sleep(1500);
+  // The entries the server lost are pulled from the agent while it runs: the following replayer
+  // must reach what the agent had spooled by now, however loaded the machine is.
+  const spooled = lastSpooled(path.join(pair.spool, 'app'));
+  let applied = 0;
+  for (const until = Date.now() + 60_000; applied < spooled && Date.now() < until; await sleep(100)) applied = appliedSeq(pair, 'app');
+  t.true(applied >= spooled, `the following replayer reached ${applied} of ${spooled} spooled entries`);
   t.is(await app.stop(), 0);
   r.kill('SIGTERM');
   await exitOf(r);
