@@ -1,11 +1,14 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PositionStore } from '../replayer/state';
 
-function stateDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-state-'));
+/** A fresh state directory, removed when the test ends. */
+function stateDir(t: ExecutionContext): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-state-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** A store that applied `n` entries of journal "app" and committed after `committedAt` of them. */
@@ -19,7 +22,7 @@ function applied(dir: string, n: number, committedAt: number): void {
 }
 
 test('a replayer killed between commits resumes from its last applied entry (same boot)', (t) => {
-  const dir = stateDir();
+  const dir = stateDir(t);
   applied(dir, 10, 4);
   const store = new PositionStore(dir);
   t.false(store.restartedFromCommit);
@@ -29,7 +32,7 @@ test('a replayer killed between commits resumes from its last applied entry (sam
 });
 
 test('after the machine restarted, the replayer resumes from the last commit, not from a position the disk may not back', (t) => {
-  const dir = stateDir();
+  const dir = stateDir(t);
   applied(dir, 10, 4);
   // What a power loss can leave: the per-entry file written back, from a boot that is over.
   const file = path.join(dir, 'positions.json');
@@ -48,14 +51,14 @@ test('after the machine restarted, the replayer resumes from the last commit, no
 });
 
 test('an unreadable per-entry file falls back to the last commit; with no commit it is an error naming the file', (t) => {
-  const dir = stateDir();
+  const dir = stateDir(t);
   applied(dir, 6, 3);
   fs.writeFileSync(path.join(dir, 'positions.json'), '\0\0\0\0garbage');
   const store = new PositionStore(dir);
   t.true(store.restartedFromCommit);
   t.is(store.positions.journals.app.s, 3);
   store.close();
-  const bare = stateDir();
+  const bare = stateDir(t);
   fs.writeFileSync(path.join(bare, 'positions.json'), '{"streamSeq": "x"}\n');
   t.throws(() => new PositionStore(bare), { message: /positions\.json is not a position file/ });
 });
