@@ -22,6 +22,7 @@ import { DEFAULTS, type NatsSettings, type SpoolFsync } from '../lib/settings';
 import * as fs from 'node:fs';
 import { ACKED, APPENDED, APPLIED, DROPPED, HURRY, REPORTED, publishPosition, readPosition } from './shared-state';
 import { warnOnce } from './log';
+import { Abandonable } from './abandon';
 
 /** What the application thread hands the worker. */
 export interface ShipperData {
@@ -38,23 +39,16 @@ export interface ShipperData {
   spoolFsync: SpoolFsync;
 }
 
-interface InFlight { epoch: number; seq: number; ack: Promise<PubAck>; moved: Promise<never> }
+interface InFlight { epoch: number; seq: number; ack: Promise<PubAck> }
 
-/** Rejected when the connection moves to another server: a publish in flight then may never be answered. */
-let moved: Promise<never> = new Promise(() => undefined);
+/** Publishes in flight; a reconnect abandons them. */
+const inFlight = new Abandonable();
 
 /** Watches the connection; each reconnect abandons what was in flight (re-published, de-duplicated by id). */
 async function watchReconnects(nc: NatsConnection): Promise<void> {
-  let reject: (err: Error) => void = () => undefined;
-  const arm = (): void => {
-    moved = new Promise<never>((_, r) => (reject = r));
-    moved.catch(() => undefined);
-  };
-  arm();
   for await (const s of nc.status()) {
     if (s.type !== 'reconnect') continue;
-    reject(new Error('the connection to NATS moved to another server'));
-    arm();
+    inFlight.abandonAll(new Error('the connection to NATS moved to another server'));
   }
 }
 
@@ -144,9 +138,9 @@ async function main(): Promise<void> {
     shippedAt = Date.now();
     for (const batch of batches(records)) {
       const last = batch[batch.length - 1];
-      const ack = publish(js, batch, '', probe);
+      const ack = inFlight.track(publish(js, batch, '', probe));
       ack.catch(() => undefined);
-      pending.push({ epoch: last.epoch, seq: last.seq, ack, moved });
+      pending.push({ epoch: last.epoch, seq: last.seq, ack });
       if (probe !== undefined) break;
       if (pending.length >= DEFAULTS.maxInFlight) {
         error = await settle(pending.splice(0, pending.length - DEFAULTS.maxInFlight / 2));
@@ -254,7 +248,7 @@ async function settle(batch: InFlight[]): Promise<Error | undefined> {
   let error: Error | undefined;
   for (const p of batch) {
     try {
-      await Promise.race([p.ack, p.moved]);
+      await p.ack;
     } catch (err) {
       error = err as Error;
       warnOnce('publish', `journal "${name}" cannot reach JetStream (${error.message}); entries stay spooled and are shipped when it is back`);
