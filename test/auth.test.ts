@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -9,7 +9,7 @@ import { encodeEntry } from '../lib/codec';
 import { ensureStream, openStateKv } from '../lib/nats';
 import { journalSubject } from '../lib/subjects';
 import { startNatsServer } from './helpers/nats-server';
-import { makePair, runCli } from './helpers/pair';
+import { makePair, runCli, type Pair } from './helpers/pair';
 
 /**
  * The least-privilege permission set SECURITY.md recommends, for a journal
@@ -50,6 +50,15 @@ authorization {
 
 const cli = (args: string[], env: NodeJS.ProcessEnv) => runCli(args, env);
 
+/** The stream and the state bucket are made once by an administrator (or the first agent), whose process journals one directory. */
+async function setUpAsAdmin(t: ExecutionContext, pair: Pair, url: string): Promise<void> {
+  const admin = await pair.runApp({
+    env: { UNDERSTUDY_NATS_URL: url, UNDERSTUDY_NATS_USER: 'admin', UNDERSTUDY_NATS_PASS: 'admin-secret', UNDERSTUDY_NAME: 'setup' },
+    code: `require('fs').mkdirSync(${JSON.stringify(path.join(pair.primary, 'made-by-admin'))});`,
+  });
+  t.is(admin.code, 0, admin.stderr);
+}
+
 test.serial('with authentication and per-subject permissions, the right credentials work and wrong ones fail clearly', async (t) => {
   const pair = await makePair('auth');
   t.teardown(() => pair.close());
@@ -58,12 +67,7 @@ test.serial('with authentication and per-subject permissions, the right credenti
   t.teardown(() => server.stop());
   const url = server.url;
 
-  // The stream and the state bucket are made once by an administrator (or the first agent).
-  const admin = await pair.runApp({
-    env: { UNDERSTUDY_NATS_URL: url, UNDERSTUDY_NATS_USER: 'admin', UNDERSTUDY_NATS_PASS: 'admin-secret', UNDERSTUDY_NAME: 'setup' },
-    code: `require('fs').mkdirSync(${JSON.stringify(path.join(pair.primary, 'made-by-admin'))});`,
-  });
-  t.is(admin.code, 0, admin.stderr);
+  await setUpAsAdmin(t, pair, url);
 
   const agentEnv = { UNDERSTUDY_NATS_URL: url, UNDERSTUDY_NATS_USER: 'agent', UNDERSTUDY_NATS_PASS: 'agent-secret' };
   const ok = await pair.runApp({ env: agentEnv, code: `require('fs').writeFileSync(${JSON.stringify(path.join(pair.primary, 'app.txt'))}, 'with credentials');` });
@@ -148,11 +152,7 @@ test.serial('nkey authentication: agent and replayer sign in with seed files, an
   });
   t.teardown(() => server.stop());
   const url = server.url;
-  const admin = await pair.runApp({
-    env: { UNDERSTUDY_NATS_URL: url, UNDERSTUDY_NATS_USER: 'admin', UNDERSTUDY_NATS_PASS: 'admin-secret', UNDERSTUDY_NAME: 'setup' },
-    code: `require('fs').mkdirSync(${JSON.stringify(path.join(pair.primary, 'made-by-admin'))});`,
-  });
-  t.is(admin.code, 0, admin.stderr);
+  await setUpAsAdmin(t, pair, url);
   const ok = await pair.runApp({
     env: { UNDERSTUDY_NATS_URL: url, UNDERSTUDY_NATS_NKEY: agent.seedFile },
     code: `require('fs').writeFileSync(${JSON.stringify(path.join(pair.primary, 'app.txt'))}, 'signed in with an nkey');`,
