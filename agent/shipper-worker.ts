@@ -15,7 +15,7 @@ import { agentKey, appliedKey, fenceKey, journalSubject, msgId, resendSubject, t
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { SpoolRecord } from '../lib/spool';
-import { encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES } from '../lib/batch';
+import { encodeFrames, frameBytes, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES } from '../lib/batch';
 import { SpoolCursor } from '../lib/spool-reader';
 import { firstFrame, listSegments, readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState } from '../lib/spool';
 import { DEFAULTS, type NatsSettings, type SpoolFsync } from '../lib/settings';
@@ -150,6 +150,8 @@ async function main(): Promise<void> {
     error ??= await settle(pending);
     if (error === undefined) {
       failures = 0;
+      // Every message made of this read was acknowledged, so nats.js has sent (and let go of) it.
+      cursor.recycle();
       if (probe !== undefined) cursor.seek(ackedPos.seq + 1);
       continue;
     }
@@ -180,13 +182,13 @@ function* batches(records: SpoolRecord[]): Generator<SpoolRecord[]> {
   let batch: SpoolRecord[] = [];
   let bytes = 0;
   for (const r of records) {
-    if (batch.length > 0 && (batch.length >= MAX_BATCH_ENTRIES || bytes + r.entry.length + 4 > MAX_BATCH_BYTES)) {
+    if (batch.length > 0 && (batch.length >= MAX_BATCH_ENTRIES || bytes + frameBytes(r) > MAX_BATCH_BYTES)) {
       yield batch;
       batch = [];
       bytes = 0;
     }
     batch.push(r);
-    bytes += r.entry.length + 4;
+    bytes += frameBytes(r);
   }
   if (batch.length > 0) yield batch;
 }
@@ -197,7 +199,7 @@ function* batches(records: SpoolRecord[]): Generator<SpoolRecord[]> {
  * de-duplicated away.
  */
 function publish(js: JetStreamClient, batch: SpoolRecord[], again = '', timeout?: number): Promise<PubAck> {
-  const body = encodeBatch(batch.map((r) => r.entry));
+  const body = encodeFrames(batch);
   let h;
   if (signer !== undefined) {
     h = headers();

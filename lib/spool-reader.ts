@@ -3,6 +3,10 @@ import { JournalError } from './errors';
 import { FRAME_HEAD, listSegments, scanFrames, type SpoolRecord } from './spool';
 
 const READ_BYTES = 4 * 1024 * 1024;
+/** A read into what is left of a buffer is worth making only with this much room; else a fresh buffer. */
+const MIN_ROOM = 1024 * 1024;
+/** Larger than any frame the journal writes (entries are chunked well below NATS's payload limit). */
+const MAX_FRAME = 64 * 1024 * 1024;
 
 /**
  * Reads a spool forward from a sequence number, following segment rolls.
@@ -15,6 +19,9 @@ export class SpoolCursor {
   private fd = -1;
   private offset = 0;
   private nextSeq: number;
+  /** The buffer the last read filled, and whether recycle() has freed it for the next. */
+  private last: Buffer | undefined;
+  private recycled = false;
 
   constructor(private readonly dir: string, fromSeq: number) {
     this.nextSeq = fromSeq;
@@ -36,10 +43,16 @@ export class SpoolCursor {
     return this.nextSeq;
   }
 
-  /** Returns the records from the cursor up to `lastSeq` (inclusive), at most `maxBytes` of them. */
+  /**
+   * Returns the records from the cursor up to `lastSeq` (inclusive), at most `maxBytes` of them.
+   * Each record's entry is a view into a read buffer, right after its frame head.
+   */
   read(lastSeq: number, maxBytes = READ_BYTES): SpoolRecord[] {
     const out: SpoolRecord[] = [];
     let bytes = 0;
+    let buf = this.recycled ? this.last : undefined;
+    let used = 0;
+    this.recycled = false;
     while (this.nextSeq <= lastSeq && bytes < maxBytes) {
       if (this.file === undefined && !this.locate()) break;
       const size = fs.fstatSync(this.fd).size;
@@ -49,10 +62,26 @@ export class SpoolCursor {
       }
       const start = this.offset;
       const want = Math.min(size - start, READ_BYTES);
-      // A fresh buffer per read: the records returned are views into it.
-      const buf = Buffer.allocUnsafe(want);
-      const got = fs.readSync(this.fd, buf, 0, want, start);
-      const scan = scanFrames(buf.subarray(0, got));
+      if (buf === undefined || buf.length - used < Math.min(want, MIN_ROOM)) {
+        // Records already returned are views into the old buffer: it stays theirs.
+        buf = Buffer.allocUnsafeSlow(READ_BYTES);
+        used = 0;
+      }
+      const got = fs.readSync(this.fd, buf, used, Math.min(want, buf.length - used), start);
+      const scan = scanFrames(buf.subarray(used, used + got));
+      if (scan.records.length === 0) {
+        const len = got >= 4 ? buf.readUInt32BE(used) : 0;
+        if (got < size - start && used + FRAME_HEAD + len > buf.length && len <= MAX_FRAME) {
+          // A frame larger than the room left (or than a read buffer): read it into one of its own.
+          buf = Buffer.allocUnsafeSlow(Math.max(READ_BYTES, FRAME_HEAD + len));
+          used = 0;
+          continue;
+        }
+        // Callers read only up to a seq the writer finished appending, so a frame
+        // that does not read back whole is corruption, not a tail still being written.
+        throw new JournalError(`spool ${this.dir} is corrupt at seq ${this.nextSeq}: ${scan.problem ?? 'unreadable frame'}`);
+      }
+      used += got;
       for (const rec of scan.records) {
         this.offset += FRAME_HEAD + rec.entry.length;
         if (rec.seq < this.nextSeq) continue;
@@ -60,15 +89,22 @@ export class SpoolCursor {
         out.push(rec);
         bytes += rec.entry.length;
         this.nextSeq++;
-        if (this.nextSeq > lastSeq || bytes >= maxBytes) return out;
-      }
-      if (scan.records.length === 0) {
-        // Callers read only up to a seq the writer finished appending, so a frame
-        // that does not read back whole is corruption, not a tail still being written.
-        throw new JournalError(`spool ${this.dir} is corrupt at seq ${this.nextSeq}: ${scan.problem ?? 'unreadable frame'}`);
+        if (this.nextSeq > lastSeq || bytes >= maxBytes) break;
       }
     }
+    this.last = buf;
+    // Nothing returned, nothing refers to the buffer: the next read may fill it.
+    if (out.length === 0) this.recycled = buf !== undefined;
     return out;
+  }
+
+  /**
+   * Says that nothing refers to the records of the last read any more (the shipper has had
+   * every message made of them acknowledged), so the next read may fill the same buffer.
+   * Without it each read takes a fresh one: a slow publish may still hold the old.
+   */
+  recycle(): void {
+    this.recycled = this.last !== undefined;
   }
 
   private locate(): boolean {

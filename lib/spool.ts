@@ -17,6 +17,7 @@ const SEG_EXT = '.seg';
 export interface SpoolRecord {
   epoch: number;
   seq: number;
+  /** A view into the buffer the frame was read into, right after its frame head. */
   entry: Buffer;
 }
 

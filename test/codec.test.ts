@@ -82,7 +82,7 @@ test('data on an operation that carries none is refused', (t) => {
   t.throws(() => decodeEntry(encodeEntry({ ...base, op: 'mkdir', mode: 0o755 }, Buffer.from('x'))), { message: /mkdir entry carries 1 data bytes/ });
 });
 
-test('a batch carries its entries in order; one entry travels bare', async (t) => {
+test('a USB1 batch (the form earlier agents sent) carries its entries in order; one entry travels bare', async (t) => {
   const { encodeBatch, splitMessage } = await import('../lib/batch.js');
   const entries = [1, 2, 3].map((s) => encodeEntry({ ...base, s, op: 'put', mode: 0o644 }, Buffer.from(`entry ${s}`)));
   const parts = splitMessage(encodeBatch(entries));
@@ -99,6 +99,44 @@ test('broken batch framing is a DecodeError that says what is wrong', async (t) 
   const lying = Buffer.from(good);
   lying.writeUInt32BE(100000, 4);
   t.throws(() => splitMessage(lying), { instanceOf: DecodeError, message: /claims 100000 entries/ });
+});
+
+test('spool frames travel as they were read: a slice of the read buffer when side by side, a copy when not', async (t) => {
+  const { encodeFrames, splitMessage } = await import('../lib/batch.js');
+  const { FRAME_HEAD, scanFrames, writeFrameHead } = await import('../lib/spool.js');
+  const entries = [1, 2, 3].map((s) => encodeEntry({ ...base, s, op: 'put', mode: 0o644 }, Buffer.from(`entry ${s}`)));
+  const spool = Buffer.concat(entries.map((e, i) => {
+    const head = Buffer.alloc(FRAME_HEAD);
+    writeFrameHead(head, 0, e.length, base.e, i + 1);
+    return Buffer.concat([head, e]);
+  }));
+  const records = scanFrames(spool).records;
+  const body = encodeFrames(records);
+  t.true(body.buffer === spool.buffer && body.byteOffset === spool.byteOffset && body.length === spool.length, 'no copy of adjacent frames');
+  t.deepEqual(splitMessage(body).map((p) => decodeEntry(p).header.s), [1, 2, 3]);
+  t.deepEqual(splitMessage(encodeFrames([records[1]])).map((p) => decodeEntry(p).header.s), [2]);
+  const apart = encodeFrames([records[0], records[2]]);
+  spool.fill(0);
+  t.deepEqual(splitMessage(apart).map((p) => decodeEntry(p).header.s), [1, 3], 'a copy: it outlives the read buffer');
+});
+
+test('broken frame framing is a DecodeError that says what is wrong', async (t) => {
+  const { encodeFrames, splitMessage, MAX_BATCH_ENTRIES } = await import('../lib/batch.js');
+  const { FRAME_HEAD, scanFrames, writeFrameHead } = await import('../lib/spool.js');
+  const frame = (s: number): Buffer => {
+    const e = encodeEntry({ ...base, s, op: 'rm' });
+    const head = Buffer.alloc(FRAME_HEAD);
+    writeFrameHead(head, 0, e.length, base.e, s);
+    return Buffer.concat([head, e]);
+  };
+  const good = encodeFrames(scanFrames(Buffer.concat([frame(1), frame(2)])).records);
+  t.throws(() => splitMessage(good.subarray(0, good.length - 3)), { instanceOf: DecodeError, message: /frame 1 runs past the message/ });
+  t.throws(() => splitMessage(Buffer.concat([good, Buffer.from('xx')])), { instanceOf: DecodeError, message: /ends inside the head of frame 2/ });
+  const notEntry = Buffer.from(good);
+  notEntry.write('XXXX', FRAME_HEAD);
+  t.throws(() => splitMessage(notEntry), { instanceOf: DecodeError, message: /frame 0 is not an entry/ });
+  const many = Buffer.concat(Array.from({ length: MAX_BATCH_ENTRIES + 1 }, (_, i) => frame(i + 1)));
+  t.throws(() => splitMessage(many), { instanceOf: DecodeError, message: /more than 512 entries/ });
 });
 
 test('configuration and job entries are refused when they could reach a root or a path', (t) => {

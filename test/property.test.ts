@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeEntry, encodeEntry } from '../lib/codec';
-import { encodeBatch, splitMessage } from '../lib/batch';
+import { encodeBatch, encodeFrames, splitMessage } from '../lib/batch';
+import { FRAME_HEAD, scanFrames, writeFrameHead } from '../lib/spool';
 import { checkRelPath } from '../lib/confine';
 import type { EntryHeader, Op } from '../lib/entry';
 import { BadEntryError, ConfinementError, DecodeError } from '../lib/errors';
@@ -32,21 +33,28 @@ test('decoding random bytes never throws anything but DecodeError', (t) => {
   t.pass();
 });
 
-test('splitting random or mutated batches never throws anything but DecodeError', (t) => {
-  const batch = encodeBatch([1, 2, 3].map((s) => encodeEntry({ j: 'app', e: 1, s, t: 1, r: 'data', p: 'f', op: 'rm' })));
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(batch.length - 1), fc.integer({ min: 1, max: 255 }), (bytes, i, x) => {
-    const mutated = Buffer.from(batch);
-    mutated[i] ^= x;
-    for (const input of [Buffer.concat([batch.subarray(0, 8), bytes]), mutated]) {
-      try {
-        for (const part of splitMessage(input)) decodeEntry(part);
-      } catch (err) {
-        if (!(err instanceof DecodeError)) throw err;
+for (const form of ['USB1 batches', 'spool frames'] as const) {
+  test(`splitting random or mutated ${form} never throws anything but DecodeError`, (t) => {
+    const entries = [1, 2, 3].map((s) => encodeEntry({ j: 'app', e: 1, s, t: 1, r: 'data', p: 'f', op: 'rm' }));
+    const batch = form === 'USB1 batches' ? encodeBatch(entries) : encodeFrames(scanFrames(Buffer.concat(entries.map((e, i) => {
+      const head = Buffer.alloc(FRAME_HEAD);
+      writeFrameHead(head, 0, e.length, 1, i + 1);
+      return Buffer.concat([head, e]);
+    }))).records);
+    t.deepEqual(splitMessage(batch).map((p) => decodeEntry(p).header.s), [1, 2, 3]);
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(batch.length - 1), fc.integer({ min: 1, max: 255 }), (bytes, i, x) => {
+      const mutated = Buffer.from(batch);
+      mutated[i] ^= x;
+      for (const input of [Buffer.concat([batch.subarray(0, 8), bytes]), Buffer.concat([batch.subarray(0, 60), bytes]), mutated]) {
+        try {
+          for (const part of splitMessage(input)) decodeEntry(part);
+        } catch (err) {
+          if (!(err instanceof DecodeError)) throw err;
+        }
       }
-    }
-  }), { numRuns: 3000 });
-  t.pass();
-});
+    }), { numRuns: 3000 });
+  });
+}
 
 test('mutated valid entries are refused or decode to a valid entry, never crash the decoder', (t) => {
   const base = encodeEntry({ j: 'app', e: 1, s: 1, t: 1, r: 'data', p: 'a/b', op: 'put', mode: 0o644 }, Buffer.from('hello world'));

@@ -33,7 +33,7 @@ test.serial('--on-bad-entry=skip quarantines bad entries and goes on with the re
   t.deepEqual(fs.readdirSync(pair.standby).sort(), ['a.txt', 'b.txt']);
   const q = fs.readdirSync(path.join(pair.state, 'quarantine')).sort();
   t.deepEqual(q, ['000000000002.entry', '000000000002.json', '000000000003.entry', '000000000003.json']);
-  t.regex(fs.readFileSync(path.join(pair.state, 'quarantine', '000000000003.json'), 'utf8'), /does not start with the USJ1 magic/);
+  t.regex(fs.readFileSync(path.join(pair.state, 'quarantine', '000000000003.json'), 'utf8'), /neither an entry \(USJ1\), a batch \(USB1\) nor spool frames/);
   t.is(logs.length, 2);
   t.regex(logs[0], /skipped: entry app\.1\.2 .* refused: path .* has a "\.\." segment/);
 });

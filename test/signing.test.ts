@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeEntry, encodeEntry } from '../lib/codec';
+import { lastEntry } from '../lib/batch';
 import { loadSigner, loadVerifier } from '../lib/signing';
 import { makePair, type Pair } from './helpers/pair';
 import { publish, storedMessages } from './helpers/publish';
@@ -61,7 +62,7 @@ test.serial('a tampered payload with a valid checksum fails its signature', asyn
   const a = keyPair(pair.dir, 'a');
   t.is((await write(pair, 'pay.txt', 'pay alice 10', a.priv)).code, 0);
   const [msg] = await storedMessages(pair.server.url);
-  const { header } = decodeEntry(msg.data);
+  const { header } = decodeEntry(lastEntry(msg.data));
   // Re-encode with new bytes: the CRC is right again, the signature is not.
   const forged = encodeEntry({ ...header, s: header.s + 1 }, Buffer.from('pay mallory 1000'));
   await publish(pair.server.url, [{ header: { ...header, s: header.s + 1 }, raw: forged, hdrs: msg.hdrs }]);
@@ -79,7 +80,7 @@ test.serial('a captured entry replayed later changes nothing', async (t) => {
   t.is((await pair.drain(undefined, { verifier })).applied, 2);
   const [old] = await storedMessages(pair.server.url);
   // Same bytes and a valid signature, under a fresh message id so JetStream does not de-duplicate it.
-  await publish(pair.server.url, [{ header: decodeEntry(old.data).header, raw: old.data, hdrs: old.hdrs, id: `replayed-${randomBytes(4).toString('hex')}` }]);
+  await publish(pair.server.url, [{ header: decodeEntry(lastEntry(old.data)).header, raw: old.data, hdrs: old.hdrs, id: `replayed-${randomBytes(4).toString('hex')}` }]);
   const again = await pair.drain(undefined, { verifier });
   t.is(again.applied, 0);
   t.is(again.duplicates, 1);
@@ -93,7 +94,7 @@ test.serial('skip mode: an unsigned message with a forged Nats-Msg-Id moves no j
   const verifier = loadVerifier([a.pub]);
   t.is((await write(pair, 'one.txt', '1', a.priv)).code, 0);
   const [genuine] = await storedMessages(pair.server.url);
-  const { header } = decodeEntry(genuine.data);
+  const { header } = decodeEntry(lastEntry(genuine.data));
   // Junk claiming, by its message id only, to be far ahead in the journal.
   await publish(pair.server.url, [{ header: { ...header, op: 'rm' }, raw: Buffer.from('junk'), id: `app.9999999999.1` }]);
   const first = await pair.drain(undefined, { verifier, onBadEntry: 'skip' });

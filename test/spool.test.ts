@@ -65,6 +65,38 @@ test('corruption in the middle is raised, never skipped', (t) => {
   j.close();
 });
 
+test('a read leaves earlier records alone unless the reader recycles its buffer', (t) => {
+  const dir = tmp(t);
+  const j = new Journal(dir, 'app');
+  j.open();
+  const put = (i: number) => j.record('data', `f${i}`, { op: 'put', mode: 0o644 }, Buffer.alloc(100, i));
+  put(1);
+  const cursor = new SpoolCursor(j.dir, 1);
+  const first = cursor.read(j.lastSeq);
+  put(2);
+  const second = cursor.read(j.lastSeq);
+  t.not(second[0].entry.buffer, first[0].entry.buffer, 'without recycle() a publish may still hold the first read');
+  t.deepEqual(decodeEntry(first[0].entry).data, Buffer.alloc(100, 1));
+  cursor.recycle();
+  put(3);
+  const third = cursor.read(j.lastSeq);
+  t.is(third[0].entry.buffer, second[0].entry.buffer, 'recycled: the same buffer is filled again');
+  t.deepEqual(third.map((r) => r.seq), [3]);
+  t.deepEqual(decodeEntry(third[0].entry).data, Buffer.alloc(100, 3));
+  j.close();
+});
+
+test('a frame larger than what is left of the read buffer is read whole', (t) => {
+  const dir = tmp(t);
+  const j = new Journal(dir, 'app', { chunkBytes: 3 * 1024 * 1024 });
+  j.open();
+  for (let i = 0; i < 3; i++) j.record('data', `f${i}`, { op: 'put', mode: 0o644 }, Buffer.alloc(1536 * 1024, i));
+  const recs = new SpoolCursor(j.dir, 1).read(j.lastSeq, 64 * 1024 * 1024);
+  t.deepEqual(recs.map((r) => r.seq), [1, 2, 3]);
+  t.deepEqual(recs.map((r) => decodeEntry(r.entry).data.equals(Buffer.alloc(1536 * 1024, r.seq - 1))), [true, true, true]);
+  j.close();
+});
+
 test('a second live process cannot take the same journal', (t) => {
   const dir = tmp(t);
   const a = new Journal(dir, 'app');
