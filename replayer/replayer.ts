@@ -1,3 +1,4 @@
+import './threadpool';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
