@@ -11,7 +11,9 @@ export const DELETED: unique symbol = Symbol('understudy.deleted');
  * Journals configuration and job changes into the same journal, and so the same
  * sequence, as file changes: the standby sees them in the order they happened.
  * Every method is called after the real call succeeded (enqueues: just before the
- * job can start, see the queue shims) and never throws into the application.
+ * job can start, see the queue shims). In sync and strong modes it returns once the
+ * entry is confirmed, as a wrapped fs call does; the only error it lets through is a
+ * configuration change not confirmed in time under UNDERSTUDY_ON_TIMEOUT=fail.
  */
 export class ObjectJournal {
   private jobs = 0;
@@ -25,23 +27,22 @@ export class ObjectJournal {
 
   /** Key `key` of configuration store `store` is now `value` (or was deleted). */
   config(store: string, key: readonly string[], value: unknown): void {
-    this.guard(`config:${store}`, () => {
+    const seq = this.guard(`config:${store}`, () => {
       checkObjectName(store, 'configuration store name');
       const k = checkConfigKey([...key]);
-      if (value === DELETED) {
-        this.record(store, { op: 'config', key: k, del: true });
-        return;
-      }
+      if (value === DELETED) return this.record(store, { op: 'config', key: k, del: true });
       const json = JSON.stringify(value);
       // undefined (and functions) have no JSON form: for a replica, the key is gone.
-      if (json === undefined) this.record(store, { op: 'config', key: k, del: true });
-      else this.record(store, { op: 'config', key: k }, Buffer.from(json, 'utf8'));
+      if (json === undefined) return this.record(store, { op: 'config', key: k, del: true });
+      return this.record(store, { op: 'config', key: k }, Buffer.from(json, 'utf8'));
     });
+    // The change is made and is the caller's: a timeout may fail the call, as it would a write.
+    if (seq > 0) this.r.commit?.waitSync(seq, `the change of key "${key.join('.')}" of configuration store ${store}`);
   }
 
   /** A job was enqueued on `queue`: its payload is snapshotted now, so later changes to it do not leak in. */
   enqueued(queue: string, id: string, payload: unknown, opts: { front?: boolean; label?: string } = {}): void {
-    this.guard(`job:${queue}`, () => {
+    const seq = this.guard(`job:${queue}`, () => {
       checkObjectName(queue, 'queue name');
       let data: Buffer | undefined;
       try {
@@ -50,30 +51,50 @@ export class ObjectJournal {
         warnOnce(`uncloneable:${queue}`, `queue "${queue}": a job's payload cannot be structured-cloned (${(err as Error).message.slice(0, 120)}); it is journaled as "not captured" and the standby knows only that it was pending`);
       }
       const label = opts.label === undefined || opts.label === '' ? undefined : opts.label.slice(0, 128);
-      this.record(queue, { op: 'job', id, ev: 'enqueued', captured: data !== undefined, ...(opts.front === true ? { front: true as const } : {}), ...(label === undefined ? {} : { label }) }, data);
+      return this.record(queue, { op: 'job', id, ev: 'enqueued', captured: data !== undefined, ...(opts.front === true ? { front: true as const } : {}), ...(label === undefined ? {} : { label }) }, data);
     });
+    this.confirmJob(seq, `job ${id} enqueued on queue ${queue}`);
   }
 
   /** A job of `queue` started, completed or failed. */
   job(queue: string, id: string, ev: Exclude<JobEvent, 'enqueued'>): void {
-    this.guard(`job:${queue}`, () => this.record(queue, { op: 'job', id, ev }));
+    const seq = this.guard(`job:${queue}`, () => this.record(queue, { op: 'job', id, ev }));
+    this.confirmJob(seq, `job ${id} ${ev} on queue ${queue}`);
   }
 
-  private record(name: string, op: Parameters<Recorder['sink']['record']>[2], data?: Buffer): void {
+  /**
+   * Waits for a job entry like any other, but never fails the queue's own call: an enqueue is
+   * journaled before the real call (a free worker may run the job inside it), and a start or
+   * an end happens inside the library, where an error would break the queue, not the caller.
+   */
+  private confirmJob(seq: number, what: string): void {
+    if (seq === 0 || this.r.commit === undefined) return;
+    try {
+      this.r.commit.waitSync(seq, what);
+    } catch (err) {
+      warnOnce('objects:job-timeout', `${(err as Error).message}; the queue goes on (job entries never fail a queue's calls)`);
+    }
+  }
+
+  /** Journals one entry; returns its sequence number. */
+  private record(name: string, op: Parameters<Recorder['sink']['record']>[2], data?: Buffer): number {
     // The journal's own fs calls must not be journaled as the application's.
     this.r.depth++;
     try {
       this.r.lastSeq = this.r.sink.record(OBJECT_ROOT, name, op, data);
+      return this.r.lastSeq;
     } finally {
       this.r.depth--;
     }
   }
 
-  private guard(key: string, fn: () => void): void {
+  /** Runs `fn`; what it throws is said once, never thrown: the change itself was made. Returns its seq, or 0. */
+  private guard(key: string, fn: () => number): number {
     try {
-      fn();
+      return fn();
     } catch (err) {
       warnOnce(`objects:${key}:${(err as Error).message}`, `a change to ${key.replace(':', ' ')} was made but could not be journaled: ${(err as Error).message}`);
+      return 0;
     }
   }
 }

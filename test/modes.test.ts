@@ -43,6 +43,31 @@ test.serial('strong mode: when a call returns, its change is already on the stan
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
 });
 
+test.serial('strong mode: configuration and queue changes are on the standby when their call returns', async (t) => {
+  const pair = await makePair('strong-objects');
+  t.teardown(() => pair.close());
+  const stop = follow(pair);
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_MODE: 'strong', NODE_PATH: path.join(REPO, 'node_modules') },
+    code: `const { readConfigReplica, pendingJobs, nameQueue } = require(${API}); const state = ${JSON.stringify(pair.state)};
+      const fastq = require('fastq');
+      const seen = [];
+      for (let i = 0; i < 5; i++) { process.env.UNDERSTUDY_TEST_KEY = 'v' + i; seen.push(readConfigReplica('env', state)?.UNDERSTUDY_TEST_KEY === 'v' + i); }
+      delete process.env.UNDERSTUDY_TEST_KEY; seen.push(readConfigReplica('env', state)?.UNDERSTUDY_TEST_KEY === undefined);
+      // No worker free (concurrency 1, the first job holds it): each later push leaves its job pending.
+      let release;
+      const q = nameQueue(fastq((job, done) => { if (job.n === 0) release = () => done(null); else done(null); }, 1), 'jobs');
+      for (let n = 0; n < 3; n++) { q.push({ n }); seen.push(pendingJobs('jobs', state).some((j) => j.payload.n === n)); }
+      release(); console.log(JSON.stringify(seen));`,
+  });
+  await stop();
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr, '');
+  const seen = JSON.parse(run.stdout) as boolean[];
+  t.is(seen.length, 9);
+  t.deepEqual(seen, seen.map(() => true));
+});
+
 test.serial('sync mode: when a call returns, JetStream has acknowledged its entry', async (t) => {
   const pair = await makePair('sync');
   t.teardown(() => pair.close());
@@ -88,6 +113,27 @@ test.serial('sync and strong modes with NATS down and UNDERSTUDY_ON_TIMEOUT=fail
     t.is(out.callback, 'EUNDERSTUDYTIMEOUT');
     t.is(out.promise, 'EUNDERSTUDYTIMEOUT');
   }
+});
+
+test.serial('with NATS down and UNDERSTUDY_ON_TIMEOUT=fail a configuration change fails clearly after the timeout, made; a queue goes on', async (t) => {
+  const pair = await makePair('fail-objects');
+  t.teardown(() => pair.close());
+  await pair.server.stop();
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_MODE: 'sync', UNDERSTUDY_SYNC_TIMEOUT_MS: '300', UNDERSTUDY_ON_TIMEOUT: 'fail', UNDERSTUDY_EXIT_TIMEOUT_MS: '200', NODE_PATH: path.join(REPO, 'node_modules') },
+    code: `const out = {};
+      try { process.env.UNDERSTUDY_TEST_KEY = 'set'; out.env = 'returned'; } catch (e) { out.env = e.code + ': ' + e.message; }
+      out.local = process.env.UNDERSTUDY_TEST_KEY;
+      const q = require('fastq')((job, done) => done(null, job * 2), 1);
+      try { q.push(21, (err, r) => { out.job = err ? 'failed' : r; console.log(JSON.stringify(out)); process.exit(0); }); } catch (e) { out.push = e.message; }`,
+  });
+  t.is(run.code, 0, run.stderr);
+  const out = JSON.parse(run.stdout) as Record<string, unknown>;
+  t.regex(String(out.env), /^EUNDERSTUDYTIMEOUT: UNDERSTUDY_MODE=sync: the change of key "UNDERSTUDY_TEST_KEY" of configuration store env was made here and journaled as seq \d+, but JetStream did not acknowledge it within 300 ms$/);
+  t.is(out.local, 'set');
+  t.is(out.push, undefined, 'a queue call never fails for its entry');
+  t.is(out.job, 42);
+  t.regex(run.stderr, /job \S+ enqueued on queue .* the queue goes on/);
 });
 
 test.serial('with UNDERSTUDY_ON_TIMEOUT=degrade the agent falls back to async once and says so once', async (t) => {

@@ -1,7 +1,7 @@
 import { DELETED, objectJournal } from '../../objects';
-import { warnOnce } from '../../log';
+import { journalAfter } from './after';
 import { patch } from '../wrap';
-import { STORES, type Fn, type LibraryShim } from './types';
+import { STORES, type LibraryShim } from './types';
 
 interface Conf { get(key: string): unknown; store: unknown }
 
@@ -16,31 +16,17 @@ export const confShim: LibraryShim = {
   patch(exports) {
     const proto = (exports as { prototype?: object } | null)?.prototype;
     if (typeof exports !== 'function' || proto === undefined) return exports;
-    patch(proto, 'set', (orig) => after(orig, (self, [key]) => {
+    patch(proto, 'set', (orig) => journalAfter<Conf>(orig, 'a conf change', (self, [key]) => {
       if (typeof key === 'string') journalKey(self, key);
       else if (typeof key === 'object' && key !== null) for (const k of Object.keys(key)) journalKey(self, k);
     }));
-    patch(proto, 'delete', (orig) => after(orig, (_self, [key]) => {
+    patch(proto, 'delete', (orig) => journalAfter<Conf>(orig, 'a conf change', (_self, [key]) => {
       if (typeof key === 'string' && key !== '') objectJournal()?.config(STORES.conf, key.split('.'), DELETED);
     }));
-    patch(proto, 'clear', (orig) => after(orig, (self) => objectJournal()?.config(STORES.conf, [], self.store)));
+    patch(proto, 'clear', (orig) => journalAfter<Conf>(orig, 'a conf change', (self) => objectJournal()?.config(STORES.conf, [], self.store)));
     return exports;
   },
 };
-
-function after(orig: Fn, journal: (self: Conf, args: unknown[]) => void): Fn {
-  return function (this: unknown, ...args: unknown[]) {
-    const result = orig.apply(this, args);
-    if (objectJournal() !== undefined) {
-      try {
-        journal(this as Conf, args);
-      } catch (err) {
-        warnOnce(`conf:${(err as Error).message}`, `a conf change was made but could not be journaled: ${(err as Error).message}`);
-      }
-    }
-    return result;
-  };
-}
 
 function journalKey(self: Conf, key: string): void {
   if (key === '') return;

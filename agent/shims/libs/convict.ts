@@ -1,5 +1,5 @@
 import { DELETED, objectJournal } from '../../objects';
-import { warnOnce } from '../../log';
+import { journalAfter } from './after';
 import { copyOwnProperties, patch } from '../wrap';
 import { STORES, type Fn, type LibraryShim } from './types';
 
@@ -19,32 +19,18 @@ export const convictShim: LibraryShim = {
     const wrapper = function (this: unknown, ...args: unknown[]): unknown {
       const config = orig.apply(this, args);
       if (typeof config === 'object' && config !== null) {
-        patch(config, 'set', (o) => after(o, (self, [k]) => journalPath(self, k)));
-        patch(config, 'load', (o) => after(o, (self, [obj]) => {
+        patch(config, 'set', (o) => journalAfter<Config>(o, 'a convict change', (self, [k]) => journalPath(self, k)));
+        patch(config, 'load', (o) => journalAfter<Config>(o, 'a convict change', (self, [obj]) => {
           for (const p of leaves(obj, [])) journalPath(self, p.join('.'));
         }));
         // The files' keys are not known here: the whole store, as convict now resolves it.
-        patch(config, 'loadFile', (o) => after(o, (self) => objectJournal()?.config(STORES.convict, [], self.getProperties())));
+        patch(config, 'loadFile', (o) => journalAfter<Config>(o, 'a convict change', (self) => objectJournal()?.config(STORES.convict, [], self.getProperties())));
       }
       return config;
     };
     return copyOwnProperties(wrapper, orig);
   },
 };
-
-function after(orig: Fn, journal: (self: Config, args: unknown[]) => void): Fn {
-  return function (this: unknown, ...args: unknown[]) {
-    const result = orig.apply(this, args);
-    if (objectJournal() !== undefined) {
-      try {
-        journal(this as Config, args);
-      } catch (err) {
-        warnOnce(`convict:${(err as Error).message}`, `a convict change was made but could not be journaled: ${(err as Error).message}`);
-      }
-    }
-    return result;
-  };
-}
 
 function journalPath(self: Config, k: unknown): void {
   if (typeof k !== 'string' || k === '') return;

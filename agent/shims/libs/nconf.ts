@@ -1,7 +1,8 @@
 import { DELETED, objectJournal } from '../../objects';
 import { warnOnce } from '../../log';
+import { journalAfter } from './after';
 import { patch } from '../wrap';
-import { STORES, type Fn, type LibraryShim } from './types';
+import { STORES, type LibraryShim } from './types';
 
 interface Provider { get(key?: string): unknown }
 
@@ -19,32 +20,18 @@ export const nconfShim: LibraryShim = {
       warnOnce('nconf', 'nconf has no Provider prototype in this version; its changes are not journaled');
       return exports;
     }
-    patch(proto, 'set', (orig) => after(orig, (self, [key]) => journalKey(self, key)));
-    patch(proto, 'clear', (orig) => after(orig, (self, [key]) => journalKey(self, key)));
-    patch(proto, 'merge', (orig) => after(orig, (self, args) => {
+    patch(proto, 'set', (orig) => journalAfter<Provider>(orig, 'an nconf change', (self, [key]) => journalKey(self, key)));
+    patch(proto, 'clear', (orig) => journalAfter<Provider>(orig, 'an nconf change', (self, [key]) => journalKey(self, key)));
+    patch(proto, 'merge', (orig) => journalAfter<Provider>(orig, 'an nconf change', (self, args) => {
       const plain = args.filter((a) => typeof a !== 'function');
       if (plain.length >= 2 && typeof plain[0] === 'string') return journalKey(self, plain[0]);
       const value = plain.at(-1);
       if (typeof value === 'object' && value !== null) for (const k of Object.keys(value)) journalKey(self, k);
     }));
-    patch(proto, 'reset', (orig) => after(orig, () => objectJournal()?.config(STORES.nconf, [], DELETED)));
+    patch(proto, 'reset', (orig) => journalAfter<Provider>(orig, 'an nconf change', () => objectJournal()?.config(STORES.nconf, [], DELETED)));
     return exports;
   },
 };
-
-function after(orig: Fn, journal: (self: Provider, args: unknown[]) => void): Fn {
-  return function (this: unknown, ...args: unknown[]) {
-    const result = orig.apply(this, args);
-    if (objectJournal() !== undefined) {
-      try {
-        journal(this as Provider, args);
-      } catch (err) {
-        warnOnce(`nconf:${(err as Error).message}`, `an nconf change was made but could not be journaled: ${(err as Error).message}`);
-      }
-    }
-    return result;
-  };
-}
 
 function journalKey(self: Provider, key: unknown): void {
   if (typeof key !== 'string' || key === '') return;
