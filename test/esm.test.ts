@@ -82,6 +82,26 @@ test.serial('an ESM app under --import: p-queue, conf, fastq, nconf, process.env
   t.deepEqual(pendingJobs('thumbs', pair.state).map((j) => j.payload), [{ id: 2 }, { id: 3 }]);
 });
 
+test.serial('p-queue clear: the tasks it throws away leave the pending list, a running one stays', async (t) => {
+  const pair = await makePair('pqclear');
+  t.teardown(() => pair.close());
+  const r = await runModule(pair, 'clear.mjs', `
+    import PQueue from 'p-queue';
+    import { nameQueue, flush } from 'understudy';
+    const pq = nameQueue(new PQueue({ concurrency: 1 }), 'work');
+    pq.add(async function running() { await new Promise(() => {}); });
+    pq.addAll([async function droppedA() {}, async function droppedB() {}]);
+    setTimeout(() => {
+      pq.clear();
+      pq.add(async function afterClear() {});
+      setTimeout(() => { flush(5000); console.log('ready'); }, 200);
+    }, 100);
+  `, '--import', 'ready');
+  t.is(r.signal, 'SIGKILL', r.stderr);
+  await pair.drain();
+  t.deepEqual(pendingJobs('work', pair.state).map((j) => [j.label, j.started]), [['running', true], ['afterClear', false]]);
+});
+
 test.serial('a CommonJS app under --import works as under --require', async (t) => {
   const pair = await makePair('esmcjs');
   t.teardown(() => pair.close());
