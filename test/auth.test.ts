@@ -9,6 +9,7 @@ import { encodeEntry } from '../lib/codec';
 import { ensureStream, openStateKv } from '../lib/nats';
 import { journalSubject } from '../lib/subjects';
 import { startNatsServer } from './helpers/nats-server';
+import { makeOperator } from './helpers/jwt';
 import { makePair, runCli, type Pair } from './helpers/pair';
 
 /**
@@ -166,6 +167,29 @@ test.serial('nkey authentication: agent and replayer sign in with seed files, an
   const right = await replay(replayer.seedFile);
   t.is(right.code, 0, right.stderr);
   t.is(fs.readFileSync(path.join(pair.standby, 'app.txt'), 'utf8'), 'signed in with an nkey');
+});
+
+test.serial('creds (JWT) authentication in operator mode: agent and replayer sign in with creds files, a user of another operator is refused', async (t) => {
+  const pair = await makePair('creds');
+  t.teardown(() => pair.close());
+  await pair.server.stop();
+  const operator = makeOperator();
+  const server = await startNatsServer({ storeDir: path.join(pair.dir, 'creds-store'), config: operator.config });
+  t.teardown(() => server.stop());
+  const url = server.url;
+  const ok = await pair.runApp({
+    env: { UNDERSTUDY_NATS_URL: url, UNDERSTUDY_NATS_CREDS: operator.userCreds(pair.dir, 'agent') },
+    code: `require('fs').writeFileSync(${JSON.stringify(path.join(pair.primary, 'app.txt'))}, 'signed in with creds');`,
+  });
+  t.is(ok.code, 0);
+  t.is(ok.stderr, '', 'the agent with its creds ships without complaint');
+  const replay = (creds: string) => cli(['replay', '--root', `data=${pair.standby}`, '--state', pair.state, '--drain', '--nats', url, '--creds', creds], {});
+  const wrong = await replay(makeOperator().userCreds(pair.dir, 'stranger'));
+  t.is(wrong.code, 1);
+  t.regex(wrong.stderr, /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*[Aa]uthorization/);
+  const right = await replay(operator.userCreds(pair.dir, 'replayer'));
+  t.is(right.code, 0, right.stderr);
+  t.is(fs.readFileSync(path.join(pair.standby, 'app.txt'), 'utf8'), 'signed in with creds');
 });
 
 /** A CA and a server certificate for 127.0.0.1, made with openssl. */
