@@ -201,7 +201,6 @@ export class Replayer {
       if (timer !== undefined) clearInterval(timer);
       // Whatever was applied is recorded even when we stop on an error.
       await commit().catch(() => undefined);
-      this.applier.close();
       metrics?.close();
       verify?.unsubscribe();
       await nc.close();

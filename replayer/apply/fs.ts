@@ -1,18 +1,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import type { EntryHeader } from '../../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError } from '../../lib/errors';
 import { checkRelPath } from '../../lib/confine';
 import { resolveInRoot } from '../safe-path';
 import { writeAll, writeSync, type WriteFn } from '../write';
-import { Spares, tempName } from './spares';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
 /** An entry's bytes: in memory, or staged in a file when they came in chunks. */
 export type Data = { buf: Buffer; file?: undefined } | { file: string; buf?: undefined };
 
-export { TEMP_PREFIX, TEMP_SUFFIX } from './spares';
+/** Prefix of the replayer's temporary names; a crashed replayer's leftovers are found by it. */
+export const TEMP_PREFIX = '.understudy-';
+export const TEMP_SUFFIX = '.tmp';
 
 /**
  * Applies file entries to the standby's roots. Files are replaced atomically
@@ -28,7 +30,6 @@ export { TEMP_PREFIX, TEMP_SUFFIX } from './spares';
 export class FsApplier {
   private readonly touched = new Set<string>();
   private readonly dirty = new Set<string>();
-  private readonly spares = new Spares();
 
   constructor(private readonly roots: ReadonlyMap<string, string>, private readonly write: WriteFn = writeSync) {}
 
@@ -71,11 +72,6 @@ export class FsApplier {
       case 'chmod':
         return this.withFd(target, O_RDONLY, 'file or directory', (fd) => fs.fchmodSync(fd, h.mode));
     }
-  }
-
-  /** Removes the replaced versions kept for reuse (Spares): nothing of the replayer's stays in the roots. */
-  close(): void {
-    this.spares.clear();
   }
 
   /** Makes every change since the last call durable: files first, then the directories that name them. */
@@ -152,39 +148,16 @@ export class FsApplier {
       fs.rmSync(data.file, { force: true });
       return;
     }
-    this.putReplacing(target, st, mode, data.buf);
-    this.dirty.add(target);
-  }
-
-  /**
-   * Writes `buf` to a temporary file and renames it over `target`, as replaceWith does, but
-   * the temporary file is the version of the directory's last replaced file when there is one
-   * (see Spares), and the version replaced now is kept in its turn.
-   */
-  private putReplacing(target: string, st: fs.Stats | undefined, mode: number, buf: Buffer): void {
-    const dir = path.dirname(target);
-    const reused = this.spares.take(dir);
-    const tmp = reused?.name ?? tempName(dir);
-    let aside: string | undefined;
-    try {
-      const fd = reused?.fd ?? fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    this.replaceWith(target, (tmp) => {
+      const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
       try {
-        writeAll(this.write, fd, buf, 0);
+        writeAll(this.write, fd, data.buf, 0);
         fs.fchmodSync(fd, mode);
       } finally {
         fs.closeSync(fd);
       }
-      // A directory where the primary now has a file (a repair of a type difference): it goes.
-      if (st?.isDirectory() === true) fs.rmSync(target, { recursive: true, force: true });
-      aside = this.spares.setAside(target, st);
-      fs.renameSync(tmp, target);
-    } catch (err) {
-      fs.rmSync(tmp, { force: true });
-      if (aside !== undefined) this.spares.drop(aside);
-      throw err;
-    }
-    if (aside !== undefined && st !== undefined) this.spares.keep(aside, st);
-    this.touched.add(dir);
+    });
+    this.dirty.add(target);
   }
 
   private writeAt(target: string, at: number, data: Data): void {
@@ -216,8 +189,6 @@ export class FsApplier {
       throw new ApplyError(`rename source ${from} does not exist on the standby`);
     }
     const to = this.place(h, h.toRoot, h.to);
-    this.spares.forgetUnder(from);
-    this.spares.forgetUnder(to);
     fs.renameSync(from, to);
     this.touched.add(path.dirname(from));
     this.touched.add(path.dirname(to));
@@ -246,7 +217,9 @@ export class FsApplier {
 
   /** Builds the new object under a temporary name beside `target`, then renames it over. */
   private replaceWith(target: string, build: (tmp: string) => void): void {
-    const tmp = tempName(path.dirname(target));
+    // Unguessable, so nothing planted on the standby can take the name first (O_EXCL would then
+    // refuse the entry); randomUUID draws from a cache, randomBytes(6) cost 4 % of a drain.
+    const tmp = path.join(path.dirname(target), `${TEMP_PREFIX}${randomUUID()}${TEMP_SUFFIX}`);
     try {
       build(tmp);
       // A directory where the primary now has a file or a link (a repair of a type difference): it goes.

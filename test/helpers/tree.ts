@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TEMP_PREFIX, TEMP_SUFFIX } from '../../replayer/apply/spares';
 
 /** One object of a tree as replication must preserve it. */
 export interface Node {
@@ -33,20 +32,10 @@ export function readTree(root: string): Map<string, Node> {
   return out;
 }
 
-/**
- * Differences between two trees, one line each; empty when they are equal. With
- * `replayerRunning`, the standby's spares (see replayer/apply/spares.ts: old versions under
- * the replayer's temporary names, mode 0600, removed when it stops) are not differences.
- */
-export function diffTrees(primary: string, standby: string, opts: { replayerRunning?: boolean } = {}): string[] {
+/** Differences between two trees, one line each; empty when they are equal. */
+export function diffTrees(primary: string, standby: string): string[] {
   const a = readTree(primary);
   const b = readTree(standby);
-  if (opts.replayerRunning === true) {
-    for (const [rel, node] of b) {
-      const name = path.basename(rel);
-      if (name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX) && node.type === 'file' && node.mode === 0o600) b.delete(rel);
-    }
-  }
   const out: string[] = [];
   for (const [rel, na] of a) {
     const nb = b.get(rel);
