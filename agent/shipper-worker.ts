@@ -10,7 +10,7 @@ import { jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { headers, TimeoutError } from '@nats-io/transport-node';
 import { loadSigner, SIGNATURE_HEADER } from '../lib/signing';
-import { connectNats, ensureStream, openStateKv } from '../lib/nats';
+import { connectNats, ensureStream, formatBytes, openStateKv } from '../lib/nats';
 import { agentKey, appliedKey, fenceKey, journalSubject, msgId, resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   // Keep trying: a server that is down or refuses our credentials now may accept them later.
   // noAsyncTraces: nats.js otherwise builds an Error per request for its stack, a fifth of the shipper's CPU.
   const nc = await retry('connect to NATS', () => connectNats(data.nats, `understudy-agent:${name}`, { waitOnFirstConnect: true, noAsyncTraces: true }));
-  await retry('create the stream', () => jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas)));
+  await retry('create the stream', () => jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas, streamSmaller)));
   // The state bucket is for reporting; shipping never waits for it.
   let kv: KV | undefined;
   void retry('open the state bucket', () => openStateKv(nc, data.stream, data.nats.replicas)).then((opened) => {
@@ -161,8 +161,13 @@ async function main(): Promise<void> {
     if (error instanceof TimeoutError) continue;
     // No answer at all, or not from a stream: it may have been deleted. Make it again (the
     // standby pulls what it lost from our spool). Briefly: a cluster may be electing its leaders.
-    await jetstreamManager(nc, { timeout: 2000 }).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas)).catch(() => undefined);
+    await jetstreamManager(nc, { timeout: 2000 }).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas, streamSmaller)).catch(() => undefined);
   }
+}
+
+/** Said once when the server had no room for a stream of the default size. */
+function streamSmaller(bytes: number): void {
+  warnOnce('stream-size', `stream ${data.stream} was created with max_bytes ${formatBytes(bytes)}, not ${formatBytes(DEFAULTS.streamMaxBytes)}: the server's JetStream storage is smaller; once the stream is full it refuses entries and they stay spooled (nothing trims the stream yet: see README, "What is not built yet")`);
 }
 
 /**

@@ -82,8 +82,13 @@ export async function connectNats(s: NatsSettings, clientName: string, opts: Par
  * Creates the journal stream if it is missing. File storage and `discard: new`
  * so that a full stream refuses publishes (the agent keeps them spooled)
  * instead of silently evicting entries the standby has not applied.
+ * Its size is DEFAULTS.streamMaxBytes, or, on a server whose JetStream storage is
+ * smaller (nats-server reserves a stream's max_bytes; by default it may use 75 % of its
+ * disk), the largest quarter of the one before it accepts (2 GiB, 512 MiB, 128 MiB):
+ * quarters, so that what is left keeps room for the state bucket, which a stream taking
+ * all of it would shut out. `onSmaller` hears the size taken, for the caller to say once.
  */
-export async function ensureStream(jsm: JetStreamManager, stream: string, replicas = 1): Promise<StreamInfo> {
+export async function ensureStream(jsm: JetStreamManager, stream: string, replicas = 1, onSmaller?: (bytes: number) => void): Promise<StreamInfo> {
   try {
     const info = await jsm.streams.info(stream);
     if (info.config.discard !== DiscardPolicy.New) {
@@ -93,25 +98,41 @@ export async function ensureStream(jsm: JetStreamManager, stream: string, replic
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
   }
-  try {
-    return await jsm.streams.add({
-      name: stream,
-      subjects: [`${journalPrefix(stream)}.*`],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Limits,
-      discard: DiscardPolicy.New,
-      max_bytes: DEFAULTS.streamMaxBytes,
-      num_replicas: replicas,
-      duplicate_window: DEFAULTS.duplicateWindowMs * 1_000_000,
-    });
-  } catch (err) {
-    // Two processes may race to create it; the loser reads what the winner made.
-    if (err instanceof JetStreamApiError) {
-      const info = await jsm.streams.info(stream).catch(() => undefined);
-      if (info !== undefined) return info;
+  for (let maxBytes = DEFAULTS.streamMaxBytes; ; maxBytes /= 4) {
+    try {
+      const info = await jsm.streams.add({
+        name: stream,
+        subjects: [`${journalPrefix(stream)}.*`],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        discard: DiscardPolicy.New,
+        max_bytes: maxBytes,
+        num_replicas: replicas,
+        duplicate_window: DEFAULTS.duplicateWindowMs * 1_000_000,
+      });
+      if (maxBytes < DEFAULTS.streamMaxBytes) onSmaller?.(maxBytes);
+      return info;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === INSUFFICIENT_STORAGE && maxBytes / 4 >= MIN_STREAM_BYTES) continue;
+      // Two processes may race to create it; the loser reads what the winner made.
+      if (err instanceof JetStreamApiError) {
+        const info = await jsm.streams.info(stream).catch(() => undefined);
+        if (info !== undefined) return info;
+      }
+      const tried = maxBytes < DEFAULTS.streamMaxBytes ? ` (tried max_bytes from ${formatBytes(DEFAULTS.streamMaxBytes)} down to ${formatBytes(maxBytes)})` : '';
+      throw new TransportError(`cannot create stream ${stream}: ${(err as Error).message}${tried}`, { cause: err });
     }
-    throw new TransportError(`cannot create stream ${stream}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** nats-server's JSStorageResourcesExceededErr: the stream's max_bytes does not fit in what it may store. */
+const INSUFFICIENT_STORAGE = 10047;
+/** Below this a journal stream is too small to be worth making: better to say the server has no room. */
+const MIN_STREAM_BYTES = 64 * 1024 * 1024;
+
+/** 8 GiB, 512 MiB: a stream size as an operator reads it. */
+export function formatBytes(n: number): string {
+  return n >= 1024 ** 3 ? `${n / 1024 ** 3} GiB` : `${n / 1024 ** 2} MiB`;
 }
 
 /** Opens (creating if needed) the bucket where positions are left for `status`. */

@@ -14,7 +14,7 @@ import { FenceStore } from './fence';
 import { serveMetrics, type Metric } from './metrics';
 import type { Server } from 'node:http';
 import type { JournalPos } from './state';
-import { connectNats, ensureStream, isUnreachable, listKeys, openStateKv } from '../lib/nats';
+import { connectNats, ensureStream, formatBytes, isUnreachable, listKeys, openStateKv } from '../lib/nats';
 import { isInside, type Root } from '../lib/roots';
 import type { NatsSettings } from '../lib/settings';
 import { agentKey, allJournalsSubject, appliedKey, journalSubject, resendSubject, type BaselineReport, type ResendReply, type ResendRequest, type VerifyReport } from '../lib/subjects';
@@ -164,7 +164,7 @@ export class Replayer {
     try {
       // JetStream may be electing a leader (a cluster that just lost a node): give it time.
       const jsm = await this.patiently('reach JetStream', () => jetstreamManager(nc));
-      await this.patiently(`open stream ${opts.stream}`, () => ensureStream(jsm, opts.stream, opts.nats.replicas));
+      await this.patiently(`open stream ${opts.stream}`, () => ensureStream(jsm, opts.stream, opts.nats.replicas, (bytes) => opts.log(`stream ${opts.stream} created with max_bytes ${formatBytes(bytes)}: the server's JetStream storage is smaller than the default`)));
       kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       // `understudy verify` compares against this tree while it is being kept up to date.
       verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log);
