@@ -1,11 +1,19 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as path from 'node:path';
 import { parseRoots } from '../lib/roots';
 import { Replayer } from '../replayer/replayer';
-import { makePair, REPO, type Pair } from './helpers/pair';
+import { makePair, REPO, type Pair, type RunResult } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
 
 const API = JSON.stringify(path.join(REPO, 'dist', 'index.js'));
+
+/** The app printed, per call, whether its change was confirmed when the call returned: every one must be. */
+function allConfirmed(t: ExecutionContext, run: RunResult, calls: number): void {
+  t.is(run.code, 0, run.stderr);
+  const seen = JSON.parse(run.stdout) as boolean[];
+  t.is(seen.length, calls);
+  t.deepEqual(seen, seen.map(() => true));
+}
 
 /** A replayer following the stream until the returned function stops it. */
 function follow(pair: Pair): () => Promise<void> {
@@ -35,11 +43,8 @@ test.serial('strong mode: when a call returns, its change is already on the stan
       });`,
   });
   await stop();
-  t.is(run.code, 0, run.stderr);
+  allConfirmed(t, run, 22);
   t.is(run.stderr, '');
-  const seen = JSON.parse(run.stdout) as boolean[];
-  t.is(seen.length, 22);
-  t.deepEqual(seen, seen.map(() => true));
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
 });
 
@@ -61,11 +66,8 @@ test.serial('strong mode: configuration and queue changes are on the standby whe
       release(); console.log(JSON.stringify(seen));`,
   });
   await stop();
-  t.is(run.code, 0, run.stderr);
+  allConfirmed(t, run, 9);
   t.is(run.stderr, '');
-  const seen = JSON.parse(run.stdout) as boolean[];
-  t.is(seen.length, 9);
-  t.deepEqual(seen, seen.map(() => true));
 });
 
 test.serial('sync mode: when a call returns, JetStream has acknowledged its entry', async (t) => {
@@ -78,10 +80,7 @@ test.serial('sync mode: when a call returns, JetStream has acknowledged its entr
       for (let i = 0; i < 50; i++) { fs.writeFileSync(root + '/f' + i, 'x'); const p = journalPosition(); seen.push(p.acked >= p.appended); }
       fs.writeFile(root + '/cb', 'cb', () => { const p = journalPosition(); seen.push(p.acked >= p.appended); console.log(JSON.stringify(seen)); });`,
   });
-  t.is(run.code, 0, run.stderr);
-  const seen = JSON.parse(run.stdout) as boolean[];
-  t.is(seen.length, 51);
-  t.deepEqual(seen, seen.map(() => true));
+  allConfirmed(t, run, 51);
 });
 
 const DOWN_APP = (pair: Pair) => `const fs = require('fs'); const root = ${JSON.stringify(pair.primary)}; const out = {};
