@@ -170,7 +170,7 @@ export class Replayer {
       verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log);
       timer = setInterval(() => void tryCommit(), opts.commitMs ?? 100);
       const stateKv = kv;
-      metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => this.collectMetrics(stateKv));
+      metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => this.collectMetrics(stateKv, jsm));
       const aborted = (): boolean => signal?.aborted === true;
       for (let round = 0; !aborted(); round++) {
         await this.checkStreamIdentity(jsm);
@@ -614,8 +614,10 @@ export class Replayer {
   }
 
   /** The replayer's counters, and per journal the positions of agent and standby and the lag. */
-  private async collectMetrics(kv: KV): Promise<Metric[]> {
+  private async collectMetrics(kv: KV, jsm: JetStreamManager): Promise<Metric[]> {
     const journals = this.store.positions.journals;
+    // Nothing trims the stream yet: at max_bytes it refuses entries, so how full it is wants an alert.
+    const stream = await jsm.streams.info(this.opts.stream).catch(() => undefined);
     const names = new Set(Object.keys(journals));
     for (const k of await listKeys(kv, 'agent.*')) names.add(k.slice('agent.'.length));
     const per: { name: string; applied?: JournalPos; agent?: { appended: number; time: number; dropped?: number } }[] = [];
@@ -635,6 +637,10 @@ export class Replayer {
       { name: 'understudy_replayer_skipped_bad_entries_total', help: 'Bad entries quarantined and passed over.', type: 'counter', samples: [{ value: this.summary.skipped }] },
       { name: 'understudy_replayer_stream_position', help: 'Stream sequence the replayer resumes after.', type: 'gauge', samples: [{ value: this.store.positions.streamSeq }] },
       { name: 'understudy_replayer_last_commit_timestamp_seconds', help: 'When applied changes were last made durable.', type: 'gauge', samples: [{ value: this.lastCommitAt / 1000 }] },
+      ...(stream === undefined ? [] : [
+        { name: 'understudy_stream_bytes', help: 'Bytes the journal stream holds.', type: 'gauge' as const, samples: [{ value: stream.state.bytes }] },
+        { name: 'understudy_stream_max_bytes', help: 'Bytes the journal stream may hold; then it refuses entries (nothing trims it yet).', type: 'gauge' as const, samples: [{ value: stream.config.max_bytes }] },
+      ]),
       g('understudy_journal_applied_seq', 'Last journal sequence applied and fsynced on the standby.', (p) => p.applied?.s),
       g('understudy_journal_agent_seq', 'Last journal sequence the agent reported spooled.', (p) => p.agent?.appended),
       g('understudy_journal_lag_entries', 'Entries the agent spooled that the standby has not applied.', (p) => (p.agent === undefined ? undefined : Math.max(0, p.agent.appended - (p.applied?.s ?? 0)))),

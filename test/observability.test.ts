@@ -3,6 +3,8 @@ import { parseRoots } from '../lib/roots';
 import { Replayer } from '../replayer/replayer';
 import { freePort } from './helpers/nats-server';
 import { spawnSync } from 'node:child_process';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { CLI, makePair } from './helpers/pair';
 
 test.serial('the replayer serves Prometheus metrics: positions of agent and standby, lag, counters', async (t) => {
@@ -31,6 +33,9 @@ test.serial('the replayer serves Prometheus metrics: positions of agent and stan
   t.regex(text, /^understudy_journal_lag_entries\{journal="app"\} 0$/m);
   t.regex(text, /^understudy_journal_heartbeat_age_seconds\{journal="app"\} [\d.]+$/m);
   t.regex(text, /^understudy_journal_dropped_changes\{journal="app"\} 0$/m);
+  t.regex(text, /^understudy_stream_max_bytes 8589934592$/m);
+  const bytes = Number(/^understudy_stream_bytes (\d+)$/m.exec(text)?.[1]);
+  t.true(bytes > 25 * 100, `the stream holds the 25 entries (${bytes} bytes)`);
 });
 
 test.serial('a full spool drops changes: said once, counted in status, and the application never notices', async (t) => {
@@ -48,4 +53,28 @@ test.serial('a full spool drops changes: said once, counted in status, and the a
   const row = (JSON.parse(status.stdout) as { journals: { journal: string; dropped: number; agent_last_seq: number }[] }).journals.find((r) => r.journal === 'app');
   t.true((row?.dropped ?? 0) > 0, JSON.stringify(row));
   t.is((row?.dropped ?? 0) + (row?.agent_last_seq ?? 0), 20);
+});
+
+test.serial('status says how full the stream is, and what comes when it is nearly full', async (t) => {
+  const pair = await makePair('stream-use');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({ code: `require('fs').writeFileSync(${JSON.stringify(pair.primary)} + '/f', Buffer.alloc(3000));` });
+  t.is(run.code, 0, run.stderr);
+  const env = { ...process.env, UNDERSTUDY_NATS_URL: pair.server.url };
+  const json = spawnSync(process.execPath, [CLI, 'status', '--json'], { env, encoding: 'utf8' });
+  const stream = (JSON.parse(json.stdout) as { stream: { name: string; messages: number; bytes: number; max_bytes: number; used_pct: number } }).stream;
+  t.is(stream.name, 'UNDERSTUDY');
+  t.is(stream.messages, 1);
+  t.true(stream.bytes > 3000);
+  t.is(stream.max_bytes, 8 * 1024 ** 3);
+  t.is(stream.used_pct, 0);
+  const text = spawnSync(process.execPath, [CLI, 'status'], { env, encoding: 'utf8' });
+  t.regex(text.stdout, /^stream UNDERSTUDY: 1 messages, 3\.\d KiB of 8\.0 GiB \(0 %\)$/m);
+  // A stream made by hand with a small max_bytes, nearly full: the line says what comes next.
+  const nc = await connect({ servers: pair.server.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.update('UNDERSTUDY', { max_bytes: 3400 });
+  const full = spawnSync(process.execPath, [CLI, 'status'], { env, encoding: 'utf8' });
+  t.regex(full.stdout, /^stream UNDERSTUDY: 1 messages, 3\.\d KiB of 3\.3 KiB \(9\d(\.\d)? %\); when full it refuses entries and agents spool them: purge what every standby applied/m);
 });

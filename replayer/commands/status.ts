@@ -10,8 +10,9 @@ export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] 
 
 For each journal: the agent's mode, last spooled and shipped entry and heartbeat age;
 the last entry in the stream; the last applied on the standby; the lag in entries and seconds.
-Then the last baseline and the last verify: when, how they ended, what they found and mended.
---json prints { journals, baselines, verifies }.
+Then how full the stream is (nothing trims it yet: see README), and the last baseline and
+the last verify: when, how they ended, what they found and mended.
+--json prints { journals, stream, baselines, verifies }.
 --max-lag N exits 1 when any journal is more than N entries behind (for monitoring).`;
 
 interface Row {
@@ -29,6 +30,18 @@ interface Row {
   lag_seconds?: number;
 }
 
+/** How full the stream is: once at max_bytes it refuses entries (discard: new), and nothing trims it yet. */
+interface StreamUse {
+  name: string;
+  messages: number;
+  bytes: number;
+  max_bytes: number;
+  used_pct: number;
+}
+
+/** At this share of max_bytes the stream line says what comes next. */
+const STREAM_WARN_PCT = 80;
+
 /** `understudy status`. */
 export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parse(argv, { json: { type: 'boolean' }, 'max-lag': { type: 'string' } });
@@ -43,6 +56,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const rows: Row[] = [];
   const baselines: (BaselineReport & { name: string })[] = [];
   const verifies: (VerifyReport & { name: string })[] = [];
+  let stream: StreamUse | undefined;
   try {
     const kv = await openStateKv(nc, o.stream);
     const jsm = await jetstreamManager(nc);
@@ -50,6 +64,8 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     // Journals are known from the stream's subjects, and from agents and replayers that reported.
     const info = await jsm.streams.info(o.stream, { subjects_filter: `${journalPrefix(o.stream)}.*` });
     for (const subject of Object.keys(info.state.subjects ?? {})) names.add(subject.slice(journalPrefix(o.stream).length + 1));
+    const max = info.config.max_bytes;
+    stream = { name: o.stream, messages: info.state.messages, bytes: info.state.bytes, max_bytes: max, used_pct: max > 0 ? round((100 * info.state.bytes) / max) : 0 };
     for await (const k of await kv.keys()) {
       const [kind, name] = [k.slice(0, k.indexOf('.')), k.slice(k.indexOf('.') + 1)];
       if (kind === 'agent' || kind === 'applied') names.add(name);
@@ -81,9 +97,10 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   } finally {
     await nc.close();
   }
-  if (values.json === true) console.log(JSON.stringify({ journals: rows, baselines, verifies }, null, 2));
+  if (values.json === true) console.log(JSON.stringify({ journals: rows, stream, baselines, verifies }, null, 2));
   else {
     print(rows);
+    if (stream !== undefined) console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
     for (const v of verifies) console.log(describeVerify(v));
   }
@@ -104,6 +121,16 @@ function print(rows: Row[]): void {
   const cells = [cols.map(([, h]) => h), ...rows.map((r) => cols.map(([k]) => (r[k] === undefined ? '-' : String(r[k]))))];
   const widths = cols.map((_, i) => Math.max(...cells.map((c) => c[i].length)));
   for (const c of cells) console.log(c.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+function describeStream(u: StreamUse): string {
+  const line = `stream ${u.name}: ${u.messages} messages, ${size(u.bytes)} of ${u.max_bytes > 0 ? `${size(u.max_bytes)} (${u.used_pct} %)` : 'no limit'}`;
+  return u.used_pct < STREAM_WARN_PCT ? line : `${line}; when full it refuses entries and agents spool them: purge what every standby applied (README, "What is not built yet")`;
+}
+
+function size(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+  return n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 }
 
 function describeBaseline(b: BaselineReport & { name: string }): string {
