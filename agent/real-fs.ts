@@ -13,4 +13,7 @@ export const realFs = {
   readlinkSync: fs.readlinkSync,
   readdirSync: fs.readdirSync,
   realpathNative: fs.realpathSync.native,
+  openSync: fs.openSync,
+  readSync: fs.readSync,
+  closeSync: fs.closeSync,
 };

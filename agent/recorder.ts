@@ -6,6 +6,7 @@ import { FdTable, type OpenFile } from './fd-table';
 import type { Located, Locator } from './locate';
 import { realFs } from './real-fs';
 import type { CommitWait } from './commit-wait';
+import { OverlapTable, type Overlap } from './overlap';
 
 const { O_APPEND, O_TRUNC, O_CREAT, O_WRONLY, O_RDWR, O_EXCL } = fs.constants;
 
@@ -26,6 +27,10 @@ export class Recorder {
   private lastAt: Located | undefined;
   private lastOp = '';
   readonly fds = new FdTable();
+  /** Asynchronous calls in flight, by file. */
+  readonly overlaps = new OverlapTable();
+  /** Set by a wrapper while it journals a call that overlapped others on its file: then only the file itself tells what happened. */
+  overlap: Overlap | undefined;
   /** Absolute paths below which async compound calls (fs.cp) are at work; their result is journaled whole. */
   private readonly quietDirs: string[] = [];
 
@@ -45,13 +50,19 @@ export class Recorder {
   /** Whole content of `p` is `data` (or, when data is unknown, whatever is on disk now). */
   put(p: unknown, data?: Buffer): void {
     const found = this.locator.locateFile(p);
-    if (found !== undefined) this.putAt(found.at, data, found.st);
+    if (found === undefined) return;
+    const g = this.overlapped();
+    if (g !== undefined) this.fromDisk(found.at, g);
+    else this.putAt(found.at, data, found.st);
   }
 
   /** `data` was appended to `p`. */
   append(p: unknown, data: Buffer): void {
     const found = this.locator.locateFile(p);
     if (found === undefined) return;
+    const g = this.overlapped();
+    if (g !== undefined) return this.fromDisk(found.at, g);
+    // Size after minus length is the offset only because nothing else of ours was in flight on this file.
     const st = found.st ?? realFs.statSync(found.at.abs);
     this.emit(found.at, { op: 'append', at: Math.max(0, st.size - data.length) }, data);
   }
@@ -59,12 +70,18 @@ export class Recorder {
   /** `data` was written from offset 0 of `p` without truncating it (writeFile with flag 'r+'). */
   overwrite(p: unknown, data: Buffer): void {
     const at = this.locator.locate(p, true);
-    if (at !== undefined && data.length > 0) this.emit(at, { op: 'pwrite', at: 0 }, data);
+    if (at === undefined || data.length === 0) return;
+    const g = this.overlapped();
+    if (g !== undefined) this.fromDisk(at, g);
+    else this.emit(at, { op: 'pwrite', at: 0 }, data);
   }
 
   truncate(p: unknown, size: number): void {
     const at = this.locator.locate(p, true);
-    if (at !== undefined) this.emit(at, { op: 'truncate', size });
+    if (at === undefined) return;
+    const g = this.overlapped();
+    if (g !== undefined) this.fromDisk(at, g);
+    else this.emit(at, { op: 'truncate', size });
   }
 
   chmod(p: unknown): void {
@@ -149,6 +166,8 @@ export class Recorder {
     if (handle !== undefined) this.fds.setHandle(handle, file);
     // Opening may have created or emptied the file: the standby must see that even if nothing is written.
     if ((flags & (O_TRUNC | O_EXCL | O_CREAT)) === 0) return;
+    const g = this.overlapped();
+    if (g !== undefined) return this.fromDisk(at, g);
     const st = realFs.statSync(at.abs);
     if ((flags & (O_TRUNC | O_EXCL)) !== 0 || st.size === 0) this.emit(at, { op: 'put', mode: st.mode & 0o7777 }, EMPTY);
   }
@@ -156,6 +175,12 @@ export class Recorder {
   /** `data` went through a followed descriptor, at `position` (null: at the file position). */
   wrote(file: OpenFile | undefined, data: Buffer, position: number | null, fd?: number): void {
     if (file === undefined || file.detached || data.length === 0) return;
+    const g = this.overlapped();
+    if (g !== undefined) {
+      // Unpositioned writes move the descriptor by their length whatever order they ran in.
+      if (!file.append && position === null && file.pos !== null) file.pos += data.length;
+      return this.fromDisk(file.at, g);
+    }
     if (file.append) {
       const size = fd !== undefined ? realFs.fstatSync(fd).size : realFs.statSync(file.at.abs).size;
       this.emit(file.at, { op: 'append', at: Math.max(0, size - data.length) }, data);
@@ -173,7 +198,9 @@ export class Recorder {
   rewrote(file: OpenFile | undefined): void {
     if (file === undefined || file.detached) return;
     file.pos = null;
-    this.putAt(file.at);
+    const g = this.overlapped();
+    if (g !== undefined) this.fromDisk(file.at, g);
+    else this.putAt(file.at);
   }
 
   /** A read through a followed descriptor moved its position (or made it unknown: n = null). */
@@ -183,11 +210,34 @@ export class Recorder {
   }
 
   ftruncate(file: OpenFile | undefined, size: number): void {
-    if (file !== undefined && !file.detached) this.emit(file.at, { op: 'truncate', size });
+    if (file === undefined || file.detached) return;
+    const g = this.overlapped();
+    if (g !== undefined) this.fromDisk(file.at, g);
+    else this.emit(file.at, { op: 'truncate', size });
   }
 
   fchmod(file: OpenFile | undefined): void {
     if (file !== undefined && !file.detached) this.emit(file.at, { op: 'chmod', mode: realFs.statSync(file.at.abs).mode & 0o7777 });
+  }
+
+  private overlapped(): Overlap | undefined {
+    return this.overlap?.tainted === true ? this.overlap : undefined;
+  }
+
+  /**
+   * Journals a call of an overlapping group from the file as it is now, a state it really had:
+   * the bytes past what the journal has, when the group only appended, else the whole file.
+   */
+  private fromDisk(at: Located, g: Overlap): void {
+    const st = realFs.statSync(at.abs, { throwIfNoEntry: false });
+    if (st === undefined || !st.isFile()) return; // removed meanwhile: the removal is journaled by its own call
+    if (g.onlyAppends && g.end !== undefined && st.size >= g.end) {
+      if (st.size > g.end) this.emit(at, { op: 'append', at: g.end }, readRange(at.abs, g.end, st.size));
+    } else {
+      this.emit(at, { op: 'put', mode: st.mode & 0o7777 }, realFs.readFileSync(at.abs));
+    }
+    g.end = st.size;
+    g.lastSeq = this.lastSeq;
   }
 
   private putAt(at: Located, data?: Buffer, seen?: fs.Stats): void {
@@ -252,3 +302,20 @@ export class Recorder {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Bytes [from, to) of a file, read through the real fs; shorter only if the file shrank meanwhile. */
+function readRange(abs: string, from: number, to: number): Buffer {
+  const out = Buffer.allocUnsafe(to - from);
+  const fd = realFs.openSync(abs, 'r');
+  try {
+    let got = 0;
+    while (got < out.length) {
+      const n = realFs.readSync(fd, out, got, out.length - got, from + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return out.subarray(0, got);
+  } finally {
+    realFs.closeSync(fd);
+  }
+}

@@ -3,7 +3,7 @@ import fs = require('node:fs');
 import { syncBuiltinESMExports } from 'node:module';
 import type { Recorder } from '../recorder';
 import { openFlags } from './args';
-import { FILEHANDLE_ROWS, FS_ROWS, type FsRow } from './fs-table';
+import { FILEHANDLE_ROWS, FS_ROWS, OPEN_ROW, type FsRow } from './fs-table';
 import { callbackWrapper, patch, promiseWrapper, syncWrapper, unpatch } from './wrap';
 
 type Fn = (this: unknown, ...args: unknown[]) => unknown;
@@ -17,9 +17,9 @@ function apply(target: object, name: string, make: (orig: Fn) => Fn): void {
 }
 
 function applyRow(r: Recorder, row: FsRow): void {
-  if (row.sync === true) apply(fs, `${row.name}Sync`, (o) => syncWrapper(r, o, row.after, row.before));
-  if (row.callback === true) apply(fs, row.name, (o) => callbackWrapper(r, o, row.after, row.before, row.quietArg));
-  if (row.promise === true) apply(fs.promises, row.name, (o) => promiseWrapper(r, o, row.after, row.before, row.quietArg));
+  if (row.sync === true) apply(fs, `${row.name}Sync`, (o) => syncWrapper(r, o, row));
+  if (row.callback === true) apply(fs, row.name, (o) => callbackWrapper(r, o, row));
+  if (row.promise === true) apply(fs.promises, row.name, (o) => promiseWrapper(r, o, row));
 }
 
 /**
@@ -31,17 +31,20 @@ export function install(r: Recorder): void {
   uninstall();
   for (const row of FS_ROWS) applyRow(r, row);
   // fs.promises.open yields FileHandles; their prototype is only reachable from one, so it is patched on first sight.
-  apply(fs.promises, 'open', (orig) => promiseWrapper(r, orig, (rec, [p, flags], handle) => {
-    const h = handle as { fd: number };
-    if (!fileHandlePatched) patchFileHandle(r, Object.getPrototypeOf(h) as object);
-    rec.opened(p, openFlags(flags), undefined, h);
+  apply(fs.promises, 'open', (orig) => promiseWrapper(r, orig, {
+    target: OPEN_ROW.target,
+    after: (rec, [p, flags], handle) => {
+      const h = handle as { fd: number };
+      if (!fileHandlePatched) patchFileHandle(r, Object.getPrototypeOf(h) as object);
+      rec.opened(p, openFlags(flags), undefined, h);
+    },
   }));
   syncBuiltinESMExports();
 }
 
 function patchFileHandle(r: Recorder, proto: object): void {
   fileHandlePatched = true;
-  for (const row of FILEHANDLE_ROWS) apply(proto, row.name, (o) => promiseWrapper(r, o, row.after, row.before));
+  for (const row of FILEHANDLE_ROWS) apply(proto, row.name, (o) => promiseWrapper(r, o, row));
 }
 
 /** Restores every function install() wrapped. */

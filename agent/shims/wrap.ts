@@ -1,9 +1,22 @@
 import shimmer from 'shimmer';
 import type { Recorder } from '../recorder';
 import { warnOnce } from '../log';
+import type { Overlap, Target } from '../overlap';
 
 /** What to journal once a call succeeded: its arguments (callback removed), its result, its `this`. */
 export type Recipe = (r: Recorder, args: unknown[], result: unknown, self: unknown) => void;
+
+/** The file whose content a call changes, named before it runs (arguments without the callback, its `this`). */
+export type TargetOf = (r: Recorder, args: unknown[], self: unknown) => Target | undefined;
+
+/** How one function is wrapped: the parts of a table row the wrappers use. */
+export interface Wrapping {
+  before?: Recipe;
+  after?: Recipe;
+  /** Index of a path argument below which nothing is journaled while an async call runs. */
+  quietArg?: number;
+  target?: TargetOf;
+}
 
 type Fn = (this: unknown, ...args: unknown[]) => unknown;
 
@@ -11,24 +24,46 @@ type Fn = (this: unknown, ...args: unknown[]) => unknown;
  * Runs a recipe with the agent's own fs use suppressed; a failure of ours is said once, never thrown
  * into the host. Returns the seq the caller must wait for in sync/strong modes (0: none).
  */
-function journal(r: Recorder, recipe: Recipe, args: unknown[], result: unknown, self: unknown): number {
+function journal(r: Recorder, recipe: Recipe, args: unknown[], result: unknown, self: unknown, overlap?: Overlap): number {
   const before = r.lastSeq;
   r.depth++;
+  r.overlap = overlap;
   try {
     recipe(r, args, result, self);
   } catch (err) {
     warnOnce(`journal:${(err as Error).message}`, `a change was made but could not be journaled: ${(err as Error).message}`);
   } finally {
+    r.overlap = undefined;
     r.depth--;
   }
-  return r.commit !== undefined && r.lastSeq > before ? r.lastSeq : 0;
+  if (r.commit === undefined) return 0;
+  if (r.lastSeq > before) return r.lastSeq;
+  // An overlapping call whose bytes an earlier entry already read from the file waits for that entry.
+  return overlap?.tainted === true ? overlap.lastSeq : 0;
+}
+
+/** The target of a call, computed with the agent's own fs use suppressed; undefined when it has none or we cannot tell. */
+function targetOf(r: Recorder, w: Wrapping, args: unknown[], self: unknown): Target | undefined {
+  if (w.target === undefined) return undefined;
+  r.depth++;
+  try {
+    return w.target(r, args, self);
+  } catch {
+    return undefined;
+  } finally {
+    r.depth--;
+  }
 }
 
 /** Wrapper for a synchronous function. */
-export function syncWrapper(r: Recorder, orig: Fn, after: Recipe | undefined, before?: Recipe): Fn {
+export function syncWrapper(r: Recorder, orig: Fn, w: Wrapping): Fn {
+  const { after, before } = w;
   return function (this: unknown, ...args: unknown[]) {
     if (r.depth > 0) return orig.apply(this, args);
     if (before !== undefined) journal(r, before, args, undefined, this);
+    // A synchronous call overlaps the asynchronous ones in flight on its file: the thread pool writes meanwhile.
+    const t = targetOf(r, w, args, this);
+    const overlap = t === undefined ? undefined : r.overlaps.during(t);
     r.depth++;
     let result: unknown;
     try {
@@ -36,7 +71,7 @@ export function syncWrapper(r: Recorder, orig: Fn, after: Recipe | undefined, be
     } finally {
       r.depth--;
     }
-    const seq = after === undefined ? 0 : journal(r, after, args, result, this);
+    const seq = after === undefined ? 0 : journal(r, after, args, result, this, overlap);
     if (seq > 0) r.commit?.waitSync(seq, r.lastWhat);
     return result;
   };
@@ -48,7 +83,8 @@ export function syncWrapper(r: Recorder, orig: Fn, after: Recipe | undefined, be
  * are not journaled while the call runs (fs.cp does its work through the public
  * fs.promises functions, after our wrapper has returned; its result is journaled whole).
  */
-export function callbackWrapper(r: Recorder, orig: Fn, after: Recipe | undefined, before?: Recipe, quietArg?: number): Fn {
+export function callbackWrapper(r: Recorder, orig: Fn, w: Wrapping): Fn {
+  const { after, before, quietArg } = w;
   return function (this: unknown, ...args: unknown[]) {
     const cb = args[args.length - 1];
     // A call Node will reject (no callback) or one made by fs itself goes straight through.
@@ -56,9 +92,15 @@ export function callbackWrapper(r: Recorder, orig: Fn, after: Recipe | undefined
     const callArgs = args.slice(0, -1);
     if (before !== undefined) journal(r, before, callArgs, undefined, this);
     const quiet = quietArg === undefined ? undefined : r.quiet(callArgs[quietArg]);
-    const wrapped = after === undefined && quiet === undefined ? cb : function (this: unknown, err: unknown, ...results: unknown[]) {
+    const t = targetOf(r, w, callArgs, this);
+    const overlap = t === undefined ? undefined : r.overlaps.begin(t);
+    const done = (): void => {
       quiet?.();
-      const seq = (err === null || err === undefined) && after !== undefined ? journal(r, after, callArgs, results[0], undefined) : 0;
+      if (t !== undefined && overlap !== undefined) r.overlaps.end(t, overlap);
+    };
+    const wrapped = after === undefined && quiet === undefined && overlap === undefined ? cb : function (this: unknown, err: unknown, ...results: unknown[]) {
+      done();
+      const seq = (err === null || err === undefined) && after !== undefined ? journal(r, after, callArgs, results[0], undefined, overlap) : 0;
       if (seq === 0 || r.commit === undefined) return (cb as Fn).call(this, err, ...results);
       // Sync and strong modes: the caller hears of its change once the entry is confirmed.
       const self = this;
@@ -69,7 +111,7 @@ export function callbackWrapper(r: Recorder, orig: Fn, after: Recipe | undefined
     try {
       return orig.apply(this, [...callArgs, wrapped]);
     } catch (err) {
-      quiet?.();
+      done();
       throw err;
     } finally {
       r.depth--;
@@ -78,34 +120,41 @@ export function callbackWrapper(r: Recorder, orig: Fn, after: Recipe | undefined
 }
 
 /** Wrapper for a promise-returning function (fs.promises and FileHandle methods); `quietArg` as for callbacks. */
-export function promiseWrapper(r: Recorder, orig: Fn, after: Recipe | undefined, before?: Recipe, quietArg?: number): Fn {
+export function promiseWrapper(r: Recorder, orig: Fn, w: Wrapping): Fn {
+  const { after, before, quietArg } = w;
   return function (this: unknown, ...args: unknown[]) {
     if (r.depth > 0) return orig.apply(this, args);
     if (before !== undefined) journal(r, before, args, undefined, this);
     const quiet = quietArg === undefined ? undefined : r.quiet(args[quietArg]);
+    const t = targetOf(r, w, args, this);
+    const overlap = t === undefined ? undefined : r.overlaps.begin(t);
+    const done = (): void => {
+      quiet?.();
+      if (t !== undefined && overlap !== undefined) r.overlaps.end(t, overlap);
+    };
     r.depth++;
     let p: unknown;
     try {
       p = orig.apply(this, args);
     } catch (err) {
-      quiet?.();
+      done();
       throw err;
     } finally {
       r.depth--;
     }
     if (!(p instanceof Promise)) {
-      quiet?.();
+      done();
       return p;
     }
-    if (after === undefined && quiet === undefined) return p;
+    if (after === undefined && quiet === undefined && overlap === undefined) return p;
     const self = this;
     return p.then((result: unknown) => {
-      quiet?.();
-      const seq = after === undefined ? 0 : journal(r, after, args, result, self);
+      done();
+      const seq = after === undefined ? 0 : journal(r, after, args, result, self, overlap);
       if (seq === 0 || r.commit === undefined) return result;
       return r.commit.waitAsync(seq, r.lastWhat).then(() => result);
     }, (err: unknown) => {
-      quiet?.();
+      done();
       throw err;
     });
   };
