@@ -5,6 +5,7 @@ import { entrySize, writeEntry } from '../lib/codec';
 import { DEFAULTS } from '../lib/settings';
 import type { EntryHeader, Op } from '../lib/entry';
 import { JournalError } from '../lib/errors';
+import { hostStamp } from '../lib/host-clock';
 import {
   FRAME_HEAD, listSegments, readJson, scanFrames, segmentFile, spoolFiles, writeFrameHead, writeJsonAtomic,
   type AckedState, type MetaState,
@@ -121,7 +122,7 @@ export class Journal implements JournalSink {
     }
     const t = Date.now();
     if (data === undefined || data.length <= this.chunkBytes) {
-      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, b, ...op }, data);
+      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, o: hostStamp(), r: root, p: relPath, b, ...op }, data);
       this.onAppend(this.seq);
       this.onRecord?.(root, relPath, op);
       return this.seq;
@@ -137,15 +138,17 @@ export class Journal implements JournalSink {
   recordChunks(root: string, relPath: string, op: Op, total: number, read: (off: number, len: number) => Buffer, b?: number, t = Date.now()): number {
     if (this.fd < 0) throw new JournalError(`journal ${this.name} is not open`);
     const n = Math.ceil(total / this.chunkBytes);
+    // One stamp for every chunk: together they are one change.
+    const o = hostStamp();
     if (n < 2) {
-      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, r: root, p: relPath, b, ...op }, read(0, total));
+      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, o, r: root, p: relPath, b, ...op }, read(0, total));
     } else {
       const first = this.seq + 1;
       for (let i = 0; i < n; i++) {
         const off = i * this.chunkBytes;
         const c = { first, i, n, off, total };
         const chunk = read(off, Math.min(this.chunkBytes, total - off));
-        this.append({ j: this.name, e: this.epoch, s: first + i, t, r: root, p: relPath, c, b, ...op }, chunk);
+        this.append({ j: this.name, e: this.epoch, s: first + i, t, o, r: root, p: relPath, c, b, ...op }, chunk);
       }
     }
     this.onAppend(this.seq);

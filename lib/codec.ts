@@ -122,6 +122,7 @@ function checkHeader(v: unknown): EntryHeader {
   if (!nat(v.s) || v.s === 0) bad('s');
   if (!nat(v.t)) bad('t');
   if (v.b !== undefined && !nat(v.b)) bad('b');
+  if (v.o !== undefined && !nat(v.o)) bad('o');
   if (typeof v.op !== 'string' || !Object.hasOwn(OP_FIELDS, v.op)) {
     throw new DecodeError(`entry operation "${String(v.op)}" is unknown`);
   }

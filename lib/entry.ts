@@ -76,6 +76,12 @@ export interface EntryHead {
    * ms since 1970. The standby skips a snapshot older than a change it already applied.
    */
   b?: number;
+  /**
+   * The host's order of the change (lib/host-clock: microseconds, shared by every process on
+   * the primary). Two journals' entries on one object are ordered by it on the standby.
+   * Absent from agents older than it.
+   */
+  o?: number;
 }
 
 export type EntryHeader = EntryHead & Op;

@@ -45,6 +45,20 @@ export function appliedKey(name: string): string {
   return `applied.${name}`;
 }
 
+/** KV key where a standby says which objects it cannot be sure equal the primary's. */
+export function doubtsKey(standby: string): string {
+  return `doubts.${standby}`;
+}
+
+/** What a standby leaves under doubtsKey: objects it may hold differently from the primary, and why. */
+export interface DoubtsReport {
+  standby: string;
+  count: number;
+  /** The first few, for the status line; `count` says how many in all. */
+  objects: { root: string; path: string; why: string }[];
+  time: number;
+}
+
 /** KV key where a promotion leaves the fence of a journal, for its old primary to see. */
 export function fenceKey(name: string): string {
   return `fence.${name}`;

@@ -16,8 +16,8 @@ import type { Server } from 'node:http';
 import type { JournalPos } from './state';
 import { connectNats, ensureStream, formatBytes, isUnreachable, listKeys, openStateKv } from '../lib/nats';
 import { isInside, type Root } from '../lib/roots';
-import type { NatsSettings } from '../lib/settings';
-import { agentKey, allJournalsSubject, appliedKey, journalSubject, resendSubject, type BaselineReport, type ResendReply, type ResendRequest, type VerifyReport } from '../lib/subjects';
+import { standbyName, type NatsSettings } from '../lib/settings';
+import { agentKey, allJournalsSubject, appliedKey, doubtsKey, journalSubject, resendSubject, type BaselineReport, type DoubtsReport, type ResendReply, type ResendRequest, type VerifyReport } from '../lib/subjects';
 import { FsApplier, TEMP_PREFIX, TEMP_SUFFIX, type Data } from './apply/fs';
 import { ObjectApplier } from './apply/objects';
 import { Staging } from './staging';
@@ -58,8 +58,15 @@ export interface ReplaySummary {
   skipped: number;
   /** Snapshots (baseline, watch, repair) not applied because the standby had a newer version. */
   stale: number;
+  /** Entries another journal's later change had made irrelevant when they arrived (host order, EntryHead.o). */
+  superseded: number;
+  /** Objects the standby cannot be sure equal the primary's: changed by several journals in an order it could not reproduce. */
+  inDoubt: number;
   streamSeq: number;
 }
+
+/** This standby's name in the state bucket. */
+const STANDBY = standbyName();
 
 /** How much of a journal is held while waiting for a missing entry, at most: memory stays bounded. */
 const MAX_HELD = { entries: 10_000, bytes: 256 * 1024 * 1024 };
@@ -79,12 +86,14 @@ export class Replayer {
   private readonly store: PositionStore;
   private readonly roots: ReadonlyMap<string, string>;
   private readonly versions: Versions;
+  /** What was last said of the doubts in the state bucket. */
+  private doubtsSaid = '';
   private readonly applier: FsApplier;
   private readonly objects: ObjectApplier;
   private readonly staging: Staging;
   private readonly held = new Map<string, Map<number, Held>>();
   private readonly changed = new Set<string>();
-  private summary: ReplaySummary = { applied: 0, duplicates: 0, skipped: 0, stale: 0, streamSeq: 0 };
+  private summary: ReplaySummary = { applied: 0, duplicates: 0, skipped: 0, stale: 0, superseded: 0, inDoubt: 0, streamSeq: 0 };
   private heldBytes = 0;
   private readonly quarantine: Quarantine;
   private readonly fences: FenceStore;
@@ -555,8 +564,18 @@ export class Replayer {
       }
       return;
     }
+    const verdict = this.versions.place(h);
+    if (verdict === 'skip') {
+      this.summary.superseded++;
+      return;
+    }
     this.applier.apply(h, source);
     this.versions.note(h);
+    if (verdict === 'doubt') {
+      this.versions.doubt(h.r, h.p, `${positionLabel(h)} (${h.op}) arrived after a later change to it from another journal`);
+      this.opts.log(`${h.r}/${h.p} may differ from the primary: ${positionLabel(h)} (${h.op}) arrived after a later change to it from another journal; understudy verify --repair mends it`);
+    }
+    this.summary.inDoubt = this.versions.doubtCount;
   }
 
   /** A chunked entry's chunks come one after another in its journal; anything else means it will never complete. */
@@ -667,6 +686,16 @@ export class Replayer {
       const pos = this.store.positions.journals[name];
       await kv.put(appliedKey(name), JSON.stringify({ ...pos, appliedAt: Date.now() })).catch(() => this.changed.add(name));
     }
+    await this.publishDoubts(kv);
+  }
+
+  /** Tells `status` which objects this standby cannot be sure of, whenever that changes (and once at start). */
+  private async publishDoubts(kv: KV): Promise<void> {
+    const objects = this.versions.inDoubt(20);
+    const said = JSON.stringify([this.versions.doubtCount, objects]);
+    if (said === this.doubtsSaid) return;
+    const report: DoubtsReport = { standby: STANDBY, count: this.versions.doubtCount, objects, time: Date.now() };
+    await kv.put(doubtsKey(STANDBY), JSON.stringify(report)).then(() => (this.doubtsSaid = said), () => undefined);
   }
 }
 

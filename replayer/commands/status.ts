@@ -3,7 +3,7 @@ import { decodeEntry } from '../../lib/codec';
 import { lastEntry } from '../../lib/batch';
 import { SettingsError } from '../../lib/errors';
 import { connectNats, openStateKv } from '../../lib/nats';
-import { agentKey, appliedKey, journalPrefix, journalSubject, type BaselineReport, type VerifyReport } from '../../lib/subjects';
+import { agentKey, appliedKey, journalPrefix, journalSubject, type BaselineReport, type DoubtsReport, type VerifyReport } from '../../lib/subjects';
 import { common, parse } from '../../lib/cli-options';
 
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
@@ -56,6 +56,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const rows: Row[] = [];
   const baselines: (BaselineReport & { name: string })[] = [];
   const verifies: (VerifyReport & { name: string })[] = [];
+  const doubts: DoubtsReport[] = [];
   let stream: StreamUse | undefined;
   try {
     const kv = await openStateKv(nc, o.stream);
@@ -71,6 +72,10 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       if (kind === 'agent' || kind === 'applied') names.add(name);
       if (kind === 'baseline') baselines.push({ name, ...json<BaselineReport>(await kv.get(k))! });
       if (kind === 'verify') verifies.push({ name, ...json<VerifyReport>(await kv.get(k))! });
+      if (kind === 'doubts') {
+        const d = json<DoubtsReport>(await kv.get(k));
+        if (d !== undefined && d.count > 0) doubts.push(d);
+      }
     }
     if (o.name !== undefined) {
       for (const n of names) if (n !== o.name) names.delete(n);
@@ -97,9 +102,10 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   } finally {
     await nc.close();
   }
-  if (values.json === true) console.log(JSON.stringify({ journals: rows, stream, baselines, verifies }, null, 2));
+  if (values.json === true) console.log(JSON.stringify({ journals: rows, stream, baselines, verifies, doubts }, null, 2));
   else {
     print(rows);
+    for (const d of doubts) console.log(describeDoubts(d));
     if (stream !== undefined) console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
     for (const v of verifies) console.log(describeVerify(v));
@@ -121,6 +127,12 @@ function print(rows: Row[]): void {
   const cells = [cols.map(([, h]) => h), ...rows.map((r) => cols.map(([k]) => (r[k] === undefined ? '-' : String(r[k]))))];
   const widths = cols.map((_, i) => Math.max(...cells.map((c) => c[i].length)));
   for (const c of cells) console.log(c.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+/** A standby that cannot be sure it equals the primary says so in words: lag 0 would be a lie. */
+function describeDoubts(d: DoubtsReport): string {
+  const some = d.objects.slice(0, 5).map((o) => `${o.root}/${o.path}`).join(', ');
+  return `STANDBY ${d.standby} MAY DIFFER from the primary: ${d.count} object(s) were changed by several journals in an order it could not reproduce (${some}${d.count > 5 ? ', …' : ''}); first: ${d.objects[0]?.why ?? ''}. understudy verify --repair mends them`;
 }
 
 function describeStream(u: StreamUse): string {
