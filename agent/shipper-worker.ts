@@ -12,12 +12,12 @@ import { headers, TimeoutError } from '@nats-io/transport-node';
 import { loadSigner, SIGNATURE_HEADER } from '../lib/signing';
 import { connectNats, ensureStream, formatBytes, openStateKv } from '../lib/nats';
 import { agentKey, appliedKey, fenceKey, journalSubject, msgId, resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
-import type { JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient, StreamInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { SpoolRecord } from '../lib/spool';
 import { encodeFrames, frameBytes, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES } from '../lib/batch';
 import { SpoolCursor } from '../lib/spool-reader';
-import { firstFrame, listSegments, readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState } from '../lib/spool';
+import { firstFrame, listSegments, readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState, type OriginState } from '../lib/spool';
 import { DEFAULTS, type NatsSettings, type SpoolFsync } from '../lib/settings';
 import * as fs from 'node:fs';
 import { ACKED, APPENDED, APPLIED, DROPPED, HURRY, REPORTED, publishPosition, readPosition } from './shared-state';
@@ -57,6 +57,8 @@ const { shared, name, dir } = data;
 const subject = journalSubject(data.stream, name);
 const files = spoolFiles(dir);
 let ackedPos: AckedState = readJson<AckedState>(files.acked) ?? { epoch: 0, seq: 0 };
+/** Where this journal's history begins in the stream it ships to, once known. */
+let origin: OriginState | undefined = readJson<OriginState>(files.origin);
 let savedSeq = ackedPos.seq;
 publishPosition(shared, ACKED, ackedPos.seq);
 // Signing happens here, off the application's thread: Ed25519 costs tens of microseconds an entry.
@@ -89,7 +91,7 @@ async function main(): Promise<void> {
   // Keep trying: a server that is down or refuses our credentials now may accept them later.
   // noAsyncTraces: nats.js otherwise builds an Error per request for its stack, a fifth of the shipper's CPU.
   const nc = await retry('connect to NATS', () => connectNats(data.nats, `understudy-agent:${name}`, { waitOnFirstConnect: true, noAsyncTraces: true }));
-  await retry('create the stream', () => jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas, streamSmaller)));
+  const created = await retry('create the stream', () => jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas, streamSmaller)));
   // The state bucket is for reporting; shipping never waits for it.
   let kv: KV | undefined;
   void retry('open the state bucket', () => openStateKv(nc, data.stream, data.nats.replicas)).then((opened) => {
@@ -102,6 +104,7 @@ async function main(): Promise<void> {
   serveResends(nc, js);
   void watchReconnects(nc);
   const cursor = new SpoolCursor(dir, ackedPos.seq + 1);
+  adoptStream(created, cursor);
   let failures = 0;
   // In sync and strong modes every entry has a caller waiting for it: never linger there.
   const lingerMs = data.mode === 'async' ? DEFAULTS.shipLingerMs : 0;
@@ -161,7 +164,34 @@ async function main(): Promise<void> {
     if (error instanceof TimeoutError) continue;
     // No answer at all, or not from a stream: it may have been deleted. Make it again (the
     // standby pulls what it lost from our spool). Briefly: a cluster may be electing its leaders.
-    await jetstreamManager(nc, { timeout: 2000 }).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas, streamSmaller)).catch(() => undefined);
+    const again = await jetstreamManager(nc, { timeout: 2000 }).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas, streamSmaller)).catch(() => undefined);
+    if (again !== undefined) adoptStream(again, cursor);
+  }
+}
+
+/**
+ * The stream is part of the journal's history. One this journal has not shipped to before
+ * (a new server, a stream deleted and made again) holds none of what went to the old one:
+ * shipping starts again there from the oldest entry the spool still has, so a standby that
+ * applied up to where the spool begins goes on without a gap, and the heartbeat says where
+ * the journal's history in this stream begins, so a standby that needs what came before
+ * knows it will never come (it needs a baseline) instead of waiting for it.
+ */
+function adoptStream(info: StreamInfo, cursor: SpoolCursor): void {
+  if (origin !== undefined && origin.stream === data.stream && origin.created === info.created) return;
+  const known = origin !== undefined;
+  const first = listSegments(dir)[0];
+  const oldest = first === undefined ? undefined : firstFrame(first.file);
+  const from = oldest === undefined ? { epoch: data.epoch, seq: ackedPos.seq + 1 } : { epoch: oldest.e, seq: Math.min(oldest.s, ackedPos.seq + 1) };
+  origin = { stream: data.stream, created: info.created, epoch: from.epoch, seq: from.seq };
+  writeJsonAtomic(files.origin, origin);
+  if (from.seq <= ackedPos.seq) {
+    ackedPos = { epoch: from.epoch, seq: from.seq - 1 };
+    publishPosition(shared, ACKED, ackedPos.seq);
+    cursor.seek(from.seq);
+  }
+  if (known || from.seq > 1) {
+    warnOnce('new-stream', `journal "${name}" ships to a stream ${data.stream} it has not shipped to before (created ${info.created}); its history there begins at entry ${from.seq}${from.seq > 1 ? `: a standby that has not applied entries 1..${from.seq - 1} needs \`understudy baseline\`` : ''}`);
   }
 }
 
@@ -276,7 +306,7 @@ async function beat(kv: KV): Promise<void> {
   saveAcked();
   const value = {
     name, epoch: data.epoch, mode: data.mode, pid: process.pid, host: os.hostname(), appended, acked: ackedPos, time: Date.now(),
-    dropped: readPosition(shared, DROPPED),
+    dropped: readPosition(shared, DROPPED), origin,
   };
   try {
     await kv.put(agentKey(name), JSON.stringify(value));

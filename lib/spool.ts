@@ -107,11 +107,26 @@ export function spoolFiles(dir: string) {
     lock: path.join(dir, 'lock'),
     meta: path.join(dir, 'meta.json'),
     acked: path.join(dir, 'acked.json'),
+    origin: path.join(dir, 'origin.json'),
   };
 }
 
 /** What the shipper has had acknowledged by JetStream, kept across restarts. */
 export interface AckedState { epoch: number; seq: number }
+/**
+ * Where this journal's history begins in the stream it ships to. A stream is known by its
+ * creation time: one deleted and made again (or a new server) is another stream, which holds
+ * nothing of what went to the old one.
+ */
+export interface OriginState {
+  stream: string;
+  /** The stream's creation time, as the server reports it. */
+  created: string;
+  /** The first entry this journal shipped to it. */
+  epoch: number;
+  seq: number;
+}
+
 /** The journal's identity across restarts. */
 export interface MetaState { epoch: number }
 

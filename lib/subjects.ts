@@ -55,7 +55,7 @@ export interface DoubtsReport {
   standby: string;
   count: number;
   /** The first few, for the status line; `count` says how many in all. */
-  objects: { root: string; path: string; why: string }[];
+  objects: { root: string; path: string; why: string; at: number }[];
   time: number;
 }
 

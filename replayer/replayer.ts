@@ -17,6 +17,7 @@ import type { JournalPos } from './state';
 import { connectNats, ensureStream, formatBytes, isUnreachable, listKeys, openStateKv } from '../lib/nats';
 import { isInside, type Root } from '../lib/roots';
 import { standbyName, type NatsSettings } from '../lib/settings';
+import type { OriginState } from '../lib/spool';
 import { agentKey, allJournalsSubject, appliedKey, doubtsKey, journalSubject, resendSubject, type BaselineReport, type DoubtsReport, type ResendReply, type ResendRequest, type VerifyReport } from '../lib/subjects';
 import { FsApplier, TEMP_PREFIX, TEMP_SUFFIX, type Data } from './apply/fs';
 import { ObjectApplier } from './apply/objects';
@@ -371,6 +372,12 @@ export class Replayer {
       } else continue;
       if (pos !== undefined && acked !== undefined && acked.epoch > pos.e && acked.seq < from) from = 1; // numbering began again
       if (to < from) continue;
+      const origin = entry?.operation === 'PUT' ? (JSON.parse(entry.string()) as { origin?: OriginState }).origin : undefined;
+      if (origin !== undefined && from < origin.seq && (await this.isThisStream(jsm, origin))) {
+        this.passOrigin(name, from, origin);
+        any = true;
+        continue;
+      }
       try {
         const reply = await nc.request(resendSubject(this.opts.stream, name), JSON.stringify({ from, to } satisfies ResendRequest), { timeout: 5000 });
         const r = JSON.parse(reply.string()) as ResendReply;
@@ -398,6 +405,30 @@ export class Replayer {
     this.opts.log(`journal ${name}: entries ${from}..${oldest.s - 1} are gone: neither the stream nor its agent's spool (which begins at ${oldest.s}) holds them; this standby lacks them until \`understudy verify --repair\` runs on the primary`);
     this.store.record(name, { e: oldest.e, s: oldest.s - 1, t: pos?.t ?? 0 }, this.store.positions.streamSeq);
     this.changed.add(name);
+  }
+
+  /** Whether the agent's word on where its history begins is about the stream we read (not one deleted since). */
+  private async isThisStream(jsm: JetStreamManager, origin: OriginState): Promise<boolean> {
+    if (origin.stream !== this.opts.stream) return false;
+    const info = await jsm.streams.info(this.opts.stream).catch(() => undefined);
+    return info !== undefined && info.created === origin.created;
+  }
+
+  /**
+   * Entries `from`..origin-1 went to a stream before this one (a new server, a stream deleted
+   * and made again): they will never be in it. Waiting for them would stop this journal for
+   * good, so it goes on from where its history here begins, and the standby says that it
+   * lacks them and needs a baseline, in status too, until one is taken.
+   */
+  private passOrigin(name: string, from: number, origin: OriginState): void {
+    const why = `journal ${name}'s entries ${from}..${origin.seq - 1} went to an earlier stream ${origin.stream}, before the one created ${origin.created}; this standby never applied them: run \`understudy baseline\` on the primary`;
+    this.opts.log(why);
+    const pos = this.store.positions.journals[name];
+    this.store.record(name, { e: origin.epoch, s: origin.seq - 1, t: pos?.t ?? 0 }, this.store.positions.streamSeq);
+    this.changed.add(name);
+    this.versions.doubt('', `journal ${name}`, why);
+    this.summary.inDoubt = this.versions.doubtCount;
+    this.releaseHeld(name, this.summary.streamSeq, this.summary.streamSeq);
   }
 
   /** Whether the stream's last message of journal `name` reaches `pos`: then nothing before it is lost. */
@@ -494,13 +525,18 @@ export class Replayer {
       this.opts.log(`journal ${h.j}: epoch ${h.e} restarts numbering at ${h.s} after ${positionLabel(pos)} (its spool was lost or replaced)`);
     }
     this.applyVerified({ h, data, raw, at }, m.seq, resumeSeq);
-    const queue = this.held.get(h.j);
+    this.releaseHeld(h.j, m.seq, resumeSeq);
+  }
+
+  /** Applies the entries of journal `name` held behind a hole that is now closed. */
+  private releaseHeld(name: string, streamSeq: number, resumeSeq: number): void {
+    const queue = this.held.get(name);
     while (queue !== undefined && queue.size > 0) {
-      const next = queue.get(this.store.positions.journals[h.j].s + 1);
+      const next = queue.get(this.store.positions.journals[name].s + 1);
       if (next === undefined) break;
       queue.delete(next.h.s);
       this.heldBytes -= next.data.length;
-      this.applyVerified(next, m.seq, resumeSeq);
+      this.applyVerified(next, streamSeq, resumeSeq);
     }
   }
 

@@ -22,6 +22,8 @@ export interface Doubt {
   root: string;
   path: string;
   why: string;
+  /** When the standby began to doubt it, ms since 1970. */
+  at: number;
 }
 
 /** Operations after which the object's state does not depend on what came before. */
@@ -135,8 +137,9 @@ export class Versions {
   doubt(r: string, p: string, why: string): void {
     const k = key(r, p);
     if (this.doubts.has(k)) return;
-    this.doubts.set(k, { root: r, path: p, why });
-    this.writeLine(['D', 0, r, p, why]);
+    const at = Date.now();
+    this.doubts.set(k, { root: r, path: p, why, at });
+    this.writeLine(['D', at, r, p, why]);
   }
 
   /** Objects in doubt now, the first `limit` of them. */
@@ -251,7 +254,7 @@ export class Versions {
       if (v[0] === 'floor') this.floor = Math.max(this.floor, v[1]);
       else if (v[0] === 'orderFloor') this.orderFloor = Math.max(this.orderFloor, v[1]);
       else if (typeof v[2] !== 'string' || typeof v[3] !== 'string') continue;
-      else if (v[0] === 'D') this.doubts.set(key(v[2], v[3]), { root: v[2], path: v[3], why: String(v[4] ?? '') });
+      else if (v[0] === 'D') this.doubts.set(key(v[2], v[3]), { root: v[2], path: v[3], why: String(v[4] ?? ''), at: v[1] });
       else if (v[0] === 'd') this.doubts.delete(key(v[2], v[3]));
       else if (v[0] === 'c' || v[0] === 'g' || (ORDER_KINDS as readonly string[]).includes(v[0] as string)) {
         const map = this.map(v[0] as Kind);
@@ -276,7 +279,7 @@ export class Versions {
         out.push(JSON.stringify(j === undefined ? [kind, t, k.slice(0, i), k.slice(i + 1)] : [kind, t, k.slice(0, i), k.slice(i + 1), j]));
       }
     }
-    for (const d of this.doubts.values()) out.push(JSON.stringify(['D', 0, d.root, d.path, d.why]));
+    for (const d of this.doubts.values()) out.push(JSON.stringify(['D', d.at, d.root, d.path, d.why]));
     const fd = fs.openSync(tmp, 'w', 0o600);
     try {
       fs.writeSync(fd, out.join('\n') + '\n');

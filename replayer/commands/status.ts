@@ -102,6 +102,14 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   } finally {
     await nc.close();
   }
+  // A journal whose early history went to an earlier stream is mended by a baseline taken after it was seen.
+  const lastBaseline = Math.max(0, ...baselines.filter((b) => b.state === 'done').map((b) => b.finished ?? 0));
+  for (const d of doubts) {
+    const kept = d.objects.filter((o) => !(o.root === '' && o.path.startsWith('journal ') && lastBaseline > o.at));
+    d.count -= d.objects.length - kept.length;
+    d.objects = kept;
+  }
+  doubts.splice(0, doubts.length, ...doubts.filter((d) => d.count > 0));
   if (values.json === true) console.log(JSON.stringify({ journals: rows, stream, baselines, verifies, doubts }, null, 2));
   else {
     print(rows);
@@ -131,8 +139,8 @@ function print(rows: Row[]): void {
 
 /** A standby that cannot be sure it equals the primary says so in words: lag 0 would be a lie. */
 function describeDoubts(d: DoubtsReport): string {
-  const some = d.objects.slice(0, 5).map((o) => `${o.root}/${o.path}`).join(', ');
-  return `STANDBY ${d.standby} MAY DIFFER from the primary: ${d.count} object(s) were changed by several journals in an order it could not reproduce (${some}${d.count > 5 ? ', …' : ''}); first: ${d.objects[0]?.why ?? ''}. understudy verify --repair mends them`;
+  const some = d.objects.slice(0, 5).map((o) => (o.root === '' ? o.path : `${o.root}/${o.path}`)).join(', ');
+  return `STANDBY ${d.standby} MAY DIFFER from the primary: ${d.count} object(s) it cannot be sure of (${some}${d.count > 5 ? ', …' : ''}); first: ${d.objects[0]?.why ?? ''}. understudy verify --repair (or a baseline, for a journal) mends them`;
 }
 
 function describeStream(u: StreamUse): string {
