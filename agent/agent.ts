@@ -87,6 +87,7 @@ function startWatcher(settings: AgentSettings, journal: Journal): void {
     persistent: false,
     excluded: excludeMatcher(settings.exclude),
     onError: (err) => warnOnce('watch', `watching the roots failed (${err.message}); changes by other processes are not journaled`),
+    onLimit: (message) => warnOnce('watch-limit', message),
   });
   journal.onRecord = (root, rel, op) => watcher.journaled(root, rel, op);
   watcher.start().catch((err: Error) => warnOnce('watch', `cannot watch the roots (${err.message}); changes by other processes are not journaled`));

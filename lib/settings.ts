@@ -36,6 +36,13 @@ export const DEFAULTS = {
   spoolMaxBytes: 2 * 1024 * 1024 * 1024,
   /** The shipper fdatasyncs the spool this often (ms); `always` does it on every entry, `never` leaves it to the kernel. */
   spoolFsync: 1000 as SpoolFsync,
+  /**
+   * The watcher (understudy watch, UNDERSTUDY_WATCH=1): a directory is listed again 200 ms after
+   * an event in it; a full pass over the tree begins 30 s after the last ended and looks at no
+   * more than 5,000 objects a second, so a change no event announced is mended within
+   * 30 s + (objects / 5,000) s; directories the kernel will not watch are listed every second.
+   */
+  watch: { settleMs: 200, fullPassEveryMs: 30_000, objectsPerSecond: 5000, pollMs: 1000 },
 } as const;
 
 export type SpoolFsync = 'always' | 'never' | number;

@@ -1,0 +1,342 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Root } from '../lib/roots';
+import type { Snapshotter } from './snapshot';
+
+/** How the reconciler paces itself; defaults in lib/settings (DEFAULTS.watch). */
+export interface ReconcilePace {
+  /** A directory is looked at again this long after the last event in it (files hold still meanwhile). */
+  settleMs: number;
+  /** A full pass over the tree begins this long after the last one ended. */
+  fullPassEveryMs: number;
+  /** Objects a full pass looks at per second, at most: its CPU cost is bounded by this. */
+  objectsPerSecond: number;
+  /** Directories the kernel would not watch (inotify limits) are looked at this often instead. */
+  pollMs: number;
+}
+
+/** What the last full pass found: how long it took and what it mended (changes no event had brought). */
+export interface PassReport {
+  startedAt: number;
+  finishedAt: number;
+  objects: number;
+  mended: number;
+  /** The first few objects it mended, as root/path. */
+  examples: string[];
+}
+
+/** Told of what was journaled, for counts and logs. */
+export type OnJournaled = (root: string, rel: string, kind: string) => void;
+
+type Why = 'event' | 'pass' | 'poll';
+
+/**
+ * Events are a hint, never the truth. The reconciler keeps what the journal last said of each
+ * object under the roots (its type, size, times, mode, inode, link target) and, when events
+ * say a directory changed, lists that directory again once it settled: whatever differs from
+ * what the journal has is journaled, a directory that appeared (made, moved in, renamed) is
+ * journaled whole however fast it was filled, and what vanished is journaled removed. A slow
+ * full pass does the same for every directory, so a change no event announced (a lost event,
+ * an overflowed queue, a directory the kernel would not watch) is mended within one pass.
+ */
+export class Reconciler {
+  /** root\0rel → signature as journaled (or as found when the watch began). */
+  private readonly known = new Map<string, string>();
+  /** root\0dirRel → names known in it. */
+  private readonly children = new Map<string, Set<string>>();
+  private readonly dirty = new Map<string, { root: Root; rel: string; due: number }>();
+  private readonly polled = new Map<string, { root: Root; rel: string }>();
+  private timer: NodeJS.Timeout | undefined;
+  private passTimer: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** The last full pass that ended, if any. */
+  lastPass: PassReport | undefined;
+  /** Changes journaled in all (events, passes, polls). */
+  journaledCount = 0;
+
+  constructor(
+    private readonly roots: readonly Root[],
+    private readonly snap: Snapshotter,
+    private readonly excluded: (rel: string) => boolean,
+    private readonly pace: ReconcilePace,
+    private readonly onJournaled: OnJournaled = () => undefined,
+    private readonly onError: (err: Error) => void = () => undefined,
+  ) {}
+
+  /**
+   * The first look at the tree: learns what is there without journaling it (the standby has it
+   * from a baseline), except what changed since `since` (made while the watch was starting).
+   */
+  async learn(since: number): Promise<void> {
+    for (const root of this.roots) {
+      const stack = [''];
+      let n = 0;
+      while (stack.length > 0) {
+        const rel = stack.pop()!;
+        for (const name of this.list(root, rel) ?? []) {
+          const crel = join(rel, name);
+          if (this.excluded(crel)) continue;
+          const abs = under(root.dir, crel);
+          const st = lstat(abs);
+          if (st === undefined) continue;
+          const sig = sigOf(abs, st);
+          // What the agent journaled itself meanwhile is known already.
+          if (this.known.get(key(root.name, crel)) === sig) {
+            if (st.isDirectory()) stack.push(crel);
+            continue;
+          }
+          if (st.ctimeMs >= since - 10) this.journal(root, crel, 'event');
+          else this.remember(root.name, crel, sig);
+          if (st.isDirectory()) stack.push(crel);
+          // Yield now and then: a large tree must not hold the event loop for seconds.
+          if (++n % 2000 === 0) await new Promise((r) => setImmediate(r));
+        }
+      }
+    }
+    this.schedulePass();
+  }
+
+  /** An event at `abs`: its directory (and it, when it is one) are listed again once they settle. */
+  touch(abs: string): void {
+    const at = this.locate(abs);
+    if (at === undefined) return;
+    const due = Date.now() + this.pace.settleMs;
+    if (at.rel !== '') this.markDirty(at.root, parentOf(at.rel), due);
+    if (lstat(abs)?.isDirectory() === true || at.rel === '') this.markDirty(at.root, at.rel, due);
+  }
+
+  /** The agent journaled `rel` itself (UNDERSTUDY_WATCH=1): it is known as it is now. */
+  journaledByAgent(rootName: string, rel: string): void {
+    const root = this.roots.find((r) => r.name === rootName);
+    if (root === undefined) return;
+    const sig = signature(under(root.dir, rel));
+    if (sig === ABSENT) this.forget(rootName, rel);
+    else this.remember(rootName, rel, sig);
+  }
+
+  /** The kernel would not watch `abs` (inotify limits): it is listed again every pollMs instead. */
+  poll(abs: string): void {
+    const at = this.locate(abs);
+    if (at === undefined) return;
+    this.polled.set(key(at.root.name, at.rel), at);
+    this.pollTimer ??= setInterval(() => {
+      for (const p of this.polled.values()) this.guard(() => this.reconcileDir(p.root, p.rel, 'poll'));
+    }, this.pace.pollMs).unref();
+  }
+
+  /** How many directories are polled instead of watched. */
+  get polledCount(): number {
+    return this.polled.size;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of [this.timer, this.passTimer]) if (t !== undefined) clearTimeout(t);
+    if (this.pollTimer !== undefined) clearInterval(this.pollTimer);
+  }
+
+  /** Lists every dirty directory now, whether or not it settled: for an orderly stop. */
+  flush(): void {
+    for (const [k, d] of this.dirty) {
+      this.dirty.delete(k);
+      this.guard(() => this.reconcileDir(d.root, d.rel, 'event'));
+    }
+  }
+
+  private markDirty(root: Root, rel: string, due: number): void {
+    const k = key(root.name, rel);
+    // A directory that keeps changing is still listed when first due, not put off for ever.
+    const was = this.dirty.get(k);
+    if (was === undefined || due < was.due) this.dirty.set(k, { root, rel, due });
+    this.timer ??= setTimeout(() => this.runDirty(), this.pace.settleMs).unref();
+  }
+
+  private runDirty(): void {
+    this.timer = undefined;
+    if (this.closed) return;
+    const now = Date.now();
+    let next = Infinity;
+    for (const [k, d] of this.dirty) {
+      if (d.due > now) {
+        next = Math.min(next, d.due);
+        continue;
+      }
+      this.dirty.delete(k);
+      this.guard(() => this.reconcileDir(d.root, d.rel, 'event'));
+    }
+    if (this.dirty.size > 0) {
+      for (const d of this.dirty.values()) next = Math.min(next, d.due);
+      this.timer = setTimeout(() => this.runDirty(), Math.max(10, next - Date.now())).unref();
+    }
+  }
+
+  /**
+   * Lists directory `rel` and journals what differs from what the journal has: new or changed
+   * objects (a new directory with everything in it), and removed ones. Returns how many.
+   */
+  private reconcileDir(root: Root, rel: string, why: Why): string[] {
+    const mended: string[] = [];
+    const names = this.list(root, rel);
+    if (names === undefined) {
+      // Gone: its parent's listing journals the removal.
+      if (rel !== '' && this.known.has(key(root.name, rel))) this.markDirty(root, parentOf(rel), Date.now());
+      return mended;
+    }
+    const seen = new Set<string>();
+    const now = Date.now();
+    for (const name of names) {
+      const crel = join(rel, name);
+      if (this.excluded(crel)) continue;
+      seen.add(name);
+      const abs = under(root.dir, crel);
+      const st = lstat(abs);
+      if (st === undefined) continue;
+      const sig = sigOf(abs, st);
+      const prev = this.known.get(key(root.name, crel));
+      if (sig === prev) continue;
+      // Still being written: look again once it held still, rather than journal it torn.
+      if (st.isFile() && now - st.mtimeMs < this.pace.settleMs && why !== 'poll') {
+        this.markDirty(root, rel, st.mtimeMs + this.pace.settleMs);
+        continue;
+      }
+      this.journal(root, crel, why);
+      mended.push(`${root.name}/${crel}`);
+      // A directory that appeared (or replaced another) may have been filled before anyone looked.
+      if (st.isDirectory() && (prev === undefined || !sameDir(prev, sig))) mended.push(...this.reconcileDir(root, crel, why));
+    }
+    const dk = key(root.name, rel);
+    for (const name of [...(this.children.get(dk) ?? [])]) {
+      if (seen.has(name)) continue;
+      const crel = join(rel, name);
+      this.journal(root, crel, why);
+      mended.push(`${root.name}/${crel}`);
+    }
+    return mended;
+  }
+
+  /** Journals the object as it is now (its removal when nothing is there) and remembers it so. */
+  private journal(root: Root, rel: string, why: Why): void {
+    const abs = under(root.dir, rel);
+    // The signature is taken before the read: a change after it is then seen as a difference next time, never hidden.
+    const sig = signature(abs);
+    const s = this.snap.snapshot(root.name, rel, abs, true);
+    this.journaledCount++;
+    if (s.kind === 'removed' || s.kind === 'absent' || sig === ABSENT) this.forget(root.name, rel);
+    else this.remember(root.name, rel, sig);
+    if (s.kind !== 'absent') this.onJournaled(root.name, rel, why === 'event' ? s.kind : `${s.kind} (${why === 'pass' ? 'mended by a full pass' : 'polled'})`);
+  }
+
+  private remember(rootName: string, rel: string, sig: string): void {
+    this.known.set(key(rootName, rel), sig);
+    const pk = key(rootName, parentOf(rel));
+    let set = this.children.get(pk);
+    if (set === undefined) this.children.set(pk, (set = new Set()));
+    set.add(basename(rel));
+  }
+
+  /** Forgets `rel` and everything known below it. */
+  private forget(rootName: string, rel: string): void {
+    const k = key(rootName, rel);
+    this.known.delete(k);
+    this.children.get(key(rootName, parentOf(rel)))?.delete(basename(rel));
+    const below = this.children.get(k);
+    this.children.delete(k);
+    for (const name of below ?? []) this.forget(rootName, join(rel, name));
+  }
+
+  private schedulePass(): void {
+    if (this.closed) return;
+    this.passTimer = setTimeout(() => void this.fullPass().then(() => this.schedulePass()), this.pace.fullPassEveryMs).unref();
+  }
+
+  /** Every directory of every root, at most objectsPerSecond objects a second. */
+  private async fullPass(): Promise<void> {
+    const startedAt = Date.now();
+    const mended: string[] = [];
+    let objects = 0;
+    const slice = Math.max(1, Math.floor(this.pace.objectsPerSecond / 10));
+    for (const root of this.roots) {
+      const stack = [''];
+      while (stack.length > 0 && !this.closed) {
+        const rel = stack.pop()!;
+        this.guard(() => mended.push(...this.reconcileDir(root, rel, 'pass')));
+        const names = this.children.get(key(root.name, rel)) ?? new Set<string>();
+        for (const name of names) {
+          const crel = join(rel, name);
+          if (this.known.get(key(root.name, crel))?.startsWith('dir:') === true) stack.push(crel);
+        }
+        const was = objects;
+        objects += names.size + 1;
+        if (Math.floor(objects / slice) > Math.floor(was / slice)) await sleep(100);
+      }
+    }
+    if (this.closed) return;
+    this.lastPass = { startedAt, finishedAt: Date.now(), objects, mended: mended.length, examples: mended.slice(0, 10) };
+  }
+
+  private list(root: Root, rel: string): string[] | undefined {
+    try {
+      return fs.readdirSync(rel === '' ? root.dir : under(root.dir, rel));
+    } catch {
+      return undefined;
+    }
+  }
+
+  private guard(fn: () => unknown): void {
+    try {
+      fn();
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+
+  private locate(abs: string): { root: Root; rel: string } | undefined {
+    for (const root of this.roots) {
+      const rel = path.relative(root.dir, abs);
+      if (rel === '') return { root, rel: '' };
+      if (!rel.startsWith('..') && !path.isAbsolute(rel)) return { root, rel: rel.split(path.sep).join('/') };
+    }
+    return undefined;
+  }
+}
+
+const ABSENT = 'absent';
+
+/** What an object is now, as far as journaling cares: type, size, times, mode, link target; a directory's inode tells one replaced. */
+export function signature(abs: string): string {
+  const st = lstat(abs);
+  return st === undefined ? ABSENT : sigOf(abs, st);
+}
+
+function sigOf(abs: string, st: fs.Stats): string {
+  if (st.isSymbolicLink()) {
+    try {
+      return `link:${fs.readlinkSync(abs)}`;
+    } catch {
+      return ABSENT;
+    }
+  }
+  if (st.isDirectory()) return `dir:${st.mode & 0o7777}:${st.ino}`;
+  return `${st.isFile() ? 'file' : 'other'}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode & 0o7777}:${st.ino}`;
+}
+
+/** Two signatures of the same directory (a chmod is not a new directory). */
+function sameDir(a: string, b: string): boolean {
+  return a.startsWith('dir:') && b.startsWith('dir:') && a.slice(a.lastIndexOf(':')) === b.slice(b.lastIndexOf(':'));
+}
+
+function lstat(abs: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(abs);
+  } catch {
+    return undefined;
+  }
+}
+
+const key = (root: string, rel: string): string => `${root}\0${rel}`;
+const join = (rel: string, name: string): string => (rel === '' ? name : `${rel}/${name}`);
+const parentOf = (rel: string): string => (rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '');
+const basename = (rel: string): string => rel.slice(rel.lastIndexOf('/') + 1);
+const under = (dir: string, rel: string): string => (rel === '' ? dir : path.join(dir, ...rel.split('/')));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
