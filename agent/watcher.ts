@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'chokidar';
 import type { Op } from '../lib/entry';
 import type { Root } from '../lib/roots';
-import { DEFAULTS } from '../lib/settings';
+import { watchPace } from '../lib/settings';
 import type { Journal } from './journal';
 import { Reconciler, type OnJournaled, type PassReport, type ReconcilePace } from './reconcile';
 import { Snapshotter } from './snapshot';
@@ -10,7 +10,7 @@ export interface WatcherOptions {
   /** Keep the process alive while watching: yes for `understudy watch`, no inside an application. */
   persistent: boolean;
   excluded: (rel: string) => boolean;
-  /** Pace of settling, full passes and polling; DEFAULTS.watch where not given. */
+  /** Pace of settling, full passes and polling; UNDERSTUDY_WATCH_* or DEFAULTS.watch where not given. */
   pace?: Partial<ReconcilePace>;
   /** Told of each change journaled, for a count or a log line. */
   onJournaled?: OnJournaled;
@@ -40,7 +40,7 @@ export class Watcher {
   private limitSaid = false;
 
   constructor(private readonly roots: readonly Root[], journal: Journal, private readonly opts: WatcherOptions) {
-    const pace: ReconcilePace = { ...DEFAULTS.watch, ...opts.pace };
+    const pace: ReconcilePace = { ...watchPace(), ...opts.pace };
     this.rec = new Reconciler(roots, new Snapshotter(journal), opts.excluded, pace, opts.onJournaled, opts.onError);
   }
 
@@ -96,7 +96,7 @@ export class Watcher {
       this.rec.poll(err.path);
       if (!this.limitSaid) {
         this.limitSaid = true;
-        this.opts.onLimit?.(`the kernel will not watch ${err.path} (${err.code}: ${err.code === 'ENOSPC' ? 'fs.inotify.max_user_watches reached' : 'too many open files'}); it and every other directory refused are polled every ${(this.opts.pace?.pollMs ?? DEFAULTS.watch.pollMs) / 1000} s instead (status counts them)`);
+        this.opts.onLimit?.(`the kernel will not watch ${err.path} (${err.code}: ${err.code === 'ENOSPC' ? 'fs.inotify.max_user_watches reached' : 'too many open files'}); it and every other directory refused are polled every ${(this.opts.pace?.pollMs ?? watchPace().pollMs) / 1000} s instead (status counts them)`);
       }
       return;
     }

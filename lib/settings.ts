@@ -209,3 +209,13 @@ export function standbyName(env: Env = process.env): string {
   }
   return os.hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64) || 'standby';
 }
+
+/** The watcher's pace (DEFAULTS.watch), each overridable: UNDERSTUDY_WATCH_SETTLE_MS, _FULL_PASS_MS, _RATE (objects a second), _POLL_MS. */
+export function watchPace(env: Env = process.env): { settleMs: number; fullPassEveryMs: number; objectsPerSecond: number; pollMs: number } {
+  return {
+    settleMs: positiveInt(env, 'UNDERSTUDY_WATCH_SETTLE_MS', DEFAULTS.watch.settleMs),
+    fullPassEveryMs: positiveInt(env, 'UNDERSTUDY_WATCH_FULL_PASS_MS', DEFAULTS.watch.fullPassEveryMs),
+    objectsPerSecond: positiveInt(env, 'UNDERSTUDY_WATCH_RATE', DEFAULTS.watch.objectsPerSecond),
+    pollMs: positiveInt(env, 'UNDERSTUDY_WATCH_POLL_MS', DEFAULTS.watch.pollMs),
+  };
+}

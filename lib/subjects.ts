@@ -45,6 +45,20 @@ export function appliedKey(name: string): string {
   return `applied.${name}`;
 }
 
+/** KV key where `understudy watch --name NAME` says what it has done. */
+export function watchKey(name: string): string {
+  return `watch.${name}`;
+}
+
+/** What a watcher leaves under watchKey: its counts and its last full reconciliation. */
+export interface WatchStatus {
+  name: string;
+  journaled: number;
+  polled: number;
+  lastPass?: { startedAt: number; finishedAt: number; objects: number; mended: number; examples: string[] };
+  time: number;
+}
+
 /** KV key where a standby says which objects it cannot be sure equal the primary's. */
 export function doubtsKey(standby: string): string {
   return `doubts.${standby}`;

@@ -1,8 +1,9 @@
 import test from 'ava';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CLI, makePair, REPO, type Pair } from './helpers/pair';
+import { CLI, makePair, REPO, runCli, type Pair } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
 
 const WORKLOAD = path.join(REPO, 'test', 'fixtures', 'shell-workload.js');
@@ -58,3 +59,49 @@ for (const seed of SEEDS) {
     t.deepEqual(await settle(pair, 15_000), [], w.stderr());
   });
 }
+
+test.serial('past the inotify watch limit, the directories refused are polled, that is said once, and their changes arrive', async (t) => {
+  if (spawnSync('strace', ['-V']).error !== undefined) return t.fail('strace is not installed (apt-get install strace)');
+  const pair = await makePair('watch-limit');
+  t.teardown(() => pair.close());
+  for (let i = 0; i < 40; i++) fs.mkdirSync(path.join(pair.primary, `d${i}`, 'sub'), { recursive: true });
+  const base = await runCli(['baseline', '--root', `data=${pair.primary}`, '--nats', pair.server.url], { UNDERSTUDY_SPOOL_DIR: pair.spool });
+  t.is(base.code, 0, base.stderr);
+  // The kernel's limit, made for this one process: every inotify_add_watch after the 15th fails with ENOSPC.
+  const child = spawn('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=inotify_add_watch', '-e', 'inject=inotify_add_watch:error=ENOSPC:when=15+',
+    process.execPath, CLI, 'watch', '--root', `data=${pair.primary}`, '--nats', pair.server.url], {
+    env: { ...process.env, UNDERSTUDY_SPOOL_DIR: pair.spool }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+  });
+  // strace killed alone would leave its tracee running: the whole group goes.
+  t.teardown(() => process.kill(-child.pid!, 'SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  for (let i = 0; !stderr.includes('watching'); i++) {
+    if (i > 600) throw new Error(`watch did not start: ${stderr}`);
+    await sleep(25);
+  }
+  for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(pair.primary, `d${i}`, 'sub', 'f'), `file ${i}`);
+  t.deepEqual(await settle(pair, 20_000), []);
+  t.is(stderr.match(/the kernel will not watch/g)?.length, 1, stderr);
+  t.regex(stderr, /fs\.inotify\.max_user_watches reached\); it and every other directory refused are polled every 1 s instead/);
+});
+
+test.serial('changes made while the watcher takes its first look at the tree are not lost', async (t) => {
+  const pair = await makePair('watch-first-scan');
+  t.teardown(() => pair.close());
+  // A tree big enough that the first look takes a while, and a baseline of it.
+  for (let i = 0; i < 300; i++) {
+    fs.mkdirSync(path.join(pair.primary, `t${i % 30}`, `u${i}`), { recursive: true });
+    fs.writeFileSync(path.join(pair.primary, `t${i % 30}`, `u${i}`, 'f'), `f${i}`);
+  }
+  const base = await runCli(['baseline', '--root', `data=${pair.primary}`, '--nats', pair.server.url], { UNDERSTUDY_SPOOL_DIR: pair.spool });
+  t.is(base.code, 0, base.stderr);
+  const script = spawnSync(process.execPath, [WORKLOAD, '77', '80']).stdout.toString();
+  // The script starts with the watcher, not after it.
+  const sh = spawn('sh', ['-c', script], { cwd: pair.primary, stdio: 'ignore' });
+  const shDone = new Promise((r) => sh.on('close', r));
+  const w = await startWatch(pair);
+  t.teardown(() => w.child.kill('SIGKILL'));
+  await shDone;
+  t.deepEqual(await settle(pair, 15_000), [], w.stderr());
+});

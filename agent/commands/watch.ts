@@ -1,6 +1,7 @@
 import { excludeMatcher } from '../../lib/exclude';
 import { common, parse } from '../../lib/cli-options';
-import { openSession } from '../session';
+import { openSession, openState } from '../session';
+import { watchKey, type WatchStatus } from '../../lib/subjects';
 import { Watcher } from '../watcher';
 
 export const usage = `understudy watch --root name=/abs/dir … [--nats URL] [--name NAME] [--stream S] [--verbose]
@@ -35,7 +36,17 @@ export async function watchCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
       console.error(`understudy watch: ${err.message}`);
       failed ??= err;
     },
+    onLimit: (message) => console.error(`understudy watch: ${message}`),
   });
+  // What it has done goes to the state bucket for `understudy status`; watching never waits for it.
+  const state = openState(o.nats, o.stream, `understudy-watch:${name}`).catch(() => undefined);
+  const report = async (): Promise<void> => {
+    const s = await state;
+    const r = watcher.report();
+    const value: WatchStatus = { name, journaled: r.journaled, polled: r.polled, lastPass: r.lastPass, time: Date.now() };
+    await s?.kv.put(watchKey(name), JSON.stringify(value)).catch(() => undefined);
+  };
+  const reporting = setInterval(() => void report(), 5000);
   try {
     await watcher.start();
     console.error(`understudy watch: watching ${o.roots.map((r) => `${r.name}=${r.dir}`).join(', ')} as journal "${name}"`);
@@ -44,6 +55,9 @@ export async function watchCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
       process.once('SIGTERM', resolve);
     });
     await watcher.close();
+    clearInterval(reporting);
+    await report();
+    await (await state)?.nc.close();
     const shipped = await session.shipped(10_000);
     console.error(`understudy watch: stopped; ${count} change(s) journaled${shipped ? ', all in the stream' : `; some are not yet in the stream and stay spooled in ${session.journal.dir}`}`);
     return failed === undefined && shipped ? 0 : 1;

@@ -3,7 +3,7 @@ import { decodeEntry } from '../../lib/codec';
 import { lastEntry } from '../../lib/batch';
 import { SettingsError } from '../../lib/errors';
 import { connectNats, openStateKv } from '../../lib/nats';
-import { agentKey, appliedKey, journalPrefix, journalSubject, type BaselineReport, type DoubtsReport, type VerifyReport } from '../../lib/subjects';
+import { agentKey, appliedKey, journalPrefix, journalSubject, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/subjects';
 import { common, parse } from '../../lib/cli-options';
 
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
@@ -57,6 +57,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const baselines: (BaselineReport & { name: string })[] = [];
   const verifies: (VerifyReport & { name: string })[] = [];
   const doubts: DoubtsReport[] = [];
+  const watchers: WatchStatus[] = [];
   let stream: StreamUse | undefined;
   try {
     const kv = await openStateKv(nc, o.stream);
@@ -72,6 +73,10 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       if (kind === 'agent' || kind === 'applied') names.add(name);
       if (kind === 'baseline') baselines.push({ name, ...json<BaselineReport>(await kv.get(k))! });
       if (kind === 'verify') verifies.push({ name, ...json<VerifyReport>(await kv.get(k))! });
+      if (kind === 'watch') {
+        const w = json<WatchStatus>(await kv.get(k));
+        if (w !== undefined) watchers.push(w);
+      }
       if (kind === 'doubts') {
         const d = json<DoubtsReport>(await kv.get(k));
         if (d !== undefined && d.count > 0) doubts.push(d);
@@ -110,13 +115,14 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     d.objects = kept;
   }
   doubts.splice(0, doubts.length, ...doubts.filter((d) => d.count > 0));
-  if (values.json === true) console.log(JSON.stringify({ journals: rows, stream, baselines, verifies, doubts }, null, 2));
+  if (values.json === true) console.log(JSON.stringify({ journals: rows, stream, baselines, verifies, doubts, watchers }, null, 2));
   else {
     print(rows);
     for (const d of doubts) console.log(describeDoubts(d));
     if (stream !== undefined) console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
     for (const v of verifies) console.log(describeVerify(v));
+    for (const w of watchers) console.log(describeWatch(w));
   }
   if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag)) return 1;
   return 0;
@@ -157,6 +163,13 @@ function describeBaseline(b: BaselineReport & { name: string }): string {
   const when = new Date(b.finished ?? b.started).toISOString();
   const what = `${b.objects} objects, ${(b.bytes / (1024 * 1024)).toFixed(1)} MiB of ${b.roots.join(', ')}`;
   return `baseline "${b.name}": ${b.state} ${when}${b.state === 'running' ? '' : `, ${what}`}${b.error !== undefined ? ` (${b.error})` : ''}`;
+}
+
+function describeWatch(w: WatchStatus): string {
+  const p = w.lastPass;
+  const pass = p === undefined ? 'no full reconciliation has ended yet' :
+    `last full reconciliation ended ${new Date(p.finishedAt).toISOString()} (${p.objects} objects in ${round((p.finishedAt - p.startedAt) / 1000)} s), mended ${p.mended}${p.mended > 0 ? ` (${p.examples.slice(0, 3).join(', ')}${p.mended > 3 ? ', …' : ''})` : ''}`;
+  return `watch "${w.name}": ${w.journaled} change(s) journaled; ${pass}${w.polled > 0 ? `; ${w.polled} directories polled: the kernel would not watch them` : ''}; reported ${round((Date.now() - w.time) / 1000)} s ago`;
 }
 
 function describeVerify(v: VerifyReport & { name: string }): string {

@@ -1,0 +1,62 @@
+import test from 'ava';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Journal } from '../agent/journal';
+import { Reconciler } from '../agent/reconcile';
+import { Snapshotter } from '../agent/snapshot';
+import { parseRoots } from '../lib/roots';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A real tree, a real journal, and a reconciler with no watcher at all: every change is one no event announced. */
+function setUp(t: { teardown(fn: () => void): void }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const tree = path.join(dir, 'tree');
+  fs.mkdirSync(path.join(tree, 'keep/deep'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'keep/deep/a'), 'a');
+  fs.writeFileSync(path.join(tree, 'old'), 'old');
+  const journal = new Journal(path.join(dir, 'spool'), 'watch');
+  journal.open();
+  const seen: string[] = [];
+  journal.onRecord = (_root, rel, op) => seen.push(`${op.op} ${rel}`);
+  const rec = new Reconciler(parseRoots(`data=${tree}`), new Snapshotter(journal), () => false,
+    { settleMs: 50, fullPassEveryMs: 100, objectsPerSecond: 100_000, pollMs: 100 });
+  t.teardown(() => {
+    rec.close();
+    journal.close();
+  });
+  return { tree, rec, seen };
+}
+
+test('the first look journals nothing that was there before it (the baseline has it)', async (t) => {
+  const { rec, seen } = setUp(t);
+  await rec.learn(Date.now() + 1000);
+  t.deepEqual(seen, []);
+});
+
+test('a change no event announced is mended by the next full pass, and the pass says so', async (t) => {
+  const { tree, rec, seen } = setUp(t);
+  await rec.learn(Date.now() + 1000);
+  fs.mkdirSync(path.join(tree, 'new/inner'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'new/inner/x'), 'x');
+  fs.rmSync(path.join(tree, 'old'));
+  fs.writeFileSync(path.join(tree, 'keep/deep/a'), 'changed');
+  for (let i = 0; i < 100 && (rec.lastPass === undefined || rec.lastPass.mended === 0); i++) await sleep(50);
+  t.truthy(rec.lastPass, 'a full pass ended');
+  t.deepEqual([...seen].sort(), ['mkdir new', 'mkdir new/inner', 'put keep/deep/a', 'put new/inner/x', 'rm old']);
+  t.is(rec.lastPass!.mended, 5);
+});
+
+test('an event on a directory journals a subtree renamed into it whole, however fast it was filled', async (t) => {
+  const { tree, rec, seen } = setUp(t);
+  await rec.learn(Date.now() + 1000);
+  fs.mkdirSync(path.join(tree, 'keep/b/c'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'keep/b/c/x.txt'), 'one');
+  fs.renameSync(path.join(tree, 'keep/b'), path.join(tree, 'keep/moved'));
+  fs.symlinkSync('moved/c/x.txt', path.join(tree, 'keep/link'));
+  rec.touch(path.join(tree, 'keep/moved'));
+  for (let i = 0; i < 40 && seen.length < 4; i++) await sleep(25);
+  t.deepEqual([...seen].sort(), ['mkdir keep/moved', 'mkdir keep/moved/c', 'put keep/moved/c/x.txt', 'symlink keep/link']);
+});
