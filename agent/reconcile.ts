@@ -62,13 +62,18 @@ export class Reconciler {
     private readonly pace: ReconcilePace,
     private readonly onJournaled: OnJournaled = () => undefined,
     private readonly onError: (err: Error) => void = () => undefined,
+    /** Where what the journal has is kept between runs, so a change made while no watcher ran is found at the next start. */
+    private readonly stateFile?: string,
   ) {}
 
   /**
-   * The first look at the tree: learns what is there without journaling it (the standby has it
-   * from a baseline), except what changed since `since` (made while the watch was starting).
+   * The first look at the tree. With what a previous run left (`stateFile`), whatever differs
+   * from it is journaled: changes made while no watcher ran. Without it, what is there is
+   * learnt without journaling (the standby has it from a baseline), except what changed since
+   * `since` (made while the watch was starting).
    */
   async learn(since: number): Promise<void> {
+    const before = this.load();
     for (const root of this.roots) {
       const stack = [''];
       let n = 0;
@@ -86,15 +91,76 @@ export class Reconciler {
             if (st.isDirectory()) stack.push(crel);
             continue;
           }
-          if (st.ctimeMs >= since - 10) this.journal(root, crel, 'event');
+          if (before !== undefined ? before.get(key(root.name, crel)) !== sig : st.ctimeMs >= since - 10) this.journal(root, crel, 'event');
           else this.remember(root.name, crel, sig);
+          before?.delete(key(root.name, crel));
           if (st.isDirectory()) stack.push(crel);
           // Yield now and then: a large tree must not hold the event loop for seconds.
           if (++n % 2000 === 0) await new Promise((r) => setImmediate(r));
         }
       }
     }
+    // Known last time and not there now: removed while no watcher ran (deepest first, so each once).
+    for (const k of [...(before?.keys() ?? [])].sort().reverse()) {
+      const i = k.indexOf('\0');
+      const root = this.roots.find((r) => r.name === k.slice(0, i));
+      const rel = k.slice(i + 1);
+      if (root !== undefined && !this.excluded(rel) && signature(under(root.dir, rel)) === ABSENT && !this.goneAbove(before!, root.name, rel)) this.journal(root, rel, 'event');
+    }
+    this.save();
     this.schedulePass();
+  }
+
+  /** Whether a directory above `rel` is also gone: its removal covers this one. */
+  private goneAbove(before: Map<string, string>, rootName: string, rel: string): boolean {
+    for (let q = parentOf(rel); q !== ''; q = parentOf(q)) if (before.has(key(rootName, q))) return true;
+    return false;
+  }
+
+  /** Keeps what the journal has for the next run: one line per object, replaced whole. */
+  save(): void {
+    if (this.stateFile === undefined) return;
+    try {
+      const tmp = `${this.stateFile}.${process.pid}.tmp`;
+      const fd = fs.openSync(tmp, 'w', 0o600);
+      try {
+        let buf = '';
+        for (const [k, sig] of this.known) {
+          buf += JSON.stringify([k, sig]) + '\n';
+          if (buf.length > 1 << 20) {
+            fs.writeSync(fd, buf);
+            buf = '';
+          }
+        }
+        fs.writeSync(fd, buf);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, this.stateFile);
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+
+  private load(): Map<string, string> | undefined {
+    if (this.stateFile === undefined) return undefined;
+    let text: string;
+    try {
+      text = fs.readFileSync(this.stateFile, 'utf8');
+    } catch {
+      return undefined;
+    }
+    const out = new Map<string, string>();
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      try {
+        const [k, sig] = JSON.parse(line) as [string, string];
+        if (typeof k === 'string' && typeof sig === 'string') out.set(k, sig);
+      } catch {
+        // a torn last line: that object is journaled again, which is harmless
+      }
+    }
+    return out;
   }
 
   /** An event at `abs`: its directory (and it, when it is one) are listed again once they settle. */
@@ -131,6 +197,7 @@ export class Reconciler {
   }
 
   close(): void {
+    if (!this.closed) this.save();
     this.closed = true;
     for (const t of [this.timer, this.passTimer]) if (t !== undefined) clearTimeout(t);
     if (this.pollTimer !== undefined) clearInterval(this.pollTimer);
@@ -273,6 +340,7 @@ export class Reconciler {
     }
     if (this.closed) return;
     this.lastPass = { startedAt, finishedAt: Date.now(), objects, mended: mended.length, examples: mended.slice(0, 10) };
+    this.save();
   }
 
   private list(root: Root, rel: string): string[] | undefined {

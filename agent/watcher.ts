@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Op } from '../lib/entry';
 import type { Root } from '../lib/roots';
@@ -41,7 +42,7 @@ export class Watcher {
 
   constructor(private readonly roots: readonly Root[], journal: Journal, private readonly opts: WatcherOptions) {
     const pace: ReconcilePace = { ...watchPace(), ...opts.pace };
-    this.rec = new Reconciler(roots, new Snapshotter(journal), opts.excluded, pace, opts.onJournaled, opts.onError);
+    this.rec = new Reconciler(roots, new Snapshotter(journal), opts.excluded, pace, opts.onJournaled, opts.onError, path.join(journal.dir, 'watch-state.ndjson'));
   }
 
   /**

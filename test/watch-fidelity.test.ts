@@ -105,3 +105,25 @@ test.serial('changes made while the watcher takes its first look at the tree are
   await shDone;
   t.deepEqual(await settle(pair, 15_000), [], w.stderr());
 });
+
+test.serial('changes made while no watcher ran are journaled when it starts again', async (t) => {
+  const pair = await makePair('watch-restart');
+  t.teardown(() => pair.close());
+  fs.mkdirSync(path.join(pair.primary, 'keep/deep'), { recursive: true });
+  fs.writeFileSync(path.join(pair.primary, 'keep/deep/a'), 'a');
+  fs.mkdirSync(path.join(pair.primary, 'doomed/inner'), { recursive: true });
+  fs.writeFileSync(path.join(pair.primary, 'doomed/inner/b'), 'b');
+  const base = await runCli(['baseline', '--root', `data=${pair.primary}`, '--nats', pair.server.url], { UNDERSTUDY_SPOOL_DIR: pair.spool });
+  t.is(base.code, 0, base.stderr);
+  const first = await startWatch(pair);
+  first.child.kill('SIGTERM');
+  await new Promise((r) => first.child.on('close', r));
+  // Nobody watches now.
+  fs.writeFileSync(path.join(pair.primary, 'keep/deep/a'), 'changed while down');
+  fs.rmSync(path.join(pair.primary, 'doomed'), { recursive: true });
+  fs.mkdirSync(path.join(pair.primary, 'new'));
+  fs.writeFileSync(path.join(pair.primary, 'new/c'), 'c');
+  const again = await startWatch(pair);
+  t.teardown(() => again.child.kill('SIGKILL'));
+  t.deepEqual(await settle(pair, 10_000), [], again.stderr());
+});
