@@ -7,6 +7,13 @@ export type VerifyRequest =
   | { kind: 'manifest'; root: string; hash: HashName }
   | { kind: 'digest'; root: string; hash: HashName; paths: string[] };
 
+/**
+ * What `understudy verify` tells the replayer once it found `roots` equal, comparing from
+ * `since` on: what the standby doubted before then is settled, except the `unsettled` paths
+ * (root/path), which kept changing and were not compared.
+ */
+export interface SettledNotice { kind: 'settled'; roots: string[]; since: number; unsettled: string[] }
+
 /** One reply message; the last one has `done` and the replayer's applied positions when it answered. */
 export interface VerifyReply {
   digests?: Digest[];

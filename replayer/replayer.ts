@@ -177,7 +177,11 @@ export class Replayer {
       await this.patiently(`open stream ${opts.stream}`, () => ensureStream(jsm, opts.stream, opts.nats.replicas, (bytes) => opts.log(`stream ${opts.stream} created with max_bytes ${formatBytes(bytes)}: the server's JetStream storage is smaller than the default`)));
       kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       // `understudy verify` compares against this tree while it is being kept up to date.
-      verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log);
+      verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log, (n) => {
+        const cleared = this.versions.settle(n.roots, n.since, new Set(n.unsettled));
+        this.summary.inDoubt = this.versions.doubtCount;
+        if (cleared > 0) opts.log(`verify found ${n.roots.join(', ')} equal: ${cleared} object(s) in doubt are settled`);
+      });
       timer = setInterval(() => void tryCommit(), opts.commitMs ?? 100);
       const stateKv = kv;
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => this.collectMetrics(stateKv, jsm));
@@ -709,7 +713,10 @@ export class Replayer {
 
   /** Makes applied changes and positions durable, then tells the agents (their spools may drop what is below). */
   private async commit(kv: KV | undefined): Promise<void> {
-    if (this.changed.size === 0) return;
+    if (this.changed.size === 0) {
+      if (kv !== undefined) await this.publishDoubts(kv);
+      return;
+    }
     await this.applier.sync();
     this.versions.sync();
     await this.objects.sync();

@@ -1,6 +1,6 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { digestPath, digestTree, HASHES, type Digest } from '../lib/digest';
-import { DIGESTS_PER_REPLY, type VerifyReply, type VerifyRequest } from '../lib/verify-protocol';
+import { DIGESTS_PER_REPLY, type SettledNotice, type VerifyReply, type VerifyRequest } from '../lib/verify-protocol';
 import { verifySubject } from '../lib/subjects';
 import { checkRelPath } from '../lib/confine';
 import { TEMP_PREFIX, TEMP_SUFFIX } from './apply/fs';
@@ -15,7 +15,8 @@ const MAX_PATHS = 100_000;
  * is as hostile as an entry: only known roots, confined paths, and links are never followed.
  */
 export function serveVerify(nc: NatsConnection, stream: string, roots: ReadonlyMap<string, string>,
-  applied: () => Record<string, { e: number; s: number }>, log: (line: string) => void): Subscription {
+  applied: () => Record<string, { e: number; s: number }>, log: (line: string) => void,
+  settled: (n: SettledNotice) => void = () => undefined): Subscription {
   return nc.subscribe(verifySubject(stream), {
     callback: (err, msg) => {
       if (err !== null) {
@@ -26,6 +27,12 @@ export function serveVerify(nc: NatsConnection, stream: string, roots: ReadonlyM
       if (msg.reply === undefined) return;
       const reply = msg.reply;
       const send = (r: VerifyReply): void => nc.publish(reply, JSON.stringify(r));
+      const notice = settledNotice(msg.string(), roots);
+      if (notice !== undefined) {
+        settled(notice);
+        send({ done: true, applied: applied() });
+        return;
+      }
       answer(msg.string(), roots, send)
         .then(() => send({ done: true, applied: applied() }))
         .catch((e: Error) => send({ error: e.message }));
@@ -61,6 +68,21 @@ async function answer(text: string, roots: ReadonlyMap<string, string>, send: (r
     }
   }
   if (batch.length > 0) send({ digests: batch });
+}
+
+/** A verify's word that it found roots equal, when that is what `text` is (checked like any request). */
+function settledNotice(text: string, roots: ReadonlyMap<string, string>): SettledNotice | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const n = v as Partial<SettledNotice> | null;
+  if (typeof n !== 'object' || n === null || n.kind !== 'settled') return undefined;
+  if (!Array.isArray(n.roots) || !n.roots.every((r) => typeof r === 'string' && roots.has(r))) return undefined;
+  if (typeof n.since !== 'number' || !Array.isArray(n.unsettled) || !n.unsettled.every((u) => typeof u === 'string')) return undefined;
+  return { kind: 'settled', roots: n.roots, since: n.since, unsettled: n.unsettled };
 }
 
 function parse(text: string): VerifyRequest {

@@ -157,6 +157,21 @@ export class Versions {
     return this.doubts.size;
   }
 
+  /**
+   * A verify found `roots` equal comparing from `since` on: doubts older than that are settled,
+   * those of a journal's lost history too (the trees are equal all the same), except `unsettled` paths.
+   */
+  settle(roots: readonly string[], since: number, unsettled: ReadonlySet<string>): number {
+    let n = 0;
+    for (const [k, d] of this.doubts) {
+      if (d.at >= since || unsettled.has(`${d.root}/${d.path}`) || (d.root !== '' && !roots.includes(d.root))) continue;
+      this.doubts.delete(k);
+      this.writeLine(['d', 0, d.root, d.path]);
+      n++;
+    }
+    return n;
+  }
+
   private clearDoubt(r: string, p: string, below: boolean): void {
     if (this.doubts.size === 0) return;
     for (const [k, d] of this.doubts) {

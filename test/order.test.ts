@@ -1,6 +1,8 @@
 import test from 'ava';
 import * as path from 'node:path';
-import { makePair, REPO, type Pair } from './helpers/pair';
+import { makePair, REPO, runCli, type Pair } from './helpers/pair';
+import { parseRoots } from '../lib/roots';
+import { Replayer } from '../replayer/replayer';
 import { startNatsServer } from './helpers/nats-server';
 import { diffTrees } from './helpers/tree';
 
@@ -54,4 +56,43 @@ test.serial('renames and removals across two journals through an outage: equal, 
   t.true(s.superseded > 0, 'the backlogs arrived out of host order');
   for (const p of differing) t.true(logs.some((l) => l.startsWith(`data/${p} may differ`)), `${p} differs and the replayer said so`);
   t.is(s.inDoubt >= differing.length, true);
+});
+
+test.serial('an entry that arrives after a later change from another journal is named in doubt; an equal verify settles it', async (t) => {
+  const pair = await makePair('doubt-settle');
+  t.teardown(() => pair.close());
+  const f = JSON.stringify(path.join(pair.primary, 'f'));
+  const as = (name: string, code: string, env: Record<string, string> = {}) => pair.runApp({ code, env: { UNDERSTUDY_NAME: name, ...env } });
+  t.is((await as('a', `require('fs').writeFileSync(${f}, 'x')`)).code, 0);
+  await pair.drain();
+  // Journal a's chmod stays in its spool through an outage; journal b's later append ships first.
+  await pair.server.stop();
+  t.is((await as('a', `require('fs').chmodSync(${f}, 0o600)`, { UNDERSTUDY_EXIT_TIMEOUT_MS: '300' })).code, 0);
+  const again = await startNatsServer({ port: pair.server.port, storeDir: pair.server.storeDir });
+  t.teardown(() => again.stop());
+  t.is((await as('b', `require('fs').appendFileSync(${f}, 'y')`)).code, 0);
+  await pair.drain();
+  t.is((await as('a', '')).code, 0, 'the next process of journal a ships its spool');
+  const logs: string[] = [];
+  const s = await pair.drain(undefined, { log: (l: string) => logs.push(l) });
+  t.is(s.inDoubt, 1);
+  t.true(logs.some((l) => l.startsWith('data/f may differ from the primary')), logs.join('\n'));
+  t.deepEqual(diffTrees(pair.primary, pair.standby), [], 'a late chmod happens to be right here, yet the standby cannot know that');
+  t.regex((await runCli(['status', '--nats', pair.server.url])).stdout, /STANDBY \S+ MAY DIFFER[^\n]*data\/f/);
+  // A following replayer serves verify; an equal verify settles the doubt.
+  const ac = new AbortController();
+  const following = new Replayer({
+    nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`),
+    stateDir: pair.state, drain: false, log: () => undefined,
+  }).run(ac.signal);
+  t.teardown(async () => { ac.abort(); await following; });
+  const v = await runCli(['verify', '--root', `data=${pair.primary}`, '--nats', pair.server.url], { UNDERSTUDY_SPOOL_DIR: pair.spool });
+  t.is(v.code, 0, v.stdout + v.stderr);
+  let st = '';
+  for (let i = 0; i < 50; i++) {
+    st = (await runCli(['status', '--nats', pair.server.url])).stdout;
+    if (!st.includes('MAY DIFFER')) break;
+    await sleep(200);
+  }
+  t.notRegex(st, /MAY DIFFER/);
 });

@@ -4,7 +4,9 @@ import { SettingsError } from '../../lib/errors';
 import { excludeMatcher } from '../../lib/exclude';
 import { comparePosition } from '../../lib/entry';
 import { common, parse } from '../../lib/cli-options';
-import { appliedKey, verifyKey, type VerifyReport } from '../../lib/subjects';
+import { appliedKey, verifyKey, verifySubject, type VerifyReport } from '../../lib/subjects';
+import type { SettledNotice } from '../../lib/verify-protocol';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Root } from '../../lib/roots';
 import { agentSettings } from '../../lib/settings';
 import { openSession, openState } from '../session';
@@ -38,6 +40,7 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const name = o.name ?? 'verify';
   const exclude = agentSettings({ ...env, UNDERSTUDY_ROOTS: o.roots.map((r) => `${r.name}=${r.dir}`).join(',') }, undefined).exclude;
   const { nc, kv } = await openState(o.nats, o.stream, `understudy-verify:${name}`);
+  const startedAt = Date.now();
   try {
     const compare = (): Promise<Comparison> => compareRoots({
       nc, kv, stream: o.stream, roots: o.roots, hash, excluded: excludeMatcher(exclude), rounds, catchUpMs: 15_000,
@@ -55,6 +58,8 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       differences: before.length > 0 ? before.length : found.differences.length, repaired, unsettled: found.unsettled.length,
     };
     await kv.put(verifyKey(name), JSON.stringify(report)).catch(() => undefined);
+    // Equal: what the standby doubted before this verify began is settled (its status stops saying "may differ").
+    if (report.equal) await settle(nc, o.stream, report.roots, startedAt, found.unsettled.map((u) => `${u.root}/${u.path}`));
     if (values.json === true) {
       console.log(JSON.stringify({ ...report, found: before.length > 0 ? before : found.differences, remaining: found.differences, unsettledPaths: found.unsettled }, null, 2));
     } else {
@@ -69,6 +74,12 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   } finally {
     await nc.close();
   }
+}
+
+/** Tells the replayer that `roots` were found equal, so what it doubted before `since` is settled; best effort. */
+async function settle(nc: NatsConnection, stream: string, roots: string[], since: number, unsettled: string[]): Promise<void> {
+  const notice: SettledNotice = { kind: 'settled', roots, since, unsettled };
+  await nc.request(verifySubject(stream), JSON.stringify(notice), { timeout: 5000 }).catch(() => undefined);
 }
 
 /**
