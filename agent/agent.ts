@@ -14,6 +14,7 @@ import { DROPPED, publishPosition } from './shared-state';
 import { loadSigner } from '../lib/signing';
 import { excludeMatcher } from '../lib/exclude';
 import { Watcher } from './watcher';
+import { installEndings } from './endings';
 
 /** A running agent: one journal, its shipper, and the wrappers that feed it. */
 export interface RunningAgent {
@@ -67,7 +68,7 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     installRequireHooks();
     const agent: RunningAgent = { settings, journal, shipper };
     (globalThis as Holder)[KEY] = agent;
-    process.on('exit', () => finish(agent));
+    installEndings({ name: settings.name, exitTimeoutMs: settings.exitTimeoutMs, journal, shipper });
     if (settings.watch) startWatcher(settings, journal);
     return agent;
   } catch (err) {
@@ -90,18 +91,4 @@ function startWatcher(settings: AgentSettings, journal: Journal): void {
   });
   journal.onRecord = (root, rel, op) => watcher.journaled(root, rel, op);
   watcher.start().catch((err: Error) => warnOnce('watch', `cannot watch the roots (${err.message}); changes by other processes are not journaled`));
-}
-
-/** At exit, process.exit() included: give the shipper a bounded time to get the spool into JetStream. */
-function finish(agent: RunningAgent): void {
-  const { settings, journal, shipper } = agent;
-  const deadline = Date.now() + settings.exitTimeoutMs;
-  if (shipper.flush(settings.exitTimeoutMs)) {
-    // The last heartbeat tells `status` this process's final position; worth a short wait, never a long one.
-    shipper.waitReported(Math.min(500, Math.max(0, deadline - Date.now())));
-  } else {
-    const { appended, acked } = shipper.positions();
-    warnOnce('exit', `journal "${settings.name}": ${appended - acked} entries not yet in JetStream at exit; they stay in ${journal.dir} and the next process named "${settings.name}" ships them`);
-  }
-  journal.close();
 }
