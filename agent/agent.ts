@@ -46,7 +46,9 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     const settings = agentSettings(env, process.argv[1]);
     // A key that cannot be used stops the agent here: entries must never go out unsigned when signing was asked for.
     if (settings.signingKey !== undefined) loadSigner(settings.signingKey);
-    journal = new Journal(settings.spoolDir, settings.name, { maxBytes: settings.spoolMaxBytes, fsyncAlways: settings.spoolFsync === 'always' });
+    journal = new Journal(settings.spoolDir, settings.name, {
+      maxBytes: settings.spoolMaxBytes, segmentBytes: settings.spoolSegmentBytes, fsyncAlways: settings.spoolFsync === 'always',
+    });
     const opened = journal.open();
     if (opened.tornBytes > 0) {
       warnOnce('torn', `journal "${settings.name}": cut a torn spool tail of ${opened.tornBytes} bytes left by a crash (${opened.tornWhy})`);

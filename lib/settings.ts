@@ -70,6 +70,8 @@ export interface AgentSettings {
   /** Key file the shipper signs entries with (see lib/signing). */
   signingKey?: string;
   spoolMaxBytes: number;
+  /** UNDERSTUDY_SPOOL_SEGMENT_BYTES: a new spool segment begins past this size (the spool shrinks by whole segments). */
+  spoolSegmentBytes: number;
   spoolFsync: SpoolFsync;
   /** UNDERSTUDY_WATCH=1: a watcher in the application journals what its child processes (and others) change. */
   watch: boolean;
@@ -127,6 +129,7 @@ export function agentSettings(env: Env, mainScript: string | undefined): AgentSe
     exitTimeoutMs: positiveInt(env, 'UNDERSTUDY_EXIT_TIMEOUT_MS', DEFAULTS.exitTimeoutMs),
     signingKey: absFile(env, 'UNDERSTUDY_SIGNING_KEY'),
     spoolMaxBytes: positiveInt(env, 'UNDERSTUDY_SPOOL_MAX_BYTES', DEFAULTS.spoolMaxBytes),
+    spoolSegmentBytes: positiveInt(env, 'UNDERSTUDY_SPOOL_SEGMENT_BYTES', DEFAULTS.segmentBytes),
     spoolFsync: spoolFsync(env.UNDERSTUDY_SPOOL_FSYNC),
     watch: oneOf(env, 'UNDERSTUDY_WATCH', ['0', '1'] as const, '0') === '1',
   };
