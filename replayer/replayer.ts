@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { KV } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
 import { decodeEntry } from '../lib/codec';
 import { lastEntry, splitMessage } from '../lib/batch';
 import { comparePosition, positionLabel, type EntryHeader } from '../lib/entry';
@@ -59,6 +59,16 @@ export interface ReplaySummary {
   /** Snapshots (baseline, watch, repair) not applied because the standby had a newer version. */
   stale: number;
   streamSeq: number;
+}
+
+/**
+ * The range the agent's heartbeat reports lost from its spool before it was shipped (see
+ * agent/spool-gap) that holds `seq`, if any.
+ */
+function knownLost(heartbeat: KvEntry | null | undefined, seq: number): { from: number; to: number } | undefined {
+  if (heartbeat?.operation !== 'PUT') return undefined;
+  const { lost } = JSON.parse(heartbeat.string()) as { lost?: { from: number; to: number }[] };
+  return lost?.find((l) => Number.isSafeInteger(l.from) && Number.isSafeInteger(l.to) && l.from <= seq && seq <= l.to);
 }
 
 /** How much of a journal is held while waiting for a missing entry, at most: memory stays bounded. */
@@ -362,6 +372,13 @@ export class Replayer {
       } else continue;
       if (pos !== undefined && acked !== undefined && acked.epoch > pos.e && acked.seq < from) from = 1; // numbering began again
       if (to < from) continue;
+      const lost = knownLost(entry, from);
+      if (lost !== undefined) {
+        // Its agent said these are gone from its spool: asking it (or waiting for it) cannot bring them.
+        this.passGone(name, from, { e: firstHeld === undefined ? pos?.e ?? 0 : held!.get(firstHeld)!.h.e, s: lost.to + 1 });
+        any = true;
+        continue;
+      }
       try {
         const reply = await nc.request(resendSubject(this.opts.stream, name), JSON.stringify({ from, to } satisfies ResendRequest), { timeout: 5000 });
         const r = JSON.parse(reply.string()) as ResendReply;
@@ -486,6 +503,12 @@ export class Replayer {
     }
     this.applyVerified({ h, data, raw, at }, m.seq, resumeSeq);
     const queue = this.held.get(h.j);
+    // A copy held before a gap was passed (entries gone): read again from the stream, it is applied now.
+    const stale = queue?.get(h.s);
+    if (stale !== undefined) {
+      queue!.delete(h.s);
+      this.heldBytes -= stale.data.length;
+    }
     while (queue !== undefined && queue.size > 0) {
       const next = queue.get(this.store.positions.journals[h.j].s + 1);
       if (next === undefined) break;
