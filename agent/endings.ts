@@ -15,6 +15,7 @@
  * Once the process is ending, nothing batches: each change journaled later is shipped before the
  * call that made it returns, all of it within UNDERSTUDY_EXIT_TIMEOUT_MS from the start of the end.
  */
+import { isMainThread } from 'node:worker_threads';
 import { warnOnce } from './log';
 import type { Journal } from './journal';
 import type { Shipper } from './shipper';
@@ -117,9 +118,12 @@ export function installEndings(agent: EndingAgent): () => void {
     if (!isOurs(event) || listener === onSignal || steppingAside || raising) return;
     if (process.listenerCount(event) === 0) process.on(event, onSignal);
   };
-  for (const sig of SIGNALS) if (process.listenerCount(sig) === 0) process.on(sig, onSignal);
-  process.on('newListener', onNewListener);
-  process.on('removeListener', onRemoveListener);
+  // Signals reach the main thread only; a worker thread ends through 'exit' (or with its process).
+  if (isMainThread) {
+    for (const sig of SIGNALS) if (process.listenerCount(sig) === 0) process.on(sig, onSignal);
+    process.on('newListener', onNewListener);
+    process.on('removeListener', onRemoveListener);
+  }
 
   return () => {
     process.removeListener('newListener', onNewListener);
