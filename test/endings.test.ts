@@ -101,6 +101,23 @@ test.serial('an uncaught exception: same message and exit code as without the ag
   await assertReplicated(t, pair, ['a', 'b', 'in-exit']);
 });
 
+test.serial('an unhandled rejection: same message and exit code as without the agent, and every write replicated', async (t) => {
+  const pair = await makePair('rejection');
+  t.teardown(() => pair.close());
+  const script = path.join(pair.dir, 'reject.js');
+  fs.writeFileSync(script, `const fs = require('fs'); const R = process.argv[2];
+    process.on('exit', () => fs.writeFileSync(R + '/in-exit', 'after the rejection'));
+    (async () => { await fs.promises.writeFile(R + '/a', 'before'); throw new Error('rejected'); })();`);
+  const scratch = fs.mkdtempSync(path.join(pair.dir, 'scratch-'));
+  const bare = await pair.runApp({ file: script, args: [scratch], withAgent: false });
+  const run = await pair.runApp({ file: script, args: [pair.primary] });
+  t.is(bare.code, 1);
+  t.is(run.code, bare.code);
+  t.regex(run.stderr, /Error: rejected/);
+  t.is(run.stderr, bare.stderr);
+  await assertReplicated(t, pair, ['a', 'in-exit']);
+});
+
 /** A long-running fixture: writes, prints "ready", then idles until signalled. */
 function idleApp(pair: Pair, body: string, env: Record<string, string> = {}) {
   const script = path.join(pair.dir, `idle-${Math.random().toString(36).slice(2)}.js`);
