@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,7 +21,8 @@ function program(pair: Pair, body: string): string {
     ${body}`;
 }
 
-async function assertReplicated(t: { deepEqual: (a: unknown, b: unknown, m?: string) => void }, pair: Pair, files: string[]): Promise<void> {
+/** Drains the stream; the primary must hold exactly `files`, and the standby equal it. */
+async function assertReplicated(t: ExecutionContext, pair: Pair, files: string[]): Promise<void> {
   await pair.drain();
   t.deepEqual(fs.readdirSync(pair.primary).sort(), [...files].sort(), 'the fixture wrote what it should');
   t.deepEqual(diffTrees(pair.primary, pair.standby), [], 'the standby equals the primary');
@@ -153,7 +154,7 @@ function idleApp(pair: Pair, body: string, env: Record<string, string> = {}) {
  * what the standby gets, it got from the flush the signal started, never from shipping before.
  * `between` runs after the first signal (it may signal again).
  */
-async function signalledWhileDown(t: { teardown: (fn: () => Promise<void>) => void }, pair: Pair, body: string, sig: NodeJS.Signals, between?: (app: ReturnType<typeof idleApp>) => Promise<void>) {
+async function signalledWhileDown(t: ExecutionContext, pair: Pair, body: string, sig: NodeJS.Signals, between?: (app: ReturnType<typeof idleApp>) => Promise<void>) {
   await pair.server.stop();
   const app = idleApp(pair, body);
   await app.ready;
