@@ -14,6 +14,7 @@ import { DROPPED, publishPosition } from './shared-state';
 import { loadSigner } from '../lib/signing';
 import { excludeMatcher } from '../lib/exclude';
 import { Watcher } from './watcher';
+import { installEndings } from './endings';
 
 /** A running agent: one journal, its shipper, and the wrappers that feed it. */
 export interface RunningAgent {
@@ -45,7 +46,9 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     const settings = agentSettings(env, process.argv[1]);
     // A key that cannot be used stops the agent here: entries must never go out unsigned when signing was asked for.
     if (settings.signingKey !== undefined) loadSigner(settings.signingKey);
-    journal = new Journal(settings.spoolDir, settings.name, { maxBytes: settings.spoolMaxBytes, fsyncAlways: settings.spoolFsync === 'always' });
+    journal = new Journal(settings.spoolDir, settings.name, {
+      maxBytes: settings.spoolMaxBytes, segmentBytes: settings.spoolSegmentBytes, fsyncAlways: settings.spoolFsync === 'always',
+    });
     const opened = journal.open();
     if (opened.tornBytes > 0) {
       warnOnce('torn', `journal "${settings.name}": cut a torn spool tail of ${opened.tornBytes} bytes left by a crash (${opened.tornWhy})`);
@@ -67,7 +70,7 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     installRequireHooks();
     const agent: RunningAgent = { settings, journal, shipper };
     (globalThis as Holder)[KEY] = agent;
-    process.on('exit', () => finish(agent));
+    installEndings({ name: settings.name, exitTimeoutMs: settings.exitTimeoutMs, journal, shipper });
     if (settings.watch) startWatcher(settings, journal);
     return agent;
   } catch (err) {
@@ -91,18 +94,4 @@ function startWatcher(settings: AgentSettings, journal: Journal): void {
   });
   journal.onRecord = (root, rel, op) => watcher.journaled(root, rel, op);
   watcher.start().catch((err: Error) => warnOnce('watch', `cannot watch the roots (${err.message}); changes by other processes are not journaled`));
-}
-
-/** At exit, process.exit() included: give the shipper a bounded time to get the spool into JetStream. */
-function finish(agent: RunningAgent): void {
-  const { settings, journal, shipper } = agent;
-  const deadline = Date.now() + settings.exitTimeoutMs;
-  if (shipper.flush(settings.exitTimeoutMs)) {
-    // The last heartbeat tells `status` this process's final position; worth a short wait, never a long one.
-    shipper.waitReported(Math.min(500, Math.max(0, deadline - Date.now())));
-  } else {
-    const { appended, acked } = shipper.positions();
-    warnOnce('exit', `journal "${settings.name}": ${appended - acked} entries not yet in JetStream at exit; they stay in ${journal.dir} and the next process named "${settings.name}" ships them`);
-  }
-  journal.close();
 }

@@ -160,6 +160,14 @@ export class Journal implements JournalSink {
   close(): void {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
+    this.releaseLock();
+  }
+
+  /**
+   * Releases the lock but goes on appending: at the end of the process, exit callbacks that run
+   * after the agent's may still journal (see endings.ts), and the process closes the file.
+   */
+  releaseLock(): void {
     if (this.lockHeld) fs.rmSync(spoolFiles(this.dir).lock, { force: true });
     this.lockHeld = false;
   }

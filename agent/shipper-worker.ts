@@ -16,8 +16,11 @@ import type { JetStreamClient, StreamInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { SpoolRecord } from '../lib/spool';
 import { encodeFrames, frameBytes, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES } from '../lib/batch';
-import { SpoolCursor } from '../lib/spool-reader';
-import { firstFrame, listSegments, readJson, spoolFiles, trimSegments, writeJsonAtomic, type AckedState, type OriginState } from '../lib/spool';
+import { SpoolCursor, SpoolGapError } from '../lib/spool-reader';
+import { firstFrame, listSegments, readJson, spoolFiles, trimmableSegments, writeJsonAtomic, type AckedState, type LostRange, type OriginState } from '../lib/spool';
+import { decodeEntry } from '../lib/codec';
+import { lastEntry } from '../lib/batch';
+import { lostBetween, readLost, recordLost } from './spool-gap';
 import { DEFAULTS, type NatsSettings, type SpoolFsync } from '../lib/settings';
 import * as fs from 'node:fs';
 import { ACKED, APPENDED, APPLIED, DROPPED, HURRY, REPORTED, publishPosition, readPosition } from './shared-state';
@@ -60,6 +63,10 @@ let ackedPos: AckedState = readJson<AckedState>(files.acked) ?? { epoch: 0, seq:
 /** Where this journal's history begins in the stream it ships to, once known. */
 let origin: OriginState | undefined = readJson<OriginState>(files.origin);
 let savedSeq = ackedPos.seq;
+/** The acked position as far as it is fsynced: segments are trimmed only below it. */
+let durableSeq = 0;
+/** Entries this journal's spool lost before they were shipped, reported in every heartbeat. */
+let lost: LostRange[] = readLost(dir);
 publishPosition(shared, ACKED, ackedPos.seq);
 // Signing happens here, off the application's thread: Ed25519 costs tens of microseconds an entry.
 const signer = data.signingKey === undefined ? undefined : loadSigner(data.signingKey);
@@ -118,6 +125,11 @@ async function main(): Promise<void> {
     try {
       records = cursor.read(appended);
     } catch (err) {
+      if (err instanceof SpoolGapError) {
+        if (await passGap(err, nc, kv)) cursor.seek(ackedPos.seq + 1);
+        else await sleep(1000);
+        continue;
+      }
       // Corruption in the middle of the spool: say so loudly and keep everything; never skip.
       warnOnce('spool-corrupt', `shipping of journal "${name}" stopped: ${(err as Error).message}`);
       await sleep(5000);
@@ -193,6 +205,39 @@ function adoptStream(info: StreamInfo, cursor: SpoolCursor): void {
   if (known || from.seq > 1) {
     warnOnce('new-stream', `journal "${name}" ships to a stream ${data.stream} it has not shipped to before (created ${info.created}); its history there begins at entry ${from.seq}${from.seq > 1 ? `: a standby that has not applied entries 1..${from.seq - 1} needs \`understudy baseline\`` : ''}`);
   }
+}
+
+/**
+ * The spool begins after the entry due next: go on from its oldest entry, and if what lies in
+ * between is neither applied on the standby nor in the stream, record it as lost and say so.
+ * False while the state bucket, which tells what the standby applied, is not open yet.
+ */
+async function passGap(gap: SpoolGapError, nc: NatsConnection, kv: KV | undefined): Promise<boolean> {
+  if (kv === undefined) return false;
+  const applied = await kv.get(appliedKey(name)).then((e) => (e?.operation === 'PUT' ? (JSON.parse(e.string()) as { s: number }).s : undefined), () => null);
+  if (applied === null) return false;
+  const last = await jetstreamManager(nc, { timeout: 2000 }).then((jsm) => jsm.streams.getMessage(data.stream, { last_by_subj: subject })).catch(() => null);
+  let streamSeq: number | undefined;
+  try {
+    streamSeq = last === null ? undefined : decodeEntry(lastEntry(last.data)).header.s;
+  } catch {
+    streamSeq = undefined; // a message we cannot read vouches for nothing
+  }
+  const missing = lostBetween(gap.wanted, gap.oldest, { appliedSeq: applied, streamSeq });
+  if (missing !== undefined) {
+    const reason = `entries ${missing.from}..${missing.to} were gone from the agent's spool (it begins at ${gap.oldest}) before the stream or the standby had them`;
+    lost = recordLost(dir, { ...missing, at: Date.now(), reason });
+    warnOnce(`lost:${missing.from}`, `journal "${name}": ${reason}; shipping goes on from ${gap.oldest}, and the standby differs by them until a baseline (understudy status says so)`);
+    // Reported before anything after the gap is shipped: a process that exits once that is done must have said it.
+    await beat(kv);
+  }
+  const oldest = listSegments(dir)[0];
+  const head = oldest === undefined ? undefined : firstFrame(oldest.file);
+  // Nothing before the oldest entry can be shipped any more: the next process resumes there too.
+  ackedPos = { epoch: head?.e ?? ackedPos.epoch, seq: gap.oldest - 1 };
+  publishPosition(shared, ACKED, ackedPos.seq);
+  saveAcked(true);
+  return true;
 }
 
 /** Said once when the server had no room for a stream of the default size. */
@@ -307,6 +352,7 @@ async function beat(kv: KV): Promise<void> {
   const value = {
     name, epoch: data.epoch, mode: data.mode, pid: process.pid, host: os.hostname(), appended, acked: ackedPos, time: Date.now(),
     dropped: readPosition(shared, DROPPED), origin,
+    ...(lost.length > 0 ? { lost } : {}),
   };
   try {
     await kv.put(agentKey(name), JSON.stringify(value));
@@ -329,10 +375,36 @@ function saveAckedSoon(): void {
   }, 1000);
 }
 
-function saveAcked(): void {
-  if (ackedPos.seq === savedSeq) return;
-  writeJsonAtomic(files.acked, ackedPos);
-  savedSeq = ackedPos.seq;
+/**
+ * Saves the acked position (`durable`: fsynced, before segments below it are trimmed); true when
+ * it is saved. A failure is said once and leaves the spool untrimmed, never the shipper stopped.
+ */
+function saveAcked(durable = false): boolean {
+  if (ackedPos.seq === (durable ? durableSeq : savedSeq)) return true;
+  const pos = ackedPos;
+  try {
+    writeJsonAtomic(files.acked, pos, durable);
+  } catch (err) {
+    warnOnce('acked-save', `journal "${name}" cannot save its shipped position in ${files.acked} (${(err as Error).message}); its spool is not trimmed until it can`);
+    return false;
+  }
+  savedSeq = pos.seq;
+  if (durable) durableSeq = pos.seq;
+  return true;
+}
+
+/**
+ * Trims what the standby applied, but never past the acked position on disk: the next process
+ * with this name resumes right after it, so it must be saved (fsynced) before what precedes
+ * it goes. Saving it only up to a second late, as saveAckedSoon does, once let a trim run
+ * ahead of it, and the next process found its resume position gone.
+ */
+function trimApplied(applied: { e: number; s: number }): void {
+  // Componentwise: a segment goes only when both its epoch and its seq are covered by both.
+  const upTo = { e: Math.min(applied.e, ackedPos.epoch), s: Math.min(applied.s, ackedPos.seq) };
+  const doomed = trimmableSegments(dir, upTo);
+  if (doomed.length === 0 || !saveAcked(true) || durableSeq < upTo.s) return;
+  for (const file of doomed) fs.rmSync(file, { force: true });
 }
 
 let beatTimer: NodeJS.Timeout | undefined;
@@ -367,7 +439,7 @@ async function followApplied(kv: KV): Promise<void> {
         // A position of an earlier epoch covers none of this process's entries, whatever its seq
         // (the spool may have been lost and numbering begun again).
         publishPosition(shared, APPLIED, applied.e >= data.epoch ? applied.s : Math.min(applied.s, data.firstSeq - 1));
-        trimSegments(dir, applied);
+        trimApplied(applied);
       }
     } catch (err) {
       warnOnce('applied-watch', `journal "${name}" cannot follow the standby's applied position: ${(err as Error).message}`);

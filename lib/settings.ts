@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SettingsError } from './errors';
@@ -77,6 +78,8 @@ export interface AgentSettings {
   /** Key file the shipper signs entries with (see lib/signing). */
   signingKey?: string;
   spoolMaxBytes: number;
+  /** UNDERSTUDY_SPOOL_SEGMENT_BYTES: a new spool segment begins past this size (the spool shrinks by whole segments). */
+  spoolSegmentBytes: number;
   spoolFsync: SpoolFsync;
   /** UNDERSTUDY_WATCH=1: a watcher in the application journals what its child processes (and others) change. */
   watch: boolean;
@@ -116,11 +119,7 @@ export function agentSettings(env: Env, mainScript: string | undefined): AgentSe
   const name = journalName(env.UNDERSTUDY_NAME, mainScript);
   const mode = oneOf(env, 'UNDERSTUDY_MODE', ['async', 'sync', 'strong'] as const, DEFAULTS.mode);
   const spoolDir = absFile(env, 'UNDERSTUDY_SPOOL_DIR') ?? DEFAULTS.spoolDir;
-  for (const r of roots) {
-    if (isWithin(spoolDir, r.dir) || isWithin(spoolDir, r.realDir)) {
-      throw new SettingsError(`UNDERSTUDY_SPOOL_DIR (${spoolDir}) lies inside root "${r.name}"; the spool must never be replicated`);
-    }
-  }
+  checkSpoolApart(spoolDir, roots);
   return {
     nats: natsSettings(env),
     roots,
@@ -134,9 +133,41 @@ export function agentSettings(env: Env, mainScript: string | undefined): AgentSe
     exitTimeoutMs: positiveInt(env, 'UNDERSTUDY_EXIT_TIMEOUT_MS', DEFAULTS.exitTimeoutMs),
     signingKey: absFile(env, 'UNDERSTUDY_SIGNING_KEY'),
     spoolMaxBytes: positiveInt(env, 'UNDERSTUDY_SPOOL_MAX_BYTES', DEFAULTS.spoolMaxBytes),
+    spoolSegmentBytes: positiveInt(env, 'UNDERSTUDY_SPOOL_SEGMENT_BYTES', DEFAULTS.segmentBytes),
     spoolFsync: spoolFsync(env.UNDERSTUDY_SPOOL_FSYNC),
     watch: oneOf(env, 'UNDERSTUDY_WATCH', ['0', '1'] as const, '0') === '1',
   };
+}
+
+/**
+ * The spool and the roots must not overlap either way: a spool inside a root would be
+ * replicated (each append journaled again), and a root inside the spool (a journal's own
+ * directory, or the spool itself) would have the agent's files replayed over the standby and
+ * the application's writes mixed with the journal's. Symlinks are followed on both sides.
+ */
+function checkSpoolApart(spoolDir: string, roots: readonly Root[]): void {
+  const realSpool = realOfNearest(spoolDir);
+  for (const r of roots) {
+    if (isWithin(spoolDir, r.dir) || isWithin(spoolDir, r.realDir) || isWithin(realSpool, r.realDir)) {
+      throw new SettingsError(`UNDERSTUDY_SPOOL_DIR (${spoolDir}) lies inside root "${r.name}" (${r.dir}); the spool must never be replicated`);
+    }
+    if (isWithin(r.dir, spoolDir) || isWithin(r.realDir, realSpool)) {
+      throw new SettingsError(`UNDERSTUDY_ROOTS: root "${r.name}" (${r.dir}) lies inside UNDERSTUDY_SPOOL_DIR (${spoolDir}), the agent's own files; give the spool a directory of its own`);
+    }
+  }
+}
+
+/** `p` with symlinks resolved as far as it exists (the spool directory may not be made yet). */
+function realOfNearest(p: string): string {
+  const rest: string[] = [];
+  for (let at = p; ; at = path.dirname(at)) {
+    try {
+      return path.join(fs.realpathSync.native(at), ...rest);
+    } catch {
+      if (path.dirname(at) === at) return p;
+      rest.unshift(path.basename(at));
+    }
+  }
 }
 
 /** The journal name: UNDERSTUDY_NAME, or the main script's base name. */

@@ -8,6 +8,13 @@ const MIN_ROOM = 1024 * 1024;
 /** Larger than any frame the journal writes (entries are chunked well below NATS's payload limit). */
 const MAX_FRAME = 64 * 1024 * 1024;
 
+/** The spool no longer holds the entry a cursor wants: it begins later (trimmed, or lost). */
+export class SpoolGapError extends JournalError {
+  constructor(dir: string, readonly wanted: number, readonly oldest: number) {
+    super(`spool ${dir} no longer holds seq ${wanted} (oldest segment begins at ${oldest})`);
+  }
+}
+
 /**
  * Reads a spool forward from a sequence number, following segment rolls.
  * A record that fails its checksum before the known end is corruption, and
@@ -114,7 +121,7 @@ export class SpoolCursor {
     pick ??= segs[0];
     if (pick === undefined) return false;
     if (pick.first > this.nextSeq) {
-      throw new JournalError(`spool ${this.dir} no longer holds seq ${this.nextSeq} (oldest segment begins at ${pick.first})`);
+      throw new SpoolGapError(this.dir, this.nextSeq, pick.first);
     }
     this.switchTo(pick.file);
     return true;

@@ -84,11 +84,31 @@ export function scanFrames(buf: Buffer, verify = true): ScanResult {
   return { records, goodBytes: off };
 }
 
-/** Small JSON files of the spool, replaced atomically. */
-export function writeJsonAtomic(file: string, value: unknown): void {
+/**
+ * Small JSON files of the spool, replaced atomically; `durable` also fsyncs the file and its
+ * directory, so that what is removed after it (trimmed segments) is never on disk without it.
+ */
+export function writeJsonAtomic(file: string, value: unknown, durable = false): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(value));
+  if (!durable) {
+    fs.writeFileSync(tmp, JSON.stringify(value));
+    fs.renameSync(tmp, file);
+    return;
+  }
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, JSON.stringify(value));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
   fs.renameSync(tmp, file);
+  const dir = fs.openSync(path.dirname(file), 'r');
+  try {
+    fs.fsyncSync(dir);
+  } finally {
+    fs.closeSync(dir);
+  }
 }
 
 /** Reads a small JSON file, or undefined when it does not exist. */
@@ -108,6 +128,7 @@ export function spoolFiles(dir: string) {
     meta: path.join(dir, 'meta.json'),
     acked: path.join(dir, 'acked.json'),
     origin: path.join(dir, 'origin.json'),
+    lost: path.join(dir, 'lost.json'),
   };
 }
 
@@ -129,6 +150,11 @@ export interface OriginState {
 
 /** The journal's identity across restarts. */
 export interface MetaState { epoch: number }
+/**
+ * Entries the spool no longer held when they were due to be shipped, and that no standby had
+ * reported applied: a standby lacks them until a baseline (or verify --repair) after `at`.
+ */
+export interface LostRange { from: number; to: number; at: number; reason: string }
 
 /** Epoch and seq of the first frame of a segment, or undefined when it has none yet. */
 export function firstFrame(file: string): { e: number; s: number } | undefined {
@@ -143,19 +169,25 @@ export function firstFrame(file: string): { e: number; s: number } | undefined {
 }
 
 /**
- * Deletes segments whose every record is at or before `applied` (by epoch, then seq);
+ * Segments whose every record is at or before `upTo` (by epoch, then seq), oldest first;
  * never the newest segment, which the journal appends to.
  */
-export function trimSegments(dir: string, applied: { e: number; s: number }): number {
+export function trimmableSegments(dir: string, upTo: { e: number; s: number }): string[] {
   const segs = listSegments(dir);
-  let removed = 0;
+  const out: string[] = [];
   for (let i = 0; i + 1 < segs.length; i++) {
     const next = firstFrame(segs[i + 1].file);
     // This segment ends just before the next begins; its records' epochs are no later
-    // than the next one's first. Both bounds at or before `applied` mean all of it is applied.
-    if (next === undefined || next.e > applied.e || next.s - 1 > applied.s) break;
-    fs.rmSync(segs[i].file, { force: true });
-    removed++;
+    // than the next one's first. Both bounds at or before `upTo` mean all of it is covered.
+    if (next === undefined || next.e > upTo.e || next.s - 1 > upTo.s) break;
+    out.push(segs[i].file);
   }
-  return removed;
+  return out;
+}
+
+/** Deletes the segments trimmableSegments names; returns how many. */
+export function trimSegments(dir: string, upTo: { e: number; s: number }): number {
+  const doomed = trimmableSegments(dir, upTo);
+  for (const file of doomed) fs.rmSync(file, { force: true });
+  return doomed.length;
 }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { KV } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
 import { decodeEntry } from '../lib/codec';
 import { lastEntry, splitMessage } from '../lib/batch';
 import { comparePosition, positionLabel, type EntryHeader } from '../lib/entry';
@@ -68,6 +68,16 @@ export interface ReplaySummary {
 
 /** This standby's name in the state bucket. */
 const STANDBY = standbyName();
+
+/**
+ * The range the agent's heartbeat reports lost from its spool before it was shipped (see
+ * agent/spool-gap) that holds `seq`, if any.
+ */
+function knownLost(heartbeat: KvEntry | null | undefined, seq: number): { from: number; to: number } | undefined {
+  if (heartbeat?.operation !== 'PUT') return undefined;
+  const { lost } = JSON.parse(heartbeat.string()) as { lost?: { from: number; to: number }[] };
+  return lost?.find((l) => Number.isSafeInteger(l.from) && Number.isSafeInteger(l.to) && l.from <= seq && seq <= l.to);
+}
 
 /** How much of a journal is held while waiting for a missing entry, at most: memory stays bounded. */
 const MAX_HELD = { entries: 10_000, bytes: 256 * 1024 * 1024 };
@@ -382,6 +392,13 @@ export class Replayer {
         any = true;
         continue;
       }
+      const lost = knownLost(entry, from);
+      if (lost !== undefined) {
+        // Its agent said these are gone from its spool: asking it (or waiting for it) cannot bring them.
+        this.passGone(name, from, { e: firstHeld === undefined ? pos?.e ?? 0 : held!.get(firstHeld)!.h.e, s: lost.to + 1 });
+        any = true;
+        continue;
+      }
       try {
         const reply = await nc.request(resendSubject(this.opts.stream, name), JSON.stringify({ from, to } satisfies ResendRequest), { timeout: 5000 });
         const r = JSON.parse(reply.string()) as ResendReply;
@@ -529,6 +546,13 @@ export class Replayer {
       this.opts.log(`journal ${h.j}: epoch ${h.e} restarts numbering at ${h.s} after ${positionLabel(pos)} (its spool was lost or replaced)`);
     }
     this.applyVerified({ h, data, raw, at }, m.seq, resumeSeq);
+    // A copy held before a gap was passed (entries gone): read again from the stream, it is applied now.
+    const queue = this.held.get(h.j);
+    const stale = queue?.get(h.s);
+    if (stale !== undefined) {
+      queue!.delete(h.s);
+      this.heldBytes -= stale.data.length;
+    }
     this.releaseHeld(h.j, m.seq, resumeSeq);
   }
 

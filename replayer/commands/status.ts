@@ -12,8 +12,10 @@ For each journal: the agent's mode, last spooled and shipped entry and heartbeat
 the last entry in the stream; the last applied on the standby; the lag in entries and seconds.
 Then how full the stream is (nothing trims it yet: see README), and the last baseline and
 the last verify: when, how they ended, what they found and mended.
+A journal whose standby differs from the primary (entries its agent's spool lost before
+they were shipped, not mended by a baseline since) is said so in words, with the reason.
 --json prints { journals, stream, baselines, verifies }.
---max-lag N exits 1 when any journal is more than N entries behind (for monitoring).`;
+--max-lag N exits 1 when any journal is more than N entries behind or its standby differs (for monitoring).`;
 
 interface Row {
   journal: string;
@@ -28,7 +30,12 @@ interface Row {
   applied_seq?: number;
   lag_entries?: number;
   lag_seconds?: number;
+  /** Why the standby differs from the primary (not lag: waiting does not mend it), if it does. */
+  differs?: string;
 }
+
+/** A range of entries the agent's spool lost before the stream or the standby had them (agent/spool-gap). */
+interface LostRange { from: number; to: number; at: number; reason: string }
 
 /** How full the stream is: once at max_bytes it refuses entries (discard: new), and nothing trims it yet. */
 interface StreamUse {
@@ -89,7 +96,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     if (o.name !== undefined) names.add(o.name);
     const now = Date.now();
     for (const name of [...names].sort()) {
-      const agent = json<{ epoch: number; mode: string; appended: number; acked: { seq: number }; time: number; dropped?: number }>(await kv.get(agentKey(name)));
+      const agent = json<{ epoch: number; mode: string; appended: number; acked: { seq: number }; time: number; dropped?: number; lost?: LostRange[] }>(await kv.get(agentKey(name)));
       const applied = json<{ e: number; s: number; t: number }>(await kv.get(appliedKey(name)));
       const last = await jsm.streams.getMessage(o.stream, { last_by_subj: journalSubject(o.stream, name) }).catch(() => null);
       const lastHeader = last === null ? undefined : decodeEntry(lastEntry(last.data)).header;
@@ -102,6 +109,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       const newest = Math.max(row.agent_last_seq ?? 0, row.stream_last_seq ?? 0);
       row.lag_entries = Math.max(0, newest - (applied?.s ?? 0));
       row.lag_seconds = row.lag_entries === 0 || lastHeader === undefined ? 0 : round((lastHeader.t - (applied?.t ?? lastHeader.t)) / 1000);
+      row.differs = differs(agent?.lost ?? [], baselines, verifies);
       rows.push(row);
     }
   } finally {
@@ -119,13 +127,27 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   else {
     print(rows);
     for (const d of doubts) console.log(describeDoubts(d));
+    for (const r of rows) if (r.differs !== undefined) console.log(`journal "${r.journal}": standby differs: ${r.differs}`);
     if (stream !== undefined) console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
     for (const v of verifies) console.log(describeVerify(v));
     for (const w of watchers) console.log(describeWatch(w));
   }
-  if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag)) return 1;
+  if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag || r.differs !== undefined)) return 1;
   return 0;
+}
+
+/**
+ * The lost ranges that no finished baseline, nor a verify that found the trees equal (or
+ * repaired every difference), came after, said as one reason; undefined when none.
+ */
+function differs(lost: LostRange[], baselines: BaselineReport[], verifies: VerifyReport[]): string | undefined {
+  const mended = Math.max(0,
+    ...baselines.filter((b) => b.state === 'done').map((b) => b.finished ?? 0),
+    ...verifies.filter((v) => v.equal || (v.repaired >= v.differences && v.unsettled === 0)).map((v) => v.time));
+  const open = lost.filter((l) => l.at > mended);
+  if (open.length === 0) return undefined;
+  return `${open.map((l) => `${l.reason} (${new Date(l.at).toISOString()})`).join('; ')}; run \`understudy baseline\` (or \`understudy verify --repair\`) on the primary to mend it`;
 }
 
 function print(rows: Row[]): void {
