@@ -112,6 +112,11 @@ export class Replayer {
   /** Entries applied as of the last good commit (a rollback applies the later ones again). */
   private appliedAtCommit = 0;
   private lastDiskFailure: string | undefined;
+  private kv: KV | undefined;
+  /** The put that tells `understudy status` the standby's disk failed (awaited before disconnecting). */
+  private failurePut: Promise<void> = Promise.resolve();
+  /** Journals published as failing, to be published again without the mark once a commit succeeds. */
+  private failingJournals: string[] = [];
 
   constructor(private readonly opts: ReplayOptions) {
     this.maxHeld = opts.maxHeld ?? MAX_HELD;
@@ -189,6 +194,7 @@ export class Replayer {
       const jsm = await this.patiently('reach JetStream', () => jetstreamManager(nc));
       await this.patiently(`open stream ${opts.stream}`, () => ensureStream(jsm, opts.stream, opts.nats.replicas, (bytes) => opts.log(`stream ${opts.stream} created with max_bytes ${formatBytes(bytes)}: the server's JetStream storage is smaller than the default`)));
       kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
+      this.kv = kv;
       // `understudy verify` compares against this tree while it is being kept up to date.
       verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log);
       timer = setInterval(() => void tryCommit(), opts.commitMs ?? 100);
@@ -231,6 +237,7 @@ export class Replayer {
       if (this.distrusted === undefined) await commit().catch(() => undefined);
       metrics?.close();
       verify?.unsubscribe();
+      await this.failurePut;
       await nc.close();
       // A failing disk may fail these too: said, never thrown over the error that stopped us.
       for (const close of [() => this.store.close(), () => this.versions.close(), () => this.objects.close()]) {
@@ -663,6 +670,7 @@ export class Replayer {
    */
   private distrust(err: unknown): StandbyDiskError {
     const why = err instanceof UnderstudyError ? err.message : `${(err as Error).message}`;
+    const seen = Object.keys(this.store.positions.journals);
     try {
       this.store.rollback();
       this.versions.rollback();
@@ -681,7 +689,24 @@ export class Replayer {
     this.changed.clear();
     const failure = new StandbyDiskError(`${why}; nothing applied since the last good commit (stream position ${this.store.streamSeq}) is reported applied`, { cause: err });
     this.distrusted = failure;
+    this.failingJournals = [...new Set([...this.failingJournals, ...seen])];
+    this.failurePut = this.failurePut.then(() => this.publishFailure(seen, why));
     return failure;
+  }
+
+  /**
+   * Republishes each journal's last good commit with the reason the standby's disk failed, so
+   * `understudy status` says the standby is failing rather than merely behind. The position
+   * stays that of the last good commit: strong mode and spool trimming see nothing new.
+   */
+  private async publishFailure(journals: string[], why: string): Promise<void> {
+    const kv = this.kv;
+    if (kv === undefined) return;
+    for (const name of journals) {
+      // A journal first applied after the last good commit has nothing there: position 0.0 covers no entry.
+      const pos = this.store.positions.journals[name] ?? { e: 0, s: 0, t: 0 };
+      await kv.put(appliedKey(name), JSON.stringify({ ...pos, appliedAt: this.lastCommitAt, failing: why })).catch(() => undefined);
+    }
   }
 
   /** Following: says what failed, and applies again from the last good commit after a pause. */
@@ -751,16 +776,21 @@ export class Replayer {
     this.store.sync();
     this.lastCommitAt = Date.now();
     this.appliedAtCommit = this.summary.applied;
+    let names = [...this.changed];
     if (this.distrusted !== undefined) {
       this.opts.log(`applied and fsynced again; positions are recorded from stream position ${this.store.streamSeq} on`);
       this.distrusted = undefined;
       this.lastDiskFailure = undefined;
+      // Every journal marked failing is published again, without the mark.
+      await this.failurePut;
+      names = [...new Set([...names, ...this.failingJournals])];
+      this.failingJournals = [];
     }
-    const names = [...this.changed];
     this.changed.clear();
     if (kv === undefined) return;
     for (const name of names) {
       const pos = this.store.positions.journals[name];
+      if (pos === undefined) continue; // marked failing, not applied again yet: published once it is
       await kv.put(appliedKey(name), JSON.stringify({ ...pos, appliedAt: Date.now() })).catch(() => this.changed.add(name));
     }
   }

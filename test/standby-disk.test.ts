@@ -33,11 +33,20 @@ function drainWithFault(pair: Pair, fault: Fault, log: string): Promise<RunResul
   return collect(spawn('strace', [...straceArgs(fault, log), process.execPath, ...replayArgs(pair, true)], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
-/** The replayer strace runs (strace does not pass a SIGTERM on to it). */
+/** The replayer strace runs (strace does not pass a SIGTERM on to it; it also forks short-lived probes of its own). */
 async function tracee(strace: ReturnType<typeof spawn>): Promise<number> {
+  const cmdline = (pid: string): string => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return '';
+    }
+  };
   for (;;) {
     const kids = fs.readdirSync(`/proc/${strace.pid}/task`).flatMap((tid) => fs.readFileSync(`/proc/${strace.pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
-    if (kids.length > 0) return Number(kids[0]);
+    // A probe is a fork of strace (its command line is strace's); the replayer has exec'd node.
+    const replayer = kids.find((k) => cmdline(k).split('\0')[0] === process.execPath);
+    if (replayer !== undefined) return Number(replayer);
     await sleep(20);
   }
 }
@@ -114,6 +123,10 @@ maybe('a failed fsync on the standby is not committed nor reported; --drain says
   t.true(committed < 3, `committed.json claims ${committed}`);
   t.true((positionFile(pair, 'positions.json')?.journals.app?.s ?? 0) <= committed);
   t.true((await published(pair, 'app')) < 3);
+  // status says so, in words, rather than showing lag alone.
+  const st = await runCli(['status', '--nats', pair.server.url, '--max-lag', '100']);
+  t.is(st.code, 1, st.stdout + st.stderr);
+  t.regex(st.stdout, /journal app: STANDBY FAILING: its disk failed \(fsync of \S+\/f \(changed by entry app\.\d+\.3\) failed: EIO: i\/o error, fsync\); nothing past applied \d+ is on it for sure/);
 
   // The fault is gone: the restarted replayer resumes from the last good commit and writes it all again.
   const again = await runCli(replayArgs(pair, true).slice(1));
@@ -122,6 +135,9 @@ maybe('a failed fsync on the standby is not committed nor reported; --drain says
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
   t.is(positionFile(pair, 'committed.json')?.journals.app?.s, 4);
   t.is(await published(pair, 'app'), 4);
+  const healed = await runCli(['status', '--nats', pair.server.url, '--max-lag', '100']);
+  t.is(healed.code, 0, healed.stdout + healed.stderr);
+  t.notRegex(healed.stdout, /FAILING/);
 });
 
 maybe('a following replayer whose fsync failed applies again from the last good commit and fsyncs the file before it reports it', async (t) => {
