@@ -166,7 +166,13 @@ export class Replayer {
   async run(signal?: AbortSignal): Promise<ReplaySummary> {
     const { opts } = this;
     this.stopping = signal;
-    const nc = await this.connect();
+    let nc: NatsConnection;
+    try {
+      nc = await this.connect();
+    } catch (err) {
+      this.closeState();
+      throw err;
+    }
     let kv: KV | undefined;
     let timer: NodeJS.Timeout | undefined;
     let metrics: Server | undefined;
@@ -239,17 +245,22 @@ export class Replayer {
       verify?.unsubscribe();
       await this.failurePut;
       await nc.close();
-      // A failing disk may fail these too: said, never thrown over the error that stopped us.
-      for (const close of [() => this.store.close(), () => this.versions.close(), () => this.objects.close()]) {
-        try {
-          close();
-        } catch (err) {
-          opts.log(`closing the state under ${opts.stateDir}: ${(err as Error).message}`);
-        }
-      }
-      fs.rmSync(this.runningMarker, { force: true });
-      this.lock?.release();
+      this.closeState();
     }
+  }
+
+  /** Closes the files under --state and gives up its lock. */
+  private closeState(): void {
+    // A failing disk may fail these too: said, never thrown over the error that stopped us.
+    for (const close of [() => this.store.close(), () => this.versions.close(), () => this.objects.close()]) {
+      try {
+        close();
+      } catch (err) {
+        this.opts.log(`closing the state under ${this.opts.stateDir}: ${(err as Error).message}`);
+      }
+    }
+    fs.rmSync(this.runningMarker, { force: true });
+    this.lock?.release();
   }
 
   /** Connects to NATS, waiting for it as `patiently` does: a standby may start before its server. */
@@ -773,7 +784,12 @@ export class Replayer {
       this.stopPass?.();
       throw failure;
     }
-    this.store.sync();
+    try {
+      this.store.sync();
+    } catch (err) {
+      // What it covers is on disk: trying again rewrites the whole file, so it is safe to retry.
+      throw new ApplyError(`${(err as Error).message} in ${this.store.committedFile}`, { cause: err });
+    }
     this.lastCommitAt = Date.now();
     this.appliedAtCommit = this.summary.applied;
     let names = [...this.changed];

@@ -16,10 +16,10 @@ const maybe = HAS_STRACE ? test.serial : test.serial.skip;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A fault: `syscall` on `file` fails with EIO the first time (per thread: the replayer is given one pool thread). */
-interface Fault { file: string; syscall: 'fsync' | 'pwrite64' }
+interface Fault { file: string; syscall: 'fsync' | 'pwrite64' | 'fdatasync'; always?: boolean }
 
 function straceArgs(fault: Fault, log: string): string[] {
-  return ['-f', '-qq', '-y', '-o', log, '-P', fault.file, '-e', `trace=${fault.syscall}`, '-e', `inject=${fault.syscall}:error=EIO:when=1`];
+  return ['-f', '-qq', '-y', '-o', log, '-P', fault.file, '-e', `trace=${fault.syscall}`, '-e', `inject=${fault.syscall}:error=EIO${fault.always === true ? '' : ':when=1'}`];
 }
 
 function replayArgs(pair: Pair, drain: boolean): string[] {
@@ -188,4 +188,22 @@ maybe('a failed write on the standby: --drain stops naming the entry; a followin
   t.regex(r.stderr, /entry app\.\d+\.2 \(append data\/f, stream message \d+\) failed: EIO .*; applying it again from there/);
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
   t.is(fs.readFileSync(target, 'utf8'), 'first\nsecond\nthird\n');
+});
+
+maybe('committed.json that cannot be made durable: --drain exits 1 with one line naming it, and the next drain records everything', async (t) => {
+  const pair = await makePair('commit-eio');
+  t.teardown(() => pair.close());
+  t.is((await writeFiles(pair, ['a', 'b'])).code, 0);
+  const committedFile = path.join(pair.state, 'committed.json');
+  fs.mkdirSync(pair.state, { recursive: true });
+  fs.writeFileSync(committedFile, '');
+  const failed = await drainWithFault(pair, { file: committedFile, syscall: 'fdatasync', always: true }, path.join(pair.dir, 'strace.log'));
+  t.is(failed.code, 1, failed.stderr);
+  t.regex(failed.stderr, /understudy replay: EIO: i\/o error, fdatasync in \S+\/committed\.json\n$/);
+  t.notRegex(failed.stderr, /^\s+at /m);
+  t.true((await published(pair, 'app')) < 2);
+  const again = await runCli(replayArgs(pair, true).slice(1));
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+  t.is(positionFile(pair, 'committed.json')?.journals.app?.s, 2);
 });
