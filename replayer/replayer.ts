@@ -26,6 +26,8 @@ import { PositionStore } from './state';
 import { Versions } from './versions';
 import { serveVerify } from './verify-server';
 import type { WriteFn } from './write';
+import { lockState, type StateLock } from './state-lock';
+import { isDiskFailure, StandbyDiskError } from './disk-error';
 
 export interface ReplayOptions {
   nats: NatsSettings;
@@ -50,6 +52,8 @@ export interface ReplayOptions {
   maxHeld?: { entries: number; bytes: number };
   /** The write(2) the replayer's files go through (a test injects a full disk here). */
   write?: WriteFn;
+  /** The caller holds the lock of `stateDir` (promote); otherwise the replayer takes it. */
+  stateLocked?: boolean;
 }
 
 export interface ReplaySummary {
@@ -94,23 +98,23 @@ interface Held { h: EntryHeader; data: Buffer; raw: Buffer; at: Place }
  * position, verifies each entry, applies it exactly once, and records where it is.
  */
 export class Replayer {
-  private readonly store: PositionStore;
-  private readonly roots: ReadonlyMap<string, string>;
-  private readonly versions: Versions;
+  private store!: PositionStore;
+  private roots!: ReadonlyMap<string, string>;
+  private versions!: Versions;
   /** What was last said of the doubts in the state bucket. */
   private doubtsSaid = '';
-  private readonly applier: FsApplier;
-  private readonly objects: ObjectApplier;
-  private readonly staging: Staging;
+  private applier!: FsApplier;
+  private objects!: ObjectApplier;
+  private staging!: Staging;
   private readonly held = new Map<string, Map<number, Held>>();
   private readonly changed = new Set<string>();
   private summary: ReplaySummary = { applied: 0, duplicates: 0, skipped: 0, stale: 0, superseded: 0, inDoubt: 0, streamSeq: 0 };
   private heldBytes = 0;
-  private readonly quarantine: Quarantine;
-  private readonly fences: FenceStore;
+  private quarantine!: Quarantine;
+  private fences!: FenceStore;
   /** Per journal, the chunked entry being staged: the next chunk must follow it directly. */
   private readonly openChunks = new Map<string, { first: number; next: number; n: number }>();
-  private readonly runningMarker: string;
+  private runningMarker!: string;
   private committing: Promise<void> = Promise.resolve();
   private stopping: AbortSignal | undefined;
   private lastCommitAt = 0;
@@ -118,23 +122,46 @@ export class Replayer {
   private caughtUp = false;
   private catchingUp = false;
   private readonly maxHeld: { entries: number; bytes: number };
+  private readonly lock: StateLock | undefined;
+  /** Set when a write or fsync failed since the last good commit: nothing since it may be committed. */
+  private distrusted: StandbyDiskError | undefined;
+  /** A commit failed on the disk while the consumer ran: it must start again from the last good commit. */
+  private rewind: StandbyDiskError | undefined;
+  /** Stops the consumer of the running pass. */
+  private stopPass: (() => void) | undefined;
+  /** Entries applied as of the last good commit (a rollback applies the later ones again). */
+  private appliedAtCommit = 0;
+  private lastDiskFailure: string | undefined;
+  private kv: KV | undefined;
+  /** The put that tells `understudy status` the standby's disk failed (awaited before disconnecting). */
+  private failurePut: Promise<void> = Promise.resolve();
+  /** Journals published as failing, to be published again without the mark once a commit succeeds. */
+  private failingJournals: string[] = [];
 
   constructor(private readonly opts: ReplayOptions) {
     this.maxHeld = opts.maxHeld ?? MAX_HELD;
-    for (const r of opts.roots) {
-      if (isInside(path.resolve(opts.stateDir), r.realDir) || isInside(path.resolve(opts.stateDir), r.dir)) {
-        throw new SettingsError(`--state ${opts.stateDir} lies inside root "${r.name}"; the replayer's state must never be replicated over`);
-      }
+    checkStateApart(opts.stateDir, opts.roots);
+    // Before anything under --state or the roots is touched: a second replayer must not even
+    // clean up "leftovers" that are the live one's temporary files.
+    this.lock = opts.stateLocked === true ? undefined : lockState(opts.stateDir, 'replay');
+    try {
+      this.open(opts);
+    } catch (err) {
+      this.lock?.release();
+      throw err;
     }
+  }
+
+  private open(opts: ReplayOptions): void {
     const roots = new Map<string, string>();
     for (const r of opts.roots) {
       fs.mkdirSync(r.dir, { recursive: true });
       roots.set(r.name, fs.realpathSync(r.dir));
     }
     this.roots = roots;
-    this.store = new PositionStore(opts.stateDir, opts.write);
+    this.store = new PositionStore(opts.stateDir, opts.write, opts.name);
     if (this.store.restartedFromCommit) {
-      opts.log(`the machine restarted since the last applied entry was recorded; resuming from the last commit (stream position ${this.store.positions.streamSeq})`);
+      opts.log(`the machine restarted since the last applied entry was recorded; resuming from the last commit (stream position ${this.store.streamSeq})`);
     }
     this.versions = new Versions(opts.stateDir, Math.max(0, ...Object.values(this.store.positions.journals).map((j) => j.t)));
     this.applier = new FsApplier(roots, opts.write);
@@ -159,7 +186,13 @@ export class Replayer {
   async run(signal?: AbortSignal): Promise<ReplaySummary> {
     const { opts } = this;
     this.stopping = signal;
-    const nc = await this.connect();
+    let nc: NatsConnection;
+    try {
+      nc = await this.connect();
+    } catch (err) {
+      this.closeState();
+      throw err;
+    }
     let kv: KV | undefined;
     let timer: NodeJS.Timeout | undefined;
     let metrics: Server | undefined;
@@ -178,6 +211,7 @@ export class Replayer {
       if (commitFailing) opts.log('applied positions are recorded again');
       commitFailing = false;
     }, (err: Error) => {
+      if (err instanceof StandbyDiskError) return; // the consumer applies again from the last good commit
       if (!commitFailing) opts.log(`cannot record the applied positions (${err.message}); retrying`);
       commitFailing = true;
     });
@@ -186,6 +220,7 @@ export class Replayer {
       const jsm = await this.patiently('reach JetStream', () => jetstreamManager(nc));
       await this.patiently(`open stream ${opts.stream}`, () => ensureStream(jsm, opts.stream, opts.nats.replicas, (bytes) => opts.log(`stream ${opts.stream} created with max_bytes ${formatBytes(bytes)}: the server's JetStream storage is smaller than the default`)));
       kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
+      this.kv = kv;
       // `understudy verify` compares against this tree while it is being kept up to date.
       verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log, (n) => {
         const cleared = this.versions.settle(n.roots, n.since, new Set(n.unsettled));
@@ -202,6 +237,10 @@ export class Replayer {
         try {
           await this.pass(nc, jsm, opts.drain ? commit : tryCommit, signal);
         } catch (err) {
+          if (err instanceof StandbyDiskError && !opts.drain) {
+            await this.afterDiskFailure(err, signal);
+            continue;
+          }
           if (opts.drain || err instanceof UnderstudyError) throw err;
           opts.log(`the stream went away under the replayer (${(err as Error).message}); resuming`);
         } finally {
@@ -223,16 +262,29 @@ export class Replayer {
       return this.summary;
     } finally {
       if (timer !== undefined) clearInterval(timer);
-      // Whatever was applied is recorded even when we stop on an error.
-      await commit().catch(() => undefined);
+      // Whatever was applied is recorded even when we stop on an error; but not after a failed
+      // write or fsync, which leaves nothing since the last good commit trustworthy.
+      if (this.distrusted === undefined) await commit().catch(() => undefined);
       metrics?.close();
       verify?.unsubscribe();
+      await this.failurePut;
       await nc.close();
-      this.store.close();
-      this.versions.close();
-      this.objects.close();
-      fs.rmSync(this.runningMarker, { force: true });
+      this.closeState();
     }
+  }
+
+  /** Closes the files under --state and gives up its lock. */
+  private closeState(): void {
+    // A failing disk may fail these too: said, never thrown over the error that stopped us.
+    for (const close of [() => this.store.close(), () => this.versions.close(), () => this.objects.close()]) {
+      try {
+        close();
+      } catch (err) {
+        this.opts.log(`closing the state under ${this.opts.stateDir}: ${(err as Error).message}`);
+      }
+    }
+    fs.rmSync(this.runningMarker, { force: true });
+    this.lock?.release();
   }
 
   /** Connects to NATS, waiting for it as `patiently` does: a standby may start before its server. */
@@ -272,7 +324,7 @@ export class Replayer {
     const consumer = await this.patiently('start a consumer', () => jetstream(nc).consumers.get(opts.stream, {
       filter_subjects: opts.name === undefined ? allJournalsSubject(opts.stream) : journalSubject(opts.stream, opts.name),
       deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: this.store.positions.streamSeq + 1,
+      opt_start_seq: this.store.streamSeq + 1,
     }));
     this.caughtUp = (await this.patiently('read the consumer', () => consumer.info(true))).num_pending === 0;
     if (opts.drain && this.caughtUp) return;
@@ -281,6 +333,7 @@ export class Replayer {
     // Not max_bytes: a pull with a few bytes left meets a larger message and is refused (409).
     const messages = await consumer.consume({ max_messages: CONSUME_MESSAGES });
     const stop = (): void => void messages.stop();
+    this.stopPass = stop;
     signal?.addEventListener('abort', stop, { once: true });
     if (signal?.aborted === true) stop();
     // An ordered consumer on a deleted stream waits for ever; notice, and start over on the new stream.
@@ -303,6 +356,7 @@ export class Replayer {
       for await (const m of messages) {
         lastMessageAt = Date.now();
         await this.committing;
+        if (this.rewind !== undefined) break;
         await this.handleWaitingForSpace(m, signal);
         if (Date.now() - yielded > 50) {
           // Let timers and replies in (the commit's KV put), or they wait for the buffer to run dry.
@@ -315,10 +369,16 @@ export class Replayer {
           await commit();
           // A message's pending count can read 0 while more is stored (seen after a cluster
           // leader change): before a drain stops, the server is asked again.
+          if (this.rewind !== undefined) break;
           if (opts.drain && (await this.patiently('read the consumer', () => consumer.info(false))).num_pending === 0) break;
         }
       }
+      await this.committing;
+      const rewind = this.rewind;
+      this.rewind = undefined;
+      if (rewind !== undefined) throw rewind;
     } finally {
+      this.stopPass = undefined;
       clearInterval(watchdog);
       signal?.removeEventListener('abort', stop);
       messages.stop();
@@ -338,7 +398,7 @@ export class Replayer {
     const known = this.store.positions.streamCreated;
     if (known !== undefined && known !== info.created) {
       this.opts.log(`stream ${this.opts.stream} was made again (${info.created}); reading it from the start, skipping what was applied`);
-      this.store.positions.streamSeq = 0;
+      this.store.restartStream();
     }
     this.store.positions.streamCreated = info.created;
   }
@@ -424,7 +484,7 @@ export class Replayer {
     if (!Number.isSafeInteger(oldest.e) || !Number.isSafeInteger(oldest.s) || oldest.s <= from) return;
     if (pos !== undefined && pos.s >= oldest.s - 1) return; // applied meanwhile
     this.opts.log(`journal ${name}: entries ${from}..${oldest.s - 1} are gone: neither the stream nor its agent's spool (which begins at ${oldest.s}) holds them; this standby lacks them until \`understudy verify --repair\` runs on the primary`);
-    this.store.record(name, { e: oldest.e, s: oldest.s - 1, t: pos?.t ?? 0 }, this.store.positions.streamSeq);
+    this.store.record(name, { e: oldest.e, s: oldest.s - 1, t: pos?.t ?? 0 }, this.store.streamSeq);
     this.changed.add(name);
   }
 
@@ -445,7 +505,7 @@ export class Replayer {
     const why = `journal ${name}'s entries ${from}..${origin.seq - 1} went to an earlier stream ${origin.stream}, before the one created ${origin.created}; this standby never applied them: run \`understudy baseline\` on the primary`;
     this.opts.log(why);
     const pos = this.store.positions.journals[name];
-    this.store.record(name, { e: origin.epoch, s: origin.seq - 1, t: pos?.t ?? 0 }, this.store.positions.streamSeq);
+    this.store.record(name, { e: origin.epoch, s: origin.seq - 1, t: pos?.t ?? 0 }, this.store.streamSeq);
     this.changed.add(name);
     this.versions.doubt('', `journal ${name}`, why);
     this.summary.inDoubt = this.versions.doubtCount;
@@ -474,6 +534,7 @@ export class Replayer {
         if (said) this.opts.log('space is available again; applying resumed');
         return;
       } catch (err) {
+        if (isDiskFailure(err)) throw this.distrust(err);
         if (this.opts.drain || !isOutOfSpace(err) || signal?.aborted === true) throw err;
         if (!said) this.opts.log(`${(err as Error).message}; waiting for space on the standby, retrying every second`);
         await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -615,7 +676,7 @@ export class Replayer {
   /** Records that the journal is past `h`. */
   private done(h: EntryHeader, resumeSeq: number): void {
     // While entries are held, resuming must start before them: the stream position stays put.
-    this.store.record(h.j, { e: h.e, s: h.s, t: h.t }, this.holding() ? this.store.positions.streamSeq : resumeSeq);
+    this.store.record(h.j, { e: h.e, s: h.s, t: h.t }, this.holding() ? this.store.streamSeq : resumeSeq);
     this.changed.add(h.j);
   }
 
@@ -696,6 +757,63 @@ export class Replayer {
     }
   }
 
+  /**
+   * A write or fsync on the standby failed: everything applied since the last good commit is
+   * forgotten (positions, version marks, entries held), so none of it is committed or reported,
+   * and the consumer reads it again from there. Returns the error to throw, in one line.
+   */
+  private distrust(err: unknown): StandbyDiskError {
+    const why = err instanceof UnderstudyError ? err.message : `${(err as Error).message}`;
+    const seen = Object.keys(this.store.positions.journals);
+    try {
+      this.store.rollback();
+      this.versions.rollback();
+    } catch (again) {
+      // Not even the way back can be written: stop, and let a restart resume from committed.json.
+      this.distrusted = new StandbyDiskError(why, { cause: err });
+      throw new ApplyError(`${why}; then rolling back to the last good commit failed too (${(again as Error).message}); stopping`, { cause: err });
+    }
+    this.held.clear();
+    this.heldBytes = 0;
+    this.openChunks.clear();
+    this.summary.applied = this.appliedAtCommit;
+    this.summary.streamSeq = this.store.streamSeq;
+    // Until something is applied again there is nothing to commit: a commit now would fsync
+    // the same failed pages (which may read as clean) and say the standby recovered.
+    this.changed.clear();
+    const failure = new StandbyDiskError(`${why}; nothing applied since the last good commit (stream position ${this.store.streamSeq}) is reported applied`, { cause: err });
+    this.distrusted = failure;
+    this.failingJournals = [...new Set([...this.failingJournals, ...seen])];
+    this.failurePut = this.failurePut.then(() => this.publishFailure(seen, why));
+    return failure;
+  }
+
+  /**
+   * Republishes each journal's last good commit with the reason the standby's disk failed, so
+   * `understudy status` says the standby is failing rather than merely behind. The position
+   * stays that of the last good commit: strong mode and spool trimming see nothing new.
+   */
+  private async publishFailure(journals: string[], why: string): Promise<void> {
+    const kv = this.kv;
+    if (kv === undefined) return;
+    for (const name of journals) {
+      // A journal first applied after the last good commit has nothing there: position 0.0 covers no entry.
+      const pos = this.store.positions.journals[name] ?? { e: 0, s: 0, t: 0 };
+      await kv.put(appliedKey(name), JSON.stringify({ ...pos, appliedAt: this.lastCommitAt, failing: why })).catch(() => undefined);
+    }
+  }
+
+  /** Following: says what failed, and applies again from the last good commit after a pause. */
+  private async afterDiskFailure(err: StandbyDiskError, signal?: AbortSignal): Promise<void> {
+    // A disk that keeps failing is said once, not every second.
+    if (err.message !== this.lastDiskFailure) this.opts.log(`${err.message}; applying it again from there, every second until it succeeds`);
+    this.lastDiskFailure = err.message;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 1000);
+      signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    });
+  }
+
   /** The replayer's counters, and per journal the positions of agent and standby and the lag. */
   private async collectMetrics(kv: KV, jsm: JetStreamManager): Promise<Metric[]> {
     const journals = this.store.positions.journals;
@@ -718,7 +836,7 @@ export class Replayer {
       { name: 'understudy_replayer_applied_entries_total', help: 'Entries applied since the replayer started.', type: 'counter', samples: [{ value: this.summary.applied }] },
       { name: 'understudy_replayer_duplicate_entries_total', help: 'Entries skipped as already applied.', type: 'counter', samples: [{ value: this.summary.duplicates }] },
       { name: 'understudy_replayer_skipped_bad_entries_total', help: 'Bad entries quarantined and passed over.', type: 'counter', samples: [{ value: this.summary.skipped }] },
-      { name: 'understudy_replayer_stream_position', help: 'Stream sequence the replayer resumes after.', type: 'gauge', samples: [{ value: this.store.positions.streamSeq }] },
+      { name: 'understudy_replayer_stream_position', help: 'Stream sequence the replayer resumes after.', type: 'gauge', samples: [{ value: this.store.streamSeq }] },
       { name: 'understudy_replayer_last_commit_timestamp_seconds', help: 'When applied changes were last made durable.', type: 'gauge', samples: [{ value: this.lastCommitAt / 1000 }] },
       ...(stream === undefined ? [] : [
         { name: 'understudy_stream_bytes', help: 'Bytes the journal stream holds.', type: 'gauge' as const, samples: [{ value: stream.state.bytes }] },
@@ -741,16 +859,40 @@ export class Replayer {
       if (kv !== undefined) await this.publishDoubts(kv);
       return;
     }
-    await this.applier.sync();
-    this.versions.sync();
-    await this.objects.sync();
-    this.store.sync();
+    try {
+      await this.applier.sync();
+      this.versions.sync();
+      await this.objects.sync();
+    } catch (err) {
+      // Not the position file: what it would cover may be lost. Apply again from the last good commit.
+      const failure = this.distrust(err);
+      this.rewind = failure;
+      this.stopPass?.();
+      throw failure;
+    }
+    try {
+      this.store.sync();
+    } catch (err) {
+      // What it covers is on disk: trying again rewrites the whole file, so it is safe to retry.
+      throw new ApplyError(`${(err as Error).message} in ${this.store.committedFile}`, { cause: err });
+    }
     this.lastCommitAt = Date.now();
-    const names = [...this.changed];
+    this.appliedAtCommit = this.summary.applied;
+    let names = [...this.changed];
+    if (this.distrusted !== undefined) {
+      this.opts.log(`applied and fsynced again; positions are recorded from stream position ${this.store.streamSeq} on`);
+      this.distrusted = undefined;
+      this.lastDiskFailure = undefined;
+      // Every journal marked failing is published again, without the mark.
+      await this.failurePut;
+      names = [...new Set([...names, ...this.failingJournals])];
+      this.failingJournals = [];
+    }
     this.changed.clear();
     if (kv === undefined) return;
     for (const name of names) {
       const pos = this.store.positions.journals[name];
+      if (pos === undefined) continue; // marked failing, not applied again yet: published once it is
       await kv.put(appliedKey(name), JSON.stringify({ ...pos, appliedAt: Date.now() })).catch(() => this.changed.add(name));
     }
     await this.publishDoubts(kv);
@@ -790,6 +932,28 @@ async function auditMetrics(kv: KV): Promise<Metric[]> {
     gauge('understudy_verify_differences', 'Differences the last verify found.', verifies, (r) => r.differences),
     gauge('understudy_verify_repaired', 'Objects the last verify repaired.', verifies, (r) => r.repaired),
   ];
+}
+
+/**
+ * Refuses a --state inside a root (it would be replicated over) and a root inside --state
+ * (the replayer's own files would be in the standby's tree, and entries could overwrite them).
+ */
+function checkStateApart(stateDir: string, roots: Root[]): void {
+  const state = path.resolve(stateDir);
+  let real = state;
+  try {
+    real = fs.realpathSync.native(state);
+  } catch {
+    // not made yet: its path is all there is
+  }
+  for (const r of roots) {
+    if (isInside(state, r.realDir) || isInside(state, r.dir) || isInside(real, r.realDir)) {
+      throw new SettingsError(`--state ${stateDir} lies inside root "${r.name}" (${r.dir}); the replayer's state must never be replicated over`);
+    }
+    if (isInside(r.realDir, real) || isInside(r.dir, state)) {
+      throw new SettingsError(`root "${r.name}" (${r.dir}) lies inside --state ${stateDir}; the standby's tree and the replayer's state must be apart`);
+    }
+  }
 }
 
 /** The errno of `err` or of an error it wraps (an ApplyError carries the system error as its cause). */

@@ -8,7 +8,14 @@ export interface JournalPos { e: number; s: number; t: number }
 
 /** What the replayer has applied, durably: per journal, and the stream sequence to resume from. */
 export interface Positions {
+  /** Where a replayer of every journal resumes: all messages up to here were consumed. */
   streamSeq: number;
+  /**
+   * Where a replayer filtered to one journal (--name) resumes, by that journal. Such a replayer
+   * reads only its journal's messages, so it never moves `streamSeq`: the others' messages it
+   * did not read are still ahead of every journal's replayer.
+   */
+  filtered?: Record<string, number>;
   /** When the stream read from was made: a stream made again restarts its numbering. */
   streamCreated?: string;
   journals: Record<string, JournalPos>;
@@ -28,6 +35,8 @@ export interface Positions {
  */
 export class PositionStore {
   readonly file: string;
+  /** What `committed.json` holds: the last good commit, where a failed write or fsync rolls back to. */
+  private committed: Positions;
   readonly committedFile: string;
   private fd: number;
   private committedFd: number;
@@ -36,7 +45,8 @@ export class PositionStore {
   /** Set when the machine restarted since the last write: resuming from the last commit. */
   readonly restartedFromCommit: boolean;
 
-  constructor(readonly dir: string, private readonly write: WriteFn = writeSync) {
+  /** `filter`: the one journal the replayer reads (--name), whose stream position is kept apart. */
+  constructor(readonly dir: string, private readonly write: WriteFn = writeSync, private readonly filter?: string) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.file = path.join(dir, 'positions.json');
     this.committedFile = path.join(dir, 'committed.json');
@@ -51,50 +61,90 @@ export class PositionStore {
     }
     // A file without a boot predates this scheme: it is all there is.
     this.restartedFromCommit = latest !== undefined && latest.boot !== undefined && latest.boot !== this.boot && committed !== undefined;
-    this.positions = (this.restartedFromCommit ? committed : latest) ?? { streamSeq: 0, journals: {} };
+    this.positions = (this.restartedFromCommit ? committed : latest) ?? committed ?? { streamSeq: 0, journals: {} };
+    this.committed = clone(committed ?? { streamSeq: 0, journals: {} });
     this.fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
     this.committedFd = fs.openSync(this.committedFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
     if (this.restartedFromCommit) this.save();
   }
 
+  /** The stream sequence this replayer resumes after: its filter's own, or that of every journal. */
+  get streamSeq(): number {
+    if (this.filter === undefined) return this.positions.streamSeq;
+    return Math.max(this.positions.streamSeq, this.positions.filtered?.[this.filter] ?? 0);
+  }
+
   /** Records that `name` applied (e, s, t), found at stream sequence `streamSeq`. */
   record(name: string, pos: JournalPos, streamSeq: number): void {
-    const before = { pos: this.positions.journals[name], streamSeq: this.positions.streamSeq };
+    const before = clone(this.positions);
     this.positions.journals[name] = pos;
-    this.positions.streamSeq = streamSeq;
+    this.moveTo(streamSeq);
     try {
       this.save();
     } catch (err) {
       // Not recorded (a full disk): the entry is applied again when retried, which is harmless.
-      if (before.pos === undefined) delete this.positions.journals[name];
-      else this.positions.journals[name] = before.pos;
-      this.positions.streamSeq = before.streamSeq;
+      this.positions = before;
       throw err;
     }
   }
 
   /** Records that stream message `streamSeq` was consumed without changing any journal (a duplicate). */
   skip(streamSeq: number): void {
-    const before = this.positions.streamSeq;
-    this.positions.streamSeq = streamSeq;
+    const before = clone(this.positions);
+    this.moveTo(streamSeq);
     try {
       this.save();
     } catch (err) {
-      this.positions.streamSeq = before;
+      this.positions = before;
       throw err;
     }
   }
 
-  /** Makes the recorded position durable: call once what it covers is on disk. */
-  sync(): void {
-    writeFirstLine(this.write, this.committedFd, { ...this.positions, boot: this.boot });
-    fs.fdatasyncSync(this.committedFd);
+  /** The stream was made again and numbers from 1: every stream position starts over. */
+  restartStream(): void {
+    this.positions.streamSeq = 0;
+    delete this.positions.filtered;
   }
 
+  /** Makes the recorded position durable: call once what it covers is on disk. */
+  sync(): void {
+    const value = clone(this.positions);
+    writeFirstLine(this.write, this.committedFd, { ...value, boot: this.boot });
+    fs.fdatasyncSync(this.committedFd);
+    this.committed = value;
+  }
+
+  /**
+   * Forgets everything recorded since the last good commit (a write or fsync of what it covers
+   * failed): the positions go back to it, in memory and in `positions.json`, so neither this
+   * run nor a restarted one resumes past it. Throws when `positions.json` can be neither
+   * rewritten nor removed: then a restart could trust it.
+   */
+  rollback(): void {
+    this.positions = clone(this.committed);
+    try {
+      this.save();
+    } catch {
+      // Without positions.json a restart resumes from committed.json.
+      fs.rmSync(this.file, { force: true });
+    }
+  }
+
+  /** Closes the files; what was recorded since the last `sync()` stays uncommitted. */
   close(): void {
-    this.sync();
     fs.closeSync(this.fd);
     fs.closeSync(this.committedFd);
+  }
+
+  private moveTo(streamSeq: number): void {
+    if (this.filter === undefined) {
+      this.positions.streamSeq = streamSeq;
+      // What every journal's replayer has passed needs no filtered position any more.
+      for (const [name, seq] of Object.entries(this.positions.filtered ?? {})) if (seq <= streamSeq) delete this.positions.filtered?.[name];
+      if (this.positions.filtered !== undefined && Object.keys(this.positions.filtered).length === 0) delete this.positions.filtered;
+    } else {
+      this.positions.filtered = { ...this.positions.filtered, [this.filter]: streamSeq };
+    }
   }
 
   private save(): void {
@@ -116,6 +166,10 @@ function bootId(): string {
   } catch {
     return `booted-${Math.round((Date.now() - os.uptime() * 1000) / 10_000)}`;
   }
+}
+
+function clone(p: Positions): Positions {
+  return structuredClone(p);
 }
 
 function load(file: string): Positions | undefined {

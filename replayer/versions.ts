@@ -54,6 +54,8 @@ export class Versions {
   private orderFloor = 0;
   private fd: number;
   private lines = 0;
+  /** How much of the log the last good commit made durable: a rollback cuts it back to this. */
+  private synced = 0;
   private readonly file: string;
 
   /** Opens the log in `dir`; `knownUpTo` is the newest change already applied when no log exists yet. */
@@ -214,7 +216,24 @@ export class Versions {
   /** Makes the marks written so far durable (before the position that covers them is). */
   sync(): void {
     fs.fsyncSync(this.fd);
+    this.synced = fs.fstatSync(this.fd).size;
     if (this.lines > 4 * this.size() + 10_000) this.compact();
+  }
+
+  /**
+   * Forgets the marks of entries applied since the last good commit: they are applied again
+   * from there, and a snapshot must not then be found "stale" against its own mark.
+   */
+  rollback(): void {
+    fs.ftruncateSync(this.fd, this.synced);
+    this.changed.clear();
+    this.gone.clear();
+    for (const m of this.order.values()) m.clear();
+    this.markedBy.clear();
+    this.doubts.clear();
+    this.floor = 0;
+    this.orderFloor = 0;
+    this.load();
   }
 
   close(): void {
@@ -306,6 +325,7 @@ export class Versions {
     fs.renameSync(tmp, this.file);
     this.fd = fs.openSync(this.file, 'a', 0o600);
     this.lines = out.length;
+    this.synced = fs.fstatSync(this.fd).size;
   }
 }
 

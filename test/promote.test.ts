@@ -1,5 +1,6 @@
 import test from 'ava';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { openStateKv } from '../lib/nats';
@@ -53,8 +54,10 @@ test.serial('promote says what is known to be missing', async (t) => {
 test.serial('promote refuses while a replayer is running on the same state', async (t) => {
   const pair = await makePair('busy');
   t.teardown(() => pair.close());
-  fs.writeFileSync(path.join(pair.state, 'running'), `${process.pid}\n`);
+  // The lock a live replayer holds (this test process stands in for it).
+  fs.writeFileSync(path.join(pair.state, 'lock'), JSON.stringify({ pid: process.pid, host: os.hostname(), command: 'replay', since: new Date().toISOString() }) + '\n');
   const p = await cli(pair, ['promote']);
   t.is(p.code, 2);
-  t.regex(p.stderr, /a replayer \(pid \d+\) is running on .*; stop it before promoting/);
+  t.regex(p.stderr, new RegExp(`^understudy promote: --state \\S+ is in use by understudy replay \\(pid ${process.pid} on [^,]+, since [^)]+\\); one process per state directory`));
+  t.false(fs.existsSync(path.join(pair.state, 'fence.json')));
 });

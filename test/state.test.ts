@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PositionStore } from '../replayer/state';
+import { Versions } from '../replayer/versions';
+import type { EntryHeader } from '../lib/entry';
 
 /** A fresh state directory, removed when the test ends. */
 function stateDir(t: ExecutionContext): string {
@@ -18,7 +20,7 @@ function applied(dir: string, n: number, committedAt: number): void {
     store.record('app', { e: 1, s, t: s }, s);
     if (s === committedAt) store.sync();
   }
-  // Not close(): that commits; a killed replayer does not.
+  // Not sync() at the end: a killed replayer does not commit.
 }
 
 test('a replayer killed between commits resumes from its last applied entry (same boot)', (t) => {
@@ -61,4 +63,57 @@ test('an unreadable per-entry file falls back to the last commit; with no commit
   const bare = stateDir(t);
   fs.writeFileSync(path.join(bare, 'positions.json'), '{"streamSeq": "x"}\n');
   t.throws(() => new PositionStore(bare), { message: /positions\.json is not a position file/ });
+});
+
+test('a rollback forgets what was recorded since the last commit, in memory and for a restart', (t) => {
+  const dir = stateDir(t);
+  const store = new PositionStore(dir);
+  for (let s = 1; s <= 10; s++) {
+    store.record('app', { e: 1, s, t: s }, s);
+    if (s === 4) store.sync();
+  }
+  store.rollback();
+  t.is(store.positions.journals.app.s, 4);
+  t.is(store.streamSeq, 4);
+  store.close();
+  // Same boot: positions.json is trusted on restart, so it must not claim more than the commit.
+  const again = new PositionStore(dir);
+  t.false(again.restartedFromCommit);
+  t.is(again.positions.journals.app.s, 4);
+  again.close();
+});
+
+test('a replayer filtered to one journal keeps its stream position apart from that of all journals', (t) => {
+  const dir = stateDir(t);
+  const all = new PositionStore(dir);
+  all.record('one', { e: 1, s: 1, t: 1 }, 3);
+  all.sync();
+  all.close();
+  const one = new PositionStore(dir, undefined, 'one');
+  t.is(one.streamSeq, 3);
+  one.record('one', { e: 1, s: 2, t: 2 }, 9);
+  one.sync();
+  t.is(one.streamSeq, 9);
+  one.close();
+  // Messages 4..8 of other journals were not read: a replayer of all resumes after 3.
+  const later = new PositionStore(dir);
+  t.is(later.streamSeq, 3);
+  t.is(later.positions.journals.one.s, 2);
+  later.record('two', { e: 1, s: 1, t: 3 }, 10);
+  t.is(later.positions.filtered, undefined);
+  later.close();
+});
+
+test('version marks noted since the last commit are forgotten by a rollback: a snapshot applied again is not stale against itself', (t) => {
+  const dir = stateDir(t);
+  const versions = new Versions(dir, 0);
+  const snapshot = (p: string, b: number): EntryHeader => ({ j: 'app', e: 1, s: b, t: b, r: 'data', p, b, op: 'put', mode: 0o644 });
+  versions.note(snapshot('kept', 5));
+  versions.sync();
+  versions.note(snapshot('f', 10));
+  t.true(versions.stale('data', 'f', 10));
+  versions.rollback();
+  t.false(versions.stale('data', 'f', 10));
+  t.true(versions.stale('data', 'kept', 5));
+  versions.close();
 });

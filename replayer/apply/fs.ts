@@ -1,10 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { EntryHeader } from '../../lib/entry';
+import { positionLabel, type EntryHeader } from '../../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError } from '../../lib/errors';
 import { checkRelPath } from '../../lib/confine';
 import { resolveInRoot } from '../safe-path';
+import { StandbyDiskError } from '../disk-error';
 import { writeAll, writeSync, type WriteFn } from '../write';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
@@ -28,8 +29,11 @@ export const TEMP_SUFFIX = '.tmp';
  * are opened with O_NOFOLLOW or replaced by rename.
  */
 export class FsApplier {
-  private readonly touched = new Set<string>();
-  private readonly dirty = new Set<string>();
+  /** Directories and files changed since the last good commit, each with the entry that last changed it. */
+  private readonly touched = new Map<string, string>();
+  private readonly dirty = new Map<string, string>();
+  /** The entry being applied, named in an fsync error. */
+  private by = '';
 
   constructor(private readonly roots: ReadonlyMap<string, string>, private readonly write: WriteFn = writeSync) {}
 
@@ -38,6 +42,7 @@ export class FsApplier {
     // Every path the entry names is checked before anything on disk changes: a refused entry
     // leaves no directory behind. The paths it reads (a link's source, a rename's) are looked
     // at before the directories of the path it writes are made.
+    this.by = positionLabel(h);
     this.check(h.r, h.p);
     if (h.op === 'rename') this.check(h.toRoot, h.to);
     if (h.op === 'link') this.check(h.fromRoot, h.from);
@@ -46,7 +51,7 @@ export class FsApplier {
         const target = this.find(h, h.r, h.p, true);
         if (target === undefined) return; // no directory above it: nothing there to remove
         fs.rmSync(target, { recursive: true, force: true });
-        this.touched.add(path.dirname(target));
+        this.touched.set(path.dirname(target), this.by);
         return;
       }
       case 'rename':
@@ -63,7 +68,7 @@ export class FsApplier {
         return this.writeAt(target, h.at, data);
       case 'truncate':
         this.withFd(target, O_WRONLY, 'file', (fd) => fs.ftruncateSync(fd, h.size));
-        this.dirty.add(target);
+        this.dirty.set(target, this.by);
         return;
       case 'mkdir':
         return this.mkdir(target, h.mode);
@@ -74,14 +79,14 @@ export class FsApplier {
     }
   }
 
-  /** Makes every change since the last call durable: files first, then the directories that name them. */
+  /**
+   * Makes every change since the last good commit durable: files first, then the directories
+   * that name them. A path leaves the lists only once its fsync succeeded; a failure throws a
+   * StandbyDiskError naming the path and the entry that changed it last.
+   */
   async sync(): Promise<void> {
-    const files = [...this.dirty];
-    this.dirty.clear();
-    await Promise.all(files.map(fsyncPath));
-    const dirs = [...this.touched];
-    this.touched.clear();
-    await Promise.all(dirs.map(fsyncPath));
+    await syncAll(this.dirty);
+    await syncAll(this.touched);
   }
 
   /** Refuses an unknown root or a path that could leave it, before any disk access. */
@@ -127,7 +132,7 @@ export class FsApplier {
         else copyInto(this.write, data.file, fd, 0);
         fs.fchmodSync(fd, mode);
       });
-      this.dirty.add(target);
+      this.dirty.set(target, this.by);
       if (data.file !== undefined) fs.rmSync(data.file, { force: true });
       return;
     }
@@ -136,7 +141,7 @@ export class FsApplier {
       fs.chmodSync(data.file, mode);
       try {
         fs.renameSync(data.file, target);
-        this.touched.add(path.dirname(target));
+        this.touched.set(path.dirname(target), this.by);
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
@@ -157,7 +162,7 @@ export class FsApplier {
         fs.closeSync(fd);
       }
     });
-    this.dirty.add(target);
+    this.dirty.set(target, this.by);
   }
 
   private writeAt(target: string, at: number, data: Data): void {
@@ -165,7 +170,7 @@ export class FsApplier {
       if (data.buf !== undefined) writeAll(this.write, fd, data.buf, at);
       else copyInto(this.write, data.file, fd, at);
     });
-    this.dirty.add(target);
+    this.dirty.set(target, this.by);
     if (data.file !== undefined) fs.rmSync(data.file, { force: true });
   }
 
@@ -174,7 +179,7 @@ export class FsApplier {
     if (st !== undefined && !st.isDirectory()) fs.rmSync(target, { recursive: true, force: true });
     if (st === undefined || !st.isDirectory()) {
       fs.mkdirSync(target, { mode });
-      this.touched.add(path.dirname(target));
+      this.touched.set(path.dirname(target), this.by);
     }
     this.withFd(target, O_RDONLY, 'directory', (fd) => fs.fchmodSync(fd, mode));
   }
@@ -190,8 +195,8 @@ export class FsApplier {
     }
     const to = this.place(h, h.toRoot, h.to);
     fs.renameSync(from, to);
-    this.touched.add(path.dirname(from));
-    this.touched.add(path.dirname(to));
+    this.touched.set(path.dirname(from), this.by);
+    this.touched.set(path.dirname(to), this.by);
   }
 
   private link(h: Extract<EntryHeader, { op: 'link' }>): void {
@@ -229,7 +234,7 @@ export class FsApplier {
       fs.rmSync(tmp, { force: true });
       throw err;
     }
-    this.touched.add(path.dirname(target));
+    this.touched.set(path.dirname(target), this.by);
   }
 
   /**
@@ -323,6 +328,19 @@ function kindOf(st: fs.Stats): string {
   if (st.isSocket()) return 'a socket';
   if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
   return st.isFile() ? 'a file' : 'not a file';
+}
+
+/** fsyncs every path of `paths` at once and removes those that succeeded; throws for the first that failed. */
+async function syncAll(paths: Map<string, string>): Promise<void> {
+  const list = [...paths];
+  const results = await Promise.allSettled(list.map(([p]) => fsyncPath(p)));
+  let failed: StandbyDiskError | undefined;
+  results.forEach((r, i) => {
+    const [p, by] = list[i];
+    if (r.status === 'fulfilled') paths.delete(p);
+    else failed ??= new StandbyDiskError(`fsync of ${p} (changed by entry ${by}) failed: ${(r.reason as Error).message}`, { cause: r.reason });
+  });
+  if (failed !== undefined) throw failed;
 }
 
 /** fsync by path, on the thread pool so several run at once; a path gone since needs none. */

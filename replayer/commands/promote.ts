@@ -1,17 +1,16 @@
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { decodeEntry } from '../../lib/codec';
 import { lastEntry } from '../../lib/batch';
 import { positionLabel } from '../../lib/entry';
-import { SettingsError } from '../../lib/errors';
 import { connectNats, openStateKv } from '../../lib/nats';
 import { loadVerifier } from '../../lib/signing';
 import { agentKey, fenceKey, journalSubject } from '../../lib/subjects';
 import { FenceStore, type Fence } from '../fence';
 import { Replayer, type ReplaySummary } from '../replayer';
 import { PositionStore, type JournalPos } from '../state';
+import { lockState } from '../state-lock';
+import { journalFilter, requireState } from './standby-flags';
 import { common, parse, type CommonOptions } from '../../lib/cli-options';
 
 export const usage = `understudy promote --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--verify-key FILE …] [--json]
@@ -39,16 +38,28 @@ export async function promote(argv: string[], env: NodeJS.ProcessEnv): Promise<n
     console.log(usage);
     return 0;
   }
-  const o = common(values, env, true);
+  requireState(values.state, env, 'promote');
+  const parsed = common(values, env, true);
+  const o = { ...parsed, name: journalFilter(values.name, parsed.name, env, (line) => console.error(`understudy promote: ${line}`)) };
   const started = Date.now();
-  refuseIfReplaying(o.stateDir);
-  const keyFiles = values['verify-key'] ?? (env.UNDERSTUDY_VERIFY_KEYS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  // Held from the drain to the fence: a replayer started meanwhile would apply past the fence.
+  const lock = lockState(o.stateDir, 'promote');
+  try {
+    return await promoteLocked(o, values.json === true, values['verify-key'], env, started);
+  } finally {
+    lock.release();
+  }
+}
+
+/** Drains, fences and reports, with the state directory locked. */
+async function promoteLocked(o: CommonOptions, json: boolean, verifyKeys: string[] | undefined, env: NodeJS.ProcessEnv, started: number): Promise<number> {
+  const keyFiles = verifyKeys ?? (env.UNDERSTUDY_VERIFY_KEYS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const log = (line: string): void => console.error(`understudy promote: ${line}`);
 
   let drained: ReplaySummary | undefined;
   let stoppedBy: string | undefined;
   try {
-    drained = await new Replayer({ ...o, drain: true, log, verifier: keyFiles.length > 0 ? loadVerifier(keyFiles) : undefined }).run();
+    drained = await new Replayer({ ...o, drain: true, stateLocked: true, log, verifier: keyFiles.length > 0 ? loadVerifier(keyFiles) : undefined }).run();
   } catch (err) {
     // Promotion goes on from what this standby has: that is the point of a standby.
     stoppedBy = (err as Error).message;
@@ -83,7 +94,7 @@ export async function promote(argv: string[], env: NodeJS.ProcessEnv): Promise<n
   }
   await remote?.close();
   const took = (Date.now() - started) / 1000;
-  if (values.json === true) {
+  if (json) {
     console.log(JSON.stringify({ promoted: true, took_seconds: took, applied_now: drained?.applied ?? 0, stopped_by: stoppedBy, journals: reports }, null, 2));
   } else {
     console.log(`promoted in ${took.toFixed(1)} s; applied ${drained?.applied ?? 0} more entries${stoppedBy ? ` before stopping: ${stoppedBy}` : ''}`);
@@ -94,22 +105,6 @@ export async function promote(argv: string[], env: NodeJS.ProcessEnv): Promise<n
     if (reports.length === 0) console.log('no journal has been applied here; nothing to fence');
   }
   return 0;
-}
-
-function refuseIfReplaying(stateDir: string): void {
-  const marker = path.join(stateDir, 'running');
-  let pid: number;
-  try {
-    pid = Number(fs.readFileSync(marker, 'utf8').trim());
-  } catch {
-    return;
-  }
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return; // left by a replayer that died; the drain below cleans up after it
-  }
-  throw new SettingsError(`a replayer (pid ${pid}) is running on ${stateDir}; stop it before promoting`);
 }
 
 /** What NATS knows: the primary's last heartbeat and the stream's last entry, per journal; and a way to publish fences. */

@@ -2,12 +2,15 @@ import { Replayer } from '../replayer';
 import { SettingsError } from '../../lib/errors';
 import { loadVerifier } from '../../lib/signing';
 import { common, parse } from '../../lib/cli-options';
+import { journalFilter, requireState } from './standby-flags';
 
-export const usage = `understudy replay --root name=/abs/dir … [--nats URL] [--name NAME] [--stream S] [--state DIR] [--drain]
+export const usage = `understudy replay --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--stream S] [--drain]
                   [--verify-key FILE …] [--on-bad-entry halt|skip] [--metrics-port N [--metrics-host H]]
                   [--creds FILE | --nkey FILE | --token T | --user U --password P] [--tls-ca FILE]
 
 Applies journal entries from the stream to the standby's roots, in order, exactly once.
+--state (or UNDERSTUDY_STATE_DIR) is required: where the positions live; one replayer
+at a time per state directory. --name applies one journal only (UNDERSTUDY_NAME does not).
 --drain applies everything the stream holds now and exits 0 (non-zero on any error);
 without it, runs until SIGINT or SIGTERM and stops cleanly.
 --verify-key (or UNDERSTUDY_VERIFY_KEYS, comma-separated): accept only entries signed by
@@ -26,8 +29,10 @@ export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     console.log(usage);
     return 0;
   }
-  const o = common(values, env, true);
+  requireState(values.state, env, 'replay');
+  const parsed = common(values, env, true);
   const log = (line: string): void => console.error(`understudy replay: ${line}`);
+  const o = { ...parsed, name: journalFilter(values.name, parsed.name, env, log) };
   const keyFiles = values['verify-key'] ?? (env.UNDERSTUDY_VERIFY_KEYS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const onBadEntry = values['on-bad-entry'] ?? 'halt';
   if (onBadEntry !== 'halt' && onBadEntry !== 'skip') throw new SettingsError(`--on-bad-entry ${onBadEntry} is not halt or skip`);

@@ -9,13 +9,14 @@ import { common, parse } from '../../lib/cli-options';
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
 
 For each journal: the agent's mode, last spooled and shipped entry and heartbeat age;
-the last entry in the stream; the last applied on the standby; the lag in entries and seconds.
+the last entry in the stream; the last applied on the standby; the lag in entries and seconds;
+STANDBY FAILING with the reason when the standby's disk failed a write or fsync.
 Then how full the stream is (nothing trims it yet: see README), and the last baseline and
 the last verify: when, how they ended, what they found and mended.
 A journal whose standby differs from the primary (entries its agent's spool lost before
 they were shipped, not mended by a baseline since) is said so in words, with the reason.
 --json prints { journals, stream, baselines, verifies }.
---max-lag N exits 1 when any journal is more than N entries behind or its standby differs (for monitoring).`;
+--max-lag N exits 1 when any journal is more than N entries behind, its standby differs, or its standby is failing (for monitoring).`;
 
 interface Row {
   journal: string;
@@ -32,6 +33,8 @@ interface Row {
   lag_seconds?: number;
   /** Why the standby differs from the primary (not lag: waiting does not mend it), if it does. */
   differs?: string;
+  /** Why the standby's disk failed a write or fsync: it holds nothing past `applied_seq` for sure. */
+  standby_failing?: string;
 }
 
 /** A range of entries the agent's spool lost before the stream or the standby had them (agent/spool-gap). */
@@ -97,7 +100,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     const now = Date.now();
     for (const name of [...names].sort()) {
       const agent = json<{ epoch: number; mode: string; appended: number; acked: { seq: number }; time: number; dropped?: number; lost?: LostRange[] }>(await kv.get(agentKey(name)));
-      const applied = json<{ e: number; s: number; t: number }>(await kv.get(appliedKey(name)));
+      const applied = json<{ e: number; s: number; t: number; failing?: string }>(await kv.get(appliedKey(name)));
       const last = await jsm.streams.getMessage(o.stream, { last_by_subj: journalSubject(o.stream, name) }).catch(() => null);
       const lastHeader = last === null ? undefined : decodeEntry(lastEntry(last.data)).header;
       const row: Row = { journal: name };
@@ -106,6 +109,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       }
       row.stream_last_seq = lastHeader?.s;
       row.applied_seq = applied?.s;
+      if (applied?.failing !== undefined) row.standby_failing = applied.failing;
       const newest = Math.max(row.agent_last_seq ?? 0, row.stream_last_seq ?? 0);
       row.lag_entries = Math.max(0, newest - (applied?.s ?? 0));
       row.lag_seconds = row.lag_entries === 0 || lastHeader === undefined ? 0 : round((lastHeader.t - (applied?.t ?? lastHeader.t)) / 1000);
@@ -128,12 +132,15 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     print(rows);
     for (const d of doubts) console.log(describeDoubts(d));
     for (const r of rows) if (r.differs !== undefined) console.log(`journal "${r.journal}": standby differs: ${r.differs}`);
+    for (const r of rows) {
+      if (r.standby_failing !== undefined) console.log(`journal ${r.journal}: STANDBY FAILING: its disk failed (${r.standby_failing}); nothing past applied ${r.applied_seq ?? 0} is on it for sure`);
+    }
     if (stream !== undefined) console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
     for (const v of verifies) console.log(describeVerify(v));
     for (const w of watchers) console.log(describeWatch(w));
   }
-  if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag || r.differs !== undefined)) return 1;
+  if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag || r.differs !== undefined || r.standby_failing !== undefined)) return 1;
   return 0;
 }
 
