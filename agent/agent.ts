@@ -1,4 +1,4 @@
-import { isMainThread } from 'node:worker_threads';
+import { getEnvironmentData, isMainThread, setEnvironmentData } from 'node:worker_threads';
 import { agentSettings, type AgentSettings } from '../lib/settings';
 import { Journal } from './journal';
 import { Locator } from './locate';
@@ -14,6 +14,7 @@ import { DROPPED, publishPosition } from './shared-state';
 import { loadSigner } from '../lib/signing';
 import { excludeMatcher } from '../lib/exclude';
 import { Watcher } from './watcher';
+import { claimJournal } from './journal-name';
 
 /** A running agent: one journal, its shipper, and the wrappers that feed it. */
 export interface RunningAgent {
@@ -36,17 +37,21 @@ export function runningAgent(): RunningAgent | undefined {
  */
 export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent | undefined {
   if (env.UNDERSTUDY_DISABLE === '1') return undefined;
-  // The application's own worker threads would need the same journal; they are not journaled (README).
-  if (!isMainThread) return undefined;
   const existing = runningAgent();
   if (existing !== undefined) return existing;
   let journal: Journal | undefined;
   try {
-    const settings = agentSettings(env, process.argv[1]);
+    const given = agentSettings(env, process.argv[1]);
     // A key that cannot be used stops the agent here: entries must never go out unsigned when signing was asked for.
-    if (settings.signingKey !== undefined) loadSigner(settings.signingKey);
-    journal = new Journal(settings.spoolDir, settings.name, { maxBytes: settings.spoolMaxBytes, fsyncAlways: settings.spoolFsync === 'always' });
-    const opened = journal.open();
+    if (given.signingKey !== undefined) loadSigner(given.signingKey);
+    // A worker thread's fs is a module instance of its own, so it gets a journal of its own,
+    // named after its process's (README, "Journal names").
+    const base = isMainThread ? given.name : threadBase(given.name);
+    const claimed = claimJournal(given.spoolDir, base, isMainThread ? 'process' : 'thread', { maxBytes: given.spoolMaxBytes, fsyncAlways: given.spoolFsync === 'always' });
+    journal = claimed.journal;
+    const opened = claimed.opened;
+    const settings: AgentSettings = { ...given, name: journal.name };
+    setEnvironmentData(JOURNAL_OF_SPAWNER, journal.name);
     if (opened.tornBytes > 0) {
       warnOnce('torn', `journal "${settings.name}": cut a torn spool tail of ${opened.tornBytes} bytes left by a crash (${opened.tornWhy})`);
     }
@@ -63,18 +68,28 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     install(recorder);
     // Configuration and jobs share the file changes' journal, and so their order.
     setObjectJournal(new ObjectJournal(recorder, journal.epoch));
-    installEnv();
+    // A worker's process.env is a copy of its own (unless SHARE_ENV): the process's configuration is the main thread's.
+    if (isMainThread) installEnv();
     installRequireHooks();
     const agent: RunningAgent = { settings, journal, shipper };
     (globalThis as Holder)[KEY] = agent;
     process.on('exit', () => finish(agent));
-    if (settings.watch) startWatcher(settings, journal);
+    if (isMainThread && settings.watch) startWatcher(settings, journal);
     return agent;
   } catch (err) {
     journal?.close();
     warnOnce('start', `agent not started, the application runs without replication: ${(err as Error).message}`);
     return undefined;
   }
+}
+
+/** Environment data (cloned into each worker thread at its start): the spawning thread's journal name. */
+const JOURNAL_OF_SPAWNER = 'understudy.journal';
+
+/** A worker thread's journals are slots under its spawner's journal; without an agent there, under the process's base. */
+function threadBase(processBase: string): string {
+  const spawner = getEnvironmentData(JOURNAL_OF_SPAWNER);
+  return typeof spawner === 'string' ? spawner : processBase;
 }
 
 /**

@@ -21,9 +21,17 @@ export class Shipper {
       dir: this.dir, epoch: this.epoch, mode: this.settings.mode, shared: this.shared, signingKey: this.settings.signingKey,
       firstSeq: lastSeq + 1, spoolFsync: this.settings.spoolFsync,
     };
-    this.worker = new Worker(path.join(__dirname, 'shipper-worker.js'), { workerData: data, execArgv: [], stdout: false, stderr: false });
+    // execArgv: [] drops a --require of the agent, but NODE_OPTIONS loads it in every worker
+    // thread all the same (Node 20): UNDERSTUDY_DISABLE is what keeps it from journaling here.
+    const env = { ...process.env, UNDERSTUDY_DISABLE: '1' };
+    this.worker = new Worker(path.join(__dirname, 'shipper-worker.js'), { workerData: data, execArgv: [], env, stdout: false, stderr: false });
     this.worker.unref();
     this.worker.on('error', (err) => warnOnce('worker', `shipper stopped (${err.message}); entries stay spooled in ${this.dir}`));
+  }
+
+  /** Stops the worker (a journal adopted for its backlog, once that is shipped). */
+  stop(): Promise<number> {
+    return this.worker?.terminate() ?? Promise.resolve(0);
   }
 
   /** Wakes the worker for every append to `journal`. */

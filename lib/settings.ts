@@ -36,6 +36,8 @@ export const DEFAULTS = {
   spoolMaxBytes: 2 * 1024 * 1024 * 1024,
   /** The shipper fdatasyncs the spool this often (ms); `always` does it on every entry, `never` leaves it to the kernel. */
   spoolFsync: 1000 as SpoolFsync,
+  /** Journals a base name may have, one per live process (and as many per process for its threads). */
+  journalSlots: 1024,
 } as const;
 
 export type SpoolFsync = 'always' | 'never' | number;
@@ -132,7 +134,10 @@ export function agentSettings(env: Env, mainScript: string | undefined): AgentSe
   };
 }
 
-/** The journal name: UNDERSTUDY_NAME, or the main script's base name. */
+/**
+ * The base of the journal's name: UNDERSTUDY_NAME, or the main script's base name. Each
+ * process takes a free slot under it (agent/journal-name).
+ */
 export function journalName(given: string | undefined, mainScript: string | undefined): string {
   const explicit = nonEmpty(given);
   if (explicit !== undefined) {

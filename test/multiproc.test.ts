@@ -1,0 +1,105 @@
+import test from 'ava';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { freePort } from './helpers/nats-server';
+import { makePair, PRELOAD, REPO, runCli, type Pair } from './helpers/pair';
+import { diffTrees, readTree } from './helpers/tree';
+
+// Every process and thread under the agent replicates with default settings (issue 11, items 2 and 3).
+const APP = path.join(REPO, 'test', 'fixtures', 'multiproc.js');
+
+function journals(pair: Pair): string[] {
+  return fs.readdirSync(pair.spool).sort();
+}
+
+/** Environment of a first run whose NATS is not there: everything stays spooled, and exits do not wait for it. */
+async function natsDown(): Promise<Record<string, string>> {
+  return { UNDERSTUDY_NATS_URL: `nats://127.0.0.1:${await freePort()}`, UNDERSTUDY_EXIT_TIMEOUT_MS: '100' };
+}
+
+async function journalRows(pair: Pair): Promise<Map<string, { lag_entries?: number; applied_seq?: number }>> {
+  const run = await runCli(['status', '--json'], { UNDERSTUDY_NATS_URL: pair.server.url });
+  const rows = (JSON.parse(run.stdout) as { journals: { journal: string; lag_entries?: number; applied_seq?: number }[] }).journals;
+  return new Map(rows.map((r) => [r.journal, r]));
+}
+
+test.serial('a cluster of 3 workers: each worker has a journal of its own, and the standby equals the primary', async (t) => {
+  const pair = await makePair('cluster');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({ file: APP, args: ['cluster', '3', pair.primary, 'r1'] });
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr, '', 'no process ran without replication');
+  t.deepEqual(journals(pair), ['app', 'app-1', 'app-2', 'app-3'], 'the primary and each worker took a slot');
+  t.is(readTree(pair.primary).size, 3 * 4, 'each worker wrote its four files');
+  await pair.drain();
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+  const rows = await journalRows(pair);
+  for (const name of ['app-1', 'app-2', 'app-3']) {
+    t.is(rows.get(name)?.lag_entries, 0, `status lists journal ${name}, applied`);
+    t.true((rows.get(name)?.applied_seq ?? 0) > 0);
+  }
+});
+
+test.serial('a restarted cluster takes the same journals again', async (t) => {
+  const pair = await makePair('restart');
+  t.teardown(() => pair.close());
+  for (const tag of ['r1', 'r2', 'r3']) {
+    const run = await pair.runApp({ file: APP, args: ['cluster', '3', pair.primary, tag] });
+    t.is(run.code, 0, run.stderr);
+    t.is(run.stderr, '');
+    t.deepEqual(journals(pair), ['app', 'app-1', 'app-2', 'app-3'], `after run ${tag}`);
+  }
+  await pair.drain();
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+});
+
+test.serial('a fork() pool: each child has a journal of its own', async (t) => {
+  const pair = await makePair('fork');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({ file: APP, args: ['fork', '3', pair.primary, 'f'] });
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr, '');
+  t.deepEqual(journals(pair), ['app', 'app-1', 'app-2', 'app-3']);
+  await pair.drain();
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+  t.is(readTree(pair.standby).size, 3 * 4);
+});
+
+test.serial('children started with NODE_OPTIONS=--require understudy/agent each have a journal of their own', async (t) => {
+  const pair = await makePair('nodeopts');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({ file: APP, args: ['spawn', '3', pair.primary, 's'], withAgent: false, env: { NODE_OPTIONS: `--require ${PRELOAD}` } });
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr, '');
+  t.deepEqual(journals(pair), ['app', 'app-1', 'app-2', 'app-3']);
+  await pair.drain();
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+  t.is(readTree(pair.standby).size, 3 * 4);
+});
+
+test.serial('killed workers: what they left spooled is shipped by the workers that take their journals next', async (t) => {
+  const pair = await makePair('killed');
+  t.teardown(() => pair.close());
+  const first = await pair.runApp({ file: APP, args: ['cluster', '3', pair.primary, 'r1', 'kill'], env: await natsDown() });
+  t.is(first.code, 0, first.stderr);
+  t.deepEqual(journals(pair), ['app', 'app-1', 'app-2', 'app-3']);
+  for (const name of ['app-1', 'app-2', 'app-3']) t.true(fs.existsSync(path.join(pair.spool, name, 'lock')), `${name} was left locked by a killed worker`);
+  const second = await pair.runApp({ file: APP, args: ['cluster', '3', pair.primary, 'r2'] });
+  t.is(second.code, 0, second.stderr);
+  t.deepEqual(journals(pair), ['app', 'app-1', 'app-2', 'app-3'], 'the replacements took the killed workers\' journals');
+  await pair.drain();
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+  t.is(readTree(pair.standby).size, 2 * 3 * 4, 'both runs\' files');
+});
+
+test.serial('worker threads: each has a journal of its own; sync, callback and promise writes reach the standby', async (t) => {
+  const pair = await makePair('threads');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({ file: APP, args: ['threads', pair.primary, 'th'] });
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr, '');
+  t.deepEqual(journals(pair), ['app', 'app-t1', 'app-t2', 'app-t3']);
+  t.is(readTree(pair.primary).size, 1 + 4 + 1 + 3, 'main, the sync worker\'s four files, the callback one\'s, the promise one\'s file, dir and inner file');
+  await pair.drain();
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+});
