@@ -15,6 +15,7 @@ import { loadSigner } from '../lib/signing';
 import { excludeMatcher } from '../lib/exclude';
 import { Watcher } from './watcher';
 import { claimJournal } from './journal-name';
+import { Adopter } from './adopt';
 
 /** A running agent: one journal, its shipper, and the wrappers that feed it. */
 export interface RunningAgent {
@@ -74,7 +75,13 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     const agent: RunningAgent = { settings, journal, shipper };
     (globalThis as Holder)[KEY] = agent;
     process.on('exit', () => finish(agent));
-    if (isMainThread && settings.watch) startWatcher(settings, journal);
+    if (isMainThread) {
+      if (settings.watch) startWatcher(settings, journal);
+      const adopter = new Adopter(settings, given.name);
+      adopter.start();
+      // After finish(): this process's own journal goes first; what was adopted is left to the next agent if time runs out.
+      process.on('exit', () => adopter.stop(ADOPTED_EXIT_MS));
+    }
     return agent;
   } catch (err) {
     journal?.close();
@@ -85,6 +92,8 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
 
 /** Environment data (cloned into each worker thread at its start): the spawning thread's journal name. */
 const JOURNAL_OF_SPAWNER = 'understudy.journal';
+/** How long an exiting process waits for journals it adopted; their lock is let go either way. */
+const ADOPTED_EXIT_MS = 1000;
 
 /** A worker thread's journals are slots under its spawner's journal; without an agent there, under the process's base. */
 function threadBase(processBase: string): string {

@@ -38,6 +38,15 @@ export const DEFAULTS = {
   spoolFsync: 1000 as SpoolFsync,
   /** Journals a base name may have, one per live process (and as many per process for its threads). */
   journalSlots: 1024,
+  /**
+   * A running agent looks for journals of its base that no live process holds and ships what
+   * they hold: first this long after it starts (so a restarting pool takes its own slots back
+   * first, and each process ships its slot's backlog), then every adoptEveryMs.
+   */
+  adoptAfterMs: 10_000,
+  adoptEveryMs: 30_000,
+  /** Journals one agent ships for others at a time (each has a shipper worker of its own); the rest wait for the next look. */
+  adoptAtOnce: 4,
 } as const;
 
 export type SpoolFsync = 'always' | 'never' | number;

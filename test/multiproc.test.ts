@@ -8,6 +8,8 @@ import { diffTrees, readTree } from './helpers/tree';
 // Every process and thread under the agent replicates with default settings (issue 11, items 2 and 3).
 const APP = path.join(REPO, 'test', 'fixtures', 'multiproc.js');
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 function journals(pair: Pair): string[] {
   return fs.readdirSync(pair.spool).sort();
 }
@@ -90,6 +92,29 @@ test.serial('killed workers: what they left spooled is shipped by the workers th
   await pair.drain();
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
   t.is(readTree(pair.standby).size, 2 * 3 * 4, 'both runs\' files');
+});
+
+test.serial('a pool restarted smaller: a live agent ships the journals no process took again', async (t) => {
+  const pair = await makePair('shrink');
+  t.teardown(() => pair.close());
+  const first = await pair.runApp({ file: APP, args: ['cluster', '4', pair.primary, 'r1', 'kill'], env: await natsDown() });
+  t.is(first.code, 0, first.stderr);
+  t.deepEqual(journals(pair), ['app', 'app-1', 'app-2', 'app-3', 'app-4']);
+  const second = pair.runApp({ file: APP, args: ['cluster', '2', pair.primary, 'r2', 'stay'] });
+  let equal = false;
+  // Adoption begins DEFAULTS.adoptAfterMs (10 s) after the agents start; the bound is generous for a busy machine.
+  for (let i = 0; i < 60 && !equal; i++) {
+    await sleep(1000);
+    await pair.drain();
+    equal = diffTrees(pair.primary, pair.standby).length === 0 && readTree(pair.standby).size === 4 * 4 + 2 * 4;
+  }
+  fs.writeFileSync(path.join(pair.dir, 'stop'), '');
+  const run = await second;
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr, '');
+  t.true(equal, `the standby differs: ${JSON.stringify(diffTrees(pair.primary, pair.standby))}`);
+  t.deepEqual(journals(pair), ['app', 'app-1', 'app-2', 'app-3', 'app-4'], 'no new journal names');
+  for (const name of ['app-3', 'app-4']) t.false(fs.existsSync(path.join(pair.spool, name, 'lock')), `${name} was let go after its backlog shipped`);
 });
 
 test.serial('worker threads: each has a journal of its own; sync, callback and promise writes reach the standby', async (t) => {
