@@ -54,12 +54,7 @@ export class Adopter {
     }
     for (const name of names) {
       if (this.adopted.size >= DEFAULTS.adoptAtOnce) return;
-      if (name === this.settings.name || this.adopted.has(name) || !isSlotOf(this.base, name)) continue;
-      try {
-        this.consider(name);
-      } catch (err) {
-        warnOnce(`adopt:${name}`, `cannot ship what journal "${name}" left spooled (${(err as Error).message}); it waits for the next process that takes that journal`);
-      }
+      if (name !== this.settings.name && isSlotOf(this.base, name)) this.adopt(name);
     }
   }
 
@@ -71,6 +66,16 @@ export class Adopter {
       a.shipper.flush(Math.max(0, deadline - Date.now()));
       a.journal.close();
       this.adopted.delete(name);
+    }
+  }
+
+  /** Ships what journal `name` holds now, if no live process holds it (a worker thread of ours that was terminated). */
+  adopt(name: string): void {
+    if (this.adopted.has(name)) return;
+    try {
+      this.consider(name);
+    } catch (err) {
+      warnOnce(`adopt:${name}`, `cannot ship what journal "${name}" left spooled (${(err as Error).message}); it waits for the next process that takes that journal`);
     }
   }
 

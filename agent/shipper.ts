@@ -8,10 +8,13 @@ import { warnOnce } from './log';
 
 /** The application thread's handle on the shipper worker. */
 export class Shipper {
-  readonly shared = createShared();
+  readonly shared: BigInt64Array;
   private worker: Worker | undefined;
 
-  constructor(private readonly settings: AgentSettings, private readonly dir: string, private readonly epoch: number) {}
+  /** `shared`: positions kept where another thread can see them too (a worker thread's journal, see threads.ts). */
+  constructor(private readonly settings: AgentSettings, private readonly dir: string, private readonly epoch: number, shared?: BigInt64Array) {
+    this.shared = shared ?? createShared();
+  }
 
   /** Starts the worker; it must not keep the application alive, nor load the agent again. */
   start(lastSeq: number): void {

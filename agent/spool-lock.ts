@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import { threadId } from 'node:worker_threads';
 
 /** Who holds a lock, as written in it: `pid@host start=<ticks> thread=<id>`. */
-interface Holder { pid: number; host: string; start?: string }
+interface Holder { pid: number; host: string; start?: string; thread?: number }
 
 /** A lock younger than this with no readable holder is being written; older, it was left by a crash. */
 const UNREADABLE_GRACE_MS = 10_000;
@@ -61,6 +61,23 @@ export function lockIsFree(file: string): boolean {
   return !fs.existsSync(file) || lockIsStale(file);
 }
 
+/**
+ * Removes the lock at `file` when worker thread `tid` of this process holds it: that thread
+ * has ended (terminate() runs none of its exit handlers), so its journal is free again.
+ */
+export function releaseLockOfThread(file: string, tid: number): boolean {
+  let holder: Holder | undefined;
+  try {
+    holder = parseHolder(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return false; // released by the thread itself
+  }
+  const start = startTicks(process.pid);
+  if (holder === undefined || holder.pid !== process.pid || holder.host !== os.hostname() || holder.thread !== tid || holder.start !== start) return false;
+  fs.rmSync(file, { force: true });
+  return true;
+}
+
 function createExclusive(file: string): boolean {
   try {
     fs.writeFileSync(file, ownerText(), { flag: 'wx', mode: 0o600 });
@@ -95,10 +112,10 @@ function lockIsStale(file: string): boolean {
 }
 
 function parseHolder(text: string): Holder | undefined {
-  const m = /^(\d+)@(\S+)(?: start=(\d+))?/.exec(text.trim());
+  const m = /^(\d+)@(\S+)(?: start=(\d+))?(?: thread=(\d+))?/.exec(text.trim());
   if (m === null) return undefined;
   const pid = Number(m[1]);
-  return Number.isSafeInteger(pid) && pid > 0 ? { pid, host: m[2], start: m[3] } : undefined;
+  return Number.isSafeInteger(pid) && pid > 0 ? { pid, host: m[2], start: m[3], thread: m[4] === undefined ? undefined : Number(m[4]) } : undefined;
 }
 
 /** Blocks (bounded) until another taker's takeover mark is gone; false when it stays (then it was left by a crash). */

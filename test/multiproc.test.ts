@@ -128,3 +128,28 @@ test.serial('worker threads: each has a journal of its own; sync, callback and p
   await pair.drain();
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
 });
+
+test.serial('a worker thread still running when the process exits: what it journaled is shipped before the process ends', async (t) => {
+  const pair = await makePair('thread-exit');
+  t.teardown(() => pair.close());
+  for (const tag of ['a', 'b', 'c', 'd', 'e']) {
+    const run = await pair.runApp({ file: APP, args: ['threads-exit', pair.primary, tag] });
+    t.is(run.code, 0, run.stderr);
+    t.is(run.stderr, '');
+    // Each run's thread takes the journal the last one left: drain before it can ship the last run's backlog.
+    await pair.drain();
+    t.deepEqual(diffTrees(pair.primary, pair.standby), [], `run ${tag}`);
+  }
+});
+
+test.serial('worker threads stopped with terminate(): what they journaled is shipped all the same, under a few journal names', async (t) => {
+  const pair = await makePair('thread-terminate');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({ file: APP, args: ['threads-terminate', pair.primary, 'tt'] });
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr, '');
+  t.true(journals(pair).length <= 4, `journals: ${journals(pair).join(' ')}`);
+  await pair.drain();
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+  t.is(readTree(pair.standby).size, 3 * 4);
+});

@@ -1,0 +1,106 @@
+/**
+ * The worker threads' journals of one process, in one SharedArrayBuffer every thread of it
+ * sees (environment data is cloned into each new thread, and a clone of a SharedArrayBuffer
+ * is the same memory). Two things need it that no thread can do for itself:
+ * - at the process's exit, the main thread waits (bounded) for the journals of threads that
+ *   are still running — a logger's transport thread lives until the end and is stopped
+ *   without an exit event, with its last lines not yet shipped;
+ * - a thread stopped with terminate() (a pool shrinking) runs no exit handler either: its
+ *   spawner sees the Worker's exit, frees its journal's lock so the next thread takes that
+ *   journal (and ships what is left), and the names stay few.
+ */
+import { getEnvironmentData, setEnvironmentData, threadId } from 'node:worker_threads';
+import { ACKED, APPENDED, HURRY, SLOTS, publishPosition, readPosition } from './shared-state';
+
+const KEY = 'understudy.threads';
+/** Thread journals tracked at once; a thread beyond them still replicates, only without the exit wait. */
+const ENTRIES = 64;
+/** Per entry: the owner's threadId + 1 (0: free), then the shipper's positions. */
+const WIDTH = 1 + SLOTS;
+const NAME_BYTES = 128;
+/** At exit, a thread journal whose shipper acknowledges nothing for this long is given up on (its thread is gone). */
+const STALL_MS = 1000;
+
+/** The process's table of thread journals. */
+export class ThreadJournals {
+  private readonly cells: BigInt64Array;
+  private readonly names: Uint8Array;
+
+  private constructor(private readonly buffer: SharedArrayBuffer) {
+    this.cells = new BigInt64Array(buffer, 0, ENTRIES * WIDTH);
+    this.names = new Uint8Array(buffer, ENTRIES * WIDTH * 8, ENTRIES * NAME_BYTES);
+  }
+
+  /** The table this thread's spawner made (or a new one, in the main thread), handed on to the threads this one starts. */
+  static open(): ThreadJournals {
+    const inherited = getEnvironmentData(KEY);
+    const buffer = inherited instanceof SharedArrayBuffer ? inherited : new SharedArrayBuffer(ENTRIES * (WIDTH * 8 + NAME_BYTES));
+    setEnvironmentData(KEY, buffer);
+    return new ThreadJournals(buffer);
+  }
+
+  /** This thread's entry for journal `name`: the shipper's positions, or undefined when the table is full. */
+  claim(name: string): { shared: BigInt64Array; release(): void } | undefined {
+    for (let i = 0; i < ENTRIES; i++) {
+      if (Atomics.compareExchange(this.cells, i * WIDTH, 0n, BigInt(threadId + 1)) !== 0n) continue;
+      const shared = new BigInt64Array(this.buffer, (i * WIDTH + 1) * 8, SLOTS);
+      for (let s = 0; s < SLOTS; s++) Atomics.store(shared, s, 0n);
+      const at = i * NAME_BYTES;
+      this.names.fill(0, at, at + NAME_BYTES);
+      this.names.set(Buffer.from(name, 'latin1').subarray(0, NAME_BYTES), at);
+      return { shared, release: () => this.free(i) };
+    }
+    return undefined;
+  }
+
+  /**
+   * The journal of thread `tid`, which has ended without closing it (terminate()), and whether
+   * it left entries JetStream does not have; its entry is freed.
+   */
+  ended(tid: number): { name: string; behind: boolean } | undefined {
+    for (let i = 0; i < ENTRIES; i++) {
+      if (Atomics.load(this.cells, i * WIDTH) !== BigInt(tid + 1)) continue;
+      const shared = new BigInt64Array(this.buffer, (i * WIDTH + 1) * 8, SLOTS);
+      const found = { name: this.nameAt(i), behind: readPosition(shared, ACKED) < readPosition(shared, APPENDED) };
+      this.free(i);
+      return found;
+    }
+    return undefined;
+  }
+
+  /**
+   * At the process's exit: asks every thread journal's shipper to ship what is spooled now
+   * and waits until JetStream has it, or `timeoutMs` passes, or a shipper stops answering.
+   * Returns the journals left with entries not in JetStream.
+   */
+  flushAll(timeoutMs: number): string[] {
+    const deadline = Date.now() + timeoutMs;
+    const behind: string[] = [];
+    for (let i = 0; i < ENTRIES; i++) {
+      if (Atomics.load(this.cells, i * WIDTH) === 0n) continue;
+      const shared = new BigInt64Array(this.buffer, (i * WIDTH + 1) * 8, SLOTS);
+      const appended = readPosition(shared, APPENDED);
+      publishPosition(shared, HURRY, appended);
+      let acked = readPosition(shared, ACKED);
+      let movedAt = Date.now();
+      while (acked < appended && Date.now() < deadline && Date.now() - movedAt < STALL_MS) {
+        Atomics.wait(shared, ACKED, BigInt(acked), Math.min(50, Math.max(1, deadline - Date.now())));
+        const now = readPosition(shared, ACKED);
+        if (now !== acked) movedAt = Date.now();
+        acked = now;
+      }
+      if (acked < appended) behind.push(this.nameAt(i));
+    }
+    return behind;
+  }
+
+  private nameAt(i: number): string {
+    const raw = this.names.subarray(i * NAME_BYTES, (i + 1) * NAME_BYTES);
+    const end = raw.indexOf(0);
+    return Buffer.from(raw.subarray(0, end < 0 ? NAME_BYTES : end)).toString('latin1');
+  }
+
+  private free(i: number): void {
+    Atomics.store(this.cells, i * WIDTH, 0n);
+  }
+}
