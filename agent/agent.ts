@@ -17,6 +17,7 @@ import { Watcher } from './watcher';
 import { claimJournal } from './journal-name';
 import { Adopter } from './adopt';
 import { ThreadJournals } from './threads';
+import { onExitLast } from './exit-last';
 import { releaseLockOfThread } from './spool-lock';
 import { spoolFiles } from '../lib/spool';
 import * as path from 'node:path';
@@ -88,7 +89,7 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
       adopter.start();
       followThreads(threads, settings.spoolDir, (name) => adopter.adopt(name));
       // After finish(): this process's own journal goes first; then its threads', then what it adopted.
-      process.on('exit', () => flushThreads(threads, settings));
+      onExitLast(() => flushThreads(threads, settings));
       process.on('exit', () => adopter.stop(settings.exitTimeoutMs));
     } else {
       // The next thread to start takes a terminated one's journal; the main thread ships what is left at the end.

@@ -153,3 +153,18 @@ test.serial('worker threads stopped with terminate(): what they journaled is shi
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
   t.is(readTree(pair.standby).size, 3 * 4);
 });
+
+// pino is a devDependency (its transport runs pino/file in a worker thread of its own).
+for (const how of ['end', 'exit'] as const) {
+  test.serial(`pino.transport() to a file: the log reaches the standby whole (process ${how === 'exit' ? 'calls process.exit()' : 'ends by itself'})`, async (t) => {
+    const pair = await makePair(`pino-${how}`);
+    t.teardown(() => pair.close());
+    const run = await pair.runApp({ file: path.join(REPO, 'test', 'fixtures', 'pino-transport.js'), args: [pair.primary, '500', how] });
+    t.is(run.code, 0, run.stderr);
+    t.is(run.stderr, '');
+    t.is(fs.readFileSync(path.join(pair.primary, 'app.log'), 'utf8').split('\n').length, 501, 'pino wrote every line');
+    t.true(journals(pair).includes('app-t1'), 'the transport thread had a journal');
+    await pair.drain();
+    t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+  });
+}
