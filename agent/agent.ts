@@ -1,4 +1,4 @@
-import { getEnvironmentData, isMainThread, setEnvironmentData } from 'node:worker_threads';
+import { isMainThread } from 'node:worker_threads';
 import { agentSettings, type AgentSettings } from '../lib/settings';
 import { Journal } from './journal';
 import { Locator } from './locate';
@@ -16,11 +16,8 @@ import { excludeMatcher } from '../lib/exclude';
 import { Watcher } from './watcher';
 import { claimJournal } from './journal-name';
 import { Adopter } from './adopt';
-import { ThreadJournals } from './threads';
+import { flushThreads, followThreads, threadBase, ThreadJournals } from './threads';
 import { onExitLast } from './exit-last';
-import { releaseLockOfThread } from './spool-lock';
-import { spoolFiles } from '../lib/spool';
-import * as path from 'node:path';
 
 /** A running agent: one journal, its shipper, and the wrappers that feed it. */
 export interface RunningAgent {
@@ -57,8 +54,7 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     journal = claimed.journal;
     const opened = claimed.opened;
     const settings: AgentSettings = { ...given, name: journal.name };
-    setEnvironmentData(JOURNAL_OF_SPAWNER, journal.name);
-    const threads = ThreadJournals.open();
+    const threads = ThreadJournals.open(journal.name);
     const entry = isMainThread ? undefined : threads.claim(journal.name);
     if (opened.tornBytes > 0) {
       warnOnce('torn', `journal "${settings.name}": cut a torn spool tail of ${opened.tornBytes} bytes left by a crash (${opened.tornWhy})`);
@@ -89,7 +85,7 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
       adopter.start();
       followThreads(threads, settings.spoolDir, (name) => adopter.adopt(name));
       // After finish(): this process's own journal goes first; then its threads', then what it adopted.
-      onExitLast(() => flushThreads(threads, settings));
+      onExitLast(() => flushThreads(threads, settings.exitTimeoutMs));
       process.on('exit', () => adopter.stop(settings.exitTimeoutMs));
     } else {
       // The next thread to start takes a terminated one's journal; the main thread ships what is left at the end.
@@ -100,39 +96,6 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     journal?.close();
     warnOnce('start', `agent not started, the application runs without replication: ${(err as Error).message}`);
     return undefined;
-  }
-}
-
-/** Environment data (cloned into each worker thread at its start): the spawning thread's journal name. */
-const JOURNAL_OF_SPAWNER = 'understudy.journal';
-
-/** A worker thread's journals are slots under its spawner's journal; without an agent there, under the process's base. */
-function threadBase(processBase: string): string {
-  const spawner = getEnvironmentData(JOURNAL_OF_SPAWNER);
-  return typeof spawner === 'string' ? spawner : processBase;
-}
-
-/**
- * A worker thread stopped by terminate() runs no exit handler: its spawner frees its journal,
- * so the next thread takes that journal rather than a new one, and (in the main thread, with
- * `adopt`) ships at once what it left, in case no thread comes after it.
- */
-function followThreads(threads: ThreadJournals, spoolDir: string, adopt?: (name: string) => void): void {
-  process.on('worker', (worker) => {
-    const tid = worker.threadId;
-    worker.once('exit', () => {
-      const ended = threads.ended(tid);
-      if (ended === undefined || !releaseLockOfThread(spoolFiles(path.join(spoolDir, ended.name)).lock, tid)) return;
-      if (ended.behind) adopt?.(ended.name);
-    });
-  });
-}
-
-/** At the process's exit, after its own journal: worker threads still running are stopped with it, so their journals are flushed here. */
-function flushThreads(threads: ThreadJournals, settings: AgentSettings): void {
-  const behind = threads.flushAll(settings.exitTimeoutMs);
-  if (behind.length > 0) {
-    warnOnce('exit-threads', `journal${behind.length > 1 ? 's' : ''} ${behind.map((n) => `"${n}"`).join(', ')} of worker threads: entries not yet in JetStream at exit; they stay spooled and the next thread (or agent) that takes the journal ships them`);
   }
 }
 

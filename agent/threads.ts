@@ -9,10 +9,16 @@
  *   spawner sees the Worker's exit, frees its journal's lock so the next thread takes that
  *   journal (and ships what is left), and the names stay few.
  */
+import * as path from 'node:path';
 import { getEnvironmentData, setEnvironmentData, threadId } from 'node:worker_threads';
+import { spoolFiles } from '../lib/spool';
 import { ACKED, APPENDED, HURRY, SLOTS, publishPosition, readPosition } from './shared-state';
+import { releaseLockOfThread } from './spool-lock';
+import { warnOnce } from './log';
 
 const KEY = 'understudy.threads';
+/** Environment data too: the spawning thread's journal, which its threads' journals are named under. */
+const JOURNAL_OF_SPAWNER = 'understudy.journal';
 /** Thread journals tracked at once; a thread beyond them still replicates, only without the exit wait. */
 const ENTRIES = 64;
 /** Per entry: the owner's threadId + 1 (0: free), then the shipper's positions. */
@@ -31,11 +37,15 @@ export class ThreadJournals {
     this.names = new Uint8Array(buffer, ENTRIES * WIDTH * 8, ENTRIES * NAME_BYTES);
   }
 
-  /** The table this thread's spawner made (or a new one, in the main thread), handed on to the threads this one starts. */
-  static open(): ThreadJournals {
+  /**
+   * The table this thread's spawner made (or a new one, in the main thread), handed on with
+   * `journal`, this thread's journal, to the threads this one starts.
+   */
+  static open(journal: string): ThreadJournals {
     const inherited = getEnvironmentData(KEY);
     const buffer = inherited instanceof SharedArrayBuffer ? inherited : new SharedArrayBuffer(ENTRIES * (WIDTH * 8 + NAME_BYTES));
     setEnvironmentData(KEY, buffer);
+    setEnvironmentData(JOURNAL_OF_SPAWNER, journal);
     return new ThreadJournals(buffer);
   }
 
@@ -102,5 +112,35 @@ export class ThreadJournals {
 
   private free(i: number): void {
     Atomics.store(this.cells, i * WIDTH, 0n);
+  }
+}
+
+/** A worker thread's journals are slots under its spawner's journal; without an agent there, under the process's base. */
+export function threadBase(processBase: string): string {
+  const spawner = getEnvironmentData(JOURNAL_OF_SPAWNER);
+  return typeof spawner === 'string' ? spawner : processBase;
+}
+
+/**
+ * A worker thread stopped by terminate() runs no exit handler: its spawner frees its journal,
+ * so the next thread takes that journal rather than a new one, and (in the main thread, with
+ * `adopt`) ships at once what it left, in case no thread comes after it.
+ */
+export function followThreads(threads: ThreadJournals, spoolDir: string, adopt?: (name: string) => void): void {
+  process.on('worker', (worker) => {
+    const tid = worker.threadId;
+    worker.once('exit', () => {
+      const ended = threads.ended(tid);
+      if (ended === undefined || !releaseLockOfThread(spoolFiles(path.join(spoolDir, ended.name)).lock, tid)) return;
+      if (ended.behind) adopt?.(ended.name);
+    });
+  });
+}
+
+/** At the process's exit, after its own journal: worker threads still running are stopped with it, so their journals are flushed here. */
+export function flushThreads(threads: ThreadJournals, timeoutMs: number): void {
+  const behind = threads.flushAll(timeoutMs);
+  if (behind.length > 0) {
+    warnOnce('exit-threads', `journal${behind.length > 1 ? 's' : ''} ${behind.map((n) => `"${n}"`).join(', ')} of worker threads: entries not yet in JetStream at exit; they stay spooled and the next thread (or agent) that takes the journal ships them`);
   }
 }
