@@ -25,7 +25,7 @@ const ENTRIES = 64;
 const WIDTH = 1 + SLOTS;
 const NAME_BYTES = 128;
 /** At exit, a thread journal whose shipper acknowledges nothing for this long is given up on (its thread is gone). */
-const STALL_MS = 1000;
+const STALL_MS = 2000;
 
 /** The process's table of thread journals. */
 export class ThreadJournals {
