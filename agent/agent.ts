@@ -16,7 +16,7 @@ import { excludeMatcher } from '../lib/exclude';
 import { Watcher } from './watcher';
 import { claimJournal } from './journal-name';
 import { Adopter } from './adopt';
-import { flushThreads, followThreads, threadBase, ThreadJournals } from './threads';
+import { flushThreads, followThreads, spoolIsEmpty, threadBase, ThreadJournals } from './threads';
 import { onExitLast } from './exit-last';
 
 /** A running agent: one journal, its shipper, and the wrappers that feed it. */
@@ -60,8 +60,13 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
       warnOnce('torn', `journal "${settings.name}": cut a torn spool tail of ${opened.tornBytes} bytes left by a crash (${opened.tornWhy})`);
     }
     const shipper = new Shipper(settings, journal.dir, journal.epoch, entry?.shared);
-    shipper.start(opened.lastSeq);
-    shipper.attach(journal);
+    // A spool with entries may be asked to resend them (pull catch-up): only a fresh thread journal waits.
+    if (!isMainThread && spoolIsEmpty(journal.dir)) {
+      shipper.startOnFirstAppend(journal, opened.lastSeq);
+    } else {
+      shipper.start(opened.lastSeq);
+      shipper.attach(journal);
+    }
     const j = journal;
     journal.onDrop = (bytes) => {
       publishPosition(shipper.shared, DROPPED, j.dropped);

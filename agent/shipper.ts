@@ -32,6 +32,19 @@ export class Shipper {
     this.worker.on('error', (err) => warnOnce('worker', `shipper stopped (${err.message}); entries stay spooled in ${this.dir}`));
   }
 
+  /**
+   * Starts the worker at `journal`'s first append rather than now: a worker thread that never
+   * changes anything under the roots (a pool of CPU workers) then costs no shipper thread and
+   * no NATS connection.
+   */
+  startOnFirstAppend(journal: Journal, lastSeq: number): void {
+    journal.onAppend = (seq) => {
+      this.start(lastSeq);
+      this.attach(journal);
+      this.notify(seq);
+    };
+  }
+
   /** Stops the worker (a journal adopted for its backlog, once that is shipped). */
   stop(): Promise<number> {
     return this.worker?.terminate() ?? Promise.resolve(0);

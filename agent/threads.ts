@@ -11,7 +11,8 @@
  */
 import * as path from 'node:path';
 import { getEnvironmentData, setEnvironmentData, threadId } from 'node:worker_threads';
-import { spoolFiles } from '../lib/spool';
+import * as fs from 'node:fs';
+import { listSegments, spoolFiles } from '../lib/spool';
 import { ACKED, APPENDED, HURRY, SLOTS, publishPosition, readPosition } from './shared-state';
 import { releaseLockOfThread } from './spool-lock';
 import { warnOnce } from './log';
@@ -143,4 +144,9 @@ export function flushThreads(threads: ThreadJournals, timeoutMs: number): void {
   if (behind.length > 0) {
     warnOnce('exit-threads', `journal${behind.length > 1 ? 's' : ''} ${behind.map((n) => `"${n}"`).join(', ')} of worker threads: entries not yet in JetStream at exit; they stay spooled and the next thread (or agent) that takes the journal ships them`);
   }
+}
+
+/** True when the spool under `dir` holds no entry at all (a thread journal that never journaled). */
+export function spoolIsEmpty(dir: string): boolean {
+  return listSegments(dir).every((s) => fs.statSync(s.file).size === 0);
 }

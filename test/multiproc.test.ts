@@ -168,3 +168,16 @@ for (const how of ['end', 'exit'] as const) {
     t.deepEqual(diffTrees(pair.primary, pair.standby), []);
   });
 }
+
+test.serial('a worker thread that changes nothing under the roots starts no shipper thread', async (t) => {
+  const pair = await makePair('thread-idle');
+  t.teardown(() => pair.close());
+  const counter = path.join(REPO, 'test', 'fixtures', 'count-threads.js');
+  const run = await pair.runApp({ file: APP, args: ['threads-idle', pair.primary, 'ti'], env: { NODE_OPTIONS: `--require ${counter}` } });
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr, '');
+  t.deepEqual(journals(pair), ['app', 'app-t1'], 'the thread took a journal');
+  t.is(run.stdout.trim(), 'idle thread started 0 threads');
+  await pair.drain();
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+});
