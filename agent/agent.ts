@@ -15,6 +15,10 @@ import { loadSigner } from '../lib/signing';
 import { excludeMatcher } from '../lib/exclude';
 import { Watcher } from './watcher';
 import { installEndings } from './endings';
+import { claimJournal } from './journal-name';
+import { Adopter } from './adopt';
+import { flushThreads, followThreads, spoolIsEmpty, threadBase, ThreadJournals } from './threads';
+import { onExitLast } from './exit-last';
 
 /** A running agent: one journal, its shipper, and the wrappers that feed it. */
 export interface RunningAgent {
@@ -37,25 +41,35 @@ export function runningAgent(): RunningAgent | undefined {
  */
 export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent | undefined {
   if (env.UNDERSTUDY_DISABLE === '1') return undefined;
-  // The application's own worker threads would need the same journal; they are not journaled (README).
-  if (!isMainThread) return undefined;
   const existing = runningAgent();
   if (existing !== undefined) return existing;
   let journal: Journal | undefined;
   try {
-    const settings = agentSettings(env, process.argv[1]);
+    const given = agentSettings(env, process.argv[1]);
     // A key that cannot be used stops the agent here: entries must never go out unsigned when signing was asked for.
-    if (settings.signingKey !== undefined) loadSigner(settings.signingKey);
-    journal = new Journal(settings.spoolDir, settings.name, {
-      maxBytes: settings.spoolMaxBytes, segmentBytes: settings.spoolSegmentBytes, fsyncAlways: settings.spoolFsync === 'always',
+    if (given.signingKey !== undefined) loadSigner(given.signingKey);
+    // A worker thread's fs is a module instance of its own, so it gets a journal of its own,
+    // named after its process's (README, "Journal names").
+    const base = isMainThread ? given.name : threadBase(given.name);
+    const claimed = claimJournal(given.spoolDir, base, isMainThread ? 'process' : 'thread', {
+      maxBytes: given.spoolMaxBytes, segmentBytes: given.spoolSegmentBytes, fsyncAlways: given.spoolFsync === 'always',
     });
-    const opened = journal.open();
+    journal = claimed.journal;
+    const opened = claimed.opened;
+    const settings: AgentSettings = { ...given, name: journal.name };
+    const threads = ThreadJournals.open(journal.name);
+    const entry = isMainThread ? undefined : threads.claim(journal.name);
     if (opened.tornBytes > 0) {
       warnOnce('torn', `journal "${settings.name}": cut a torn spool tail of ${opened.tornBytes} bytes left by a crash (${opened.tornWhy})`);
     }
-    const shipper = new Shipper(settings, journal.dir, journal.epoch);
-    shipper.start(opened.lastSeq);
-    shipper.attach(journal);
+    const shipper = new Shipper(settings, journal.dir, journal.epoch, entry?.shared);
+    // A spool with entries may be asked to resend them (pull catch-up): only a fresh thread journal waits.
+    if (!isMainThread && spoolIsEmpty(journal.dir)) {
+      shipper.startOnFirstAppend(journal, opened.lastSeq);
+    } else {
+      shipper.start(opened.lastSeq);
+      shipper.attach(journal);
+    }
     const j = journal;
     journal.onDrop = (bytes) => {
       publishPosition(shipper.shared, DROPPED, j.dropped);
@@ -66,12 +80,25 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     install(recorder);
     // Configuration and jobs share the file changes' journal, and so their order.
     setObjectJournal(new ObjectJournal(recorder, journal.epoch));
-    installEnv();
+    // A worker's process.env is a copy of its own (unless SHARE_ENV): the process's configuration is the main thread's.
+    if (isMainThread) installEnv();
     installRequireHooks();
     const agent: RunningAgent = { settings, journal, shipper };
     (globalThis as Holder)[KEY] = agent;
     installEndings({ name: settings.name, exitTimeoutMs: settings.exitTimeoutMs, journal, shipper });
-    if (settings.watch) startWatcher(settings, journal);
+    if (entry !== undefined) process.on('exit', () => entry.release());
+    if (isMainThread) {
+      if (settings.watch) startWatcher(settings, journal);
+      const adopter = new Adopter(settings, given.name);
+      adopter.start();
+      followThreads(threads, settings.spoolDir, (name) => adopter.adopt(name));
+      // After the endings' flush: this process's own journal goes first; then its threads', then what it adopted.
+      onExitLast(() => flushThreads(threads, settings.exitTimeoutMs));
+      process.on('exit', () => adopter.stop(settings.exitTimeoutMs));
+    } else {
+      // The next thread to start takes a terminated one's journal; the main thread ships what is left at the end.
+      followThreads(threads, settings.spoolDir);
+    }
     return agent;
   } catch (err) {
     journal?.close();

@@ -24,7 +24,7 @@ import type { Shipper } from './shipper';
 export interface EndingAgent {
   name: string;
   exitTimeoutMs: number;
-  journal: Pick<Journal, 'dir' | 'onAppend' | 'releaseLock'>;
+  journal: Pick<Journal, 'dir' | 'onAppend'>;
   shipper: Pick<Shipper, 'flush' | 'positions' | 'waitReported'>;
 }
 
@@ -65,9 +65,10 @@ export function installEndings(agent: EndingAgent): () => void {
     if (ended) return;
     ended = true;
     if (shipOut(why)) agent.shipper.waitReported(Math.min(REPORT_WAIT_MS, left()));
-    // The lock goes, the spool stays open: a library's exit callbacks that run after ours (an
-    // outer process.emit wrapper) still journal, and each such change is shipped on the spot.
-    agent.journal.releaseLock();
+    // The lock and the spool stay ours until the process is gone: a library's exit callbacks that
+    // run after ours (an outer process.emit wrapper) still journal, each change shipped on the
+    // spot, and a process taking this slot meanwhile would write into the same spool. A dead
+    // process's lock is taken over (agent/spool-lock).
   };
 
   const guarded = (what: string, fn: () => void): void => {

@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { entrySize, writeEntry } from '../lib/codec';
 import { DEFAULTS } from '../lib/settings';
 import type { EntryHeader, Op } from '../lib/entry';
 import { JournalError } from '../lib/errors';
 import { hostStamp } from '../lib/host-clock';
+import { lockOwner, takeLock } from './spool-lock';
 import {
   FRAME_HEAD, listSegments, readJson, scanFrames, segmentFile, spoolFiles, writeFrameHead, writeJsonAtomic,
   type AckedState, type MetaState,
@@ -227,25 +227,13 @@ export class Journal implements JournalSink {
 
   private lock(): void {
     const { lock } = spoolFiles(this.dir);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        fs.writeFileSync(lock, `${process.pid}@${os.hostname()}\n`, { flag: 'wx', mode: 0o600 });
-        this.lockHeld = true;
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const owner = fs.readFileSync(lock, 'utf8').trim();
-      const [pidText, host] = owner.split('@');
-      const pid = Number(pidText);
-      if (host === os.hostname() && Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) {
-        fs.rmSync(lock, { force: true }); // left by a process that died
-        continue;
-      }
-      throw new JournalError(`journal "${this.name}" is in use by ${owner} (lock ${lock}); set UNDERSTUDY_NAME to give this process its own journal`);
-    }
+    if (!takeLock(lock)) throw new JournalInUseError(`journal "${this.name}" is in use by ${lockOwner(lock)} (lock ${lock})`);
+    this.lockHeld = true;
   }
 }
+
+/** The journal's lock is held by another live process or thread. */
+export class JournalInUseError extends JournalError {}
 
 const EMPTY = Buffer.alloc(0);
 /** Larger entries (chunks of big files) get a buffer of their own rather than pin one that size. */
@@ -256,14 +244,5 @@ function fileSize(file: string): number {
     return fs.statSync(file).size;
   } catch {
     return 0; // trimmed meanwhile
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -8,10 +8,13 @@ import { warnOnce } from './log';
 
 /** The application thread's handle on the shipper worker. */
 export class Shipper {
-  readonly shared = createShared();
+  readonly shared: BigInt64Array;
   private worker: Worker | undefined;
 
-  constructor(private readonly settings: AgentSettings, private readonly dir: string, private readonly epoch: number) {}
+  /** `shared`: positions kept where another thread can see them too (a worker thread's journal, see threads.ts). */
+  constructor(private readonly settings: AgentSettings, private readonly dir: string, private readonly epoch: number, shared?: BigInt64Array) {
+    this.shared = shared ?? createShared();
+  }
 
   /** Starts the worker; it must not keep the application alive, nor load the agent again. */
   start(lastSeq: number): void {
@@ -21,9 +24,30 @@ export class Shipper {
       dir: this.dir, epoch: this.epoch, mode: this.settings.mode, shared: this.shared, signingKey: this.settings.signingKey,
       firstSeq: lastSeq + 1, spoolFsync: this.settings.spoolFsync,
     };
-    this.worker = new Worker(path.join(__dirname, 'shipper-worker.js'), { workerData: data, execArgv: [], stdout: false, stderr: false });
+    // execArgv: [] drops a --require of the agent, but NODE_OPTIONS loads it in every worker
+    // thread all the same (Node 20): UNDERSTUDY_DISABLE is what keeps it from journaling here.
+    const env = { ...process.env, UNDERSTUDY_DISABLE: '1' };
+    this.worker = new Worker(path.join(__dirname, 'shipper-worker.js'), { workerData: data, execArgv: [], env, stdout: false, stderr: false });
     this.worker.unref();
     this.worker.on('error', (err) => warnOnce('worker', `shipper stopped (${err.message}); entries stay spooled in ${this.dir}`));
+  }
+
+  /**
+   * Starts the worker at `journal`'s first append rather than now: a worker thread that never
+   * changes anything under the roots (a pool of CPU workers) then costs no shipper thread and
+   * no NATS connection.
+   */
+  startOnFirstAppend(journal: Journal, lastSeq: number): void {
+    journal.onAppend = (seq) => {
+      this.start(lastSeq);
+      this.attach(journal);
+      this.notify(seq);
+    };
+  }
+
+  /** Stops the worker (a journal adopted for its backlog, once that is shipped). */
+  stop(): Promise<number> {
+    return this.worker?.terminate() ?? Promise.resolve(0);
   }
 
   /** Wakes the worker for every append to `journal`. */

@@ -44,6 +44,17 @@ export const DEFAULTS = {
    * 30 s + (objects / 5,000) s; directories the kernel will not watch are listed every second.
    */
   watch: { settleMs: 200, fullPassEveryMs: 30_000, objectsPerSecond: 5000, pollMs: 1000 },
+  /** Journals a base name may have, one per live process (and as many per process for its threads). */
+  journalSlots: 1024,
+  /**
+   * A running agent looks for journals of its base that no live process holds and ships what
+   * they hold: first this long after it starts (so a restarting pool takes its own slots back
+   * first, and each process ships its slot's backlog), then every adoptEveryMs.
+   */
+  adoptAfterMs: 10_000,
+  adoptEveryMs: 30_000,
+  /** Journals one agent ships for others at a time (each has a shipper worker of its own); the rest wait for the next look. */
+  adoptAtOnce: 4,
 } as const;
 
 export type SpoolFsync = 'always' | 'never' | number;
@@ -170,7 +181,10 @@ function realOfNearest(p: string): string {
   }
 }
 
-/** The journal name: UNDERSTUDY_NAME, or the main script's base name. */
+/**
+ * The base of the journal's name: UNDERSTUDY_NAME, or the main script's base name. Each
+ * process takes a free slot under it (agent/journal-name).
+ */
 export function journalName(given: string | undefined, mainScript: string | undefined): string {
   const explicit = nonEmpty(given);
   if (explicit !== undefined) {

@@ -1,0 +1,160 @@
+/**
+ * The lock that makes a journal one live writer's: a file created with `wx` in the journal's
+ * spool directory, naming its holder. A lock whose holder is gone is taken over, so the
+ * next process (or thread) that takes the journal ships what the dead one left spooled.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { threadId } from 'node:worker_threads';
+
+/** Who holds a lock, as written in it: `pid@host start=<ticks> thread=<id>`. */
+interface Holder { pid: number; host: string; start?: string; thread?: number }
+
+/** A lock younger than this with no readable holder is being written; older, it was left by a crash. */
+const UNREADABLE_GRACE_MS = 10_000;
+/** How long a taker waits for another one's takeover of the same stale lock to end. */
+const TAKEOVER_WAIT_MS = 2000;
+
+/** What this process and thread write into the locks they take. */
+export function ownerText(): string {
+  const start = startTicks(process.pid);
+  return `${process.pid}@${os.hostname()}${start === undefined ? '' : ` start=${start}`} thread=${threadId}\n`;
+}
+
+/**
+ * Takes the lock at `file`: true when taken, false when a live process (this one's other
+ * threads included) holds it. A lock left by a dead process, or by an earlier process that
+ * had the same pid (a container's pid 1 after a restart), is taken over.
+ */
+export function takeLock(file: string): boolean {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (createExclusive(file)) return true;
+    if (!lockIsStale(file)) return false;
+    // Several processes may find one stale lock at once (a cluster restarting after a crash):
+    // only the one that creates the takeover mark removes it, or two could both end up holding it.
+    const mark = `${file}.takeover`;
+    if (!createExclusive(mark)) {
+      if (!waitForTakeover(mark)) return false;
+      continue;
+    }
+    try {
+      if (lockIsStale(file)) fs.rmSync(file, { force: true });
+      if (createExclusive(file)) return true;
+    } finally {
+      fs.rmSync(mark, { force: true });
+    }
+  }
+  return false;
+}
+
+/** Who holds the lock at `file`, as its text says (for messages). */
+export function lockOwner(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim() || '(unreadable)';
+  } catch {
+    return '(gone)';
+  }
+}
+
+/** True when nothing holds the lock at `file` or its holder is gone: the journal is free to take. */
+export function lockIsFree(file: string): boolean {
+  return !fs.existsSync(file) || lockIsStale(file);
+}
+
+/**
+ * Removes the lock at `file` when worker thread `tid` of this process holds it: that thread
+ * has ended (terminate() runs none of its exit handlers), so its journal is free again.
+ */
+export function releaseLockOfThread(file: string, tid: number): boolean {
+  let holder: Holder | undefined;
+  try {
+    holder = parseHolder(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return false; // released by the thread itself
+  }
+  const start = startTicks(process.pid);
+  if (holder === undefined || holder.pid !== process.pid || holder.host !== os.hostname() || holder.thread !== tid || holder.start !== start) return false;
+  fs.rmSync(file, { force: true });
+  return true;
+}
+
+function createExclusive(file: string): boolean {
+  try {
+    fs.writeFileSync(file, ownerText(), { flag: 'wx', mode: 0o600 });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+function lockIsStale(file: string): boolean {
+  let text: string;
+  let age: number;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+    age = Date.now() - fs.statSync(file).mtimeMs;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw err;
+  }
+  const holder = parseHolder(text);
+  // A crash between the lock's creation and its first write leaves it empty.
+  if (holder === undefined) return age > UNREADABLE_GRACE_MS;
+  // Another host's process cannot be checked from here (a spool on a shared disk): it is live.
+  if (holder.host !== os.hostname()) return false;
+  if (!alive(holder.pid)) return true;
+  if (holder.start === undefined) {
+    // Written by an agent that did not record start times: this process never did, so it was an earlier one.
+    return holder.pid === process.pid;
+  }
+  return startTicks(holder.pid) !== holder.start;
+}
+
+function parseHolder(text: string): Holder | undefined {
+  const m = /^(\d+)@(\S+)(?: start=(\d+))?(?: thread=(\d+))?/.exec(text.trim());
+  if (m === null) return undefined;
+  const pid = Number(m[1]);
+  return Number.isSafeInteger(pid) && pid > 0 ? { pid, host: m[2], start: m[3], thread: m[4] === undefined ? undefined : Number(m[4]) } : undefined;
+}
+
+/** Blocks (bounded) until another taker's takeover mark is gone; false when it stays (then it was left by a crash). */
+function waitForTakeover(mark: string): boolean {
+  const deadline = Date.now() + TAKEOVER_WAIT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (fs.existsSync(mark)) {
+    if (Date.now() > deadline) {
+      try {
+        if (Date.now() - fs.statSync(mark).mtimeMs > UNREADABLE_GRACE_MS) fs.rmSync(mark, { force: true });
+      } catch {
+        // gone meanwhile
+      }
+      return false;
+    }
+    Atomics.wait(pause, 0, 0, 5);
+  }
+  return true;
+}
+
+/**
+ * When the process began, in clock ticks since boot (Linux /proc), so that a pid reused by
+ * another process is not mistaken for the lock's holder; undefined where it cannot be read.
+ */
+function startTicks(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
