@@ -171,7 +171,7 @@ export const FILEHANDLE_ROWS: readonly FsRow[] = [
     },
   },
   { name: 'readFile', promise: true, before: (r, _args, _res, self) => r.read(r.fds.handle(self as object), null) },
-  { name: 'close', promise: true, before: (r, _args, _res, self) => r.fds.dropHandle(self as object) },
+  // close is not here: on Node 20 it is a field of each handle, not on the prototype; FdTable listens for the handle's 'close'.
 ];
 
 function handleWhole(...[r, [data, options], , self]: Parameters<Recipe>): void {

@@ -141,10 +141,10 @@ function runNode(script, args, { env = {}, agent = false, execArgv = [], timeout
   });
 }
 
-/** Spawns a long-lived node child with an IPC channel; the caller drives it with messages. */
-function spawnIpc(script, args, { env = {}, agent = false, execArgv = [] } = {}) {
+/** Spawns a long-lived node child with an IPC channel; the caller drives it with messages. `stdout`: 'inherit' or a file descriptor. */
+function spawnIpc(script, args, { env = {}, agent = false, execArgv = [], stdout = 'inherit' } = {}) {
   const argv = [...execArgv, ...(agent ? ['--require', PRELOAD] : []), script, ...args];
-  const child = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+  const child = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', stdout, 'pipe', 'ipc'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const kill = async () => child.kill('SIGKILL');
