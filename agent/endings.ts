@@ -24,7 +24,7 @@ import type { Shipper } from './shipper';
 export interface EndingAgent {
   name: string;
   exitTimeoutMs: number;
-  journal: Pick<Journal, 'dir' | 'onAppend'>;
+  journal: Pick<Journal, 'dir' | 'onAppend' | 'markEnded'>;
   shipper: Pick<Shipper, 'flush' | 'positions' | 'waitReported'>;
 }
 
@@ -65,6 +65,7 @@ export function installEndings(agent: EndingAgent): () => void {
     if (ended) return;
     ended = true;
     if (shipOut(why)) agent.shipper.waitReported(Math.min(REPORT_WAIT_MS, left()));
+    guarded('the lock', () => agent.journal.markEnded());
     // The lock and the spool stay ours until the process is gone: a library's exit callbacks that
     // run after ours (an outer process.emit wrapper) still journal, each change shipped on the
     // spot, and a process taking this slot meanwhile would write into the same spool. A dead

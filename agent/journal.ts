@@ -5,10 +5,10 @@ import { DEFAULTS } from '../lib/settings';
 import type { EntryHeader, Op } from '../lib/entry';
 import { JournalError } from '../lib/errors';
 import { hostStamp } from '../lib/host-clock';
-import { lockOwner, takeLock } from './spool-lock';
+import { endedCleanly, lockOwner, markEnded, takeLock } from './spool-lock';
 import {
   FRAME_HEAD, listSegments, readJson, scanFrames, segmentFile, spoolFiles, writeFrameHead, writeJsonAtomic,
-  type AckedState, type MetaState,
+  type AckedState, type MetaState, type UncleanEnd,
 } from '../lib/spool';
 
 /** Where journaled entries go; the shims see only this. */
@@ -227,8 +227,18 @@ export class Journal implements JournalSink {
 
   private lock(): void {
     const { lock } = spoolFiles(this.dir);
-    if (!takeLock(lock)) throw new JournalInUseError(`journal "${this.name}" is in use by ${lockOwner(lock)} (lock ${lock})`);
+    const taken = takeLock(lock, (previous) => {
+      // Its holder died without its ending (SIGKILL, a crash, the OOM killer): a call it had in
+      // flight may have changed a file without an entry. Said until a verify looks (status).
+      if (!endedCleanly(previous)) writeJsonAtomic(spoolFiles(this.dir).unclean, { holder: previous, at: Date.now() } satisfies UncleanEnd);
+    });
+    if (!taken) throw new JournalInUseError(`journal "${this.name}" is in use by ${lockOwner(lock)} (lock ${lock})`);
     this.lockHeld = true;
+  }
+
+  /** This process's ending was flushed: whoever takes the journal after it need not doubt it. */
+  markEnded(): void {
+    if (this.lockHeld) markEnded(spoolFiles(this.dir).lock);
   }
 }
 

@@ -17,7 +17,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { SpoolRecord } from '../lib/spool';
 import { encodeFrames, frameBytes, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES } from '../lib/batch';
 import { SpoolCursor, SpoolGapError } from '../lib/spool-reader';
-import { firstFrame, listSegments, readJson, spoolFiles, trimmableSegments, writeJsonAtomic, type AckedState, type LostRange, type OriginState } from '../lib/spool';
+import { firstFrame, listSegments, readJson, spoolFiles, trimmableSegments, writeJsonAtomic, type AckedState, type LostRange, type OriginState, type UncleanEnd } from '../lib/spool';
 import { decodeEntry } from '../lib/codec';
 import { lastEntry } from '../lib/batch';
 import { lostBetween, readLost, recordLost } from './spool-gap';
@@ -67,6 +67,8 @@ let savedSeq = ackedPos.seq;
 let durableSeq = 0;
 /** Entries this journal's spool lost before they were shipped, reported in every heartbeat. */
 let lost: LostRange[] = readLost(dir);
+/** The last process of this journal that died without flushing its ending, if any (the journal found it when it took the lock). */
+const unclean = readJson<UncleanEnd>(files.unclean);
 publishPosition(shared, ACKED, ackedPos.seq);
 // Signing happens here, off the application's thread: Ed25519 costs tens of microseconds an entry.
 const signer = data.signingKey === undefined ? undefined : loadSigner(data.signingKey);
@@ -353,6 +355,7 @@ async function beat(kv: KV): Promise<void> {
     name, epoch: data.epoch, mode: data.mode, pid: process.pid, host: os.hostname(), appended, acked: ackedPos, time: Date.now(),
     dropped: readPosition(shared, DROPPED), origin,
     ...(lost.length > 0 ? { lost } : {}),
+    ...(unclean !== undefined ? { unclean } : {}),
   };
   try {
     await kv.put(agentKey(name), JSON.stringify(value));

@@ -26,7 +26,7 @@ export function ownerText(): string {
  * threads included) holds it. A lock left by a dead process, or by an earlier process that
  * had the same pid (a container's pid 1 after a restart), is taken over.
  */
-export function takeLock(file: string): boolean {
+export function takeLock(file: string, onTakeover?: (previous: string) => void): boolean {
   for (let attempt = 0; attempt < 3; attempt++) {
     if (createExclusive(file)) return true;
     if (!lockIsStale(file)) return false;
@@ -38,13 +38,29 @@ export function takeLock(file: string): boolean {
       continue;
     }
     try {
-      if (lockIsStale(file)) fs.rmSync(file, { force: true });
+      if (lockIsStale(file)) {
+        onTakeover?.(lockOwner(file));
+        fs.rmSync(file, { force: true });
+      }
       if (createExclusive(file)) return true;
     } finally {
       fs.rmSync(mark, { force: true });
     }
   }
   return false;
+}
+
+/**
+ * Marks the lock at `file` as that of a process whose ending was flushed: it stays held until
+ * the process is gone, and whoever takes it over then knows nothing was cut short.
+ */
+export function markEnded(file: string): void {
+  fs.writeFileSync(file, `${ownerText().trim()} ended=${Date.now()}\n`, { mode: 0o600 });
+}
+
+/** Whether a lock's text says its holder's ending was flushed (see markEnded). */
+export function endedCleanly(text: string): boolean {
+  return /\bended=\d+/.test(text);
 }
 
 /** Who holds the lock at `file`, as its text says (for messages). */

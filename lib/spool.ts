@@ -129,6 +129,7 @@ export function spoolFiles(dir: string) {
     acked: path.join(dir, 'acked.json'),
     origin: path.join(dir, 'origin.json'),
     lost: path.join(dir, 'lost.json'),
+    unclean: path.join(dir, 'unclean.json'),
   };
 }
 
@@ -147,6 +148,12 @@ export interface OriginState {
   epoch: number;
   seq: number;
 }
+
+/**
+ * The last process of this journal that ended without its ending being flushed (killed, crashed),
+ * found when its lock was taken over: `holder` as its lock named it, `at` when that was found.
+ */
+export interface UncleanEnd { holder: string; at: number }
 
 /** The journal's identity across restarts. */
 export interface MetaState { epoch: number }

@@ -33,6 +33,8 @@ interface Row {
   lag_seconds?: number;
   /** Why the standby differs from the primary (not lag: waiting does not mend it), if it does. */
   differs?: string;
+  /** Why the standby may differ: a process of this journal died without flushing its ending, and no verify has looked since. */
+  may_differ?: string;
   /** Why the standby's disk failed a write or fsync: it holds nothing past `applied_seq` for sure. */
   standby_failing?: string;
 }
@@ -99,7 +101,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     if (o.name !== undefined) names.add(o.name);
     const now = Date.now();
     for (const name of [...names].sort()) {
-      const agent = json<{ epoch: number; mode: string; appended: number; acked: { seq: number }; time: number; dropped?: number; lost?: LostRange[] }>(await kv.get(agentKey(name)));
+      const agent = json<{ epoch: number; mode: string; appended: number; acked: { seq: number }; time: number; dropped?: number; lost?: LostRange[]; unclean?: { holder: string; at: number } }>(await kv.get(agentKey(name)));
       const applied = json<{ e: number; s: number; t: number; failing?: string }>(await kv.get(appliedKey(name)));
       const last = await jsm.streams.getMessage(o.stream, { last_by_subj: journalSubject(o.stream, name) }).catch(() => null);
       const lastHeader = last === null ? undefined : decodeEntry(lastEntry(last.data)).header;
@@ -114,6 +116,11 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       row.lag_entries = Math.max(0, newest - (applied?.s ?? 0));
       row.lag_seconds = row.lag_entries === 0 || lastHeader === undefined ? 0 : round((lastHeader.t - (applied?.t ?? lastHeader.t)) / 1000);
       row.differs = differs(agent?.lost ?? [], baselines, verifies);
+      const u = agent?.unclean;
+      // A verify that found the trees equal after it (or a baseline) settles what it may have left out.
+      if (u !== undefined && !verifies.some((v) => v.time > u.at && v.equal) && !baselines.some((b) => b.state === 'done' && (b.finished ?? 0) > u.at)) {
+        row.may_differ = `its process ${u.holder.split(' ')[0]} ended without flushing (killed or crashed; found ${new Date(u.at).toISOString()}): a change made by a call that had not returned then may have reached the primary's disk without an entry; run \`understudy verify\``;
+      }
       rows.push(row);
     }
   } finally {
@@ -132,6 +139,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     print(rows);
     for (const d of doubts) console.log(describeDoubts(d));
     for (const r of rows) if (r.differs !== undefined) console.log(`journal "${r.journal}": standby differs: ${r.differs}`);
+    for (const r of rows) if (r.may_differ !== undefined) console.log(`journal "${r.journal}": STANDBY MAY DIFFER: ${r.may_differ}`);
     for (const r of rows) {
       if (r.standby_failing !== undefined) console.log(`journal ${r.journal}: STANDBY FAILING: its disk failed (${r.standby_failing}); nothing past applied ${r.applied_seq ?? 0} is on it for sure`);
     }
