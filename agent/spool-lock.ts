@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { threadId } from 'node:worker_threads';
+import { processRuns as alive, processStart as startTicks } from '../lib/process-alive';
 
 /** Who holds a lock, as written in it: `pid@host start=<ticks> thread=<id>`. */
 interface Holder { pid: number; host: string; start?: string; thread?: number }
@@ -150,27 +151,4 @@ function waitForTakeover(mark: string): boolean {
     Atomics.wait(pause, 0, 0, 5);
   }
   return true;
-}
-
-/**
- * When the process began, in clock ticks since boot (Linux /proc), so that a pid reused by
- * another process is not mistaken for the lock's holder; undefined where it cannot be read.
- */
-function startTicks(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SettingsError } from '../lib/errors';
+import { processRuns, processStart as startTime } from '../lib/process-alive';
 
 /** Who holds a state directory. */
 interface Holder { pid: number; host: string; command: string; since: string; start?: string }
@@ -85,22 +86,7 @@ function readHolder(file: string): Holder | undefined {
 /** Whether the holder may still be running. On another host that cannot be told: it is taken as live. */
 function isLive(h: Holder): boolean {
   if (h.host !== os.hostname()) return true;
-  try {
-    process.kill(h.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-  }
+  if (!processRuns(h.pid)) return false;
   const now = startTime(h.pid);
   return h.start === undefined || now === undefined || now === h.start;
-}
-
-/** When process `pid` started (clock ticks since boot, /proc/PID/stat field 22); undefined off Linux. */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
 }

@@ -1,8 +1,6 @@
 import test from 'ava';
 import * as path from 'node:path';
-import { makePair, REPO, runCli, type Pair } from './helpers/pair';
-import { parseRoots } from '../lib/roots';
-import { Replayer } from '../replayer/replayer';
+import { followReplayer, makePair, REPO, runCli, type Pair } from './helpers/pair';
 import { startNatsServer } from './helpers/nats-server';
 import { diffTrees } from './helpers/tree';
 
@@ -80,12 +78,7 @@ test.serial('an entry that arrives after a later change from another journal is 
   t.deepEqual(diffTrees(pair.primary, pair.standby), [], 'a late chmod happens to be right here, yet the standby cannot know that');
   t.regex((await runCli(['status', '--nats', pair.server.url])).stdout, /STANDBY \S+ MAY DIFFER[^\n]*data\/f/);
   // A following replayer serves verify; an equal verify settles the doubt.
-  const ac = new AbortController();
-  const following = new Replayer({
-    nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`),
-    stateDir: pair.state, drain: false, log: () => undefined,
-  }).run(ac.signal);
-  t.teardown(async () => { ac.abort(); await following; });
+  t.teardown(followReplayer(pair));
   const v = await runCli(['verify', '--root', `data=${pair.primary}`, '--nats', pair.server.url], { UNDERSTUDY_SPOOL_DIR: pair.spool });
   t.is(v.code, 0, v.stdout + v.stderr);
   let st = '';

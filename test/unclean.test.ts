@@ -1,8 +1,6 @@
 import test from 'ava';
 import * as path from 'node:path';
-import { parseRoots } from '../lib/roots';
-import { Replayer } from '../replayer/replayer';
-import { makePair, runCli } from './helpers/pair';
+import { followReplayer, makePair, runCli } from './helpers/pair';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -26,12 +24,7 @@ test.serial('a process killed with SIGKILL: the next one of its journal says so,
   st = await runCli(['status', '--nats', pair.server.url]);
   t.regex(st.stdout, /journal "app": STANDBY MAY DIFFER: its process \d+@\S+ ended without flushing \(killed or crashed/);
   // A verify that finds the trees equal settles it.
-  const ac = new AbortController();
-  const following = new Replayer({
-    nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`),
-    stateDir: pair.state, drain: false, log: () => undefined,
-  }).run(ac.signal);
-  t.teardown(async () => { ac.abort(); await following; });
+  t.teardown(followReplayer(pair));
   await sleep(500);
   const v = await runCli(['verify', '--root', `data=${pair.primary}`, '--nats', pair.server.url, '--repair'], { UNDERSTUDY_SPOOL_DIR: pair.spool });
   t.is(v.code, 0, v.stdout + v.stderr);

@@ -11,17 +11,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts `understudy watch` on the pair's primary and resolves once its first scan is done. */
 async function startWatch(pair: Pair, extraEnv: Record<string, string> = {}): Promise<{ child: ChildProcessWithoutNullStreams; stderr: () => string }> {
-  const child = spawn(process.execPath, [CLI, 'watch', '--root', `data=${pair.primary}`, '--nats', pair.server.url], {
+  const child = spawn(process.execPath, [CLI, 'watch', '--root', `data=${pair.primary}`, '--nats', pair.server.url, '--verbose'], {
     env: { ...process.env, UNDERSTUDY_SPOOL_DIR: pair.spool, ...extraEnv }, stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
+  let stdout = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout.resume();
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   for (let i = 0; !stderr.includes('watching'); i++) {
     if (i > 400 || child.exitCode !== null) throw new Error(`watch did not start: ${stderr}`);
     await sleep(25);
   }
-  return { child, stderr: () => stderr };
+  // What it said and what it journaled, for the message of a failing comparison.
+  return { child, stderr: () => `${stderr}\njournaled:\n${stdout}` };
 }
 
 /** Drains until the standby equals the primary or `ms` passed; returns what still differs. */

@@ -65,6 +65,19 @@ export async function makePair(label = 'pair'): Promise<Pair> {
   };
 }
 
+/** A replayer that keeps following the pair's stream (serving verify, as on a real standby) until stopped. */
+export function followReplayer(pair: Pair): () => Promise<void> {
+  const ac = new AbortController();
+  const running = new Replayer({
+    nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`),
+    stateDir: pair.state, drain: false, log: () => undefined,
+  }).run(ac.signal);
+  return async () => {
+    ac.abort();
+    await running;
+  };
+}
+
 /** Runs `understudy <args>` and collects what it printed. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
