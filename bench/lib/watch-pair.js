@@ -43,13 +43,23 @@ async function startPair({ files = 10_000, env = {}, verbose = false, nodeArgs =
     nats, src, dst, tree, replayer, watcher, startS,
     /** The watcher's entry in `understudy status --json` (reported every 5 s). */
     async watchStatus() {
-      const r = await cli(['status', '--json', '--nats', nats.url]);
-      return JSON.parse(r.stdout).watchers.find((w) => w.name === 'watch');
+      // `status` has been seen to hang in its listing of the state bucket's keys while reports keep arriving: give up on it then.
+      try {
+        const r = await cli(['status', '--json', '--nats', nats.url], { timeoutMs: 20_000 });
+        return JSON.parse(r.stdout).watchers.find((w) => w.name === 'watch');
+      } catch (err) {
+        console.log(`  (understudy status --json failed: ${String(err.message).split('\n')[0]})`);
+        return undefined;
+      }
     },
     /** `understudy status`'s line about the watcher, as a person reads it. */
     async watchLine() {
-      const r = await cli(['status', '--nats', nats.url]);
-      return r.stdout.split('\n').find((l) => l.startsWith('watch "')) ?? '(no watch line)';
+      try {
+        const r = await cli(['status', '--nats', nats.url], { timeoutMs: 20_000 });
+        return r.stdout.split('\n').find((l) => l.startsWith('watch "')) ?? '(no watch line)';
+      } catch (err) {
+        return `(understudy status failed: ${String(err.message).split('\n')[0]})`;
+      }
     },
     async stop() {
       const w = await watcher.stop();
