@@ -54,6 +54,8 @@ export class Reconciler {
   lastPass: PassReport | undefined;
   /** Changes journaled in all (events, passes, polls). */
   journaledCount = 0;
+  /** Mended by every full pass so far: the last pass alone would hide a mend once the next pass found nothing. */
+  mendedTotal = 0;
 
   constructor(
     private readonly roots: readonly Root[],
@@ -355,6 +357,7 @@ export class Reconciler {
     }
     if (this.closed) return;
     this.lastPass = { startedAt, finishedAt: Date.now(), objects, mended: mended.length, examples: mended.slice(0, 10) };
+    this.mendedTotal += mended.length;
     this.save();
   }
 

@@ -26,6 +26,8 @@ export interface WatchReport {
   /** Directories polled because the kernel would not watch them. */
   polled: number;
   lastPass?: PassReport;
+  /** Mended by all full passes since the start. */
+  mendedTotal: number;
 }
 
 /**
@@ -81,7 +83,7 @@ export class Watcher {
 
   /** What it has done so far. */
   report(): WatchReport {
-    return { journaled: this.rec.journaledCount, polled: this.rec.polledCount, lastPass: this.rec.lastPass };
+    return { journaled: this.rec.journaledCount, polled: this.rec.polledCount, lastPass: this.rec.lastPass, mendedTotal: this.rec.mendedTotal };
   }
 
   /** Stops: what events announced and has not settled yet is journaled first. */

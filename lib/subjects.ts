@@ -56,6 +56,8 @@ export interface WatchStatus {
   journaled: number;
   polled: number;
   lastPass?: { startedAt: number; finishedAt: number; objects: number; mended: number; examples: string[] };
+  /** Mended by all its full passes since it started (absent from watchers older than this field). */
+  mendedTotal?: number;
   time: number;
 }
 

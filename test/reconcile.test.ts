@@ -60,3 +60,16 @@ test('an event on a directory journals a subtree renamed into it whole, however 
   for (let i = 0; i < 40 && seen.length < 4; i++) await sleep(25);
   t.deepEqual([...seen].sort(), ['mkdir keep/moved', 'mkdir keep/moved/c', 'put keep/moved/c/x.txt', 'symlink keep/link']);
 });
+
+test('what a full pass mended stays counted after later passes that mended nothing', async (t) => {
+  const { tree, rec, seen } = setUp(t);
+  await rec.learn(Date.now() + 1000);
+  fs.writeFileSync(path.join(tree, 'keep/deep/a'), 'changed');
+  for (let i = 0; i < 100 && (rec.lastPass === undefined || rec.lastPass.mended === 0); i++) await sleep(50);
+  const mending = rec.lastPass!.startedAt;
+  for (let i = 0; i < 100 && rec.lastPass!.startedAt === mending; i++) await sleep(50);
+  t.not(rec.lastPass!.startedAt, mending, 'a later pass ended');
+  t.is(rec.lastPass!.mended, 0, 'the later pass found nothing');
+  t.deepEqual(seen, ['put keep/deep/a']);
+  t.is(rec.mendedTotal, 1);
+});

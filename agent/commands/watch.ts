@@ -43,7 +43,7 @@ export async function watchCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
   const report = async (): Promise<void> => {
     const s = await state;
     const r = watcher.report();
-    const value: WatchStatus = { name, journaled: r.journaled, polled: r.polled, lastPass: r.lastPass, time: Date.now() };
+    const value: WatchStatus = { name, journaled: r.journaled, polled: r.polled, lastPass: r.lastPass, mendedTotal: r.mendedTotal, time: Date.now() };
     await s?.kv.put(watchKey(name), JSON.stringify(value)).catch(() => undefined);
   };
   const reporting = setInterval(() => void report(), 5000);

@@ -206,7 +206,8 @@ function describeWatch(w: WatchStatus): string {
   const p = w.lastPass;
   const pass = p === undefined ? 'no full reconciliation has ended yet' :
     `last full reconciliation ended ${new Date(p.finishedAt).toISOString()} (${p.objects} objects in ${round((p.finishedAt - p.startedAt) / 1000)} s), mended ${p.mended}${p.mended > 0 ? ` (${p.examples.slice(0, 3).join(', ')}${p.mended > 3 ? ', …' : ''})` : ''}`;
-  return `watch "${w.name}": ${w.journaled} change(s) journaled; ${pass}${w.polled > 0 ? `; ${w.polled} directories polled: the kernel would not watch them` : ''}; reported ${round((Date.now() - w.time) / 1000)} s ago`;
+  const total = w.mendedTotal === undefined ? '' : `; ${w.mendedTotal} mended by full passes since it started`;
+  return `watch "${w.name}": ${w.journaled} change(s) journaled; ${pass}${total}${w.polled > 0 ? `; ${w.polled} directories polled: the kernel would not watch them` : ''}; reported ${round((Date.now() - w.time) / 1000)} s ago`;
 }
 
 function describeVerify(v: VerifyReport & { name: string }): string {
