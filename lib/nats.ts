@@ -69,6 +69,17 @@ export async function listKeys(kv: KV, filter: string, timeoutMs = 3000): Promis
   return keys;
 }
 
+/**
+ * Every key the state bucket of `stream` holds, read from its stream's subjects at one moment.
+ * kv.keys() follows the bucket until nothing is pending, which under steady heartbeats can be
+ * never (status hung for minutes beside a busy watcher); this is one request.
+ */
+export async function stateKeys(jsm: JetStreamManager, stream: string): Promise<string[]> {
+  const prefix = `$KV.${stateBucket(stream)}.`;
+  const info = await jsm.streams.info(`KV_${stateBucket(stream)}`, { subjects_filter: `${prefix}>` });
+  return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length)).sort();
+}
+
 /** Connects to NATS; the error names the servers tried. */
 export async function connectNats(s: NatsSettings, clientName: string, opts: Partial<NodeConnectionOptions> = {}): Promise<NatsConnection> {
   try {

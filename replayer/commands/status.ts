@@ -2,7 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { decodeEntry } from '../../lib/codec';
 import { lastEntry } from '../../lib/batch';
 import { SettingsError } from '../../lib/errors';
-import { connectNats, openStateKv } from '../../lib/nats';
+import { connectNats, openStateKv, stateKeys } from '../../lib/nats';
 import { agentKey, appliedKey, journalPrefix, journalSubject, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/subjects';
 import { common, parse } from '../../lib/cli-options';
 
@@ -80,7 +80,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     for (const subject of Object.keys(info.state.subjects ?? {})) names.add(subject.slice(journalPrefix(o.stream).length + 1));
     const max = info.config.max_bytes;
     stream = { name: o.stream, messages: info.state.messages, bytes: info.state.bytes, max_bytes: max, used_pct: max > 0 ? round((100 * info.state.bytes) / max) : 0 };
-    for await (const k of await kv.keys()) {
+    for (const k of await stateKeys(jsm, o.stream)) {
       const [kind, name] = [k.slice(0, k.indexOf('.')), k.slice(k.indexOf('.') + 1)];
       if (kind === 'agent' || kind === 'applied') names.add(name);
       if (kind === 'baseline') baselines.push({ name, ...json<BaselineReport>(await kv.get(k))! });
