@@ -112,7 +112,7 @@ export class Journal implements JournalSink {
   }
 
   /** Journals one change; `b`, on snapshots, is when the object was read (see EntryHead.b). */
-  record(root: string, relPath: string, op: Op, data?: Buffer, b?: number): number {
+  record(root: string, relPath: string, op: Op, data?: Buffer, b?: number, o?: number): number {
     if (this.fd < 0) throw new JournalError(`journal ${this.name} is not open`);
     if (this.spoolBytes + (data?.length ?? 0) + 512 > this.maxBytes && !this.roomAfterTrim((data?.length ?? 0) + 512)) {
       // Full: the application goes on; this change is not replicated, and that is counted and said.
@@ -122,12 +122,12 @@ export class Journal implements JournalSink {
     }
     const t = Date.now();
     if (data === undefined || data.length <= this.chunkBytes) {
-      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, o: hostStamp(), r: root, p: relPath, b, ...op }, data);
+      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, o: o ?? hostStamp(), r: root, p: relPath, b, ...op }, data);
       this.onAppend(this.seq);
       this.onRecord?.(root, relPath, op);
       return this.seq;
     }
-    return this.recordChunks(root, relPath, op, data.length, (off, len) => data.subarray(off, off + len), b, t);
+    return this.recordChunks(root, relPath, op, data.length, (off, len) => data.subarray(off, off + len), b, t, o);
   }
 
   /**
@@ -135,11 +135,11 @@ export class Journal implements JournalSink {
    * standby stages them and applies at the last). `read` gives each chunk when it is due,
    * so a snapshot of a large file holds one chunk in memory, not the file.
    */
-  recordChunks(root: string, relPath: string, op: Op, total: number, read: (off: number, len: number) => Buffer, b?: number, t = Date.now()): number {
+  recordChunks(root: string, relPath: string, op: Op, total: number, read: (off: number, len: number) => Buffer, b?: number, t = Date.now(), readAt?: number): number {
     if (this.fd < 0) throw new JournalError(`journal ${this.name} is not open`);
     const n = Math.ceil(total / this.chunkBytes);
-    // One stamp for every chunk: together they are one change.
-    const o = hostStamp();
+    // One stamp for every chunk: together they are one change. A snapshot's is when it was read.
+    const o = readAt ?? hostStamp();
     if (n < 2) {
       this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, o, r: root, p: relPath, b, ...op }, read(0, total));
     } else {

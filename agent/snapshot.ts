@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { typeOf } from '../lib/walk';
+import { hostStamp } from '../lib/host-clock';
 import type { Journal } from './journal';
 
 const { O_RDONLY, O_NOFOLLOW } = fs.constants;
@@ -26,32 +27,35 @@ export class Snapshotter {
   snapshot(root: string, rel: string, abs: string, removeWhenAbsent = false): Snapped {
     for (let attempt = 1; ; attempt++) {
       const b = Date.now();
+      // The host's order of a snapshot is when it was read, not when it was journaled: a change
+      // made in between must be placed after it on the standby.
+      const o = hostStamp();
       let st: fs.Stats;
       try {
         st = fs.lstatSync(abs);
       } catch (err) {
         if (!isGone(err)) throw err;
         if (!removeWhenAbsent) return { kind: 'absent' };
-        this.journal.record(root, rel, { op: 'rm' }, undefined, b);
+        this.journal.record(root, rel, { op: 'rm' }, undefined, b, o);
         return { kind: 'removed' };
       }
       const type = typeOf(st);
       if (type === 'dir') {
-        this.journal.record(root, rel, { op: 'mkdir', mode: st.mode & 0o7777 }, undefined, b);
+        this.journal.record(root, rel, { op: 'mkdir', mode: st.mode & 0o7777 }, undefined, b, o);
         return { kind: 'dir' };
       }
       if (type === 'symlink') {
-        this.journal.record(root, rel, { op: 'symlink', target: fs.readlinkSync(abs) }, undefined, b);
+        this.journal.record(root, rel, { op: 'symlink', target: fs.readlinkSync(abs) }, undefined, b, o);
         return { kind: 'symlink' };
       }
       if (type !== 'file') return { kind: 'other' };
-      const r = this.file(root, rel, abs, b, attempt === ATTEMPTS);
+      const r = this.file(root, rel, abs, b, o, attempt === ATTEMPTS);
       if (r !== 'changed') return r;
     }
   }
 
   /** One read of a file: journaled when it held still while read (or `anyway`), else 'changed'. */
-  private file(root: string, rel: string, abs: string, b: number, anyway: boolean): Snapped | 'changed' {
+  private file(root: string, rel: string, abs: string, b: number, o: number, anyway: boolean): Snapped | 'changed' {
     let fd: number;
     try {
       fd = fs.openSync(abs, O_RDONLY | O_NOFOLLOW);
@@ -68,7 +72,7 @@ export class Snapshotter {
         const data = Buffer.alloc(size);
         const n = readFully(fd, data, 0);
         if (!anyway && (n !== size || changedSince(before, fs.fstatSync(fd)))) return 'changed';
-        this.journal.record(root, rel, { op: 'put', mode }, data.subarray(0, n), b);
+        this.journal.record(root, rel, { op: 'put', mode }, data.subarray(0, n), b, o);
         return { kind: 'file', bytes: n };
       }
       // Large: one chunk in memory at a time. Torn if it changed meanwhile; then it goes again, newer.
@@ -77,7 +81,7 @@ export class Snapshotter {
         const chunk = Buffer.alloc(len);
         if (readFully(fd, chunk, off) !== len) short = true;
         return chunk;
-      }, b);
+      }, b, undefined, o);
       if (!anyway && (short || changedSince(before, fs.fstatSync(fd)))) return 'changed';
       return short ? { kind: 'torn' } : { kind: 'file', bytes: size };
     } finally {
