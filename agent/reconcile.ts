@@ -256,7 +256,16 @@ export class Reconciler {
    * Lists directory `rel` and journals what differs from what the journal has: new or changed
    * objects (a new directory with everything in it), and removed ones. Returns how many.
    */
-  private reconcileDir(root: Root, rel: string, why: Why): string[] {
+  private reconcileDir(root: Root, rel: string, why: Why, fromParent = false): string[] {
+    // A directory the journal does not have as it is now (made again since, or never seen) is
+    // journaled by its parent's listing first: its entries must not land under a name whose
+    // own making, or later removal, the journal would then miss.
+    if (rel !== '' && !fromParent && this.known.get(key(root.name, rel)) !== signature(under(root.dir, rel))) {
+      const out = this.reconcileDir(root, parentOf(rel), why);
+      // Known now (the parent journaled it): what brought us here is in it, whatever the parent did.
+      if (this.known.get(key(root.name, rel))?.startsWith('dir:') === true) out.push(...this.reconcileDir(root, rel, why, true));
+      return out;
+    }
     const mended: string[] = [];
     const names = this.list(root, rel);
     if (names === undefined) {
@@ -285,7 +294,7 @@ export class Reconciler {
       mended.push(`${root.name}/${crel}`);
       // A directory that appeared (or replaced another) may have been filled before anyone looked.
       if (st.isDirectory() && (prev === undefined || !sameDir(prev, sig))) {
-        mended.push(...this.reconcileDir(root, crel, why));
+        mended.push(...this.reconcileDir(root, crel, why, true));
         this.lookAgain(root, crel);
       }
     }

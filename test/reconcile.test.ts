@@ -22,7 +22,7 @@ function setUp(t: { teardown(fn: () => void): void }) {
   const seen: string[] = [];
   journal.onRecord = (_root, rel, op) => seen.push(`${op.op} ${rel}`);
   const rec = new Reconciler(parseRoots(`data=${tree}`), new Snapshotter(journal), () => false,
-    { settleMs: 50, fullPassEveryMs: 100, objectsPerSecond: 100_000, pollMs: 100 });
+    { settleMs: 50, fullPassEveryMs: 300, objectsPerSecond: 100_000, pollMs: 100 });
   t.teardown(() => {
     rec.close();
     journal.close();
