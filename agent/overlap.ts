@@ -52,6 +52,11 @@ export class OverlapTable {
     if (g.inflight === 0 && this.byFile.get(t.abs) === g) this.byFile.delete(t.abs);
   }
 
+  /** Whether any asynchronous call is in flight: when none is, a synchronous call need not even name its file. */
+  get idle(): boolean {
+    return this.byFile.size === 0;
+  }
+
   /** A synchronous call on `t` runs now: it overlaps whatever is in flight there (the thread pool may be writing the file meanwhile). */
   during(t: Target): Overlap | undefined {
     const live = this.byFile.get(t.abs);

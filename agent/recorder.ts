@@ -50,19 +50,14 @@ export class Recorder {
   /** Whole content of `p` is `data` (or, when data is unknown, whatever is on disk now). */
   put(p: unknown, data?: Buffer): void {
     const found = this.locator.locateFile(p);
-    if (found === undefined) return;
-    const g = this.overlapped();
-    if (g !== undefined) this.fromDisk(found.at, g);
-    else this.putAt(found.at, data, found.st);
+    if (found !== undefined) this.putAt(found.at, data, found.st);
   }
 
   /** `data` was appended to `p`. */
   append(p: unknown, data: Buffer): void {
     const found = this.locator.locateFile(p);
     if (found === undefined) return;
-    const g = this.overlapped();
-    if (g !== undefined) return this.fromDisk(found.at, g);
-    // Size after minus length is the offset only because nothing else of ours was in flight on this file.
+    // Size after minus length is the offset only when nothing else of ours was in flight on this file (see emit).
     const st = found.st ?? realFs.statSync(found.at.abs);
     this.emit(found.at, { op: 'append', at: Math.max(0, st.size - data.length) }, data);
   }
@@ -70,18 +65,12 @@ export class Recorder {
   /** `data` was written from offset 0 of `p` without truncating it (writeFile with flag 'r+'). */
   overwrite(p: unknown, data: Buffer): void {
     const at = this.locator.locate(p, true);
-    if (at === undefined || data.length === 0) return;
-    const g = this.overlapped();
-    if (g !== undefined) this.fromDisk(at, g);
-    else this.emit(at, { op: 'pwrite', at: 0 }, data);
+    if (at !== undefined && data.length > 0) this.emit(at, { op: 'pwrite', at: 0 }, data);
   }
 
   truncate(p: unknown, size: number): void {
     const at = this.locator.locate(p, true);
-    if (at === undefined) return;
-    const g = this.overlapped();
-    if (g !== undefined) this.fromDisk(at, g);
-    else this.emit(at, { op: 'truncate', size });
+    if (at !== undefined) this.emit(at, { op: 'truncate', size });
   }
 
   chmod(p: unknown): void {
@@ -166,8 +155,6 @@ export class Recorder {
     if (handle !== undefined) this.fds.setHandle(handle, file);
     // Opening may have created or emptied the file: the standby must see that even if nothing is written.
     if ((flags & (O_TRUNC | O_EXCL | O_CREAT)) === 0) return;
-    const g = this.overlapped();
-    if (g !== undefined) return this.fromDisk(at, g);
     const st = realFs.statSync(at.abs);
     if ((flags & (O_TRUNC | O_EXCL)) !== 0 || st.size === 0) this.emit(at, { op: 'put', mode: st.mode & 0o7777 }, EMPTY);
   }
@@ -175,12 +162,6 @@ export class Recorder {
   /** `data` went through a followed descriptor, at `position` (null: at the file position). */
   wrote(file: OpenFile | undefined, data: Buffer, position: number | null, fd?: number): void {
     if (file === undefined || file.detached || data.length === 0) return;
-    const g = this.overlapped();
-    if (g !== undefined) {
-      // Unpositioned writes move the descriptor by their length whatever order they ran in.
-      if (!file.append && position === null && file.pos !== null) file.pos += data.length;
-      return this.fromDisk(file.at, g);
-    }
     if (file.append) {
       const size = fd !== undefined ? realFs.fstatSync(fd).size : realFs.statSync(file.at.abs).size;
       this.emit(file.at, { op: 'append', at: Math.max(0, size - data.length) }, data);
@@ -198,9 +179,7 @@ export class Recorder {
   rewrote(file: OpenFile | undefined): void {
     if (file === undefined || file.detached) return;
     file.pos = null;
-    const g = this.overlapped();
-    if (g !== undefined) this.fromDisk(file.at, g);
-    else this.putAt(file.at);
+    this.putAt(file.at);
   }
 
   /** A read through a followed descriptor moved its position (or made it unknown: n = null). */
@@ -210,18 +189,11 @@ export class Recorder {
   }
 
   ftruncate(file: OpenFile | undefined, size: number): void {
-    if (file === undefined || file.detached) return;
-    const g = this.overlapped();
-    if (g !== undefined) this.fromDisk(file.at, g);
-    else this.emit(file.at, { op: 'truncate', size });
+    if (file !== undefined && !file.detached) this.emit(file.at, { op: 'truncate', size });
   }
 
   fchmod(file: OpenFile | undefined): void {
     if (file !== undefined && !file.detached) this.emit(file.at, { op: 'chmod', mode: realFs.statSync(file.at.abs).mode & 0o7777 });
-  }
-
-  private overlapped(): Overlap | undefined {
-    return this.overlap?.tainted === true ? this.overlap : undefined;
   }
 
   /**
@@ -268,6 +240,18 @@ export class Recorder {
 
   private emit(at: Located, op: Op, data?: Buffer): void {
     if (this.quietDirs.length > 0 && this.isQuiet(at.abs)) return;
+    // A call that overlapped others on its file (the wrapper says so): what its arguments say it
+    // did may be false, so whatever its recipe would journal, the file itself is journaled.
+    const g = this.overlap;
+    if (g?.tainted === true) {
+      this.overlap = undefined;
+      try {
+        this.fromDisk(at, g);
+      } finally {
+        this.overlap = g;
+      }
+      return;
+    }
     this.lastSeq = this.sink.record(at.root, at.rel, op, data);
     this.lastAt = at;
     this.lastOp = op.op;

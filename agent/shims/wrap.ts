@@ -62,7 +62,8 @@ export function syncWrapper(r: Recorder, orig: Fn, w: Wrapping): Fn {
     if (r.depth > 0) return orig.apply(this, args);
     if (before !== undefined) journal(r, before, args, undefined, this);
     // A synchronous call overlaps the asynchronous ones in flight on its file: the thread pool writes meanwhile.
-    const t = targetOf(r, w, args, this);
+    // Most of the time nothing is in flight: then naming the file (a realpath and an lstat) is skipped.
+    const t = r.overlaps.idle ? undefined : targetOf(r, w, args, this);
     const overlap = t === undefined ? undefined : r.overlaps.during(t);
     r.depth++;
     let result: unknown;
