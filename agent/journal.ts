@@ -4,10 +4,11 @@ import { entrySize, writeEntry } from '../lib/codec';
 import { DEFAULTS } from '../lib/settings';
 import type { EntryHeader, Op } from '../lib/entry';
 import { JournalError } from '../lib/errors';
+import { replaceJson } from '../lib/durable-file';
 import { hostStamp } from '../lib/host-clock';
 import { endedCleanly, lockOwner, markEnded, takeLock } from './spool-lock';
 import {
-  FRAME_HEAD, listSegments, readJson, scanFrames, segmentFile, spoolFiles, writeFrameHead, writeJsonAtomic,
+  FRAME_HEAD, listSegments, readJson, scanFrames, segmentFile, spoolFiles, writeFrameHead,
   type AckedState, type MetaState, type UncleanEnd,
 } from '../lib/spool';
 
@@ -80,7 +81,7 @@ export class Journal implements JournalSink {
     const meta = readJson<MetaState>(files.meta);
     // Seconds since 1970 as a floor keeps epochs growing even if the spool is lost.
     this.epoch = Math.max((meta?.epoch ?? 0) + 1, Math.floor(Date.now() / 1000));
-    writeJsonAtomic(files.meta, { epoch: this.epoch } satisfies MetaState);
+    replaceJson(files.meta, { epoch: this.epoch } satisfies MetaState);
     const acked = readJson<AckedState>(files.acked);
     let lastSeq = acked?.seq ?? 0;
     let tornBytes = 0;
@@ -230,7 +231,7 @@ export class Journal implements JournalSink {
     const taken = takeLock(lock, (previous) => {
       // Its holder died without its ending (SIGKILL, a crash, the OOM killer): a call it had in
       // flight may have changed a file without an entry. Said until a verify looks (status).
-      if (!endedCleanly(previous)) writeJsonAtomic(spoolFiles(this.dir).unclean, { holder: previous, at: Date.now() } satisfies UncleanEnd);
+      if (!endedCleanly(previous)) replaceJson(spoolFiles(this.dir).unclean, { holder: previous, at: Date.now() } satisfies UncleanEnd);
     });
     if (!taken) throw new JournalInUseError(`journal "${this.name}" is in use by ${lockOwner(lock)} (lock ${lock})`);
     this.lockHeld = true;

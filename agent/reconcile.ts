@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Root } from '../lib/roots';
+import { replaceFile } from '../lib/durable-file';
 import type { Snapshotter } from './snapshot';
 
 /** How the reconciler paces itself; defaults in lib/settings (DEFAULTS.watch). */
@@ -123,25 +124,24 @@ export class Reconciler {
   save(): void {
     if (this.stateFile === undefined) return;
     try {
-      const tmp = `${this.stateFile}.${process.pid}.tmp`;
-      const fd = fs.openSync(tmp, 'w', 0o600);
-      try {
-        let buf = '';
-        for (const [k, sig] of this.known) {
-          buf += JSON.stringify([k, sig]) + '\n';
-          if (buf.length > 1 << 20) {
-            fs.writeSync(fd, buf);
-            buf = '';
-          }
-        }
-        fs.writeSync(fd, buf);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, this.stateFile);
+      // A cache: lost in a power loss, the next start does a full pass. An fsync after every settle would cost more than that.
+      replaceFile(this.stateFile, this.stateLines(), { durable: false });
     } catch (err) {
       this.onError(err as Error);
     }
+  }
+
+  /** The known state as lines, a megabyte at a time: a tree of millions of objects is never one string. */
+  private *stateLines(): Generator<string> {
+    let buf = '';
+    for (const [k, sig] of this.known) {
+      buf += JSON.stringify([k, sig]) + '\n';
+      if (buf.length > 1 << 20) {
+        yield buf;
+        buf = '';
+      }
+    }
+    yield buf;
   }
 
   private load(): Map<string, string> | undefined {

@@ -11,13 +11,15 @@ import type { KV } from '@nats-io/kv';
 import { headers, TimeoutError } from '@nats-io/transport-node';
 import { loadSigner, SIGNATURE_HEADER } from '../lib/signing';
 import { connectNats, ensureStream, formatBytes, openStateKv } from '../lib/nats';
-import { agentKey, appliedKey, fenceKey, journalSubject, msgId, resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
+import { journalSubject, msgId, resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
+import { parseState, stateKey, watchState, writeState, type AgentHeartbeat } from '../lib/state-bucket';
 import type { JetStreamClient, StreamInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { SpoolRecord } from '../lib/spool';
 import { encodeFrames, frameBytes, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES } from '../lib/batch';
 import { SpoolCursor, SpoolGapError } from '../lib/spool-reader';
-import { firstFrame, listSegments, readJson, spoolFiles, trimmableSegments, writeJsonAtomic, type AckedState, type LostRange, type OriginState, type UncleanEnd } from '../lib/spool';
+import { replaceJson } from '../lib/durable-file';
+import { firstFrame, listSegments, readJson, spoolFiles, trimmableSegments, type AckedState, type LostRange, type OriginState, type UncleanEnd } from '../lib/spool';
 import { decodeEntry } from '../lib/codec';
 import { lastEntry } from '../lib/batch';
 import { lostBetween, readLost, recordLost } from './spool-gap';
@@ -198,7 +200,7 @@ function adoptStream(info: StreamInfo, cursor: SpoolCursor): void {
   const oldest = first === undefined ? undefined : firstFrame(first.file);
   const from = oldest === undefined ? { epoch: data.epoch, seq: ackedPos.seq + 1 } : { epoch: oldest.e, seq: Math.min(oldest.s, ackedPos.seq + 1) };
   origin = { stream: data.stream, created: info.created, epoch: from.epoch, seq: from.seq };
-  writeJsonAtomic(files.origin, origin);
+  replaceJson(files.origin, origin);
   if (from.seq <= ackedPos.seq) {
     ackedPos = { epoch: from.epoch, seq: from.seq - 1 };
     publishPosition(shared, ACKED, ackedPos.seq);
@@ -216,7 +218,7 @@ function adoptStream(info: StreamInfo, cursor: SpoolCursor): void {
  */
 async function passGap(gap: SpoolGapError, nc: NatsConnection, kv: KV | undefined): Promise<boolean> {
   if (kv === undefined) return false;
-  const applied = await kv.get(appliedKey(name)).then((e) => (e?.operation === 'PUT' ? (JSON.parse(e.string()) as { s: number }).s : undefined), () => null);
+  const applied = await kv.get(stateKey('applied', name)).then((e) => parseState('applied', e)?.s, () => null);
   if (applied === null) return false;
   const last = await jetstreamManager(nc, { timeout: 2000 }).then((jsm) => jsm.streams.getMessage(data.stream, { last_by_subj: subject })).catch(() => null);
   let streamSeq: number | undefined;
@@ -351,14 +353,14 @@ async function settle(batch: InFlight[]): Promise<Error | undefined> {
 async function beat(kv: KV): Promise<void> {
   const appended = readPosition(shared, APPENDED);
   saveAcked();
-  const value = {
+  const value: AgentHeartbeat = {
     name, epoch: data.epoch, mode: data.mode, pid: process.pid, host: os.hostname(), appended, acked: ackedPos, time: Date.now(),
     dropped: readPosition(shared, DROPPED), origin,
     ...(lost.length > 0 ? { lost } : {}),
     ...(unclean !== undefined ? { unclean } : {}),
   };
   try {
-    await kv.put(agentKey(name), JSON.stringify(value));
+    await writeState(kv, 'agent', name, value);
     publishPosition(shared, REPORTED, appended);
   } catch (err) {
     warnOnce('heartbeat', `journal "${name}" cannot report its position: ${(err as Error).message}`);
@@ -386,7 +388,7 @@ function saveAcked(durable = false): boolean {
   if (ackedPos.seq === (durable ? durableSeq : savedSeq)) return true;
   const pos = ackedPos;
   try {
-    writeJsonAtomic(files.acked, pos, durable);
+    replaceJson(files.acked, pos, { durable });
   } catch (err) {
     warnOnce('acked-save', `journal "${name}" cannot save its shipped position in ${files.acked} (${(err as Error).message}); its spool is not trimmed until it can`);
     return false;
@@ -435,10 +437,7 @@ async function heartbeats(kv: KV): Promise<void> {
 async function followApplied(kv: KV): Promise<void> {
   for (;;) {
     try {
-      const watch = await kv.watch({ key: appliedKey(name) });
-      for await (const e of watch) {
-        if (e.operation !== 'PUT') continue;
-        const applied = JSON.parse(e.string()) as { e: number; s: number };
+      for await (const applied of watchState(kv, 'applied', name)) {
         // A position of an earlier epoch covers none of this process's entries, whatever its seq
         // (the spool may have been lost and numbering begun again).
         publishPosition(shared, APPLIED, applied.e >= data.epoch ? applied.s : Math.min(applied.s, data.firstSeq - 1));
@@ -454,9 +453,7 @@ async function followApplied(kv: KV): Promise<void> {
 /** A promotion of the standby fences this journal: say so, once, so the split brain is seen on this side too. */
 async function watchFence(kv: KV): Promise<void> {
   try {
-    for await (const e of await kv.watch({ key: fenceKey(name) })) {
-      if (e.operation !== 'PUT') continue;
-      const f = JSON.parse(e.string()) as { e: number; s: number; at: string; by: string };
+    for await (const f of watchState(kv, 'fence', name)) {
       warnOnce('fenced', `journal "${name}" was fenced at ${f.e}.${f.s} by the promotion of ${f.by} at ${f.at}: the standby is the primary now and refuses what this process journals (split brain)`);
     }
   } catch {

@@ -6,7 +6,8 @@
  * then that is kept in the spool (lost.json) and reported in every heartbeat, so that
  * `understudy status` says the standby differs, and why, until a baseline mends it.
  */
-import { readJson, spoolFiles, writeJsonAtomic, type LostRange } from '../lib/spool';
+import { readJson, spoolFiles, type LostRange } from '../lib/spool';
+import { replaceJson } from '../lib/durable-file';
 
 /** Ranges kept in lost.json; older ones are dropped (a baseline after the newest covers them all). */
 const KEEP = 20;
@@ -43,6 +44,6 @@ export function readLost(dir: string): LostRange[] {
 /** Adds a lost range to the spool's record, durably: it must outlive this process. */
 export function recordLost(dir: string, range: LostRange): LostRange[] {
   const all = [...readLost(dir), range].slice(-KEEP);
-  writeJsonAtomic(spoolFiles(dir).lost, all, true);
+  replaceJson(spoolFiles(dir).lost, all);
   return all;
 }

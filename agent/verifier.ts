@@ -4,7 +4,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { compareDigests, digestPath, digestTree, type Digest, type DiffKind, type HashName } from '../lib/digest';
 import { comparePosition } from '../lib/entry';
 import type { Root } from '../lib/roots';
-import { agentKey, appliedKey, verifySubject } from '../lib/subjects';
+import { verifySubject } from '../lib/subjects';
+import { readState } from '../lib/state-bucket';
 import { askReplayer } from '../lib/verify-protocol';
 
 /** A difference that held still: the standby had applied past the primary's read and still differed. */
@@ -102,9 +103,8 @@ async function waitForStandby(o: VerifierOptions, journals: ReadonlySet<string>)
   const targets = new Map<string, { e: number; s: number }>();
   // Direct reads of known keys: listing the bucket's keys (an ordered consumer) was seen to stall for minutes on a busy server.
   for (const name of journals) {
-    const e = await o.kv.get(agentKey(name)).catch(() => null);
-    if (e === null || e.operation !== 'PUT') continue;
-    const a = JSON.parse(e.string()) as { epoch: number; appended: number; acked: { epoch: number; seq: number }; time: number };
+    const a = await readState(o.kv, 'agent', name);
+    if (a === undefined) continue;
     const live = Date.now() - a.time < 5000;
     targets.set(name, live ? { e: a.epoch, s: a.appended } : { e: a.acked.epoch, s: a.acked.seq });
   }
@@ -112,8 +112,7 @@ async function waitForStandby(o: VerifierOptions, journals: ReadonlySet<string>)
   for (const [name, target] of targets) {
     if (target.s === 0) continue;
     for (;;) {
-      const e = await o.kv.get(appliedKey(name)).catch(() => null);
-      const applied = e === null || e.operation !== 'PUT' ? undefined : (JSON.parse(e.string()) as { e: number; s: number });
+      const applied = await readState(o.kv, 'applied', name);
       if (applied !== undefined && comparePosition(applied, target) >= 0) break;
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 100));

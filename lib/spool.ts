@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { JournalError } from './errors';
 import { decodeEntry } from './codec';
+import { readJsonIfExists } from './durable-file';
 
 /**
  * The spool: the agent's local log, and the source of truth until the standby
@@ -84,39 +85,11 @@ export function scanFrames(buf: Buffer, verify = true): ScanResult {
   return { records, goodBytes: off };
 }
 
-/**
- * Small JSON files of the spool, replaced atomically; `durable` also fsyncs the file and its
- * directory, so that what is removed after it (trimmed segments) is never on disk without it.
- */
-export function writeJsonAtomic(file: string, value: unknown, durable = false): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  if (!durable) {
-    fs.writeFileSync(tmp, JSON.stringify(value));
-    fs.renameSync(tmp, file);
-    return;
-  }
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, JSON.stringify(value));
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  const dir = fs.openSync(path.dirname(file), 'r');
-  try {
-    fs.fsyncSync(dir);
-  } finally {
-    fs.closeSync(dir);
-  }
-}
-
 /** Reads a small JSON file, or undefined when it does not exist. */
 export function readJson<T>(file: string): T | undefined {
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+    return readJsonIfExists<T>(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new JournalError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readJsonIfExists, replaceFile } from '../lib/durable-file';
 import { comparePosition, positionLabel, type EntryHead } from '../lib/entry';
 
 /** A journal closed by a promotion: nothing after `e.s` is accepted from it any more. */
@@ -21,12 +21,7 @@ export class FenceStore {
 
   constructor(stateDir: string) {
     this.file = path.join(stateDir, 'fence.json');
-    try {
-      this.fences = JSON.parse(fs.readFileSync(this.file, 'utf8')) as Record<string, Fence>;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      this.fences = {};
-    }
+    this.fences = readJsonIfExists<Record<string, Fence>>(this.file) ?? {};
   }
 
   /** Why the entry is refused, or undefined when its journal is not fenced past it. */
@@ -40,15 +35,7 @@ export class FenceStore {
   fence(name: string, pos: { e: number; s: number }, by: string): Fence {
     const f: Fence = { e: pos.e, s: pos.s, at: new Date().toISOString(), by };
     this.fences[name] = f;
-    const tmp = `${this.file}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      fs.writeSync(fd, JSON.stringify(this.fences, null, 2) + '\n');
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.file);
+    replaceFile(this.file, JSON.stringify(this.fences, null, 2) + '\n');
     return f;
   }
 }

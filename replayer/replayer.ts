@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { KV, KvEntry } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import { decodeEntry } from '../lib/codec';
 import { lastEntry, splitMessage } from '../lib/batch';
 import { comparePosition, positionLabel, type EntryHeader } from '../lib/entry';
@@ -18,7 +18,8 @@ import { connectNats, ensureStream, formatBytes, isUnreachable, listKeys, openSt
 import { isInside, type Root } from '../lib/roots';
 import { standbyName, type NatsSettings } from '../lib/settings';
 import type { OriginState } from '../lib/spool';
-import { agentKey, allJournalsSubject, appliedKey, doubtsKey, journalSubject, resendSubject, type BaselineReport, type DoubtsReport, type ResendReply, type ResendRequest, type VerifyReport } from '../lib/subjects';
+import { allJournalsSubject, journalSubject, resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
+import { parseStateKey, readState, writeState, type AgentHeartbeat, type BaselineReport, type DoubtsReport, type VerifyReport } from '../lib/state-bucket';
 import { FsApplier, TEMP_PREFIX, TEMP_SUFFIX, type Data } from './apply/fs';
 import { ObjectApplier } from './apply/objects';
 import { Staging } from './staging';
@@ -77,10 +78,8 @@ const STANDBY = standbyName();
  * The range the agent's heartbeat reports lost from its spool before it was shipped (see
  * agent/spool-gap) that holds `seq`, if any.
  */
-function knownLost(heartbeat: KvEntry | null | undefined, seq: number): { from: number; to: number } | undefined {
-  if (heartbeat?.operation !== 'PUT') return undefined;
-  const { lost } = JSON.parse(heartbeat.string()) as { lost?: { from: number; to: number }[] };
-  return lost?.find((l) => Number.isSafeInteger(l.from) && Number.isSafeInteger(l.to) && l.from <= seq && seq <= l.to);
+function knownLost(heartbeat: AgentHeartbeat | undefined, seq: number): { from: number; to: number } | undefined {
+  return heartbeat?.lost?.find((l) => Number.isSafeInteger(l.from) && Number.isSafeInteger(l.to) && l.from <= seq && seq <= l.to);
 }
 
 /** How much of a journal is held while waiting for a missing entry, at most: memory stays bounded. */
@@ -430,8 +429,8 @@ export class Replayer {
     for (const k of await listKeys(kv, 'agent.*')) names.add(k.slice('agent.'.length));
     for (const name of names) {
       if (this.opts.name !== undefined && name !== this.opts.name) continue;
-      const entry = await kv.get(agentKey(name)).catch(() => null);
-      const acked = entry?.operation === 'PUT' ? (JSON.parse(entry.string()) as { acked?: { epoch: number; seq: number } }).acked : undefined;
+      const beat = await readState(kv, 'agent', name);
+      const acked = beat?.acked;
       const pos = this.store.positions.journals[name];
       const held = this.held.get(name);
       const firstHeld = held !== undefined && held.size > 0 ? Math.min(...held.keys()) : undefined;
@@ -446,13 +445,13 @@ export class Replayer {
       } else continue;
       if (pos !== undefined && acked !== undefined && acked.epoch > pos.e && acked.seq < from) from = 1; // numbering began again
       if (to < from) continue;
-      const origin = entry?.operation === 'PUT' ? (JSON.parse(entry.string()) as { origin?: OriginState }).origin : undefined;
+      const origin = beat?.origin;
       if (origin !== undefined && from < origin.seq && (await this.isThisStream(jsm, origin))) {
         this.passOrigin(name, from, origin);
         any = true;
         continue;
       }
-      const lost = knownLost(entry, from);
+      const lost = knownLost(beat, from);
       if (lost !== undefined) {
         // Its agent said these are gone from its spool: asking it (or waiting for it) cannot bring them.
         this.passGone(name, from, { e: firstHeld === undefined ? pos?.e ?? 0 : held!.get(firstHeld)!.h.e, s: lost.to + 1 });
@@ -799,7 +798,7 @@ export class Replayer {
     for (const name of journals) {
       // A journal first applied after the last good commit has nothing there: position 0.0 covers no entry.
       const pos = this.store.positions.journals[name] ?? { e: 0, s: 0, t: 0 };
-      await kv.put(appliedKey(name), JSON.stringify({ ...pos, appliedAt: this.lastCommitAt, failing: why })).catch(() => undefined);
+      await writeState(kv, 'applied', name, { ...pos, appliedAt: this.lastCommitAt, failing: why }).catch(() => undefined);
     }
   }
 
@@ -821,11 +820,10 @@ export class Replayer {
     const stream = await jsm.streams.info(this.opts.stream).catch(() => undefined);
     const names = new Set(Object.keys(journals));
     for (const k of await listKeys(kv, 'agent.*')) names.add(k.slice('agent.'.length));
-    const per: { name: string; applied?: JournalPos; agent?: { appended: number; time: number; dropped?: number } }[] = [];
+    const per: { name: string; applied?: JournalPos; agent?: AgentHeartbeat }[] = [];
     for (const name of [...names].sort()) {
       if (this.opts.name !== undefined && name !== this.opts.name) continue;
-      const e = await kv.get(agentKey(name)).catch(() => null);
-      per.push({ name, applied: journals[name], agent: e?.operation === 'PUT' ? JSON.parse(e.string()) : undefined });
+      per.push({ name, applied: journals[name], agent: await readState(kv, 'agent', name) });
     }
     const now = Date.now();
     const g = (name: string, help: string, pick: (p: (typeof per)[number]) => number | undefined): Metric => ({
@@ -893,7 +891,7 @@ export class Replayer {
     for (const name of names) {
       const pos = this.store.positions.journals[name];
       if (pos === undefined) continue; // marked failing, not applied again yet: published once it is
-      await kv.put(appliedKey(name), JSON.stringify({ ...pos, appliedAt: Date.now() })).catch(() => this.changed.add(name));
+      await writeState(kv, 'applied', name, { ...pos, appliedAt: Date.now() }).catch(() => this.changed.add(name));
     }
     await this.publishDoubts(kv);
   }
@@ -904,7 +902,7 @@ export class Replayer {
     const said = JSON.stringify([this.versions.doubtCount, objects]);
     if (said === this.doubtsSaid) return;
     const report: DoubtsReport = { standby: STANDBY, count: this.versions.doubtCount, objects, time: Date.now() };
-    await kv.put(doubtsKey(STANDBY), JSON.stringify(report)).then(() => (this.doubtsSaid = said), () => undefined);
+    await writeState(kv, 'doubts', STANDBY, report).then(() => (this.doubtsSaid = said), () => undefined);
   }
 }
 
@@ -913,10 +911,14 @@ async function auditMetrics(kv: KV): Promise<Metric[]> {
   const baselines: { name: string; r: BaselineReport }[] = [];
   const verifies: { name: string; r: VerifyReport }[] = [];
   for (const k of await listKeys(kv, '>')) {
-    const e = k.startsWith('baseline.') || k.startsWith('verify.') ? await kv.get(k).catch(() => null) : null;
-    if (e === null || e.operation !== 'PUT') continue;
-    if (k.startsWith('baseline.')) baselines.push({ name: k.slice('baseline.'.length), r: JSON.parse(e.string()) as BaselineReport });
-    else verifies.push({ name: k.slice('verify.'.length), r: JSON.parse(e.string()) as VerifyReport });
+    const key = parseStateKey(k);
+    if (key?.kind === 'baseline') {
+      const r = await readState(kv, 'baseline', key.name);
+      if (r !== undefined) baselines.push({ name: key.name, r });
+    } else if (key?.kind === 'verify') {
+      const r = await readState(kv, 'verify', key.name);
+      if (r !== undefined) verifies.push({ name: key.name, r });
+    }
   }
   const gauge = <T>(name: string, help: string, list: { name: string; r: T }[], pick: (r: T) => number | undefined): Metric => ({
     name, help, type: 'gauge',

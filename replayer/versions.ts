@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EntryHeader } from '../lib/entry';
+import { replaceFile } from '../lib/durable-file';
 
 /** How many objects are remembered at most; past it the oldest half is forgotten. */
 const DEFAULT_CAP = 200_000;
@@ -301,9 +302,8 @@ export class Versions {
     }
   }
 
-  /** Rewrites the log as the marks it holds now: temporary file, fsync, rename. */
+  /** Rewrites the log as the marks it holds now, durably. */
   private compact(): void {
-    const tmp = `${this.file}.tmp`;
     const out: string[] = [JSON.stringify(['floor', this.floor]), JSON.stringify(['orderFloor', this.orderFloor])];
     const kinds: [Kind, Map<string, number>][] = [['c', this.changed], ['g', this.gone], ...[...this.order].map(([k, m]) => [k, m] as [Kind, Map<string, number>])];
     for (const [kind, map] of kinds) {
@@ -314,15 +314,9 @@ export class Versions {
       }
     }
     for (const d of this.doubts.values()) out.push(JSON.stringify(['D', d.at, d.root, d.path, d.why]));
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      fs.writeSync(fd, out.join('\n') + '\n');
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    // Until the rename the old log stays open and whole: a failure leaves it as it was.
+    replaceFile(this.file, out.join('\n') + '\n');
     if (this.fd >= 0) fs.closeSync(this.fd);
-    fs.renameSync(tmp, this.file);
     this.fd = fs.openSync(this.file, 'a', 0o600);
     this.lines = out.length;
     this.synced = fs.fstatSync(this.fd).size;

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { claimJournal, isSlotOf, slotName } from '../agent/journal-name';
-import { agentKey, msgId, validJournalName } from '../lib/subjects';
+import { msgId, validJournalName } from '../lib/subjects';
+import { stateKey } from '../lib/state-bucket';
 
 test('slot names are valid journal names, also under the longest base', (t) => {
   const long = 'a'.repeat(128);
@@ -13,7 +14,7 @@ test('slot names are valid journal names, also under the longest base', (t) => {
       t.true(name.length <= 128);
       // Nats-Msg-Id splits at dots and KV keys allow no spaces: a name must have neither.
       t.is(msgId(name, 1, 2).split('.').length, 3);
-      t.regex(agentKey(name), /^[-/_=.a-zA-Z0-9]+$/);
+      t.regex(stateKey('agent', name), /^[-/_=.a-zA-Z0-9]+$/);
     }
   }
   t.is(slotName('app', 'process', 0), 'app');

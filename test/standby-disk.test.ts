@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { openStateKv } from '../lib/nats';
-import { appliedKey } from '../lib/subjects';
+import { readState } from '../lib/state-bucket';
 import { CLI, makePair, runCli, type Pair, type RunResult } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
 
@@ -91,8 +91,7 @@ async function published(pair: Pair, name: string): Promise<number> {
   const nc = await connect({ servers: pair.server.url });
   try {
     const kv = await openStateKv(nc, 'UNDERSTUDY');
-    const e = await kv.get(appliedKey(name));
-    return e?.operation === 'PUT' ? (JSON.parse(e.string()) as { s: number }).s : 0;
+    return (await readState(kv, 'applied', name))?.s ?? 0;
   } finally {
     await nc.close();
   }

@@ -1,6 +1,6 @@
 import { SettingsError } from '../../lib/errors';
 import { excludeMatcher } from '../../lib/exclude';
-import { baselineKey, type BaselineReport } from '../../lib/subjects';
+import { writeState, type BaselineReport } from '../../lib/state-bucket';
 import { walk } from '../../lib/walk';
 import { common, parse } from '../../lib/cli-options';
 import { openSession, openState } from '../session';
@@ -38,7 +38,7 @@ export async function baseline(argv: string[], env: NodeJS.ProcessEnv): Promise<
     return undefined;
   });
   const report: BaselineReport = { state: 'running', started: Date.now(), roots: o.roots.map((r) => r.name), objects: 0, bytes: 0 };
-  const save = async (): Promise<unknown> => state?.kv.put(baselineKey(name), JSON.stringify(report)).catch(() => undefined);
+  const save = async (): Promise<unknown> => (state === undefined ? undefined : writeState(state.kv, 'baseline', name, report).catch(() => undefined));
   try {
     await save();
     // A first walk, stat only, gives the totals the progress line needs.

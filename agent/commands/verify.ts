@@ -4,7 +4,8 @@ import { SettingsError } from '../../lib/errors';
 import { excludeMatcher } from '../../lib/exclude';
 import { comparePosition } from '../../lib/entry';
 import { common, parse } from '../../lib/cli-options';
-import { appliedKey, verifyKey, verifySubject, type VerifyReport } from '../../lib/subjects';
+import { verifySubject } from '../../lib/subjects';
+import { readState, writeState, type VerifyReport } from '../../lib/state-bucket';
 import type { SettledNotice } from '../../lib/verify-protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Root } from '../../lib/roots';
@@ -57,7 +58,7 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       time: Date.now(), roots: o.roots.map((r) => r.name), equal: found.differences.length === 0,
       differences: before.length > 0 ? before.length : found.differences.length, repaired, unsettled: found.unsettled.length,
     };
-    await kv.put(verifyKey(name), JSON.stringify(report)).catch(() => undefined);
+    await writeState(kv, 'verify', name, report).catch(() => undefined);
     // Equal: what the standby doubted before this verify began is settled (its status stops saying "may differ").
     if (report.equal) await settle(nc, o.stream, report.roots, startedAt, found.unsettled.map((u) => `${u.root}/${u.path}`));
     if (values.json === true) {
@@ -108,8 +109,7 @@ async function repair(diffs: Difference[], roots: Root[], s: Parameters<typeof o
     const target = { e: session.journal.epoch, s: session.journal.lastSeq };
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const e = await kv.get(appliedKey(s.name)).catch(() => null);
-      const applied = e === null || e.operation !== 'PUT' ? undefined : (JSON.parse(e.string()) as { e: number; s: number });
+      const applied = await readState(kv, 'applied', s.name);
       if (applied !== undefined && comparePosition(applied, target) >= 0) return n;
       if (Date.now() > deadline) throw new Error(`the standby has not applied the repair (journal "${s.name}" up to ${target.s}) after 60 s`);
       await new Promise((r) => setTimeout(r, 100));

@@ -1,7 +1,7 @@
 import { excludeMatcher } from '../../lib/exclude';
 import { common, parse } from '../../lib/cli-options';
 import { openSession, openState } from '../session';
-import { watchKey, type WatchStatus } from '../../lib/subjects';
+import { writeState, type WatchStatus } from '../../lib/state-bucket';
 import { Watcher } from '../watcher';
 
 export const usage = `understudy watch --root name=/abs/dir … [--nats URL] [--name NAME] [--stream S] [--verbose]
@@ -44,7 +44,7 @@ export async function watchCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     const s = await state;
     const r = watcher.report();
     const value: WatchStatus = { name, journaled: r.journaled, polled: r.polled, lastPass: r.lastPass, mendedTotal: r.mendedTotal, time: Date.now() };
-    await s?.kv.put(watchKey(name), JSON.stringify(value)).catch(() => undefined);
+    if (s !== undefined) await writeState(s.kv, 'watch', name, value).catch(() => undefined);
   };
   const reporting = setInterval(() => void report(), 5000);
   try {

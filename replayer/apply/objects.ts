@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { comparePosition, OBJECT_OPS, type EntryHeader } from '../../lib/entry';
 import { checkConfigKey, checkObjectName } from '../../lib/objects';
 import { BadEntryError } from '../../lib/errors';
+import { replaceJson, syncDir } from '../../lib/durable-file';
 import {
   CONFIG_DIR, QUEUE_DIR, readReplicaFile, replicaFile,
   type ConfigReplica, type QueueReplica, type StoredJob, type Through,
@@ -78,26 +79,12 @@ export class ObjectApplier {
       const rep = this.replicas.get(key);
       if (rep === undefined) continue;
       const file = this.fileOf(key);
-      const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
       const body = rep.kind === QUEUE_DIR ? { ...rep.r, pending: [...rep.jobs.values()] } : rep.r;
-      const fd = fs.openSync(tmp, 'w', 0o600);
-      try {
-        fs.writeFileSync(fd, JSON.stringify(body));
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, file);
+      // Each directory is fsynced once, after all its replicas were replaced.
+      replaceJson(file, body, { syncDir: false });
       dirs.add(path.dirname(file));
     }
-    for (const d of dirs) {
-      const fd = fs.openSync(d, 'r');
-      try {
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
+    for (const d of dirs) syncDir(d);
     this.dirty.clear();
     // Every line is now in a durable replica; a line that survives a crash is passed over by `through`.
     fs.ftruncateSync(this.logFd, 0);

@@ -5,7 +5,8 @@ import { lastEntry } from '../../lib/batch';
 import { positionLabel } from '../../lib/entry';
 import { connectNats, openStateKv } from '../../lib/nats';
 import { loadVerifier } from '../../lib/signing';
-import { agentKey, fenceKey, journalSubject } from '../../lib/subjects';
+import { journalSubject } from '../../lib/subjects';
+import { readState, writeState } from '../../lib/state-bucket';
 import { FenceStore, type Fence } from '../fence';
 import { Replayer, type ReplaySummary } from '../replayer';
 import { PositionStore, type JournalPos } from '../state';
@@ -116,11 +117,11 @@ async function remoteView(o: CommonOptions, known: string[]) {
   for await (const k of await kv.keys('agent.*')) names.add(k.slice('agent.'.length));
   const journals = new Map<string, { agentAppended?: number; streamLast?: { e: number; s: number } }>();
   for (const name of names) {
-    const beat = await kv.get(agentKey(name));
+    const beat = await readState(kv, 'agent', name);
     const last = await jsm.streams.getMessage(o.stream, { last_by_subj: journalSubject(o.stream, name) }).catch(() => null);
     const head = last === null ? undefined : decodeEntry(lastEntry(last.data)).header;
     journals.set(name, {
-      agentAppended: beat?.operation === 'PUT' ? (JSON.parse(beat.string()) as { appended: number }).appended : undefined,
+      agentAppended: beat?.appended,
       streamLast: head === undefined ? undefined : { e: head.e, s: head.s },
     });
   }
@@ -128,7 +129,7 @@ async function remoteView(o: CommonOptions, known: string[]) {
     names: [...names],
     journals,
     publishFence: async (name: string, fence: Fence) => {
-      await kv.put(fenceKey(name), JSON.stringify(fence)).catch(() => undefined);
+      await writeState(kv, 'fence', name, fence).catch(() => undefined);
     },
     close: () => nc.close(),
   };

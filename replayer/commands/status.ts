@@ -3,7 +3,8 @@ import { decodeEntry } from '../../lib/codec';
 import { lastEntry } from '../../lib/batch';
 import { SettingsError } from '../../lib/errors';
 import { connectNats, openStateKv, stateKeys } from '../../lib/nats';
-import { agentKey, appliedKey, journalPrefix, journalSubject, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/subjects';
+import { journalPrefix, journalSubject } from '../../lib/subjects';
+import { parseStateKey, readState, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
 import { common, parse } from '../../lib/cli-options';
 
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
@@ -81,16 +82,24 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     const max = info.config.max_bytes;
     stream = { name: o.stream, messages: info.state.messages, bytes: info.state.bytes, max_bytes: max, used_pct: max > 0 ? round((100 * info.state.bytes) / max) : 0 };
     for (const k of await stateKeys(jsm, o.stream)) {
-      const [kind, name] = [k.slice(0, k.indexOf('.')), k.slice(k.indexOf('.') + 1)];
+      const key = parseStateKey(k);
+      if (key === undefined) continue;
+      const { kind, name } = key;
       if (kind === 'agent' || kind === 'applied') names.add(name);
-      if (kind === 'baseline') baselines.push({ name, ...json<BaselineReport>(await kv.get(k))! });
-      if (kind === 'verify') verifies.push({ name, ...json<VerifyReport>(await kv.get(k))! });
+      if (kind === 'baseline') {
+        const b = await readState(kv, 'baseline', name);
+        if (b !== undefined) baselines.push({ name, ...b });
+      }
+      if (kind === 'verify') {
+        const v = await readState(kv, 'verify', name);
+        if (v !== undefined) verifies.push({ name, ...v });
+      }
       if (kind === 'watch') {
-        const w = json<WatchStatus>(await kv.get(k));
+        const w = await readState(kv, 'watch', name);
         if (w !== undefined) watchers.push(w);
       }
       if (kind === 'doubts') {
-        const d = json<DoubtsReport>(await kv.get(k));
+        const d = await readState(kv, 'doubts', name);
         if (d !== undefined && d.count > 0) doubts.push(d);
       }
     }
@@ -101,8 +110,8 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     if (o.name !== undefined) names.add(o.name);
     const now = Date.now();
     for (const name of [...names].sort()) {
-      const agent = json<{ epoch: number; mode: string; appended: number; acked: { seq: number }; time: number; dropped?: number; lost?: LostRange[]; unclean?: { holder: string; at: number } }>(await kv.get(agentKey(name)));
-      const applied = json<{ e: number; s: number; t: number; failing?: string }>(await kv.get(appliedKey(name)));
+      const agent = await readState(kv, 'agent', name);
+      const applied = await readState(kv, 'applied', name);
       const last = await jsm.streams.getMessage(o.stream, { last_by_subj: journalSubject(o.stream, name) }).catch(() => null);
       const lastHeader = last === null ? undefined : decodeEntry(lastEntry(last.data)).header;
       const row: Row = { journal: name };
@@ -214,10 +223,6 @@ function describeVerify(v: VerifyReport & { name: string }): string {
   const found = v.equal ? 'equal' : `${v.differences} difference(s)`;
   return `verify "${v.name}": ${new Date(v.time).toISOString()} ${v.roots.join(', ')}: ${found}` +
     `${v.repaired > 0 ? `, ${v.repaired} repaired` : ''}${v.unsettled > 0 ? `, ${v.unsettled} kept changing` : ''}`;
-}
-
-function json<T>(e: { string(): string; operation: string } | null): T | undefined {
-  return e === null || e.operation !== 'PUT' ? undefined : (JSON.parse(e.string()) as T);
 }
 
 function round(n: number): number {
