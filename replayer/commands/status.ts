@@ -4,6 +4,7 @@ import { lastEntry } from '../../lib/batch';
 import { SettingsError } from '../../lib/errors';
 import { connectNats, openStateKv, stateKeys } from '../../lib/nats';
 import { journalPrefix, journalSubject } from '../../lib/subjects';
+import type { LostRange } from '../../lib/spool';
 import { parseStateKey, readState, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
 import { common, parse } from '../../lib/cli-options';
 
@@ -40,8 +41,6 @@ interface Row {
   standby_failing?: string;
 }
 
-/** A range of entries the agent's spool lost before the stream or the standby had them (agent/spool-gap). */
-interface LostRange { from: number; to: number; at: number; reason: string }
 
 /** How full the stream is: once at max_bytes it refuses entries (discard: new), and nothing trims it yet. */
 interface StreamUse {
