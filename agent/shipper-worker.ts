@@ -28,6 +28,7 @@ import * as fs from 'node:fs';
 import { ACKED, APPENDED, APPLIED, DROPPED, HURRY, REPORTED, publishPosition, readPosition } from './shared-state';
 import { warnOnce } from './log';
 import { Abandonable } from './abandon';
+import { retry } from '../lib/retry';
 
 /** What the application thread hands the worker. */
 export interface ShipperData {
@@ -101,11 +102,11 @@ async function main(): Promise<void> {
   if (typeof data.spoolFsync === 'number') syncSpoolPeriodically(data.spoolFsync);
   // Keep trying: a server that is down or refuses our credentials now may accept them later.
   // noAsyncTraces: nats.js otherwise builds an Error per request for its stack, a fifth of the shipper's CPU.
-  const nc = await retry('connect to NATS', () => connectNats(data.nats, `understudy-agent:${name}`, { waitOnFirstConnect: true, noAsyncTraces: true }));
-  const created = await retry('create the stream', () => jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas, streamSmaller)));
+  const nc = await retrying('connect to NATS', () => connectNats(data.nats, `understudy-agent:${name}`, { waitOnFirstConnect: true, noAsyncTraces: true }));
+  const created = await retrying('create the stream', () => jetstreamManager(nc).then((jsm) => ensureStream(jsm, data.stream, data.nats.replicas, streamSmaller)));
   // The state bucket is for reporting; shipping never waits for it.
   let kv: KV | undefined;
-  void retry('open the state bucket', () => openStateKv(nc, data.stream, data.nats.replicas)).then((opened) => {
+  void retrying('open the state bucket', () => openStateKv(nc, data.stream, data.nats.replicas)).then((opened) => {
     kv = opened;
     void followApplied(opened);
     void watchFence(opened);
@@ -461,15 +462,9 @@ async function watchFence(kv: KV): Promise<void> {
   }
 }
 
-async function retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  for (let wait = 200; ; wait = Math.min(wait * 2, 5000)) {
-    try {
-      return await fn();
-    } catch (err) {
-      warnOnce(`retry:${what}`, `journal "${name}" cannot ${what} yet (${(err as Error).message}); retrying`);
-      await sleep(wait);
-    }
-  }
+/** Tries `fn` until it succeeds, saying once what it waits for: shipping outlives any outage. */
+function retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  return retry(fn, { say: (err) => warnOnce(`retry:${what}`, `journal "${name}" cannot ${what} yet (${err.message}); retrying`), firstWaitMs: 200, maxWaitMs: 5000 });
 }
 
 main().catch((err: Error) => warnOnce('shipper', `shipper of journal "${name}" stopped: ${err.message}; entries stay spooled`));

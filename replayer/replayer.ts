@@ -29,6 +29,7 @@ import { serveVerify } from './verify-server';
 import type { WriteFn } from './write';
 import { lockState, type StateLock } from './state-lock';
 import { isDiskFailure, StandbyDiskError } from './disk-error';
+import { retry } from '../lib/retry';
 
 export interface ReplayOptions {
   nats: NatsSettings;
@@ -287,34 +288,24 @@ export class Replayer {
   }
 
   /** Connects to NATS, waiting for it as `patiently` does: a standby may start before its server. */
-  private async connect(): Promise<NatsConnection> {
-    const deadline = this.opts.drain ? Date.now() + 30_000 : Infinity;
-    for (let said = false; ; said = true) {
-      try {
-        return await connectNats(this.opts.nats, `understudy-replay${this.opts.name ? ':' + this.opts.name : ''}`);
-      } catch (err) {
-        if (!isUnreachable(err) || Date.now() > deadline || this.stopping?.aborted === true) throw err;
-        if (!said) this.opts.log(`${(err as Error).message}; retrying`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
-    }
+  private connect(): Promise<NatsConnection> {
+    const name = `understudy-replay${this.opts.name ? ':' + this.opts.name : ''}`;
+    return retry(() => connectNats(this.opts.nats, name), {
+      say: (err) => this.opts.log(`${err.message}; retrying`),
+      until: this.opts.drain ? Date.now() + 30_000 : undefined, signal: this.stopping, retryable: isUnreachable,
+    });
   }
 
   /**
    * Retries `fn`, saying once what it waits for: for up to 30 s when draining (then it gives up
    * with the error), for as long as it takes when following (a standby outlives a NATS outage).
    */
-  private async patiently<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    const deadline = this.opts.drain ? Date.now() + 30_000 : Infinity;
-    for (let said = false; ; said = true) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (err instanceof UnderstudyError || Date.now() > deadline || this.stopping?.aborted === true) throw err;
-        if (!said) this.opts.log(`cannot ${what} yet (${(err as Error).message}); retrying`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
-    }
+  private patiently<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retry(fn, {
+      say: (err) => this.opts.log(`cannot ${what} yet (${err.message}); retrying`),
+      until: this.opts.drain ? Date.now() + 30_000 : undefined, signal: this.stopping,
+      retryable: (err) => !(err instanceof UnderstudyError),
+    });
   }
 
   /** One consumer over the stream from the recorded position: to its end (drain), or until stopped or broken. */
