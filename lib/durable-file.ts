@@ -42,8 +42,7 @@ export interface ReplaceOptions {
 export function replaceFile(file: string, data: string | Uint8Array | Iterable<string | Uint8Array>, opts: ReplaceOptions = {}): void {
   const durable = opts.durable ?? true;
   const write = opts.write ?? writeSync;
-  // The pid keeps two processes that replace one file (two agents of one journal in turn) off each other's temporary file.
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  const tmp = tempFileOf(file);
   const fd = fs.openSync(tmp, 'w', opts.mode ?? 0o600);
   try {
     const pieces = typeof data === 'string' || data instanceof Uint8Array ? [data] : data;
@@ -58,6 +57,15 @@ export function replaceFile(file: string, data: string | Uint8Array | Iterable<s
   fs.closeSync(fd);
   fs.renameSync(tmp, file);
   if (opts.syncDir ?? durable) syncDir(path.dirname(file));
+}
+
+/**
+ * The temporary file replaceFile writes `file` through in this process: hidden (a directory
+ * listing of replicas passes over it), and named after the pid so that two processes replacing
+ * one file (two agents of one journal in turn) never write each other's.
+ */
+export function tempFileOf(file: string, pid = process.pid): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.${pid}.tmp`);
 }
 
 /** Replaces `file` with `value` as JSON (see replaceFile). */

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { openStateKv } from '../lib/nats';
+import type { AgentHeartbeat } from '../lib/state-bucket';
 import { makePair, runCli, type Pair } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
 
@@ -43,7 +44,7 @@ test.serial('promote says what is known to be missing', async (t) => {
   // The primary's last heartbeat said it had journaled 5: three never reached the stream.
   const nc = await connect({ servers: pair.server.url });
   const kv = await openStateKv(nc, 'UNDERSTUDY');
-  await kv.put('agent.app', JSON.stringify({ name: 'app', epoch: 1, appended: 5, acked: { seq: 2 }, time: Date.now() }));
+  await kv.put('agent.app', JSON.stringify({ name: 'app', epoch: 1, mode: 'async', pid: 1, host: 'primary', appended: 5, acked: { epoch: 1, seq: 2 }, time: Date.now(), dropped: 0 } satisfies AgentHeartbeat));
   await nc.close();
   const p = await cli(pair, ['promote']);
   t.is(p.code, 0, p.stderr);
