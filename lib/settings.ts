@@ -55,6 +55,23 @@ export const DEFAULTS = {
   adoptEveryMs: 30_000,
   /** Journals one agent ships for others at a time (each has a shipper worker of its own); the rest wait for the next look. */
   adoptAtOnce: 4,
+  /** The journal and what feeds it (agent/journal, agent/snapshot, agent/objects). */
+  journal: {
+    /** Room the spool-full check allows beyond an entry's data, for its header and frame (a few hundred bytes). */
+    headerRoomBytes: 512,
+    /** A full spool is measured again at most this often: the shipper trims it meanwhile, and a stat of every segment per change would load the application's thread. */
+    remeasureMs: 100,
+    /** The reused write buffer's first size: most entries fit, so a small change allocates nothing. */
+    writeBufferBytes: 64 * 1024,
+    /** Larger entries (chunks of big files) get a buffer of their own rather than pin one that size. */
+    reusedBufferMaxBytes: 1024 * 1024,
+    /** A snapshot reads a file up to this size whole; a larger one a chunk at a time, so memory stays bounded. */
+    snapshotWholeBytes: 4 * 1024 * 1024,
+    /** Attempts at a file that keeps changing while it is read, before its last read is journaled anyway. */
+    snapshotAttempts: 3,
+    /** A job's label (a p-queue task's name) is cut to this many characters: it names the task, it is not data. */
+    jobLabelChars: 128,
+  },
 } as const;
 
 export type SpoolFsync = 'always' | 'never' | number;
