@@ -244,6 +244,8 @@ export class Recorder implements JournalSink {
 
   /** Journals whatever is at `at` now, recursively: directories first, then what they hold. */
   private snapshotTree(at: Located): void {
+    // The top decides: below a quiet directory all is quiet, and an fs.cp still at work deeper
+    // inside journals its own result whole when it ends.
     if (this.quietDirs.length > 0 && this.isQuiet(at.abs)) return;
     this.snap.tree(at.root, at.rel, at.abs);
   }
