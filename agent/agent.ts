@@ -13,7 +13,7 @@ import { warnOnce } from './log';
 import { DROPPED, publishPosition } from './shared-state';
 import { loadSigner } from '../lib/signing';
 import { excludeMatcher } from '../lib/exclude';
-import { Watcher } from './watcher';
+import { Watcher, watchStateFile } from './watcher';
 import { installEndings } from './endings';
 import { claimJournal } from './journal-name';
 import { Adopter } from './adopt';
@@ -115,6 +115,7 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
 function startWatcher(settings: AgentSettings, journal: Journal): void {
   const watcher = new Watcher(settings.roots, journal, {
     persistent: false,
+    stateFile: watchStateFile(journal.dir),
     excluded: excludeMatcher(settings.exclude),
     onError: (err) => warnOnce('watch', `watching the roots failed (${err.message}); changes by other processes are not journaled`),
     onLimit: (message) => warnOnce('watch-limit', message),

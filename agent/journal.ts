@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { entrySize, writeEntry } from '../lib/codec';
 import { DEFAULTS } from '../lib/settings';
 import type { EntryHeader, Op } from '../lib/entry';
+import type { Change, JournalSink } from './sink';
 import { JournalError } from '../lib/errors';
 import { replaceJson } from '../lib/durable-file';
 import { hostStamp } from '../lib/host-clock';
@@ -11,12 +12,6 @@ import {
   FRAME_HEAD, listSegments, readJson, scanFrames, segmentFile, spoolFiles, writeFrameHead,
   type AckedState, type MetaState, type UncleanEnd,
 } from '../lib/spool';
-
-/** Where journaled entries go; the shims see only this. */
-export interface JournalSink {
-  /** Journals one change; returns the last sequence number it used. */
-  record(root: string, relPath: string, op: Op, data?: Buffer): number;
-}
 
 /** Sizes and durability of the spool; defaults in lib/settings. */
 export interface JournalOptions {
@@ -63,7 +58,7 @@ export class Journal implements JournalSink {
   private readonly segmentBytes: number;
   private readonly maxBytes: number;
   private readonly fsyncAlways: boolean;
-  private scratch = Buffer.allocUnsafe(64 * 1024);
+  private scratch = Buffer.allocUnsafe(DEFAULTS.journal.writeBufferBytes);
 
   constructor(spoolRoot: string, readonly name: string, opts: JournalOptions = {}) {
     this.dir = path.join(spoolRoot, name);
@@ -112,48 +107,42 @@ export class Journal implements JournalSink {
     return this.seq;
   }
 
-  /** Journals one change; `b`, on snapshots, is when the object was read (see EntryHead.b). */
-  record(root: string, relPath: string, op: Op, data?: Buffer, b?: number, o?: number): number {
+  /**
+   * Journals one change. Data larger than a chunk goes as chunks with their own sequence
+   * numbers (the standby stages them and applies at the last), each read when it is due.
+   */
+  record(change: Change): number {
     if (this.fd < 0) throw new JournalError(`journal ${this.name} is not open`);
-    if (this.spoolBytes + (data?.length ?? 0) + 512 > this.maxBytes && !this.roomAfterTrim((data?.length ?? 0) + 512)) {
+    const { data, pieces, read } = change;
+    const size = data !== undefined ? data.length : pieces !== undefined ? pieces.size : 0;
+    const need = size + DEFAULTS.journal.headerRoomBytes;
+    if (this.spoolBytes + need > this.maxBytes && !this.roomAfterTrim(need)) {
       // Full: the application goes on; this change is not replicated, and that is counted and said.
       this.dropped++;
       this.onDrop(this.spoolBytes);
       return this.seq;
     }
     const t = Date.now();
-    if (data === undefined || data.length <= this.chunkBytes) {
-      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, o: o ?? hostStamp(), r: root, p: relPath, b, ...op }, data);
-      this.onAppend(this.seq);
-      this.onRecord?.(root, relPath, op);
-      return this.seq;
-    }
-    return this.recordChunks(root, relPath, op, data.length, (off, len) => data.subarray(off, off + len), b, t, o);
-  }
-
-  /**
-   * Journals data too large for one entry as chunks with their own sequence numbers (the
-   * standby stages them and applies at the last). `read` gives each chunk when it is due,
-   * so a snapshot of a large file holds one chunk in memory, not the file.
-   */
-  recordChunks(root: string, relPath: string, op: Op, total: number, read: (off: number, len: number) => Buffer, b?: number, t = Date.now(), readAt?: number): number {
-    if (this.fd < 0) throw new JournalError(`journal ${this.name} is not open`);
-    const n = Math.ceil(total / this.chunkBytes);
     // One stamp for every chunk: together they are one change. A snapshot's is when it was read.
-    const o = readAt ?? hostStamp();
-    if (n < 2) {
-      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, o, r: root, p: relPath, b, ...op }, read(0, total));
+    const o = read === undefined ? hostStamp() : read.order;
+    const b = read?.at;
+    const { root, path: p, op } = change;
+    if (size <= this.chunkBytes) {
+      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, o, r: root, p, b, ...op }, data ?? pieces?.read(0, size));
     } else {
+      const n = Math.ceil(size / this.chunkBytes);
       const first = this.seq + 1;
       for (let i = 0; i < n; i++) {
         const off = i * this.chunkBytes;
-        const c = { first, i, n, off, total };
-        const chunk = read(off, Math.min(this.chunkBytes, total - off));
-        this.append({ j: this.name, e: this.epoch, s: first + i, t, o, r: root, p: relPath, c, b, ...op }, chunk);
+        const len = Math.min(this.chunkBytes, size - off);
+        const c = { first, i, n, off, total: size };
+        // A snapshot of a large file holds one chunk in memory, not the file.
+        const chunk = data !== undefined ? data.subarray(off, off + len) : pieces?.read(off, len);
+        this.append({ j: this.name, e: this.epoch, s: first + i, t, o, r: root, p, c, b, ...op }, chunk);
       }
     }
     this.onAppend(this.seq);
-    this.onRecord?.(root, relPath, op);
+    this.onRecord?.(root, p, op);
     return this.seq;
   }
 
@@ -203,18 +192,19 @@ export class Journal implements JournalSink {
    * write returns), so a small change allocates nothing the garbage collector must chase.
    */
   private writeBuffer(bytes: number): Buffer {
-    if (bytes > REUSED_BUFFER_MAX) return Buffer.allocUnsafe(bytes);
-    if (this.scratch.length < bytes) this.scratch = Buffer.allocUnsafe(Math.min(REUSED_BUFFER_MAX, Math.max(bytes, this.scratch.length * 2)));
+    const most = DEFAULTS.journal.reusedBufferMaxBytes;
+    if (bytes > most) return Buffer.allocUnsafe(bytes);
+    if (this.scratch.length < bytes) this.scratch = Buffer.allocUnsafe(Math.min(most, Math.max(bytes, this.scratch.length * 2)));
     return this.scratch;
   }
 
   /**
-   * Measures the spool again (the shipper trims it as the standby applies), at most ten
-   * times a second; true when `need` bytes fit.
+   * Measures the spool again (the shipper trims it as the standby applies), at most once
+   * per DEFAULTS.journal.remeasureMs; true when `need` bytes fit.
    */
   private roomAfterTrim(need: number): boolean {
     const now = Date.now();
-    if (now - this.measuredAt >= 100) {
+    if (now - this.measuredAt >= DEFAULTS.journal.remeasureMs) {
       this.measuredAt = now;
       this.spoolBytes = listSegments(this.dir).reduce((sum, s) => sum + fileSize(s.file), 0);
     }
@@ -247,8 +237,6 @@ export class Journal implements JournalSink {
 export class JournalInUseError extends JournalError {}
 
 const EMPTY = Buffer.alloc(0);
-/** Larger entries (chunks of big files) get a buffer of their own rather than pin one that size. */
-const REUSED_BUFFER_MAX = 1024 * 1024;
 
 function fileSize(file: string): number {
   try {

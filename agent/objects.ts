@@ -1,6 +1,7 @@
 import { serialize } from 'node:v8';
-import { OBJECT_ROOT, type JobEvent } from '../lib/entry';
+import { OBJECT_ROOT, type JobEvent, type Op } from '../lib/entry';
 import { checkConfigKey, checkObjectName } from '../lib/objects';
+import { DEFAULTS } from '../lib/settings';
 import type { Recorder } from './recorder';
 import { warnOnce } from './log';
 
@@ -50,7 +51,7 @@ export class ObjectJournal {
       } catch (err) {
         warnOnce(`uncloneable:${queue}`, `queue "${queue}": a job's payload cannot be structured-cloned (${(err as Error).message.slice(0, 120)}); it is journaled as "not captured" and the standby knows only that it was pending`);
       }
-      const label = opts.label === undefined || opts.label === '' ? undefined : opts.label.slice(0, 128);
+      const label = opts.label === undefined || opts.label === '' ? undefined : opts.label.slice(0, DEFAULTS.journal.jobLabelChars);
       return this.record(queue, { op: 'job', id, ev: 'enqueued', captured: data !== undefined, ...(opts.front === true ? { front: true as const } : {}), ...(label === undefined ? {} : { label }) }, data);
     });
     this.confirmJob(seq, `job ${id} enqueued on queue ${queue}`);
@@ -76,16 +77,9 @@ export class ObjectJournal {
     }
   }
 
-  /** Journals one entry; returns its sequence number. */
-  private record(name: string, op: Parameters<Recorder['sink']['record']>[2], data?: Buffer): number {
-    // The journal's own fs calls must not be journaled as the application's.
-    this.r.depth++;
-    try {
-      this.r.lastSeq = this.r.sink.record(OBJECT_ROOT, name, op, data);
-      return this.r.lastSeq;
-    } finally {
-      this.r.depth--;
-    }
+  /** Journals one entry through the recorder (so a wrapper's wait sees it); returns its sequence number. */
+  private record(name: string, op: Op, data?: Buffer): number {
+    return this.r.record({ root: OBJECT_ROOT, path: name, op, data });
   }
 
   /** Runs `fn`; what it throws is said once, never thrown: the change itself was made. Returns its seq, or 0. */

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Root } from '../lib/roots';
 import { replaceFile } from '../lib/durable-file';
+import { DEFAULTS } from '../lib/settings';
 import type { Snapshotter } from './snapshot';
 
 /** How the reconciler paces itself; defaults in lib/settings (DEFAULTS.watch). */
@@ -94,12 +95,12 @@ export class Reconciler {
             if (st.isDirectory()) stack.push(crel);
             continue;
           }
-          if (before !== undefined ? before.get(key(root.name, crel)) !== sig : st.ctimeMs >= since - 10) this.journal(root, crel, 'event');
+          if (before !== undefined ? before.get(key(root.name, crel)) !== sig : st.ctimeMs >= since - R.startSlackMs) this.journal(root, crel, 'event');
           else this.remember(root.name, crel, sig);
           before?.delete(key(root.name, crel));
           if (st.isDirectory()) stack.push(crel);
           // Yield now and then: a large tree must not hold the event loop for seconds.
-          if (++n % 2000 === 0) await new Promise((r) => setImmediate(r));
+          if (++n % R.yieldEveryObjects === 0) await new Promise((r) => setImmediate(r));
         }
       }
     }
@@ -136,7 +137,7 @@ export class Reconciler {
     let buf = '';
     for (const [k, sig] of this.known) {
       buf += JSON.stringify([k, sig]) + '\n';
-      if (buf.length > 1 << 20) {
+      if (buf.length > R.stateChunkChars) {
         yield buf;
         buf = '';
       }
@@ -226,7 +227,7 @@ export class Reconciler {
    * begins only once it has seen it, later under load), what changes in it raises no event.
    */
   private lookAgain(root: Root, rel: string): void {
-    for (const after of SECOND_LOOKS_MS) {
+    for (const after of R.secondLooksMs) {
       setTimeout(() => {
         if (!this.closed) this.markDirty(root, rel, Date.now());
       }, Math.max(after, this.pace.settleMs)).unref();
@@ -248,7 +249,7 @@ export class Reconciler {
     }
     if (this.dirty.size > 0) {
       for (const d of this.dirty.values()) next = Math.min(next, d.due);
-      this.timer = setTimeout(() => this.runDirty(), Math.max(10, next - Date.now())).unref();
+      this.timer = setTimeout(() => this.runDirty(), Math.max(R.minRecheckMs, next - Date.now())).unref();
     }
   }
 
@@ -348,7 +349,7 @@ export class Reconciler {
     const startedAt = Date.now();
     const mended: string[] = [];
     let objects = 0;
-    const slice = Math.max(1, Math.floor(this.pace.objectsPerSecond / 10));
+    const slice = Math.max(1, Math.floor((this.pace.objectsPerSecond * R.passPauseMs) / 1000));
     for (const root of this.roots) {
       const stack = [''];
       while (stack.length > 0 && !this.closed) {
@@ -361,11 +362,11 @@ export class Reconciler {
         }
         const was = objects;
         objects += names.size + 1;
-        if (Math.floor(objects / slice) > Math.floor(was / slice)) await sleep(100);
+        if (Math.floor(objects / slice) > Math.floor(was / slice)) await sleep(R.passPauseMs);
       }
     }
     if (this.closed) return;
-    this.lastPass = { startedAt, finishedAt: Date.now(), objects, mended: mended.length, examples: mended.slice(0, 10) };
+    this.lastPass = { startedAt, finishedAt: Date.now(), objects, mended: mended.length, examples: mended.slice(0, R.passExamples) };
     this.mendedTotal += mended.length;
     this.save();
   }
@@ -397,11 +398,7 @@ export class Reconciler {
 }
 
 const ABSENT = 'absent';
-/**
- * When a new directory is listed again. Without these looks, 6 of 32 runs of the seeded shell
- * workloads lost a file renamed into a directory made again a few milliseconds before; with them, 0 of 32.
- */
-const SECOND_LOOKS_MS = [400, 1500];
+const R = DEFAULTS.reconcile;
 
 /** What an object is now, as far as journaling cares: type, size, times, mode, link target; a directory's inode tells one replaced. */
 export function signature(abs: string): string {

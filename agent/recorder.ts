@@ -1,12 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Op } from '../lib/entry';
-import type { JournalSink } from './journal';
+import { isInside } from '../lib/roots';
+import type { Change, JournalSink } from './sink';
 import { FdTable, type OpenFile } from './fd-table';
 import type { Located, Locator } from './locate';
 import { realFs } from './real-fs';
 import type { CommitWait } from './commit-wait';
 import { OverlapTable, type Overlap } from './overlap';
+import { Snapshotter } from './snapshot';
 
 const { O_APPEND, O_TRUNC, O_CREAT, O_WRONLY, O_RDWR, O_EXCL } = fs.constants;
 
@@ -15,17 +17,26 @@ const { O_APPEND, O_TRUNC, O_CREAT, O_WRONLY, O_RDWR, O_EXCL } = fs.constants;
  * call shapes; the recorder knows what each change means for the standby.
  * Every method runs after the real call succeeded, on the application thread,
  * before the caller sees the result: the journal's order is the order the
- * application observed.
+ * application observed. Every change of the application's, files or objects
+ * (agent/objects), reaches the journal through `record`, which keeps `lastSeq`.
  */
-export class Recorder {
+export class Recorder implements JournalSink {
   /** Above zero while the agent itself is inside fs (a wrapped call's internals, or journaling). */
   depth = 0;
   /** Sequence number of the last entry journaled; a wrapper compares it before and after a call. */
   lastSeq = 0;
   /** Set in sync and strong modes: how a call waits for its entry to be confirmed. */
   commit: CommitWait | undefined;
-  private lastAt: Located | undefined;
+  private lastRoot = '';
+  private lastPath: string | undefined;
   private lastOp = '';
+  /**
+   * The change handed to the sink for each fs call, filled in place: the sink keeps none of it
+   * (see JournalSink), and this runs on the application's thread for every call.
+   */
+  private readonly change: Change = { root: '', path: '', op: { op: 'rm' }, data: undefined };
+  /** Reads what a call put in place whole (a rename or copy into a root); its journaling is this recorder's. */
+  private readonly snap: Snapshotter;
   readonly fds = new FdTable();
   /** Asynchronous calls in flight, by file. */
   readonly overlaps = new OverlapTable();
@@ -34,7 +45,20 @@ export class Recorder {
   /** Absolute paths below which async compound calls (fs.cp) are at work; their result is journaled whole. */
   private readonly quietDirs: string[] = [];
 
-  constructor(readonly sink: JournalSink, readonly locator: Locator) {}
+  constructor(readonly sink: JournalSink, readonly locator: Locator) {
+    // Not stamped as read: these are results of the application's calls, in its order.
+    this.snap = new Snapshotter({ record: (c) => this.journal(c) }, { readTime: false });
+  }
+
+  /** Journals a change of the application's (configuration, jobs); the journal's own fs calls meanwhile are not journaled. */
+  record(change: Change): number {
+    this.depth++;
+    try {
+      return this.journal(change);
+    } finally {
+      this.depth--;
+    }
+  }
 
   /** Keeps changes below `p` out of the journal until the returned function is called. */
   quiet(p: unknown): () => void {
@@ -220,22 +244,10 @@ export class Recorder {
 
   /** Journals whatever is at `at` now, recursively: directories first, then what they hold. */
   private snapshotTree(at: Located): void {
-    let st: fs.Stats;
-    try {
-      st = realFs.lstatSync(at.abs);
-    } catch {
-      return;
-    }
-    if (st.isSymbolicLink()) {
-      this.emit(at, { op: 'symlink', target: realFs.readlinkSync(at.abs, 'utf8') });
-    } else if (st.isFile()) {
-      this.emit(at, { op: 'put', mode: st.mode & 0o7777 }, realFs.readFileSync(at.abs));
-    } else if (st.isDirectory()) {
-      this.emit(at, { op: 'mkdir', mode: st.mode & 0o7777 });
-      for (const name of realFs.readdirSync(at.abs)) {
-        this.snapshotTree({ root: at.root, rel: `${at.rel}/${name}`, abs: path.join(at.abs, name) });
-      }
-    }
+    // The top decides: below a quiet directory all is quiet, and an fs.cp still at work deeper
+    // inside journals its own result whole when it ends.
+    if (this.quietDirs.length > 0 && this.isQuiet(at.abs)) return;
+    this.snap.tree(at.root, at.rel, at.abs);
   }
 
   private emit(at: Located, op: Op, data?: Buffer): void {
@@ -252,25 +264,39 @@ export class Recorder {
       }
       return;
     }
-    this.lastSeq = this.sink.record(at.root, at.rel, op, data);
-    this.lastAt = at;
-    this.lastOp = op.op;
+    const c = this.change;
+    c.root = at.root;
+    c.path = at.rel;
+    c.op = op;
+    c.data = data;
+    this.journal(c);
+    // Not kept alive by us until the next call: it may be the application's large buffer.
+    c.data = undefined;
+  }
+
+  /** The one place a change goes to the sink; what it used is what a wrapper waits for. */
+  private journal(change: Change): number {
+    this.lastSeq = this.sink.record(change);
+    this.lastRoot = change.root;
+    this.lastPath = change.path;
+    this.lastOp = change.op.op;
+    return this.lastSeq;
   }
 
   /** What the last journaled entry changed, for error messages. */
   get lastWhat(): string {
-    return this.lastAt === undefined ? 'the change' : `the ${this.lastOp} of ${this.lastAt.root}/${this.lastAt.rel}`;
+    return this.lastPath === undefined ? 'the change' : `the ${this.lastOp} of ${this.lastRoot}/${this.lastPath}`;
   }
 
   private isQuiet(abs: string): boolean {
-    for (const q of this.quietDirs) if (abs === q || abs.startsWith(q + path.sep)) return true;
+    for (const q of this.quietDirs) if (isInside(abs, q)) return true;
     return false;
   }
 
   /** Descriptors open on a renamed object follow it to its new name. */
   private moveOpenFiles(fromAbs: string, to: Located): void {
     for (const f of this.fds.open) {
-      if (f.at.abs === fromAbs || f.at.abs.startsWith(fromAbs + path.sep)) {
+      if (isInside(f.at.abs, fromAbs)) {
         const tail = f.at.abs.slice(fromAbs.length);
         f.at = { root: to.root, rel: to.rel + tail.split(path.sep).join('/'), abs: to.abs + tail };
       }
@@ -280,7 +306,7 @@ export class Recorder {
   /** Writes through descriptors of removed files change nothing the standby can see. */
   private forgetUnder(abs: string): void {
     for (const f of this.fds.open) {
-      if (f.at.abs === abs || f.at.abs.startsWith(abs + path.sep)) f.detached = true;
+      if (isInside(f.at.abs, abs)) f.detached = true;
     }
   }
 }

@@ -2,22 +2,43 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { typeOf } from '../lib/walk';
 import { hostStamp } from '../lib/host-clock';
-import type { Journal } from './journal';
+import { DEFAULTS } from '../lib/settings';
+import { realFs } from './real-fs';
+import type { JournalSink, ReadTime } from './sink';
 
 const { O_RDONLY, O_NOFOLLOW } = fs.constants;
 
 /** What a snapshot found and journaled. */
 export type Snapped = { kind: 'file'; bytes: number } | { kind: 'dir' | 'symlink' | 'removed' | 'absent' | 'other' | 'torn'; bytes?: undefined };
 
-/** Attempts at a file that keeps changing while it is read, before its last read is journaled anyway. */
-const ATTEMPTS = 3;
+/** How a Snapshotter stamps and reads. */
+export interface SnapshotOptions {
+  /**
+   * Stamp each snapshot with the wall clock of its read (EntryHead.b), so the standby never
+   * puts it on top of a newer change: for objects read while anyone may change them (baseline,
+   * watch, repair); the default. Off for what the recorder journals as the result of the call
+   * just made (a rename or copy into a root): that is a change in the journal's own order, and
+   * a change of the same millisecond before it would make it look stale.
+   */
+  readTime?: boolean;
+  /** Files up to this size are read whole; larger ones a chunk at a time (DEFAULTS.journal.snapshotWholeBytes). */
+  wholeBytes?: number;
+}
 
 /**
- * Journals objects as they are now, each with the time it was read (EntryHead.b),
- * so the standby never puts such a snapshot on top of a newer change.
+ * The one careful way to read objects into the journal: each as it is now, with the host's
+ * order stamp of its read, a large file a chunk at a time, a file that changed while it was
+ * read read again, and what vanished meanwhile left out (or journaled removed, when asked).
+ * Reads through the unwrapped fs, so inside an application none of it is journaled twice.
  */
 export class Snapshotter {
-  constructor(private readonly journal: Journal) {}
+  private readonly readTime: boolean;
+  private readonly wholeBytes: number;
+
+  constructor(private readonly sink: JournalSink, opts: SnapshotOptions = {}) {
+    this.readTime = opts.readTime ?? true;
+    this.wholeBytes = opts.wholeBytes ?? DEFAULTS.journal.snapshotWholeBytes;
+  }
 
   /**
    * Journals the object at `abs` as (root, rel): a directory, a link as a link, a file
@@ -26,66 +47,87 @@ export class Snapshotter {
    */
   snapshot(root: string, rel: string, abs: string, removeWhenAbsent = false): Snapped {
     for (let attempt = 1; ; attempt++) {
-      const b = Date.now();
       // The host's order of a snapshot is when it was read, not when it was journaled: a change
       // made in between must be placed after it on the standby.
-      const o = hostStamp();
+      const read: ReadTime = this.readTime ? { at: Date.now(), order: hostStamp() } : { order: hostStamp() };
       let st: fs.Stats;
       try {
-        st = fs.lstatSync(abs);
+        st = realFs.lstatSync(abs);
       } catch (err) {
         if (!isGone(err)) throw err;
         if (!removeWhenAbsent) return { kind: 'absent' };
-        this.journal.record(root, rel, { op: 'rm' }, undefined, b, o);
+        this.sink.record({ root, path: rel, op: { op: 'rm' }, read });
         return { kind: 'removed' };
       }
       const type = typeOf(st);
       if (type === 'dir') {
-        this.journal.record(root, rel, { op: 'mkdir', mode: st.mode & 0o7777 }, undefined, b, o);
+        this.sink.record({ root, path: rel, op: { op: 'mkdir', mode: st.mode & 0o7777 }, read });
         return { kind: 'dir' };
       }
       if (type === 'symlink') {
-        this.journal.record(root, rel, { op: 'symlink', target: fs.readlinkSync(abs) }, undefined, b, o);
+        this.sink.record({ root, path: rel, op: { op: 'symlink', target: realFs.readlinkSync(abs, 'utf8') }, read });
         return { kind: 'symlink' };
       }
       if (type !== 'file') return { kind: 'other' };
-      const r = this.file(root, rel, abs, b, o, attempt === ATTEMPTS);
+      const r = this.file(root, rel, abs, read, attempt === DEFAULTS.journal.snapshotAttempts);
       if (r !== 'changed') return r;
     }
   }
 
+  /**
+   * Journals whatever is at `abs` now, recursively: a directory first, then what it holds.
+   * What vanishes while the tree is read is left out: its removal is journaled by its own call.
+   */
+  tree(root: string, rel: string, abs: string): void {
+    if (this.snapshot(root, rel, abs).kind !== 'dir') return;
+    let names: string[];
+    try {
+      names = realFs.readdirSync(abs);
+    } catch (err) {
+      if (isGone(err)) return;
+      throw err;
+    }
+    for (const name of names) this.tree(root, `${rel}/${name}`, path.join(abs, name));
+  }
+
   /** One read of a file: journaled when it held still while read (or `anyway`), else 'changed'. */
-  private file(root: string, rel: string, abs: string, b: number, o: number, anyway: boolean): Snapped | 'changed' {
+  private file(root: string, rel: string, abs: string, read: ReadTime, anyway: boolean): Snapped | 'changed' {
     let fd: number;
     try {
-      fd = fs.openSync(abs, O_RDONLY | O_NOFOLLOW);
+      fd = realFs.openSync(abs, O_RDONLY | O_NOFOLLOW);
     } catch (err) {
       // Replaced by a link, or removed, between lstat and open: look again.
       if (isGone(err) || (err as NodeJS.ErrnoException).code === 'ELOOP') return 'changed';
       throw err;
     }
     try {
-      const before = fs.fstatSync(fd);
+      const before = realFs.fstatSync(fd);
       const size = before.size;
-      const mode = before.mode & 0o7777;
-      if (size <= 4 * 1024 * 1024) {
+      const op = { op: 'put', mode: before.mode & 0o7777 } as const;
+      if (size <= this.wholeBytes) {
         const data = Buffer.alloc(size);
         const n = readFully(fd, data, 0);
-        if (!anyway && (n !== size || changedSince(before, fs.fstatSync(fd)))) return 'changed';
-        this.journal.record(root, rel, { op: 'put', mode }, data.subarray(0, n), b, o);
+        if (!anyway && (n !== size || changedSince(before, realFs.fstatSync(fd)))) return 'changed';
+        this.sink.record({ root, path: rel, op, data: data.subarray(0, n), read });
         return { kind: 'file', bytes: n };
       }
       // Large: one chunk in memory at a time. Torn if it changed meanwhile; then it goes again, newer.
       let short = false;
-      this.journal.recordChunks(root, rel, { op: 'put', mode }, size, (off, len) => {
-        const chunk = Buffer.alloc(len);
-        if (readFully(fd, chunk, off) !== len) short = true;
-        return chunk;
-      }, b, undefined, o);
-      if (!anyway && (short || changedSince(before, fs.fstatSync(fd)))) return 'changed';
+      this.sink.record({
+        root, path: rel, op, read,
+        pieces: {
+          size,
+          read: (off, len) => {
+            const chunk = Buffer.alloc(len);
+            if (readFully(fd, chunk, off) !== len) short = true;
+            return chunk;
+          },
+        },
+      });
+      if (!anyway && (short || changedSince(before, realFs.fstatSync(fd)))) return 'changed';
       return short ? { kind: 'torn' } : { kind: 'file', bytes: size };
     } finally {
-      fs.closeSync(fd);
+      realFs.closeSync(fd);
     }
   }
 }
@@ -93,7 +135,7 @@ export class Snapshotter {
 function readFully(fd: number, buf: Buffer, position: number): number {
   let n = 0;
   while (n < buf.length) {
-    const got = fs.readSync(fd, buf, n, buf.length - n, position + n);
+    const got = realFs.readSync(fd, buf, n, buf.length - n, position + n);
     if (got === 0) break;
     n += got;
   }

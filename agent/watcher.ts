@@ -3,7 +3,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import type { Op } from '../lib/entry';
 import type { Root } from '../lib/roots';
 import { watchPace } from '../lib/settings';
-import type { Journal } from './journal';
+import type { JournalSink } from './sink';
 import { Reconciler, type OnJournaled, type PassReport, type ReconcilePace } from './reconcile';
 import { Snapshotter } from './snapshot';
 
@@ -18,6 +18,13 @@ export interface WatcherOptions {
   onError?: (err: Error) => void;
   /** Said once when the kernel will not watch part of the tree: it is polled instead. */
   onLimit?: (message: string) => void;
+  /** Where what the journal has is kept between runs: watchStateFile of the journal's directory. */
+  stateFile: string;
+}
+
+/** The watcher's state file in a journal's spool directory: it belongs to that journal. */
+export function watchStateFile(journalDir: string): string {
+  return path.join(journalDir, 'watch-state.ndjson');
 }
 
 /** What the watcher has done, for status. */
@@ -42,9 +49,9 @@ export class Watcher {
   private fsw: FSWatcher | undefined;
   private limitSaid = false;
 
-  constructor(private readonly roots: readonly Root[], journal: Journal, private readonly opts: WatcherOptions) {
+  constructor(private readonly roots: readonly Root[], sink: JournalSink, private readonly opts: WatcherOptions) {
     const pace: ReconcilePace = { ...watchPace(), ...opts.pace };
-    this.rec = new Reconciler(roots, new Snapshotter(journal), opts.excluded, pace, opts.onJournaled, opts.onError, path.join(journal.dir, 'watch-state.ndjson'));
+    this.rec = new Reconciler(roots, new Snapshotter(sink), opts.excluded, pace, opts.onJournaled, opts.onError, opts.stateFile);
   }
 
   /**

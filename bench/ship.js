@@ -41,7 +41,7 @@ async function run({
   const journal = new Journal(spoolRoot, name);
   const { epoch } = journal.open();
   const payload = Buffer.alloc(4096, 0x63);
-  const record = (i) => journal.record('data', `f${String(i).padStart(6, '0')}`, { op: 'put', mode: 0o644 }, payload);
+  const record = (i) => journal.record({ root: 'data', path: `f${String(i).padStart(6, '0')}`, op: { op: 'put', mode: 0o644 }, data: payload });
   let journalUs;
   let last = n;
   if (rate === undefined) {

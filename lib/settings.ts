@@ -55,6 +55,43 @@ export const DEFAULTS = {
   adoptEveryMs: 30_000,
   /** Journals one agent ships for others at a time (each has a shipper worker of its own); the rest wait for the next look. */
   adoptAtOnce: 4,
+  /** The journal and what feeds it (agent/journal, agent/snapshot, agent/objects). */
+  journal: {
+    /** Room the spool-full check allows beyond an entry's data, for its header and frame (a few hundred bytes). */
+    headerRoomBytes: 512,
+    /** A full spool is measured again at most this often: the shipper trims it meanwhile, and a stat of every segment per change would load the application's thread. */
+    remeasureMs: 100,
+    /** The reused write buffer's first size: most entries fit, so a small change allocates nothing. */
+    writeBufferBytes: 64 * 1024,
+    /** Larger entries (chunks of big files) get a buffer of their own rather than pin one that size. */
+    reusedBufferMaxBytes: 1024 * 1024,
+    /** A snapshot reads a file up to this size whole; a larger one a chunk at a time, so memory stays bounded. */
+    snapshotWholeBytes: 4 * 1024 * 1024,
+    /** Attempts at a file that keeps changing while it is read, before its last read is journaled anyway. */
+    snapshotAttempts: 3,
+    /** A job's label (a p-queue task's name) is cut to this many characters: it names the task, it is not data. */
+    jobLabelChars: 128,
+  },
+  /** The reconciler's inner rhythm (agent/reconcile); its pace is DEFAULTS.watch. */
+  reconcile: {
+    /**
+     * When a new directory is listed again. Without these looks, 6 of 32 runs of the seeded shell
+     * workloads lost a file renamed into a directory made again a few milliseconds before; with them, 0 of 32.
+     */
+    secondLooksMs: [400, 1500],
+    /** The first look yields to the event loop after this many objects: a large tree must not hold it for seconds. */
+    yieldEveryObjects: 2000,
+    /** The first look without a saved state also journals what changed this long before the watch began: file times come from the kernel's coarse clock, up to a tick (10 ms at HZ=100) behind Date.now(). */
+    startSlackMs: 10,
+    /** Directories that are not due yet are looked at no sooner than this: a timer per millisecond would spin. */
+    minRecheckMs: 10,
+    /** A full pass pauses this long after each slice of its objects; objectsPerSecond sets the slice. */
+    passPauseMs: 100,
+    /** The saved state is written in pieces of this many characters: a tree of millions of objects is never one string. */
+    stateChunkChars: 1 << 20,
+    /** A full pass's report names this many of the objects it mended: enough to recognise a pattern in status. */
+    passExamples: 10,
+  },
 } as const;
 
 export type SpoolFsync = 'always' | 'never' | number;

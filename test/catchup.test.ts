@@ -130,7 +130,7 @@ test.serial('entries that neither the stream nor the spool holds any more are sa
   const { epoch } = j.open();
   for (let i = 1; i <= 10; i++) {
     fs.writeFileSync(path.join(pair.primary, `old${i}`), `old ${i}`);
-    j.record('data', `old${i}`, { op: 'put', mode: 0o644 }, Buffer.from(`old ${i}`));
+    j.record({ root: 'data', path: `old${i}`, op: { op: 'put', mode: 0o644 }, data: Buffer.from(`old ${i}`) });
   }
   j.close();
   for (const seg of listSegments(j.dir).slice(0, 4)) fs.rmSync(seg.file);

@@ -4,21 +4,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import type { Op } from '../lib/entry';
 import { parseRoots } from '../lib/roots';
-import type { JournalSink } from '../agent/journal';
 import { Locator } from '../agent/locate';
 import { Recorder } from '../agent/recorder';
 import { install, uninstall } from '../agent/shims/install';
-
-/** The in-memory journal sink: what was journaled, in order. */
-class MemorySink implements JournalSink {
-  readonly entries: { root: string; rel: string; op: string }[] = [];
-  record(root: string, relPath: string, op: Op): number {
-    this.entries.push({ root, rel: relPath, op: op.op });
-    return this.entries.length;
-  }
-}
+import { MemorySink } from './helpers/memory-sink';
 
 /** The wrappers installed in this test's process over a fresh root, undone at the end. */
 function setUp(t: { teardown(fn: () => void): void }): { dir: string; r: Recorder; sink: MemorySink } {
@@ -51,10 +41,10 @@ test.serial('a FileHandle stops being followed when it closes: 3,000 opened, wri
   // The one still open is followed as before: a write through it after a rename lands under the new name.
   fs.renameSync(path.join(dir, 'held'), path.join(dir, 'moved'));
   await held.write(payload, 0, payload.length, 0);
-  t.deepEqual(sink.entries.at(-1), { root: 'data', rel: 'moved', op: 'pwrite' });
+  t.like(sink.changes.at(-1), { root: 'data', path: 'moved', op: { op: 'pwrite' } });
   await held.close();
   t.is(r.fds.open.size, 0);
-  t.is(sink.entries.filter((e) => e.op === 'pwrite' || e.op === 'append').length, 3001, 'every write was journaled');
+  t.is(sink.changes.filter((e) => e.op.op === 'pwrite' || e.op.op === 'append').length, 3001, 'every write was journaled');
 });
 
 test.serial('descriptors stop being followed when they close, in every shape', async (t) => {

@@ -2,14 +2,14 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Journal } from '../agent/journal';
 import { Reconciler } from '../agent/reconcile';
 import { Snapshotter } from '../agent/snapshot';
 import { parseRoots } from '../lib/roots';
+import { MemorySink } from './helpers/memory-sink';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A real tree, a real journal, and a reconciler with no watcher at all: every change is one no event announced. */
+/** A real tree, the in-memory sink, and a reconciler with no watcher at all: every change is one no event announced. */
 function setUp(t: { teardown(fn: () => void): void }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -17,16 +17,12 @@ function setUp(t: { teardown(fn: () => void): void }) {
   fs.mkdirSync(path.join(tree, 'keep/deep'), { recursive: true });
   fs.writeFileSync(path.join(tree, 'keep/deep/a'), 'a');
   fs.writeFileSync(path.join(tree, 'old'), 'old');
-  const journal = new Journal(path.join(dir, 'spool'), 'watch');
-  journal.open();
+  const sink = new MemorySink();
   const seen: string[] = [];
-  journal.onRecord = (_root, rel, op) => seen.push(`${op.op} ${rel}`);
-  const rec = new Reconciler(parseRoots(`data=${tree}`), new Snapshotter(journal), () => false,
+  sink.onRecord = (c) => seen.push(`${c.op.op} ${c.path}`);
+  const rec = new Reconciler(parseRoots(`data=${tree}`), new Snapshotter(sink), () => false,
     { settleMs: 50, fullPassEveryMs: 300, objectsPerSecond: 100_000, pollMs: 100 });
-  t.teardown(() => {
-    rec.close();
-    journal.close();
-  });
+  t.teardown(() => rec.close());
   return { tree, rec, seen };
 }
 

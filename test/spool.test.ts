@@ -18,9 +18,9 @@ test('entries read back in order, large data split into chunks', (t) => {
   const dir = tmp(t);
   const j = new Journal(dir, 'app', { chunkBytes: 1024 });
   j.open();
-  j.record('data', 'a', { op: 'put', mode: 0o644 }, Buffer.from('one'));
-  j.record('data', 'big', { op: 'put', mode: 0o644 }, Buffer.alloc(2500, 7));
-  j.record('data', 'a', { op: 'rm' });
+  j.record({ root: 'data', path: 'a', op: { op: 'put', mode: 0o644 }, data: Buffer.from('one') });
+  j.record({ root: 'data', path: 'big', op: { op: 'put', mode: 0o644 }, data: Buffer.alloc(2500, 7) });
+  j.record({ root: 'data', path: 'a', op: { op: 'rm' } });
   t.is(j.lastSeq, 5);
   const recs = new SpoolCursor(j.dir, 1).read(j.lastSeq);
   t.deepEqual(recs.map((r) => r.seq), [1, 2, 3, 4, 5]);
@@ -34,8 +34,8 @@ test('a torn tail is cut on the next open and numbering goes on', (t) => {
   const dir = tmp(t);
   const j = new Journal(dir, 'app');
   const first = j.open();
-  j.record('data', 'a', { op: 'put', mode: 0o644 }, Buffer.from('kept'));
-  j.record('data', 'b', { op: 'put', mode: 0o644 }, Buffer.from('torn'));
+  j.record({ root: 'data', path: 'a', op: { op: 'put', mode: 0o644 }, data: Buffer.from('kept') });
+  j.record({ root: 'data', path: 'b', op: { op: 'put', mode: 0o644 }, data: Buffer.from('torn') });
   j.close();
   const seg = listSegments(j.dir)[0].file;
   fs.truncateSync(seg, fs.statSync(seg).size - 3); // a crash in the middle of the second append
@@ -44,7 +44,7 @@ test('a torn tail is cut on the next open and numbering goes on', (t) => {
   t.true(report.epoch > first.epoch);
   t.is(report.lastSeq, 1);
   t.true(report.tornBytes > 0);
-  again.record('data', 'c', { op: 'rm' });
+  again.record({ root: 'data', path: 'c', op: { op: 'rm' } });
   t.deepEqual(new SpoolCursor(again.dir, 1).read(2).map((r) => r.seq), [1, 2]);
   again.close();
 });
@@ -53,7 +53,7 @@ test('corruption in the middle is raised, never skipped', (t) => {
   const dir = tmp(t);
   const j = new Journal(dir, 'app');
   j.open();
-  for (let i = 0; i < 3; i++) j.record('data', `f${i}`, { op: 'put', mode: 0o644 }, Buffer.from(`content ${i}`));
+  for (let i = 0; i < 3; i++) j.record({ root: 'data', path: `f${i}`, op: { op: 'put', mode: 0o644 }, data: Buffer.from(`content ${i}`) });
   const seg = listSegments(j.dir)[0].file;
   const buf = fs.readFileSync(seg);
   buf[Math.floor(buf.length / 2)] ^= 0xff;
@@ -69,7 +69,7 @@ test('a read leaves earlier records alone unless the reader recycles its buffer'
   const dir = tmp(t);
   const j = new Journal(dir, 'app');
   j.open();
-  const put = (i: number) => j.record('data', `f${i}`, { op: 'put', mode: 0o644 }, Buffer.alloc(100, i));
+  const put = (i: number) => j.record({ root: 'data', path: `f${i}`, op: { op: 'put', mode: 0o644 }, data: Buffer.alloc(100, i) });
   put(1);
   const cursor = new SpoolCursor(j.dir, 1);
   const first = cursor.read(j.lastSeq);
@@ -90,7 +90,7 @@ test('a frame larger than what is left of the read buffer is read whole', (t) =>
   const dir = tmp(t);
   const j = new Journal(dir, 'app', { chunkBytes: 3 * 1024 * 1024 });
   j.open();
-  for (let i = 0; i < 3; i++) j.record('data', `f${i}`, { op: 'put', mode: 0o644 }, Buffer.alloc(1536 * 1024, i));
+  for (let i = 0; i < 3; i++) j.record({ root: 'data', path: `f${i}`, op: { op: 'put', mode: 0o644 }, data: Buffer.alloc(1536 * 1024, i) });
   const recs = new SpoolCursor(j.dir, 1).read(j.lastSeq, 64 * 1024 * 1024);
   t.deepEqual(recs.map((r) => r.seq), [1, 2, 3]);
   t.deepEqual(recs.map((r) => decodeEntry(r.entry).data.equals(Buffer.alloc(1536 * 1024, r.seq - 1))), [true, true, true]);
@@ -111,7 +111,7 @@ test('segments wholly applied are trimmed, the newest never', (t) => {
   const dir = tmp(t);
   const j = new Journal(dir, 'app', { chunkBytes: 1024, segmentBytes: 200 }); // ~one entry per segment
   const { epoch } = j.open();
-  for (let i = 0; i < 5; i++) j.record('data', `f${i}`, { op: 'put', mode: 0o644 }, Buffer.alloc(150));
+  for (let i = 0; i < 5; i++) j.record({ root: 'data', path: `f${i}`, op: { op: 'put', mode: 0o644 }, data: Buffer.alloc(150) });
   const before = listSegments(j.dir).map((s) => s.first);
   t.deepEqual(before, [1, 2, 3, 4, 5]);
   t.is(trimSegments(j.dir, { e: epoch, s: 2 }), 2);
@@ -129,7 +129,7 @@ test('a full spool drops changes (counted, said) instead of stopping the applica
   const { epoch } = j.open();
   const drops: number[] = [];
   j.onDrop = (bytes) => drops.push(bytes);
-  for (let i = 0; i < 10; i++) j.record('data', `f${i}`, { op: 'put', mode: 0o644 }, Buffer.alloc(900));
+  for (let i = 0; i < 10; i++) j.record({ root: 'data', path: `f${i}`, op: { op: 'put', mode: 0o644 }, data: Buffer.alloc(900) });
   t.true(j.dropped > 0, `${j.dropped} dropped`);
   t.is(j.lastSeq + j.dropped, 10);
   t.is(drops.length, j.dropped);
@@ -138,7 +138,7 @@ test('a full spool drops changes (counted, said) instead of stopping the applica
   trimSegments(j.dir, { e: epoch, s: kept });
   const before = Date.now();
   while (Date.now() - before < 120); // the journal measures the spool again at most every 100 ms
-  j.record('data', 'after', { op: 'put', mode: 0o644 }, Buffer.alloc(900));
+  j.record({ root: 'data', path: 'after', op: { op: 'put', mode: 0o644 }, data: Buffer.alloc(900) });
   t.is(j.lastSeq, kept + 1);
   j.close();
 });

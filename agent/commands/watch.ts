@@ -2,7 +2,7 @@ import { excludeMatcher } from '../../lib/exclude';
 import { common, parse } from '../../lib/cli-options';
 import { openSession, openState } from '../session';
 import { writeState, type WatchStatus } from '../../lib/state-bucket';
-import { Watcher } from '../watcher';
+import { Watcher, watchStateFile } from '../watcher';
 
 export const usage = `understudy watch --root name=/abs/dir … [--nats URL] [--name NAME] [--stream S] [--verbose]
 
@@ -27,6 +27,7 @@ export async function watchCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
   let failed: Error | undefined;
   const watcher = new Watcher(o.roots, session.journal, {
     persistent: true,
+    stateFile: watchStateFile(session.journal.dir),
     excluded: excludeMatcher(session.settings.exclude),
     onJournaled: (root, rel, kind) => {
       count++;
