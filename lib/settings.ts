@@ -55,6 +55,16 @@ export const DEFAULTS = {
   adoptEveryMs: 30_000,
   /** Journals one agent ships for others at a time (each has a shipper worker of its own); the rest wait for the next look. */
   adoptAtOnce: 4,
+  /** The standby's fs applier (replayer/apply/fs). */
+  apply: {
+    /** Buffer a staged or linked file is copied through: 1 MiB, a chunk's size rounded up, so most copies take one read. */
+    copyBufferBytes: 1024 * 1024,
+    /**
+     * Mode of a file an append or pwrite creates on the standby because it lacks it (open(2)'s
+     * default less a 022 umask); the primary's mode follows with the next put, chmod or repair.
+     */
+    createdFileMode: 0o644,
+  },
 } as const;
 
 export type SpoolFsync = 'always' | 'never' | number;

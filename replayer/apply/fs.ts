@@ -1,21 +1,41 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { positionLabel, type EntryHeader } from '../../lib/entry';
+import { positionLabel, type EntryHeader, type FileOp } from '../../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError } from '../../lib/errors';
 import { checkRelPath } from '../../lib/confine';
+import { DEFAULTS } from '../../lib/settings';
 import { resolveInRoot } from '../safe-path';
 import { StandbyDiskError } from '../disk-error';
 import { writeAll, writeSync, type WriteFn } from '../write';
+import type { Applier, ChangeOrder, Data, Outcome, SnapshotMarks } from './applier';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
-
-/** An entry's bytes: in memory, or staged in a file when they came in chunks. */
-export type Data = { buf: Buffer; file?: undefined } | { file: string; buf?: undefined };
 
 /** Prefix of the replayer's temporary names; a crashed replayer's leftovers are found by it. */
 export const TEMP_PREFIX = '.understudy-';
 export const TEMP_SUFFIX = '.tmp';
+
+/** The file operations, each once: the type makes a new FileOp a compile error here until it is listed. */
+const FILE_OPS: Readonly<Record<FileOp['op'], true>> = {
+  put: true, append: true, pwrite: true, truncate: true, mkdir: true, rm: true, rename: true, symlink: true, link: true, chmod: true,
+};
+
+/** What the fs applier is given besides its roots; a standalone one (a test of one operation) remembers nothing. */
+export interface FsApplierOptions {
+  write?: WriteFn;
+  /** When each object last changed: a snapshot older than that is not applied. */
+  snapshots?: SnapshotMarks;
+  /** The replayer's order across journals, asked before and told after each change. */
+  order?: ChangeOrder;
+  log?: (line: string) => void;
+}
+
+/** A standby with no history: no snapshot is stale and every change is in order. */
+const NO_HISTORY: Required<Pick<FsApplierOptions, 'snapshots' | 'order'>> = {
+  snapshots: { stale: () => false, undecided: () => false },
+  order: { place: () => 'apply', applied: () => undefined },
+};
 
 /**
  * Applies file entries to the standby's roots. Files are replaced atomically
@@ -28,17 +48,60 @@ export const TEMP_SUFFIX = '.tmp';
  * No symlink is ever followed: parents are checked by resolveInRoot, objects
  * are opened with O_NOFOLLOW or replaced by rename.
  */
-export class FsApplier {
+export class FsApplier implements Applier {
+  readonly name = 'fs';
   /** Directories and files changed since the last good commit, each with the entry that last changed it. */
   private readonly touched = new Map<string, string>();
   private readonly dirty = new Map<string, string>();
   /** The entry being applied, named in an fsync error. */
   private by = '';
 
-  constructor(private readonly roots: ReadonlyMap<string, string>, private readonly write: WriteFn = writeSync) {}
+  private readonly write: WriteFn;
+  private readonly snapshots: SnapshotMarks;
+  private readonly order: ChangeOrder;
+  private readonly log: (line: string) => void;
 
-  /** Applies one entry; throws ApplyError (or ConfinementError, BadEntryError) naming what failed. */
-  apply(h: EntryHeader, data: Data): void {
+  constructor(private readonly roots: ReadonlyMap<string, string>, opts: FsApplierOptions = {}) {
+    this.write = opts.write ?? writeSync;
+    this.snapshots = opts.snapshots ?? NO_HISTORY.snapshots;
+    this.order = opts.order ?? NO_HISTORY.order;
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  /** True for file operations. */
+  handles(h: EntryHeader): boolean {
+    return Object.hasOwn(FILE_OPS, h.op);
+  }
+
+  /**
+   * Applies one whole change, unless it is a snapshot older than what the standby has or a
+   * change the order across journals passes over; throws ApplyError (or ConfinementError,
+   * BadEntryError) naming what failed.
+   */
+  apply(h: EntryHeader, data: Data): Outcome {
+    if (h.b !== undefined && this.snapshots.stale(h.r, h.p, h.b)) {
+      if (this.snapshots.undecided(h.b)) {
+        this.log(`snapshot ${positionLabel(h)} of ${h.r}/${h.p} is older than what this standby remembers; not applied (understudy verify --repair mends it)`);
+      }
+      return 'stale';
+    }
+    const verdict = this.order.place(h);
+    if (verdict === 'skip') return 'superseded';
+    this.change(h, data);
+    this.order.applied(h, verdict);
+    return 'applied';
+  }
+
+  /** Nothing to release: every file is closed as soon as it was written. */
+  close(): void {}
+
+  /** Removes the temporary files a killed replayer left beside the objects it was replacing. */
+  cleanUp(): number {
+    return removeTemps([...this.roots.values()]);
+  }
+
+  /** Makes the change `h` names in the tree. */
+  private change(h: EntryHeader, data: Data): void {
     // Every path the entry names is checked before anything on disk changes: a refused entry
     // leaves no directory behind. The paths it reads (a link's source, a rename's) are looked
     // at before the directories of the path it writes are made.
@@ -245,7 +308,7 @@ export class FsApplier {
   private withFd(target: string, flags: number, want: 'file' | 'directory' | 'file or directory', fn: (fd: number) => void): void {
     let fd: number;
     try {
-      fd = fs.openSync(target, flags | O_NOFOLLOW | O_NONBLOCK, 0o644);
+      fd = fs.openSync(target, flags | O_NOFOLLOW | O_NONBLOCK, DEFAULTS.apply.createdFileMode);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // O_NOFOLLOW met a symlink where the entry names a file or directory.
@@ -282,7 +345,7 @@ function copyInto(write: WriteFn, file: string, fd: number, at: number): void {
 }
 
 function copyFd(write: WriteFn, src: number, fd: number, at: number): void {
-  const buf = Buffer.allocUnsafe(1024 * 1024);
+  const buf = Buffer.allocUnsafe(DEFAULTS.apply.copyBufferBytes);
   for (let off = 0; ;) {
     const n = fs.readSync(src, buf, 0, buf.length, off);
     if (n === 0) break;
@@ -375,4 +438,27 @@ function lstatOrUndefined(p: string): fs.Stats | undefined {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+}
+
+/** Removes temporary files a killed replayer left beside the objects it was replacing. */
+function removeTemps(dirs: string[]): number {
+  let n = 0;
+  const walk = (dir: string): void => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.startsWith(TEMP_PREFIX) && e.name.endsWith(TEMP_SUFFIX)) {
+        fs.rmSync(p, { force: true });
+        n++;
+      }
+    }
+  };
+  dirs.forEach(walk);
+  return n;
 }
