@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { serialize } from 'node:v8';
 import type { EntryHeader, OpName } from '../lib/entry';
 import { BadEntryError, ConfinementError } from '../lib/errors';
-import type { Applier, ApplierContext, ChangeOrder, Data, SnapshotMarks } from '../replayer/apply/applier';
+import { NO_HISTORY, type Applier, type ApplierContext, type ChangeOrder, type Data, type SnapshotMarks } from '../replayer/apply/applier';
 import { FsApplier } from '../replayer/apply/fs';
 import { TEMP_PREFIX, TEMP_SUFFIX } from '../replayer/apply/temp-files';
 import { MemoryApplier, MemoryDisk } from '../replayer/apply/memory';
@@ -54,11 +54,8 @@ function env(t: { teardown(fn: () => void): void }): Env {
   return { base, root, stateDir, disk: new MemoryDisk(), covered: undefined };
 }
 
-const NO_MARKS: SnapshotMarks = { stale: () => false, undecided: () => false };
-const IN_ORDER: ChangeOrder = { place: () => 'apply', applied: () => undefined };
-
 function context(e: Env): ApplierContext {
-  return { roots: new Map([['data', e.root]]), stateDir: e.stateDir, write: writeSync, log: () => undefined, snapshots: NO_MARKS, order: IN_ORDER, applied: () => e.covered };
+  return { roots: new Map([['data', e.root]]), stateDir: e.stateDir, write: writeSync, log: () => undefined, ...NO_HISTORY, applied: () => e.covered };
 }
 
 /** Every file and directory under `dir`, hidden ones too, with a file's content: what a reader of the tree sees. */

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { serialize } from 'node:v8';
 import { Appliers } from '../replayer/apply/registry';
-import type { AppliedPosition, Data } from '../replayer/apply/applier';
+import { NO_HISTORY, type AppliedPosition, type Data } from '../replayer/apply/applier';
 import { loadConfig, loadPendingJobs } from '../replayer/replicas';
 import { writeSync } from '../replayer/write';
 import type { EntryHeader } from '../lib/entry';
@@ -17,10 +17,7 @@ const none: Data = { buf: Buffer.alloc(0) };
 
 /** The registry's appliers over a state directory and no roots: the config and queue appliers are the ones these entries reach. */
 function open(dir: string, applied: AppliedPosition): Appliers {
-  return Appliers.open({
-    roots: new Map(), stateDir: dir, write: writeSync, log: () => undefined, applied,
-    snapshots: { stale: () => false, undecided: () => false }, order: { place: () => 'apply', applied: () => undefined },
-  });
+  return Appliers.open({ roots: new Map(), stateDir: dir, write: writeSync, log: () => undefined, applied, ...NO_HISTORY });
 }
 
 function stateDir(t: { teardown(fn: () => void): void }): string {

@@ -55,6 +55,12 @@ export interface ChangeOrder {
   applied(h: EntryHeader, verdict: OrderVerdict): void;
 }
 
+/** A standby with no history (a test of appliers alone): no snapshot is stale and every change is in order. */
+export const NO_HISTORY: { readonly snapshots: SnapshotMarks; readonly order: ChangeOrder } = {
+  snapshots: { stale: () => false, undecided: () => false },
+  order: { place: () => 'apply', applied: () => undefined },
+};
+
 /** What an applier is built from: the standby's roots and state directory, and the replayer's collaborators. */
 export interface ApplierContext {
   /** Root name to its real directory on the standby. */

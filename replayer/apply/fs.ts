@@ -6,7 +6,7 @@ import { checkRelPath } from '../../lib/confine';
 import { DEFAULTS } from '../../lib/settings';
 import { resolveInRoot } from '../safe-path';
 import { writeAll, writeSync, type WriteFn } from '../write';
-import type { Applier, ChangeOrder, Data, Outcome, SnapshotMarks } from './applier';
+import { NO_HISTORY, type Applier, type ChangeOrder, type Data, type Outcome, type SnapshotMarks } from './applier';
 import { copyFile, copyInto } from './fs-copy';
 import { kindOf, lstatOrUndefined } from './fs-stat';
 import { fsyncFile, syncAll } from './fs-sync';
@@ -28,12 +28,6 @@ export interface FsApplierOptions {
   order?: ChangeOrder;
   log?: (line: string) => void;
 }
-
-/** A standby with no history: no snapshot is stale and every change is in order. */
-const NO_HISTORY: Required<Pick<FsApplierOptions, 'snapshots' | 'order'>> = {
-  snapshots: { stale: () => false, undecided: () => false },
-  order: { place: () => 'apply', applied: () => undefined },
-};
 
 /**
  * Applies file entries to the standby's roots. Files are replaced atomically
