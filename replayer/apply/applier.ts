@@ -51,7 +51,9 @@ export interface SnapshotMarks {
  * keeps the sequence "check, place, apply, note".
  */
 export interface ChangeOrder {
+  /** Whether `h` applies, is passed over (skip), or applies with its object in doubt. */
   place(h: EntryHeader): OrderVerdict;
+  /** `h` was applied, with the verdict `place` gave it. */
   applied(h: EntryHeader, verdict: OrderVerdict): void;
 }
 

@@ -53,6 +53,7 @@ export class FsApplier implements Applier {
   private readonly order: ChangeOrder;
   private readonly log: (line: string) => void;
 
+  /** `roots`: root name to its real directory on the standby. */
   constructor(private readonly roots: ReadonlyMap<string, string>, opts: FsApplierOptions = {}) {
     this.write = opts.write ?? writeSync;
     this.snapshots = opts.snapshots ?? NO_HISTORY.snapshots;

@@ -48,10 +48,12 @@ export class MemoryApplier implements Applier {
     return 'applied';
   }
 
+  /** What a reader sees now is what a power loss keeps. */
   async sync(): Promise<void> {
     this.disk.durable = new Map(this.disk.visible);
   }
 
+  /** Refuses any later apply, as a closed file would. */
   close(): void {
     this.closed = true;
   }

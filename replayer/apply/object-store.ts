@@ -77,7 +77,7 @@ export class ObjectStore {
     this.syncNow();
   }
 
-  /** Applies one config or job entry; BadEntryError when it is malformed. */
+  /** Applies one entry of an attached kind, and logs it until the next commit; BadEntryError when it is malformed. */
   apply(h: EntryHeader, data: Buffer): void {
     if (this.applyHeader(h, data)) {
       const line: LogLine = { h, d: data.toString('base64') };
@@ -91,6 +91,7 @@ export class ObjectStore {
     this.syncNow();
   }
 
+  /** Closes the log; what it holds is applied again at the next open. */
   close(): void {
     if (this.logFd >= 0) fs.closeSync(this.logFd);
     this.logFd = -1;
@@ -163,10 +164,12 @@ export class ObjectApplier implements Applier {
     return 'applied';
   }
 
+  /** Commits the store: every kind's changed replicas, then the log is emptied. */
   sync(): Promise<void> {
     return this.store.sync();
   }
 
+  /** Closes the store (the second applier's call finds it closed). */
   close(): void {
     this.store.close();
   }
