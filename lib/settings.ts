@@ -92,6 +92,16 @@ export const DEFAULTS = {
     /** A full pass's report names this many of the objects it mended: enough to recognise a pattern in status. */
     passExamples: 10,
   },
+  /** The standby's fs applier (replayer/apply/fs). */
+  apply: {
+    /** Buffer a staged or linked file is copied through: 1 MiB, a chunk's size rounded up, so most copies take one read. */
+    copyBufferBytes: 1024 * 1024,
+    /**
+     * Mode of a file an append or pwrite creates on the standby because it lacks it (open(2)'s
+     * default less a 022 umask); the primary's mode follows with the next put, chmod or repair.
+     */
+    createdFileMode: 0o644,
+  },
 } as const;
 
 export type SpoolFsync = 'always' | 'never' | number;

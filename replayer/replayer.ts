@@ -20,13 +20,13 @@ import { standbyName, type NatsSettings } from '../lib/settings';
 import type { OriginState } from '../lib/spool';
 import { allJournalsSubject, journalSubject, resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
 import { parseStateKey, readState, writeState, type AgentHeartbeat, type BaselineReport, type DoubtsReport, type VerifyReport } from '../lib/state-bucket';
-import { FsApplier, TEMP_PREFIX, TEMP_SUFFIX, type Data } from './apply/fs';
-import { ObjectApplier } from './apply/objects';
+import type { ChangeOrder, Data } from './apply/applier';
+import { Appliers } from './apply/registry';
 import { Staging } from './staging';
 import { PositionStore } from './state';
 import { Versions } from './versions';
 import { serveVerify } from './verify-server';
-import type { WriteFn } from './write';
+import { writeSync, type WriteFn } from './write';
 import { lockState, type StateLock } from './state-lock';
 import { isDiskFailure, StandbyDiskError } from './disk-error';
 import { retry } from '../lib/retry';
@@ -103,8 +103,7 @@ export class Replayer {
   private versions!: Versions;
   /** What was last said of the doubts in the state bucket. */
   private doubtsSaid = '';
-  private applier!: FsApplier;
-  private objects!: ObjectApplier;
+  private appliers!: Appliers;
   private staging!: Staging;
   private readonly held = new Map<string, Map<number, Held>>();
   private readonly changed = new Set<string>();
@@ -164,14 +163,16 @@ export class Replayer {
       opts.log(`the machine restarted since the last applied entry was recorded; resuming from the last commit (stream position ${this.store.streamSeq})`);
     }
     this.versions = new Versions(opts.stateDir, Math.max(0, ...Object.values(this.store.positions.journals).map((j) => j.t)));
-    this.applier = new FsApplier(roots, opts.write);
-    this.objects = new ObjectApplier(opts.stateDir, (j) => this.store.positions.journals[j]);
+    this.appliers = Appliers.open({
+      roots, stateDir: opts.stateDir, write: opts.write ?? writeSync, log: opts.log,
+      snapshots: this.versions, order: this.order, applied: (j) => this.store.positions.journals[j],
+    });
     this.staging = new Staging(path.join(opts.stateDir, 'staging'), opts.write);
     this.runningMarker = path.join(opts.stateDir, 'running');
     this.quarantine = new Quarantine(path.join(opts.stateDir, 'quarantine'));
     this.fences = new FenceStore(opts.stateDir);
     if (fs.existsSync(this.runningMarker)) {
-      const n = removeTemps([...roots.values()]);
+      const n = this.appliers.cleanUp();
       if (n > 0) opts.log(`previous run stopped uncleanly; removed ${n} temporary file(s) it left`);
     }
     fs.writeFileSync(this.runningMarker, `${process.pid}\n`);
@@ -276,7 +277,7 @@ export class Replayer {
   /** Closes the files under --state and gives up its lock. */
   private closeState(): void {
     // A failing disk may fail these too: said, never thrown over the error that stopped us.
-    for (const close of [() => this.store.close(), () => this.versions.close(), () => this.objects.close()]) {
+    for (const close of [() => this.store.close(), () => this.versions.close(), () => this.appliers.close()]) {
       try {
         close();
       } catch (err) {
@@ -650,10 +651,7 @@ export class Replayer {
         const file = this.staging.add(h, data);
         source = file === undefined ? undefined : { file };
       }
-      if (source !== undefined && ObjectApplier.handles(h)) {
-        this.objects.apply(h, source.buf ?? fs.readFileSync(source.file));
-        if (source.file !== undefined) fs.rmSync(source.file, { force: true });
-      } else if (source !== undefined) this.applyChange(h, source);
+      if (source !== undefined) this.applyChange(h, source);
     } catch (err) {
       if (err instanceof BadEntryError || err instanceof ConfinementError || err instanceof DecodeError) {
         throw new BadEntryError(`${what} refused: ${err.message}`, { cause: err });
@@ -670,28 +668,25 @@ export class Replayer {
     this.changed.add(h.j);
   }
 
-  /** Applies a whole change, unless it is a snapshot older than what the standby has. */
+  /** Applies a whole change with the applier that takes it; a stale snapshot or a superseded change is counted, not applied. */
   private applyChange(h: EntryHeader, source: Data): void {
-    if (h.b !== undefined && this.versions.stale(h.r, h.p, h.b)) {
-      this.summary.stale++;
-      if (this.versions.undecided(h.b)) {
-        this.opts.log(`snapshot ${positionLabel(h)} of ${h.r}/${h.p} is older than what this standby remembers; not applied (understudy verify --repair mends it)`);
-      }
-      return;
-    }
-    const verdict = this.versions.place(h);
-    if (verdict === 'skip') {
-      this.summary.superseded++;
-      return;
-    }
-    this.applier.apply(h, source);
-    this.versions.note(h);
-    if (verdict === 'doubt') {
-      this.versions.doubt(h.r, h.p, `${positionLabel(h)} (${h.op}) arrived after a later change to it from another journal`);
-      this.opts.log(`${h.r}/${h.p} may differ from the primary: ${positionLabel(h)} (${h.op}) arrived after a later change to it from another journal; understudy verify --repair mends it`);
-    }
-    this.summary.inDoubt = this.versions.doubtCount;
+    const outcome = this.appliers.apply(h, source);
+    if (outcome === 'stale') this.summary.stale++;
+    else if (outcome === 'superseded') this.summary.superseded++;
   }
+
+  /** Where a file change stands against other journals' changes to its object: the fs applier asks before applying, and tells after. */
+  private readonly order: ChangeOrder = {
+    place: (h) => this.versions.place(h),
+    applied: (h, verdict) => {
+      this.versions.note(h);
+      if (verdict === 'doubt') {
+        this.versions.doubt(h.r, h.p, `${positionLabel(h)} (${h.op}) arrived after a later change to it from another journal`);
+        this.opts.log(`${h.r}/${h.p} may differ from the primary: ${positionLabel(h)} (${h.op}) arrived after a later change to it from another journal; understudy verify --repair mends it`);
+      }
+      this.summary.inDoubt = this.versions.doubtCount;
+    },
+  };
 
   /** A chunked entry's chunks come one after another in its journal; anything else means it will never complete. */
   private checkChunkOrder(h: EntryHeader): void {
@@ -849,9 +844,8 @@ export class Replayer {
       return;
     }
     try {
-      await this.applier.sync();
+      await this.appliers.sync();
       this.versions.sync();
-      await this.objects.sync();
     } catch (err) {
       // Not the position file: what it would cover may be lost. Apply again from the last good commit.
       const failure = this.distrust(err);
@@ -979,27 +973,4 @@ function isPassable(err: unknown): boolean {
   if (err instanceof BadEntryError) return true;
   const code = errnoOf(err);
   return err instanceof ApplyError && code !== undefined && CONTENT_ERRNO.has(code);
-}
-
-/** Removes temporary files a killed replayer left beside the objects it was replacing. */
-function removeTemps(dirs: string[]): number {
-  let n = 0;
-  const walk = (dir: string): void => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.startsWith(TEMP_PREFIX) && e.name.endsWith(TEMP_SUFFIX)) {
-        fs.rmSync(p, { force: true });
-        n++;
-      }
-    }
-  };
-  dirs.forEach(walk);
-  return n;
 }

@@ -61,9 +61,21 @@ export interface PendingJob {
 
 export const CONFIG_DIR = 'config';
 export const QUEUE_DIR = 'queues';
+/** The directories of replicas under the state directory. */
+export type ReplicaDir = typeof CONFIG_DIR | typeof QUEUE_DIR;
+
+/** The replica of a store nothing was replicated to yet. */
+export function emptyConfig(store: string): ConfigReplica {
+  return { store, through: {}, values: {} };
+}
+
+/** The replica of a queue nothing was replicated to yet. */
+export function emptyQueue(queue: string): QueueReplica {
+  return { queue, through: {}, pending: [], completed: 0, failed: 0 };
+}
 
 /** The file of store or queue `name` under `stateDir`; the name is checked so it cannot leave `dir`. */
-export function replicaFile(stateDir: string, dir: typeof CONFIG_DIR | typeof QUEUE_DIR, name: string): string {
+export function replicaFile(stateDir: string, dir: ReplicaDir, name: string): string {
   return path.join(stateDir, dir, `${checkObjectName(name, dir === CONFIG_DIR ? 'configuration store name' : 'queue name')}.json`);
 }
 
@@ -84,7 +96,7 @@ export function readReplicaFile<T>(file: string): T | undefined {
 }
 
 /** Names of the replicas of one kind under `stateDir`. */
-export function listReplicas(stateDir: string, dir: typeof CONFIG_DIR | typeof QUEUE_DIR): string[] {
+export function listReplicas(stateDir: string, dir: ReplicaDir): string[] {
   let names: string[];
   try {
     names = fs.readdirSync(path.join(stateDir, dir));
@@ -101,7 +113,7 @@ export function loadConfig(stateDir: string, store: string): unknown {
 
 /** The queue replica of `name` as last committed on the standby. */
 export function loadQueue(stateDir: string, name: string): QueueReplica {
-  return readReplicaFile<QueueReplica>(replicaFile(stateDir, QUEUE_DIR, name)) ?? { queue: name, through: {}, pending: [], completed: 0, failed: 0 };
+  return readReplicaFile<QueueReplica>(replicaFile(stateDir, QUEUE_DIR, name)) ?? emptyQueue(name);
 }
 
 /** The jobs of `name` enqueued and not finished, with their payloads restored. */

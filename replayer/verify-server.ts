@@ -3,7 +3,7 @@ import { digestPath, digestTree, HASHES, type Digest } from '../lib/digest';
 import { DIGESTS_PER_REPLY, type SettledNotice, type VerifyReply, type VerifyRequest } from '../lib/verify-protocol';
 import { verifySubject } from '../lib/subjects';
 import { checkRelPath } from '../lib/confine';
-import { TEMP_PREFIX, TEMP_SUFFIX } from './apply/fs';
+import { isTempName } from './apply/temp-files';
 import { resolveInRoot } from './safe-path';
 
 /** Paths one digest request may name, at most. */
@@ -53,7 +53,7 @@ async function answer(text: string, roots: ReadonlyMap<string, string>, send: (r
     }
   };
   if (req.kind === 'manifest') {
-    const isTemp = (_rel: string, name: string): boolean => name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
+    const isTemp = (_rel: string, name: string): boolean => isTempName(name);
     for await (const d of digestTree(dir, req.hash, isTemp)) add(d);
   } else {
     for (const p of req.paths) {

@@ -1,21 +1,33 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomUUID } from 'node:crypto';
-import { positionLabel, type EntryHeader } from '../../lib/entry';
+import { positionLabel, type EntryHeader, type FileOp } from '../../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError } from '../../lib/errors';
 import { checkRelPath } from '../../lib/confine';
+import { DEFAULTS } from '../../lib/settings';
 import { resolveInRoot } from '../safe-path';
-import { StandbyDiskError } from '../disk-error';
 import { writeAll, writeSync, type WriteFn } from '../write';
+import { NO_HISTORY, type Applier, type ChangeOrder, type Data, type Outcome, type SnapshotMarks } from './applier';
+import { copyFile, copyInto } from './fs-copy';
+import { kindOf, lstatOrUndefined } from './fs-stat';
+import { fsyncFile, syncAll } from './fs-sync';
+import { removeTemps, tempBeside } from './temp-files';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
-/** An entry's bytes: in memory, or staged in a file when they came in chunks. */
-export type Data = { buf: Buffer; file?: undefined } | { file: string; buf?: undefined };
+/** The file operations, each once: the type makes a new FileOp a compile error here until it is listed. */
+const FILE_OPS: Readonly<Record<FileOp['op'], true>> = {
+  put: true, append: true, pwrite: true, truncate: true, mkdir: true, rm: true, rename: true, symlink: true, link: true, chmod: true,
+};
 
-/** Prefix of the replayer's temporary names; a crashed replayer's leftovers are found by it. */
-export const TEMP_PREFIX = '.understudy-';
-export const TEMP_SUFFIX = '.tmp';
+/** What the fs applier is given besides its roots; a standalone one (a test of one operation) remembers nothing. */
+export interface FsApplierOptions {
+  write?: WriteFn;
+  /** When each object last changed: a snapshot older than that is not applied. */
+  snapshots?: SnapshotMarks;
+  /** The replayer's order across journals, asked before and told after each change. */
+  order?: ChangeOrder;
+  log?: (line: string) => void;
+}
 
 /**
  * Applies file entries to the standby's roots. Files are replaced atomically
@@ -28,17 +40,61 @@ export const TEMP_SUFFIX = '.tmp';
  * No symlink is ever followed: parents are checked by resolveInRoot, objects
  * are opened with O_NOFOLLOW or replaced by rename.
  */
-export class FsApplier {
+export class FsApplier implements Applier {
+  readonly name = 'fs';
   /** Directories and files changed since the last good commit, each with the entry that last changed it. */
   private readonly touched = new Map<string, string>();
   private readonly dirty = new Map<string, string>();
   /** The entry being applied, named in an fsync error. */
   private by = '';
 
-  constructor(private readonly roots: ReadonlyMap<string, string>, private readonly write: WriteFn = writeSync) {}
+  private readonly write: WriteFn;
+  private readonly snapshots: SnapshotMarks;
+  private readonly order: ChangeOrder;
+  private readonly log: (line: string) => void;
 
-  /** Applies one entry; throws ApplyError (or ConfinementError, BadEntryError) naming what failed. */
-  apply(h: EntryHeader, data: Data): void {
+  /** `roots`: root name to its real directory on the standby. */
+  constructor(private readonly roots: ReadonlyMap<string, string>, opts: FsApplierOptions = {}) {
+    this.write = opts.write ?? writeSync;
+    this.snapshots = opts.snapshots ?? NO_HISTORY.snapshots;
+    this.order = opts.order ?? NO_HISTORY.order;
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  /** True for file operations. */
+  handles(h: EntryHeader): boolean {
+    return Object.hasOwn(FILE_OPS, h.op);
+  }
+
+  /**
+   * Applies one whole change, unless it is a snapshot older than what the standby has or a
+   * change the order across journals passes over; throws ApplyError (or ConfinementError,
+   * BadEntryError) naming what failed.
+   */
+  apply(h: EntryHeader, data: Data): Outcome {
+    if (h.b !== undefined && this.snapshots.stale(h.r, h.p, h.b)) {
+      if (this.snapshots.undecided(h.b)) {
+        this.log(`snapshot ${positionLabel(h)} of ${h.r}/${h.p} is older than what this standby remembers; not applied (understudy verify --repair mends it)`);
+      }
+      return 'stale';
+    }
+    const verdict = this.order.place(h);
+    if (verdict === 'skip') return 'superseded';
+    this.change(h, data);
+    this.order.applied(h, verdict);
+    return 'applied';
+  }
+
+  /** Nothing to release: every file is closed as soon as it was written. */
+  close(): void {}
+
+  /** Removes the temporary files a killed replayer left beside the objects it was replacing. */
+  cleanUp(): number {
+    return removeTemps([...this.roots.values()]);
+  }
+
+  /** Makes the change `h` names in the tree. */
+  private change(h: EntryHeader, data: Data): void {
     // Every path the entry names is checked before anything on disk changes: a refused entry
     // leaves no directory behind. The paths it reads (a link's source, a rename's) are looked
     // at before the directories of the path it writes are made.
@@ -222,9 +278,7 @@ export class FsApplier {
 
   /** Builds the new object under a temporary name beside `target`, then renames it over. */
   private replaceWith(target: string, build: (tmp: string) => void): void {
-    // Unguessable, so nothing planted on the standby can take the name first (O_EXCL would then
-    // refuse the entry); randomUUID draws from a cache, randomBytes(6) cost 4 % of a drain.
-    const tmp = path.join(path.dirname(target), `${TEMP_PREFIX}${randomUUID()}${TEMP_SUFFIX}`);
+    const tmp = tempBeside(target);
     try {
       build(tmp);
       // A directory where the primary now has a file or a link (a repair of a type difference): it goes.
@@ -245,7 +299,7 @@ export class FsApplier {
   private withFd(target: string, flags: number, want: 'file' | 'directory' | 'file or directory', fn: (fd: number) => void): void {
     let fd: number;
     try {
-      fd = fs.openSync(target, flags | O_NOFOLLOW | O_NONBLOCK, 0o644);
+      fd = fs.openSync(target, flags | O_NOFOLLOW | O_NONBLOCK, DEFAULTS.apply.createdFileMode);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // O_NOFOLLOW met a symlink where the entry names a file or directory.
@@ -270,109 +324,4 @@ export class FsApplier {
 function mismatch(h: EntryHeader, root: string, rel: string, err: unknown): unknown {
   if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') return err;
   return new ApplyError(`${h.op} of ${root}/${rel}: ${(err as Error).message}`, { cause: err });
-}
-
-function copyInto(write: WriteFn, file: string, fd: number, at: number): void {
-  const src = fs.openSync(file, O_RDONLY);
-  try {
-    copyFd(write, src, fd, at);
-  } finally {
-    fs.closeSync(src);
-  }
-}
-
-function copyFd(write: WriteFn, src: number, fd: number, at: number): void {
-  const buf = Buffer.allocUnsafe(1024 * 1024);
-  for (let off = 0; ;) {
-    const n = fs.readSync(src, buf, 0, buf.length, off);
-    if (n === 0) break;
-    writeAll(write, fd, buf.subarray(0, n), at + off);
-    off += n;
-  }
-}
-
-/**
- * Copies the regular file at `from` to the new file `tmp`, with its mode, fsynced. The
- * source is opened O_NOFOLLOW and O_NONBLOCK (a FIFO swapped in does not block us) and
- * must be a regular file once open: whatever is at the path, only a file inside the root is read.
- */
-function copyFile(write: WriteFn, from: string, tmp: string): void {
-  let src: number;
-  try {
-    src = fs.openSync(from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new ConfinementError(`link source ${path.basename(from)} became a symlink on the standby; refusing to read through it`);
-    throw err;
-  }
-  try {
-    const st = fs.fstatSync(src);
-    if (!st.isFile()) throw new BadEntryError(`link source ${path.basename(from)} is ${kindOf(st)} on the standby, not a file`);
-    const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-    try {
-      copyFd(write, src, fd, 0);
-      fs.fchmodSync(fd, st.mode & 0o7777);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } finally {
-    fs.closeSync(src);
-  }
-}
-
-/** What an object is, in words, for an error. */
-function kindOf(st: fs.Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isSymbolicLink()) return 'a symlink';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
-  return st.isFile() ? 'a file' : 'not a file';
-}
-
-/** fsyncs every path of `paths` at once and removes those that succeeded; throws for the first that failed. */
-async function syncAll(paths: Map<string, string>): Promise<void> {
-  const list = [...paths];
-  const results = await Promise.allSettled(list.map(([p]) => fsyncPath(p)));
-  let failed: StandbyDiskError | undefined;
-  results.forEach((r, i) => {
-    const [p, by] = list[i];
-    if (r.status === 'fulfilled') paths.delete(p);
-    else failed ??= new StandbyDiskError(`fsync of ${p} (changed by entry ${by}) failed: ${(r.reason as Error).message}`, { cause: r.reason });
-  });
-  if (failed !== undefined) throw failed;
-}
-
-/** fsync by path, on the thread pool so several run at once; a path gone since needs none. */
-async function fsyncPath(p: string): Promise<void> {
-  let h: fs.promises.FileHandle;
-  try {
-    h = await fs.promises.open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK); // a FIFO swapped in must not block the commit
-  } catch {
-    return; // removed or replaced by a link since: whatever replaced it is dirty or touched too
-  }
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
-function fsyncFile(file: string, mode: number): void {
-  const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  try {
-    fs.fchmodSync(fd, mode);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function lstatOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
