@@ -12,6 +12,122 @@ export const DEFAULTS = {
   mode: 'async' as Mode,
   spoolDir: path.join(os.homedir(), '.understudy', 'spool'),
   stateDir: path.join(os.homedir(), '.understudy', 'state'),
+  /** The NATS client and the state bucket. */
+  nats: {
+    /** Pause between reconnect attempts: short, so a restarted server is found again within a heartbeat. */
+    reconnectWaitMs: 250,
+    /** A state-bucket key listing gives up with what it has after this: an ordered consumer was seen to stall for minutes on a busy server. */
+    listKeysMs: 3000,
+    /** `understudy promote` connects once, with this timeout: it must fence promptly, NATS or not. */
+    promoteConnectMs: 3000,
+    /** Smallest stream worth making when the server has less room than streamMaxBytes (it tries 1/4 of the size each time). */
+    minStreamBytes: 64 * 1024 * 1024,
+  },
+  /** lib/retry's first pause between tries when the caller names none: long enough not to hammer a server that is starting. */
+  retryFirstWaitMs: 500,
+  /** Reading the spool (lib/spool-reader). */
+  spoolRead: {
+    /** One read of a segment: large enough that a shipper drains a backlog in few syscalls. */
+    readBytes: 4 * 1024 * 1024,
+    /** A read into what is left of a buffer is worth making only with this much room; else a fresh buffer. */
+    minRoomBytes: 1024 * 1024,
+    /** Larger than any frame the journal writes (entries are chunked well below NATS's payload limit): a longer length is torn. */
+    maxFrameBytes: 64 * 1024 * 1024,
+  },
+  /** A tree walk lets the event loop run after this much synchronous work, so a long walk never stalls a replayer. */
+  walkSliceMs: 10,
+  /** The one read buffer every hash goes through (allocating one per file was a tenth of verify's time). */
+  digestBufferBytes: 256 * 1024,
+  /** The lock that makes a journal one live writer's (agent/spool-lock). */
+  spoolLock: {
+    /** A lock younger than this with no readable holder is being written; older, it was left by a crash. */
+    unreadableGraceMs: 10_000,
+    /** How long a taker waits for another one's takeover of the same stale lock to end. */
+    takeoverWaitMs: 2000,
+    /** Pause between looks at that takeover: it is a few syscalls long. */
+    takeoverPollMs: 5,
+  },
+  /** The process's table of thread journals (agent/threads). */
+  threads: {
+    /** Thread journals tracked at once; a thread beyond them still replicates, only without the exit wait. */
+    entries: 64,
+    /** Room for a thread journal's name in the shared table: a journal name is at most 128 bytes. */
+    nameBytes: 128,
+    /** At exit, a thread journal whose shipper acknowledges nothing for this long is given up on (its thread is gone). */
+    stallMs: 2000,
+    /** Longest single wait on a thread's acknowledgement at exit, so a stall is noticed promptly. */
+    pollMs: 50,
+  },
+  /** At exit the last heartbeat tells `status` the final position: worth a short wait, never a long one. */
+  exitReportWaitMs: 500,
+  /** How often an adopted journal is checked for being fully shipped and reported, so it is let go of. */
+  adoptCheckMs: 200,
+  /** Ranges kept in lost.json; older ones are dropped (a baseline after the newest covers them all). */
+  lostRangesKept: 20,
+  /** Path resolution (agent/locate): a directory's real path is remembered this long, and this many at most (then all are forgotten). */
+  locate: { dirMemoMs: 1000, dirMemoMax: 4096 },
+  /** The stack depth read to find where the application created a queue (its default name): past the queue libraries' own frames. */
+  queueSiteFrames: 30,
+  /** A command's own journal (agent/session). */
+  session: {
+    /** How often a command looks whether JetStream has all of its entries. */
+    shipPollMs: 50,
+    /** Once shipped, how long it waits for the final heartbeat that tells `status` and the standby where the journal ends. */
+    reportWaitMs: 1000,
+  },
+  /** `understudy baseline`. */
+  baseline: {
+    /** --timeout-s: give up when JetStream takes nothing for this long; a baseline of a large tree is slow, not stuck. */
+    timeoutS: 600,
+    /** Entries journaled but not yet in JetStream, at most: the walk waits rather than run far ahead. */
+    maxUnshipped: 4096,
+    /** How often the walk, while it waits, looks whether shipping moved. */
+    pollMs: 20,
+  },
+  /** A long command's progress line: redrawn this often on a terminal, printed this often to a log. */
+  progress: { terminalEveryMs: 100, logEveryMs: 5000 },
+  /** `understudy watch` reports to the state bucket this often, and on stop waits this long for its entries to ship. */
+  watchCommand: { reportEveryMs: 5000, stopShipMs: 10_000 },
+  /** `understudy verify` and the standby's side of it. */
+  verify: {
+    /** --rounds: a candidate gets this many rounds to settle before it is called unsettled. */
+    rounds: 5,
+    /** Heartbeats come at least this often from a live agent (heartbeatMs and a margin): waiting this long makes its report cover our read. */
+    heartbeatWaitMs: 1200,
+    /** An agent whose heartbeat is younger than this is live: its spooled entries, not only its shipped ones, must reach the standby. */
+    liveAgentMs: 5000,
+    /** How long to wait for the standby to apply what the agents had journaled. */
+    catchUpMs: 15_000,
+    /** How often the standby's applied position is read while waiting for it. */
+    pollMs: 100,
+    /** The "found equal" notice to the replayer is best effort: this long, then it is given up. */
+    settleNoticeMs: 5000,
+    /** --repair: how long its entries may take to reach JetStream, and then to be applied. */
+    repairMs: 60_000,
+    /** The longest pause between two messages of the replayer's answer (a large tree takes long in all, but never long between two). */
+    replyIdleMs: 30_000,
+    /** Digests per reply message: well under NATS's 1 MB payload. */
+    digestsPerReply: 2000,
+    /** Paths one digest request may name, at most. */
+    maxPaths: 100_000,
+  },
+  /** The standby's own files and pools. */
+  standby: {
+    /** libuv's thread pool, so a commit's fsyncs reach the disk together (measured in replayer/threadpool.ts: 28 ms for 300 with 32 threads, 49-57 ms with 4). */
+    threadPoolSize: 32,
+    /** Takeover attempts of a stale --state lock before giving up (each one races at most one other taker). */
+    stateLockAttempts: 5,
+    /** At most this many quarantined entries are kept; past it only the reasons are logged. */
+    quarantineKept: 1000,
+    /** How many objects' versions are remembered at most; past it the oldest half is forgotten. */
+    versionsCap: 200_000,
+    /** The versions log is compacted once it holds this many lines beyond four per object remembered. */
+    versionsSlackLines: 10_000,
+    /** Messages `understudy inspect` asks the stream for at a time. */
+    inspectBatch: 32,
+  },
+  /** At this share of max_bytes (percent) `understudy status`'s stream line says what comes next: discard new refuses once it is full. */
+  streamWarnPct: 80,
   /** How long an exiting process may wait for its journal to reach JetStream. */
   exitTimeoutMs: 5000,
   /** How long a sync or strong call waits before UNDERSTUDY_ON_TIMEOUT applies. */
