@@ -218,12 +218,10 @@ type Env = Record<string, string | undefined>;
 export function natsSettings(env: Env, url?: string): NatsSettings {
   const s: NatsSettings = {
     url: url ?? nonEmpty(env.UNDERSTUDY_NATS_URL) ?? DEFAULTS.natsUrl,
-    replicas: positiveInt(env, 'UNDERSTUDY_STREAM_REPLICAS', 1),
+    replicas: positiveInt(env, 'UNDERSTUDY_STREAM_REPLICAS', 1, MAX_REPLICAS),
   };
   for (const u of s.url.split(',')) {
-    if (!/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u.trim()) && !/^[^\s/:]+:\d+$/.test(u.trim())) {
-      throw new SettingsError(`UNDERSTUDY_NATS_URL: "${u}" is not a nats://host:port URL`);
-    }
+    if (!isServerUrl(u.trim())) throw new SettingsError(`UNDERSTUDY_NATS_URL: "${u}" is not a nats://host:port URL`);
   }
   s.creds = absFile(env, 'UNDERSTUDY_NATS_CREDS');
   s.nkey = absFile(env, 'UNDERSTUDY_NATS_NKEY');
@@ -235,6 +233,11 @@ export function natsSettings(env: Env, url?: string): NatsSettings {
     throw new SettingsError('UNDERSTUDY_NATS_USER and UNDERSTUDY_NATS_PASS must be set together');
   }
   return s;
+}
+
+/** UNDERSTUDY_DISABLE: 1 loads nothing; unset, empty or 0 runs the agent; anything else is refused rather than guessed. */
+export function agentDisabled(env: Env): boolean {
+  return oneOf(env, 'UNDERSTUDY_DISABLE', ['0', '1'] as const, '0') === '1';
 }
 
 /** Reads and validates the agent's settings; throws SettingsError naming the first bad variable. */
@@ -252,12 +255,12 @@ export function agentSettings(env: Env, mainScript: string | undefined): AgentSe
     roots,
     name,
     mode,
-    syncTimeoutMs: positiveInt(env, 'UNDERSTUDY_SYNC_TIMEOUT_MS', DEFAULTS.syncTimeoutMs),
+    syncTimeoutMs: positiveInt(env, 'UNDERSTUDY_SYNC_TIMEOUT_MS', DEFAULTS.syncTimeoutMs, MAX_TIMER_MS),
     onTimeout: oneOf(env, 'UNDERSTUDY_ON_TIMEOUT', ['fail', 'degrade'] as const, DEFAULTS.onTimeout),
     spoolDir,
     stream: streamName(env.UNDERSTUDY_STREAM),
     exclude: (nonEmpty(env.UNDERSTUDY_EXCLUDE) ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-    exitTimeoutMs: positiveInt(env, 'UNDERSTUDY_EXIT_TIMEOUT_MS', DEFAULTS.exitTimeoutMs),
+    exitTimeoutMs: positiveInt(env, 'UNDERSTUDY_EXIT_TIMEOUT_MS', DEFAULTS.exitTimeoutMs, MAX_TIMER_MS),
     signingKey: absFile(env, 'UNDERSTUDY_SIGNING_KEY'),
     spoolMaxBytes: positiveInt(env, 'UNDERSTUDY_SPOOL_MAX_BYTES', DEFAULTS.spoolMaxBytes),
     spoolSegmentBytes: positiveInt(env, 'UNDERSTUDY_SPOOL_SEGMENT_BYTES', DEFAULTS.segmentBytes),
@@ -323,9 +326,8 @@ function spoolFsync(v: string | undefined): SpoolFsync {
   const s = nonEmpty(v);
   if (s === undefined) return DEFAULTS.spoolFsync;
   if (s === 'always' || s === 'never') return s;
-  const n = Number(s);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new SettingsError(`UNDERSTUDY_SPOOL_FSYNC: "${s}" is not always, never or an interval in ms`);
-  return n;
+  if (!/^[0-9]+$/.test(s) || Number(s) <= 0) throw new SettingsError(`UNDERSTUDY_SPOOL_FSYNC: "${s}" is not always, never or an interval in ms`);
+  return inRange('UNDERSTUDY_SPOOL_FSYNC', s, MAX_TIMER_MS);
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
@@ -339,12 +341,44 @@ function oneOf<T extends string>(env: Env, key: string, allowed: readonly T[], d
   return v as T;
 }
 
-function positiveInt(env: Env, key: string, dflt: number): number {
+/**
+ * A whole number written in decimal digits ("1e3", "0x10", "1.0" are refused: a setting
+ * read differently from how it looks is a mistake waiting), at least 1 and at most `max`.
+ */
+function positiveInt(env: Env, key: string, dflt: number, max: Limit = MAX_SAFE): number {
   const v = nonEmpty(env[key]);
   if (v === undefined) return dflt;
+  if (!/^[0-9]+$/.test(v) || Number(v) <= 0) throw new SettingsError(`${key}: "${v}" is not a positive whole number`);
+  return inRange(key, v, max);
+}
+
+/** An upper bound of a numeric setting and why it is there (said in the error). */
+interface Limit { most: number; why: string }
+const MAX_SAFE: Limit = { most: Number.MAX_SAFE_INTEGER, why: 'the largest whole number JavaScript holds exactly' };
+/** Node fires a timer of more than 2^31-1 ms at once (TimeoutOverflowWarning): a longer wait would be no wait. */
+const MAX_TIMER_MS: Limit = { most: 2 ** 31 - 1, why: "the longest timer Node keeps, about 24.8 days" };
+/** JetStream keeps at most five replicas of a stream. */
+const MAX_REPLICAS: Limit = { most: 5, why: 'the most replicas JetStream keeps' };
+
+function inRange(key: string, v: string, max: Limit): number {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new SettingsError(`${key}: "${v}" is not a positive whole number`);
+  if (n > max.most) throw new SettingsError(`${key}: "${v}" is out of range: at most ${max.most} (${max.why})`);
   return n;
+}
+
+/**
+ * Whether `u` is a server address nats.js can dial: nats|tls|ws|wss://[user[:pass]@]host[:port][/path]
+ * with a host and a port of at most 65535, or a bare host:port.
+ */
+function isServerUrl(u: string): boolean {
+  const bare = /^[^\s/:]+:([0-9]{1,5})$/.exec(u);
+  if (bare !== null) return Number(bare[1]) <= 65535;
+  if (!/^(nats|tls|ws|wss):\/\/\S+$/.test(u)) return false;
+  try {
+    return new URL(u).hostname !== '';
+  } catch {
+    return false;
+  }
 }
 
 function absFile(env: Env, key: string): string | undefined {
@@ -374,9 +408,9 @@ export function standbyName(env: Env = process.env): string {
 /** The watcher's pace (DEFAULTS.watch), each overridable: UNDERSTUDY_WATCH_SETTLE_MS, _FULL_PASS_MS, _RATE (objects a second), _POLL_MS. */
 export function watchPace(env: Env = process.env): { settleMs: number; fullPassEveryMs: number; objectsPerSecond: number; pollMs: number } {
   return {
-    settleMs: positiveInt(env, 'UNDERSTUDY_WATCH_SETTLE_MS', DEFAULTS.watch.settleMs),
-    fullPassEveryMs: positiveInt(env, 'UNDERSTUDY_WATCH_FULL_PASS_MS', DEFAULTS.watch.fullPassEveryMs),
+    settleMs: positiveInt(env, 'UNDERSTUDY_WATCH_SETTLE_MS', DEFAULTS.watch.settleMs, MAX_TIMER_MS),
+    fullPassEveryMs: positiveInt(env, 'UNDERSTUDY_WATCH_FULL_PASS_MS', DEFAULTS.watch.fullPassEveryMs, MAX_TIMER_MS),
     objectsPerSecond: positiveInt(env, 'UNDERSTUDY_WATCH_RATE', DEFAULTS.watch.objectsPerSecond),
-    pollMs: positiveInt(env, 'UNDERSTUDY_WATCH_POLL_MS', DEFAULTS.watch.pollMs),
+    pollMs: positiveInt(env, 'UNDERSTUDY_WATCH_POLL_MS', DEFAULTS.watch.pollMs, MAX_TIMER_MS),
   };
 }
