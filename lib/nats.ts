@@ -99,7 +99,7 @@ export async function connectNats(s: NatsSettings, clientName: string, opts: Par
  * quarters, so that what is left keeps room for the state bucket, which a stream taking
  * all of it would shut out. `onSmaller` hears the size taken, for the caller to say once.
  */
-export async function ensureStream(jsm: JetStreamManager, stream: string, replicas = 1, onSmaller?: (bytes: number) => void): Promise<StreamInfo> {
+export async function ensureStream(jsm: JetStreamManager, stream: string, replicas: number = DEFAULTS.streamReplicas, onSmaller?: (bytes: number) => void): Promise<StreamInfo> {
   try {
     const info = await jsm.streams.info(stream);
     if (info.config.discard !== DiscardPolicy.New) {
@@ -145,6 +145,6 @@ export function formatBytes(n: number): string {
 }
 
 /** Opens (creating if needed) the bucket where positions are left for `status`. */
-export async function openStateKv(nc: NatsConnection, stream: string, replicas = 1): Promise<KV> {
+export async function openStateKv(nc: NatsConnection, stream: string, replicas: number = DEFAULTS.streamReplicas): Promise<KV> {
   return new Kvm(nc).create(stateBucket(stream), { history: 1, storage: StorageType.File, replicas });
 }

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { HashName } from './digest';
 import { SettingsError } from './errors';
 import { parseRoots, type Root } from './roots';
 import { validJournalName } from './subjects';
@@ -12,6 +13,8 @@ export const DEFAULTS = {
   mode: 'async' as Mode,
   spoolDir: path.join(os.homedir(), '.understudy', 'spool'),
   stateDir: path.join(os.homedir(), '.understudy', 'state'),
+  /** Replicas of the stream and state bucket when understudy creates them (UNDERSTUDY_STREAM_REPLICAS; 3 on a cluster). */
+  streamReplicas: 1,
   /** The NATS client and the state bucket. */
   nats: {
     /** Pause between reconnect attempts: short, so a restarted server is found again within a heartbeat. */
@@ -90,6 +93,8 @@ export const DEFAULTS = {
   watchCommand: { reportEveryMs: 5000, stopShipMs: 10_000 },
   /** `understudy verify` and the standby's side of it. */
   verify: {
+    /** --hash: xxh64 is fast; sha256 (the other choice) resists a forger. */
+    hash: 'xxh64' as HashName,
     /** --rounds: a candidate gets this many rounds to settle before it is called unsettled. */
     rounds: 5,
     /** Heartbeats come at least this often from a live agent (heartbeatMs and a margin): waiting this long makes its report cover our read. */
@@ -115,7 +120,7 @@ export const DEFAULTS = {
   standby: {
     /** libuv's thread pool, so a commit's fsyncs reach the disk together (measured in replayer/threadpool.ts: 28 ms for 300 with 32 threads, 49-57 ms with 4). */
     threadPoolSize: 32,
-    /** Takeover attempts of a stale --state lock before giving up (each one races at most one other taker). */
+    /** Tries at taking a stale --state lock, each lost only to another taker of it, before "another process keeps taking it". */
     stateLockAttempts: 5,
     /** At most this many quarantined entries are kept; past it only the reasons are logged. */
     quarantineKept: 1000,
@@ -218,7 +223,7 @@ type Env = Record<string, string | undefined>;
 export function natsSettings(env: Env, url?: string): NatsSettings {
   const s: NatsSettings = {
     url: url ?? nonEmpty(env.UNDERSTUDY_NATS_URL) ?? DEFAULTS.natsUrl,
-    replicas: positiveInt(env, 'UNDERSTUDY_STREAM_REPLICAS', 1, MAX_REPLICAS),
+    replicas: positiveInt(env, 'UNDERSTUDY_STREAM_REPLICAS', DEFAULTS.streamReplicas, MAX_REPLICAS),
   };
   for (const u of s.url.split(',')) {
     if (!isServerUrl(u.trim())) throw new SettingsError(`UNDERSTUDY_NATS_URL: "${u}" is not a nats://host:port URL`);

@@ -34,7 +34,7 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     return 0;
   }
   const o = common(values, env, true);
-  const hash = (values.hash ?? 'xxh64') as HashName;
+  const hash = (values.hash ?? DEFAULTS.verify.hash) as HashName;
   if (!HASHES.includes(hash)) throw new SettingsError(`--hash ${hash} is not one of ${HASHES.join(', ')}`);
   const rounds = Number(values.rounds ?? DEFAULTS.verify.rounds);
   if (!Number.isSafeInteger(rounds) || rounds < 1) throw new SettingsError(`--rounds ${values.rounds} is not a positive whole number`);
