@@ -38,12 +38,17 @@ export interface ReplaceOptions {
   syncDir?: boolean;
 }
 
+/** The temporary file process `pid` writes `file`'s next content to, before it is renamed over `file`. */
+export function tempFileOf(file: string, pid: number = process.pid): string {
+  // The pid keeps two processes that replace one file (two agents of one journal in turn) off each other's temporary file.
+  return path.join(path.dirname(file), `.${path.basename(file)}.${pid}.tmp`);
+}
+
 /** Replaces `file` with `data` atomically (and durably, unless told otherwise); the content may come in pieces. */
 export function replaceFile(file: string, data: string | Uint8Array | Iterable<string | Uint8Array>, opts: ReplaceOptions = {}): void {
   const durable = opts.durable ?? true;
   const write = opts.write ?? writeSync;
-  // The pid keeps two processes that replace one file (two agents of one journal in turn) off each other's temporary file.
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  const tmp = tempFileOf(file);
   const fd = fs.openSync(tmp, 'w', opts.mode ?? 0o600);
   try {
     const pieces = typeof data === 'string' || data instanceof Uint8Array ? [data] : data;

@@ -8,6 +8,7 @@ import { diffTrees } from './helpers/tree';
 import { Replayer } from '../replayer/replayer';
 import { parseRoots } from '../lib/roots';
 import { listSegments, readJson, spoolFiles, type AckedState } from '../lib/spool';
+import { tempFileOf } from '../lib/durable-file';
 
 /**
  * The spool against the position the next process resumes from (acked.json): a trim must never
@@ -74,8 +75,8 @@ test.serial('a process killed while its acked position cannot be saved: the spoo
     look();
   });
   const pid = Number((await printed(/pid (\d+)\n/))[1]);
-  // strace matches a rename by its first path; the temporary file is named after the pid.
-  const tmp = `${spoolFiles(journalDir(pair)).acked}.${pid}.tmp`;
+  // strace matches a rename by its first path: the temporary file the fixture's process writes acked.json through.
+  const tmp = tempFileOf(spoolFiles(journalDir(pair)).acked, pid);
   const strace = spawn('strace', ['-f', '-o', '/dev/null', '-p', String(pid), '-P', tmp, '-e', 'trace=rename', '-e', 'inject=rename:error=EIO'], { stdio: ['ignore', 'ignore', 'pipe'] });
   t.teardown(() => void strace.kill('SIGKILL'));
   await new Promise<void>((resolve, reject) => {
