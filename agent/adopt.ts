@@ -115,7 +115,7 @@ export class Adopter {
       clearInterval(check);
       this.adopted.delete(name);
       void a.shipper.stop().finally(() => a.journal.close());
-    }, 200);
+    }, DEFAULTS.adoptCheckMs);
     check.unref();
   }
 

@@ -1,5 +1,5 @@
 import { isMainThread } from 'node:worker_threads';
-import { agentSettings, type AgentSettings } from '../lib/settings';
+import { agentDisabled, agentSettings, type AgentSettings } from '../lib/settings';
 import { Journal } from './journal';
 import { Locator } from './locate';
 import { Recorder } from './recorder';
@@ -40,7 +40,13 @@ export function runningAgent(): RunningAgent | undefined {
  * the application runs on without replication; nothing is thrown into it.
  */
 export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent | undefined {
-  if (env.UNDERSTUDY_DISABLE === '1') return undefined;
+  let disabled: boolean;
+  try {
+    disabled = agentDisabled(env);
+  } catch (err) {
+    return notStarted(err);
+  }
+  if (disabled) return undefined;
   const existing = runningAgent();
   if (existing !== undefined) return existing;
   let journal: Journal | undefined;
@@ -102,9 +108,14 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     return agent;
   } catch (err) {
     journal?.close();
-    warnOnce('start', `agent not started, the application runs without replication: ${(err as Error).message}`);
-    return undefined;
+    return notStarted(err);
   }
+}
+
+/** Says once why the agent did not start; the application runs on. */
+function notStarted(err: unknown): undefined {
+  warnOnce('start', `agent not started, the application runs without replication: ${(err as Error).message}`);
+  return undefined;
 }
 
 /**

@@ -19,6 +19,7 @@ import { isMainThread } from 'node:worker_threads';
 import { warnOnce } from './log';
 import type { Journal } from './journal';
 import type { Shipper } from './shipper';
+import { DEFAULTS } from '../lib/settings';
 
 /** What the endings need of a running agent. */
 export interface EndingAgent {
@@ -29,8 +30,7 @@ export interface EndingAgent {
 }
 
 const SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
-/** The last heartbeat tells `status` the final position: worth a short wait, never a long one. */
-const REPORT_WAIT_MS = 500;
+const REPORT_WAIT_MS = DEFAULTS.exitReportWaitMs;
 
 type Emit = (this: NodeJS.Process, event: string | symbol, ...args: unknown[]) => boolean;
 

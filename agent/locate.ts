@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { excludeMatcher } from '../lib/exclude';
 import { isInside, type Root } from '../lib/roots';
 import { realFs } from './real-fs';
+import { DEFAULTS } from '../lib/settings';
 
 /** A primary path mapped into the journal's address space. */
 export interface Located {
@@ -119,5 +120,4 @@ export class Locator {
 }
 
 interface DirMemo { real: string; dev: number; ino: number; at: number }
-const DIR_MEMO_MS = 1000;
-const DIR_MEMO_MAX = 4096;
+const { dirMemoMs: DIR_MEMO_MS, dirMemoMax: DIR_MEMO_MAX } = DEFAULTS.locate;

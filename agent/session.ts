@@ -1,7 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, openStateKv } from '../lib/nats';
-import { agentSettings, type AgentSettings, type NatsSettings } from '../lib/settings';
+import { agentSettings, DEFAULTS, type AgentSettings, type NatsSettings } from '../lib/settings';
 import type { Root } from '../lib/roots';
 import { loadSigner } from '../lib/signing';
 import { Journal } from './journal';
@@ -52,12 +52,12 @@ export function openSession(o: SessionOptions, env: NodeJS.ProcessEnv): Session 
         shipper.hurry();
         if (acked >= appended) {
           // The final heartbeat tells `status` and the standby where this journal ends.
-          shipper.waitReported(1000);
+          shipper.waitReported(DEFAULTS.session.reportWaitMs);
           return true;
         }
         progress?.(appended - acked);
         if (Date.now() > deadline) return false;
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, DEFAULTS.session.shipPollMs));
       }
     },
     close() {

@@ -8,9 +8,9 @@
  */
 import { readJson, spoolFiles, type LostRange } from '../lib/spool';
 import { replaceJson } from '../lib/durable-file';
+import { DEFAULTS } from '../lib/settings';
 
-/** Ranges kept in lost.json; older ones are dropped (a baseline after the newest covers them all). */
-const KEEP = 20;
+const KEEP = DEFAULTS.lostRangesKept;
 
 /** What is known elsewhere about the entries the spool no longer holds. */
 export interface GapWitnesses {

@@ -7,14 +7,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { threadId } from 'node:worker_threads';
 import { processRuns as alive, processStart as startTicks } from '../lib/process-alive';
+import { DEFAULTS } from '../lib/settings';
 
 /** Who holds a lock, as written in it: `pid@host start=<ticks> thread=<id>`. */
 interface Holder { pid: number; host: string; start?: string; thread?: number }
 
-/** A lock younger than this with no readable holder is being written; older, it was left by a crash. */
-const UNREADABLE_GRACE_MS = 10_000;
-/** How long a taker waits for another one's takeover of the same stale lock to end. */
-const TAKEOVER_WAIT_MS = 2000;
+const { unreadableGraceMs: UNREADABLE_GRACE_MS, takeoverWaitMs: TAKEOVER_WAIT_MS, takeoverPollMs: TAKEOVER_POLL_MS } = DEFAULTS.spoolLock;
 
 /** What this process and thread write into the locks they take. */
 export function ownerText(): string {
@@ -148,7 +146,7 @@ function waitForTakeover(mark: string): boolean {
       }
       return false;
     }
-    Atomics.wait(pause, 0, 0, 5);
+    Atomics.wait(pause, 0, 0, TAKEOVER_POLL_MS);
   }
   return true;
 }

@@ -16,17 +16,14 @@ import { listSegments, spoolFiles } from '../lib/spool';
 import { ACKED, APPENDED, HURRY, SLOTS, publishPosition, readPosition } from './shared-state';
 import { releaseLockOfThread } from './spool-lock';
 import { warnOnce } from './log';
+import { DEFAULTS } from '../lib/settings';
 
 const KEY = 'understudy.threads';
 /** Environment data too: the spawning thread's journal, which its threads' journals are named under. */
 const JOURNAL_OF_SPAWNER = 'understudy.journal';
-/** Thread journals tracked at once; a thread beyond them still replicates, only without the exit wait. */
-const ENTRIES = 64;
+const { entries: ENTRIES, nameBytes: NAME_BYTES, stallMs: STALL_MS, pollMs: POLL_MS } = DEFAULTS.threads;
 /** Per entry: the owner's threadId + 1 (0: free), then the shipper's positions. */
 const WIDTH = 1 + SLOTS;
-const NAME_BYTES = 128;
-/** At exit, a thread journal whose shipper acknowledges nothing for this long is given up on (its thread is gone). */
-const STALL_MS = 2000;
 
 /** The process's table of thread journals. */
 export class ThreadJournals {
@@ -95,7 +92,7 @@ export class ThreadJournals {
       let acked = readPosition(shared, ACKED);
       let movedAt = Date.now();
       while (acked < appended && Date.now() < deadline && Date.now() - movedAt < STALL_MS) {
-        Atomics.wait(shared, ACKED, BigInt(acked), Math.min(50, Math.max(1, deadline - Date.now())));
+        Atomics.wait(shared, ACKED, BigInt(acked), Math.min(POLL_MS, Math.max(1, deadline - Date.now())));
         const now = readPosition(shared, ACKED);
         if (now !== acked) movedAt = Date.now();
         acked = now;

@@ -7,6 +7,7 @@ import type { Root } from '../lib/roots';
 import { verifySubject } from '../lib/subjects';
 import { readState } from '../lib/state-bucket';
 import { askReplayer } from '../lib/verify-protocol';
+import { DEFAULTS } from '../lib/settings';
 
 /** A difference that held still: the standby had applied past the primary's read and still differed. */
 export interface Difference { root: string; path: string; kind: DiffKind }
@@ -31,8 +32,7 @@ export interface VerifierOptions {
   catchUpMs: number;
 }
 
-/** Heartbeats come at least this often from a live agent: waiting this long makes its report cover our read. */
-const HEARTBEAT_MS = 1200;
+const HEARTBEAT_MS = DEFAULTS.verify.heartbeatWaitMs;
 
 /**
  * Compares the primary's roots with the standby's, both hashed at once on their own hosts.
@@ -105,7 +105,7 @@ async function waitForStandby(o: VerifierOptions, journals: ReadonlySet<string>)
   for (const name of journals) {
     const a = await readState(o.kv, 'agent', name);
     if (a === undefined) continue;
-    const live = Date.now() - a.time < 5000;
+    const live = Date.now() - a.time < DEFAULTS.verify.liveAgentMs;
     targets.set(name, live ? { e: a.epoch, s: a.appended } : { e: a.acked.epoch, s: a.acked.seq });
   }
   const deadline = Date.now() + o.catchUpMs;
@@ -115,7 +115,7 @@ async function waitForStandby(o: VerifierOptions, journals: ReadonlySet<string>)
       const applied = await readState(o.kv, 'applied', name);
       if (applied !== undefined && comparePosition(applied, target) >= 0) break;
       if (Date.now() > deadline) return false;
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, DEFAULTS.verify.pollMs));
     }
   }
   return true;

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { describe, walk, Yielder, type ObjectType, type TreeObject } from './walk';
+import { DEFAULTS } from './settings';
 
 /** Content hashes verify can use: xxh64 is fast; sha256 resists a forger. */
 export const HASHES = ['xxh64', 'sha256'] as const;
@@ -27,7 +28,7 @@ const loadXxhash = require('xxhash-wasm') as () => Promise<Xxh64>;
 let hasher: Xxh64 | undefined;
 
 /** One read buffer for every hash: allocating one per file was a tenth of verify's time. */
-const buffer = Buffer.allocUnsafe(256 * 1024);
+const buffer = Buffer.allocUnsafe(DEFAULTS.digestBufferBytes);
 
 /**
  * Hashes a file's bytes without loading it whole; a file that changes while read gets a hash

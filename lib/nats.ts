@@ -37,7 +37,7 @@ export function connectionOptions(s: NatsSettings, clientName: string): NodeConn
     authenticator: authenticator.length > 0 ? authenticator : undefined,
     tls: s.ca !== undefined ? { caFile: s.ca } : undefined,
     maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
+    reconnectTimeWait: DEFAULTS.nats.reconnectWaitMs,
   };
 }
 
@@ -58,7 +58,7 @@ export function isUnreachable(err: unknown): boolean {
  * The bucket's keys matching `filter`, or what was listed when `timeoutMs` ran out: listing
  * runs an ordered consumer, which was seen to stall for minutes on a busy server.
  */
-export async function listKeys(kv: KV, filter: string, timeoutMs = 3000): Promise<string[]> {
+export async function listKeys(kv: KV, filter: string, timeoutMs: number = DEFAULTS.nats.listKeysMs): Promise<string[]> {
   const keys: string[] = [];
   const listing = (async () => {
     for await (const k of await kv.keys(filter)) keys.push(k);
@@ -99,7 +99,7 @@ export async function connectNats(s: NatsSettings, clientName: string, opts: Par
  * quarters, so that what is left keeps room for the state bucket, which a stream taking
  * all of it would shut out. `onSmaller` hears the size taken, for the caller to say once.
  */
-export async function ensureStream(jsm: JetStreamManager, stream: string, replicas = 1, onSmaller?: (bytes: number) => void): Promise<StreamInfo> {
+export async function ensureStream(jsm: JetStreamManager, stream: string, replicas: number = DEFAULTS.streamReplicas, onSmaller?: (bytes: number) => void): Promise<StreamInfo> {
   try {
     const info = await jsm.streams.info(stream);
     if (info.config.discard !== DiscardPolicy.New) {
@@ -124,7 +124,7 @@ export async function ensureStream(jsm: JetStreamManager, stream: string, replic
       if (maxBytes < DEFAULTS.streamMaxBytes) onSmaller?.(maxBytes);
       return info;
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === INSUFFICIENT_STORAGE && maxBytes / 4 >= MIN_STREAM_BYTES) continue;
+      if (err instanceof JetStreamApiError && err.code === INSUFFICIENT_STORAGE && maxBytes / 4 >= DEFAULTS.nats.minStreamBytes) continue;
       // Two processes may race to create it; the loser reads what the winner made.
       if (err instanceof JetStreamApiError) {
         const info = await jsm.streams.info(stream).catch(() => undefined);
@@ -138,8 +138,6 @@ export async function ensureStream(jsm: JetStreamManager, stream: string, replic
 
 /** nats-server's JSStorageResourcesExceededErr: the stream's max_bytes does not fit in what it may store. */
 const INSUFFICIENT_STORAGE = 10047;
-/** Below this a journal stream is too small to be worth making: better to say the server has no room. */
-const MIN_STREAM_BYTES = 64 * 1024 * 1024;
 
 /** 8 GiB, 512 MiB: a stream size as an operator reads it. */
 export function formatBytes(n: number): string {
@@ -147,6 +145,6 @@ export function formatBytes(n: number): string {
 }
 
 /** Opens (creating if needed) the bucket where positions are left for `status`. */
-export async function openStateKv(nc: NatsConnection, stream: string, replicas = 1): Promise<KV> {
+export async function openStateKv(nc: NatsConnection, stream: string, replicas: number = DEFAULTS.streamReplicas): Promise<KV> {
   return new Kvm(nc).create(stateBucket(stream), { history: 1, storage: StorageType.File, replicas });
 }

@@ -1,3 +1,5 @@
+import { DEFAULTS } from './settings';
+
 /**
  * The one retry loop: NATS, JetStream and the state bucket come and go (an outage, a leader
  * election, a server that starts after us), and both agent and standby wait for them the same
@@ -6,7 +8,7 @@
 export interface RetryOptions {
   /** Said once, at the first failure (the caller words it: it knows what it was trying). */
   say: (err: Error) => void;
-  /** First wait between tries (ms); each later wait doubles, up to `maxWaitMs`. Default 500. */
+  /** First wait between tries (ms); each later wait doubles, up to `maxWaitMs`. Default DEFAULTS.retryFirstWaitMs. */
   firstWaitMs?: number;
   /** Longest wait (ms). Default `firstWaitMs`: a fixed pace. */
   maxWaitMs?: number;
@@ -20,7 +22,7 @@ export interface RetryOptions {
 
 /** Runs `fn` until it resolves, waiting between tries as `o` says; rejects with the error that made it give up. */
 export async function retry<T>(fn: () => Promise<T>, o: RetryOptions): Promise<T> {
-  const first = o.firstWaitMs ?? 500;
+  const first = o.firstWaitMs ?? DEFAULTS.retryFirstWaitMs;
   const max = o.maxWaitMs ?? first;
   for (let wait = first, said = false; ; wait = Math.min(wait * 2, max)) {
     try {

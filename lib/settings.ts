@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { HashName } from './digest';
 import { SettingsError } from './errors';
 import { parseRoots, type Root } from './roots';
 import { validJournalName } from './subjects';
@@ -12,6 +13,126 @@ export const DEFAULTS = {
   mode: 'async' as Mode,
   spoolDir: path.join(os.homedir(), '.understudy', 'spool'),
   stateDir: path.join(os.homedir(), '.understudy', 'state'),
+  /** Replicas of the stream and state bucket when understudy creates them (UNDERSTUDY_STREAM_REPLICAS; 3 on a cluster). */
+  streamReplicas: 1,
+  /** The NATS client and the state bucket. */
+  nats: {
+    /** Pause between reconnect attempts: short, so a restarted server is found again within a heartbeat. */
+    reconnectWaitMs: 250,
+    /** A state-bucket key listing gives up with what it has after this: an ordered consumer was seen to stall for minutes on a busy server. */
+    listKeysMs: 3000,
+    /** `understudy promote` connects once, with this timeout: it must fence promptly, NATS or not. */
+    promoteConnectMs: 3000,
+    /** Smallest stream worth making when the server has less room than streamMaxBytes (it tries 1/4 of the size each time). */
+    minStreamBytes: 64 * 1024 * 1024,
+  },
+  /** lib/retry's first pause between tries when the caller names none: long enough not to hammer a server that is starting. */
+  retryFirstWaitMs: 500,
+  /** Reading the spool (lib/spool-reader). */
+  spoolRead: {
+    /** One read of a segment: large enough that a shipper drains a backlog in few syscalls. */
+    readBytes: 4 * 1024 * 1024,
+    /** A read into what is left of a buffer is worth making only with this much room; else a fresh buffer. */
+    minRoomBytes: 1024 * 1024,
+    /** Larger than any frame the journal writes (entries are chunked well below NATS's payload limit): a longer length is torn. */
+    maxFrameBytes: 64 * 1024 * 1024,
+  },
+  /** A tree walk lets the event loop run after this much synchronous work, so a long walk never stalls a replayer. */
+  walkSliceMs: 10,
+  /** The one read buffer every hash goes through (allocating one per file was a tenth of verify's time). */
+  digestBufferBytes: 256 * 1024,
+  /** The lock that makes a journal one live writer's (agent/spool-lock). */
+  spoolLock: {
+    /** A lock younger than this with no readable holder is being written; older, it was left by a crash. */
+    unreadableGraceMs: 10_000,
+    /** How long a taker waits for another one's takeover of the same stale lock to end. */
+    takeoverWaitMs: 2000,
+    /** Pause between looks at that takeover: it is a few syscalls long. */
+    takeoverPollMs: 5,
+  },
+  /** The process's table of thread journals (agent/threads). */
+  threads: {
+    /** Thread journals tracked at once; a thread beyond them still replicates, only without the exit wait. */
+    entries: 64,
+    /** Room for a thread journal's name in the shared table: a journal name is at most 128 bytes. */
+    nameBytes: 128,
+    /** At exit, a thread journal whose shipper acknowledges nothing for this long is given up on (its thread is gone). */
+    stallMs: 2000,
+    /** Longest single wait on a thread's acknowledgement at exit, so a stall is noticed promptly. */
+    pollMs: 50,
+  },
+  /** At exit the last heartbeat tells `status` the final position: worth a short wait, never a long one. */
+  exitReportWaitMs: 500,
+  /** How often an adopted journal is checked for being fully shipped and reported, so it is let go of. */
+  adoptCheckMs: 200,
+  /** Ranges kept in lost.json; older ones are dropped (a baseline after the newest covers them all). */
+  lostRangesKept: 20,
+  /** Path resolution (agent/locate): a directory's real path is remembered this long, and this many at most (then all are forgotten). */
+  locate: { dirMemoMs: 1000, dirMemoMax: 4096 },
+  /** The stack depth read to find where the application created a queue (its default name): past the queue libraries' own frames. */
+  queueSiteFrames: 30,
+  /** A command's own journal (agent/session). */
+  session: {
+    /** How often a command looks whether JetStream has all of its entries. */
+    shipPollMs: 50,
+    /** Once shipped, how long it waits for the final heartbeat that tells `status` and the standby where the journal ends. */
+    reportWaitMs: 1000,
+  },
+  /** `understudy baseline`. */
+  baseline: {
+    /** --timeout-s: give up when JetStream takes nothing for this long; a baseline of a large tree is slow, not stuck. */
+    timeoutS: 600,
+    /** Entries journaled but not yet in JetStream, at most: the walk waits rather than run far ahead. */
+    maxUnshipped: 4096,
+    /** How often the walk, while it waits, looks whether shipping moved. */
+    pollMs: 20,
+  },
+  /** A long command's progress line: redrawn this often on a terminal, printed this often to a log. */
+  progress: { terminalEveryMs: 100, logEveryMs: 5000 },
+  /** `understudy watch` reports to the state bucket this often, and on stop waits this long for its entries to ship. */
+  watchCommand: { reportEveryMs: 5000, stopShipMs: 10_000 },
+  /** `understudy verify` and the standby's side of it. */
+  verify: {
+    /** --hash: xxh64 is fast; sha256 (the other choice) resists a forger. */
+    hash: 'xxh64' as HashName,
+    /** --rounds: a candidate gets this many rounds to settle before it is called unsettled. */
+    rounds: 5,
+    /** Heartbeats come at least this often from a live agent (heartbeatMs and a margin): waiting this long makes its report cover our read. */
+    heartbeatWaitMs: 1200,
+    /** An agent whose heartbeat is younger than this is live: its spooled entries, not only its shipped ones, must reach the standby. */
+    liveAgentMs: 5000,
+    /** How long to wait for the standby to apply what the agents had journaled. */
+    catchUpMs: 15_000,
+    /** How often the standby's applied position is read while waiting for it. */
+    pollMs: 100,
+    /** The "found equal" notice to the replayer is best effort: this long, then it is given up. */
+    settleNoticeMs: 5000,
+    /** --repair: how long its entries may take to reach JetStream, and then to be applied. */
+    repairMs: 60_000,
+    /** The longest pause between two messages of the replayer's answer (a large tree takes long in all, but never long between two). */
+    replyIdleMs: 30_000,
+    /** Digests per reply message: well under NATS's 1 MB payload. */
+    digestsPerReply: 2000,
+    /** Paths one digest request may name, at most. */
+    maxPaths: 100_000,
+  },
+  /** The standby's own files and pools. */
+  standby: {
+    /** libuv's thread pool, so a commit's fsyncs reach the disk together (measured in replayer/threadpool.ts: 28 ms for 300 with 32 threads, 49-57 ms with 4). */
+    threadPoolSize: 32,
+    /** Tries at taking a stale --state lock, each lost only to another taker of it, before "another process keeps taking it". */
+    stateLockAttempts: 5,
+    /** At most this many quarantined entries are kept; past it only the reasons are logged. */
+    quarantineKept: 1000,
+    /** How many objects' versions are remembered at most; past it the oldest half is forgotten. */
+    versionsCap: 200_000,
+    /** The versions log is compacted once it holds this many lines beyond four per object remembered. */
+    versionsSlackLines: 10_000,
+    /** Messages `understudy inspect` asks the stream for at a time. */
+    inspectBatch: 32,
+  },
+  /** At this share of max_bytes (percent) `understudy status`'s stream line says what comes next: discard new refuses once it is full. */
+  streamWarnPct: 80,
   /** How long an exiting process may wait for its journal to reach JetStream. */
   exitTimeoutMs: 5000,
   /** How long a sync or strong call waits before UNDERSTUDY_ON_TIMEOUT applies. */
@@ -149,12 +270,10 @@ type Env = Record<string, string | undefined>;
 export function natsSettings(env: Env, url?: string): NatsSettings {
   const s: NatsSettings = {
     url: url ?? nonEmpty(env.UNDERSTUDY_NATS_URL) ?? DEFAULTS.natsUrl,
-    replicas: positiveInt(env, 'UNDERSTUDY_STREAM_REPLICAS', 1),
+    replicas: positiveInt(env, 'UNDERSTUDY_STREAM_REPLICAS', DEFAULTS.streamReplicas, MAX_REPLICAS),
   };
   for (const u of s.url.split(',')) {
-    if (!/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u.trim()) && !/^[^\s/:]+:\d+$/.test(u.trim())) {
-      throw new SettingsError(`UNDERSTUDY_NATS_URL: "${u}" is not a nats://host:port URL`);
-    }
+    if (!isServerUrl(u.trim())) throw new SettingsError(`UNDERSTUDY_NATS_URL: "${u}" is not a nats://host:port URL`);
   }
   s.creds = absFile(env, 'UNDERSTUDY_NATS_CREDS');
   s.nkey = absFile(env, 'UNDERSTUDY_NATS_NKEY');
@@ -166,6 +285,11 @@ export function natsSettings(env: Env, url?: string): NatsSettings {
     throw new SettingsError('UNDERSTUDY_NATS_USER and UNDERSTUDY_NATS_PASS must be set together');
   }
   return s;
+}
+
+/** UNDERSTUDY_DISABLE: 1 loads nothing; unset, empty or 0 runs the agent; anything else is refused rather than guessed. */
+export function agentDisabled(env: Env): boolean {
+  return oneOf(env, 'UNDERSTUDY_DISABLE', ['0', '1'] as const, '0') === '1';
 }
 
 /** Reads and validates the agent's settings; throws SettingsError naming the first bad variable. */
@@ -183,12 +307,12 @@ export function agentSettings(env: Env, mainScript: string | undefined): AgentSe
     roots,
     name,
     mode,
-    syncTimeoutMs: positiveInt(env, 'UNDERSTUDY_SYNC_TIMEOUT_MS', DEFAULTS.syncTimeoutMs),
+    syncTimeoutMs: positiveInt(env, 'UNDERSTUDY_SYNC_TIMEOUT_MS', DEFAULTS.syncTimeoutMs, MAX_TIMER_MS),
     onTimeout: oneOf(env, 'UNDERSTUDY_ON_TIMEOUT', ['fail', 'degrade'] as const, DEFAULTS.onTimeout),
     spoolDir,
     stream: streamName(env.UNDERSTUDY_STREAM),
     exclude: (nonEmpty(env.UNDERSTUDY_EXCLUDE) ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-    exitTimeoutMs: positiveInt(env, 'UNDERSTUDY_EXIT_TIMEOUT_MS', DEFAULTS.exitTimeoutMs),
+    exitTimeoutMs: positiveInt(env, 'UNDERSTUDY_EXIT_TIMEOUT_MS', DEFAULTS.exitTimeoutMs, MAX_TIMER_MS),
     signingKey: absFile(env, 'UNDERSTUDY_SIGNING_KEY'),
     spoolMaxBytes: positiveInt(env, 'UNDERSTUDY_SPOOL_MAX_BYTES', DEFAULTS.spoolMaxBytes),
     spoolSegmentBytes: positiveInt(env, 'UNDERSTUDY_SPOOL_SEGMENT_BYTES', DEFAULTS.segmentBytes),
@@ -254,9 +378,8 @@ function spoolFsync(v: string | undefined): SpoolFsync {
   const s = nonEmpty(v);
   if (s === undefined) return DEFAULTS.spoolFsync;
   if (s === 'always' || s === 'never') return s;
-  const n = Number(s);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new SettingsError(`UNDERSTUDY_SPOOL_FSYNC: "${s}" is not always, never or an interval in ms`);
-  return n;
+  if (!/^[0-9]+$/.test(s) || Number(s) <= 0) throw new SettingsError(`UNDERSTUDY_SPOOL_FSYNC: "${s}" is not always, never or an interval in ms`);
+  return inRange('UNDERSTUDY_SPOOL_FSYNC', s, MAX_TIMER_MS);
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
@@ -270,12 +393,44 @@ function oneOf<T extends string>(env: Env, key: string, allowed: readonly T[], d
   return v as T;
 }
 
-function positiveInt(env: Env, key: string, dflt: number): number {
+/**
+ * A whole number written in decimal digits ("1e3", "0x10", "1.0" are refused: a setting
+ * read differently from how it looks is a mistake waiting), at least 1 and at most `max`.
+ */
+function positiveInt(env: Env, key: string, dflt: number, max: Limit = MAX_SAFE): number {
   const v = nonEmpty(env[key]);
   if (v === undefined) return dflt;
+  if (!/^[0-9]+$/.test(v) || Number(v) <= 0) throw new SettingsError(`${key}: "${v}" is not a positive whole number`);
+  return inRange(key, v, max);
+}
+
+/** An upper bound of a numeric setting and why it is there (said in the error). */
+interface Limit { most: number; why: string }
+const MAX_SAFE: Limit = { most: Number.MAX_SAFE_INTEGER, why: 'the largest whole number JavaScript holds exactly' };
+/** Node fires a timer of more than 2^31-1 ms at once (TimeoutOverflowWarning): a longer wait would be no wait. */
+const MAX_TIMER_MS: Limit = { most: 2 ** 31 - 1, why: "the longest timer Node keeps, about 24.8 days" };
+/** JetStream keeps at most five replicas of a stream. */
+const MAX_REPLICAS: Limit = { most: 5, why: 'the most replicas JetStream keeps' };
+
+function inRange(key: string, v: string, max: Limit): number {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new SettingsError(`${key}: "${v}" is not a positive whole number`);
+  if (n > max.most) throw new SettingsError(`${key}: "${v}" is out of range: at most ${max.most} (${max.why})`);
   return n;
+}
+
+/**
+ * Whether `u` is a server address nats.js can dial: nats|tls|ws|wss://[user[:pass]@]host[:port][/path]
+ * with a host and a port of at most 65535, or a bare host:port.
+ */
+function isServerUrl(u: string): boolean {
+  const bare = /^[^\s/:]+:([0-9]{1,5})$/.exec(u);
+  if (bare !== null) return Number(bare[1]) <= 65535;
+  if (!/^(nats|tls|ws|wss):\/\/\S+$/.test(u)) return false;
+  try {
+    return new URL(u).hostname !== '';
+  } catch {
+    return false;
+  }
 }
 
 function absFile(env: Env, key: string): string | undefined {
@@ -305,9 +460,9 @@ export function standbyName(env: Env = process.env): string {
 /** The watcher's pace (DEFAULTS.watch), each overridable: UNDERSTUDY_WATCH_SETTLE_MS, _FULL_PASS_MS, _RATE (objects a second), _POLL_MS. */
 export function watchPace(env: Env = process.env): { settleMs: number; fullPassEveryMs: number; objectsPerSecond: number; pollMs: number } {
   return {
-    settleMs: positiveInt(env, 'UNDERSTUDY_WATCH_SETTLE_MS', DEFAULTS.watch.settleMs),
-    fullPassEveryMs: positiveInt(env, 'UNDERSTUDY_WATCH_FULL_PASS_MS', DEFAULTS.watch.fullPassEveryMs),
+    settleMs: positiveInt(env, 'UNDERSTUDY_WATCH_SETTLE_MS', DEFAULTS.watch.settleMs, MAX_TIMER_MS),
+    fullPassEveryMs: positiveInt(env, 'UNDERSTUDY_WATCH_FULL_PASS_MS', DEFAULTS.watch.fullPassEveryMs, MAX_TIMER_MS),
     objectsPerSecond: positiveInt(env, 'UNDERSTUDY_WATCH_RATE', DEFAULTS.watch.objectsPerSecond),
-    pollMs: positiveInt(env, 'UNDERSTUDY_WATCH_POLL_MS', DEFAULTS.watch.pollMs),
+    pollMs: positiveInt(env, 'UNDERSTUDY_WATCH_POLL_MS', DEFAULTS.watch.pollMs, MAX_TIMER_MS),
   };
 }

@@ -1,12 +1,9 @@
 import * as fs from 'node:fs';
 import { JournalError } from './errors';
 import { FRAME_HEAD, listSegments, scanFrames, type SpoolRecord } from './spool';
+import { DEFAULTS } from './settings';
 
-const READ_BYTES = 4 * 1024 * 1024;
-/** A read into what is left of a buffer is worth making only with this much room; else a fresh buffer. */
-const MIN_ROOM = 1024 * 1024;
-/** Larger than any frame the journal writes (entries are chunked well below NATS's payload limit). */
-const MAX_FRAME = 64 * 1024 * 1024;
+const { readBytes: READ_BYTES, minRoomBytes: MIN_ROOM, maxFrameBytes: MAX_FRAME } = DEFAULTS.spoolRead;
 
 /** The spool no longer holds the entry a cursor wants: it begins later (trimmed, or lost). */
 export class SpoolGapError extends JournalError {

@@ -1,6 +1,7 @@
 import { createInbox, type NatsConnection } from '@nats-io/transport-node';
 import type { Digest, HashName } from './digest';
 import { TransportError } from './errors';
+import { DEFAULTS } from './settings';
 
 /** What `understudy verify` asks a running replayer: every object of a root, or some paths of it. */
 export type VerifyRequest =
@@ -22,14 +23,11 @@ export interface VerifyReply {
   error?: string;
 }
 
-/** Digests per reply message: well under NATS's 1 MB payload. */
-export const DIGESTS_PER_REPLY = 2000;
-
 /**
  * Sends a verify request and collects the streamed answer. `idleMs` bounds the wait
  * for each next message (a large tree takes long in all, but never long between two).
  */
-export async function askReplayer(nc: NatsConnection, subject: string, req: VerifyRequest, idleMs = 30_000):
+export async function askReplayer(nc: NatsConnection, subject: string, req: VerifyRequest, idleMs: number = DEFAULTS.verify.replyIdleMs):
     Promise<{ digests: Digest[]; applied: Record<string, { e: number; s: number }> }> {
   const inbox = createInbox();
   const sub = nc.subscribe(inbox);

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DEFAULTS } from './settings';
 
 /** What an object is, as lstat sees it; links are never followed. */
 export type ObjectType = 'file' | 'dir' | 'symlink' | 'other';
@@ -45,7 +46,7 @@ export function describe(abs: string, rel: string): TreeObject | undefined {
 /** Lets the event loop run every `sliceMs` of synchronous work, so a long walk never stalls a replayer. */
 export class Yielder {
   private since = Date.now();
-  constructor(private readonly sliceMs = 10) {}
+  constructor(private readonly sliceMs: number = DEFAULTS.walkSliceMs) {}
 
   /** Resolves at once, or after one turn of the event loop when the slice is used up. */
   async maybe(): Promise<void> {

@@ -1,6 +1,7 @@
 import { DeliverPolicy, jetstream, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { allJournalsSubject, journalSubject } from '../lib/subjects';
+import { DEFAULTS } from '../lib/settings';
 
 /**
  * Reads stored journal messages in stream order from `fromSeq`, stopping at the
@@ -13,7 +14,7 @@ export async function* readStream(nc: NatsConnection, stream: string, opts: { na
     opt_start_seq: Math.max(1, opts.fromSeq ?? 1),
   });
   if ((await consumer.info(true)).num_pending === 0) return;
-  const messages = await consumer.consume({ max_messages: 32 });
+  const messages = await consumer.consume({ max_messages: DEFAULTS.standby.inspectBatch });
   let n = 0;
   try {
     for await (const m of messages) {

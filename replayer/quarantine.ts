@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DEFAULTS } from '../lib/settings';
 
-/** At most this many quarantined entries are kept; past it only the reasons are logged. */
-const MAX_KEPT = 1000;
+const MAX_KEPT = DEFAULTS.standby.quarantineKept;
 
 /**
  * Where refused entries go: the raw message and why, under --state/quarantine,

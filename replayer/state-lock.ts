@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SettingsError } from '../lib/errors';
 import { processRuns, processStart as startTime } from '../lib/process-alive';
+import { DEFAULTS } from '../lib/settings';
 
 /** Who holds a state directory. */
 interface Holder { pid: number; host: string; command: string; since: string; start?: string }
@@ -26,7 +27,7 @@ export function lockState(dir: string, command: string): StateLock {
   const file = path.join(dir, 'lock');
   const me: Holder = { pid: process.pid, host: os.hostname(), command, since: new Date().toISOString(), start: startTime(process.pid) };
   const text = JSON.stringify(me) + '\n';
-  for (let attempt = 0; attempt < 5; attempt++) {
+  for (let attempt = 0; attempt < DEFAULTS.standby.stateLockAttempts; attempt++) {
     try {
       fs.writeFileSync(file, text, { flag: 'wx', mode: 0o600 });
       return held(file, text);

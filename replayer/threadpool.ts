@@ -1,3 +1,5 @@
+import { DEFAULTS } from '../lib/settings';
+
 /**
  * A commit fsyncs every file it makes durable at once (FsApplier.sync), each on libuv's
  * thread pool. With the default 4 threads they wait in line, four at a time; with 32 the
@@ -9,4 +11,4 @@
  * libuv reads the size when its pool first starts, so this module is imported before
  * anything that does asynchronous I/O; a size the operator set is kept.
  */
-process.env.UV_THREADPOOL_SIZE ??= '32';
+process.env.UV_THREADPOOL_SIZE ??= String(DEFAULTS.standby.threadPoolSize);

@@ -1,13 +1,13 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { digestPath, digestTree, HASHES, type Digest } from '../lib/digest';
-import { DIGESTS_PER_REPLY, type SettledNotice, type VerifyReply, type VerifyRequest } from '../lib/verify-protocol';
+import { type SettledNotice, type VerifyReply, type VerifyRequest } from '../lib/verify-protocol';
 import { verifySubject } from '../lib/subjects';
 import { checkRelPath } from '../lib/confine';
 import { isTempName } from './apply/temp-files';
 import { resolveInRoot } from './safe-path';
+import { DEFAULTS } from '../lib/settings';
 
-/** Paths one digest request may name, at most. */
-const MAX_PATHS = 100_000;
+const { digestsPerReply: DIGESTS_PER_REPLY, maxPaths: MAX_PATHS } = DEFAULTS.verify;
 
 /**
  * Answers `understudy verify` from the standby's own tree: digests are computed here, in
@@ -97,7 +97,7 @@ function parse(text: string): VerifyRequest {
   if (typeof r.root !== 'string') throw new Error('request names no root');
   if (!(HASHES as readonly unknown[]).includes(r.hash)) throw new Error(`hash ${String(r.hash)} is not one of ${HASHES.join(', ')}`);
   if (r.kind === 'manifest') return v as VerifyRequest;
-  if (r.kind !== 'digest' || !Array.isArray(r.paths) || r.paths.length > MAX_PATHS) throw new Error('request is neither a manifest nor a digest of at most 100000 paths');
+  if (r.kind !== 'digest' || !Array.isArray(r.paths) || r.paths.length > MAX_PATHS) throw new Error(`request is neither a manifest nor a digest of at most ${MAX_PATHS} paths`);
   for (const p of r.paths) checkRelPath(p as string);
   return v as VerifyRequest;
 }

@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EntryHeader } from '../lib/entry';
 import { replaceFile } from '../lib/durable-file';
+import { DEFAULTS } from '../lib/settings';
 
-/** How many objects are remembered at most; past it the oldest half is forgotten. */
-const DEFAULT_CAP = 200_000;
+const DEFAULT_CAP = DEFAULTS.standby.versionsCap;
 
 /**
  * `c` and `g` are in the primary's wall-clock ms (snapshots); the rest in host order (EntryHead.o, µs):
@@ -218,7 +218,7 @@ export class Versions {
   sync(): void {
     fs.fsyncSync(this.fd);
     this.synced = fs.fstatSync(this.fd).size;
-    if (this.lines > 4 * this.size() + 10_000) this.compact();
+    if (this.lines > 4 * this.size() + DEFAULTS.standby.versionsSlackLines) this.compact();
   }
 
   /**

@@ -5,12 +5,12 @@ import * as path from 'node:path';
 import { startNatsServer } from './helpers/nats-server';
 import { CLI, makePair, PRELOAD, type Pair } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
-import { listSegments, scanFrames } from '../lib/spool';
+import { FRAME_HEAD, listSegments, scanFrames, writeFrameHead } from '../lib/spool';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** An app that keeps changing files (puts, appends, renames) until a stop file appears; then exits. */
-function busyApp(pair: Pair, name = 'app', fresh = false): { child: ChildProcess; stop: () => Promise<number | null> } {
+function busyApp(pair: Pair, name = 'app', fresh = false): { child: ChildProcess; stop: () => Promise<number | null>; stderr: () => string } {
   const stopFile = path.join(pair.dir, `stop-${name}`);
   const code = `const fs = require('fs'); const r = ${JSON.stringify(pair.primary)}; let i = 0;
     fs.mkdirSync(r + '/d', { recursive: true });
@@ -25,9 +25,12 @@ function busyApp(pair: Pair, name = 'app', fresh = false): { child: ChildProcess
     }, 5);`;
   const script = path.join(pair.dir, `busy-${name}.js`);
   fs.writeFileSync(script, code);
-  const child = spawn(process.execPath, ['--require', PRELOAD, script], { env: pair.env({ UNDERSTUDY_NAME: name }), stdio: 'ignore' });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  return { child, stop: async () => { fs.writeFileSync(stopFile, ''); return exited; } };
+  const child = spawn(process.execPath, ['--require', PRELOAD, script], { env: pair.env({ UNDERSTUDY_NAME: name }), stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  // 'close', not 'exit': its stderr has been read to the end by then.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  return { child, stop: async () => { fs.writeFileSync(stopFile, ''); return exited; }, stderr: () => stderr };
 }
 
 function replayer(pair: Pair, url = pair.server.url): ChildProcess {
@@ -126,21 +129,48 @@ test.serial('nats-server killed and restarted mid-stream: nothing is lost', asyn
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
 });
 
-test.serial('the application SIGKILLed mid-write: the next start cuts any torn tail, ships what was left, and goes on', async (t) => {
+test.serial('the application SIGKILLed mid-write: the next start cuts the torn tail, keeps every byte before it, and ships on', async (t) => {
   const pair = await makePair('kill-app');
   t.teardown(() => pair.close());
+  const dir = path.join(pair.spool, 'app');
   const first = busyApp(pair);
-  await sleep(700);
+  for (const until = Date.now() + 30_000; lastSpooled(dir) < 200 && Date.now() < until;) await sleep(20);
   first.child.kill('SIGKILL');
-  await new Promise((resolve) => first.child.on('exit', resolve));
-  // The next process of the same journal rewrites every file it touches, so the end state is known.
+  await exitOf(first.child);
+  const seg = listSegments(dir).at(-1)!.file;
+  const killed = fs.readFileSync(seg);
+  const good = scanFrames(killed);
+  const last = good.records.at(-1)!;
+  t.true(last.seq >= 200, `the first process journaled ${last.seq} entries before the kill`);
+  // A kill lands between two appends far more often than inside one, so the tear a kill inside
+  // an append leaves (the next frame's head and part of its entry) is made certain here.
+  const head = Buffer.alloc(FRAME_HEAD);
+  writeFrameHead(head, 0, last.entry.length, last.epoch, last.seq + 1);
+  fs.appendFileSync(seg, Buffer.concat([head, last.entry.subarray(0, Math.ceil(last.entry.length / 2))]));
+  const torn = fs.readFileSync(seg);
+  const tornBytes = torn.length - good.goodBytes;
+  // Torn before: whole frames up to the last good one, then bytes that are no frame.
+  t.true(tornBytes > FRAME_HEAD);
+  t.is(scanFrames(torn).goodBytes, good.goodBytes);
+  t.regex(scanFrames(torn).problem ?? '', /^(partial entry|bad entry) at byte \d+/);
+
   const second = busyApp(pair, 'app', true);
-  await sleep(700);
+  for (const until = Date.now() + 30_000; lastSpooled(dir) < last.seq + 50 && Date.now() < until;) await sleep(20);
   t.is(await second.stop(), 0);
+  t.true(second.stderr().includes(`journal "app": cut a torn spool tail of ${tornBytes} bytes left by a crash`), second.stderr());
+  // Cut after: every byte before the tear is as the first process left it, and the second
+  // process's first entry begins exactly where the tear began (nothing of it is left).
+  const after = fs.readFileSync(seg);
+  t.true(after.subarray(0, good.goodBytes).equals(killed.subarray(0, good.goodBytes)), 'the frames before the tear are unchanged');
+  const rescan = scanFrames(after);
+  t.is(rescan.problem, undefined);
+  t.deepEqual(rescan.records.slice(0, good.records.length).map((r) => r.seq), good.records.map((r) => r.seq));
+  const next = rescan.records[good.records.length];
+  t.is(next?.seq, last.seq + 1, 'the second process goes on from the last whole entry');
+  t.true(next !== undefined && next.epoch > last.epoch, 'and that entry is its own (a new epoch), not the torn one');
+
   await pair.drain();
-  // A call that completed just before the kill may not have reached the spool; the second
-  // process starts the tree afresh, so whatever was lost, the trees must now match.
+  // Nothing before the tear was lost: the standby applied every entry both processes spooled.
+  t.is(appliedSeq(pair, 'app'), lastSpooled(dir));
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
-  const spoolFiles = fs.readdirSync(path.join(pair.spool, 'app'));
-  t.true(spoolFiles.some((f) => f.endsWith('.seg')));
 });

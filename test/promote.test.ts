@@ -4,7 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { openStateKv } from '../lib/nats';
-import type { AgentHeartbeat } from '../lib/state-bucket';
+import { readState, writeState } from '../lib/state-bucket';
+import type { Fence } from '../replayer/fence';
+import type { JournalPos } from '../replayer/state';
 import { makePair, runCli, type Pair } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
 
@@ -18,13 +20,27 @@ test.serial('promote applies what it can get, fences the old primary, and report
   const pair = await makePair('promote');
   t.teardown(() => pair.close());
   t.is((await writeFiles(pair, ['a', 'b', 'c'])).code, 0);
+  const began = Date.now();
   const p = await cli(pair, ['promote', '--json']);
+  const ranSeconds = (Date.now() - began) / 1000;
   t.is(p.code, 0, p.stderr);
-  const report = JSON.parse(p.stdout) as { applied_now: number; took_seconds: number; journals: { journal: string; applied: string; in_doubt: number; fence: { s: number } }[] };
+  const report = JSON.parse(p.stdout) as { promoted: boolean; applied_now: number; took_seconds: number; journals: Record<string, unknown>[] };
+  t.true(report.promoted);
   t.is(report.applied_now, 3);
-  t.like(report.journals[0], { journal: 'app', in_doubt: 0, fence: { s: 3 } });
-  t.regex(report.journals[0].applied, /^\d+\.3$/);
-  t.true(report.took_seconds >= 0);
+  // The report is what was applied and fenced: the standby's own position and fence files say the same.
+  const applied = (JSON.parse(fs.readFileSync(path.join(pair.state, 'positions.json'), 'utf8').split('\n')[0]) as { journals: Record<string, JournalPos> }).journals.app;
+  const fenced = (JSON.parse(fs.readFileSync(path.join(pair.state, 'fence.json'), 'utf8')) as Record<string, Fence>).app;
+  t.is(applied.s, 3);
+  t.like(fenced, { e: applied.e, s: 3, by: os.hostname() });
+  t.deepEqual(report.journals, [{
+    journal: 'app', applied: `${applied.e}.3`, applied_entry_time: new Date(applied.t).toISOString(), stream_last: `${applied.e}.3`, in_doubt: 0, fence: fenced,
+  }]);
+  // And the fence the old primary will see in the state bucket is that one.
+  const nc = await connect({ servers: pair.server.url });
+  t.deepEqual(await readState(await openStateKv(nc, 'UNDERSTUDY'), 'fence', 'app'), fenced);
+  await nc.close();
+  // Measured by promote itself, so within the time the command ran, and in seconds (not ms).
+  t.true(report.took_seconds > 0 && report.took_seconds <= ranSeconds, `took_seconds ${report.took_seconds} of ${ranSeconds} s run`);
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
 
   // The old primary goes on writing: it is told it was fenced, and the standby refuses what it sends.
@@ -44,7 +60,8 @@ test.serial('promote says what is known to be missing', async (t) => {
   // The primary's last heartbeat said it had journaled 5: three never reached the stream.
   const nc = await connect({ servers: pair.server.url });
   const kv = await openStateKv(nc, 'UNDERSTUDY');
-  await kv.put('agent.app', JSON.stringify({ name: 'app', epoch: 1, mode: 'async', pid: 1, host: 'primary', appended: 5, acked: { epoch: 1, seq: 2 }, time: Date.now(), dropped: 0 } satisfies AgentHeartbeat));
+  // Written as the agent writes it (typed): a hand-made record missing a field is no heartbeat to its readers.
+  await writeState(kv, 'agent', 'app', { name: 'app', epoch: 1, mode: 'async', pid: 1, host: 'primary', appended: 5, acked: { epoch: 1, seq: 2 }, time: Date.now(), dropped: 0 });
   await nc.close();
   const p = await cli(pair, ['promote']);
   t.is(p.code, 0, p.stderr);

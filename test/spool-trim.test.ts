@@ -75,7 +75,7 @@ test.serial('a process killed while its acked position cannot be saved: the spoo
     look();
   });
   const pid = Number((await printed(/pid (\d+)\n/))[1]);
-  // strace matches a rename by its first path; the temporary file is named after the pid.
+  // strace matches a rename by its first path: the temporary file the fixture's process writes acked.json through.
   const tmp = tempFileOf(spoolFiles(journalDir(pair)).acked, pid);
   const strace = spawn('strace', ['-f', '-o', '/dev/null', '-p', String(pid), '-P', tmp, '-e', 'trace=rename', '-e', 'inject=rename:error=EIO'], { stdio: ['ignore', 'ignore', 'pipe'] });
   t.teardown(() => void strace.kill('SIGKILL'));

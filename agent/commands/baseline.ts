@@ -6,6 +6,7 @@ import { common, parse } from '../../lib/cli-options';
 import { openSession, openState } from '../session';
 import { Snapshotter, under } from '../snapshot';
 import { Progress, type Counts } from './progress';
+import { DEFAULTS } from '../../lib/settings';
 
 export const usage = `understudy baseline --root name=/abs/dir … [--nats URL] [--name NAME] [--stream S] [--timeout-s N]
 
@@ -14,10 +15,9 @@ bits, symlinks as links) so that an empty standby becomes complete. Run it on th
 while the application runs or not: each object carries the time it was read, and the standby
 never puts it on top of a newer change. Exits 0 once all of it is in the stream.
 --name names its journal (default "baseline"); UNDERSTUDY_EXCLUDE and UNDERSTUDY_SPOOL_DIR apply.
---timeout-s: give up (exit 1, entries stay spooled) when JetStream takes nothing for this long (600).`;
+--timeout-s: give up (exit 1, entries stay spooled) when JetStream takes nothing for this long (${DEFAULTS.baseline.timeoutS}).`;
 
-/** Entries journaled but not yet in JetStream, at most: the walk waits rather than run far ahead. */
-const MAX_UNSHIPPED = 4096;
+const MAX_UNSHIPPED = DEFAULTS.baseline.maxUnshipped;
 
 /** `understudy baseline`. */
 export async function baseline(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -27,7 +27,7 @@ export async function baseline(argv: string[], env: NodeJS.ProcessEnv): Promise<
     return 0;
   }
   const o = common(values, env, true);
-  const timeoutS = Number(values['timeout-s'] ?? 600);
+  const timeoutS = Number(values['timeout-s'] ?? DEFAULTS.baseline.timeoutS);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new SettingsError(`--timeout-s ${values['timeout-s']} is not a positive number of seconds`);
   const name = o.name ?? 'baseline';
   const session = openSession({ nats: o.nats, stream: o.stream, roots: o.roots, name }, env);
@@ -99,7 +99,7 @@ async function shippingMoves(session: ReturnType<typeof openSession>, stallMs: n
   let movedAt = Date.now();
   while (unshipped(session) > MAX_UNSHIPPED) {
     if (Date.now() - movedAt > stallMs) return false;
-    await new Promise((res) => setTimeout(res, 20));
+    await new Promise((res) => setTimeout(res, DEFAULTS.baseline.pollMs));
     const now = session.shipper.positions().acked;
     if (now !== acked) [acked, movedAt] = [now, Date.now()];
   }

@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../../lib/settings';
 /** Counts shown while a long command runs. */
 export interface Counts { objects: number; bytes: number }
 
@@ -17,7 +18,7 @@ export class Progress {
   /** Shows `done` if it is time to (often on a terminal, every 5 s otherwise). */
   update(done: Counts, force = false): void {
     const now = Date.now();
-    if (!force && now - this.shownAt < (this.tty ? 100 : 5000)) return;
+    if (!force && now - this.shownAt < (this.tty ? DEFAULTS.progress.terminalEveryMs : DEFAULTS.progress.logEveryMs)) return;
     this.shownAt = now;
     const line = this.line(done, now);
     if (this.tty) this.out.write(`\r\x1b[K${line}`);

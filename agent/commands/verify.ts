@@ -9,7 +9,7 @@ import { readState, writeState, type VerifyReport } from '../../lib/state-bucket
 import type { SettledNotice } from '../../lib/verify-protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Root } from '../../lib/roots';
-import { agentSettings } from '../../lib/settings';
+import { agentSettings, DEFAULTS } from '../../lib/settings';
 import { openSession, openState } from '../session';
 import { Snapshotter } from '../snapshot';
 import { compareRoots, type Comparison, type Difference } from '../verifier';
@@ -34,9 +34,9 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     return 0;
   }
   const o = common(values, env, true);
-  const hash = (values.hash ?? 'xxh64') as HashName;
+  const hash = (values.hash ?? DEFAULTS.verify.hash) as HashName;
   if (!HASHES.includes(hash)) throw new SettingsError(`--hash ${hash} is not one of ${HASHES.join(', ')}`);
-  const rounds = Number(values.rounds ?? 5);
+  const rounds = Number(values.rounds ?? DEFAULTS.verify.rounds);
   if (!Number.isSafeInteger(rounds) || rounds < 1) throw new SettingsError(`--rounds ${values.rounds} is not a positive whole number`);
   const name = o.name ?? 'verify';
   const exclude = agentSettings({ ...env, UNDERSTUDY_ROOTS: o.roots.map((r) => `${r.name}=${r.dir}`).join(',') }, undefined).exclude;
@@ -44,7 +44,7 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const startedAt = Date.now();
   try {
     const compare = (): Promise<Comparison> => compareRoots({
-      nc, kv, stream: o.stream, roots: o.roots, hash, excluded: excludeMatcher(exclude), rounds, catchUpMs: 15_000,
+      nc, kv, stream: o.stream, roots: o.roots, hash, excluded: excludeMatcher(exclude), rounds, catchUpMs: DEFAULTS.verify.catchUpMs,
     });
     let found = await compare();
     let repaired = 0;
@@ -80,7 +80,7 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
 /** Tells the replayer that `roots` were found equal, so what it doubted before `since` is settled; best effort. */
 async function settle(nc: NatsConnection, stream: string, roots: string[], since: number, unsettled: string[]): Promise<void> {
   const notice: SettledNotice = { kind: 'settled', roots, since, unsettled };
-  await nc.request(verifySubject(stream), JSON.stringify(notice), { timeout: 5000 }).catch(() => undefined);
+  await nc.request(verifySubject(stream), JSON.stringify(notice), { timeout: DEFAULTS.verify.settleNoticeMs }).catch(() => undefined);
 }
 
 /**
@@ -105,14 +105,14 @@ async function repair(diffs: Difference[], roots: Root[], s: Parameters<typeof o
       if (r.kind === 'removed' || (d.kind === 'type' && r.kind !== 'dir')) removed.push(`${d.root}/${d.path}`);
       n++;
     }
-    if (!(await session.shipped(60_000))) throw new Error(`repair entries are not in JetStream after 60 s; they stay spooled in ${session.journal.dir}`);
+    if (!(await session.shipped(DEFAULTS.verify.repairMs))) throw new Error(`repair entries are not in JetStream after ${DEFAULTS.verify.repairMs / 1000} s; they stay spooled in ${session.journal.dir}`);
     const target = { e: session.journal.epoch, s: session.journal.lastSeq };
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + DEFAULTS.verify.repairMs;
     for (;;) {
       const applied = await readState(kv, 'applied', s.name);
       if (applied !== undefined && comparePosition(applied, target) >= 0) return n;
-      if (Date.now() > deadline) throw new Error(`the standby has not applied the repair (journal "${s.name}" up to ${target.s}) after 60 s`);
-      await new Promise((r) => setTimeout(r, 100));
+      if (Date.now() > deadline) throw new Error(`the standby has not applied the repair (journal "${s.name}" up to ${target.s}) after ${DEFAULTS.verify.repairMs / 1000} s`);
+      await new Promise((r) => setTimeout(r, DEFAULTS.verify.pollMs));
     }
   } finally {
     session.close();

@@ -3,6 +3,7 @@ import { common, parse } from '../../lib/cli-options';
 import { openSession, openState } from '../session';
 import { writeState, type WatchStatus } from '../../lib/state-bucket';
 import { Watcher, watchStateFile } from '../watcher';
+import { DEFAULTS } from '../../lib/settings';
 
 export const usage = `understudy watch --root name=/abs/dir … [--nats URL] [--name NAME] [--stream S] [--verbose]
 
@@ -47,7 +48,7 @@ export async function watchCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     const value: WatchStatus = { name, journaled: r.journaled, polled: r.polled, lastPass: r.lastPass, mendedTotal: r.mendedTotal, time: Date.now() };
     if (s !== undefined) await writeState(s.kv, 'watch', name, value).catch(() => undefined);
   };
-  const reporting = setInterval(() => void report(), 5000);
+  const reporting = setInterval(() => void report(), DEFAULTS.watchCommand.reportEveryMs);
   try {
     await watcher.start();
     console.error(`understudy watch: watching ${o.roots.map((r) => `${r.name}=${r.dir}`).join(', ')} as journal "${name}"`);
@@ -59,7 +60,7 @@ export async function watchCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     clearInterval(reporting);
     await report();
     await (await state)?.nc.close();
-    const shipped = await session.shipped(10_000);
+    const shipped = await session.shipped(DEFAULTS.watchCommand.stopShipMs);
     console.error(`understudy watch: stopped; ${count} change(s) journaled${shipped ? ', all in the stream' : `; some are not yet in the stream and stay spooled in ${session.journal.dir}`}`);
     return failed === undefined && shipped ? 0 : 1;
   } finally {

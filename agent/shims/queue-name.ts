@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { checkObjectName, toObjectName } from '../../lib/objects';
+import { DEFAULTS } from '../../lib/settings';
 
 const NAME = Symbol.for('understudy.queueName');
 type Named = { [NAME]?: string };
@@ -14,7 +15,7 @@ const SKIP = /[\\/](?:understudy[\\/]dist|dist[\\/]agent|node_modules[\\/](?:fas
  */
 export function creationSite(): string {
   const saved = Error.stackTraceLimit;
-  Error.stackTraceLimit = 30;
+  Error.stackTraceLimit = DEFAULTS.queueSiteFrames;
   const stack = new Error().stack ?? '';
   Error.stackTraceLimit = saved;
   for (const line of stack.split('\n').slice(1)) {

@@ -13,6 +13,7 @@ import { PositionStore, type JournalPos } from '../state';
 import { lockState } from '../state-lock';
 import { journalFilter, requireState } from './standby-flags';
 import { common, parse, type CommonOptions } from '../../lib/cli-options';
+import { DEFAULTS } from '../../lib/settings';
 
 export const usage = `understudy promote --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--verify-key FILE …] [--json]
 
@@ -110,7 +111,7 @@ async function promoteLocked(o: CommonOptions, json: boolean, verifyKeys: string
 
 /** What NATS knows: the primary's last heartbeat and the stream's last entry, per journal; and a way to publish fences. */
 async function remoteView(o: CommonOptions, known: string[]) {
-  const nc = await connectNats(o.nats, 'understudy-promote', { maxReconnectAttempts: 0, timeout: 3000 });
+  const nc = await connectNats(o.nats, 'understudy-promote', { maxReconnectAttempts: 0, timeout: DEFAULTS.nats.promoteConnectMs });
   const kv = await openStateKv(nc, o.stream);
   const jsm = await jetstreamManager(nc);
   const names = new Set(known);

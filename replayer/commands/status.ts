@@ -7,6 +7,7 @@ import { journalPrefix, journalSubject } from '../../lib/subjects';
 import type { LostRange } from '../../lib/spool';
 import { parseStateKey, readState, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
 import { common, parse } from '../../lib/cli-options';
+import { DEFAULTS } from '../../lib/settings';
 
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
 
@@ -51,8 +52,7 @@ interface StreamUse {
   used_pct: number;
 }
 
-/** At this share of max_bytes the stream line says what comes next. */
-const STREAM_WARN_PCT = 80;
+const STREAM_WARN_PCT = DEFAULTS.streamWarnPct;
 
 /** `understudy status`. */
 export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
