@@ -74,8 +74,8 @@ test.serial('a process killed while its acked position cannot be saved: the spoo
     look();
   });
   const pid = Number((await printed(/pid (\d+)\n/))[1]);
-  // strace matches a rename by its first path; the temporary file is named after the pid.
-  const tmp = `${spoolFiles(journalDir(pair)).acked}.${pid}.tmp`;
+  // strace matches a rename by its first path; the temporary file is named after the pid (lib/durable-file).
+  const tmp = path.join(journalDir(pair), `.${path.basename(spoolFiles(journalDir(pair)).acked)}.${pid}.tmp`);
   const strace = spawn('strace', ['-f', '-o', '/dev/null', '-p', String(pid), '-P', tmp, '-e', 'trace=rename', '-e', 'inject=rename:error=EIO'], { stdio: ['ignore', 'ignore', 'pipe'] });
   t.teardown(() => void strace.kill('SIGKILL'));
   await new Promise<void>((resolve, reject) => {
