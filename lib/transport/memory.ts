@@ -1,0 +1,149 @@
+/**
+ * A JournalTransport in memory, for unit tests of the shipper: a stream of messages that
+ * de-duplicates by id as JetStream does, a state bucket as a map, and resend requests routed to
+ * the handler. Faults are made on purpose (refusePublish, deleteStream, reconnect).
+ */
+import { TransportError } from '../errors';
+import type { StateKind, StateRecords } from '../state-bucket';
+import type { ResendReply, ResendRequest } from '../subjects';
+import { answerResend, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
+
+/** A message the memory stream holds. */
+export interface StoredMessage extends JournalMessage {
+  seq: number;
+}
+
+/** The memory transport's state bucket: a map of records, each written one told to its watchers. */
+class MemoryState implements StateStore {
+  private readonly records = new Map<string, unknown>();
+  private readonly watchers = new Set<{ key: string; push: (v: unknown) => void; end: () => void }>();
+
+  async read<K extends StateKind>(kind: K, name: string): Promise<StateRecords[K] | undefined> {
+    return this.records.get(`${kind}.${name}`) as StateRecords[K] | undefined;
+  }
+
+  async write<K extends StateKind>(kind: K, name: string, value: StateRecords[K]): Promise<void> {
+    const key = `${kind}.${name}`;
+    // A copy, as a put over the network would be: the writer may change its object afterwards.
+    const copy: unknown = structuredClone(value);
+    this.records.set(key, copy);
+    for (const w of this.watchers) if (w.key === key) w.push(copy);
+  }
+
+  async *watch<K extends StateKind>(kind: K, name: string): AsyncGenerator<StateRecords[K]> {
+    const key = `${kind}.${name}`;
+    const queue: unknown[] = this.records.has(key) ? [this.records.get(key)] : [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const w = {
+      key,
+      push: (v: unknown) => { queue.push(v); wake?.(); },
+      end: () => { ended = true; wake?.(); },
+    };
+    this.watchers.add(w);
+    try {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift() as StateRecords[K];
+        if (ended) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      this.watchers.delete(w);
+    }
+  }
+
+  /** Ends every watch. */
+  close(): void {
+    for (const w of this.watchers) w.end();
+  }
+}
+
+/** One journal's stream, state bucket and resend subject, in memory. */
+export class MemoryTransport implements JournalTransport {
+  /** What the stream holds, in order. */
+  messages: StoredMessage[] = [];
+  /** The timeout each publish was given (undefined: none), in the order they came. */
+  readonly publishTimeouts: (number | undefined)[] = [];
+  /** How many times ensureStream was called. */
+  ensureCalls = 0;
+  readonly state = new MemoryState();
+  private ids = new Map<string, number>();
+  private lastSeq = 0;
+  private generation = 1;
+  private exists = true;
+  private readonly refusals = new Map<number, Error>();
+  private publishes = 0;
+  private resendHandler: ResendHandler | undefined;
+  private readonly reconnectListeners: (() => void)[] = [];
+
+  /** Stores `msg` unless one with its id is there already. */
+  async publish(msg: JournalMessage, opts: { timeoutMs?: number } = {}): Promise<PublishAck> {
+    this.publishTimeouts.push(opts.timeoutMs);
+    const refusal = this.refusals.get(this.publishes);
+    this.refusals.delete(this.publishes++);
+    if (refusal !== undefined) throw refusal;
+    if (!this.exists) throw new TransportError('no stream holds the journal\'s subject');
+    const seen = this.ids.get(msg.id);
+    if (seen !== undefined) return { seq: seen, duplicate: true };
+    const seq = ++this.lastSeq;
+    this.ids.set(msg.id, seq);
+    this.messages.push({ ...msg, body: Uint8Array.from(msg.body), seq });
+    return { seq, duplicate: false };
+  }
+
+  /** The stream, made again (a new identity, empty) after deleteStream. */
+  async ensureStream(): Promise<StreamIdentity> {
+    this.ensureCalls++;
+    if (!this.exists) {
+      this.exists = true;
+      this.generation++;
+    }
+    return { created: `memory-stream-${this.generation}` };
+  }
+
+  async lastMessage(): Promise<Uint8Array | undefined> {
+    return this.messages.at(-1)?.body;
+  }
+
+  async openState(): Promise<StateStore> {
+    return this.state;
+  }
+
+  serveResends(handler: ResendHandler): void {
+    this.resendHandler = handler;
+  }
+
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.state.close();
+  }
+
+  /** The `n`th publish from now (0: the next) fails with `err`. */
+  refusePublish(n: number, err: Error): void {
+    this.refusals.set(this.publishes + n, err);
+  }
+
+  /** Deletes the stream: publishes fail until ensureStream makes it again, as another stream. */
+  deleteStream(): void {
+    this.exists = false;
+    this.messages = [];
+    this.ids = new Map();
+    this.lastSeq = 0;
+  }
+
+  /** Asks the journal's shipper to resend, as a standby does; `request` is sent as it is when a string. */
+  async requestResend(request: ResendRequest | string): Promise<ResendReply> {
+    if (this.resendHandler === undefined) throw new TransportError('no responders: nobody serves resends');
+    const text = typeof request === 'string' ? request : JSON.stringify(request);
+    return JSON.parse(await answerResend(this.resendHandler, text)) as ResendReply;
+  }
+
+  /** As if the connection moved to another server. */
+  reconnect(): void {
+    for (const listener of this.reconnectListeners) listener();
+  }
+}
