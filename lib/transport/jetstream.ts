@@ -90,10 +90,12 @@ export class JetStreamTransport implements JournalTransport {
     });
   }
 
+  /** Calls `listener` on each reconnect nats.js reports. */
   onReconnect(listener: () => void): void {
     this.reconnectListeners.push(listener);
   }
 
+  /** Closes the connection; the state bucket's watches end with it. */
   async close(): Promise<void> {
     await this.nc.close();
   }

@@ -18,10 +18,12 @@ class MemoryState implements StateStore {
   private readonly records = new Map<string, unknown>();
   private readonly watchers = new Set<{ key: string; push: (v: unknown) => void; end: () => void }>();
 
+  /** The record as written last, if any. */
   async read<K extends StateKind>(kind: K, name: string): Promise<StateRecords[K] | undefined> {
     return this.records.get(`${kind}.${name}`) as StateRecords[K] | undefined;
   }
 
+  /** Keeps a copy and tells the watchers. */
   async write<K extends StateKind>(kind: K, name: string, value: StateRecords[K]): Promise<void> {
     const key = `${kind}.${name}`;
     // A copy, as a put over the network would be: the writer may change its object afterwards.
@@ -30,6 +32,7 @@ class MemoryState implements StateStore {
     for (const w of this.watchers) if (w.key === key) w.push(copy);
   }
 
+  /** The current record, then each written, until the transport closes. */
   async *watch<K extends StateKind>(kind: K, name: string): AsyncGenerator<StateRecords[K]> {
     const key = `${kind}.${name}`;
     const queue: unknown[] = this.records.has(key) ? [this.records.get(key)] : [];
@@ -102,22 +105,27 @@ export class MemoryTransport implements JournalTransport {
     return { created: `memory-stream-${this.generation}` };
   }
 
+  /** The newest message the stream holds. */
   async lastMessage(): Promise<Uint8Array | undefined> {
     return this.messages.at(-1)?.body;
   }
 
+  /** The one state bucket of this transport. */
   async openState(): Promise<StateStore> {
     return this.state;
   }
 
+  /** Routes requestResend to `handler`. */
   serveResends(handler: ResendHandler): void {
     this.resendHandler = handler;
   }
 
+  /** Called by reconnect(). */
   onReconnect(listener: () => void): void {
     this.reconnectListeners.push(listener);
   }
 
+  /** Ends the state bucket's watches. */
   async close(): Promise<void> {
     this.state.close();
   }
