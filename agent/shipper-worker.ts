@@ -23,7 +23,7 @@ import { StateReporter } from './ship/state-reporter';
 import { StreamAdoption } from './ship/stream-adoption';
 
 const data = workerData as ShipperData;
-const journal = new ShippingJournal(data);
+const journal = ShippingJournal.open(data);
 // Signing happens here, off the application's thread: Ed25519 costs tens of microseconds an entry.
 const messages = new MessageMaker(data.name, data.signingKey === undefined ? undefined : loadSigner(data.signingKey));
 

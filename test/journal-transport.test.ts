@@ -22,6 +22,8 @@ interface Harness {
   /** A standby's resend request, sent as it is. */
   requestResend(text: string): Promise<ResendReply>;
   deleteStream(): Promise<void>;
+  /** Moves the transport's connection to another server (the JetStream one: the server restarted on its port). */
+  reconnect(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -55,6 +57,11 @@ async function jetstreamHarness(): Promise<Harness> {
     async deleteStream() {
       await jsm.streams.delete(stream);
     },
+    async reconnect() {
+      const old = server as NatsServer;
+      await old.stop();
+      server = await startNatsServer({ port: old.port, storeDir: old.storeDir });
+    },
     async close() {
       await transport.close();
       await peer.close();
@@ -69,6 +76,7 @@ async function memoryHarness(): Promise<Harness> {
     stored: async () => transport.messages.map(({ id, body, signature }) => ({ id, body, signature })),
     requestResend: (text) => transport.requestResend(text),
     deleteStream: async () => transport.deleteStream(),
+    reconnect: async () => transport.reconnect(),
     close: () => transport.close(),
   };
 }
@@ -162,6 +170,20 @@ const CASES: Case[] = [
     const broken = await h.requestResend('{not json');
     t.is(broken.resent, 0);
     t.truthy(broken.error);
+  }],
+  ['a connection that moves to another server is reported, and publishes go on after it', async (h, t) => {
+    await h.transport.ensureStream();
+    let told = 0;
+    const moved = new Promise<void>((resolve) => h.transport.onReconnect(() => {
+      told++;
+      resolve();
+    }));
+    await h.reconnect();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([moved, new Promise((resolve) => (timer = setTimeout(resolve, 30_000)))]);
+    clearTimeout(timer);
+    t.is(told, 1);
+    t.false((await h.transport.publish(msg('app.1.1', 'one'))).duplicate);
   }],
 ];
 

@@ -59,7 +59,7 @@ async function shipper(t: ExecutionContext, spool: (dir: string) => void, append
   spool(dir);
   const shared = createShared();
   publishPosition(shared, APPENDED, appended);
-  const journal = new ShippingJournal({ name: 'app', dir, stream: 'UNDERSTUDY', epoch: 1, mode: 'sync', firstSeq: 1, shared });
+  const journal = ShippingJournal.open({ name: 'app', dir, stream: 'UNDERSTUDY', epoch: 1, mode: 'sync', firstSeq: 1, shared });
   const transport = new MemoryTransport();
   const stop = new AbortController();
   const reporter = new StateReporter(journal, { heartbeatMs: 60_000, beatSoonMs: 1, beatSoonHurriedMs: 1, appliedRewatchMs: 1 }, stop.signal);
@@ -111,6 +111,19 @@ test('publishes that time out: probes wait longer each time, and the stream is n
   for (let i = 0; i < 4; i++) await s.loop.round();
   t.deepEqual(s.transport.publishTimeouts, [undefined, 1000, 2000, 4000]);
   t.is(s.transport.ensureCalls, ensured);
+  t.deepEqual(s.journal.acked.current, { epoch: 1, seq: 3 });
+  t.deepEqual(shippedSeqs(s.transport), [1, 2, 3]);
+});
+
+test('a reconnect gives up on publishes the old server never answered: they go again, and acked reaches the end', async (t) => {
+  const s = await shipper(t, (dir) => writeSegment(dir, 1, 3), 3);
+  s.transport.stallPublish(0);
+  const round = s.loop.round();
+  s.transport.reconnect();
+  await round;
+  t.is(s.journal.acked.current.seq, 0);
+  await s.loop.round();
+  t.deepEqual(s.transport.publishTimeouts, [undefined, 1000], 'after the abandoned one, a probe');
   t.deepEqual(s.journal.acked.current, { epoch: 1, seq: 3 });
   t.deepEqual(shippedSeqs(s.transport), [1, 2, 3]);
 });

@@ -24,6 +24,17 @@ export interface ShipperData {
   spoolFsync: SpoolFsync;
 }
 
+/** Who the journal is and where its spool lies. */
+export type JournalIdentity = Pick<ShipperData, 'name' | 'dir' | 'stream' | 'epoch' | 'mode' | 'firstSeq' | 'shared'>;
+
+/** What a journal's spool directory keeps of its shipping across processes. */
+export interface KeptState {
+  acked: AckedState;
+  origin: OriginState | undefined;
+  lost: LostRange[];
+  unclean: UncleanEnd | undefined;
+}
+
 /** The journal being shipped and its shipping state. */
 export class ShippingJournal {
   readonly name: string;
@@ -42,15 +53,25 @@ export class ShippingJournal {
   readonly unclean: UncleanEnd | undefined;
   readonly files: ReturnType<typeof spoolFiles>;
 
-  /** Reads what the spool directory keeps; throws JournalError when a file of it is unreadable. */
-  constructor(data: Pick<ShipperData, 'name' | 'dir' | 'stream' | 'epoch' | 'mode' | 'firstSeq' | 'shared'>) {
+  /** `kept`: what the spool directory keeps of the journal's shipping (see open). */
+  constructor(data: JournalIdentity, kept: KeptState) {
     ({ name: this.name, dir: this.dir, stream: this.stream, epoch: this.epoch, mode: this.mode, firstSeq: this.firstSeq, shared: this.shared } = data);
     this.files = spoolFiles(this.dir);
-    const acked = readJson<AckedState>(this.files.acked) ?? { epoch: 0, seq: 0 };
-    this.origin = readJson<OriginState>(this.files.origin);
-    this.lost = readLost(this.dir);
-    this.unclean = readJson<UncleanEnd>(this.files.unclean);
-    this.acked = new AckedPosition(this.name, this.files.acked, this.shared, acked);
+    this.origin = kept.origin;
+    this.lost = kept.lost;
+    this.unclean = kept.unclean;
+    this.acked = new AckedPosition(this.name, this.files.acked, this.shared, kept.acked);
+  }
+
+  /** The journal with what its spool directory keeps; throws JournalError when a file of it is unreadable. */
+  static open(data: JournalIdentity): ShippingJournal {
+    const files = spoolFiles(data.dir);
+    return new ShippingJournal(data, {
+      acked: readJson<AckedState>(files.acked) ?? { epoch: 0, seq: 0 },
+      origin: readJson<OriginState>(files.origin),
+      lost: readLost(data.dir),
+      unclean: readJson<UncleanEnd>(files.unclean),
+    });
   }
 
   /** The last entry the application appended to the spool. */

@@ -1,7 +1,7 @@
 /**
  * A JournalTransport in memory, for unit tests of the shipper: a stream of messages that
  * de-duplicates by id as JetStream does, a state bucket as a map, and resend requests routed to
- * the handler. Faults are made on purpose (refusePublish, deleteStream, reconnect).
+ * the handler. Faults are made on purpose (refusePublish, stallPublish, deleteStream, reconnect).
  */
 import { TransportError } from '../errors';
 import type { StateKind, StateRecords } from '../state-bucket';
@@ -75,7 +75,8 @@ export class MemoryTransport implements JournalTransport {
   private lastSeq = 0;
   private generation = 1;
   private exists = true;
-  private readonly refusals = new Map<number, Error>();
+  /** Publishes to fail (with their error) or to leave unanswered ('stall'), by their number. */
+  private readonly faults = new Map<number, Error | 'stall'>();
   private publishes = 0;
   private resendHandler: ResendHandler | undefined;
   private readonly reconnectListeners: (() => void)[] = [];
@@ -83,9 +84,10 @@ export class MemoryTransport implements JournalTransport {
   /** Stores `msg` unless one with its id is there already. */
   async publish(msg: JournalMessage, opts: { timeoutMs?: number } = {}): Promise<PublishAck> {
     this.publishTimeouts.push(opts.timeoutMs);
-    const refusal = this.refusals.get(this.publishes);
-    this.refusals.delete(this.publishes++);
-    if (refusal !== undefined) throw refusal;
+    const fault = this.faults.get(this.publishes);
+    this.faults.delete(this.publishes++);
+    if (fault === 'stall') return new Promise<never>(() => undefined);
+    if (fault !== undefined) throw fault;
     if (!this.exists) throw new TransportError('no stream holds the journal\'s subject');
     const seen = this.ids.get(msg.id);
     if (seen !== undefined) return { seq: seen, duplicate: true };
@@ -132,7 +134,12 @@ export class MemoryTransport implements JournalTransport {
 
   /** The `n`th publish from now (0: the next) fails with `err`. */
   refusePublish(n: number, err: Error): void {
-    this.refusals.set(this.publishes + n, err);
+    this.faults.set(this.publishes + n, err);
+  }
+
+  /** The `n`th publish from now is never answered (a server that went away with it). */
+  stallPublish(n: number): void {
+    this.faults.set(this.publishes + n, 'stall');
   }
 
   /** Deletes the stream: publishes fail until ensureStream makes it again, as another stream. */
