@@ -3,7 +3,7 @@
  * Under a steady trickle it lingers so that a message carries several entries; a backlog goes
  * out at full speed, pipelined; after a failure it probes with one message, then backs off.
  */
-import { Abandonable } from '../abandon';
+import { Abandonable } from './abandon';
 import { pause } from '../../lib/retry';
 import { DEFAULTS } from '../../lib/settings';
 import { SpoolCursor, SpoolGapError } from '../../lib/spool-reader';
