@@ -34,13 +34,8 @@ export interface ShipPace {
 
 /** The pace of a journal in `mode`, from DEFAULTS. */
 export function shipPace(mode: string): ShipPace {
-  const s = DEFAULTS.ship;
   // In sync and strong modes every entry has a caller waiting for it: never linger there.
-  return {
-    lingerMs: mode === 'async' ? DEFAULTS.shipLingerMs : 0, maxInFlight: DEFAULTS.maxInFlight,
-    probeFirstMs: s.probeFirstMs, probeMaxMs: s.probeMaxMs, backoffBaseMs: s.backoffBaseMs, backoffMaxMs: s.backoffMaxMs,
-    corruptRetryMs: s.corruptRetryMs, gapRetryMs: s.gapRetryMs, idleWakeMs: s.idleWakeMs, streamCheckTimeoutMs: s.streamCheckTimeoutMs,
-  };
+  return { ...DEFAULTS.ship, lingerMs: mode === 'async' ? DEFAULTS.shipLingerMs : 0, maxInFlight: DEFAULTS.maxInFlight };
 }
 
 /** What the loop works with. */

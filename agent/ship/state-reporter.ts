@@ -21,7 +21,7 @@ export interface ReporterPace {
   appliedRewatchMs: number;
 }
 
-const PACE: ReporterPace = { heartbeatMs: DEFAULTS.heartbeatMs, beatSoonMs: DEFAULTS.ship.beatSoonMs, beatSoonHurriedMs: DEFAULTS.ship.beatSoonHurriedMs, appliedRewatchMs: DEFAULTS.ship.appliedRewatchMs };
+const PACE: ReporterPace = { ...DEFAULTS.ship, heartbeatMs: DEFAULTS.heartbeatMs };
 
 /** Reports one journal's position to the state bucket and follows what the standby reports. */
 export class StateReporter {
