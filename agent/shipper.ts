@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { AgentSettings } from '../lib/settings';
 import { ACKED, APPENDED, APPLIED, HURRY, REPORTED, createShared, publishPosition, readPosition, waitForPosition } from './shared-state';
-import type { ShipperData } from './shipper-worker';
+import type { ShipperData } from './ship/shipping-journal';
 import type { Journal } from './journal';
 import { warnOnce } from './log';
 

@@ -223,6 +223,39 @@ export const DEFAULTS = {
      */
     createdFileMode: 0o644,
   },
+  /** The shipper worker's pace (agent/ship/): waits, timeouts and caps, each with why it is what it is. */
+  ship: {
+    /** After a failed publish one message goes first with this timeout, doubled per failure: a new stream leader is noticed in a second. */
+    probeFirstMs: 1000,
+    /** The longest a probe waits for its ack: JetStream's own publish timeout, beyond which waiting tells nothing more. */
+    probeMaxMs: 5000,
+    /** A failed round waits this times 2^failures before the next (100 ms after the first failure): retry soon, never spin. */
+    backoffBaseMs: 50,
+    /** The longest wait between failed rounds: an outage costs a publish attempt every two seconds, not more. */
+    backoffMaxMs: 2000,
+    /** A corrupt spool (said once) is read again this often: someone may mend it, and a tighter loop would only burn CPU. */
+    corruptRetryMs: 5000,
+    /** A spool that begins after the next entry is looked at again this often while the state bucket cannot yet say what the standby applied. */
+    gapRetryMs: 1000,
+    /** The heartbeat after catching up, when the application waits for it (a flush, an exit): soon enough not to be felt. */
+    beatSoonHurriedMs: 20,
+    /** The heartbeat after catching up otherwise: a steady sync-mode writer costs a state-bucket put five times a second, not fifty. */
+    beatSoonMs: 200,
+    /** The acked position is saved within this: it only spares a restarted process re-sending duplicates, and each save is a rename. */
+    saveAckedWithinMs: 1000,
+    /** Stream checks after a failure (re-create, the last message of the journal): brief, a cluster may be electing its leaders. */
+    streamCheckTimeoutMs: 2000,
+    /** The most one resend request re-reads from the spool: a standby far behind asks again for the rest. */
+    resendMaxBytes: 256 * 1024 * 1024,
+    /** A caught-up shipper looks at the spool this often even without a wake-up: a missed notify costs a second at most. */
+    idleWakeMs: 1000,
+    /** A lost watch of the standby's applied position is begun again after this. */
+    appliedRewatchMs: 1000,
+    /** Connecting, creating the stream and opening the state bucket are tried again after this, doubled each time… */
+    retryFirstMs: 200,
+    /** …up to this: shipping outlives any outage, and a server that comes back is found within five seconds. */
+    retryMaxMs: 5000,
+  },
 } as const;
 
 export type SpoolFsync = 'always' | 'never' | number;

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { Abandonable } from '../agent/abandon';
+import { Abandonable } from '../agent/ship/abandon';
 
 test('settled promises are forgotten at once: a long-lived shipper holds nothing per message sent', async (t) => {
   const a = new Abandonable();

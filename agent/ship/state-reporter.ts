@@ -1,0 +1,131 @@
+/**
+ * What the shipper tells the state bucket and hears from it: its heartbeat (the agent's
+ * position, for `status` and for a standby deciding whether it is in sync), the standby's
+ * applied position (which lets the spool drop what is safely applied there) and a fence left
+ * by a promotion of the standby.
+ */
+import * as os from 'node:os';
+import { pause } from '../../lib/retry';
+import { DEFAULTS } from '../../lib/settings';
+import type { AgentHeartbeat } from '../../lib/state-bucket';
+import type { StateStore } from '../../lib/transport/journal-transport';
+import { APPLIED, DROPPED, REPORTED, publishPosition, readPosition } from '../shared-state';
+import { warnOnce } from '../log';
+import type { ShippingJournal } from './shipping-journal';
+
+/** The waits the reporter keeps (DEFAULTS). */
+export interface ReporterPace {
+  heartbeatMs: number;
+  beatSoonMs: number;
+  beatSoonHurriedMs: number;
+  appliedRewatchMs: number;
+}
+
+const PACE: ReporterPace = { ...DEFAULTS.ship, heartbeatMs: DEFAULTS.heartbeatMs };
+
+/** Reports one journal's position to the state bucket and follows what the standby reports. */
+export class StateReporter {
+  private bucket: StateStore | undefined;
+  private beatTimer: NodeJS.Timeout | undefined;
+
+  /** `signal` ends its loops (tests; the worker reports until it is terminated). */
+  constructor(private readonly j: ShippingJournal, private readonly pace: ReporterPace = PACE, private readonly signal?: AbortSignal) {}
+
+  /** The state bucket, once it is open: shipping never waits for it. */
+  get store(): StateStore | undefined {
+    return this.bucket;
+  }
+
+  /** Begins reporting into `store`: heartbeats, the standby's applied position, the fence. */
+  start(store: StateStore): void {
+    this.bucket = store;
+    void this.followApplied(store);
+    void this.watchFence(store);
+    void this.heartbeats();
+  }
+
+  /** Leaves the agent's position in the state bucket (its heartbeat) and saves the acked position. */
+  async beat(): Promise<void> {
+    const store = this.bucket;
+    if (store === undefined) return;
+    const { j } = this;
+    const appended = j.appended();
+    j.acked.save();
+    const value: AgentHeartbeat = {
+      name: j.name, epoch: j.epoch, mode: j.mode, pid: process.pid, host: os.hostname(), appended, acked: j.acked.current, time: Date.now(),
+      dropped: readPosition(j.shared, DROPPED), origin: j.origin,
+      ...(j.lost.length > 0 ? { lost: j.lost } : {}),
+      ...(j.unclean !== undefined ? { unclean: j.unclean } : {}),
+    };
+    try {
+      await store.write('agent', j.name, value);
+      publishPosition(j.shared, REPORTED, appended);
+    } catch (err) {
+      warnOnce('heartbeat', `journal "${j.name}" cannot report its position: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * The shipper caught up with `appended`: report it soon, so `status` and an exiting
+   * application see the truth; not at once, because a sync-mode writer's next entry is likely
+   * on its way and must not wait for it.
+   */
+  caughtUp(appended: number): void {
+    if (this.bucket !== undefined && readPosition(this.j.shared, REPORTED) < appended) this.beatSoon();
+  }
+
+  /** Stops a pending report (tests). */
+  stop(): void {
+    clearTimeout(this.beatTimer);
+    this.beatTimer = undefined;
+  }
+
+  /**
+   * Reports the position soon: within 20 ms when the application waits for it (HURRY: a flush,
+   * an exit), else within 200 ms, so a steady writer (one sync-mode call after another) costs a
+   * state-bucket put and a save five times a second, not fifty.
+   */
+  private beatSoon(): void {
+    const waitedFor = this.j.hurried();
+    this.beatTimer ??= setTimeout(() => {
+      this.beatTimer = undefined;
+      void this.beat();
+    }, waitedFor ? this.pace.beatSoonHurriedMs : this.pace.beatSoonMs);
+  }
+
+  private async heartbeats(): Promise<void> {
+    while (this.signal?.aborted !== true) {
+      await this.beat();
+      await pause(this.pace.heartbeatMs, this.signal);
+    }
+  }
+
+  /** The standby's applied position lets the spool drop what is safely applied there. */
+  private async followApplied(store: StateStore): Promise<void> {
+    const { j } = this;
+    while (this.signal?.aborted !== true) {
+      try {
+        for await (const applied of store.watch('applied', j.name)) {
+          // A position of an earlier epoch covers none of this process's entries, whatever its seq
+          // (the spool may have been lost and numbering begun again).
+          publishPosition(j.shared, APPLIED, applied.e >= j.epoch ? applied.s : Math.min(applied.s, j.firstSeq - 1));
+          j.acked.trimApplied(j.dir, applied);
+        }
+      } catch (err) {
+        warnOnce('applied-watch', `journal "${j.name}" cannot follow the standby's applied position: ${(err as Error).message}`);
+      }
+      await pause(this.pace.appliedRewatchMs, this.signal);
+    }
+  }
+
+  /** A promotion of the standby fences this journal: say so, once, so the split brain is seen on this side too. */
+  private async watchFence(store: StateStore): Promise<void> {
+    try {
+      for await (const f of store.watch('fence', this.j.name)) {
+        warnOnce('fenced', `journal "${this.j.name}" was fenced at ${f.e}.${f.s} by the promotion of ${f.by} at ${f.at}: the standby is the primary now and refuses what this process journals (split brain)`);
+      }
+    } catch {
+      // Reporting only; shipping goes on without it.
+    }
+  }
+}

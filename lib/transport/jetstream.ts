@@ -1,0 +1,109 @@
+/**
+ * The JournalTransport over NATS JetStream: one connection per journal, its subject in the
+ * journal stream, its record in the state bucket, and its resend subject (lib/subjects).
+ */
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { headers, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
+import { connectNats, ensureStream, openStateKv } from '../nats';
+import type { NatsSettings } from '../settings';
+import { SIGNATURE_HEADER } from '../signing';
+import { parseState, stateKey, watchState, writeState } from '../state-bucket';
+import { journalSubject, resendSubject } from '../subjects';
+import { answerResend, PublishTimeoutError, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
+
+/** What a journal's JetStream transport needs to know. */
+export interface JetStreamTransportOptions {
+  nats: NatsSettings;
+  stream: string;
+  /** The journal's name: its subject, its resend subject, the client's name. */
+  name: string;
+  /** Told the size taken when the server had no room for a stream of the default size (the caller says it once). */
+  onStreamSmaller?: (bytes: number) => void;
+}
+
+/** A journal's transport over a NATS connection of its own. */
+export class JetStreamTransport implements JournalTransport {
+  private readonly js: JetStreamClient;
+  private readonly subject: string;
+  private readonly reconnectListeners: (() => void)[] = [];
+
+  private constructor(private readonly nc: NatsConnection, private readonly o: JetStreamTransportOptions) {
+    this.js = jetstream(nc);
+    this.subject = journalSubject(o.stream, o.name);
+    void this.watchStatus();
+  }
+
+  /** Connects (waiting for a first server); rejects with TransportError when none accepts now. */
+  static async connect(o: JetStreamTransportOptions): Promise<JetStreamTransport> {
+    // noAsyncTraces: nats.js otherwise builds an Error per request for its stack, a fifth of the shipper's CPU.
+    const nc = await connectNats(o.nats, `understudy-agent:${o.name}`, { waitOnFirstConnect: true, noAsyncTraces: true });
+    return new JetStreamTransport(nc, o);
+  }
+
+  /** Publishes `msg` with its id (de-duplicated by the stream) and signature header. */
+  publish(msg: JournalMessage, opts: { timeoutMs?: number } = {}): Promise<PublishAck> {
+    let h;
+    if (msg.signature !== undefined) {
+      h = headers();
+      h.set(SIGNATURE_HEADER, msg.signature);
+    }
+    return this.js.publish(this.subject, msg.body, { msgID: msg.id, headers: h, timeout: opts.timeoutMs }).then(
+      (ack) => ({ seq: ack.seq, duplicate: ack.duplicate }),
+      (err: unknown) => {
+        throw err instanceof TimeoutError ? new PublishTimeoutError(err.message, { cause: err }) : err;
+      },
+    );
+  }
+
+  /** The stream as lib/nats's ensureStream finds or makes it. */
+  async ensureStream(opts: { timeoutMs?: number } = {}): Promise<StreamIdentity> {
+    const jsm = await jetstreamManager(this.nc, opts.timeoutMs === undefined ? {} : { timeout: opts.timeoutMs });
+    const info = await ensureStream(jsm, this.o.stream, this.o.nats.replicas, this.o.onStreamSmaller);
+    return { created: info.created };
+  }
+
+  /** The journal's last message, asked of the stream by subject. */
+  async lastMessage(opts: { timeoutMs?: number } = {}): Promise<Uint8Array | undefined> {
+    const jsm = await jetstreamManager(this.nc, opts.timeoutMs === undefined ? {} : { timeout: opts.timeoutMs });
+    const last = await jsm.streams.getMessage(this.o.stream, { last_by_subj: this.subject });
+    return last?.data ?? undefined;
+  }
+
+  /** The stream's state bucket (lib/nats's openStateKv), read and written through lib/state-bucket. */
+  async openState(): Promise<StateStore> {
+    const kv: KV = await openStateKv(this.nc, this.o.stream, this.o.nats.replicas);
+    return {
+      read: async (kind, name) => parseState(kind, await kv.get(stateKey(kind, name))),
+      write: (kind, name, value) => writeState(kv, kind, name, value),
+      watch: (kind, name) => watchState(kv, kind, name),
+    };
+  }
+
+  /** Answers requests on the journal's resend subject. */
+  serveResends(handler: ResendHandler): void {
+    this.nc.subscribe(resendSubject(this.o.stream, this.o.name), {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        void answerResend(handler, msg.string()).then((reply) => msg.respond(reply));
+      },
+    });
+  }
+
+  /** Calls `listener` on each reconnect nats.js reports. */
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  /** Closes the connection; the state bucket's watches end with it. */
+  async close(): Promise<void> {
+    await this.nc.close();
+  }
+
+  private async watchStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type !== 'reconnect') continue;
+      for (const listener of this.reconnectListeners) listener();
+    }
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * A JournalTransport in memory, for unit tests of the shipper: a stream of messages that
+ * de-duplicates by id as JetStream does, a state bucket as a map, and resend requests routed to
+ * the handler. Faults are made on purpose (refusePublish, stallPublish, deleteStream, reconnect).
+ */
+import { TransportError } from '../errors';
+import type { StateKind, StateRecords } from '../state-bucket';
+import type { ResendReply, ResendRequest } from '../subjects';
+import { answerResend, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
+
+/** A message the memory stream holds. */
+export interface StoredMessage extends JournalMessage {
+  seq: number;
+}
+
+/** The memory transport's state bucket: a map of records, each written one told to its watchers. */
+class MemoryState implements StateStore {
+  private readonly records = new Map<string, unknown>();
+  private readonly watchers = new Set<{ key: string; push: (v: unknown) => void; end: () => void }>();
+
+  /** The record as written last, if any. */
+  async read<K extends StateKind>(kind: K, name: string): Promise<StateRecords[K] | undefined> {
+    return this.records.get(`${kind}.${name}`) as StateRecords[K] | undefined;
+  }
+
+  /** Keeps a copy and tells the watchers. */
+  async write<K extends StateKind>(kind: K, name: string, value: StateRecords[K]): Promise<void> {
+    const key = `${kind}.${name}`;
+    // A copy, as a put over the network would be: the writer may change its object afterwards.
+    const copy: unknown = structuredClone(value);
+    this.records.set(key, copy);
+    for (const w of this.watchers) if (w.key === key) w.push(copy);
+  }
+
+  /** The current record, then each written, until the transport closes. */
+  async *watch<K extends StateKind>(kind: K, name: string): AsyncGenerator<StateRecords[K]> {
+    const key = `${kind}.${name}`;
+    const queue: unknown[] = this.records.has(key) ? [this.records.get(key)] : [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const w = {
+      key,
+      push: (v: unknown) => { queue.push(v); wake?.(); },
+      end: () => { ended = true; wake?.(); },
+    };
+    this.watchers.add(w);
+    try {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift() as StateRecords[K];
+        if (ended) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      this.watchers.delete(w);
+    }
+  }
+
+  /** Ends every watch. */
+  close(): void {
+    for (const w of this.watchers) w.end();
+  }
+}
+
+/** One journal's stream, state bucket and resend subject, in memory. */
+export class MemoryTransport implements JournalTransport {
+  /** What the stream holds, in order. */
+  messages: StoredMessage[] = [];
+  /** The timeout each publish was given (undefined: none), in the order they came. */
+  readonly publishTimeouts: (number | undefined)[] = [];
+  /** How many times ensureStream was called. */
+  ensureCalls = 0;
+  readonly state = new MemoryState();
+  private ids = new Map<string, number>();
+  private lastSeq = 0;
+  private generation = 1;
+  private exists = true;
+  /** Publishes to fail (with their error) or to leave unanswered ('stall'), by their number. */
+  private readonly faults = new Map<number, Error | 'stall'>();
+  private publishes = 0;
+  private resendHandler: ResendHandler | undefined;
+  private readonly reconnectListeners: (() => void)[] = [];
+
+  /** Stores `msg` unless one with its id is there already. */
+  async publish(msg: JournalMessage, opts: { timeoutMs?: number } = {}): Promise<PublishAck> {
+    this.publishTimeouts.push(opts.timeoutMs);
+    const fault = this.faults.get(this.publishes);
+    this.faults.delete(this.publishes++);
+    if (fault === 'stall') return new Promise<never>(() => undefined);
+    if (fault !== undefined) throw fault;
+    if (!this.exists) throw new TransportError('no stream holds the journal\'s subject');
+    const seen = this.ids.get(msg.id);
+    if (seen !== undefined) return { seq: seen, duplicate: true };
+    const seq = ++this.lastSeq;
+    this.ids.set(msg.id, seq);
+    this.messages.push({ ...msg, body: Uint8Array.from(msg.body), seq });
+    return { seq, duplicate: false };
+  }
+
+  /** The stream, made again (a new identity, empty) after deleteStream. */
+  async ensureStream(): Promise<StreamIdentity> {
+    this.ensureCalls++;
+    if (!this.exists) {
+      this.exists = true;
+      this.generation++;
+    }
+    return { created: `memory-stream-${this.generation}` };
+  }
+
+  /** The newest message the stream holds. */
+  async lastMessage(): Promise<Uint8Array | undefined> {
+    return this.messages.at(-1)?.body;
+  }
+
+  /** The one state bucket of this transport. */
+  async openState(): Promise<StateStore> {
+    return this.state;
+  }
+
+  /** Routes requestResend to `handler`. */
+  serveResends(handler: ResendHandler): void {
+    this.resendHandler = handler;
+  }
+
+  /** Called by reconnect(). */
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  /** Ends the state bucket's watches. */
+  async close(): Promise<void> {
+    this.state.close();
+  }
+
+  /** The `n`th publish from now (0: the next) fails with `err`. */
+  refusePublish(n: number, err: Error): void {
+    this.faults.set(this.publishes + n, err);
+  }
+
+  /** The `n`th publish from now is never answered (a server that went away with it). */
+  stallPublish(n: number): void {
+    this.faults.set(this.publishes + n, 'stall');
+  }
+
+  /** Deletes the stream: publishes fail until ensureStream makes it again, as another stream. */
+  deleteStream(): void {
+    this.exists = false;
+    this.messages = [];
+    this.ids = new Map();
+    this.lastSeq = 0;
+  }
+
+  /** Asks the journal's shipper to resend, as a standby does; `request` is sent as it is when a string. */
+  async requestResend(request: ResendRequest | string): Promise<ResendReply> {
+    if (this.resendHandler === undefined) throw new TransportError('no responders: nobody serves resends');
+    const text = typeof request === 'string' ? request : JSON.stringify(request);
+    return JSON.parse(await answerResend(this.resendHandler, text)) as ResendReply;
+  }
+
+  /** As if the connection moved to another server. */
+  reconnect(): void {
+    for (const listener of this.reconnectListeners) listener();
+  }
+}
