@@ -2,7 +2,6 @@ import './threadpool';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { KV } from '@nats-io/kv';
 import { positionLabel, type EntryHeader } from '../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError, DecodeError, UnderstudyError } from '../lib/errors';
 import type { Verifier } from '../lib/signing';
@@ -10,8 +9,7 @@ import { serveMetrics } from './metrics';
 import type { Server } from 'node:http';
 import { connectNats, isUnreachable, openStateKv } from '../lib/nats';
 import type { Root } from '../lib/roots';
-import { DEFAULTS, standbyName, type NatsSettings } from '../lib/settings';
-import { writeState, type DoubtsReport } from '../lib/state-bucket';
+import { DEFAULTS, type NatsSettings } from '../lib/settings';
 import { FsApplier, TEMP_PREFIX, TEMP_SUFFIX, type Data } from './apply/fs';
 import { ObjectApplier } from './apply/objects';
 import { Staging } from './staging';
@@ -21,11 +19,12 @@ import { serveVerify } from './verify-server';
 import type { WriteFn } from './write';
 import { lockState, type StateLock } from './state-lock';
 import { StandbyDiskError } from './disk-error';
-import { pause, retry } from '../lib/retry';
+import { retry } from '../lib/retry';
 import { Quarantine } from './quarantine';
 import { FenceStore } from './fence';
 import { natsAgents } from './agents';
 import { CatchUp, type CatchUpTarget } from './catch-up';
+import { Committer } from './commit';
 import { Intake, type Held } from './intake';
 import { Sequencer } from './order/sequencer';
 import { policyFor, type RunPolicy } from './policy';
@@ -64,9 +63,6 @@ export interface ReplayOptions {
   stateLocked?: boolean;
 }
 
-/** This standby's name in the state bucket. */
-const STANDBY = standbyName();
-
 /**
  * The standby's replayer: wires a JournalSource (the stream), the Intake (verify, order,
  * apply, record) and catch-up together under a drain or follow policy, and runs the commit
@@ -90,27 +86,10 @@ export class Replayer {
   private lock: StateLock | undefined;
   /** The reader of the running (or last) pass: it alone knows whether the stream's last message was read. */
   private reader: JournalReader | undefined;
-  /** What was last said of the doubts in the state bucket. */
-  private doubtsSaid = '';
-  private committing: Promise<void> = Promise.resolve();
-  /** A commit that fails while following is tried again at the next tick, said once. */
-  private commitFailing = false;
+  private committer!: Committer;
   private stopping: AbortSignal | undefined;
-  private lastCommitAt = 0;
-  /** Set when a write or fsync failed since the last good commit: nothing since it may be committed. */
-  private distrusted: StandbyDiskError | undefined;
-  /** A commit failed on the disk while the consumer ran: it must start again from the last good commit. */
-  private rewind: StandbyDiskError | undefined;
   /** Stops the consumer of the running pass. */
   private stopPass: (() => void) | undefined;
-  /** Entries applied as of the last good commit (a rollback applies the later ones again). */
-  private appliedAtCommit = 0;
-  private lastDiskFailure: string | undefined;
-  private kv: KV | undefined;
-  /** The put that tells `understudy status` the standby's disk failed (awaited before disconnecting). */
-  private failurePut: Promise<void> = Promise.resolve();
-  /** Journals published as failing, to be published again without the mark once a commit succeeds. */
-  private failingJournals: string[] = [];
 
   /** Checks the settings; nothing is opened until `open()` (or `run()`). */
   constructor(private readonly opts: ReplayOptions) {
@@ -155,12 +134,16 @@ export class Replayer {
       if (n > 0) opts.log(`previous run stopped uncleanly; removed ${n} temporary file(s) it left`);
     }
     fs.writeFileSync(this.runningMarker, `${process.pid}\n`);
+    this.committer = new Committer({
+      log: opts.log, store: this.store, versions: this.versions, sequencer: this.sequencer, summary: this.summary, changed: this.changed,
+      syncApplied: () => this.syncApplied(), stopPass: () => this.stopPass?.(),
+    });
     this.intake = new Intake({
       stream: opts.stream, verifier: opts.verifier, onBadEntry: opts.onBadEntry, waitsOut: this.policy.waitsOut, log: opts.log,
       store: this.store, sequencer: this.sequencer, quarantine: new Quarantine(path.join(opts.stateDir, 'quarantine')), fences: new FenceStore(opts.stateDir),
       summary: this.summary, changed: this.changed,
       apply: (h, data, streamSeq) => this.applyEntry(h, data, streamSeq),
-      distrust: (err) => this.distrust(err),
+      distrust: (err) => this.committer.distrust(err),
     });
   }
 
@@ -172,7 +155,7 @@ export class Replayer {
   /** Runs until the stream is drained (drain mode) or `signal` aborts; throws on the first entry it cannot apply. */
   async run(signal?: AbortSignal): Promise<ReplaySummary> {
     this.open();
-    const { opts, policy } = this;
+    const { opts, policy, committer } = this;
     this.stopping = signal;
     let nc: NatsConnection;
     try {
@@ -187,7 +170,7 @@ export class Replayer {
     try {
       const source = await JetStreamSource.connect(nc, opts.stream, opts.nats.replicas, this.patiently, opts.log);
       const kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
-      this.kv = kv;
+      committer.kv = kv;
       const agents = natsAgents(nc, kv, opts.stream);
       // `understudy verify` compares against this tree while it is being kept up to date.
       verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log, (n) => {
@@ -195,10 +178,10 @@ export class Replayer {
         this.summary.inDoubt = this.versions.doubtCount;
         if (cleared > 0) opts.log(`verify found ${n.roots.join(', ')} equal: ${cleared} object(s) in doubt are settled`);
       });
-      timer = setInterval(() => void this.tryCommit(), opts.commitMs ?? DEFAULTS.replay.commitMs);
+      timer = setInterval(() => void committer.tryCommit(), opts.commitMs ?? DEFAULTS.replay.commitMs);
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => collectMetrics({
         journal: opts.name, summary: this.summary, positions: () => this.store.positions.journals, streamSeq: () => this.store.streamSeq,
-        lastCommitAt: () => this.lastCommitAt, source, agents, kv,
+        lastCommitAt: () => committer.lastCommitAt, source, agents, kv,
       }));
       const catchUp = new CatchUp({ stream: opts.stream, journal: opts.name, log: opts.log, source, agents, target: this.catchUpTarget() });
       const aborted = (): boolean => signal?.aborted === true;
@@ -209,7 +192,7 @@ export class Replayer {
           await this.pass(source, signal);
         } catch (err) {
           if (err instanceof StandbyDiskError && policy.waitsOut) {
-            await this.afterDiskFailure(err, signal);
+            await committer.afterDiskFailure(err, signal);
             continue;
           }
           if (!policy.waitsOut || err instanceof UnderstudyError) throw err;
@@ -222,17 +205,17 @@ export class Replayer {
       }
       clearInterval(timer);
       timer = undefined;
-      await this.commit();
+      await committer.commit();
       if (policy.refusesGaps) this.checkNoGaps();
       return this.summary;
     } finally {
       if (timer !== undefined) clearInterval(timer);
       // Whatever was applied is recorded even when we stop on an error; but not after a failed
       // write or fsync, which leaves nothing since the last good commit trustworthy.
-      if (this.distrusted === undefined) await this.commit().catch(() => undefined);
+      if (committer.distrusted === undefined) await committer.commit().catch(() => undefined);
       metrics?.close();
       verify?.unsubscribe();
-      await this.failurePut;
+      await committer.failurePut;
       await nc.close();
       this.closeState();
     }
@@ -273,11 +256,11 @@ export class Replayer {
 
   /** One reader over the stream from the recorded position: to its end (drain), or until stopped or broken. */
   private async pass(source: JournalSource, signal?: AbortSignal): Promise<void> {
-    const { policy } = this;
+    const { policy, committer } = this;
     const reader = await source.open({ fromSeq: this.store.streamSeq + 1, journal: this.opts.name, toEnd: policy.toEnd, created: this.store.positions.streamCreated });
     this.reader = reader;
     if (policy.toEnd && reader.caughtUp) return;
-    const commit = policy.waitsOut ? () => this.tryCommit() : () => this.commit();
+    const commit = policy.waitsOut ? () => committer.tryCommit() : () => committer.commit();
     const stop = (): void => reader.stop();
     this.stopPass = stop;
     signal?.addEventListener('abort', stop, { once: true });
@@ -285,8 +268,8 @@ export class Replayer {
     try {
       let yielded = Date.now();
       for await (const m of reader) {
-        await this.committing;
-        if (this.rewind !== undefined) break;
+        await committer.idle();
+        if (committer.mustRewind) break;
         await this.intake.take(m, signal);
         if (Date.now() - yielded > DEFAULTS.replay.yieldMs) {
           // Let timers and replies in (the commit's KV put), or they wait for the buffer to run dry.
@@ -298,13 +281,12 @@ export class Replayer {
           await commit();
           // A message's pending count can read 0 while more is stored (seen after a cluster
           // leader change): before a drain stops, the stream is asked again.
-          if (this.rewind !== undefined) break;
+          if (committer.mustRewind) break;
           if (policy.toEnd && (await reader.remaining()) === 0) break;
         }
       }
-      await this.committing;
-      const rewind = this.rewind;
-      this.rewind = undefined;
+      await committer.idle();
+      const rewind = committer.takeRewind();
       if (rewind !== undefined) throw rewind;
     } finally {
       this.stopPass = undefined;
@@ -389,142 +371,19 @@ export class Replayer {
     this.summary.inDoubt = this.versions.doubtCount;
   }
 
+  /** fsyncs what the appliers wrote since the last commit (the commit then records the positions). */
+  private async syncApplied(): Promise<void> {
+    await this.applier.sync();
+    this.versions.sync();
+    await this.objects.sync();
+  }
+
   /** A drain must not end with entries missing: they are held, and their agents could not resend them. */
   private checkNoGaps(): void {
     const gap = this.sequencer.gaps()[0];
     if (gap !== undefined) throw new ApplyError(`journal ${gap.journal}: entries ${gap.from}..${gap.to} are missing from the stream; ${gap.held} later entries wait for them`);
   }
 
-  /**
-   * A write or fsync on the standby failed: everything applied since the last good commit is
-   * forgotten (positions, version marks, entries held), so none of it is committed or reported,
-   * and the consumer reads it again from there. Returns the error to throw, in one line.
-   */
-  private distrust(err: unknown): StandbyDiskError {
-    const why = err instanceof UnderstudyError ? err.message : `${(err as Error).message}`;
-    const seen = Object.keys(this.store.positions.journals);
-    try {
-      this.store.rollback();
-      this.versions.rollback();
-    } catch (again) {
-      // Not even the way back can be written: stop, and let a restart resume from committed.json.
-      this.distrusted = new StandbyDiskError(why, { cause: err });
-      throw new ApplyError(`${why}; then rolling back to the last good commit failed too (${(again as Error).message}); stopping`, { cause: err });
-    }
-    this.sequencer.clear();
-    this.summary.applied = this.appliedAtCommit;
-    this.summary.streamSeq = this.store.streamSeq;
-    // Until something is applied again there is nothing to commit: a commit now would fsync
-    // the same failed pages (which may read as clean) and say the standby recovered.
-    this.changed.clear();
-    const failure = new StandbyDiskError(`${why}; nothing applied since the last good commit (stream position ${this.store.streamSeq}) is reported applied`, { cause: err });
-    this.distrusted = failure;
-    this.failingJournals = [...new Set([...this.failingJournals, ...seen])];
-    this.failurePut = this.failurePut.then(() => this.publishFailure(seen, why));
-    return failure;
-  }
-
-  /**
-   * Republishes each journal's last good commit with the reason the standby's disk failed, so
-   * `understudy status` says the standby is failing rather than merely behind. The position
-   * stays that of the last good commit: strong mode and spool trimming see nothing new.
-   */
-  private async publishFailure(journals: string[], why: string): Promise<void> {
-    const kv = this.kv;
-    if (kv === undefined) return;
-    for (const name of journals) {
-      // A journal first applied after the last good commit has nothing there: position 0.0 covers no entry.
-      const pos = this.store.positions.journals[name] ?? { e: 0, s: 0, t: 0 };
-      await writeState(kv, 'applied', name, { ...pos, appliedAt: this.lastCommitAt, failing: why }).catch(() => undefined);
-    }
-  }
-
-  /** Following: says what failed, and applies again from the last good commit after a pause. */
-  private async afterDiskFailure(err: StandbyDiskError, signal?: AbortSignal): Promise<void> {
-    // A disk that keeps failing is said once, not every second.
-    if (err.message !== this.lastDiskFailure) this.opts.log(`${err.message}; applying it again from there, every second until it succeeds`);
-    this.lastDiskFailure = err.message;
-    await pause(DEFAULTS.replay.diskRetryMs, signal);
-  }
-
-  /**
-   * One commit at a time, and no entry applied while one runs: what it makes durable and
-   * then reports as applied is exactly what was applied when it began.
-   */
-  private commit(): Promise<void> {
-    const next = this.committing.then(() => this.makeDurable(this.kv));
-    this.committing = next.catch(() => undefined);
-    return next;
-  }
-
-  /**
-   * A commit that fails while following (a full disk under --state) is tried again at the
-   * next tick, said once; nothing it covers is reported applied until it succeeds.
-   */
-  private tryCommit(): Promise<void> {
-    return this.commit().then(() => {
-      if (this.commitFailing) this.opts.log('applied positions are recorded again');
-      this.commitFailing = false;
-    }, (err: Error) => {
-      if (err instanceof StandbyDiskError) return; // the consumer applies again from the last good commit
-      if (!this.commitFailing) this.opts.log(`cannot record the applied positions (${err.message}); retrying`);
-      this.commitFailing = true;
-    });
-  }
-
-  /** Makes applied changes and positions durable, then tells the agents (their spools may drop what is below). */
-  private async makeDurable(kv: KV | undefined): Promise<void> {
-    if (this.changed.size === 0) {
-      if (kv !== undefined) await this.publishDoubts(kv);
-      return;
-    }
-    try {
-      await this.applier.sync();
-      this.versions.sync();
-      await this.objects.sync();
-    } catch (err) {
-      // Not the position file: what it would cover may be lost. Apply again from the last good commit.
-      const failure = this.distrust(err);
-      this.rewind = failure;
-      this.stopPass?.();
-      throw failure;
-    }
-    try {
-      this.store.sync();
-    } catch (err) {
-      // What it covers is on disk: trying again rewrites the whole file, so it is safe to retry.
-      throw new ApplyError(`${(err as Error).message} in ${this.store.committedFile}`, { cause: err });
-    }
-    this.lastCommitAt = Date.now();
-    this.appliedAtCommit = this.summary.applied;
-    let names = [...this.changed];
-    if (this.distrusted !== undefined) {
-      this.opts.log(`applied and fsynced again; positions are recorded from stream position ${this.store.streamSeq} on`);
-      this.distrusted = undefined;
-      this.lastDiskFailure = undefined;
-      // Every journal marked failing is published again, without the mark.
-      await this.failurePut;
-      names = [...new Set([...names, ...this.failingJournals])];
-      this.failingJournals = [];
-    }
-    this.changed.clear();
-    if (kv === undefined) return;
-    for (const name of names) {
-      const pos = this.store.positions.journals[name];
-      if (pos === undefined) continue; // marked failing, not applied again yet: published once it is
-      await writeState(kv, 'applied', name, { ...pos, appliedAt: Date.now() }).catch(() => this.changed.add(name));
-    }
-    await this.publishDoubts(kv);
-  }
-
-  /** Tells `status` which objects this standby cannot be sure of, whenever that changes (and once at start). */
-  private async publishDoubts(kv: KV): Promise<void> {
-    const objects = this.versions.inDoubt(DEFAULTS.replay.doubtsListed);
-    const said = JSON.stringify([this.versions.doubtCount, objects]);
-    if (said === this.doubtsSaid) return;
-    const report: DoubtsReport = { standby: STANDBY, count: this.versions.doubtCount, objects, time: Date.now() };
-    await writeState(kv, 'doubts', STANDBY, report).then(() => (this.doubtsSaid = said), () => undefined);
-  }
 }
 
 /** Removes temporary files a killed replayer left beside the objects it was replacing. */
