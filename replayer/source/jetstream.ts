@@ -45,7 +45,9 @@ export class JetStreamSource implements JournalSource {
       opt_start_seq: at.fromSeq,
     }));
     const pending = (await this.patiently('read the consumer', () => consumer.info(true))).num_pending;
-    return new JetStreamReader(this, consumer, at, pending === 0, this.patiently);
+    // A follower stops when the stream is made again: of the one it was opened on, unless told.
+    const created = at.created ?? (await this.patiently('read the stream', () => this.info())).created;
+    return new JetStreamReader(this, consumer, { ...at, created }, pending === 0, this.patiently);
   }
 
   /** Stream sequence of the last message a reader of `journal` (every journal when undefined) would get. */
@@ -92,6 +94,7 @@ class JetStreamReader implements JournalReader {
         this.lastAt = Date.now();
         this.lastSeq = m.seq;
         this.caughtUp = m.info.pending === 0;
+        // A header that is not there reads as '' from nats.js: the seam says undefined.
         yield { seq: m.seq, subject: m.subject, data: m.data, signature: m.headers?.get(SIGNATURE_HEADER) || undefined, pending: m.info.pending };
       }
     } finally {
