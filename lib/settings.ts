@@ -256,6 +256,39 @@ export const DEFAULTS = {
     /** …up to this: shipping outlives any outage, and a server that comes back is found within five seconds. */
     retryMaxMs: 5000,
   },
+  /** The standby's replayer (replayer/): its waits, paces and bounds. */
+  replay: {
+    /** A drain gives NATS and JetStream this long to answer before it fails: a script must not hang; following waits for ever. */
+    patienceMs: 30_000,
+    /** First wait between tries while NATS or JetStream is unreachable: quick to resume after a leader election. */
+    retryMs: 500,
+    /** Applied positions are made durable and reported this often: strong-mode writers wait about this long at most. */
+    commitMs: 100,
+    /** Following: how often held entries and the agents' heartbeats are compared, asking for what the stream lacks. */
+    catchUpEveryMs: 2000,
+    /** A drain looks at the stream this often for having read its last message (an ordered consumer may stall). */
+    drainWatchMs: 1000,
+    /** Following: how often the stream's identity is checked (a deleted stream leaves the consumer waiting for ever). */
+    followWatchMs: 2000,
+    /** No message for this long, and the stream's last read: the consumer is at the end. */
+    quietMs: 1000,
+    /** Following: pause between a pass that ended and the next, so a stream that keeps failing is not hammered. */
+    passPauseMs: 1000,
+    /** A full or failing standby disk is tried again this often (said once). */
+    diskRetryMs: 1000,
+    /** The consumer loop yields to timers and replies at least this often (the commit's KV put waits otherwise). */
+    yieldMs: 50,
+    /** How long the replayer waits for an agent's answer to a resend request. */
+    resendTimeoutMs: 5000,
+    /** A drain asks the agents for what the stream lacks at most this many times before it stops. */
+    drainCatchUpRounds: 5,
+    /** How much of a journal is held while waiting for a missing entry, at most: memory stays bounded. */
+    maxHeld: { entries: 10_000, bytes: 256 * 1024 * 1024 },
+    /** Messages the consumer asks the server for at a time: at most ~28 MiB buffered (a message holds up to 900 KiB). */
+    consumeMessages: 32,
+    /** Objects in doubt named in the state bucket for `status` (the count is always whole). */
+    doubtsListed: 20,
+  },
 } as const;
 
 export type SpoolFsync = 'always' | 'never' | number;

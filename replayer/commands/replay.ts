@@ -42,6 +42,8 @@ export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     throw new SettingsError(`--metrics-port ${values['metrics-port']} is not a port number`);
   }
   const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry, metricsPort, metricsHost: values['metrics-host'] });
+  // Before "following …" is said: a --state in use is refused first, as it always was.
+  replayer.open();
   const ac = new AbortController();
   const stop = (): void => ac.abort();
   process.once('SIGINT', stop);

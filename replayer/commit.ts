@@ -1,0 +1,206 @@
+import type { KV } from '@nats-io/kv';
+import { ApplyError, UnderstudyError } from '../lib/errors';
+import { pause } from '../lib/retry';
+import { DEFAULTS, standbyName } from '../lib/settings';
+import { writeState, type DoubtsReport } from '../lib/state-bucket';
+import { StandbyDiskError } from './disk-error';
+import type { Held } from './intake';
+import type { Sequencer } from './order/sequencer';
+import type { PositionStore } from './state';
+import type { ReplaySummary } from './summary';
+import type { Versions } from './versions';
+
+/** This standby's name in the state bucket. */
+const STANDBY = standbyName();
+
+/** What a commit makes durable and reports; the replayer owns each. */
+export interface CommitParts {
+  log: (line: string) => void;
+  store: PositionStore;
+  versions: Versions;
+  sequencer: Sequencer<Held>;
+  summary: ReplaySummary;
+  /** Journals whose positions moved since the last commit. */
+  changed: Set<string>;
+  /** fsyncs what the appliers wrote since the last commit. */
+  syncApplied: () => Promise<void>;
+  /** Stops the consumer of the running pass (a commit failed on the disk). */
+  stopPass: () => void;
+}
+
+/**
+ * The commit: makes what was applied durable (the appliers' files, then the positions), then
+ * reports it to the agents, whose spools may drop what is below. After a failed write or
+ * fsync nothing since the last good commit is trusted: it is rolled back, said, published as
+ * failing, and applied again.
+ */
+export class Committer {
+  /** The state bucket, once open: reports go there. */
+  kv: KV | undefined;
+  /** When applied changes were last made durable (ms). */
+  lastCommitAt = 0;
+  /** Set when a write or fsync failed since the last good commit: nothing since it may be committed. */
+  distrusted: StandbyDiskError | undefined;
+  /** The put that tells `understudy status` the standby's disk failed (awaited before disconnecting). */
+  failurePut: Promise<void> = Promise.resolve();
+  private committing: Promise<void> = Promise.resolve();
+  /** A commit that fails while following is tried again at the next tick, said once. */
+  private commitFailing = false;
+  /** A commit failed on the disk while the consumer ran: it must start again from the last good commit. */
+  private rewind: StandbyDiskError | undefined;
+  /** Entries applied as of the last good commit (a rollback applies the later ones again). */
+  private appliedAtCommit = 0;
+  private lastDiskFailure: string | undefined;
+  /** Journals published as failing, to be published again without the mark once a commit succeeds. */
+  private failingJournals: string[] = [];
+  /** What was last said of the doubts in the state bucket. */
+  private doubtsSaid = '';
+
+  constructor(private readonly o: CommitParts) {}
+
+  /** Resolves once the commit running (if any) has ended: no entry is applied while one runs. */
+  idle(): Promise<void> {
+    return this.committing;
+  }
+
+  /** Whether a commit failed on the disk since the pass began: the consumer must stop and read again. */
+  get mustRewind(): boolean {
+    return this.rewind !== undefined;
+  }
+
+  /** The disk failure that made the pass stop, once, or undefined. */
+  takeRewind(): StandbyDiskError | undefined {
+    const rewind = this.rewind;
+    this.rewind = undefined;
+    return rewind;
+  }
+
+  /**
+   * A write or fsync on the standby failed: everything applied since the last good commit is
+   * forgotten (positions, version marks, entries held), so none of it is committed or reported,
+   * and the consumer reads it again from there. Returns the error to throw, in one line.
+   */
+  distrust(err: unknown): StandbyDiskError {
+    const why = err instanceof UnderstudyError ? err.message : `${(err as Error).message}`;
+    const seen = Object.keys(this.o.store.positions.journals);
+    try {
+      this.o.store.rollback();
+      this.o.versions.rollback();
+    } catch (again) {
+      // Not even the way back can be written: stop, and let a restart resume from committed.json.
+      this.distrusted = new StandbyDiskError(why, { cause: err });
+      throw new ApplyError(`${why}; then rolling back to the last good commit failed too (${(again as Error).message}); stopping`, { cause: err });
+    }
+    this.o.sequencer.clear();
+    this.o.summary.applied = this.appliedAtCommit;
+    this.o.summary.streamSeq = this.o.store.streamSeq;
+    // Until something is applied again there is nothing to commit: a commit now would fsync
+    // the same failed pages (which may read as clean) and say the standby recovered.
+    this.o.changed.clear();
+    const failure = new StandbyDiskError(`${why}; nothing applied since the last good commit (stream position ${this.o.store.streamSeq}) is reported applied`, { cause: err });
+    this.distrusted = failure;
+    this.failingJournals = [...new Set([...this.failingJournals, ...seen])];
+    this.failurePut = this.failurePut.then(() => this.publishFailure(seen, why));
+    return failure;
+  }
+
+  /**
+   * Republishes each journal's last good commit with the reason the standby's disk failed, so
+   * `understudy status` says the standby is failing rather than merely behind. The position
+   * stays that of the last good commit: strong mode and spool trimming see nothing new.
+   */
+  private async publishFailure(journals: string[], why: string): Promise<void> {
+    const kv = this.kv;
+    if (kv === undefined) return;
+    for (const name of journals) {
+      // A journal first applied after the last good commit has nothing there: position 0.0 covers no entry.
+      const pos = this.o.store.positions.journals[name] ?? { e: 0, s: 0, t: 0 };
+      await writeState(kv, 'applied', name, { ...pos, appliedAt: this.lastCommitAt, failing: why }).catch(() => undefined);
+    }
+  }
+
+  /** Following: says what failed, and applies again from the last good commit after a pause. */
+  async afterDiskFailure(err: StandbyDiskError, signal?: AbortSignal): Promise<void> {
+    // A disk that keeps failing is said once, not every second.
+    if (err.message !== this.lastDiskFailure) this.o.log(`${err.message}; applying it again from there, every second until it succeeds`);
+    this.lastDiskFailure = err.message;
+    await pause(DEFAULTS.replay.diskRetryMs, signal);
+  }
+
+  /**
+   * One commit at a time, and no entry applied while one runs: what it makes durable and
+   * then reports as applied is exactly what was applied when it began.
+   */
+  commit(): Promise<void> {
+    const next = this.committing.then(() => this.makeDurable(this.kv));
+    this.committing = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * A commit that fails while following (a full disk under --state) is tried again at the
+   * next tick, said once; nothing it covers is reported applied until it succeeds.
+   */
+  tryCommit(): Promise<void> {
+    return this.commit().then(() => {
+      if (this.commitFailing) this.o.log('applied positions are recorded again');
+      this.commitFailing = false;
+    }, (err: Error) => {
+      if (err instanceof StandbyDiskError) return; // the consumer applies again from the last good commit
+      if (!this.commitFailing) this.o.log(`cannot record the applied positions (${err.message}); retrying`);
+      this.commitFailing = true;
+    });
+  }
+
+  /** Makes applied changes and positions durable, then tells the agents (their spools may drop what is below). */
+  private async makeDurable(kv: KV | undefined): Promise<void> {
+    if (this.o.changed.size === 0) {
+      if (kv !== undefined) await this.publishDoubts(kv);
+      return;
+    }
+    try {
+      await this.o.syncApplied();
+    } catch (err) {
+      // Not the position file: what it would cover may be lost. Apply again from the last good commit.
+      const failure = this.distrust(err);
+      this.rewind = failure;
+      this.o.stopPass();
+      throw failure;
+    }
+    try {
+      this.o.store.sync();
+    } catch (err) {
+      // What it covers is on disk: trying again rewrites the whole file, so it is safe to retry.
+      throw new ApplyError(`${(err as Error).message} in ${this.o.store.committedFile}`, { cause: err });
+    }
+    this.lastCommitAt = Date.now();
+    this.appliedAtCommit = this.o.summary.applied;
+    let names = [...this.o.changed];
+    if (this.distrusted !== undefined) {
+      this.o.log(`applied and fsynced again; positions are recorded from stream position ${this.o.store.streamSeq} on`);
+      this.distrusted = undefined;
+      this.lastDiskFailure = undefined;
+      // Every journal marked failing is published again, without the mark.
+      await this.failurePut;
+      names = [...new Set([...names, ...this.failingJournals])];
+      this.failingJournals = [];
+    }
+    this.o.changed.clear();
+    if (kv === undefined) return;
+    for (const name of names) {
+      const pos = this.o.store.positions.journals[name];
+      if (pos === undefined) continue; // marked failing, not applied again yet: published once it is
+      await writeState(kv, 'applied', name, { ...pos, appliedAt: Date.now() }).catch(() => this.o.changed.add(name));
+    }
+    await this.publishDoubts(kv);
+  }
+
+  /** Tells `status` which objects this standby cannot be sure of, whenever that changes (and once at start). */
+  private async publishDoubts(kv: KV): Promise<void> {
+    const objects = this.o.versions.inDoubt(DEFAULTS.replay.doubtsListed);
+    const said = JSON.stringify([this.o.versions.doubtCount, objects]);
+    if (said === this.doubtsSaid) return;
+    const report: DoubtsReport = { standby: STANDBY, count: this.o.versions.doubtCount, objects, time: Date.now() };
+    await writeState(kv, 'doubts', STANDBY, report).then(() => (this.doubtsSaid = said), () => undefined);
+  }
+}
