@@ -8,7 +8,7 @@ import type { Held } from './intake';
 import type { Sequencer } from './order/sequencer';
 import type { PositionStore } from './state';
 import type { ReplaySummary } from './summary';
-import type { Versions } from './versions';
+import type { Versions } from './order/versions';
 
 /** This standby's name in the state bucket. */
 const STANDBY = standbyName();

@@ -14,7 +14,7 @@ import type { ChangeOrder, Data } from './apply/applier';
 import { Appliers } from './apply/registry';
 import { Staging } from './staging';
 import { PositionStore } from './state';
-import { Versions } from './versions';
+import { Versions } from './order/versions';
 import { serveVerify } from './verify-server';
 import { writeSync, type WriteFn } from './write';
 import { lockState, type StateLock } from './state-lock';

@@ -11,7 +11,7 @@ import { FsApplier } from '../replayer/apply/fs';
 import { TEMP_PREFIX, TEMP_SUFFIX } from '../replayer/apply/temp-files';
 import { MemoryApplier, MemoryDisk } from '../replayer/apply/memory';
 import { APPLIERS, Appliers, type ApplierFactory } from '../replayer/apply/registry';
-import type { OrderVerdict } from '../replayer/versions';
+import type { OrderVerdict } from '../replayer/order/versions';
 import { loadConfig, loadPendingJobs } from '../replayer/replicas';
 import { writeSync } from '../replayer/write';
 

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { EntryHeader, Op } from '../lib/entry';
-import { Versions, type OrderVerdict } from '../replayer/versions';
+import { Versions, type OrderVerdict } from '../replayer/order/versions';
 
 let seq = 0;
 const h = (j: string, o: number, p: string, op: Op): EntryHeader => ({ j, e: 1, s: ++seq, t: 1, o, r: 'data', p, ...op } as EntryHeader);

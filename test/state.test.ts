@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PositionStore } from '../replayer/state';
-import { Versions } from '../replayer/versions';
+import { Versions } from '../replayer/order/versions';
 import type { EntryHeader } from '../lib/entry';
 
 /** A fresh state directory, removed when the test ends. */

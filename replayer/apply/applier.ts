@@ -1,6 +1,6 @@
 import type { EntryHeader } from '../../lib/entry';
 import type { WriteFn } from '../write';
-import type { OrderVerdict } from '../versions';
+import type { OrderVerdict } from '../order/versions';
 
 /**
  * The seam between the replayer's ordering and what an entry changes on the standby: each

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { EntryHeader } from '../lib/entry';
-import { replaceFile } from '../lib/durable-file';
-import { DEFAULTS } from '../lib/settings';
+import type { EntryHeader } from '../../lib/entry';
+import { replaceFile } from '../../lib/durable-file';
+import { DEFAULTS } from '../../lib/settings';
 
 const DEFAULT_CAP = DEFAULTS.standby.versionsCap;
 
