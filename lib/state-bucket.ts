@@ -1,123 +1,39 @@
 import type { KV, KvEntry } from '@nats-io/kv';
-import type { LostRange, OriginState, UncleanEnd } from './spool';
+import type { RecordKind } from './state/record';
+import { agent } from './state/agent';
+import { applied } from './state/applied';
+import { baseline } from './state/baseline';
+import { doubts } from './state/doubts';
+import { fence } from './state/fence';
+import { verify } from './state/verify';
+import { watch } from './state/watch';
+
+export type { AgentHeartbeat } from './state/agent';
+export type { AppliedRecord } from './state/applied';
+export type { BaselineReport } from './state/baseline';
+export type { DoubtsReport } from './state/doubts';
+export type { FenceRecord } from './state/fence';
+export type { VerifyReport } from './state/verify';
+export type { WatchStatus } from './state/watch';
 
 /**
  * The state bucket's protocol: every record agents, standbys and commands leave for each other
- * in `<stream>_STATE`, its key and its shape, in one place. A record is named `<kind>.<name>`.
- * Records come over the network and from older versions: each is checked for the fields its
- * readers rely on, and one that lacks them reads as absent, never as a crash.
+ * in `<stream>_STATE`. A record is named `<kind>.<name>`; each kind is a file in lib/state/ (its
+ * shape and its check) and a line in RECORDS. Records come over the network and from older
+ * versions: each is checked for the fields its readers rely on, and one that lacks them reads
+ * as absent, never as a crash.
  */
 
-/** What an agent last journaled and shipped (its heartbeat), under `agent.<journal>`. */
-export interface AgentHeartbeat {
-  name: string;
-  epoch: number;
-  mode: string;
-  pid: number;
-  host: string;
-  /** Last entry spooled. */
-  appended: number;
-  /** Last entry JetStream acknowledged. */
-  acked: { epoch: number; seq: number };
-  time: number;
-  /** Changes the agent could not journal because its spool was full. */
-  dropped: number;
-  /** Where this journal's history begins in the stream (absent from agents older than it). */
-  origin?: OriginState;
-  /** Entries its spool lost before they were shipped. */
-  lost?: LostRange[];
-  /** The last process of this journal that died without flushing its ending. */
-  unclean?: UncleanEnd;
-}
+/** Every kind of record, one line each: a new kind is a file in lib/state/ and a line here. */
+const RECORDS = { agent, applied, fence, doubts, watch, baseline, verify };
 
-/** What a standby applied and fsynced of a journal, under `applied.<journal>`. */
-export interface AppliedRecord {
-  e: number;
-  s: number;
-  /** When the entry was written on the primary (ms). */
-  t: number;
-  appliedAt: number;
-  /** Why the standby's disk failed a write or fsync: it holds nothing past (e, s) for sure. */
-  failing?: string;
-}
-
-/** A journal closed by a promotion, under `fence.<journal>`, for its old primary to see. */
-export interface FenceRecord {
-  e: number;
-  s: number;
-  at: string;
-  by: string;
-}
-
-/** Objects a standby may hold differently from the primary, and why, under `doubts.<standby>`. */
-export interface DoubtsReport {
-  standby: string;
-  count: number;
-  /** The first few, for the status line; `count` says how many in all. */
-  objects: { root: string; path: string; why: string; at: number }[];
-  time: number;
-}
-
-/** What `understudy watch --name NAME` has done, under `watch.<name>`. */
-export interface WatchStatus {
-  name: string;
-  journaled: number;
-  polled: number;
-  lastPass?: { startedAt: number; finishedAt: number; objects: number; mended: number; examples: string[] };
-  /** Mended by all its full passes since it started (absent from watchers older than this field). */
-  mendedTotal?: number;
-  time: number;
-}
-
-/** The last baseline of a name, under `baseline.<name>`. */
-export interface BaselineReport {
-  state: 'running' | 'done' | 'failed';
-  started: number;
-  finished?: number;
-  roots: string[];
-  objects: number;
-  bytes: number;
-  error?: string;
-}
-
-/** The last verify of a name, under `verify.<name>`. */
-export interface VerifyReport {
-  time: number;
-  roots: string[];
-  equal: boolean;
-  differences: number;
-  repaired: number;
-  /** Objects that kept changing throughout and so could not be compared. */
-  unsettled: number;
-}
-
+type Records = typeof RECORDS;
 /** Every kind of record and its shape. */
-export interface StateRecords {
-  agent: AgentHeartbeat;
-  applied: AppliedRecord;
-  fence: FenceRecord;
-  doubts: DoubtsReport;
-  watch: WatchStatus;
-  baseline: BaselineReport;
-  verify: VerifyReport;
-}
-
+export type StateRecords = { [K in keyof Records]: Records[K] extends RecordKind<infer T> ? T : never };
 export type StateKind = keyof StateRecords;
 
-type Obj = Record<string, unknown>;
-const num = (v: Obj, ...keys: string[]): boolean => keys.every((k) => typeof v[k] === 'number');
-const str = (v: Obj, ...keys: string[]): boolean => keys.every((k) => typeof v[k] === 'string');
-
-/** The fields each kind's readers rely on; a record without them is not one. */
-const CHECKS: { [K in StateKind]: (v: Obj) => boolean } = {
-  agent: (v) => num(v, 'epoch', 'appended', 'time') && typeof v.acked === 'object' && v.acked !== null && num(v.acked as Obj, 'epoch', 'seq'),
-  applied: (v) => num(v, 'e', 's'),
-  fence: (v) => num(v, 'e', 's') && str(v, 'at', 'by'),
-  doubts: (v) => str(v, 'standby') && num(v, 'count', 'time') && Array.isArray(v.objects),
-  watch: (v) => str(v, 'name') && num(v, 'journaled', 'polled', 'time'),
-  baseline: (v) => str(v, 'state') && num(v, 'started', 'objects', 'bytes') && Array.isArray(v.roots),
-  verify: (v) => num(v, 'time', 'differences', 'repaired') && typeof v.equal === 'boolean' && Array.isArray(v.roots),
-};
+/** The kinds of record there are. */
+export const STATE_KINDS = Object.keys(RECORDS) as StateKind[];
 
 /** The key of `kind`'s record for `name` (a journal, a standby, a baseline or verify name). */
 export function stateKey(kind: StateKind, name: string): string {
@@ -128,7 +44,7 @@ export function stateKey(kind: StateKind, name: string): string {
 export function parseStateKey(key: string): { kind: StateKind; name: string } | undefined {
   const dot = key.indexOf('.');
   const kind = key.slice(0, dot);
-  if (dot < 1 || !(kind in CHECKS)) return undefined;
+  if (dot < 1 || !Object.hasOwn(RECORDS, kind)) return undefined;
   return { kind: kind as StateKind, name: key.slice(dot + 1) };
 }
 
@@ -141,7 +57,7 @@ export function parseState<K extends StateKind>(kind: K, e: KvEntry | null | und
   } catch {
     return undefined;
   }
-  return typeof v === 'object' && v !== null && CHECKS[kind](v as Obj) ? (v as StateRecords[K]) : undefined;
+  return typeof v === 'object' && v !== null && RECORDS[kind].check(v as Record<string, unknown>) ? (v as StateRecords[K]) : undefined;
 }
 
 /** Reads `kind.name`; undefined when absent, deleted, malformed or unreadable (the bucket is for reporting). */

@@ -1,0 +1,14 @@
+import { define, numbers } from './record';
+
+/** The last verify of a name, under `verify.<name>`. */
+export interface VerifyReport {
+  time: number;
+  roots: string[];
+  equal: boolean;
+  differences: number;
+  repaired: number;
+  /** Objects that kept changing throughout and so could not be compared. */
+  unsettled: number;
+}
+
+export const verify = define<VerifyReport>((v) => numbers(v, 'time', 'differences', 'repaired') && typeof v.equal === 'boolean' && Array.isArray(v.roots));
