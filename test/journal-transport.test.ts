@@ -159,7 +159,7 @@ const CASES: Case[] = [
   ['a resend request reaches the handler parsed, and its reply comes back; a broken one is answered with why', async (h, t) => {
     await h.transport.ensureStream();
     const asked: ResendRequest[] = [];
-    h.transport.serveResends(async (req) => {
+    await h.transport.serveResends(async (req) => {
       asked.push(req);
       if (req.from > 100) throw new Error('nothing that far');
       return { resent: req.to - req.from + 1, oldest: { e: 1, s: 3 } };

@@ -20,9 +20,9 @@ export class ResendService {
     private readonly maxBytes: number = DEFAULTS.ship.resendMaxBytes,
   ) {}
 
-  /** Begins answering requests that come through the transport. */
+  /** Begins answering requests that come through the transport (a standby that asks before the server has the subscription asks again later). */
   serve(): void {
-    this.transport.serveResends((req) => this.answer(req));
+    this.transport.serveResends((req) => this.answer(req)).catch(() => undefined);
   }
 
   /** Publishes again, tagged so as not to be de-duplicated, what the spool holds of `req`'s range. */

@@ -81,13 +81,15 @@ export class JetStreamTransport implements JournalTransport {
   }
 
   /** Answers requests on the journal's resend subject. */
-  serveResends(handler: ResendHandler): void {
+  async serveResends(handler: ResendHandler): Promise<void> {
     this.nc.subscribe(resendSubject(this.o.stream, this.o.name), {
       callback: (err, msg) => {
         if (err !== null) return;
         void answerResend(handler, msg.string()).then((reply) => msg.respond(reply));
       },
     });
+    // The server has the subscription once it answered a ping sent after it.
+    await this.nc.flush();
   }
 
   /** Calls `listener` on each reconnect nats.js reports. */

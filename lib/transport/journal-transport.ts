@@ -56,8 +56,8 @@ export interface JournalTransport {
   lastMessage(opts?: { timeoutMs?: number }): Promise<Uint8Array | undefined>;
   /** Opens (creating when needed) the state bucket. */
   openState(): Promise<StateStore>;
-  /** Answers resend requests for the journal with `handler`, one at a time as they come. */
-  serveResends(handler: ResendHandler): void;
+  /** Answers resend requests for the journal with `handler`, one at a time as they come; resolves once requests reach it (a request before then finds no responder). */
+  serveResends(handler: ResendHandler): Promise<void>;
   /** Calls `listener` each time the connection moves to another server (what was in flight may never be answered). */
   onReconnect(listener: () => void): void;
   /** Lets go of the connection; watches end. */

@@ -118,7 +118,7 @@ export class MemoryTransport implements JournalTransport {
   }
 
   /** Routes requestResend to `handler`. */
-  serveResends(handler: ResendHandler): void {
+  async serveResends(handler: ResendHandler): Promise<void> {
     this.resendHandler = handler;
   }
 
