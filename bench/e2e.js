@@ -37,12 +37,12 @@ const REPLAYER = path.join(__dirname, 'lib', 'e2e-replayer.js');
 async function watchApplied(url, name) {
   const { connect } = require(require.resolve('@nats-io/transport-node', { paths: [c.REPO] }));
   const { openStateKv } = c.requireDist('lib/nats.js');
-  const { appliedKey } = c.requireDist('lib/subjects.js');
+  const { stateKey } = c.requireDist('lib/state-bucket.js');
   const nc = await connect({ servers: url });
   const kv = await openStateKv(nc, 'UNDERSTUDY');
   const samples = [];
   const waiters = [];
-  const watch = await kv.watch({ key: appliedKey(name) });
+  const watch = await kv.watch({ key: stateKey('applied', name) });
   (async () => {
     for await (const e of watch) {
       if (e.operation !== 'PUT') continue;

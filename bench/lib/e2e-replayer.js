@@ -100,14 +100,17 @@ const replayer = new Replayer({
   log: (line) => process.stderr.write(`replayer: ${line}\n`),
 });
 
-const applier = replayer.applier;
-if (applier !== undefined && typeof applier.apply === 'function' && typeof replayer.commit === 'function') {
+// The replayer's parts exist once it is opened: the appliers (their registry), the commit, the intake.
+replayer.open();
+const applier = replayer.appliers;
+const committer = replayer.committer;
+if (applier !== undefined && typeof applier.apply === 'function' && typeof committer?.commit === 'function') {
   instrumented = true;
   const apply = applier.apply.bind(applier);
   applier.apply = (h, data) => {
     if (inCommit) appliesDuringCommit++;
     const a0 = now();
-    apply(h, data);
+    const outcome = apply(h, data);
     rec.applyMs.push(now() - a0);
     rec.s.push(h.s);
     rec.t.push(h.t);
@@ -120,6 +123,7 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof repla
         waiters.splice(i, 1);
       }
     }
+    return outcome;
   };
   // applier.sync() is async since group commit (a Promise; the fsyncs run in parallel on the thread
   // pool): its time is until the Promise settles. store.sync() is synchronous. Either shape is timed.
@@ -156,21 +160,20 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof repla
   };
   // Stream messages (one carries up to 512 entries since the shipper batches) and how many said
   // "nothing pending" (m.info.pending === 0), on which the replayer commits at once.
-  if (typeof replayer.handle === 'function') {
-    const handle = replayer.handle.bind(replayer);
-    replayer.handle = (m, ...rest) => {
-      // When JetStream stored the message: splits the lag into shipping and replaying.
-      const ns = m?.info?.timestampNanos;
-      streamAt = typeof ns === 'number' ? ns / 1e6 : undefined;
+  // The JournalSource's messages carry no JetStream timestamp: the lag is not split into shipping and replaying.
+  const intake = replayer.intake;
+  if (typeof intake?.take === 'function') {
+    const take = intake.take.bind(intake);
+    intake.take = (m, ...rest) => {
       msgs.n++;
-      if (m?.info?.pending === 0) msgs.pending0++;
-      return handle(m, ...rest);
+      if (m?.pending === 0) msgs.pending0++;
+      return take(m, ...rest);
     };
   }
   timeSync(applier, 'applier');
   timeSync(replayer.store, 'store');
-  const commit = replayer.commit.bind(replayer);
-  replayer.commit = async (kv) => {
+  const commit = committer.commit.bind(committer);
+  committer.commit = async (kv) => {
     const upTo = rec.s.length;
     const c0 = now();
     inCommit = true;
