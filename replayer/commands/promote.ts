@@ -3,10 +3,10 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { decodeEntry } from '../../lib/codec';
 import { lastEntry } from '../../lib/batch';
 import { positionLabel } from '../../lib/entry';
-import { connectNats, openStateKv } from '../../lib/nats';
+import { connectNats, openStateKv, stateKeys } from '../../lib/nats';
 import { loadVerifier } from '../../lib/signing';
 import { journalSubject } from '../../lib/subjects';
-import { readState, writeState } from '../../lib/state-bucket';
+import { parseStateKey, readState, writeState } from '../../lib/state-bucket';
 import { FenceStore, type Fence } from '../fence';
 import { Replayer, type ReplaySummary } from '../replayer';
 import { PositionStore, type JournalPos } from '../state';
@@ -115,7 +115,11 @@ async function remoteView(o: CommonOptions, known: string[]) {
   const kv = await openStateKv(nc, o.stream);
   const jsm = await jetstreamManager(nc);
   const names = new Set(known);
-  for await (const k of await kv.keys('agent.*')) names.add(k.slice('agent.'.length));
+  // One request for the bucket's keys: kv.keys() follows the bucket and was seen to stall beside busy agents.
+  for (const k of await stateKeys(jsm, o.stream)) {
+    const key = parseStateKey(k);
+    if (key?.kind === 'agent') names.add(key.name);
+  }
   const journals = new Map<string, { agentAppended?: number; streamLast?: { e: number; s: number } }>();
   for (const name of names) {
     const beat = await readState(kv, 'agent', name);
