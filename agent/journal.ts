@@ -76,7 +76,9 @@ export class Journal implements JournalSink {
     const meta = readJson<MetaState>(files.meta);
     // Seconds since 1970 as a floor keeps epochs growing even if the spool is lost.
     this.epoch = Math.max((meta?.epoch ?? 0) + 1, Math.floor(Date.now() / 1000));
-    replaceJson(files.meta, { epoch: this.epoch } satisfies MetaState);
+    // Not fsynced: every process and thread opens a journal, and a meta lost in a power loss costs
+    // nothing, since the floor of seconds since 1970 keeps the next epoch above this one.
+    replaceJson(files.meta, { epoch: this.epoch } satisfies MetaState, { durable: false });
     const acked = readJson<AckedState>(files.acked);
     let lastSeq = acked?.seq ?? 0;
     let tornBytes = 0;
@@ -116,7 +118,10 @@ export class Journal implements JournalSink {
     const { data, pieces, read } = change;
     const size = data !== undefined ? data.length : pieces !== undefined ? pieces.size : 0;
     const need = size + DEFAULTS.journal.headerRoomBytes;
-    if (this.spoolBytes + need > this.maxBytes && !this.roomAfterTrim(need)) {
+    // A snapshot read in pieces (a file over DEFAULTS.journal.snapshotWholeBytes) is journaled even
+    // past the limit, as before the sink took one change object: its producer (the watcher) takes
+    // it as journaled, and dropping it would leave a version missing that no full pass mends.
+    if (pieces === undefined && this.spoolBytes + need > this.maxBytes && !this.roomAfterTrim(need)) {
       // Full: the application goes on; this change is not replicated, and that is counted and said.
       this.dropped++;
       this.onDrop(this.spoolBytes);

@@ -103,7 +103,7 @@ async function waitForStandby(o: VerifierOptions, journals: ReadonlySet<string>)
   const targets = new Map<string, { e: number; s: number }>();
   // Direct reads of known keys: listing the bucket's keys (an ordered consumer) was seen to stall for minutes on a busy server.
   for (const name of journals) {
-    const a = await readState(o.kv, 'agent', name);
+    const a = await readState(o.kv, 'agent', name).catch(() => undefined);
     if (a === undefined) continue;
     const live = Date.now() - a.time < DEFAULTS.verify.liveAgentMs;
     targets.set(name, live ? { e: a.epoch, s: a.appended } : { e: a.acked.epoch, s: a.acked.seq });
@@ -112,7 +112,7 @@ async function waitForStandby(o: VerifierOptions, journals: ReadonlySet<string>)
   for (const [name, target] of targets) {
     if (target.s === 0) continue;
     for (;;) {
-      const applied = await readState(o.kv, 'applied', name);
+      const applied = await readState(o.kv, 'applied', name).catch(() => undefined);
       if (applied !== undefined && comparePosition(applied, target) >= 0) break;
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, DEFAULTS.verify.pollMs));

@@ -60,9 +60,12 @@ export function parseState<K extends StateKind>(kind: K, e: KvEntry | null | und
   return typeof v === 'object' && v !== null && RECORDS[kind].check(v as Record<string, unknown>) ? (v as StateRecords[K]) : undefined;
 }
 
-/** Reads `kind.name`; undefined when absent, deleted, malformed or unreadable (the bucket is for reporting). */
+/**
+ * Reads `kind.name`; undefined when absent, deleted or malformed. Rejects when the bucket cannot
+ * be read: "no heartbeat" and "could not ask" mean different things to promote and status.
+ */
 export async function readState<K extends StateKind>(kv: KV, kind: K, name: string): Promise<StateRecords[K] | undefined> {
-  return parseState(kind, await kv.get(stateKey(kind, name)).catch(() => null));
+  return parseState(kind, await kv.get(stateKey(kind, name)));
 }
 
 /** Writes `kind.name`; rejects as the put does. */

@@ -21,7 +21,7 @@ export function natsAgents(nc: NatsConnection, kv: KV, stream: string): Agents {
     async names() {
       return (await listKeys(kv, 'agent.*')).map((k) => k.slice('agent.'.length));
     },
-    heartbeat: (name) => readState(kv, 'agent', name),
+    heartbeat: (name) => readState(kv, 'agent', name).catch(() => undefined),
     async resend(name, request) {
       const reply = await nc.request(resendSubject(stream, name), JSON.stringify(request), { timeout: DEFAULTS.replay.resendTimeoutMs });
       return JSON.parse(reply.string()) as ResendReply;

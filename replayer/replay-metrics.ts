@@ -64,10 +64,10 @@ export async function auditMetrics(kv: KV): Promise<Metric[]> {
   for (const k of await listKeys(kv, '>')) {
     const key = parseStateKey(k);
     if (key?.kind === 'baseline') {
-      const r = await readState(kv, 'baseline', key.name);
+      const r = await readState(kv, 'baseline', key.name).catch(() => undefined);
       if (r !== undefined) baselines.push({ name: key.name, r });
     } else if (key?.kind === 'verify') {
-      const r = await readState(kv, 'verify', key.name);
+      const r = await readState(kv, 'verify', key.name).catch(() => undefined);
       if (r !== undefined) verifies.push({ name: key.name, r });
     }
   }

@@ -7,6 +7,7 @@ import { DEFAULTS } from '../lib/settings';
 import { Locator } from '../agent/locate';
 import { Recorder } from '../agent/recorder';
 import { Snapshotter } from '../agent/snapshot';
+import { Journal } from '../agent/journal';
 import { MemorySink } from './helpers/memory-sink';
 import { tempDir } from './helpers/temp-dir';
 
@@ -135,4 +136,23 @@ test('the recorder journals what a rename brought into a root through the snapsh
   t.deepEqual(sink.changes.map((c) => c.at), [undefined, undefined, undefined]);
   t.is(sink.changes[2]?.data.toString(), 'moved in');
   t.is(r.lastSeq, 3, 'the recorder knows the seq a wrapper must wait for');
+});
+
+test('a snapshot read in pieces is journaled even past the spool limit: the watcher takes it as journaled', (t) => {
+  // A real Journal: the limit is the journal's. Dropping such a snapshot left the reconciler
+  // remembering a version the standby never got, and no full pass mended it.
+  const base = tempDir(t, 'snapshot-limit');
+  const root = path.join(base, 'root');
+  fs.mkdirSync(root);
+  const bytes = DEFAULTS.journal.snapshotWholeBytes + 1024 * 1024;
+  fs.writeFileSync(path.join(root, 'big'), Buffer.alloc(bytes, 7));
+  const j = new Journal(path.join(base, 'spool'), 'limit', { maxBytes: 1024 * 1024 });
+  j.open();
+  t.teardown(() => j.close());
+  t.like(new Snapshotter(j).snapshot('data', 'big', path.join(root, 'big')), { kind: 'file', bytes });
+  t.is(j.dropped, 0);
+  t.is(j.lastSeq, Math.ceil(bytes / DEFAULTS.chunkBytes), 'every chunk is in the spool');
+  // A change from a call's arguments is still held to the limit, as always.
+  j.record({ root: 'data', path: 'small', op: { op: 'put', mode: 0o644 }, data: Buffer.alloc(900) });
+  t.is(j.dropped, 1);
 });

@@ -119,7 +119,9 @@ test.serial('a process SIGKILLed right after a trim while it writes: the spool s
   let trims = 0;
   let oldest = 1;
   let broken: string | undefined;
-  while (trims < 10 && broken === undefined) {
+  // Bounded: a standby that stops applying (or a spool that stops being trimmed) fails here by name, not by ava's timeout.
+  for (const until = Date.now() + 60_000; trims < 10 && broken === undefined;) {
+    if (Date.now() > until) throw new Error(`only ${trims} trims in 60 s: the standby stopped applying or the spool stopped being trimmed`);
     await new Promise((r) => setTimeout(r, 2));
     // Listed before acked.json is read: the saved position only grows, so a spool that begins
     // after it + 1 then began after it at the listing too.

@@ -109,7 +109,7 @@ async function repair(diffs: Difference[], roots: Root[], s: Parameters<typeof o
     const target = { e: session.journal.epoch, s: session.journal.lastSeq };
     const deadline = Date.now() + DEFAULTS.verify.repairMs;
     for (;;) {
-      const applied = await readState(kv, 'applied', s.name);
+      const applied = await readState(kv, 'applied', s.name).catch(() => undefined);
       if (applied !== undefined && comparePosition(applied, target) >= 0) return n;
       if (Date.now() > deadline) throw new Error(`the standby has not applied the repair (journal "${s.name}" up to ${target.s}) after ${DEFAULTS.verify.repairMs / 1000} s`);
       await new Promise((r) => setTimeout(r, DEFAULTS.verify.pollMs));

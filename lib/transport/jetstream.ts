@@ -8,7 +8,7 @@ import type { KV } from '@nats-io/kv';
 import { connectNats, ensureStream, openStateKv } from '../nats';
 import type { NatsSettings } from '../settings';
 import { SIGNATURE_HEADER } from '../signing';
-import { parseState, stateKey, watchState, writeState } from '../state-bucket';
+import { readState, watchState, writeState } from '../state-bucket';
 import { journalSubject, resendSubject } from '../subjects';
 import { answerResend, PublishTimeoutError, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
 
@@ -74,7 +74,7 @@ export class JetStreamTransport implements JournalTransport {
   async openState(): Promise<StateStore> {
     const kv: KV = await openStateKv(this.nc, this.o.stream, this.o.nats.replicas);
     return {
-      read: async (kind, name) => parseState(kind, await kv.get(stateKey(kind, name))),
+      read: (kind, name) => readState(kv, kind, name),
       write: (kind, name, value) => writeState(kv, kind, name, value),
       watch: (kind, name) => watchState(kv, kind, name),
     };
