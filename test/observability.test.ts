@@ -4,8 +4,9 @@ import { Replayer } from '../replayer/replayer';
 import { freePort } from './helpers/nats-server';
 import { spawnSync } from 'node:child_process';
 import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { CLI, makePair } from './helpers/pair';
+import { diffTrees } from './helpers/tree';
 
 test.serial('the replayer serves Prometheus metrics: positions of agent and standby, lag, counters', async (t) => {
   const pair = await makePair('metrics');
@@ -77,4 +78,38 @@ test.serial('status says how full the stream is, and what comes when it is nearl
   await jsm.streams.update('UNDERSTUDY', { max_bytes: 3400 });
   const full = spawnSync(process.execPath, [CLI, 'status'], { env, encoding: 'utf8' });
   t.regex(full.stdout, /^stream UNDERSTUDY: 1 messages, 3\.\d KiB of 3\.3 KiB \(9\d(\.\d)? %\); when full it refuses entries and agents spool them: purge what every standby applied/m);
+});
+
+test.serial('a stream that refuses entries (full) is said once by the agent, and in words by status, until it takes them again', async (t) => {
+  const pair = await makePair('stream-refuses');
+  t.teardown(() => pair.close());
+  // The stream the agent would make, but with room for a few entries only (discard new: refuses).
+  const nc = await connect({ servers: pair.server.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: 'UNDERSTUDY', subjects: ['understudy.understudy.journal.*'], discard: DiscardPolicy.New, max_bytes: 20_000, duplicate_window: 600_000_000_000 });
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_EXIT_TIMEOUT_MS: '2500' },
+    code: `for (let i = 0; i < 40; i++) require('fs').writeFileSync(${JSON.stringify(pair.primary)} + '/f' + i, Buffer.alloc(4096, i));`,
+  });
+  t.is(run.code, 0, 'the application never notices');
+  const said = run.stderr.split('\n').filter((l) => /refuses its entries/.test(l));
+  t.is(said.length, 1, run.stderr);
+  t.regex(said[0], /journal "app": stream UNDERSTUDY refuses its entries \(maximum bytes exceeded\); they stay spooled, the standby falls behind/);
+  t.notRegex(run.stderr, /cannot reach JetStream/, 'a refusal is not an unreachable server');
+  const env = { ...process.env, UNDERSTUDY_NATS_URL: pair.server.url };
+  const text = spawnSync(process.execPath, [CLI, 'status', '--max-lag', '1000'], { env, encoding: 'utf8' });
+  t.is(text.status, 1, 'monitoring is told, whatever the lag');
+  t.regex(text.stdout, /^journal app: THE STREAM REFUSES ITS ENTRIES since \S+ \(maximum bytes exceeded\): they wait in the agent's spool \(\d+ not shipped\)/m);
+  const json = JSON.parse(spawnSync(process.execPath, [CLI, 'status', '--json'], { env, encoding: 'utf8' }).stdout) as { journals: { journal: string; stream_refuses?: { reason: string } }[] };
+  t.is(json.journals.find((j) => j.journal === 'app')?.stream_refuses?.reason, 'maximum bytes exceeded');
+  // Room again: the next process ships what waited, and its heartbeat no longer says refused.
+  await jsm.streams.update('UNDERSTUDY', { max_bytes: 64 * 1024 * 1024 });
+  const next = await pair.runApp({ code: `require('fs').writeFileSync(${JSON.stringify(pair.primary)} + '/last', 'x');` });
+  t.is(next.code, 0, next.stderr);
+  t.notRegex(next.stderr, /refuses/);
+  const after = spawnSync(process.execPath, [CLI, 'status'], { env, encoding: 'utf8' });
+  t.notRegex(after.stdout, /REFUSES/, after.stdout);
+  await pair.drain();
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
 });

@@ -9,6 +9,7 @@ import { DEFAULTS } from '../../lib/settings';
 import { trimmableSegments, type AckedState } from '../../lib/spool';
 import { ACKED, publishPosition } from '../shared-state';
 import { warnOnce } from '../log';
+import { StreamRefusedError } from '../../lib/transport/journal-transport';
 
 /** A publish in flight and the last entry its message carries. */
 export interface InFlight { epoch: number; seq: number; ack: Promise<unknown> }
@@ -47,7 +48,8 @@ export class AckedPosition {
         await p.ack;
       } catch (err) {
         error = err as Error;
-        warnOnce('publish', `journal "${this.name}" cannot reach JetStream (${error.message}); entries stay spooled and are shipped when it is back`);
+        // A refusal is the stream's answer, said by the ship loop; this is for a way that is not open.
+        if (!(error instanceof StreamRefusedError)) warnOnce('publish', `journal "${this.name}" cannot reach JetStream (${error.message}); entries stay spooled and are shipped when it is back`);
         break;
       }
       this.pos = { epoch: p.epoch, seq: p.seq };

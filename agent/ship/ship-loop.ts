@@ -8,7 +8,7 @@ import { pause } from '../../lib/retry';
 import { DEFAULTS } from '../../lib/settings';
 import { SpoolCursor, SpoolGapError } from '../../lib/spool-reader';
 import type { SpoolRecord } from '../../lib/spool';
-import { PublishTimeoutError, type JournalTransport, type StreamIdentity } from '../../lib/transport/journal-transport';
+import { PublishTimeoutError, StreamRefusedError, type JournalTransport, type StreamIdentity } from '../../lib/transport/journal-transport';
 import { APPENDED, HURRY } from '../shared-state';
 import { warnOnce } from '../log';
 import type { InFlight } from './acked-position';
@@ -105,6 +105,7 @@ export class ShipLoop {
     const error = await this.ship(records, probe);
     if (error === undefined) {
       this.failures = 0;
+      j.refused = undefined;
       // Every message made of this read was acknowledged, so the transport has sent (and let go of) it.
       this.cursor.recycle();
       if (probe !== undefined) this.resume();
@@ -112,8 +113,10 @@ export class ShipLoop {
     }
     this.failures++;
     this.resume();
+    if (error instanceof StreamRefusedError) this.refused(error);
     await pause(Math.min(this.pace.backoffBaseMs * 2 ** this.failures, this.pace.backoffMaxMs), signal);
-    if (error instanceof PublishTimeoutError) return;
+    // Neither a slow answer nor a refusal means the stream is gone.
+    if (error instanceof PublishTimeoutError || error instanceof StreamRefusedError) return;
     // No answer at all, or not from a stream: it may have been deleted. Make it again (the
     // standby pulls what it lost from our spool). Briefly: a cluster may be electing its leaders.
     const again = await this.p.transport.ensureStream({ timeoutMs: this.pace.streamCheckTimeoutMs }).catch(() => undefined);
@@ -144,6 +147,17 @@ export class ShipLoop {
       }
     }
     return error ?? acked.settle(pending);
+  }
+
+  /**
+   * The stream refuses the journal's entries (full: nothing trims it yet): said once, with what
+   * happens next, and reported in the heartbeat from now until it takes them again, so that
+   * `status` says it in words rather than as a lag that only grows.
+   */
+  private refused(err: StreamRefusedError): void {
+    const j = this.p.journal;
+    j.refused ??= { reason: err.message, since: Date.now() };
+    warnOnce('stream-refuses', `journal "${j.name}": stream ${j.stream} refuses its entries (${err.message}); they stay spooled, the standby falls behind, and they are shipped once the stream takes them again (nothing trims the stream yet: purge what every standby applied, see README, "What is not built yet")`);
   }
 
   /** Goes on right after the acked position. */

@@ -51,6 +51,8 @@ export class ShippingJournal {
   lost: LostRange[];
   /** The last process of this journal that died without flushing its ending, if any (the journal found it when it took the lock). */
   readonly unclean: UncleanEnd | undefined;
+  /** Since when and why the stream refuses this journal's entries, while it does (reported in every heartbeat). */
+  refused: { reason: string; since: number } | undefined;
   readonly files: ReturnType<typeof spoolFiles>;
 
   /** `kept`: what the spool directory keeps of the journal's shipping (see open). */

@@ -56,6 +56,7 @@ export class StateReporter {
       dropped: readPosition(j.shared, DROPPED), origin: j.origin,
       ...(j.lost.length > 0 ? { lost: j.lost } : {}),
       ...(j.unclean !== undefined ? { unclean: j.unclean } : {}),
+      ...(j.refused !== undefined ? { refused: j.refused } : {}),
     };
     try {
       await store.write('agent', j.name, value);

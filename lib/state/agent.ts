@@ -21,6 +21,8 @@ export interface AgentHeartbeat {
   lost?: LostRange[];
   /** The last process of this journal that died without flushing its ending. */
   unclean?: UncleanEnd;
+  /** The stream refuses this journal's entries (full, or another limit) since `since`: they wait in the spool. */
+  refused?: { reason: string; since: number };
 }
 
 export const agent = define<AgentHeartbeat>((v) =>

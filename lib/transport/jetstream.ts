@@ -2,7 +2,7 @@
  * The JournalTransport over NATS JetStream: one connection per journal, its subject in the
  * journal stream, its record in the state bucket, and its resend subject (lib/subjects).
  */
-import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, JetStreamApiError, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { headers, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { connectNats, ensureStream, openStateKv } from '../nats';
@@ -10,7 +10,7 @@ import type { NatsSettings } from '../settings';
 import { SIGNATURE_HEADER } from '../signing';
 import { readState, watchState, writeState } from '../state-bucket';
 import { journalSubject, resendSubject } from '../subjects';
-import { answerResend, PublishTimeoutError, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
+import { answerResend, PublishTimeoutError, StreamRefusedError, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
 
 /** What a journal's JetStream transport needs to know. */
 export interface JetStreamTransportOptions {
@@ -51,7 +51,10 @@ export class JetStreamTransport implements JournalTransport {
     return this.js.publish(this.subject, msg.body, { msgID: msg.id, headers: h, timeout: opts.timeoutMs }).then(
       (ack) => ({ seq: ack.seq, duplicate: ack.duplicate }),
       (err: unknown) => {
-        throw err instanceof TimeoutError ? new PublishTimeoutError(err.message, { cause: err }) : err;
+        if (err instanceof TimeoutError) throw new PublishTimeoutError(err.message, { cause: err });
+        // An API error to a publish is the stream's own answer (10077: maximum bytes exceeded).
+        if (err instanceof JetStreamApiError) throw new StreamRefusedError(err.message, { cause: err });
+        throw err;
       },
     );
   }

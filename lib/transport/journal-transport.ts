@@ -68,6 +68,13 @@ export interface JournalTransport {
 export class PublishTimeoutError extends TransportError {}
 
 /**
+ * The stream answered and refused the message (full at max_bytes with discard new, or another
+ * of its limits): the way is open, nothing is wrong with the connection, and the entries wait
+ * in the spool until the stream takes them again.
+ */
+export class StreamRefusedError extends TransportError {}
+
+/**
  * One resend request as it travels (JSON), answered by `handler` as JSON: a request that does
  * not parse, or a handler that fails, is answered with why, never left without an answer.
  */

@@ -13,13 +13,14 @@ export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] 
 
 For each journal: the agent's mode, last spooled and shipped entry and heartbeat age;
 the last entry in the stream; the last applied on the standby; the lag in entries and seconds;
-STANDBY FAILING with the reason when the standby's disk failed a write or fsync.
+STANDBY FAILING with the reason when the standby's disk failed a write or fsync, and
+THE STREAM REFUSES ITS ENTRIES when the stream turns the agent away (full: nothing trims it yet).
 Then how full the stream is (nothing trims it yet: see README), and the last baseline and
 the last verify: when, how they ended, what they found and mended.
 A journal whose standby differs from the primary (entries its agent's spool lost before
 they were shipped, not mended by a baseline since) is said so in words, with the reason.
---json prints { journals, stream, baselines, verifies }.
---max-lag N exits 1 when any journal is more than N entries behind, its standby differs, or its standby is failing (for monitoring).`;
+--json prints { journals, stream, baselines, verifies, doubts, watchers }.
+--max-lag N exits 1 when any journal is more than N entries behind, its standby differs, its standby is failing, or the stream refuses its entries (for monitoring).`;
 
 interface Row {
   journal: string;
@@ -40,6 +41,8 @@ interface Row {
   may_differ?: string;
   /** Why the standby's disk failed a write or fsync: it holds nothing past `applied_seq` for sure. */
   standby_failing?: string;
+  /** Why the stream refuses the agent's entries, and since when: they wait in its spool. */
+  stream_refuses?: { reason: string; since: string };
 }
 
 
@@ -120,6 +123,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       row.stream_last_seq = lastHeader?.s;
       row.applied_seq = applied?.s;
       if (applied?.failing !== undefined) row.standby_failing = applied.failing;
+      if (agent?.refused !== undefined) row.stream_refuses = { reason: agent.refused.reason, since: new Date(agent.refused.since).toISOString() };
       const newest = Math.max(row.agent_last_seq ?? 0, row.stream_last_seq ?? 0);
       row.lag_entries = Math.max(0, newest - (applied?.s ?? 0));
       row.lag_seconds = row.lag_entries === 0 || lastHeader === undefined ? 0 : round((lastHeader.t - (applied?.t ?? lastHeader.t)) / 1000);
@@ -151,12 +155,16 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     for (const r of rows) {
       if (r.standby_failing !== undefined) console.log(`journal ${r.journal}: STANDBY FAILING: its disk failed (${r.standby_failing}); nothing past applied ${r.applied_seq ?? 0} is on it for sure`);
     }
+    for (const r of rows) {
+      const x = r.stream_refuses;
+      if (x !== undefined) console.log(`journal ${r.journal}: THE STREAM REFUSES ITS ENTRIES since ${x.since} (${x.reason}): they wait in the agent's spool (${Math.max(0, (r.agent_last_seq ?? 0) - (r.agent_shipped_seq ?? 0))} not shipped) and the standby falls behind until the stream takes them again; nothing trims it yet: purge what every standby applied (README, "What is not built yet")`);
+    }
     if (stream !== undefined) console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
     for (const v of verifies) console.log(describeVerify(v));
     for (const w of watchers) console.log(describeWatch(w));
   }
-  if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag || r.differs !== undefined || r.standby_failing !== undefined)) return 1;
+  if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag || r.differs !== undefined || r.standby_failing !== undefined || r.stream_refuses !== undefined)) return 1;
   return 0;
 }
 
