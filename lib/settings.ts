@@ -511,13 +511,13 @@ function isWithin(p: string, dir: string): boolean {
 }
 
 /**
- * The standby's name, as status shows it: UNDERSTUDY_STANDBY, or the host's name made one
- * key token (letters, digits, `-` and `_`; anything else becomes `_`).
+ * The standby's name, as status shows it: `flag` (replay --standby), UNDERSTUDY_STANDBY, or the
+ * host's name made one key token (letters, digits, `-` and `_`; anything else becomes `_`).
  */
-export function standbyName(env: Env = process.env): string {
-  const given = env.UNDERSTUDY_STANDBY;
-  if (given !== undefined && given !== '') {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(given)) throw new SettingsError(`UNDERSTUDY_STANDBY "${given}" must be 1-64 letters, digits, '-' or '_'`);
+export function standbyName(env: Env = process.env, flag?: string): string {
+  const [given, what] = flag !== undefined ? [flag, '--standby'] : [env.UNDERSTUDY_STANDBY, 'UNDERSTUDY_STANDBY'];
+  if (given !== undefined && (given !== '' || flag !== undefined)) {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(given)) throw new SettingsError(`${what} "${given}" must be 1-64 letters, digits, '-' or '_'`);
     return given;
   }
   return os.hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64) || 'standby';

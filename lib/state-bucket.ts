@@ -5,6 +5,7 @@ import { applied } from './state/applied';
 import { baseline } from './state/baseline';
 import { doubts } from './state/doubts';
 import { fence } from './state/fence';
+import { standby } from './state/standby';
 import { verify } from './state/verify';
 import { watch } from './state/watch';
 
@@ -13,6 +14,7 @@ export type { AppliedRecord } from './state/applied';
 export type { BaselineReport } from './state/baseline';
 export type { DoubtsReport } from './state/doubts';
 export type { FenceRecord } from './state/fence';
+export type { StandbyRecord } from './state/standby';
 export type { VerifyReport } from './state/verify';
 export type { WatchStatus } from './state/watch';
 
@@ -25,7 +27,7 @@ export type { WatchStatus } from './state/watch';
  */
 
 /** Every kind of record, one line each: a new kind is a file in lib/state/ and a line here. */
-const RECORDS = { agent, applied, fence, doubts, watch, baseline, verify };
+const RECORDS = { agent, applied, fence, doubts, watch, baseline, verify, standby };
 
 type Records = typeof RECORDS;
 /** Every kind of record and its shape. */

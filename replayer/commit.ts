@@ -1,8 +1,9 @@
 import type { KV } from '@nats-io/kv';
 import { ApplyError, UnderstudyError } from '../lib/errors';
 import { pause } from '../lib/retry';
-import { DEFAULTS, standbyName } from '../lib/settings';
-import { writeState, type DoubtsReport } from '../lib/state-bucket';
+import * as os from 'node:os';
+import { DEFAULTS } from '../lib/settings';
+import { writeState, type DoubtsReport, type StandbyRecord } from '../lib/state-bucket';
 import { StandbyDiskError } from './disk-error';
 import type { Held } from './intake';
 import type { Sequencer } from './order/sequencer';
@@ -10,11 +11,12 @@ import type { PositionStore } from './state';
 import type { ReplaySummary } from './summary';
 import type { Versions } from './order/versions';
 
-/** This standby's name in the state bucket. */
-const STANDBY = standbyName();
-
 /** What a commit makes durable and reports; the replayer owns each. */
 export interface CommitParts {
+  /** This standby's name in the state bucket (replay --standby, UNDERSTUDY_STANDBY, or the host's). */
+  standby: string;
+  /** The one journal this replayer applies (--name), if it applies one. */
+  journal?: string;
   log: (line: string) => void;
   store: PositionStore;
   versions: Versions;
@@ -55,6 +57,8 @@ export class Committer {
   private failingJournals: string[] = [];
   /** What was last said of the doubts in the state bucket. */
   private doubtsSaid = '';
+  /** When the standby's record was last written. */
+  private standbySaidAt = 0;
 
   constructor(private readonly o: CommitParts) {}
 
@@ -156,6 +160,8 @@ export class Committer {
   private async makeDurable(kv: KV | undefined): Promise<void> {
     if (this.o.changed.size === 0) {
       if (kv !== undefined) await this.publishDoubts(kv);
+      // Idle, it still says it is there: "last active" is the record's time.
+      if (kv !== undefined && Date.now() - this.standbySaidAt >= DEFAULTS.heartbeatMs) await this.publishStandby(kv);
       return;
     }
     try {
@@ -192,7 +198,25 @@ export class Committer {
       if (pos === undefined) continue; // marked failing, not applied again yet: published once it is
       await writeState(kv, 'applied', name, { ...pos, appliedAt: Date.now() }).catch(() => this.o.changed.add(name));
     }
+    await this.publishStandby(kv);
     await this.publishDoubts(kv);
+  }
+
+  /**
+   * Leaves this standby's committed position (what its last good commit made durable: no entry
+   * is applied while a commit runs, so the store's positions are that commit's) and when it was
+   * last active. Reporting only: a put that fails is tried again with the next commit.
+   */
+  private async publishStandby(kv: KV): Promise<void> {
+    const { store } = this.o;
+    const journals: StandbyRecord['journals'] = {};
+    for (const [name, p] of Object.entries(store.positions.journals)) journals[name] = { e: p.e, s: p.s };
+    const record: StandbyRecord = {
+      name: this.o.standby, ...(this.o.journal !== undefined ? { journal: this.o.journal } : {}), host: os.hostname(), pid: process.pid,
+      streamSeq: store.streamSeq, journals, committedAt: this.lastCommitAt, time: Date.now(),
+    };
+    const key = this.o.journal === undefined ? this.o.standby : `${this.o.standby}.${this.o.journal}`;
+    await writeState(kv, 'standby', key, record).then(() => (this.standbySaidAt = record.time), () => undefined);
   }
 
   /** Tells `status` which objects this standby cannot be sure of, whenever that changes (and once at start). */
@@ -200,7 +224,7 @@ export class Committer {
     const objects = this.o.versions.inDoubt(DEFAULTS.replay.doubtsListed);
     const said = JSON.stringify([this.o.versions.doubtCount, objects]);
     if (said === this.doubtsSaid) return;
-    const report: DoubtsReport = { standby: STANDBY, count: this.o.versions.doubtCount, objects, time: Date.now() };
-    await writeState(kv, 'doubts', STANDBY, report).then(() => (this.doubtsSaid = said), () => undefined);
+    const report: DoubtsReport = { standby: this.o.standby, count: this.o.versions.doubtCount, objects, time: Date.now() };
+    await writeState(kv, 'doubts', this.o.standby, report).then(() => (this.doubtsSaid = said), () => undefined);
   }
 }

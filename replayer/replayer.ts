@@ -9,7 +9,7 @@ import { serveMetrics } from './metrics';
 import type { Server } from 'node:http';
 import { connectNats, isUnreachable, openStateKv } from '../lib/nats';
 import type { Root } from '../lib/roots';
-import { DEFAULTS, type NatsSettings } from '../lib/settings';
+import { DEFAULTS, standbyName, type NatsSettings } from '../lib/settings';
 import type { ChangeOrder, Data } from './apply/applier';
 import { Appliers } from './apply/registry';
 import { Staging } from './staging';
@@ -61,6 +61,8 @@ export interface ReplayOptions {
   write?: WriteFn;
   /** The caller holds the lock of `stateDir` (promote); otherwise the replayer takes it. */
   stateLocked?: boolean;
+  /** This standby's name in the state bucket (replay --standby); UNDERSTUDY_STANDBY or the host's name when absent. */
+  standby?: string;
 }
 
 /**
@@ -136,7 +138,7 @@ export class Replayer {
     }
     fs.writeFileSync(this.runningMarker, `${process.pid}\n`);
     this.committer = new Committer({
-      log: opts.log, store: this.store, versions: this.versions, sequencer: this.sequencer, summary: this.summary, changed: this.changed,
+      standby: opts.standby ?? standbyName(), journal: opts.name, log: opts.log, store: this.store, versions: this.versions, sequencer: this.sequencer, summary: this.summary, changed: this.changed,
       syncApplied: () => this.syncApplied(), stopPass: () => this.stopPass?.(),
     });
     this.intake = new Intake({

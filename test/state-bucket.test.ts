@@ -37,6 +37,10 @@ const CASES: { [K in StateKind]: { good: StateRecords[K]; broken: Record<string,
     good: { state: 'done', started: 1, finished: 2, roots: ['data'], objects: 3, bytes: 4 },
     broken: [{ state: 'done', started: 1, objects: 3, bytes: 4 }, { started: 1, roots: [], objects: 3, bytes: 4 }],
   },
+  standby: {
+    good: { name: 'b1', journal: 'app', host: 'h', pid: 9, streamSeq: 57, journals: { app: { e: 3, s: 12 } }, committedAt: 5, time: 6 },
+    broken: [{ name: 'b1', streamSeq: 57, committedAt: 5, time: 6 }, { name: 'b1', streamSeq: '57', journals: {}, committedAt: 5, time: 6 }, { streamSeq: 57, journals: {}, committedAt: 5, time: 6 }],
+  },
   verify: {
     good: { time: 1, roots: ['data'], equal: true, differences: 0, repaired: 0, unsettled: 0 },
     broken: [{ time: 1, roots: ['data'], equal: 'yes', differences: 0, repaired: 0 }, { roots: ['data'], equal: true, differences: 0, repaired: 0 }],

@@ -3,8 +3,9 @@ import { SettingsError } from '../../lib/errors';
 import { loadVerifier } from '../../lib/signing';
 import { common, parse } from '../../lib/cli-options';
 import { journalFilter, requireState } from './standby-flags';
+import { standbyName } from '../../lib/settings';
 
-export const usage = `understudy replay --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--stream S] [--drain]
+export const usage = `understudy replay --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--stream S] [--drain] [--standby NAME]
                   [--verify-key FILE …] [--on-bad-entry halt|skip] [--metrics-port N [--metrics-host H]]
                   [--creds FILE | --nkey FILE | --token T | --user U --password P] [--tls-ca FILE]
 
@@ -13,6 +14,8 @@ Applies journal entries from the stream to the standby's roots, in order, exactl
 at a time per state directory. --name applies one journal only (UNDERSTUDY_NAME does not).
 --drain applies everything the stream holds now and exits 0 (non-zero on any error);
 without it, runs until SIGINT or SIGTERM and stops cleanly.
+--standby names this standby in the state bucket and in status (UNDERSTUDY_STANDBY, else
+the host's name); after each commit it leaves its committed position there.
 --verify-key (or UNDERSTUDY_VERIFY_KEYS, comma-separated): accept only entries signed by
 one of these keys (Ed25519 public key PEM, or an hmac-sha256:<base64> secret file).
 A bad entry is moved to <state>/quarantine with the reason; then the replayer stops
@@ -23,7 +26,7 @@ A bad entry is moved to <state>/quarantine with the reason; then the replayer st
 export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parse(argv, {
     drain: { type: 'boolean' }, 'verify-key': { type: 'string', multiple: true }, 'on-bad-entry': { type: 'string' },
-    'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' },
+    'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, standby: { type: 'string' },
   });
   if (values.help === true) {
     console.log(usage);
@@ -41,7 +44,8 @@ export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   if (metricsPort !== undefined && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
     throw new SettingsError(`--metrics-port ${values['metrics-port']} is not a port number`);
   }
-  const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry, metricsPort, metricsHost: values['metrics-host'] });
+  const standby = standbyName(env, values.standby);
+  const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry, metricsPort, metricsHost: values['metrics-host'], standby });
   // Before "following …" is said: a --state in use is refused first, as it always was.
   replayer.open();
   const ac = new AbortController();

@@ -5,7 +5,7 @@ import { SettingsError } from '../../lib/errors';
 import { connectNats, openStateKv, stateKeys } from '../../lib/nats';
 import { journalPrefix, journalSubject } from '../../lib/subjects';
 import type { LostRange } from '../../lib/spool';
-import { parseStateKey, readState, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
+import { parseStateKey, readState, type StandbyRecord, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
 import { common, parse } from '../../lib/cli-options';
 import { DEFAULTS } from '../../lib/settings';
 
@@ -19,7 +19,8 @@ Then how full the stream is (nothing trims it yet: see README), and the last bas
 the last verify: when, how they ended, what they found and mended.
 A journal whose standby differs from the primary (entries its agent's spool lost before
 they were shipped, not mended by a baseline since) is said so in words, with the reason.
---json prints { journals, stream, baselines, verifies, doubts, watchers }.
+Then one line per standby: its committed stream position, how far behind the stream, when last active.
+--json prints { journals, standbys, stream, baselines, verifies, doubts, watchers }.
 --max-lag N exits 1 when any journal is more than N entries behind, its standby differs, its standby is failing, or the stream refuses its entries (for monitoring).`;
 
 interface Row {
@@ -53,6 +54,8 @@ interface StreamUse {
   bytes: number;
   max_bytes: number;
   used_pct: number;
+  /** The stream's last sequence: a standby's committed position is measured against it. */
+  last_seq: number;
 }
 
 const STREAM_WARN_PCT = DEFAULTS.streamWarnPct;
@@ -73,6 +76,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const verifies: (VerifyReport & { name: string })[] = [];
   const doubts: DoubtsReport[] = [];
   const watchers: WatchStatus[] = [];
+  const standbys: StandbyRecord[] = [];
   let stream: StreamUse | undefined;
   try {
     const kv = await openStateKv(nc, o.stream);
@@ -82,7 +86,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     const info = await jsm.streams.info(o.stream, { subjects_filter: `${journalPrefix(o.stream)}.*` });
     for (const subject of Object.keys(info.state.subjects ?? {})) names.add(subject.slice(journalPrefix(o.stream).length + 1));
     const max = info.config.max_bytes;
-    stream = { name: o.stream, messages: info.state.messages, bytes: info.state.bytes, max_bytes: max, used_pct: max > 0 ? round((100 * info.state.bytes) / max) : 0 };
+    stream = { name: o.stream, messages: info.state.messages, bytes: info.state.bytes, max_bytes: max, used_pct: max > 0 ? round((100 * info.state.bytes) / max) : 0, last_seq: info.state.last_seq };
     for (const k of await stateKeys(jsm, o.stream)) {
       const key = parseStateKey(k);
       if (key === undefined) continue;
@@ -99,6 +103,10 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       if (kind === 'watch') {
         const w = await readState(kv, 'watch', name);
         if (w !== undefined) watchers.push(w);
+      }
+      if (kind === 'standby') {
+        const s = await readState(kv, 'standby', name);
+        if (s !== undefined) standbys.push(s);
       }
       if (kind === 'doubts') {
         const d = await readState(kv, 'doubts', name);
@@ -146,7 +154,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     d.objects = kept;
   }
   doubts.splice(0, doubts.length, ...doubts.filter((d) => d.count > 0));
-  if (values.json === true) console.log(JSON.stringify({ journals: rows, stream, baselines, verifies, doubts, watchers }, null, 2));
+  if (values.json === true) console.log(JSON.stringify({ journals: rows, standbys, stream, baselines, verifies, doubts, watchers }, null, 2));
   else {
     print(rows);
     for (const d of doubts) console.log(describeDoubts(d));
@@ -159,6 +167,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       const x = r.stream_refuses;
       if (x !== undefined) console.log(`journal ${r.journal}: THE STREAM REFUSES ITS ENTRIES since ${x.since} (${x.reason}): they wait in the agent's spool (${Math.max(0, (r.agent_last_seq ?? 0) - (r.agent_shipped_seq ?? 0))} not shipped) and the standby falls behind until the stream takes them again; nothing trims it yet: purge what every standby applied (README, "What is not built yet")`);
     }
+    for (const s of standbys) console.log(describeStandby(s, stream));
     if (stream !== undefined) console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
     for (const v of verifies) console.log(describeVerify(v));
@@ -200,6 +209,14 @@ function print(rows: Row[]): void {
 function describeDoubts(d: DoubtsReport): string {
   const some = d.objects.slice(0, 5).map((o) => (o.root === '' ? o.path : `${o.root}/${o.path}`)).join(', ');
   return `STANDBY ${d.standby} MAY DIFFER from the primary: ${d.count} object(s) it cannot be sure of (${some}${d.count > 5 ? ', …' : ''}); first: ${d.objects[0]?.why ?? ''}. understudy verify --repair (or a baseline, for a journal) mends them`;
+}
+
+/** Where a standby stands, as its last committed record says. */
+function describeStandby(s: StandbyRecord, u: StreamUse | undefined): string {
+  const behind = u === undefined || s.journal !== undefined ? '' : ` of ${u.last_seq} (${Math.max(0, u.last_seq - s.streamSeq)} behind)`;
+  const journals = Object.entries(s.journals).sort(([a], [b]) => a.localeCompare(b)).map(([j, p]) => `${j} ${p.e}.${p.s}`).join(', ');
+  return `standby ${s.name}${s.journal !== undefined ? ` (journal ${s.journal})` : ''} on ${s.host}: committed stream position ${s.streamSeq}${behind}` +
+    `${journals === '' ? '' : `; applied ${journals}`}; last active ${round((Date.now() - s.time) / 1000)} s ago`;
 }
 
 function describeStream(u: StreamUse): string {

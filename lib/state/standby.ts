@@ -1,0 +1,25 @@
+import { define, numbers, strings } from './record';
+
+/**
+ * A standby's committed position, under `standby.<name>` (`standby.<name>.<journal>` for a
+ * replayer that applies one journal): written after each fsynced commit, and again while it is
+ * idle so that `time` says when it was last active.
+ */
+export interface StandbyRecord {
+  name: string;
+  /** The one journal it applies (replay --name), when it applies one. */
+  journal?: string;
+  host: string;
+  pid: number;
+  /** The stream sequence it resumes after: everything up to it is applied and fsynced there. */
+  streamSeq: number;
+  /** Per journal, the last entry applied and fsynced. */
+  journals: Record<string, { e: number; s: number }>;
+  /** When it last committed applied entries (ms; 0 before its first). */
+  committedAt: number;
+  /** When it last said so. */
+  time: number;
+}
+
+export const standby = define<StandbyRecord>((v) =>
+  strings(v, 'name') && numbers(v, 'streamSeq', 'committedAt', 'time') && typeof v.journals === 'object' && v.journals !== null);
