@@ -203,17 +203,16 @@ export class Committer {
   }
 
   /**
-   * Leaves this standby's committed position (what its last good commit made durable: no entry
-   * is applied while a commit runs, so the store's positions are that commit's) and when it was
-   * last active. Reporting only: a put that fails is tried again with the next commit.
+   * Leaves this standby's committed position (what its last good commit made durable, never
+   * what is only recorded since) and when it was last active. Reporting only: a put that fails is tried again with the next commit.
    */
   private async publishStandby(kv: KV): Promise<void> {
-    const { store } = this.o;
+    const committed = this.o.store.lastCommit;
     const journals: StandbyRecord['journals'] = {};
-    for (const [name, p] of Object.entries(store.positions.journals)) journals[name] = { e: p.e, s: p.s };
+    for (const [name, p] of Object.entries(committed.journals)) journals[name] = { e: p.e, s: p.s };
     const record: StandbyRecord = {
       name: this.o.standby, ...(this.o.journal !== undefined ? { journal: this.o.journal } : {}), host: os.hostname(), pid: process.pid,
-      streamSeq: store.streamSeq, journals, committedAt: this.lastCommitAt, time: Date.now(),
+      streamSeq: committed.streamSeq, journals, committedAt: this.lastCommitAt, time: Date.now(),
     };
     const key = this.o.journal === undefined ? this.o.standby : `${this.o.standby}.${this.o.journal}`;
     await writeState(kv, 'standby', key, record).then(() => (this.standbySaidAt = record.time), () => undefined);

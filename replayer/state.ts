@@ -70,8 +70,17 @@ export class PositionStore {
 
   /** The stream sequence this replayer resumes after: its filter's own, or that of every journal. */
   get streamSeq(): number {
-    if (this.filter === undefined) return this.positions.streamSeq;
-    return Math.max(this.positions.streamSeq, this.positions.filtered?.[this.filter] ?? 0);
+    return this.resumeOf(this.positions);
+  }
+
+  /** What the last good commit made durable: its stream position (as streamSeq) and journals. */
+  get lastCommit(): { streamSeq: number; journals: Readonly<Record<string, JournalPos>> } {
+    return { streamSeq: this.resumeOf(this.committed), journals: this.committed.journals };
+  }
+
+  private resumeOf(p: Positions): number {
+    if (this.filter === undefined) return p.streamSeq;
+    return Math.max(p.streamSeq, p.filtered?.[this.filter] ?? 0);
   }
 
   /** Records that `name` applied (e, s, t), found at stream sequence `streamSeq`. */
