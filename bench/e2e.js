@@ -351,20 +351,6 @@ function lagStats(values) {
   return { n: values.length, p50: c.quantile(values, 0.5), p99: c.quantile(values, 0.99), max: Math.max(...values) };
 }
 
-/** Least-squares slope of y against x. */
-function slope(xs, ys) {
-  const n = xs.length;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (xs[i] - mx) * (ys[i] - my);
-    den += (xs[i] - mx) ** 2;
-  }
-  return den === 0 ? 0 : num / den;
-}
-
 async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.env.BENCH_LAG_CATCHUP_S ?? 60)) {
   syncDisks();
   const name = `bench-lag-${k}`;
@@ -395,7 +381,7 @@ async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.en
         ...s,
         firstQuarter: lagStats(first), lastQuarter: lagStats(last),
         // ms of extra lag per second of run
-        trendMsPerS: slope(xs.map((x) => x / 1000), ys),
+        trendMsPerS: c.slope(xs.map((x) => x / 1000), ys) || 0,
       };
       rows.push([label, c.fmt(s.n), c.fmt(s.p50, 1), c.fmt(s.p99, 1), c.fmt(s.max, 1),
         c.fmt(row.firstQuarter.p50, 1), c.fmt(row.lastQuarter.p50, 1), c.fmt(row.firstQuarter.p99, 1), c.fmt(row.lastQuarter.p99, 1)]);

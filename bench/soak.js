@@ -65,21 +65,6 @@ function fdKinds(pid, names) {
   return kinds;
 }
 
-/** Least-squares slope of y over x. */
-function slope(xs, ys) {
-  const n = xs.length;
-  if (n < 2) return NaN;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (xs[i] - mx) * (ys[i] - my);
-    den += (xs[i] - mx) ** 2;
-  }
-  return den === 0 ? NaN : num / den;
-}
-
 /**
  * What a V8 heap snapshot holds: its total size, and per kind of object (constructor
  * name for objects and closures, else the node type) the count and bytes.
@@ -250,7 +235,7 @@ function report({ samples, heaps, gc, mostFds, warmupS, sampleS, tableS, rate, s
   log(c.table(rows));
   const after = samples.filter((s) => s.t >= warmupS);
   const t = after.map((s) => s.t / 60);
-  const fig = (pick) => slope(t, after.map(pick));
+  const fig = (pick) => c.slope(t, after.map(pick));
   const slopes = {
     appRss: fig((s) => s.app.rss / MB), appHeap: fig((s) => s.app.heap / MB), appExternal: fig((s) => s.app.external / MB), appFds: fig((s) => s.app.fds),
     rpRss: fig((s) => s.rp.rss / MB), rpHeap: fig((s) => s.rp.heap / MB), rpExternal: fig((s) => s.rp.external / MB), rpFds: fig((s) => s.rp.fds),
@@ -300,7 +285,7 @@ function report({ samples, heaps, gc, mostFds, warmupS, sampleS, tableS, rate, s
       for (const iso of gc[k]) {
         const late = iso.full.filter((g) => g.t >= warmupS);
         trend.push([label, iso.label ?? 'main thread', late.length, late.length === 0 ? '–' : `${c.fmt(late[0].after, 1)} → ${c.fmt(late.at(-1).after, 1)}`,
-          late.length < 3 ? '–' : c.fmt(slope(late.map((g) => g.t / 60), late.map((g) => g.after)), 2)]);
+          late.length < 3 ? '–' : c.fmt(c.slope(late.map((g) => g.t / 60), late.map((g) => g.after)), 2)]);
       }
     }
     log('');

@@ -55,29 +55,28 @@ test.serial('a restarted cluster takes the same journals again', async (t) => {
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
 });
 
-test.serial('a fork() pool: each child has a journal of its own', async (t) => {
-  const pair = await makePair('fork');
-  t.teardown(() => pair.close());
-  const run = await pair.runApp({ file: APP, args: ['fork', '3', pair.primary, 'f'] });
-  t.is(run.code, 0, run.stderr);
-  t.is(run.stderr, '');
-  t.deepEqual(journals(pair), ['app', 'app-1', 'app-2', 'app-3']);
-  await pair.drain();
-  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
-  t.is(readTree(pair.standby).size, 3 * 4);
-});
+/** Pools whose children each get a journal of their own: how the fixture starts them, and with which agent. */
+const POOLS: { title: string; label: string; args: string[]; prefix: string; run?: { withAgent: false; env: Record<string, string> } }[] = [
+  { title: 'a fork() pool: each child has a journal of its own', label: 'fork', args: ['fork', '3'], prefix: 'f' },
+  {
+    title: 'children started with NODE_OPTIONS=--require understudy/agent each have a journal of their own', label: 'nodeopts', args: ['spawn', '3'], prefix: 's',
+    run: { withAgent: false, env: { NODE_OPTIONS: `--require ${PRELOAD}` } },
+  },
+];
 
-test.serial('children started with NODE_OPTIONS=--require understudy/agent each have a journal of their own', async (t) => {
-  const pair = await makePair('nodeopts');
-  t.teardown(() => pair.close());
-  const run = await pair.runApp({ file: APP, args: ['spawn', '3', pair.primary, 's'], withAgent: false, env: { NODE_OPTIONS: `--require ${PRELOAD}` } });
-  t.is(run.code, 0, run.stderr);
-  t.is(run.stderr, '');
-  t.deepEqual(journals(pair), ['app', 'app-1', 'app-2', 'app-3']);
-  await pair.drain();
-  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
-  t.is(readTree(pair.standby).size, 3 * 4);
-});
+for (const pool of POOLS) {
+  test.serial(pool.title, async (t) => {
+    const pair = await makePair(pool.label);
+    t.teardown(() => pair.close());
+    const run = await pair.runApp({ file: APP, args: [...pool.args, pair.primary, pool.prefix], ...pool.run });
+    t.is(run.code, 0, run.stderr);
+    t.is(run.stderr, '');
+    t.deepEqual(journals(pair), ['app', 'app-1', 'app-2', 'app-3']);
+    await pair.drain();
+    t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+    t.is(readTree(pair.standby).size, 3 * 4);
+  });
+}
 
 test.serial('killed workers: what they left spooled is shipped by the workers that take their journals next', async (t) => {
   const pair = await makePair('killed');

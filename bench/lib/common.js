@@ -192,6 +192,21 @@ function quantile(values, q) {
   return s[i];
 }
 
+/** Least-squares slope of y against x; NaN when fewer than two points or x never moves. */
+function slope(xs, ys) {
+  const n = xs.length;
+  if (n < 2) return NaN;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i] - mx) * (ys[i] - my);
+    den += (xs[i] - mx) ** 2;
+  }
+  return den === 0 ? NaN : num / den;
+}
+
 function median(values) {
   if (values.length === 0) return NaN;
   const s = Float64Array.from(values).sort();
@@ -234,5 +249,5 @@ function runMain(run) {
 
 module.exports = {
   runMain, REPO, DIST, PRELOAD, CLI, requireDist, tempDir, removeDir, cleanup, hookSignals, startNats, runNode, spawnIpc,
-  quantile, median, fmt, table, sleep, machine,
+  quantile, median, slope, fmt, table, sleep, machine,
 };
