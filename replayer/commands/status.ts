@@ -1,13 +1,9 @@
-import { jetstreamManager } from '@nats-io/jetstream';
-import { decodeEntry } from '../../lib/codec';
-import { lastEntry } from '../../lib/batch';
 import { SettingsError } from '../../lib/errors';
-import { connectNats, openStateKv, stateKeys } from '../../lib/nats';
-import { journalPrefix, journalSubject } from '../../lib/subjects';
-import type { LostRange } from '../../lib/spool';
-import { parseStateKey, readState, type StandbyRecord, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
+import { connectNats } from '../../lib/nats';
+import type { StandbyRecord, BaselineReport, DoubtsReport, VerifyReport, WatchStatus } from '../../lib/state-bucket';
 import { common, parse } from '../../lib/cli-options';
 import { DEFAULTS } from '../../lib/settings';
+import { collectStatus, type JournalRow, type StatusReport, type StreamUse } from '../status/collect';
 
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
 
@@ -23,41 +19,6 @@ Then one line per standby: its committed stream position, how far behind the str
 --json prints { journals, standbys, stream, baselines, verifies, doubts, watchers }.
 --max-lag N exits 1 when any journal is more than N entries behind, its standby differs, its standby is failing, or the stream refuses its entries (for monitoring).`;
 
-interface Row {
-  journal: string;
-  mode?: string;
-  agent_epoch?: number;
-  agent_last_seq?: number;
-  agent_shipped_seq?: number;
-  heartbeat_age_s?: number;
-  /** Changes the agent could not journal because its spool was full: the standby differs by them. */
-  dropped?: number;
-  stream_last_seq?: number;
-  applied_seq?: number;
-  lag_entries?: number;
-  lag_seconds?: number;
-  /** Why the standby differs from the primary (not lag: waiting does not mend it), if it does. */
-  differs?: string;
-  /** Why the standby may differ: a process of this journal died without flushing its ending, and no verify has looked since. */
-  may_differ?: string;
-  /** Why the standby's disk failed a write or fsync: it holds nothing past `applied_seq` for sure. */
-  standby_failing?: string;
-  /** Why the stream refuses the agent's entries, and since when: they wait in its spool. */
-  stream_refuses?: { reason: string; since: string };
-}
-
-
-/** How full the stream is: once at max_bytes it refuses entries (discard: new), and nothing trims it yet. */
-interface StreamUse {
-  name: string;
-  messages: number;
-  bytes: number;
-  max_bytes: number;
-  used_pct: number;
-  /** The stream's last sequence: a standby's committed position is measured against it. */
-  last_seq: number;
-}
-
 const STREAM_WARN_PCT = DEFAULTS.streamWarnPct;
 
 /** `understudy status`. */
@@ -71,89 +32,13 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const maxLag = values['max-lag'] === undefined ? undefined : Number(values['max-lag']);
   if (maxLag !== undefined && (!Number.isSafeInteger(maxLag) || maxLag < 0)) throw new SettingsError(`--max-lag ${values['max-lag']} is not a whole number`);
   const nc = await connectNats(o.nats, 'understudy-status');
-  const rows: Row[] = [];
-  const baselines: (BaselineReport & { name: string })[] = [];
-  const verifies: (VerifyReport & { name: string })[] = [];
-  const doubts: DoubtsReport[] = [];
-  const watchers: WatchStatus[] = [];
-  const standbys: StandbyRecord[] = [];
-  let stream: StreamUse | undefined;
+  let report: StatusReport;
   try {
-    const kv = await openStateKv(nc, o.stream);
-    const jsm = await jetstreamManager(nc);
-    const names = new Set<string>();
-    // Journals are known from the stream's subjects, and from agents and replayers that reported.
-    const info = await jsm.streams.info(o.stream, { subjects_filter: `${journalPrefix(o.stream)}.*` });
-    for (const subject of Object.keys(info.state.subjects ?? {})) names.add(subject.slice(journalPrefix(o.stream).length + 1));
-    const max = info.config.max_bytes;
-    stream = { name: o.stream, messages: info.state.messages, bytes: info.state.bytes, max_bytes: max, used_pct: max > 0 ? round((100 * info.state.bytes) / max) : 0, last_seq: info.state.last_seq };
-    for (const k of await stateKeys(jsm, o.stream)) {
-      const key = parseStateKey(k);
-      if (key === undefined) continue;
-      const { kind, name } = key;
-      if (kind === 'agent' || kind === 'applied') names.add(name);
-      if (kind === 'baseline') {
-        const b = await readState(kv, 'baseline', name);
-        if (b !== undefined) baselines.push({ name, ...b });
-      }
-      if (kind === 'verify') {
-        const v = await readState(kv, 'verify', name);
-        if (v !== undefined) verifies.push({ name, ...v });
-      }
-      if (kind === 'watch') {
-        const w = await readState(kv, 'watch', name);
-        if (w !== undefined) watchers.push(w);
-      }
-      if (kind === 'standby') {
-        const s = await readState(kv, 'standby', name);
-        if (s !== undefined) standbys.push(s);
-      }
-      if (kind === 'doubts') {
-        const d = await readState(kv, 'doubts', name);
-        if (d !== undefined && d.count > 0) doubts.push(d);
-      }
-    }
-    if (o.name !== undefined) {
-      for (const n of names) if (n !== o.name) names.delete(n);
-      names.add(o.name);
-    }
-    if (o.name !== undefined) names.add(o.name);
-    const now = Date.now();
-    for (const name of [...names].sort()) {
-      const agent = await readState(kv, 'agent', name);
-      const applied = await readState(kv, 'applied', name);
-      const last = await jsm.streams.getMessage(o.stream, { last_by_subj: journalSubject(o.stream, name) }).catch(() => null);
-      const lastHeader = last === null ? undefined : decodeEntry(lastEntry(last.data)).header;
-      const row: Row = { journal: name };
-      if (agent !== undefined) {
-        Object.assign(row, { mode: agent.mode, agent_epoch: agent.epoch, agent_last_seq: agent.appended, agent_shipped_seq: agent.acked.seq, heartbeat_age_s: round((now - agent.time) / 1000), dropped: agent.dropped ?? 0 });
-      }
-      row.stream_last_seq = lastHeader?.s;
-      row.applied_seq = applied?.s;
-      if (applied?.failing !== undefined) row.standby_failing = applied.failing;
-      if (agent?.refused !== undefined) row.stream_refuses = { reason: agent.refused.reason, since: new Date(agent.refused.since).toISOString() };
-      const newest = Math.max(row.agent_last_seq ?? 0, row.stream_last_seq ?? 0);
-      row.lag_entries = Math.max(0, newest - (applied?.s ?? 0));
-      row.lag_seconds = row.lag_entries === 0 || lastHeader === undefined ? 0 : round((lastHeader.t - (applied?.t ?? lastHeader.t)) / 1000);
-      row.differs = differs(agent?.lost ?? [], baselines, verifies);
-      const u = agent?.unclean;
-      // A verify that found the trees equal after it (or a baseline) settles what it may have left out.
-      if (u !== undefined && !verifies.some((v) => v.time > u.at && v.equal) && !baselines.some((b) => b.state === 'done' && (b.finished ?? 0) > u.at)) {
-        row.may_differ = `its process ${u.holder.split(' ')[0]} ended without flushing (killed or crashed; found ${new Date(u.at).toISOString()}): a change made by a call that had not returned then may have reached the primary's disk without an entry; run \`understudy verify\``;
-      }
-      rows.push(row);
-    }
+    report = await collectStatus(nc, o.stream, o.name);
   } finally {
     await nc.close();
   }
-  // A journal whose early history went to an earlier stream is mended by a baseline taken after it was seen.
-  const lastBaseline = Math.max(0, ...baselines.filter((b) => b.state === 'done').map((b) => b.finished ?? 0));
-  for (const d of doubts) {
-    const kept = d.objects.filter((o) => !(o.root === '' && o.path.startsWith('journal ') && lastBaseline > o.at));
-    d.count -= d.objects.length - kept.length;
-    d.objects = kept;
-  }
-  doubts.splice(0, doubts.length, ...doubts.filter((d) => d.count > 0));
+  const { journals: rows, standbys, stream, baselines, verifies, doubts, watchers } = report;
   if (values.json === true) console.log(JSON.stringify({ journals: rows, standbys, stream, baselines, verifies, doubts, watchers }, null, 2));
   else {
     print(rows);
@@ -177,25 +62,12 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   return 0;
 }
 
-/**
- * The lost ranges that no finished baseline, nor a verify that found the trees equal (or
- * repaired every difference), came after, said as one reason; undefined when none.
- */
-function differs(lost: LostRange[], baselines: BaselineReport[], verifies: VerifyReport[]): string | undefined {
-  const mended = Math.max(0,
-    ...baselines.filter((b) => b.state === 'done').map((b) => b.finished ?? 0),
-    ...verifies.filter((v) => v.equal || (v.repaired >= v.differences && v.unsettled === 0)).map((v) => v.time));
-  const open = lost.filter((l) => l.at > mended);
-  if (open.length === 0) return undefined;
-  return `${open.map((l) => `${l.reason} (${new Date(l.at).toISOString()})`).join('; ')}; run \`understudy baseline\` (or \`understudy verify --repair\`) on the primary to mend it`;
-}
-
-function print(rows: Row[]): void {
+function print(rows: JournalRow[]): void {
   if (rows.length === 0) {
     console.log('no journals in this stream yet');
     return;
   }
-  const cols: [keyof Row, string][] = [
+  const cols: [keyof JournalRow, string][] = [
     ['journal', 'JOURNAL'], ['mode', 'MODE'], ['agent_last_seq', 'SPOOLED'], ['agent_shipped_seq', 'SHIPPED'],
     ['heartbeat_age_s', 'HEARTBEAT_AGE_S'], ['stream_last_seq', 'IN_STREAM'], ['applied_seq', 'APPLIED'],
     ['lag_entries', 'LAG'], ['lag_seconds', 'LAG_S'], ['dropped', 'DROPPED'],

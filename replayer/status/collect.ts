@@ -1,0 +1,158 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { decodeEntry } from '../../lib/codec';
+import { lastEntry } from '../../lib/batch';
+import { openStateKv, stateKeys } from '../../lib/nats';
+import { journalPrefix, journalSubject } from '../../lib/subjects';
+import type { LostRange } from '../../lib/spool';
+import { parseStateKey, readState, type StandbyRecord, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
+
+export interface JournalRow {
+  journal: string;
+  mode?: string;
+  agent_epoch?: number;
+  agent_last_seq?: number;
+  agent_shipped_seq?: number;
+  heartbeat_age_s?: number;
+  /** Changes the agent could not journal because its spool was full: the standby differs by them. */
+  dropped?: number;
+  stream_last_seq?: number;
+  applied_seq?: number;
+  lag_entries?: number;
+  lag_seconds?: number;
+  /** Why the standby differs from the primary (not lag: waiting does not mend it), if it does. */
+  differs?: string;
+  /** Why the standby may differ: a process of this journal died without flushing its ending, and no verify has looked since. */
+  may_differ?: string;
+  /** Why the standby's disk failed a write or fsync: it holds nothing past `applied_seq` for sure. */
+  standby_failing?: string;
+  /** Why the stream refuses the agent's entries, and since when: they wait in its spool. */
+  stream_refuses?: { reason: string; since: string };
+}
+
+
+/** How full the stream is: once at max_bytes it refuses entries (discard: new), and nothing trims it yet. */
+export interface StreamUse {
+  name: string;
+  messages: number;
+  bytes: number;
+  max_bytes: number;
+  used_pct: number;
+  /** The stream's last sequence: a standby's committed position is measured against it. */
+  last_seq: number;
+}
+
+
+/** Everything `understudy status` says, as `--json` prints it and the status page serves it. */
+export interface StatusReport {
+  journals: JournalRow[];
+  standbys: StandbyRecord[];
+  stream: StreamUse;
+  baselines: (BaselineReport & { name: string })[];
+  verifies: (VerifyReport & { name: string })[];
+  doubts: DoubtsReport[];
+  watchers: WatchStatus[];
+}
+
+/** Reads what agents and standbys of `stream` left in the state bucket and the stream, for `journal` only when given. */
+export async function collectStatus(nc: NatsConnection, stream: string, journal?: string): Promise<StatusReport> {
+  const rows: JournalRow[] = [];
+  const baselines: (BaselineReport & { name: string })[] = [];
+  const verifies: (VerifyReport & { name: string })[] = [];
+  const doubts: DoubtsReport[] = [];
+  const watchers: WatchStatus[] = [];
+  const standbys: StandbyRecord[] = [];
+  let use: StreamUse;
+  {
+    const kv = await openStateKv(nc, stream);
+    const jsm = await jetstreamManager(nc);
+    const names = new Set<string>();
+    // Journals are known from the stream's subjects, and from agents and replayers that reported.
+    const info = await jsm.streams.info(stream, { subjects_filter: `${journalPrefix(stream)}.*` });
+    for (const subject of Object.keys(info.state.subjects ?? {})) names.add(subject.slice(journalPrefix(stream).length + 1));
+    const max = info.config.max_bytes;
+    use = { name: stream, messages: info.state.messages, bytes: info.state.bytes, max_bytes: max, used_pct: max > 0 ? round((100 * info.state.bytes) / max) : 0, last_seq: info.state.last_seq };
+    for (const k of await stateKeys(jsm, stream)) {
+      const key = parseStateKey(k);
+      if (key === undefined) continue;
+      const { kind, name } = key;
+      if (kind === 'agent' || kind === 'applied') names.add(name);
+      if (kind === 'baseline') {
+        const b = await readState(kv, 'baseline', name);
+        if (b !== undefined) baselines.push({ name, ...b });
+      }
+      if (kind === 'verify') {
+        const v = await readState(kv, 'verify', name);
+        if (v !== undefined) verifies.push({ name, ...v });
+      }
+      if (kind === 'watch') {
+        const w = await readState(kv, 'watch', name);
+        if (w !== undefined) watchers.push(w);
+      }
+      if (kind === 'standby') {
+        const s = await readState(kv, 'standby', name);
+        if (s !== undefined) standbys.push(s);
+      }
+      if (kind === 'doubts') {
+        const d = await readState(kv, 'doubts', name);
+        if (d !== undefined && d.count > 0) doubts.push(d);
+      }
+    }
+    if (journal !== undefined) {
+      for (const n of names) if (n !== journal) names.delete(n);
+      names.add(journal);
+    }
+    if (journal !== undefined) names.add(journal);
+    const now = Date.now();
+    for (const name of [...names].sort()) {
+      const agent = await readState(kv, 'agent', name);
+      const applied = await readState(kv, 'applied', name);
+      const last = await jsm.streams.getMessage(stream, { last_by_subj: journalSubject(stream, name) }).catch(() => null);
+      const lastHeader = last === null ? undefined : decodeEntry(lastEntry(last.data)).header;
+      const row: JournalRow = { journal: name };
+      if (agent !== undefined) {
+        Object.assign(row, { mode: agent.mode, agent_epoch: agent.epoch, agent_last_seq: agent.appended, agent_shipped_seq: agent.acked.seq, heartbeat_age_s: round((now - agent.time) / 1000), dropped: agent.dropped ?? 0 });
+      }
+      row.stream_last_seq = lastHeader?.s;
+      row.applied_seq = applied?.s;
+      if (applied?.failing !== undefined) row.standby_failing = applied.failing;
+      if (agent?.refused !== undefined) row.stream_refuses = { reason: agent.refused.reason, since: new Date(agent.refused.since).toISOString() };
+      const newest = Math.max(row.agent_last_seq ?? 0, row.stream_last_seq ?? 0);
+      row.lag_entries = Math.max(0, newest - (applied?.s ?? 0));
+      row.lag_seconds = row.lag_entries === 0 || lastHeader === undefined ? 0 : round((lastHeader.t - (applied?.t ?? lastHeader.t)) / 1000);
+      row.differs = differs(agent?.lost ?? [], baselines, verifies);
+      const u = agent?.unclean;
+      // A verify that found the trees equal after it (or a baseline) settles what it may have left out.
+      if (u !== undefined && !verifies.some((v) => v.time > u.at && v.equal) && !baselines.some((b) => b.state === 'done' && (b.finished ?? 0) > u.at)) {
+        row.may_differ = `its process ${u.holder.split(' ')[0]} ended without flushing (killed or crashed; found ${new Date(u.at).toISOString()}): a change made by a call that had not returned then may have reached the primary's disk without an entry; run \`understudy verify\``;
+      }
+      rows.push(row);
+    }
+  }
+  // A journal whose early history went to an earlier stream is mended by a baseline taken after it was seen.
+  const lastBaseline = Math.max(0, ...baselines.filter((b) => b.state === 'done').map((b) => b.finished ?? 0));
+  for (const d of doubts) {
+    const kept = d.objects.filter((o) => !(o.root === '' && o.path.startsWith('journal ') && lastBaseline > o.at));
+    d.count -= d.objects.length - kept.length;
+    d.objects = kept;
+  }
+  doubts.splice(0, doubts.length, ...doubts.filter((d) => d.count > 0));
+  return { journals: rows, standbys, stream: use, baselines, verifies, doubts, watchers };
+}
+
+/**
+ * The lost ranges that no finished baseline, nor a verify that found the trees equal (or
+ * repaired every difference), came after, said as one reason; undefined when none.
+ */
+function differs(lost: LostRange[], baselines: BaselineReport[], verifies: VerifyReport[]): string | undefined {
+  const mended = Math.max(0,
+    ...baselines.filter((b) => b.state === 'done').map((b) => b.finished ?? 0),
+    ...verifies.filter((v) => v.equal || (v.repaired >= v.differences && v.unsettled === 0)).map((v) => v.time));
+  const open = lost.filter((l) => l.at > mended);
+  if (open.length === 0) return undefined;
+  return `${open.map((l) => `${l.reason} (${new Date(l.at).toISOString()})`).join('; ')}; run \`understudy baseline\` (or \`understudy verify --repair\`) on the primary to mend it`;
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}
