@@ -131,6 +131,17 @@ export const DEFAULTS = {
     /** Messages `understudy inspect` asks the stream for at a time. */
     inspectBatch: 32,
   },
+  /** Standbys as replication slots: what each holds back, and when it is lost (replayer/slots). */
+  slots: {
+    /** How often a following standby trims the stream and the spools below the slowest standby, and judges the others. */
+    trimEveryMs: 5000,
+    /** A standby whose record is older than this is stopped (it writes one at every commit, and every heartbeat while idle). */
+    stoppedAfterMs: 10_000,
+    /** --max-standby-lag's bytes, when not given: this share (percent) of the stream's max_bytes, so that the stream never fills because of one standby and keeps room for the others. */
+    maxLagBytesPct: 75,
+    /** --max-standby-lag's age, when not given: a standby whose oldest unapplied entry is older than this is lost (a week: a long weekend down is not). */
+    maxLagMs: 7 * 24 * 3600 * 1000,
+  },
   /** At this share of max_bytes (percent) `understudy status`'s stream line says what comes next: discard new refuses once it is full. */
   streamWarnPct: 80,
   /** How long an exiting process may wait for its journal to reach JetStream. */

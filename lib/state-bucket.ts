@@ -5,6 +5,8 @@ import { applied } from './state/applied';
 import { baseline } from './state/baseline';
 import { doubts } from './state/doubts';
 import { fence } from './state/fence';
+import { lost } from './state/lost';
+import { rebase } from './state/rebase';
 import { standby } from './state/standby';
 import { verify } from './state/verify';
 import { watch } from './state/watch';
@@ -14,6 +16,8 @@ export type { AppliedRecord } from './state/applied';
 export type { BaselineReport } from './state/baseline';
 export type { DoubtsReport } from './state/doubts';
 export type { FenceRecord } from './state/fence';
+export type { LostRecord } from './state/lost';
+export type { RebaseRecord } from './state/rebase';
 export type { StandbyRecord } from './state/standby';
 export type { VerifyReport } from './state/verify';
 export type { WatchStatus } from './state/watch';
@@ -27,7 +31,7 @@ export type { WatchStatus } from './state/watch';
  */
 
 /** Every kind of record, one line each: a new kind is a file in lib/state/ and a line here. */
-const RECORDS = { agent, applied, fence, doubts, watch, baseline, verify, standby };
+const RECORDS = { agent, applied, fence, doubts, watch, baseline, verify, standby, lost, rebase };
 
 type Records = typeof RECORDS;
 /** Every kind of record and its shape. */

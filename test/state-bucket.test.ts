@@ -41,6 +41,14 @@ const CASES: { [K in StateKind]: { good: StateRecords[K]; broken: Record<string,
     good: { name: 'b1', journal: 'app', host: 'h', pid: 9, streamSeq: 57, journals: { app: { e: 3, s: 12 } }, committedAt: 5, time: 6 },
     broken: [{ name: 'b1', streamSeq: 57, committedAt: 5, time: 6 }, { name: 'b1', streamSeq: '57', journals: {}, committedAt: 5, time: 6 }, { streamSeq: 57, journals: {}, committedAt: 5, time: 6 }],
   },
+  lost: {
+    good: { standby: 'b2', since: 10, reason: 'held back 96 MiB of the stream (limit 64 MiB)', by: 'b1', streamSeq: 40 },
+    broken: [{ standby: 'b2', since: 10, reason: 'r', streamSeq: 40 }, { standby: 'b2', since: '10', reason: 'r', by: 'b1', streamSeq: 40 }],
+  },
+  rebase: {
+    good: { standby: 'b2', state: 'running', requested: 10, by: 'app on h', started: 11, step: 'baseline' },
+    broken: [{ standby: 'b2', requested: 10 }, { state: 'requested', requested: 10 }, { standby: 'b2', state: 'requested' }],
+  },
   verify: {
     good: { time: 1, roots: ['data'], equal: true, differences: 0, repaired: 0, unsettled: 0 },
     broken: [{ time: 1, roots: ['data'], equal: 'yes', differences: 0, repaired: 0 }, { roots: ['data'], equal: true, differences: 0, repaired: 0 }],

@@ -19,6 +19,10 @@ export interface StandbyRecord {
   committedAt: number;
   /** When it last said so. */
   time: number;
+  /** Whether its reader had reached the stream's end (streaming) rather than reading what was there (catching up). */
+  caughtUp?: boolean;
+  /** Its --max-standby-lag, when given: past either it is lost (the defaults in DEFAULTS.slots otherwise). */
+  maxLag?: { bytes?: number; ms?: number };
 }
 
 export const standby = define<StandbyRecord>((v) =>

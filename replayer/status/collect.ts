@@ -43,6 +43,37 @@ export interface StreamUse {
 }
 
 
+/**
+ * One standby as a replication slot (pg_stat_replication and pg_replication_slots side by side).
+ * Lag is measured from its committed position: what it would apply again after a crash.
+ */
+export interface StandbyRow {
+  /** Its key: the standby's name, or name.journal for a replayer of one journal. */
+  name: string;
+  journal?: string;
+  host: string;
+  /** streaming: at the stream's end; catching up: reading what is there; stopped: not heard from; lost: the stream and spools no longer keep what it lacks. */
+  state: 'streaming' | 'catching up' | 'stopped' | 'lost';
+  committed_seq: number;
+  lag_entries: number;
+  /** About: the stream's bytes after its committed position, from the stream's mean message size. */
+  lag_bytes: number;
+  /** How old its oldest unapplied entry is (0 when none). */
+  lag_seconds: number;
+  /** How many more bytes it may fall behind before it is lost (0 once lost). */
+  safe_bytes: number;
+  /** Its limits: bytes and seconds of lag. */
+  max_lag_bytes: number;
+  max_lag_seconds: number;
+  last_active: string;
+  /** Set when stopped or lost: when it was last heard from. */
+  inactive_since?: string;
+  /** Set when lost: since when and why. */
+  lost?: { since: string; reason: string; by: string };
+  /** A lost standby's recovery (baseline, then verify), as the agent doing it reports it. */
+  rebase?: { state: string; step?: string; requested: string; by?: string; error?: string };
+}
+
 /** Everything `understudy status` says, as `--json` prints it and the status page serves it. */
 export interface StatusReport {
   journals: JournalRow[];
