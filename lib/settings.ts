@@ -133,14 +133,18 @@ export const DEFAULTS = {
   },
   /** Standbys as replication slots: what each holds back, and when it is lost (replayer/slots). */
   slots: {
-    /** How often a following standby trims the stream and the spools below the slowest standby, and judges the others. */
-    trimEveryMs: 5000,
+    /** How often a following standby trims the stream and the spools below the slowest standby, and judges the others (a few bucket reads each: often enough that a busy writer does not fill a small stream between two). */
+    trimEveryMs: 1000,
     /** A standby whose record is older than this is stopped (it writes one at every commit, and every heartbeat while idle). */
     stoppedAfterMs: 10_000,
     /** --max-standby-lag's bytes, when not given: this share (percent) of the stream's max_bytes, so that the stream never fills because of one standby and keeps room for the others. */
     maxLagBytesPct: 75,
     /** --max-standby-lag's age, when not given: a standby whose oldest unapplied entry is older than this is lost (a week: a long weekend down is not). */
     maxLagMs: 7 * 24 * 3600 * 1000,
+    /** --keep-stream, when not given: this share (percent) of max_bytes of the newest entries stays in the stream whatever the standbys committed, so a standby that joins (or whose state was restored from a backup) finds recent history there (PostgreSQL's wal_keep_size). */
+    keepBytesPct: 25,
+    /** A lost standby whose rebase failed asks again after this: the primary may be mended meanwhile, and asking at once would only fail again. */
+    rebaseRetryMs: 60_000,
   },
   /** At this share of max_bytes (percent) `understudy status`'s stream line says what comes next: discard new refuses once it is full. */
   streamWarnPct: 80,

@@ -7,6 +7,7 @@ import { doubts } from './state/doubts';
 import { fence } from './state/fence';
 import { lost } from './state/lost';
 import { rebase } from './state/rebase';
+import { trim } from './state/trim';
 import { standby } from './state/standby';
 import { verify } from './state/verify';
 import { watch } from './state/watch';
@@ -18,7 +19,9 @@ export type { DoubtsReport } from './state/doubts';
 export type { FenceRecord } from './state/fence';
 export type { LostRecord } from './state/lost';
 export type { RebaseRecord } from './state/rebase';
+export type { TrimRecord } from './state/trim';
 export type { StandbyRecord } from './state/standby';
+export { standbyKey } from './state/standby';
 export type { VerifyReport } from './state/verify';
 export type { WatchStatus } from './state/watch';
 
@@ -31,7 +34,7 @@ export type { WatchStatus } from './state/watch';
  */
 
 /** Every kind of record, one line each: a new kind is a file in lib/state/ and a line here. */
-const RECORDS = { agent, applied, fence, doubts, watch, baseline, verify, standby, lost, rebase };
+const RECORDS = { agent, applied, fence, doubts, watch, baseline, verify, standby, lost, rebase, trim };
 
 type Records = typeof RECORDS;
 /** Every kind of record and its shape. */

@@ -105,8 +105,11 @@ export class CatchUp {
     const pos = this.o.target.positions()[name];
     if (!Number.isSafeInteger(oldest.e) || !Number.isSafeInteger(oldest.s) || oldest.s <= from) return;
     if (pos !== undefined && pos.s >= oldest.s - 1) return; // applied meanwhile
-    this.o.log(`journal ${name}: entries ${from}..${oldest.s - 1} are gone: neither the stream nor its agent's spool (which begins at ${oldest.s}) holds them; this standby lacks them until \`understudy verify --repair\` runs on the primary`);
+    const why = `journal ${name}: entries ${from}..${oldest.s - 1} are gone: neither the stream nor its agent's spool (which begins at ${oldest.s}) holds them; this standby lacks them until \`understudy verify --repair\` runs on the primary`;
+    this.o.log(why);
     this.o.target.skipTo(name, { e: oldest.e, s: oldest.s - 1 });
+    // In doubt, not only said: status and promote must not call this standby in sync.
+    this.o.target.lacks(name, why);
   }
 
   /**

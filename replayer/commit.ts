@@ -3,7 +3,7 @@ import { ApplyError, UnderstudyError } from '../lib/errors';
 import { pause } from '../lib/retry';
 import * as os from 'node:os';
 import { DEFAULTS } from '../lib/settings';
-import { writeState, type DoubtsReport, type StandbyRecord } from '../lib/state-bucket';
+import { standbyKey, writeState, type DoubtsReport, type StandbyRecord } from '../lib/state-bucket';
 import { StandbyDiskError } from './disk-error';
 import type { Held } from './intake';
 import type { Sequencer } from './order/sequencer';
@@ -28,6 +28,12 @@ export interface CommitParts {
   syncApplied: () => Promise<void>;
   /** Stops the consumer of the running pass (a commit failed on the disk). */
   stopPass: () => void;
+  /** Whether the reader reached the stream's end: streaming, not catching up (status). */
+  caughtUp: () => boolean;
+  /** This standby's --max-standby-lag, left in its record for whoever judges it. */
+  maxLag?: { bytes?: number; ms?: number };
+  /** This standby's --keep-stream, left in its record. */
+  keepBytes?: number;
 }
 
 /**
@@ -212,10 +218,12 @@ export class Committer {
     for (const [name, p] of Object.entries(committed.journals)) journals[name] = { e: p.e, s: p.s };
     const record: StandbyRecord = {
       name: this.o.standby, ...(this.o.journal !== undefined ? { journal: this.o.journal } : {}), host: os.hostname(), pid: process.pid,
-      streamSeq: committed.streamSeq, journals, committedAt: this.lastCommitAt, time: Date.now(),
+      streamSeq: committed.streamSeq, journals, committedAt: this.lastCommitAt, time: Date.now(), caughtUp: this.o.caughtUp(),
+      ...(this.o.store.positions.streamCreated === undefined ? {} : { streamCreated: this.o.store.positions.streamCreated }),
+      ...(this.o.maxLag === undefined ? {} : { maxLag: this.o.maxLag }),
+      ...(this.o.keepBytes === undefined ? {} : { keepBytes: this.o.keepBytes }),
     };
-    const key = this.o.journal === undefined ? this.o.standby : `${this.o.standby}.${this.o.journal}`;
-    await writeState(kv, 'standby', key, record).then(() => (this.standbySaidAt = record.time), () => undefined);
+    await writeState(kv, 'standby', standbyKey(this.o.standby, this.o.journal), record).then(() => (this.standbySaidAt = record.time), () => undefined);
   }
 
   /** Tells `status` which objects this standby cannot be sure of, whenever that changes (and once at start). */

@@ -2,6 +2,11 @@ import './threadpool';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { standbyKey } from '../lib/state-bucket';
+import { Recovery } from './slots/recovery';
+import { Slots } from './slots/slots';
 import { positionLabel, type EntryHeader } from '../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError, DecodeError, UnderstudyError } from '../lib/errors';
 import type { Verifier } from '../lib/signing';
@@ -63,6 +68,10 @@ export interface ReplayOptions {
   stateLocked?: boolean;
   /** This standby's name in the state bucket (replay --standby); UNDERSTUDY_STANDBY or the host's name when absent. */
   standby?: string;
+  /** --max-standby-lag: past it this standby is lost (DEFAULTS.slots when absent). */
+  maxStandbyLag?: { bytes?: number; ms?: number };
+  /** --keep-stream: bytes of the newest entries the stream keeps whatever the standbys committed (DEFAULTS.slots when absent). */
+  keepStream?: number;
 }
 
 /**
@@ -139,7 +148,8 @@ export class Replayer {
     fs.writeFileSync(this.runningMarker, `${process.pid}\n`);
     this.committer = new Committer({
       standby: opts.standby ?? standbyName(), journal: opts.name, log: opts.log, store: this.store, versions: this.versions, sequencer: this.sequencer, summary: this.summary, changed: this.changed,
-      syncApplied: () => this.syncApplied(), stopPass: () => this.stopPass?.(),
+      syncApplied: () => this.syncApplied(), stopPass: () => this.stopPass?.(), caughtUp: () => this.reader?.caughtUp ?? false,
+      maxLag: opts.maxStandbyLag, keepBytes: opts.keepStream,
     });
     this.intake = new Intake({
       stream: opts.stream, verifier: opts.verifier, onBadEntry: opts.onBadEntry, waitsOut: this.policy.waitsOut, log: opts.log,
@@ -168,12 +178,16 @@ export class Replayer {
       throw err;
     }
     let timer: NodeJS.Timeout | undefined;
+    let slotTimer: NodeJS.Timeout | undefined;
     let metrics: Server | undefined;
     let verify: Subscription | undefined;
     try {
       const source = await JetStreamSource.connect(nc, opts.stream, opts.nats.replicas, this.patiently, opts.log);
       const kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       committer.kv = kv;
+      const slots = this.slotsOf(kv, await jetstreamManager(nc));
+      // A lost standby says so before it applies anything: nothing it does until it is whole is "in sync".
+      await slots.round();
       const agents = natsAgents(nc, kv, opts.stream);
       // `understudy verify` compares against this tree while it is being kept up to date.
       verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log, (n) => {
@@ -182,6 +196,7 @@ export class Replayer {
         if (cleared > 0) opts.log(`verify found ${n.roots.join(', ')} equal: ${cleared} object(s) in doubt are settled`);
       });
       timer = setInterval(() => void committer.tryCommit(), opts.commitMs ?? DEFAULTS.replay.commitMs);
+      slotTimer = setInterval(() => void slots.round(), DEFAULTS.slots.trimEveryMs);
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => collectMetrics({
         journal: opts.name, summary: this.summary, positions: () => this.store.positions.journals, streamSeq: () => this.store.streamSeq,
         lastCommitAt: () => committer.lastCommitAt, source, agents, kv,
@@ -209,10 +224,13 @@ export class Replayer {
       clearInterval(timer);
       timer = undefined;
       await committer.commit();
+      // What a drain applied is trimmed from the stream and the spools as a follower's is.
+      await slots.round();
       if (policy.refusesGaps) this.checkNoGaps();
       return this.summary;
     } finally {
       if (timer !== undefined) clearInterval(timer);
+      clearInterval(slotTimer);
       // Whatever was applied is recorded even when we stop on an error; but not after a failed
       // write or fsync, which leaves nothing since the last good commit trustworthy.
       if (committer.distrusted === undefined) await committer.commit().catch(() => undefined);
@@ -307,6 +325,40 @@ export class Replayer {
       this.store.restartStream();
     }
     this.store.positions.streamCreated = info.created;
+  }
+
+  /** The slot rounds of this standby: its own lost mark and rebase first, then judging and trimming for all. */
+  private slotsOf(kv: KV, jsm: JetStreamManager): { round: () => Promise<void> } {
+    const { opts } = this;
+    const key = standbyKey(opts.standby ?? standbyName(), opts.name);
+    const LOST = 'this standby was lost';
+    const recovery = new Recovery({
+      key, kv, log: opts.log,
+      doubt: (why) => {
+        this.versions.doubt('', LOST, why);
+        this.summary.inDoubt = this.versions.doubtCount;
+      },
+      whole: () => {
+        this.versions.undoubt('', LOST);
+        this.summary.inDoubt = this.versions.doubtCount;
+      },
+    });
+    const slots = new Slots({ key, stream: opts.stream, kv, jsm, log: opts.log });
+    let failing: string | undefined;
+    return {
+      round: async () => {
+        try {
+          await recovery.check();
+          await slots.round();
+          failing = undefined;
+        } catch (err) {
+          // Trimming waits for the next round; applying never waits for it.
+          const why = (err as Error).message;
+          if (failing !== why) opts.log(`cannot look after this standby's slot (${why}); trying again in ${DEFAULTS.slots.trimEveryMs / 1000} s`);
+          failing = why;
+        }
+      },
+    };
   }
 
   /** What catch-up reads of this standby, and how it passes entries that can never come. */

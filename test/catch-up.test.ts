@@ -41,11 +41,11 @@ const cases: Case[] = [
   { name: 'a journal never applied, whose acked entries the stream lost: asked from 1', caughtUp: true, beats: { a: { acked: '1.4' } }, asked: ['a 1..4'], any: true },
   { name: 'the agent\'s numbering began again with a new epoch: asked from 1', applied: { a: '1.7' }, caughtUp: true, beats: { a: { acked: '2.3' } }, asked: ['a 1..3'], any: true },
   {
-    name: 'entries its agent reported lost from its spool are passed, not asked for',
+    name: 'entries its agent reported lost from its spool are passed, not asked for, and the journal is in doubt',
     applied: { a: '1.3' }, held: { a: ['1.8'] }, caughtUp: false, beats: { a: { acked: '1.8', lost: [4, 6] } },
-    asked: [], skipped: ['a 1.6'], any: true, said: /^journal a: entries 4\.\.6 are gone: neither the stream nor its agent's spool \(which begins at 7\) holds them/,
+    asked: [], skipped: ['a 1.6'], lacking: ['a'], any: true, said: /^journal a: entries 4\.\.6 are gone: neither the stream nor its agent's spool \(which begins at 7\) holds them/,
   },
-  { name: 'an agent whose spool begins later: the journal goes on from its oldest entry', applied: { a: '1.3' }, held: { a: ['1.8'] }, caughtUp: false, beats: { a: { acked: '1.8' } }, reply: { resent: 3, oldest: { e: 1, s: 5 } }, asked: ['a 4..7'], skipped: ['a 1.4'], any: true },
+  { name: 'an agent whose spool begins later: the journal goes on from its oldest entry, and is in doubt', applied: { a: '1.3' }, held: { a: ['1.8'] }, caughtUp: false, beats: { a: { acked: '1.8' } }, reply: { resent: 3, oldest: { e: 1, s: 5 } }, asked: ['a 4..7'], skipped: ['a 1.4'], lacking: ['a'], any: true },
   {
     name: 'entries that went to an earlier stream: the journal goes on where its history here begins, and is in doubt',
     held: { a: ['1.10'] }, caughtUp: false, beats: { a: { acked: '1.10', origin: { seq: 10, epoch: 1 } } },

@@ -172,7 +172,7 @@ test('a spool that begins past the acked position: waits for the state bucket, t
   t.deepEqual(shippedSeqs(s.transport), range(6, 10));
 });
 
-test('the standby\'s applied position trims the spool below it, after the acked position is on disk', async (t) => {
+test('the standbys\' trim position trims the spool below it, after the acked position is on disk; one standby\'s applied position does not', async (t) => {
   const s = await shipper(t, (dir) => {
     writeSegment(dir, 1, 5);
     writeSegment(dir, 6, 10);
@@ -183,6 +183,9 @@ test('the standby\'s applied position trims the spool below it, after the acked 
   s.reporter.start(s.transport.state);
   await s.transport.state.write('applied', 'app', { e: 1, s: 10, t: 0, appliedAt: 0 });
   await until(t, 'the applied position reached the application thread', () => readPosition(s.shared, APPLIED) === 10);
+  t.deepEqual(listSegments(s.dir).map((seg) => seg.first), [1, 6, 11], 'a second standby may still need what one applied');
+  await s.transport.state.write('trim', 'app', { e: 1, s: 10, by: 'b1', time: 0 });
+  await until(t, 'the spool was trimmed below the trim position', () => listSegments(s.dir).length === 1);
   t.deepEqual(listSegments(s.dir).map((seg) => seg.first), [11]);
   t.deepEqual(readJson<AckedState>(spoolFiles(s.dir).acked), { epoch: 1, seq: 12 });
   const beat = await s.transport.state.read('agent', 'app');

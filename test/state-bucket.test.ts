@@ -49,6 +49,10 @@ const CASES: { [K in StateKind]: { good: StateRecords[K]; broken: Record<string,
     good: { standby: 'b2', state: 'running', requested: 10, by: 'app on h', started: 11, step: 'baseline' },
     broken: [{ standby: 'b2', requested: 10 }, { state: 'requested', requested: 10 }, { standby: 'b2', state: 'requested' }],
   },
+  trim: {
+    good: { e: 2, s: 90, by: 'b1', time: 12 },
+    broken: [{ e: 2, s: 90, time: 12 }, { e: 2, by: 'b1', time: 12 }],
+  },
   verify: {
     good: { time: 1, roots: ['data'], equal: true, differences: 0, repaired: 0, unsettled: 0 },
     broken: [{ time: 1, roots: ['data'], equal: 'yes', differences: 0, repaired: 0 }, { roots: ['data'], equal: true, differences: 0, repaired: 0 }],

@@ -1,7 +1,7 @@
 /**
  * What the shipper tells the state bucket and hears from it: its heartbeat (the agent's
  * position, for `status` and for a standby deciding whether it is in sync), the standby's
- * applied position (which lets the spool drop what is safely applied there) and a fence left
+ * applied position (strong mode waits on it), how far the spool may be trimmed, and a fence left
  * by a promotion of the standby.
  */
 import * as os from 'node:os';
@@ -40,6 +40,7 @@ export class StateReporter {
   start(store: StateStore): void {
     this.bucket = store;
     void this.followApplied(store);
+    void this.followTrim(store);
     void this.watchFence(store);
     void this.heartbeats();
   }
@@ -101,7 +102,7 @@ export class StateReporter {
     }
   }
 
-  /** The standby's applied position lets the spool drop what is safely applied there. */
+  /** The standby's applied position: a strong-mode caller waits for it. */
   private async followApplied(store: StateStore): Promise<void> {
     const { j } = this;
     while (this.signal?.aborted !== true) {
@@ -110,10 +111,26 @@ export class StateReporter {
           // A position of an earlier epoch covers none of this process's entries, whatever its seq
           // (the spool may have been lost and numbering begun again).
           publishPosition(j.shared, APPLIED, applied.e >= j.epoch ? applied.s : Math.min(applied.s, j.firstSeq - 1));
-          j.acked.trimApplied(j.dir, applied);
         }
       } catch (err) {
         warnOnce('applied-watch', `journal "${j.name}" cannot follow the standby's applied position: ${(err as Error).message}`);
+      }
+      await pause(this.pace.appliedRewatchMs, this.signal);
+    }
+  }
+
+  /**
+   * The spool is trimmed only below what every standby that counts committed (`trim`, which the
+   * standbys compute from each other's records), never below what one of them applied: a
+   * second, slower standby may still need it.
+   */
+  private async followTrim(store: StateStore): Promise<void> {
+    const { j } = this;
+    while (this.signal?.aborted !== true) {
+      try {
+        for await (const trim of store.watch('trim', j.name)) j.acked.trimApplied(j.dir, trim);
+      } catch (err) {
+        warnOnce('trim-watch', `journal "${j.name}" cannot follow how far its spool may be trimmed: ${(err as Error).message}`);
       }
       await pause(this.pace.appliedRewatchMs, this.signal);
     }

@@ -19,11 +19,20 @@ export interface StandbyRecord {
   committedAt: number;
   /** When it last said so. */
   time: number;
+  /** When the stream its streamSeq counts in was created: a position in a stream made again since means nothing. */
+  streamCreated?: string;
   /** Whether its reader had reached the stream's end (streaming) rather than reading what was there (catching up). */
   caughtUp?: boolean;
+  /** Its --keep-stream, when given: bytes of the newest entries the stream keeps whatever the standbys committed (the largest of all standbys' wins). */
+  keepBytes?: number;
   /** Its --max-standby-lag, when given: past either it is lost (the defaults in DEFAULTS.slots otherwise). */
   maxLag?: { bytes?: number; ms?: number };
 }
 
 export const standby = define<StandbyRecord>((v) =>
   strings(v, 'name') && numbers(v, 'streamSeq', 'committedAt', 'time') && typeof v.journals === 'object' && v.journals !== null);
+
+/** The key of a standby's records: its name, or name.journal for a replayer of one journal. */
+export function standbyKey(name: string, journal?: string): string {
+  return journal === undefined ? name : `${name}.${journal}`;
+}

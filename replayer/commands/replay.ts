@@ -3,9 +3,11 @@ import { SettingsError } from '../../lib/errors';
 import { loadVerifier } from '../../lib/signing';
 import { common, parse } from '../../lib/cli-options';
 import { journalFilter, requireState } from './standby-flags';
-import { standbyName } from '../../lib/settings';
+import { DEFAULTS, standbyName } from '../../lib/settings';
+import { parseDuration, parseSize } from '../../lib/units';
 
 export const usage = `understudy replay --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--stream S] [--drain] [--standby NAME]
+                  [--max-standby-lag SIZE|AGE …] [--keep-stream SIZE]
                   [--verify-key FILE …] [--on-bad-entry halt|skip] [--metrics-port N [--metrics-host H]]
                   [--creds FILE | --nkey FILE | --token T | --user U --password P] [--tls-ca FILE]
 
@@ -16,17 +18,39 @@ at a time per state directory. --name applies one journal only (UNDERSTUDY_NAME 
 without it, runs until SIGINT or SIGTERM and stops cleanly.
 --standby names this standby in the state bucket and in status (UNDERSTUDY_STANDBY, else
 the host's name); after each commit it leaves its committed position there.
+Standbys are replication slots: the stream and the agents' spools are trimmed below what every
+standby committed. --max-standby-lag (a size like 2GiB, an age like 6h, or both, each given
+once) bounds what this standby may hold back: past either, it is marked lost, the stream and
+spools move on without it, and when it runs it asks the primary for a baseline and a verify
+(defaults: ${DEFAULTS.slots.maxLagBytesPct} % of the stream's max_bytes, and 7d).
+--keep-stream keeps the newest SIZE of entries in the stream whatever was committed, for a
+standby that joins later (default: ${DEFAULTS.slots.keepBytesPct} % of max_bytes; 0 keeps nothing more).
 --verify-key (or UNDERSTUDY_VERIFY_KEYS, comma-separated): accept only entries signed by
 one of these keys (Ed25519 public key PEM, or an hmac-sha256:<base64> secret file).
 A bad entry is moved to <state>/quarantine with the reason; then the replayer stops
 (halt, the default) or passes over it (skip).
 --metrics-port serves Prometheus metrics on http://H:N/metrics (H: 127.0.0.1 unless given).`;
 
+/** --max-standby-lag's values: each a size or an age, at most one of each. */
+function lagLimits(given: string[]): { bytes?: number; ms?: number } | undefined {
+  const limits: { bytes?: number; ms?: number } = {};
+  for (const v of given) {
+    const ms = parseDuration(v);
+    const bytes = ms === undefined ? parseSize(v) : undefined;
+    if (ms === undefined && bytes === undefined) throw new SettingsError(`--max-standby-lag ${v} is neither a size (e.g. 2GiB) nor an age (e.g. 6h)`);
+    const which = ms !== undefined ? 'ms' : 'bytes';
+    if (limits[which] !== undefined) throw new SettingsError(`--max-standby-lag is given two ${which === 'ms' ? 'ages' : 'sizes'}: give one of each at most`);
+    limits[which] = ms ?? bytes;
+  }
+  return given.length === 0 ? undefined : limits;
+}
+
 /** `understudy replay`. */
 export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parse(argv, {
     drain: { type: 'boolean' }, 'verify-key': { type: 'string', multiple: true }, 'on-bad-entry': { type: 'string' },
     'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, standby: { type: 'string' },
+    'max-standby-lag': { type: 'string', multiple: true }, 'keep-stream': { type: 'string' },
   });
   if (values.help === true) {
     console.log(usage);
@@ -45,7 +69,11 @@ export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     throw new SettingsError(`--metrics-port ${values['metrics-port']} is not a port number`);
   }
   const standby = standbyName(env, values.standby);
-  const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry, metricsPort, metricsHost: values['metrics-host'], standby });
+  const maxStandbyLag = lagLimits(values['max-standby-lag'] ?? []);
+  const keep = values['keep-stream'];
+  const keepStream = keep === undefined ? undefined : keep.trim() === '0' ? 0 : parseSize(keep);
+  if (keepStream === undefined && keep !== undefined) throw new SettingsError(`--keep-stream ${keep} is not a size (e.g. 0, 512MiB, 2GiB)`);
+  const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry, metricsPort, metricsHost: values['metrics-host'], standby, maxStandbyLag, keepStream });
   // Before "following …" is said: a --state in use is refused first, as it always was.
   replayer.open();
   const ac = new AbortController();

@@ -1,23 +1,27 @@
 import { SettingsError } from '../../lib/errors';
 import { connectNats } from '../../lib/nats';
-import type { StandbyRecord, BaselineReport, DoubtsReport, VerifyReport, WatchStatus } from '../../lib/state-bucket';
+import type { BaselineReport, DoubtsReport, VerifyReport, WatchStatus } from '../../lib/state-bucket';
 import { common, parse } from '../../lib/cli-options';
 import { DEFAULTS } from '../../lib/settings';
-import { collectStatus, type JournalRow, type StatusReport, type StreamUse } from '../status/collect';
+import { collectStatus, type JournalRow, type StandbyRow, type StatusReport, type StreamUse } from '../status/collect';
+import { formatSize } from '../../lib/units';
 
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
 
 For each journal: the agent's mode, last spooled and shipped entry and heartbeat age;
 the last entry in the stream; the last applied on the standby; the lag in entries and seconds;
 STANDBY FAILING with the reason when the standby's disk failed a write or fsync, and
-THE STREAM REFUSES ITS ENTRIES when the stream turns the agent away (full: nothing trims it yet).
-Then how full the stream is (nothing trims it yet: see README), and the last baseline and
+THE STREAM REFUSES ITS ENTRIES when the stream turns the agent away (full, or another limit).
+Then how full the stream is and where it was trimmed, and the last baseline and
 the last verify: when, how they ended, what they found and mended.
 A journal whose standby differs from the primary (entries its agent's spool lost before
 they were shipped, not mended by a baseline since) is said so in words, with the reason.
-Then one line per standby: its committed stream position, how far behind the stream, when last active.
+Then one line per standby, as a replication slot: streaming, catching up, STOPPED (it holds
+the stream back) or LOST (the stream no longer keeps what it lacks; with its rebase); its
+committed stream position; its lag in entries, bytes and seconds; how much further it may
+fall behind before it is lost; when it was last active.
 --json prints { journals, standbys, stream, baselines, verifies, doubts, watchers }.
---max-lag N exits 1 when any journal is more than N entries behind, its standby differs, its standby is failing, or the stream refuses its entries (for monitoring).`;
+--max-lag N exits 1 when any journal is more than N entries behind, its standby differs, its standby is failing, or the stream refuses its entries, and when a standby is lost (for monitoring).`;
 
 const STREAM_WARN_PCT = DEFAULTS.streamWarnPct;
 
@@ -50,15 +54,16 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     }
     for (const r of rows) {
       const x = r.stream_refuses;
-      if (x !== undefined) console.log(`journal ${r.journal}: THE STREAM REFUSES ITS ENTRIES since ${x.since} (${x.reason}): they wait in the agent's spool (${Math.max(0, (r.agent_last_seq ?? 0) - (r.agent_shipped_seq ?? 0))} not shipped) and the standby falls behind until the stream takes them again; nothing trims it yet: purge what every standby applied (README, "What is not built yet")`);
+      if (x !== undefined) console.log(`journal ${r.journal}: THE STREAM REFUSES ITS ENTRIES since ${x.since} (${x.reason}): they wait in the agent's spool (${Math.max(0, (r.agent_last_seq ?? 0) - (r.agent_shipped_seq ?? 0))} not shipped) and the standby falls behind until the stream takes them again: a standby holds the stream back (see the standby lines), or no running standby may trim it`);
     }
     for (const s of standbys) console.log(describeStandby(s, stream));
-    if (stream !== undefined) console.log(describeStream(stream));
+    console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
     for (const v of verifies) console.log(describeVerify(v));
     for (const w of watchers) console.log(describeWatch(w));
   }
   if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag || r.differs !== undefined || r.standby_failing !== undefined || r.stream_refuses !== undefined)) return 1;
+  if (maxLag !== undefined && standbys.some((s) => s.state === 'lost')) return 1;
   return 0;
 }
 
@@ -83,22 +88,26 @@ function describeDoubts(d: DoubtsReport): string {
   return `STANDBY ${d.standby} MAY DIFFER from the primary: ${d.count} object(s) it cannot be sure of (${some}${d.count > 5 ? ', …' : ''}); first: ${d.objects[0]?.why ?? ''}. understudy verify --repair (or a baseline, for a journal) mends them`;
 }
 
-/** Where a standby stands, as its last committed record says. */
-function describeStandby(s: StandbyRecord, u: StreamUse | undefined): string {
-  const behind = u === undefined || s.journal !== undefined ? '' : ` of ${u.last_seq} (${Math.max(0, u.last_seq - s.streamSeq)} behind)`;
-  const journals = Object.entries(s.journals).sort(([a], [b]) => a.localeCompare(b)).map(([j, p]) => `${j} ${p.e}.${p.s}`).join(', ');
-  return `standby ${s.name}${s.journal !== undefined ? ` (journal ${s.journal})` : ''} on ${s.host}: committed stream position ${s.streamSeq}${behind}` +
-    `${journals === '' ? '' : `; applied ${journals}`}; last active ${round((Date.now() - s.time) / 1000)} s ago`;
+/** Where a standby stands as a slot, in words: lost and stopped ones loudly. */
+function describeStandby(s: StandbyRow, u: StreamUse): string {
+  const who = `${s.name}${s.journal !== undefined ? ` (journal ${s.journal})` : ''} on ${s.host}`;
+  const lag = `committed stream position ${s.committed_seq}${s.journal === undefined ? ` of ${u.last_seq}` : ''} (${s.lag_entries} ${s.journal === undefined ? '' : 'entries '}behind, about ${formatSize(s.lag_bytes)}, ${s.lag_seconds} s)`;
+  const active = `last active ${round((Date.now() - Date.parse(s.last_active)) / 1000)} s ago`;
+  if (s.state === 'lost') {
+    const r = s.rebase;
+    const healing = r === undefined ? 'it asks the primary for a baseline and a verify when it runs' :
+      `rebase ${r.state}${r.step !== undefined ? ` (${r.step})` : ''}${r.by !== undefined ? ` by ${r.by}` : ''}${r.error !== undefined ? `: ${r.error}` : ''}`;
+    return `STANDBY ${who} IS LOST since ${s.lost?.since ?? '?'} (marked by ${s.lost?.by ?? '?'}: ${s.lost?.reason ?? '?'}): the stream and spools no longer keep what it lacks, it is not in sync; ${healing}; ${lag}; ${active}`;
+  }
+  const room = s.safe_bytes === null ? 'no limit on how far it may fall behind' : `may fall ${formatSize(s.safe_bytes)} further behind before it is lost`;
+  const state = s.state === 'stopped' ? `STOPPED since ${s.inactive_since ?? '?'} (it holds the stream and spools back)` : s.state;
+  return `standby ${who}: ${state}; ${lag}; ${room}; ${active}`;
 }
 
 function describeStream(u: StreamUse): string {
-  const line = `stream ${u.name}: ${u.messages} messages, ${size(u.bytes)} of ${u.max_bytes > 0 ? `${size(u.max_bytes)} (${u.used_pct} %)` : 'no limit'}`;
-  return u.used_pct < STREAM_WARN_PCT ? line : `${line}; when full it refuses entries and agents spool them: purge what every standby applied (README, "What is not built yet")`;
-}
-
-function size(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
-  return n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
+  const trimmed = u.first_seq > 1 ? `; trimmed below ${u.first_seq}, what every standby committed` : '';
+  const line = `stream ${u.name}: ${u.messages} messages, ${formatSize(u.bytes)} of ${u.max_bytes > 0 ? `${formatSize(u.max_bytes)} (${u.used_pct} %)` : 'no limit'}${trimmed}`;
+  return u.used_pct < STREAM_WARN_PCT ? line : `${line}; when full it refuses entries and agents spool them: a standby holds it back (see the standby lines), or no running standby may trim it`;
 }
 
 function describeBaseline(b: BaselineReport & { name: string }): string {

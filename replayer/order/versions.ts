@@ -145,6 +145,11 @@ export class Versions {
     this.writeLine(['D', at, r, p, why]);
   }
 
+  /** `r/p` is no longer in doubt: what made it so was mended (a rebase made the standby whole). */
+  undoubt(r: string, p: string): void {
+    this.clearDoubt(r, p, false);
+  }
+
   /** Objects in doubt now, the first `limit` of them. */
   inDoubt(limit = Infinity): Doubt[] {
     const out: Doubt[] = [];

@@ -5,7 +5,10 @@ import { lastEntry } from '../../lib/batch';
 import { openStateKv, stateKeys } from '../../lib/nats';
 import { journalPrefix, journalSubject } from '../../lib/subjects';
 import type { LostRange } from '../../lib/spool';
-import { parseStateKey, readState, type StandbyRecord, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
+import { DEFAULTS } from '../../lib/settings';
+import { committedIn, heldBytes, limitsOf } from '../slots/plan';
+import { readSlots } from '../slots/slots';
+import { parseStateKey, readState, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
 
 export interface JournalRow {
   journal: string;
@@ -38,6 +41,8 @@ export interface StreamUse {
   bytes: number;
   max_bytes: number;
   used_pct: number;
+  /** The stream's first sequence: what is below it was trimmed (every standby that counts had committed it). */
+  first_seq: number;
   /** The stream's last sequence: a standby's committed position is measured against it. */
   last_seq: number;
 }
@@ -60,10 +65,10 @@ export interface StandbyRow {
   lag_bytes: number;
   /** How old its oldest unapplied entry is (0 when none). */
   lag_seconds: number;
-  /** How many more bytes it may fall behind before it is lost (0 once lost). */
-  safe_bytes: number;
-  /** Its limits: bytes and seconds of lag. */
-  max_lag_bytes: number;
+  /** How many more bytes it may fall behind before it is lost (0 once lost; null: no limit). */
+  safe_bytes: number | null;
+  /** Its limits: bytes and seconds of lag (bytes null: no limit, on a stream without max_bytes). */
+  max_lag_bytes: number | null;
   max_lag_seconds: number;
   last_active: string;
   /** Set when stopped or lost: when it was last heard from. */
@@ -77,7 +82,7 @@ export interface StandbyRow {
 /** Everything `understudy status` says, as `--json` prints it and the status page serves it. */
 export interface StatusReport {
   journals: JournalRow[];
-  standbys: StandbyRecord[];
+  standbys: StandbyRow[];
   stream: StreamUse;
   baselines: (BaselineReport & { name: string })[];
   verifies: (VerifyReport & { name: string })[];
@@ -92,7 +97,6 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
   const verifies: (VerifyReport & { name: string })[] = [];
   const doubts: DoubtsReport[] = [];
   const watchers: WatchStatus[] = [];
-  const standbys: StandbyRecord[] = [];
   let use: StreamUse;
   {
     const kv = await openStateKv(nc, stream);
@@ -102,7 +106,7 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
     const info = await jsm.streams.info(stream, { subjects_filter: `${journalPrefix(stream)}.*` });
     for (const subject of Object.keys(info.state.subjects ?? {})) names.add(subject.slice(journalPrefix(stream).length + 1));
     const max = info.config.max_bytes;
-    use = { name: stream, messages: info.state.messages, bytes: info.state.bytes, max_bytes: max, used_pct: max > 0 ? round((100 * info.state.bytes) / max) : 0, last_seq: info.state.last_seq };
+    use = { name: stream, messages: info.state.messages, bytes: info.state.bytes, max_bytes: max, used_pct: max > 0 ? round((100 * info.state.bytes) / max) : 0, first_seq: info.state.first_seq, last_seq: info.state.last_seq };
     for (const k of await stateKeys(jsm, stream)) {
       const key = parseStateKey(k);
       if (key === undefined) continue;
@@ -119,10 +123,6 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
       if (kind === 'watch') {
         const w = await readState(kv, 'watch', name);
         if (w !== undefined) watchers.push(w);
-      }
-      if (kind === 'standby') {
-        const s = await readState(kv, 'standby', name);
-        if (s !== undefined) standbys.push(s);
       }
       if (kind === 'doubts') {
         const d = await readState(kv, 'doubts', name);
@@ -168,6 +168,7 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
     d.objects = kept;
   }
   doubts.splice(0, doubts.length, ...doubts.filter((d) => d.count > 0));
+  const standbys = await standbyRows(nc, stream, rows);
   return { journals: rows, standbys, stream: use, baselines, verifies, doubts, watchers };
 }
 
@@ -182,6 +183,39 @@ function differs(lost: LostRange[], baselines: BaselineReport[], verifies: Verif
   const open = lost.filter((l) => l.at > mended);
   if (open.length === 0) return undefined;
   return `${open.map((l) => `${l.reason} (${new Date(l.at).toISOString()})`).join('; ')}; run \`understudy baseline\` (or \`understudy verify --repair\`) on the primary to mend it`;
+}
+
+/** Every registered standby as a slot: its state, its lag in entries, bytes and seconds, and what it may still fall behind. */
+async function standbyRows(nc: NatsConnection, stream: string, journals: JournalRow[]): Promise<StandbyRow[]> {
+  const jsm = await jetstreamManager(nc);
+  const kv = await openStateKv(nc, stream);
+  const now = Date.now();
+  const { stream: s, slots } = await readSlots(jsm, kv, stream, now);
+  const rows: StandbyRow[] = [];
+  for (const v of slots.sort((a, b) => a.key.localeCompare(b.key))) {
+    const r = v.record;
+    const committed = committedIn(r, s);
+    const limits = limitsOf(r, s.maxBytes);
+    const lagBytes = heldBytes(committed, s);
+    const stopped = now - r.time > DEFAULTS.slots.stoppedAfterMs;
+    const state: StandbyRow['state'] = v.lost ? 'lost' : stopped ? 'stopped' : r.caughtUp === false ? 'catching up' : 'streaming';
+    // One journal's replayer is behind by that journal's entries; one of all, by the stream's.
+    const j = r.journal === undefined ? undefined : journals.find((x) => x.journal === r.journal);
+    const lagEntries = j === undefined ? Math.max(0, s.lastSeq - committed) : Math.max(0, (j.stream_last_seq ?? 0) - (r.journals[j.journal]?.s ?? 0));
+    const lost = v.lost ? await readState(kv, 'lost', v.key) : undefined;
+    const rebase = v.lost ? await readState(kv, 'rebase', v.key) : undefined;
+    rows.push({
+      name: v.key, ...(r.journal === undefined ? {} : { journal: r.journal }), host: r.host, state, committed_seq: committed,
+      lag_entries: lagEntries, lag_bytes: lagBytes, lag_seconds: round((v.oldestUnappliedMs ?? 0) / 1000),
+      safe_bytes: v.lost ? 0 : Number.isFinite(limits.bytes) ? Math.max(0, limits.bytes - lagBytes) : null,
+      max_lag_bytes: Number.isFinite(limits.bytes) ? limits.bytes : null, max_lag_seconds: round(limits.ms / 1000),
+      last_active: new Date(r.time).toISOString(),
+      ...(stopped || v.lost ? { inactive_since: new Date(r.time).toISOString() } : {}),
+      ...(lost === undefined ? {} : { lost: { since: new Date(lost.since).toISOString(), reason: lost.reason, by: lost.by } }),
+      ...(rebase === undefined ? {} : { rebase: { state: rebase.state, ...(rebase.step === undefined ? {} : { step: rebase.step }), requested: new Date(rebase.requested).toISOString(), ...(rebase.by === undefined ? {} : { by: rebase.by }), ...(rebase.error === undefined ? {} : { error: rebase.error }) } }),
+    });
+  }
+  return rows;
 }
 
 function round(n: number): number {
