@@ -143,6 +143,8 @@ export const DEFAULTS = {
     maxLagMs: 7 * 24 * 3600 * 1000,
     /** --keep-stream, when not given: this share (percent) of max_bytes of the newest entries stays in the stream whatever the standbys committed, so a standby that joins (or whose state was restored from a backup) finds recent history there (PostgreSQL's wal_keep_size). */
     keepBytesPct: 25,
+    /** A standby is lost only once past its limit at every round for this long: one that keeps up, but whose committed position trails a burst by a commit, is not. */
+    lostAfterMs: 10_000,
     /** A lost standby whose rebase failed asks again after this: the primary may be mended meanwhile, and asking at once would only fail again. */
     rebaseRetryMs: 60_000,
   },

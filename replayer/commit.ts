@@ -212,7 +212,12 @@ export class Committer {
    * Leaves this standby's committed position (what its last good commit made durable, never
    * what is only recorded since) and when it was last active. Reporting only: a put that fails is tried again with the next commit.
    */
-  private async publishStandby(kv: KV): Promise<void> {
+  /** The replayer stops cleanly: its record says so, so status calls it stopped at once. */
+  async sayStopped(): Promise<void> {
+    if (this.kv !== undefined) await this.publishStandby(this.kv, Date.now());
+  }
+
+  private async publishStandby(kv: KV, stoppedAt?: number): Promise<void> {
     const committed = this.o.store.lastCommit;
     const journals: StandbyRecord['journals'] = {};
     for (const [name, p] of Object.entries(committed.journals)) journals[name] = { e: p.e, s: p.s };
@@ -222,6 +227,7 @@ export class Committer {
       ...(this.o.store.positions.streamCreated === undefined ? {} : { streamCreated: this.o.store.positions.streamCreated }),
       ...(this.o.maxLag === undefined ? {} : { maxLag: this.o.maxLag }),
       ...(this.o.keepBytes === undefined ? {} : { keepBytes: this.o.keepBytes }),
+      ...(stoppedAt === undefined ? {} : { stoppedAt }),
     };
     await writeState(kv, 'standby', standbyKey(this.o.standby, this.o.journal), record).then(() => (this.standbySaidAt = record.time), () => undefined);
   }

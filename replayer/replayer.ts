@@ -234,6 +234,7 @@ export class Replayer {
       // Whatever was applied is recorded even when we stop on an error; but not after a failed
       // write or fsync, which leaves nothing since the last good commit trustworthy.
       if (committer.distrusted === undefined) await committer.commit().catch(() => undefined);
+      await committer.sayStopped();
       metrics?.close();
       verify?.unsubscribe();
       await committer.failurePut;

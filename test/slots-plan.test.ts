@@ -45,6 +45,7 @@ test('its own --max-standby-lag, in bytes or in age, is what a standby is judged
   t.deepEqual(small.lose.map((l) => l.key), ['b2'], '10 MiB behind, limit 5 MiB');
   const old = plan([slot('b1', 990, {}), slot('b2', 980, {}, { maxLag: { ms: 60_000 }, oldestUnappliedMs: 120_000 })], stream);
   t.regex(old.lose[0]?.reason ?? '', /^the oldest entry it had not applied was 2 min old \(its limit: 60 s\)$/);
+  t.deepEqual(plan([slot('b1', 990, {}), slot('b2', 900, {}, { maxLag: { bytes: 5 * MiB } })], stream, () => false).lose, [], 'not yet confirmed: given more time');
   const young = plan([slot('b1', 990, {}), slot('b2', 980, {}, { maxLag: { ms: 60_000 }, oldestUnappliedMs: 30_000 })], stream);
   t.deepEqual(young.lose, []);
 });

@@ -21,6 +21,8 @@ export interface StandbyRecord {
   time: number;
   /** When the stream its streamSeq counts in was created: a position in a stream made again since means nothing. */
   streamCreated?: string;
+  /** Set by a replayer that stopped cleanly, when it did (ms): it is stopped at once, not once its record is old. */
+  stoppedAt?: number;
   /** Whether its reader had reached the stream's end (streaming) rather than reading what was there (catching up). */
   caughtUp?: boolean;
   /** Its --keep-stream, when given: bytes of the newest entries the stream keeps whatever the standbys committed (the largest of all standbys' wins). */

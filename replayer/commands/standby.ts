@@ -42,7 +42,7 @@ export async function standby(argv: string[], env: NodeJS.ProcessEnv): Promise<n
     for (const k of its) {
       const r = await readState(kv, 'standby', k.name);
       const age = r === undefined ? Infinity : Date.now() - r.time;
-      if (age < DEFAULTS.slots.stoppedAfterMs && values.force !== true) {
+      if (r?.stoppedAt === undefined && age < DEFAULTS.slots.stoppedAfterMs && values.force !== true) {
         throw new UnderstudyError(`standby ${k.name} is running (on ${r?.host ?? '?'}, pid ${r?.pid ?? '?'}, heard from ${Math.round(age / 100) / 10} s ago): stop its replayer first, or give --force`);
       }
     }

@@ -96,18 +96,19 @@ function covers(r: StandbyRecord, j: string): boolean {
 }
 
 /**
- * The round's plan. The stream and the spools keep what the slowest standby that still counts
+ * The round's plan (`confirm`: whether a standby past its limit is lost now, or given more
+ * time; every one is, by default). The stream and the spools keep what the slowest standby that still counts
  * (not lost, not being lost now) lacks. A journal only lost standbys apply is kept from where
  * the furthest of them is (they go on reading it; nothing they applied need be kept); a
  * journal no standby applies is not touched. The newest `keep` bytes stay in the stream
  * whatever was committed; the spools need not keep them (the stream does).
  */
-export function plan(slots: SlotView[], s: StreamView): Plan {
+export function plan(slots: SlotView[], s: StreamView, confirm: (key: string) => boolean = () => true): Plan {
   const lose: Plan['lose'] = [];
   for (const v of slots) {
     if (v.lost) continue;
     const why = pastLimit(v, s);
-    if (why !== undefined) lose.push({ key: v.key, reason: why });
+    if (why !== undefined && confirm(v.key)) lose.push({ key: v.key, reason: why });
   }
   const losing = new Set(lose.map((l) => l.key));
   const kept = keptFrom(keepOf(slots, s.maxBytes), s);

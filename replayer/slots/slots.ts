@@ -10,7 +10,8 @@ import type { KV } from '@nats-io/kv';
 import { stateKeys } from '../../lib/nats';
 import { parseStateKey, readState, writeState, type StandbyRecord, type TrimRecord } from '../../lib/state-bucket';
 import { allJournalsSubject, journalPrefix, journalSubject } from '../../lib/subjects';
-import { plan, type Plan, type SlotView, type StreamView } from './plan';
+import { DEFAULTS } from '../../lib/settings';
+import { pastLimit, plan, type Plan, type SlotView, type StreamView } from './plan';
 
 /** What one round saw and did (tests, status). */
 export interface RoundReport {
@@ -73,6 +74,8 @@ export class Slots {
   private readonly purged = new Map<string, number>();
   /** What was last said in each journal's trim record. */
   private readonly trims = new Map<string, string>();
+  /** Since when each standby has been past its limit, at every round since. */
+  private readonly pastSince = new Map<string, number>();
   /** A purge the server refused, said once until one succeeds. */
   private purgeRefused: string | undefined;
 
@@ -84,7 +87,12 @@ export class Slots {
     this.running = true;
     try {
       const { stream, slots } = await readSlots(this.o.jsm, this.o.kv, this.o.stream);
-      const p = plan(slots, stream);
+      const now = Date.now();
+      const past = new Set(slots.filter((v) => !v.lost && pastLimit(v, stream) !== undefined).map((v) => v.key));
+      for (const k of this.pastSince.keys()) if (!past.has(k)) this.pastSince.delete(k);
+      for (const k of past) if (!this.pastSince.has(k)) this.pastSince.set(k, now);
+      // Lost only once past it for a while: a standby that keeps up, but whose commit trails a burst, is not.
+      const p = plan(slots, stream, (key) => now - (this.pastSince.get(key) ?? now) >= DEFAULTS.slots.lostAfterMs);
       for (const l of p.lose) await this.markLost(l.key, l.reason, slots.find((v) => v.key === l.key)?.record.streamSeq ?? 0);
       const purged = await this.purge(p.purgeBelow, stream);
       await this.publishTrims(p.spool);

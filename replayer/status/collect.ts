@@ -197,7 +197,7 @@ async function standbyRows(nc: NatsConnection, stream: string, journals: Journal
     const committed = committedIn(r, s);
     const limits = limitsOf(r, s.maxBytes);
     const lagBytes = heldBytes(committed, s);
-    const stopped = now - r.time > DEFAULTS.slots.stoppedAfterMs;
+    const stopped = r.stoppedAt !== undefined || now - r.time > DEFAULTS.slots.stoppedAfterMs;
     const state: StandbyRow['state'] = v.lost ? 'lost' : stopped ? 'stopped' : r.caughtUp === false ? 'catching up' : 'streaming';
     // One journal's replayer is behind by that journal's entries; one of all, by the stream's.
     const j = r.journal === undefined ? undefined : journals.find((x) => x.journal === r.journal);
