@@ -6,6 +6,7 @@ import type { Metric } from './metrics';
 import type { JournalSource } from './source/journal-source';
 import type { JournalPos } from './state';
 import type { ReplaySummary } from './summary';
+import type { StandbyRow } from './status/collect';
 
 /** What the replayer's metrics are read from at each scrape. */
 export interface MetricsView {
@@ -19,12 +20,14 @@ export interface MetricsView {
   source: JournalSource;
   agents: Agents;
   kv: KV;
+  /** Every registered standby as a slot (status's rows). */
+  standbys: () => Promise<StandbyRow[]>;
 }
 
 /** The replayer's counters, and per journal the positions of agent and standby and the lag. */
 export async function collectMetrics(v: MetricsView): Promise<Metric[]> {
   const journals = v.positions();
-  // Nothing trims the stream yet: at max_bytes it refuses entries, so how full it is wants an alert.
+  // Trimmed below the slowest standby that counts: one that holds it back fills it, and at max_bytes it refuses entries.
   const stream = await v.source.info().catch(() => undefined);
   const per: { name: string; applied?: JournalPos; agent?: AgentHeartbeat }[] = [];
   for (const name of (await knownJournals(Object.keys(journals), v.agents, v.journal)).sort()) {
@@ -44,7 +47,7 @@ export async function collectMetrics(v: MetricsView): Promise<Metric[]> {
     { name: 'understudy_replayer_last_commit_timestamp_seconds', help: 'When applied changes were last made durable.', type: 'gauge', samples: [{ value: v.lastCommitAt() / 1000 }] },
     ...(stream === undefined ? [] : [
       { name: 'understudy_stream_bytes', help: 'Bytes the journal stream holds.', type: 'gauge' as const, samples: [{ value: stream.bytes }] },
-      { name: 'understudy_stream_max_bytes', help: 'Bytes the journal stream may hold; then it refuses entries (nothing trims it yet).', type: 'gauge' as const, samples: [{ value: stream.maxBytes }] },
+      { name: 'understudy_stream_max_bytes', help: 'Bytes the journal stream may hold; then it refuses entries (it is trimmed below the slowest standby that counts).', type: 'gauge' as const, samples: [{ value: stream.maxBytes }] },
     ]),
     g('understudy_journal_applied_seq', 'Last journal sequence applied and fsynced on the standby.', (p) => p.applied?.s),
     g('understudy_journal_agent_seq', 'Last journal sequence the agent reported spooled.', (p) => p.agent?.appended),
@@ -54,6 +57,29 @@ export async function collectMetrics(v: MetricsView): Promise<Metric[]> {
     g('understudy_journal_dropped_changes', 'Changes the agent could not journal because its spool was full.', (p) => p.agent?.dropped),
     { name: 'understudy_replayer_stale_snapshots_total', help: 'Snapshots (baseline, watch, repair) not applied because the standby had a newer version.', type: 'counter', samples: [{ value: summary.stale }] },
     ...(await auditMetrics(v.kv)),
+    ...standbyMetrics(await v.standbys().catch(() => [])),
+  ];
+}
+
+const STATES: StandbyRow['state'][] = ['streaming', 'catching up', 'stopped', 'lost'];
+
+/** Each standby as a slot, as status's rows say (pg_replication_slots' columns, as gauges). */
+export function standbyMetrics(rows: StandbyRow[]): Metric[] {
+  const g = (name: string, help: string, pick: (r: StandbyRow) => number | null | undefined): Metric => ({
+    name, help, type: 'gauge',
+    samples: rows.flatMap((r) => { const val = pick(r); return val === null || val === undefined ? [] : [{ labels: { standby: r.name }, value: val }]; }),
+  });
+  return [
+    g('understudy_standby_committed_seq', 'Stream sequence the standby committed (applied and fsynced).', (r) => r.committed_seq),
+    g('understudy_standby_lag_entries', 'Stream messages after what the standby committed.', (r) => r.lag_entries),
+    g('understudy_standby_lag_bytes', 'About how many bytes of the stream the standby holds back.', (r) => r.lag_bytes),
+    g('understudy_standby_lag_seconds', 'Age of the oldest entry the standby has not applied.', (r) => r.lag_seconds),
+    g('understudy_standby_safe_bytes', 'Bytes the standby may still fall behind before it is lost.', (r) => r.safe_bytes),
+    g('understudy_standby_last_active_timestamp_seconds', 'When the standby last reported.', (r) => Date.parse(r.last_active) / 1000),
+    {
+      name: 'understudy_standby_state', help: '1 for the state the standby is in: streaming, catching up, stopped or lost.', type: 'gauge',
+      samples: rows.flatMap((r) => STATES.map((state) => ({ labels: { standby: r.name, state }, value: r.state === state ? 1 : 0 }))),
+    },
   ];
 }
 

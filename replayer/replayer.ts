@@ -7,6 +7,7 @@ import type { KV } from '@nats-io/kv';
 import { standbyKey } from '../lib/state-bucket';
 import { Recovery } from './slots/recovery';
 import { Slots } from './slots/slots';
+import { standbyRows } from './status/collect';
 import { positionLabel, type EntryHeader } from '../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError, DecodeError, UnderstudyError } from '../lib/errors';
 import type { Verifier } from '../lib/signing';
@@ -199,7 +200,7 @@ export class Replayer {
       slotTimer = setInterval(() => void slots.round(), DEFAULTS.slots.trimEveryMs);
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => collectMetrics({
         journal: opts.name, summary: this.summary, positions: () => this.store.positions.journals, streamSeq: () => this.store.streamSeq,
-        lastCommitAt: () => committer.lastCommitAt, source, agents, kv,
+        lastCommitAt: () => committer.lastCommitAt, source, agents, kv, standbys: () => standbyRows(nc, opts.stream),
       }));
       const catchUp = new CatchUp({ stream: opts.stream, journal: opts.name, log: opts.log, source, agents, target: this.catchUpTarget() });
       const aborted = (): boolean => signal?.aborted === true;

@@ -186,7 +186,7 @@ function differs(lost: LostRange[], baselines: BaselineReport[], verifies: Verif
 }
 
 /** Every registered standby as a slot: its state, its lag in entries, bytes and seconds, and what it may still fall behind. */
-async function standbyRows(nc: NatsConnection, stream: string, journals: JournalRow[]): Promise<StandbyRow[]> {
+export async function standbyRows(nc: NatsConnection, stream: string, journals: JournalRow[] = []): Promise<StandbyRow[]> {
   const jsm = await jetstreamManager(nc);
   const kv = await openStateKv(nc, stream);
   const now = Date.now();
