@@ -1,3 +1,4 @@
+import { diffTrees } from './helpers/tree';
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -34,19 +35,30 @@ authorization {
           "$JS.API.CONSUMER.DELETE.KV_UNDERSTUDY_STATE.>"
         ] }
         subscribe: { allow: ["_INBOX.>"] } } }
-    { ${who.replayer}, permissions: {
-        publish: { allow: [
-          "$JS.API.INFO", "$JS.API.STREAM.INFO.UNDERSTUDY", "$JS.API.STREAM.INFO.KV_UNDERSTUDY_STATE",
-          "$JS.API.CONSUMER.CREATE.UNDERSTUDY", "$JS.API.CONSUMER.CREATE.UNDERSTUDY.>",
-          "$JS.API.CONSUMER.INFO.UNDERSTUDY.>", "$JS.API.CONSUMER.DELETE.UNDERSTUDY.>",
-          "$JS.API.CONSUMER.MSG.NEXT.UNDERSTUDY.>",
-          "$KV.UNDERSTUDY_STATE.applied.>"
-        ] }
-        subscribe: { allow: ["_INBOX.>", "understudy.understudy.verify"] } } }
+    { ${who.replayer}, permissions: ${standbyPermissions(true)} }
+    { user: standby-ro, password: standby-ro-secret, permissions: ${standbyPermissions(false)} }
     { user: admin, password: admin-secret }
   ]
 }
 `;
+}
+
+/**
+ * A standby's user: it reads the stream, leaves its own records in the state bucket and reads
+ * the other standbys'; with `purge`, it may also trim the stream below what every standby committed.
+ */
+function standbyPermissions(purge: boolean): string {
+  return `{
+        publish: { allow: [
+          "$JS.API.INFO", "$JS.API.STREAM.INFO.UNDERSTUDY", "$JS.API.STREAM.INFO.KV_UNDERSTUDY_STATE",
+          "$JS.API.CONSUMER.CREATE.UNDERSTUDY", "$JS.API.CONSUMER.CREATE.UNDERSTUDY.>",
+          "$JS.API.CONSUMER.INFO.UNDERSTUDY.>", "$JS.API.CONSUMER.DELETE.UNDERSTUDY.>",
+          "$JS.API.CONSUMER.MSG.NEXT.UNDERSTUDY.>", "$JS.API.STREAM.MSG.GET.UNDERSTUDY",
+          "$JS.API.DIRECT.GET.KV_UNDERSTUDY_STATE.>", "$JS.API.STREAM.MSG.GET.KV_UNDERSTUDY_STATE",
+          "$KV.UNDERSTUDY_STATE.applied.>", "$KV.UNDERSTUDY_STATE.standby.>", "$KV.UNDERSTUDY_STATE.doubts.>",
+          "$KV.UNDERSTUDY_STATE.trim.>", "$KV.UNDERSTUDY_STATE.lost.>", "$KV.UNDERSTUDY_STATE.rebase.>"${purge ? ', "$JS.API.STREAM.PURGE.UNDERSTUDY"' : ''}
+        ] }
+        subscribe: { allow: ["_INBOX.>", "understudy.understudy.verify"] } }`;
 }
 
 const cli = (args: string[], env: NodeJS.ProcessEnv) => runCli(args, env);
@@ -102,7 +114,7 @@ test.serial('with authentication and per-subject permissions, the right credenti
   t.true(fs.existsSync(path.join(pair.spool, 'other')), 'its entries stay in its spool');
 });
 
-test.serial('under the permission set of SECURITY.md, the replayer\'s user can publish no entry, forge no heartbeat and purge nothing', async (t) => {
+test.serial('under the permission set of SECURITY.md, a standby\'s user can publish no entry, forge no heartbeat, and delete nothing; only one given it may purge', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-perm-'));
   const server = await startNatsServer({ storeDir: path.join(dir, 'store'), config: permissionsConfig });
   t.teardown(async () => {
@@ -122,11 +134,14 @@ test.serial('under the permission set of SECURITY.md, the replayer\'s user can p
     journalSubject('UNDERSTUDY', 'app'), // an entry
     '$KV.UNDERSTUDY_STATE.agent.app', // the agent's heartbeat
     '$KV.UNDERSTUDY_STATE.fence.app', // a fence
-    '$JS.API.STREAM.PURGE.UNDERSTUDY', '$JS.API.STREAM.DELETE.UNDERSTUDY', '$JS.API.STREAM.MSG.DELETE.UNDERSTUDY',
+    '$JS.API.STREAM.DELETE.UNDERSTUDY', '$JS.API.STREAM.MSG.DELETE.UNDERSTUDY',
   ];
   for (const subject of refused) {
     await t.throwsAsync(replayer.request(subject, entry, { timeout: 2000 }), { message: /[Pp]ermission/ }, subject);
   }
+  const readOnly = await connect({ servers: server.url, user: 'standby-ro', pass: 'standby-ro-secret' });
+  t.teardown(() => readOnly.close());
+  await t.throwsAsync(readOnly.request('$JS.API.STREAM.PURGE.UNDERSTUDY', '{}', { timeout: 2000 }), { message: /[Pp]ermission/ }, 'a standby without the purge permission');
   const info = await (await jetstreamManager(admin)).streams.info('UNDERSTUDY');
   t.is(info.state.messages, 0, 'nothing reached the stream');
   t.false(replayer.isClosed(), 'a refused publish does not cost the replayer its connection');
@@ -230,4 +245,32 @@ authorization { token: "s3cret-token" }
   const ok = await cli(['replay', '--root', `data=${pair.standby}`, '--state', pair.state, '--drain', '--nats', url, '--token', 's3cret-token', '--tls-ca', certs.ca], {});
   t.is(ok.code, 0, ok.stderr);
   t.is(fs.readFileSync(path.join(pair.standby, 'tls.txt'), 'utf8'), 'over tls');
+});
+
+test.serial('a standby without the purge permission applies all the same and says why the stream is not trimmed; one with it trims', async (t) => {
+  const pair = await makePair('no-purge');
+  t.teardown(() => pair.close());
+  await pair.server.stop();
+  const server = await startNatsServer({ storeDir: path.join(pair.dir, 'secured-store'), config: permissionsConfig });
+  t.teardown(() => server.stop());
+  await setUpAsAdmin(t, pair, server.url);
+  const agentEnv = { UNDERSTUDY_NATS_URL: server.url, UNDERSTUDY_NATS_USER: 'agent', UNDERSTUDY_NATS_PASS: 'agent-secret' };
+  const app = await pair.runApp({ env: agentEnv, code: `for (let i = 0; i < 20; i++) require('fs').writeFileSync(${JSON.stringify(pair.primary)} + '/f' + i, 'x' + i);` });
+  t.is(app.code, 0, app.stderr);
+  const drain = (user: string, pass: string, state: string, dir: string) => cli(['replay', '--drain', '--root', `data=${dir}`, '--state', state, '--nats', server.url, '--user', user, '--password', pass, '--standby', user, '--keep-stream', '0'], {});
+  const ro = await drain('standby-ro', 'standby-ro-secret', pair.state, pair.standby);
+  t.is(ro.code, 0, ro.stderr);
+  t.regex(ro.stderr, /cannot trim stream UNDERSTUDY below what every standby committed \(.*[Pp]ermission.*\): it keeps everything and fills up; allow this standby \$JS\.API\.STREAM\.PURGE\.UNDERSTUDY \(SECURITY\.md\), or another standby that has it trims it/);
+  t.notRegex(ro.stderr, /cannot look after this standby's slot/, 'everything else a slot needs is allowed');
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+  const admin = await connect({ servers: server.url, user: 'admin', pass: 'admin-secret' });
+  t.teardown(() => admin.close());
+  const jsm = await jetstreamManager(admin);
+  t.is((await jsm.streams.info('UNDERSTUDY')).state.first_seq, 1, 'nothing was trimmed');
+  const second = path.join(pair.dir, 'standby-2');
+  const trimmer = await drain('replayer', 'replayer-secret', path.join(pair.dir, 'state-2'), second);
+  t.is(trimmer.code, 0, trimmer.stderr);
+  t.notRegex(trimmer.stderr, /cannot trim|cannot look after/);
+  const info = await jsm.streams.info('UNDERSTUDY', { subjects_filter: 'understudy.understudy.journal.app' });
+  t.is(info.state.subjects?.['understudy.understudy.journal.app'] ?? 0, 0, 'both standbys committed every entry of app: trimmed below both');
 });
