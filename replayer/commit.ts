@@ -4,6 +4,7 @@ import { pause } from '../lib/retry';
 import * as os from 'node:os';
 import { DEFAULTS } from '../lib/settings';
 import { writeState, type DoubtsReport, type StandbyRecord } from '../lib/state-bucket';
+import { standbyKey } from '../lib/state/standby';
 import { StandbyDiskError } from './disk-error';
 import type { Held } from './intake';
 import type { Sequencer } from './order/sequencer';
@@ -214,8 +215,7 @@ export class Committer {
       name: this.o.standby, ...(this.o.journal !== undefined ? { journal: this.o.journal } : {}), host: os.hostname(), pid: process.pid,
       streamSeq: committed.streamSeq, journals, committedAt: this.lastCommitAt, time: Date.now(),
     };
-    const key = this.o.journal === undefined ? this.o.standby : `${this.o.standby}.${this.o.journal}`;
-    await writeState(kv, 'standby', key, record).then(() => (this.standbySaidAt = record.time), () => undefined);
+    await writeState(kv, 'standby', standbyKey(this.o.standby, this.o.journal), record).then(() => (this.standbySaidAt = record.time), () => undefined);
   }
 
   /** Tells `status` which objects this standby cannot be sure of, whenever that changes (and once at start). */

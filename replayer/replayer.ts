@@ -16,6 +16,8 @@ import { Staging } from './staging';
 import { PositionStore } from './state';
 import { Versions } from './order/versions';
 import { serveVerify } from './verify-server';
+import { verifySubject } from '../lib/subjects';
+import { standbyKey } from '../lib/state/standby';
 import { writeSync, type WriteFn } from './write';
 import { lockState, type StateLock } from './state-lock';
 import { StandbyDiskError } from './disk-error';
@@ -76,6 +78,8 @@ export class Replayer {
   /** Journals whose positions moved since the last commit. */
   private readonly changed = new Set<string>();
   private readonly sequencer: Sequencer<Held>;
+  /** This standby's name in the state bucket; its key (with --name's journal) names its verify subject too. */
+  private readonly standby: string;
   private opened = false;
   private store!: PositionStore;
   private roots!: ReadonlyMap<string, string>;
@@ -95,6 +99,7 @@ export class Replayer {
   /** Checks the settings; nothing is opened until `open()` (or `run()`). */
   constructor(private readonly opts: ReplayOptions) {
     this.policy = policyFor(opts.drain);
+    this.standby = opts.standby ?? standbyName();
     this.sequencer = new Sequencer((j) => this.store.positions.journals[j], opts.maxHeld ?? DEFAULTS.replay.maxHeld);
     checkStateApart(opts.stateDir, opts.roots);
   }
@@ -138,7 +143,7 @@ export class Replayer {
     }
     fs.writeFileSync(this.runningMarker, `${process.pid}\n`);
     this.committer = new Committer({
-      standby: opts.standby ?? standbyName(), journal: opts.name, log: opts.log, store: this.store, versions: this.versions, sequencer: this.sequencer, summary: this.summary, changed: this.changed,
+      standby: this.standby, journal: opts.name, log: opts.log, store: this.store, versions: this.versions, sequencer: this.sequencer, summary: this.summary, changed: this.changed,
       syncApplied: () => this.syncApplied(), stopPass: () => this.stopPass?.(),
     });
     this.intake = new Intake({
@@ -176,7 +181,7 @@ export class Replayer {
       committer.kv = kv;
       const agents = natsAgents(nc, kv, opts.stream);
       // `understudy verify` compares against this tree while it is being kept up to date.
-      verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log, (n) => {
+      verify = serveVerify(nc, verifySubject(opts.stream, standbyKey(this.standby, opts.name)), this.roots, () => this.store.positions.journals, opts.log, (n) => {
         const cleared = this.versions.settle(n.roots, n.since, new Set(n.unsettled));
         this.summary.inDoubt = this.versions.doubtCount;
         if (cleared > 0) opts.log(`verify found ${n.roots.join(', ')} equal: ${cleared} object(s) in doubt are settled`);

@@ -42,7 +42,7 @@ authorization {
           "$JS.API.CONSUMER.MSG.NEXT.UNDERSTUDY.>",
           "$KV.UNDERSTUDY_STATE.applied.>"
         ] }
-        subscribe: { allow: ["_INBOX.>", "understudy.understudy.verify"] } } }
+        subscribe: { allow: ["_INBOX.>", "understudy.understudy.verify.>"] } } }
     { user: admin, password: admin-secret }
   ]
 }

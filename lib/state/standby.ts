@@ -27,3 +27,8 @@ export interface StandbyRecord {
 
 export const standby = define<StandbyRecord>((v) =>
   strings(v, 'name') && numbers(v, 'streamSeq', 'committedAt', 'time') && typeof v.journals === 'object' && v.journals !== null);
+
+/** The key a standby's records go under: its name, and the one journal it applies when it applies one. */
+export function standbyKey(name: string, journal?: string): string {
+  return journal === undefined ? name : `${name}.${journal}`;
+}
