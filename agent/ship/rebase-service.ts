@@ -16,7 +16,12 @@ import { warnOnce } from '../log';
 import type { ChildOutcome, ChildRunner } from './rebase-child';
 
 /** The waits the service keeps (DEFAULTS.rebase). */
-export type RebasePace = Pick<typeof DEFAULTS.rebase, 'childTimeoutMs' | 'checkEveryMs' | 'takeOverAfterMs' | 'rewatchMs'>;
+export interface RebasePace {
+  childTimeoutMs: number;
+  checkEveryMs: number;
+  takeOverAfterMs: number;
+  rewatchMs: number;
+}
 
 export interface RebaseServiceOptions {
   /** The journal of the agent that serves (its heartbeat says whether it lives). */
@@ -94,7 +99,7 @@ export class RebaseService {
   }
 
   private consider(store: StateStore, e: StateEntry<'rebase'>): void {
-    if (this.current !== undefined || e.record === undefined) return;
+    if (this.current !== undefined || e.record === undefined || this.o.signal?.aborted === true) return;
     const r = e.record;
     if (r.state === 'requested') {
       void this.take(store, e, undefined);
