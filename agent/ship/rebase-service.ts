@@ -139,7 +139,13 @@ export class RebaseService {
     const c: Taken = { name: e.name, record, revision: e.revision, stop: new AbortController() };
     this.current = c;
     try {
-      const revision = await store.update('rebase', e.name, record, e.revision);
+      let revision: number | undefined;
+      try {
+        revision = await store.update('rebase', e.name, record, e.revision);
+      } catch (err) {
+        warnOnce(`rebase-take:${e.name}`, `journal "${this.o.journal}" cannot take the rebase request of standby "${record.standby}" (${(err as Error).message}); it tries again every ${this.pace.checkEveryMs / 1000} s, and another agent may take it`);
+        return;
+      }
       if (revision === undefined) return; // another agent was first
       c.revision = revision;
       const over = takingOver === undefined ? '' : ` (taken over from ${e.record.by}: ${takingOver})`;
