@@ -69,6 +69,8 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
       warnOnce('torn', `journal "${settings.name}": cut a torn spool tail of ${opened.tornBytes} bytes left by a crash (${opened.tornWhy})`);
     }
     const shipper = new Shipper(settings, journal.dir, journal.epoch, entry?.shared);
+    // One per process: a lost standby is rebased by the process's own journal's shipper, not its threads'.
+    shipper.servesRebases = isMainThread;
     // A spool with entries may be asked to resend them (pull catch-up): only a fresh thread journal waits.
     if (!isMainThread && spoolIsEmpty(journal.dir)) {
       shipper.startOnFirstAppend(journal, opened.lastSeq);

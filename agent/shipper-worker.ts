@@ -4,7 +4,7 @@
  * application's thread; the application only waits on it at exit (or in sync mode).
  *
  * This file is the wiring: the parts live in agent/ship/ (the ship loop, the acked position,
- * the resend service, the state reporter, stream adoption, spool fsync), and the transport
+ * the resend service, the state reporter, stream adoption, spool fsync, the rebase service), and the transport
  * behind lib/transport/journal-transport.ts.
  */
 import { workerData } from 'node:worker_threads';
@@ -20,6 +20,8 @@ import { ShipLoop, shipPace } from './ship/ship-loop';
 import { ShippingJournal, type ShipperData } from './ship/shipping-journal';
 import { syncSpoolPeriodically } from './ship/spool-fsync';
 import { StateReporter } from './ship/state-reporter';
+import { RebaseService } from './ship/rebase-service';
+import { childEnv, spawnRunner } from './ship/rebase-child';
 import { StreamAdoption } from './ship/stream-adoption';
 
 const data = workerData as ShipperData;
@@ -44,7 +46,12 @@ async function main(): Promise<void> {
   const created = await retrying('create the stream', () => transport.ensureStream());
   const reporter = new StateReporter(journal);
   // The state bucket is for reporting; shipping never waits for it.
-  void retrying('open the state bucket', () => transport.openState()).then((store) => reporter.start(store));
+  const rebases = data.rebaseRoots === undefined ? undefined
+    : new RebaseService({ journal: data.name, roots: data.rebaseRoots, run: spawnRunner(childEnv(process.env, data.nats, data.stream)) });
+  void retrying('open the state bucket', () => transport.openState()).then((store) => {
+    reporter.start(store);
+    rebases?.start(store);
+  });
   new ResendService(journal, transport, messages).serve();
   const loop = new ShipLoop({ journal, transport, messages, reporter, adoption: new StreamAdoption(journal, transport, reporter) }, shipPace(data.mode));
   loop.adopt(created);

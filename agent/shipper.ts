@@ -9,6 +9,8 @@ import { warnOnce } from './log';
 /** The application thread's handle on the shipper worker. */
 export class Shipper {
   readonly shared: BigInt64Array;
+  /** Set before start: the worker also serves rebase requests over the agent's roots (agent/ship/rebase-service). */
+  servesRebases = false;
   private worker: Worker | undefined;
 
   /** `shared`: positions kept where another thread can see them too (a worker thread's journal, see threads.ts). */
@@ -23,6 +25,7 @@ export class Shipper {
       nats: this.settings.nats, stream: this.settings.stream, name: this.settings.name,
       dir: this.dir, epoch: this.epoch, mode: this.settings.mode, shared: this.shared, signingKey: this.settings.signingKey,
       firstSeq: lastSeq + 1, spoolFsync: this.settings.spoolFsync,
+      ...(this.servesRebases ? { rebaseRoots: this.settings.roots.map((r) => `${r.name}=${r.dir}`) } : {}),
     };
     // execArgv: [] drops a --require of the agent, but NODE_OPTIONS loads it in every worker
     // thread all the same (Node 20): UNDERSTUDY_DISABLE is what keeps it from journaling here.

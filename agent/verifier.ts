@@ -23,6 +23,8 @@ export interface VerifierOptions {
   nc: NatsConnection;
   kv: KV;
   stream: string;
+  /** The standby compared against (its key in the state bucket): only its replayer answers. */
+  standby: string;
   roots: Root[];
   hash: HashName;
   excluded: (rel: string) => boolean;
@@ -58,7 +60,7 @@ export async function compareRoots(o: VerifierOptions): Promise<Comparison> {
     for (const root of o.roots) {
       const paths = candidates.filter((c) => c.root === root).map((c) => c.path);
       if (paths.length === 0) continue;
-      const got = await askReplayer(o.nc, verifySubject(o.stream), { kind: 'digest', root: root.name, hash: o.hash, paths });
+      const got = await askReplayer(o.nc, verifySubject(o.stream, o.standby), { kind: 'digest', root: root.name, hash: o.hash, paths });
       for (const d of got.digests) standby.set(key(root, d.p), d);
     }
     const second = await primaryDigests(candidates);
@@ -90,14 +92,16 @@ async function primaryTree(root: Root, o: VerifierOptions): Promise<Map<string, 
 }
 
 async function standbyTree(root: Root, o: VerifierOptions, journals: Set<string>): Promise<Map<string, Digest>> {
-  const got = await askReplayer(o.nc, verifySubject(o.stream), { kind: 'manifest', root: root.name, hash: o.hash });
+  const got = await askReplayer(o.nc, verifySubject(o.stream, o.standby), { kind: 'manifest', root: root.name, hash: o.hash });
   for (const name of Object.keys(got.applied)) journals.add(name);
   return new Map(got.digests.map((d) => [d.p, d]));
 }
 
 /**
  * Waits (bounded) until the standby has applied what each agent had journaled: what live
- * agents spooled, what dead ones shipped. False when it had not within `catchUpMs`.
+ * agents spooled, what dead ones shipped. False when it had not within `catchUpMs`. The
+ * positions are this standby's own, asked of its replayer: `applied.<journal>` is whichever
+ * standby committed last.
  */
 async function waitForStandby(o: VerifierOptions, journals: ReadonlySet<string>): Promise<boolean> {
   const targets = new Map<string, { e: number; s: number }>();
@@ -112,13 +116,18 @@ async function waitForStandby(o: VerifierOptions, journals: ReadonlySet<string>)
   for (const [name, target] of targets) {
     if (target.s === 0) continue;
     for (;;) {
-      const applied = await readState(o.kv, 'applied', name).catch(() => undefined);
+      const applied = (await standbyPositions(o.nc, verifySubject(o.stream, o.standby), o.roots[0].name, o.hash).catch(() => undefined))?.[name];
       if (applied !== undefined && comparePosition(applied, target) >= 0) break;
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, DEFAULTS.verify.pollMs));
     }
   }
   return true;
+}
+
+/** What the standby answering on `subject` has applied, by journal: a digest request for no paths answers only that. */
+export async function standbyPositions(nc: NatsConnection, subject: string, root: string, hash: HashName): Promise<Record<string, { e: number; s: number }>> {
+  return (await askReplayer(nc, subject, { kind: 'digest', root, hash, paths: [] })).applied;
 }
 
 function key(root: Root, p: string): string {

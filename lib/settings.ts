@@ -273,6 +273,23 @@ export const DEFAULTS = {
     /** …up to this: shipping outlives any outage, and a server that comes back is found within five seconds. */
     retryMaxMs: 5000,
   },
+  /** The agent's side of a lost standby's recovery (agent/ship/rebase-service): a baseline, then verify --repair, as child processes. */
+  rebase: {
+    /** Each child (baseline, then verify) is stopped past this: a baseline of a large tree takes hours, a hung one must not hold the request for ever. */
+    childTimeoutMs: 6 * 3600 * 1000,
+    /** A child told to stop (SIGTERM) that is still there this much later is killed. */
+    killGraceMs: 5000,
+    /** How often an agent looks again for a request nobody took and one whose agent died: a watch only speaks when a record changes. */
+    checkEveryMs: 5000,
+    /** A running rebase whose agent's heartbeat (every heartbeatMs) is older than this is taken over: a NATS hiccup is not a death. */
+    takeOverAfterMs: 30_000,
+    /** What is kept of a child's stderr (its end) for the reason a rebase failed. */
+    stderrTailBytes: 2000,
+    /** A child looks this often whether the agent that started it is still its parent, and ends when not: no orphan holds the journal. */
+    parentCheckMs: 1000,
+    /** A lost watch of the requests is begun again after this. */
+    rewatchMs: 1000,
+  },
   /** The standby's replayer (replayer/): its waits, paces and bounds. */
   replay: {
     /** A drain gives NATS and JetStream this long to answer before it fails: a script must not hang; following waits for ever. */

@@ -1,3 +1,4 @@
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { RecordKind } from './state/record';
 import { agent } from './state/agent';
@@ -87,5 +88,35 @@ export async function* watchState<K extends StateKind>(kv: KV, kind: K, name: st
   for await (const e of await kv.watch({ key: stateKey(kind, name) })) {
     const r = parseState(kind, e);
     if (r !== undefined) yield r;
+  }
+}
+
+/** One record of a kind as a watch of all its names sees it: undefined `record` when it was deleted or is malformed. */
+export interface StateEntry<K extends StateKind> {
+  name: string;
+  /** What a compare-and-set (updateState) of this record must name. */
+  revision: number;
+  record: StateRecords[K] | undefined;
+}
+
+/** Every record of `kind`, whatever its name, as each is written, from the current ones on, until the watch is stopped. */
+export async function* watchStates<K extends StateKind>(kv: KV, kind: K): AsyncGenerator<StateEntry<K>> {
+  for await (const e of await kv.watch({ key: `${kind}.>` })) {
+    yield { name: e.key.slice(kind.length + 1), revision: e.revision, record: parseState(kind, e) };
+  }
+}
+
+/**
+ * Writes `kind.name` only if its revision is still `revision` (a compare-and-set): the new
+ * revision, or undefined when another write came first. Rejects as the put does otherwise.
+ */
+export async function updateState<K extends StateKind>(kv: KV, kind: K, name: string, value: StateRecords[K], revision: number): Promise<number | undefined> {
+  try {
+    return await kv.update(stateKey(kind, name), JSON.stringify(value), revision);
+  } catch (err) {
+    const lost = err instanceof JetStreamApiError
+      && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+    if (lost) return undefined;
+    throw err;
   }
 }

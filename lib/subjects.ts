@@ -54,7 +54,17 @@ export interface ResendReply {
   oldest?: { e: number; s: number };
 }
 
-/** Request subject on which a running replayer describes its tree to `understudy verify`. */
-export function verifySubject(stream: string): string {
-  return `understudy.${stream.toLowerCase()}.verify`;
+/**
+ * Request subject on which the running replayer of standby `standby` (its key: name, or
+ * name.journal) describes its tree to `understudy verify`: one per standby, so that a verify
+ * compares against the standby it means, not whichever answers first.
+ */
+export function verifySubject(stream: string, standby: string): string {
+  return `understudy.${stream.toLowerCase()}.verify.${standby}`;
+}
+
+/** True when `key` can be a standby's key: its name, or name.journal, each one subject token. */
+export function validStandbyKey(key: string): boolean {
+  const parts = key.split('.');
+  return parts.length <= 2 && parts.every((p) => TOKEN.test(p));
 }

@@ -4,7 +4,6 @@ import * as path from 'node:path';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { standbyKey } from '../lib/state-bucket';
 import { Recovery } from './slots/recovery';
 import { Slots } from './slots/slots';
 import { standbyRows } from './status/collect';
@@ -22,6 +21,8 @@ import { Staging } from './staging';
 import { PositionStore } from './state';
 import { Versions } from './order/versions';
 import { serveVerify } from './verify-server';
+import { verifySubject } from '../lib/subjects';
+import { standbyKey } from '../lib/state/standby';
 import { writeSync, type WriteFn } from './write';
 import { lockState, type StateLock } from './state-lock';
 import { StandbyDiskError } from './disk-error';
@@ -86,6 +87,8 @@ export class Replayer {
   /** Journals whose positions moved since the last commit. */
   private readonly changed = new Set<string>();
   private readonly sequencer: Sequencer<Held>;
+  /** This standby's name in the state bucket; its key (with --name's journal) names its verify subject too. */
+  private readonly standby: string;
   private opened = false;
   private store!: PositionStore;
   private roots!: ReadonlyMap<string, string>;
@@ -105,6 +108,7 @@ export class Replayer {
   /** Checks the settings; nothing is opened until `open()` (or `run()`). */
   constructor(private readonly opts: ReplayOptions) {
     this.policy = policyFor(opts.drain);
+    this.standby = opts.standby ?? standbyName();
     this.sequencer = new Sequencer((j) => this.store.positions.journals[j], opts.maxHeld ?? DEFAULTS.replay.maxHeld);
     checkStateApart(opts.stateDir, opts.roots);
   }
@@ -148,7 +152,7 @@ export class Replayer {
     }
     fs.writeFileSync(this.runningMarker, `${process.pid}\n`);
     this.committer = new Committer({
-      standby: opts.standby ?? standbyName(), journal: opts.name, log: opts.log, store: this.store, versions: this.versions, sequencer: this.sequencer, summary: this.summary, changed: this.changed,
+      standby: this.standby, journal: opts.name, log: opts.log, store: this.store, versions: this.versions, sequencer: this.sequencer, summary: this.summary, changed: this.changed,
       syncApplied: () => this.syncApplied(), stopPass: () => this.stopPass?.(), caughtUp: () => this.reader?.caughtUp ?? false,
       maxLag: opts.maxStandbyLag, keepBytes: opts.keepStream,
     });
@@ -191,7 +195,7 @@ export class Replayer {
       await slots.round();
       const agents = natsAgents(nc, kv, opts.stream);
       // `understudy verify` compares against this tree while it is being kept up to date.
-      verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log, (n) => {
+      verify = serveVerify(nc, verifySubject(opts.stream, standbyKey(this.standby, opts.name)), this.roots, () => this.store.positions.journals, opts.log, (n) => {
         const cleared = this.versions.settle(n.roots, n.since, new Set(n.unsettled));
         this.summary.inDoubt = this.versions.doubtCount;
         if (cleared > 0) opts.log(`verify found ${n.roots.join(', ')} equal: ${cleared} object(s) in doubt are settled`);
@@ -332,7 +336,7 @@ export class Replayer {
   /** The slot rounds of this standby: its own lost mark and rebase first, then judging and trimming for all. */
   private slotsOf(kv: KV, jsm: JetStreamManager): { round: () => Promise<void> } {
     const { opts } = this;
-    const key = standbyKey(opts.standby ?? standbyName(), opts.name);
+    const key = standbyKey(this.standby, opts.name);
     const LOST = 'this standby was lost';
     const recovery = new Recovery({
       key, kv, log: opts.log,

@@ -1,7 +1,6 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { digestPath, digestTree, HASHES, type Digest } from '../lib/digest';
 import { type SettledNotice, type VerifyReply, type VerifyRequest } from '../lib/verify-protocol';
-import { verifySubject } from '../lib/subjects';
 import { checkRelPath } from '../lib/confine';
 import { isTempName } from './apply/temp-files';
 import { resolveInRoot } from './safe-path';
@@ -10,18 +9,18 @@ import { DEFAULTS } from '../lib/settings';
 const { digestsPerReply: DIGESTS_PER_REPLY, maxPaths: MAX_PATHS } = DEFAULTS.verify;
 
 /**
- * Answers `understudy verify` from the standby's own tree: digests are computed here, in
+ * Answers `understudy verify` on `subject` (this standby's, lib/subjects verifySubject) from its own tree: digests are computed here, in
  * parallel with the primary's, and only they cross the network, never the files. A request
  * is as hostile as an entry: only known roots, confined paths, and links are never followed.
  */
-export function serveVerify(nc: NatsConnection, stream: string, roots: ReadonlyMap<string, string>,
+export function serveVerify(nc: NatsConnection, subject: string, roots: ReadonlyMap<string, string>,
   applied: () => Record<string, { e: number; s: number }>, log: (line: string) => void,
   settled: (n: SettledNotice) => void = () => undefined): Subscription {
-  return nc.subscribe(verifySubject(stream), {
+  return nc.subscribe(subject, {
     callback: (err, msg) => {
       if (err !== null) {
         // Not allowed to listen (NATS permissions): replaying goes on, verify cannot be served.
-        log(`cannot serve "understudy verify" on ${verifySubject(stream)}: ${err.message}`);
+        log(`cannot serve "understudy verify" on ${subject}: ${err.message}`);
         return;
       }
       if (msg.reply === undefined) return;

@@ -58,7 +58,7 @@ function standbyPermissions(purge: boolean): string {
           "$KV.UNDERSTUDY_STATE.applied.>", "$KV.UNDERSTUDY_STATE.standby.>", "$KV.UNDERSTUDY_STATE.doubts.>",
           "$KV.UNDERSTUDY_STATE.trim.>", "$KV.UNDERSTUDY_STATE.lost.>", "$KV.UNDERSTUDY_STATE.rebase.>"${purge ? ', "$JS.API.STREAM.PURGE.UNDERSTUDY"' : ''}
         ] }
-        subscribe: { allow: ["_INBOX.>", "understudy.understudy.verify"] } }`;
+        subscribe: { allow: ["_INBOX.>", "understudy.understudy.verify.>"] } }`;
 }
 
 const cli = (args: string[], env: NodeJS.ProcessEnv) => runCli(args, env);

@@ -3,7 +3,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { SIGNATURE_HEADER } from '../lib/signing';
 import { resendSubject, type ResendReply, type ResendRequest } from '../lib/subjects';
-import type { AgentHeartbeat, AppliedRecord } from '../lib/state-bucket';
+import type { AgentHeartbeat, AppliedRecord, RebaseRecord, StateEntry } from '../lib/state-bucket';
 import { JetStreamTransport } from '../lib/transport/jetstream';
 import type { JournalMessage, JournalTransport } from '../lib/transport/journal-transport';
 import { MemoryTransport } from '../lib/transport/memory';
@@ -155,6 +155,24 @@ const CASES: Case[] = [
     await store.write('agent', NAME, beat);
     t.deepEqual(await store.read('agent', NAME), beat);
     t.deepEqual(await store.read('applied', NAME), two);
+  }],
+  ['records of a kind are watched whatever their name, with revisions; a compare-and-set over a stale revision loses', async (h, t) => {
+    await h.transport.ensureStream();
+    const store = await h.transport.openState();
+    const asked: RebaseRecord = { standby: 'east', state: 'requested', requested: 1 };
+    await store.write('rebase', 'east', asked);
+    await store.write('applied', 'east', { e: 1, s: 1, t: 1, appliedAt: 1 });
+    const watch = store.watchEach('rebase')[Symbol.asyncIterator]();
+    const first = (await watch.next()).value as StateEntry<'rebase'>;
+    t.like(first, { name: 'east', record: asked });
+    const taken = await store.update('rebase', 'east', { ...asked, state: 'running' }, first.revision);
+    t.true(typeof taken === 'number' && taken > first.revision);
+    t.is(await store.update('rebase', 'east', { ...asked, state: 'failed' }, first.revision), undefined, 'the revision it read is no longer the record\'s');
+    t.like(await store.read('rebase', 'east'), { state: 'running' });
+    t.like((await watch.next()).value, { name: 'east', revision: taken, record: { state: 'running' } });
+    await store.write('rebase', 'west.app', { standby: 'west.app', state: 'requested', requested: 2 });
+    t.like((await watch.next()).value, { name: 'west.app', record: { state: 'requested' } });
+    await watch.return?.();
   }],
   ['a resend request reaches the handler parsed, and its reply comes back; a broken one is answered with why', async (h, t) => {
     await h.transport.ensureStream();

@@ -117,8 +117,58 @@ test('verify without a running replayer, or with bad flags, says what is wrong',
   t.teardown(() => pair.close());
   const r = await verifyCli(pair);
   t.is(r.code, 1);
-  t.regex(r.stderr, /no replayer answered .* is "understudy replay" running/);
+  t.regex(r.stderr, /no standby is registered in stream UNDERSTUDY's state bucket/);
+  const named = await verifyCli(pair, ['--standby', 'nobody']);
+  t.is(named.code, 1);
+  t.regex(named.stderr, /no replayer answered on understudy\.understudy\.verify\.nobody .* is "understudy replay" running/);
   const bad = await verifyCli(pair, ['--hash', 'md5']);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /--hash md5 is not one of xxh64, sha256/);
+  const badName = await verifyCli(pair, ['--standby', 'a b']);
+  t.is(badName.code, 2);
+  t.regex(badName.stderr, /--standby "a b" is not a standby's name/);
+});
+
+test.serial('two standbys: verify --standby compares with the one it names, and finds the damage only where it is', async (t) => {
+  const pair = await makePair('verify-two');
+  t.teardown(() => pair.close());
+  seed(pair.primary);
+  const b = await runCli(['baseline', '--root', `data=${pair.primary}`, '--nats', pair.server.url], { UNDERSTUDY_SPOOL_DIR: pair.spool });
+  t.is(b.code, 0, b.stderr);
+  const dirs = { east: path.join(pair.dir, 'east'), west: path.join(pair.dir, 'west') };
+  for (const [standby, dir] of Object.entries(dirs)) {
+    const ac = new AbortController();
+    const running = new Replayer({
+      nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${dir}`), standby,
+      stateDir: path.join(pair.dir, `state-${standby}`), drain: false, log: () => undefined,
+    }).run(ac.signal);
+    t.teardown(async () => { ac.abort(); await running; });
+  }
+  for (let i = 0; Object.values(dirs).some((d) => diffTrees(pair.primary, d).length > 0); i++) {
+    if (i > 200) throw new Error('the standbys never caught up');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  fs.writeFileSync(path.join(dirs.west, 'd3', 'f3'), 'changed on west only');
+  fs.writeFileSync(path.join(dirs.west, 'extra'), 'only on west');
+  // Both have committed (and so registered) by now: unnamed, the choice is refused with their names.
+  let unnamed = await verifyCli(pair);
+  for (let i = 0; i < 50 && !/2 standbys/.test(unnamed.stderr); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    unnamed = await verifyCli(pair);
+  }
+  t.is(unnamed.code, 2, unnamed.stdout + unnamed.stderr);
+  t.regex(unnamed.stderr, /2 standbys are registered \(east, west\): say which to compare with, --standby NAME/);
+  const east = await verifyCli(pair, ['--standby', 'east']);
+  t.is(east.code, 0, east.stdout + east.stderr);
+  t.regex(east.stdout, /^equal$/m);
+  const west = await verifyCli(pair, ['--standby', 'west', '--json']);
+  t.is(west.code, 1, west.stderr);
+  const out = JSON.parse(west.stdout) as { standby: string; found: { path: string; kind: string }[] };
+  t.is(out.standby, 'west');
+  t.deepEqual(out.found.map((d) => `${d.kind} ${d.path}`).sort(), ['content d3/f3', 'extra extra']);
+  const fixed = await verifyCli(pair, ['--standby', 'west', '--repair']);
+  t.is(fixed.code, 0, fixed.stdout + fixed.stderr);
+  t.regex(fixed.stdout, /equal after repairing 2 object\(s\)/);
+  t.deepEqual(diffTrees(pair.primary, dirs.west), []);
+  t.deepEqual(diffTrees(pair.primary, dirs.east), [], 'the repair reached east too, where it changed nothing');
 });

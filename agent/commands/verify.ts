@@ -5,16 +5,17 @@ import { excludeMatcher } from '../../lib/exclude';
 import { comparePosition } from '../../lib/entry';
 import { common, parse } from '../../lib/cli-options';
 import { verifySubject } from '../../lib/subjects';
-import { readState, writeState, type VerifyReport } from '../../lib/state-bucket';
+import { writeState, type VerifyReport } from '../../lib/state-bucket';
 import type { SettledNotice } from '../../lib/verify-protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Root } from '../../lib/roots';
 import { agentSettings, DEFAULTS } from '../../lib/settings';
 import { openSession, openState } from '../session';
 import { Snapshotter } from '../snapshot';
-import { compareRoots, type Comparison, type Difference } from '../verifier';
+import { compareRoots, standbyPositions, type Comparison, type Difference } from '../verifier';
+import { whichStandby } from './which-standby';
 
-export const usage = `understudy verify --root name=/abs/dir … [--name NAME] [--repair] [--json] [--hash xxh64|sha256]
+export const usage = `understudy verify --root name=/abs/dir … [--standby NAME] [--name NAME] [--repair] [--json] [--hash xxh64|sha256]
 
 Compares the primary's roots (run it on the primary) with the standby's, through the
 running replayer: types, permission bits, link targets, sizes and content hashes, each side
@@ -22,12 +23,14 @@ hashing its own tree. A difference counts only if it is still there once the sta
 applied past the moment the primary read the object; objects that change throughout are
 listed as unsettled, not as differences. Exits 1 when there are differences, 0 when equal.
 --repair journals what makes the standby equal (snapshots, removals), waits until they are
-applied, and verifies again. --name names the repair journal and the report (default "verify").`;
+applied, and verifies again. --name names the repair journal and the report (default "verify").
+--standby names the standby to compare with; without it, the one standby registered in the
+state bucket (several registered: name one).`;
 
 /** `understudy verify`. */
 export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parse(argv, {
-    repair: { type: 'boolean' }, json: { type: 'boolean' }, hash: { type: 'string' }, rounds: { type: 'string' },
+    repair: { type: 'boolean' }, json: { type: 'boolean' }, hash: { type: 'string' }, rounds: { type: 'string' }, standby: { type: 'string' },
   });
   if (values.help === true) {
     console.log(usage);
@@ -43,24 +46,25 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const { nc, kv } = await openState(o.nats, o.stream, `understudy-verify:${name}`);
   const startedAt = Date.now();
   try {
+    const standby = await whichStandby(nc, kv, o.stream, values.standby);
     const compare = (): Promise<Comparison> => compareRoots({
-      nc, kv, stream: o.stream, roots: o.roots, hash, excluded: excludeMatcher(exclude), rounds, catchUpMs: DEFAULTS.verify.catchUpMs,
+      nc, kv, stream: o.stream, standby, roots: o.roots, hash, excluded: excludeMatcher(exclude), rounds, catchUpMs: DEFAULTS.verify.catchUpMs,
     });
     let found = await compare();
     let repaired = 0;
     let before: Difference[] = [];
     if (values.repair === true && found.differences.length > 0) {
       before = found.differences;
-      repaired = await repair(found.differences, o.roots, { nats: o.nats, stream: o.stream, roots: o.roots, name }, env, kv);
+      repaired = await repair(found.differences, o.roots, { nats: o.nats, stream: o.stream, roots: o.roots, name }, env, { nc, subject: verifySubject(o.stream, standby), hash });
       found = await compare();
     }
     const report: VerifyReport = {
       time: Date.now(), roots: o.roots.map((r) => r.name), equal: found.differences.length === 0,
-      differences: before.length > 0 ? before.length : found.differences.length, repaired, unsettled: found.unsettled.length,
+      differences: before.length > 0 ? before.length : found.differences.length, repaired, unsettled: found.unsettled.length, standby,
     };
     await writeState(kv, 'verify', name, report).catch(() => undefined);
     // Equal: what the standby doubted before this verify began is settled (its status stops saying "may differ").
-    if (report.equal) await settle(nc, o.stream, report.roots, startedAt, found.unsettled.map((u) => `${u.root}/${u.path}`));
+    if (report.equal) await settle(nc, verifySubject(o.stream, standby), report.roots, startedAt, found.unsettled.map((u) => `${u.root}/${u.path}`));
     if (values.json === true) {
       console.log(JSON.stringify({ ...report, found: before.length > 0 ? before : found.differences, remaining: found.differences, unsettledPaths: found.unsettled }, null, 2));
     } else {
@@ -77,19 +81,20 @@ export async function verify(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   }
 }
 
-/** Tells the replayer that `roots` were found equal, so what it doubted before `since` is settled; best effort. */
-async function settle(nc: NatsConnection, stream: string, roots: string[], since: number, unsettled: string[]): Promise<void> {
+/** Tells the standby's replayer (only it) that `roots` were found equal, so what it doubted before `since` is settled; best effort. */
+async function settle(nc: NatsConnection, subject: string, roots: string[], since: number, unsettled: string[]): Promise<void> {
   const notice: SettledNotice = { kind: 'settled', roots, since, unsettled };
-  await nc.request(verifySubject(stream), JSON.stringify(notice), { timeout: DEFAULTS.verify.settleNoticeMs }).catch(() => undefined);
+  await nc.request(subject, JSON.stringify(notice), { timeout: DEFAULTS.verify.settleNoticeMs }).catch(() => undefined);
 }
 
 /**
  * Journals what makes the standby equal: the primary's objects as they are now (a removal where
  * the primary has nothing), each stamped with its read time so a newer change still wins. Then
- * waits until the replayer has applied them. Returns how many objects were sent.
+ * waits until the standby's replayer (the one answering on `standby.subject`) has applied them.
+ * Returns how many objects were sent.
  */
 async function repair(diffs: Difference[], roots: Root[], s: Parameters<typeof openSession>[0], env: NodeJS.ProcessEnv,
-  kv: Awaited<ReturnType<typeof openState>>['kv']): Promise<number> {
+  standby: { nc: NatsConnection; subject: string; hash: HashName }): Promise<number> {
   const session = openSession(s, env);
   try {
     const snap = new Snapshotter(session.journal);
@@ -109,7 +114,7 @@ async function repair(diffs: Difference[], roots: Root[], s: Parameters<typeof o
     const target = { e: session.journal.epoch, s: session.journal.lastSeq };
     const deadline = Date.now() + DEFAULTS.verify.repairMs;
     for (;;) {
-      const applied = await readState(kv, 'applied', s.name).catch(() => undefined);
+      const applied = (await standbyPositions(standby.nc, standby.subject, roots[0].name, standby.hash).catch(() => undefined))?.[s.name];
       if (applied !== undefined && comparePosition(applied, target) >= 0) return n;
       if (Date.now() > deadline) throw new Error(`the standby has not applied the repair (journal "${s.name}" up to ${target.s}) after ${DEFAULTS.verify.repairMs / 1000} s`);
       await new Promise((r) => setTimeout(r, DEFAULTS.verify.pollMs));

@@ -22,6 +22,8 @@ export interface ShipperData {
   /** First sequence number this process journals; older ones are left over from earlier processes. */
   firstSeq: number;
   spoolFsync: SpoolFsync;
+  /** The agent's roots (`name=/abs/dir`) when this shipper also serves lost standbys' rebase requests (the process's own journal). */
+  rebaseRoots?: string[];
 }
 
 /** Who the journal is and where its spool lies. */

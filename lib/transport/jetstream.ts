@@ -8,7 +8,7 @@ import type { KV } from '@nats-io/kv';
 import { connectNats, ensureStream, openStateKv } from '../nats';
 import type { NatsSettings } from '../settings';
 import { SIGNATURE_HEADER } from '../signing';
-import { readState, watchState, writeState } from '../state-bucket';
+import { readState, updateState, watchState, watchStates, writeState } from '../state-bucket';
 import { journalSubject, resendSubject } from '../subjects';
 import { answerResend, PublishTimeoutError, StreamRefusedError, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
 
@@ -80,6 +80,8 @@ export class JetStreamTransport implements JournalTransport {
       read: (kind, name) => readState(kv, kind, name),
       write: (kind, name, value) => writeState(kv, kind, name, value),
       watch: (kind, name) => watchState(kv, kind, name),
+      watchEach: (kind) => watchStates(kv, kind),
+      update: (kind, name, value, revision) => updateState(kv, kind, name, value, revision),
     };
   }
 

@@ -5,7 +5,7 @@
  * test/journal-transport.test.ts runs one list of cases against both.
  */
 import { TransportError } from '../errors';
-import type { StateKind, StateRecords } from '../state-bucket';
+import type { StateEntry, StateKind, StateRecords } from '../state-bucket';
 import type { ResendReply, ResendRequest } from '../subjects';
 
 /** One message of a journal: spool frames (lib/batch), its Nats-Msg-Id, and its signature header's value when signed. */
@@ -41,6 +41,10 @@ export interface StateStore {
   write<K extends StateKind>(kind: K, name: string, value: StateRecords[K]): Promise<void>;
   /** Each record `kind.name` as it is written, from the current one on; ends when the transport closes. */
   watch<K extends StateKind>(kind: K, name: string): AsyncIterable<StateRecords[K]>;
+  /** Every record of `kind`, whatever its name, with its revision, from the current ones on (a deletion too); ends when the transport closes. */
+  watchEach<K extends StateKind>(kind: K): AsyncIterable<StateEntry<K>>;
+  /** Writes `kind.name` only if its revision is still `revision`: the new revision, or undefined when another write came first. */
+  update<K extends StateKind>(kind: K, name: string, value: StateRecords[K], revision: number): Promise<number | undefined>;
 }
 
 /** What the shipper does with a standby's request to publish entries again (pull catch-up). */

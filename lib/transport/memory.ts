@@ -4,7 +4,7 @@
  * the handler. Faults are made on purpose (refusePublish, stallPublish, deleteStream, reconnect).
  */
 import { TransportError } from '../errors';
-import type { StateKind, StateRecords } from '../state-bucket';
+import type { StateEntry, StateKind, StateRecords } from '../state-bucket';
 import type { ResendReply, ResendRequest } from '../subjects';
 import { answerResend, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
 
@@ -13,40 +13,69 @@ export interface StoredMessage extends JournalMessage {
   seq: number;
 }
 
-/** The memory transport's state bucket: a map of records, each written one told to its watchers. */
+/** The memory transport's state bucket: a map of records with revisions, each written one told to its watchers. */
 class MemoryState implements StateStore {
-  private readonly records = new Map<string, unknown>();
-  private readonly watchers = new Set<{ key: string; push: (v: unknown) => void; end: () => void }>();
+  private readonly records = new Map<string, { value: unknown; revision: number }>();
+  private readonly watchers = new Set<{ matches: (key: string) => boolean; push: (key: string, v: unknown, revision: number) => void; end: () => void }>();
+  /** One sequence for the bucket, as a KV stream has. */
+  private revision = 0;
 
   /** The record as written last, if any. */
   async read<K extends StateKind>(kind: K, name: string): Promise<StateRecords[K] | undefined> {
-    return this.records.get(`${kind}.${name}`) as StateRecords[K] | undefined;
+    return this.records.get(`${kind}.${name}`)?.value as StateRecords[K] | undefined;
   }
 
   /** Keeps a copy and tells the watchers. */
   async write<K extends StateKind>(kind: K, name: string, value: StateRecords[K]): Promise<void> {
+    this.put(`${kind}.${name}`, value);
+  }
+
+  /** Writes only over `revision`, as JetStream's expected-last-subject-sequence does. */
+  async update<K extends StateKind>(kind: K, name: string, value: StateRecords[K], revision: number): Promise<number | undefined> {
     const key = `${kind}.${name}`;
-    // A copy, as a put over the network would be: the writer may change its object afterwards.
-    const copy: unknown = structuredClone(value);
-    this.records.set(key, copy);
-    for (const w of this.watchers) if (w.key === key) w.push(copy);
+    if ((this.records.get(key)?.revision ?? 0) !== revision) return undefined;
+    return this.put(key, value);
   }
 
   /** The current record, then each written, until the transport closes. */
   async *watch<K extends StateKind>(kind: K, name: string): AsyncGenerator<StateRecords[K]> {
-    const key = `${kind}.${name}`;
-    const queue: unknown[] = this.records.has(key) ? [this.records.get(key)] : [];
+    for await (const e of this.follow((k) => k === `${kind}.${name}`)) yield e.value as StateRecords[K];
+  }
+
+  /** Every current record of `kind`, then each written, until the transport closes. */
+  async *watchEach<K extends StateKind>(kind: K): AsyncGenerator<StateEntry<K>> {
+    for await (const e of this.follow((k) => k.startsWith(`${kind}.`))) {
+      yield { name: e.key.slice(kind.length + 1), revision: e.revision, record: e.value as StateRecords[K] };
+    }
+  }
+
+  /** Ends every watch. */
+  close(): void {
+    for (const w of this.watchers) w.end();
+  }
+
+  private put(key: string, value: unknown): number {
+    // A copy, as a put over the network would be: the writer may change its object afterwards.
+    const copy: unknown = structuredClone(value);
+    const revision = ++this.revision;
+    this.records.set(key, { value: copy, revision });
+    for (const w of this.watchers) if (w.matches(key)) w.push(key, copy, revision);
+    return revision;
+  }
+
+  private async *follow(matches: (key: string) => boolean): AsyncGenerator<{ key: string; value: unknown; revision: number }> {
+    const queue = [...this.records].filter(([k]) => matches(k)).map(([key, r]) => ({ key, ...r }));
     let wake: (() => void) | undefined;
     let ended = false;
     const w = {
-      key,
-      push: (v: unknown) => { queue.push(v); wake?.(); },
+      matches,
+      push: (key: string, value: unknown, revision: number) => { queue.push({ key, value, revision }); wake?.(); },
       end: () => { ended = true; wake?.(); },
     };
     this.watchers.add(w);
     try {
       for (;;) {
-        while (queue.length > 0) yield queue.shift() as StateRecords[K];
+        while (queue.length > 0) yield queue.shift()!;
         if (ended) return;
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
@@ -54,11 +83,6 @@ class MemoryState implements StateStore {
     } finally {
       this.watchers.delete(w);
     }
-  }
-
-  /** Ends every watch. */
-  close(): void {
-    for (const w of this.watchers) w.end();
   }
 }
 
