@@ -1,0 +1,261 @@
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CLI, makePair, runCli, type Pair } from './helpers/pair';
+import { dumpDom, requireChromium, rowOf, textOf } from './helpers/chromium';
+import { Quarantine } from '../replayer/quarantine';
+import { History } from '../replayer/status/history';
+import type { StatusReport } from '../replayer/status/collect';
+import type { PageData } from '../replayer/status/page-data';
+
+/** A following `understudy replay --http-port 0` of the pair, its page's URL once it says where it listens, and its end. */
+interface Running {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+  stop(): Promise<number | null>;
+}
+
+async function startReplay(pair: Pair, extra: string[] = [], state = pair.state, root = pair.standby): Promise<Running> {
+  const child = spawn(process.execPath, [CLI, 'replay', '--root', `data=${root}`, '--state', state, '--http-port', '0', ...extra], {
+    env: { ...process.env, UNDERSTUDY_NATS_URL: pair.server.url }, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  const ended = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      const m = /status page on (http:\S+)/.exec(stderr);
+      if (m !== null) resolve(m[1]);
+    });
+    void ended.then((code) => reject(new Error(`replay ended with ${code} before serving its page:\n${stderr}`)));
+  });
+  return {
+    child, url, stderr: () => stderr,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return ended;
+    },
+  };
+}
+
+async function getJson(url: string): Promise<PageData> {
+  const res = await fetch(new URL('status.json', url));
+  if (!res.ok) throw new Error(`status.json answered ${res.status}`);
+  return (await res.json()) as PageData;
+}
+
+/** Asks until `ok` holds of the page's data (the replayer applies and samples on its own time). */
+async function until(url: string, ok: (d: PageData) => boolean): Promise<PageData> {
+  for (let i = 0; ; i++) {
+    const d = await getJson(url).catch(() => undefined);
+    if (d !== undefined && ok(d)) return d;
+    if (i > 300) throw new Error(`the page's data never got there: ${JSON.stringify(d)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * A proxy in front of the page that lets the first `passing` requests for status.json through,
+ * then calls `stop` and holds every later request until it has resolved, then forwards it (to a
+ * replayer that is gone: the browser sees the connection fail). The page's clock stands still
+ * while its request is held, so what it says afterwards follows from the replayer's end alone.
+ */
+async function stoppingProxy(target: string, passing: number, stop: () => Promise<unknown>): Promise<{ url: string; close(): void }> {
+  let asked = 0;
+  let stopped: Promise<unknown> | undefined;
+  const server = http.createServer((req, res) => {
+    const n = req.url?.startsWith('/status.json') === true ? ++asked : 0;
+    const forward = (): void => {
+      const up = http.request(new URL(req.url ?? '/', target), { method: req.method, headers: req.headers, agent: false }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+        r.on('end', () => {
+          if (n === passing) stopped = stop();
+        });
+      });
+      up.on('error', () => req.socket.destroy());
+      up.end();
+    };
+    if (n <= passing) return forward();
+    void (async () => {
+      while (stopped === undefined) await new Promise((r) => setTimeout(r, 20));
+      await stopped;
+      forward();
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/`,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+test.serial('the status page in Chromium shows the journal, the standby, the stream and a lag chart, then says when the replayer stopped answering', async (t) => {
+  requireChromium();
+  const pair = await makePair('status-page');
+  t.teardown(() => pair.close());
+  t.is((await pair.runApp({ code: `for (let i = 0; i < 5; i++) require('fs').writeFileSync(${JSON.stringify(pair.primary)} + '/f' + i, 'x' + i);` })).code, 0);
+  const replay = await startReplay(pair, ['--standby', 'sb1']);
+  t.teardown(() => void replay.stop());
+  const ready = await until(replay.url, (d) => d.journals.some((j) => j.journal === 'app' && j.applied_seq === 5) && d.standbys.some((s) => s.name === 'sb1') && d.history.length >= 2);
+  const journal = ready.journals.find((j) => j.journal === 'app')!;
+
+  // What /status.json serves is what `understudy status --json` prints, and the page's own parts.
+  const cli = await runCli(['status', '--json'], { UNDERSTUDY_NATS_URL: pair.server.url });
+  t.is(cli.code, 0, cli.stderr);
+  const printed = JSON.parse(cli.stdout) as StatusReport;
+  const served = await getJson(replay.url);
+  t.deepEqual(Object.keys(served).filter((k) => k in printed), Object.keys(printed));
+  t.deepEqual(Object.keys(served).filter((k) => !(k in printed)).sort(), ['fences', 'history', 'quarantine', 'sampled_at', 'this_standby']);
+  const stable = (r: StatusReport) => ({
+    journals: r.journals.map((j) => [j.journal, j.mode, j.agent_last_seq, j.stream_last_seq, j.applied_seq, j.lag_entries]),
+    standbys: r.standbys.map((s) => s.name).sort(), stream: { ...r.stream }, baselines: r.baselines, verifies: r.verifies, doubts: r.doubts, watchers: r.watchers,
+  });
+  t.deepEqual(stable(served), stable(printed));
+  t.is(served.this_standby, 'sb1');
+  t.deepEqual(served.quarantine, { count: 0, last: [] });
+  t.deepEqual(served.fences, []);
+  const sample = served.history[served.history.length - 1];
+  t.is(typeof sample.t, 'number');
+  t.deepEqual(sample.journals.app, { lag_entries: 0, lag_seconds: 0 });
+  t.is(sample.standbys.sb1?.lag_entries, 0);
+  t.is(sample.stream_bytes, served.stream.bytes);
+  t.true(served.history.every((s, i) => i === 0 || s.t > served.history[i - 1].t));
+
+  // The page, after its script ran: the data drawn, and no word of trouble.
+  const html = await dumpDom(replay.url, 3000);
+  t.regex(html, /<div id="live" class="live" data-state="answering">/);
+  const row = rowOf(html, 'journal', 'app');
+  t.truthy(row, html);
+  t.is(textOf(row!, 'data-field="journal"'), 'app');
+  t.is(textOf(row!, 'data-field="applied_seq"'), String(journal.applied_seq));
+  t.is(textOf(row!, 'data-field="lag_entries"'), '0');
+  const standby = rowOf(html, 'standby', 'sb1');
+  t.truthy(standby, html);
+  t.regex(standby!, /sb1 <span class="badge me">this page<\/span>/);
+  const state = (served.standbys.find((s) => s.name === 'sb1') as { state?: string }).state;
+  t.is(textOf(standby!, 'data-field="state"'), state ?? '-');
+  t.regex(html, new RegExp(`<div id="stream-fill" class="fill[^"]*" [^>]*data-pct="${served.stream.used_pct}"`));
+  t.regex(textOf(html, 'id="stream-text"') ?? '', /^[\d.]+ % full · [\d.]+ (B|KiB) of 8\.0 GiB$/);
+  const line = /<svg id="chart-journals"[\s\S]*?<polyline points="([^"]+)"[^>]*data-name="app" data-points="(\d+)"/.exec(html);
+  t.truthy(line, html);
+  t.true(Number(line![2]) >= 2);
+  t.is(line![1].split(' ').length, Number(line![2]));
+  t.regex(html, /<svg id="chart-standbys"[\s\S]*?<polyline [^>]*data-name="sb1"/);
+  t.notRegex(html, /stopped answering|NOT ANSWERING/);
+
+  // The replayer stops while the page is open: the page says so, and keeps what it last showed.
+  const proxy = await stoppingProxy(replay.url, 2, () => replay.stop());
+  t.teardown(() => proxy.close());
+  const after = await dumpDom(proxy.url, 10_000);
+  t.is(await replay.stop(), 0, replay.stderr());
+  t.regex(after, /<div id="live" class="live" data-state="not-answering">/);
+  t.regex(textOf(after, '<span id="live-text"') ?? '', /^NOT ANSWERING$/);
+  t.regex(textOf(after, '<div id="banner"') ?? '', /^The replayer stopped answering \([\d:]+: it cannot be reached\)\. Its last answer came at [\d:]+; what is shown is from then\./);
+  t.regex(after, /<body [^>]*class="stale"/);
+  t.is(textOf(rowOf(after, 'journal', 'app') ?? '', 'data-field="applied_seq"'), String(journal.applied_seq));
+});
+
+test.serial('--http-host defaults to loopback: the page is bound to 127.0.0.1 alone; --http-host binds another address', async (t) => {
+  const pair = await makePair('status-page-host');
+  t.teardown(() => pair.close());
+  const replay = await startReplay(pair);
+  t.teardown(() => void replay.stop());
+  const u = new URL(replay.url);
+  t.is(u.hostname, '127.0.0.1');
+  t.is((await fetch(new URL('status.json', replay.url))).status, 200);
+  // Linux routes all of 127/8 to loopback: another of its addresses finds nobody on that port.
+  t.is(await connects('127.0.0.2', Number(u.port)), 'ECONNREFUSED');
+  t.is(await replay.stop(), 0);
+
+  const other = await startReplay(pair, ['--http-host', '127.0.0.2']);
+  t.teardown(() => void other.stop());
+  const o = new URL(other.url);
+  t.is(o.hostname, '127.0.0.2');
+  t.is(await connects('127.0.0.2', Number(o.port)), 'connected');
+  t.is(await connects('127.0.0.1', Number(o.port)), 'ECONNREFUSED');
+  const page = await fetch(other.url);
+  t.is(page.status, 200);
+  t.regex(page.headers.get('content-security-policy') ?? '', /default-src 'none'; script-src 'self'/);
+  t.regex(await page.text(), /<script src="\/page\.js" defer><\/script>/);
+  for (const asset of ['page.js', 'page.css']) t.is((await fetch(new URL(asset, other.url))).status, 200, asset);
+  t.is((await fetch(new URL('nothing', other.url))).status, 404);
+  t.is(await other.stop(), 0);
+});
+
+function connects(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port }, () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+test('bad --http-port and --http-host values are refused with an error naming them', async (t) => {
+  const state = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-status-page-flags-'));
+  t.teardown(() => fs.rmSync(state, { recursive: true, force: true }));
+  const run = (...flags: string[]) => runCli(['replay', '--root', `data=${path.join(state, 'data')}`, '--state', state, ...flags], { UNDERSTUDY_NATS_URL: 'nats://127.0.0.1:1' });
+  for (const bad of ['abc', '-1', '65536', '1.5', '', '8080x']) {
+    const r = await run(`--http-port=${bad}`);
+    t.is(r.code, 2, `${bad}: ${r.stderr}`);
+    t.true(r.stderr.includes(`--http-port ${bad} is not a port number (0-65535)`), r.stderr);
+  }
+  const host = await run('--http-host', '127.0.0.1');
+  t.is(host.code, 2, host.stderr);
+  t.regex(host.stderr, /--http-host needs --http-port/);
+});
+
+test.serial('a port already in use is said as the status page\'s, naming the flags', async (t) => {
+  const pair = await makePair('status-page-busy');
+  t.teardown(() => pair.close());
+  const busy = net.createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()));
+  t.teardown(() => busy.close());
+  const port = (busy.address() as net.AddressInfo).port;
+  const r = await runCli(['replay', '--root', `data=${pair.standby}`, '--state', pair.state, '--http-port', String(port)], { UNDERSTUDY_NATS_URL: pair.server.url });
+  t.is(r.code, 2, r.stderr);
+  t.true(r.stderr.includes(`the status page cannot listen on 127.0.0.1:${port} (--http-host, --http-port): listen EADDRINUSE`), r.stderr);
+});
+
+test('the quarantine lists its count and the newest entries first, with their reasons', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-status-page-q-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const q = new Quarantine(path.join(dir, 'quarantine'));
+  t.deepEqual(await q.list(2), { count: 0, last: [] });
+  q.put(7, 'j', new Uint8Array([1]), 'bad signature');
+  q.put(12, 'j', new Uint8Array([2]), 'checksum mismatch', 1);
+  q.put(30, 'j', new Uint8Array([3]), 'split brain');
+  fs.writeFileSync(path.join(q.dir, '000000000040.json'), '{ torn');
+  const l = await q.list(3);
+  t.is(l.count, 4);
+  t.deepEqual(l.last.map((x) => [path.basename(x.file), x.reason.replace(/: .*/, '')]), [
+    ['000000000040.entry', '(its record cannot be read'], ['000000000030.entry', 'split brain'], ['000000000012.1.entry', 'checksum mismatch'],
+  ]);
+  t.true(l.last.slice(1).every((x) => typeof x.at === 'string' && fs.existsSync(x.file)));
+});
+
+test('the history keeps the window\'s samples and reads a standby\'s lag from either kind of row', (t) => {
+  const h = new History(10_000);
+  const report = (standbys: unknown[]): StatusReport => ({
+    journals: [{ journal: 'app', lag_entries: 3, lag_seconds: 1.5 }], standbys: standbys as StatusReport['standbys'],
+    stream: { name: 'S', messages: 4, bytes: 400, max_bytes: 1000, used_pct: 40, last_seq: 10 }, baselines: [], verifies: [], doubts: [], watchers: [],
+  });
+  h.add(report([{ name: 'old', streamSeq: 6, journals: {}, host: 'h', pid: 1, committedAt: 0, time: 0 }]), 1000);
+  h.add(report([{ name: 'new', lag_entries: 2, lag_bytes: 200 }]), 6000);
+  h.add(report([]), 12_000);
+  t.deepEqual(h.samples().map((s) => s.t), [6000, 12_000]);
+  t.deepEqual(h.samples()[0], { t: 6000, journals: { app: { lag_entries: 3, lag_seconds: 1.5 } }, standbys: { new: { lag_entries: 2, lag_bytes: 200 } }, stream_bytes: 400 });
+  const first = new History(10_000);
+  first.add(report([{ name: 'old', streamSeq: 6, journals: {}, host: 'h', pid: 1, committedAt: 0, time: 0 }]), 1000);
+  t.deepEqual(first.samples()[0].standbys, { old: { lag_entries: 4, lag_bytes: undefined } });
+});
