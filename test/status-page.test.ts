@@ -130,6 +130,10 @@ test.serial('the status page in Chromium shows the journal, the standby, the str
   t.is(sample.stream_bytes, served.stream.bytes);
   t.true(served.history.every((s, i) => i === 0 || s.t > served.history[i - 1].t));
 
+  // An entry set aside under --state (where the replayer's Quarantine keeps them) is counted, with its reason.
+  new Quarantine(path.join(pair.state, 'quarantine')).put(3, 'j', new Uint8Array([1]), 'bad signature <b>from nowhere</b>');
+  await until(replay.url, (d) => d.quarantine.count === 1);
+
   // The page, after its script ran: the data drawn, and no word of trouble.
   const html = await dumpDom(replay.url, 3000);
   t.regex(html, /<div id="live" class="live" data-state="answering">/);
@@ -151,6 +155,9 @@ test.serial('the status page in Chromium shows the journal, the standby, the str
   t.is(line![1].split(' ').length, Number(line![2]));
   t.regex(html, /<svg id="chart-standbys"[\s\S]*?<polyline [^>]*data-name="sb1"/);
   t.notRegex(html, /stopped answering|NOT ANSWERING/);
+  t.is(textOf(html, 'id="quarantine-card"><h2>Quarantined</h2><div class="body"><div'), '1');
+  // A reason is shown as text: what came from the network never becomes markup.
+  t.regex(html, /<li title="[^"]+000000000003\.entry"><code>000000000003\.entry<\/code> <span[^>]*>\d+ s ago<\/span><div>bad signature &lt;b&gt;from nowhere&lt;\/b&gt;<\/div><\/li>/);
 
   // The replayer stops while the page is open: the page says so, and keeps what it last showed.
   const proxy = await stoppingProxy(replay.url, 2, () => replay.stop());

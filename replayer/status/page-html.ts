@@ -44,9 +44,9 @@ export function pageHtml(s: PageSettings): string {
     <table id="standbys"><thead><tr><th>standby</th><th>state</th><th class="n">committed</th><th class="n">lag</th><th class="n">lag bytes</th><th class="n">lag s</th><th>room before lost</th><th>last active</th><th>notes</th></tr></thead><tbody></tbody></table></section>
   <section class="charts">
     <div class="panel"><div class="chart-head"><h2>Journal lag</h2><span class="units" data-chart="journals"><button data-unit="lag_entries" class="on">entries</button><button data-unit="lag_seconds">seconds</button></span></div>
-      <svg id="chart-journals" class="chart" viewBox="0 0 640 210"></svg><ul id="legend-journals" class="legend"></ul></div>
+      <svg id="chart-journals" class="chart" viewBox="0 0 640 180"></svg><ul id="legend-journals" class="legend"></ul></div>
     <div class="panel"><div class="chart-head"><h2>Standby lag</h2><span class="units" data-chart="standbys"><button data-unit="lag_entries" class="on">entries</button><button data-unit="lag_bytes">bytes</button></span></div>
-      <svg id="chart-standbys" class="chart" viewBox="0 0 640 210"></svg><ul id="legend-standbys" class="legend"></ul></div>
+      <svg id="chart-standbys" class="chart" viewBox="0 0 640 180"></svg><ul id="legend-standbys" class="legend"></ul></div>
   </section>
   <section class="panel"><h2>Journals</h2>
     <table id="journals"><thead><tr><th>journal</th><th>mode</th><th class="n">spooled</th><th class="n">shipped</th><th class="n">in stream</th><th class="n">applied</th><th class="n">lag</th><th class="n">lag s</th><th class="n">heartbeat</th><th>standby</th></tr></thead><tbody></tbody></table></section>
@@ -60,7 +60,7 @@ export function pageHtml(s: PageSettings): string {
 }
 
 /** The page's style: one small sheet, served by understudy like the rest. */
-export const PAGE_CSS = `
+export const PAGE_CSS: string = `
 :root { --bg: #f4f6f9; --card: #fff; --ink: #1d2433; --muted: #6b7385; --line: #e3e7ee;
   --ok: #1f9d55; --ok-bg: #e3f6ea; --info: #2563eb; --info-bg: #e3ecfd; --warn: #b76e00; --warn-bg: #fff2d6;
   --bad: #c8262c; --bad-bg: #fde4e4; --off: #6b7385; --off-bg: #eceef2; }
@@ -78,34 +78,34 @@ header { display: flex; align-items: center; justify-content: space-between; pad
 .banner { margin: 0; padding: 12px 24px; font-weight: 600; background: var(--bad); color: #fff; }
 .banner.warn { background: var(--warn-bg); color: var(--warn); border-bottom: 1px solid #f0d9a6; }
 body.stale main { opacity: .55; filter: grayscale(.6); }
-main { padding: 18px 24px 8px; display: flex; flex-direction: column; gap: 16px; }
-h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .6px; color: var(--muted); margin: 0 0 10px; font-weight: 600; }
-.cards { display: grid; grid-template-columns: 2fr 1fr 1fr 1fr 1fr; gap: 16px; }
-.card, .panel { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px; box-shadow: 0 1px 2px rgba(16,24,40,.04); min-width: 0; }
+main { padding: 16px 24px 6px; display: flex; flex-direction: column; gap: 14px; }
+h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .6px; color: var(--muted); margin: 0 0 8px; font-weight: 600; }
+.cards { display: grid; grid-template-columns: 2fr 1fr 1fr 1fr 1fr; gap: 14px; }
+.card, .panel { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 12px 16px; box-shadow: 0 1px 2px rgba(16,24,40,.04); min-width: 0; }
 .card .body { overflow-wrap: anywhere; }
-.big { font-size: 20px; font-weight: 650; margin-top: 8px; }
+.big { font-size: 20px; font-weight: 650; margin-top: 6px; }
 .num { font-size: 26px; font-weight: 700; }
 .muted { color: var(--muted); font-size: 12.5px; }
 .bar { height: 12px; border-radius: 6px; background: var(--off-bg); overflow: hidden; }
-.fill { height: 100%; width: 0; background: var(--ok); border-radius: 6px; transition: width .4s; }
+.fill { height: 100%; width: 0; background: var(--ok); border-radius: 6px; }
 .fill.warn { background: #e6a100; } .fill.bad { background: var(--bad); }
-.spark { width: 100%; height: 36px; margin-top: 6px; display: block; }
+.spark { width: 100%; height: 30px; margin-top: 6px; display: block; }
 .spark polyline { fill: none; stroke: var(--info); stroke-width: 1.5; vector-effect: non-scaling-stroke; }
 .spark polygon { fill: var(--info-bg); stroke: none; }
 table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th { text-align: left; font-weight: 600; color: var(--muted); font-size: 12px; padding: 6px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
-td { padding: 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+td { padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 tr:last-child td { border-bottom: none; }
 .n { text-align: right; }
 td.empty { color: var(--muted); text-align: center; padding: 14px; }
-.name { font-weight: 600; } .host { color: var(--muted); font-size: 12px; }
+.name { font-weight: 600; } .host { color: var(--muted); font-size: 12px; } .card .name { margin-left: 2px; }
 .badge { display: inline-block; padding: 1px 9px; border-radius: 999px; font-size: 12px; font-weight: 600; white-space: nowrap; background: var(--off-bg); color: var(--off); margin: 0 4px 2px 0; }
 .badge.ok { background: var(--ok-bg); color: var(--ok); } .badge.info { background: var(--info-bg); color: var(--info); }
 .badge.warn { background: var(--warn-bg); color: var(--warn); } .badge.bad { background: var(--bad-bg); color: var(--bad); }
 .badge.me { background: #162033; color: #fff; font-weight: 500; }
 .lag0 { color: var(--ok); } .lagn { color: var(--warn); font-weight: 600; }
 .room { min-width: 140px; } .room .bar { height: 7px; margin: 5px 0 2px; }
-.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 14px; }
 .chart-head { display: flex; justify-content: space-between; align-items: baseline; }
 .units button { font: inherit; font-size: 12px; border: 1px solid var(--line); background: var(--card); color: var(--muted); padding: 1px 9px; cursor: pointer; }
 .units button:first-child { border-radius: 6px 0 0 6px; } .units button:last-child { border-radius: 0 6px 6px 0; border-left: none; }

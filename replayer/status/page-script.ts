@@ -121,7 +121,7 @@ function latest(list, key) {
   return list.slice().sort(function (a, b) { return key(b) - key(a); })[0];
 }
 
-function card(id, kids) { var b = $(id).querySelector('.body'); b.replaceChildren.apply(b, kids); }
+function card(id, kids) { var b = $(id).querySelector('.body'); b.replaceChildren.apply(b, kids.filter(function (k) { return k !== null && k !== undefined; })); }
 
 function renderBaseline(list) {
   var b = latest(list, function (x) { return x.finished || x.started; });
@@ -138,7 +138,7 @@ function renderVerify(list) {
   if (!v) return card('verify-card', [h('div', 'muted', ['none run'])]);
   var found = v.equal ? badge('equal', 'ok') : badge(v.differences + ' difference(s)', v.repaired >= v.differences && !v.unsettled ? 'warn' : 'bad');
   card('verify-card', [h('div', null, [found, h('span', 'name', [v.name])]),
-    h('div', null, [v.repaired > 0 ? v.repaired + ' repaired' : v.equal ? 'standby equals primary' : 'not repaired', v.unsettled > 0 ? ', ' + v.unsettled + ' kept changing' : '']),
+    h('div', null, [v.repaired > 0 ? v.repaired + ' repaired' : v.equal ? 'no differences' : 'not repaired', v.unsettled > 0 ? ', ' + v.unsettled + ' kept changing' : '']),
     h('div', 'muted', [(v.roots || []).join(', '), ' · ', when(v.time)])]);
 }
 
@@ -196,7 +196,7 @@ function renderJournals(d) {
     if (r.may_differ) marks.push(badge('MAY DIFFER', 'warn', r.may_differ));
     if (r.dropped) marks.push(badge(r.dropped + ' dropped', 'bad', 'changes the agent could not journal: its spool was full'));
     if (marks.length === 0) marks.push(r.lag_entries === 0 ? badge('up to date', 'ok') : badge('behind', 'info'));
-    var hb = typeof r.heartbeat_age_s === 'number' ? r.heartbeat_age_s + ' s' : '-';
+    var hb = typeof r.heartbeat_age_s === 'number' ? Math.max(0, r.heartbeat_age_s) + ' s' : '-';
     var tr = h('tr', null, [td(h('span', 'name', [r.journal]), null, 'journal'), td(dash(r.mode), null, 'mode'), td(count(r.agent_last_seq), 'n', 'agent_last_seq'),
       td(count(r.agent_shipped_seq), 'n', 'agent_shipped_seq'), td(count(r.stream_last_seq), 'n', 'stream_last_seq'), td(count(r.applied_seq), 'n', 'applied_seq'),
       lagCell(r.lag_entries, 'lag_entries'), td(dash(r.lag_seconds), 'n', 'lag_seconds'), td(hb, 'n' + (r.heartbeat_age_s > 10 ? ' lagn' : ''), 'heartbeat_age_s'), td(h('div', null, marks), null, 'marks')]);
@@ -215,7 +215,7 @@ function step(max, minStep) {
 /** One lag chart: a line per name over the samples kept, the newest on the right. */
 function chart(key, samples, names, pick, fmt, minStep) {
   var svg = $('chart-' + key), legend = $('legend-' + key);
-  var W = 640, H = 210, L = 56, R = 12, T = 10, B = 26;
+  var W = 640, H = 180, L = 56, R = 12, T = 10, B = 24;
   var series = names.map(function (n, i) { return { name: n, color: COLORS[i % COLORS.length], pts: points(samples, function (x) { return pick(x, n); }) }; })
     .filter(function (x) { return x.pts.length > 0; });
   var kids = [];
@@ -234,9 +234,10 @@ function chart(key, samples, names, pick, fmt, minStep) {
     kids.push(s('line', { x1: L, x2: W - R, y1: Y(v), y2: Y(v), class: 'grid' }));
     kids.push(s('text', { x: L - 8, y: Y(v) + 4, 'text-anchor': 'end' }, fmt(v)));
   }
-  for (var j = 0; j <= 4; j++) {
-    var t = t0 + span * j / 4, back = Math.round((t1 - t) / 1000);
-    kids.push(s('text', { x: X(t), y: H - 8, 'text-anchor': j === 0 ? 'start' : j === 4 ? 'end' : 'middle' }, back === 0 ? 'now' : back >= 120 ? '-' + Math.round(back / 60) + ' min' : '-' + back + ' s'));
+  var every = [5, 10, 15, 30, 60, 120, 300, 600].find(function (k) { return span / 1000 / k <= 6; }) || 600;
+  for (var back = 0; back * 1000 <= span; back += every) {
+    var x = X(t1 - back * 1000);
+    kids.push(s('text', { x: x, y: H - 8, 'text-anchor': back === 0 ? 'end' : x < L + 20 ? 'start' : 'middle' }, back === 0 ? 'now' : back >= 120 ? '-' + back / 60 + ' min' : '-' + back + ' s'));
   }
   series.forEach(function (x) {
     var xy = x.pts.map(function (p) { return X(p[0]).toFixed(1) + ',' + Y(p[1]).toFixed(1); });
