@@ -181,6 +181,9 @@ test.serial('--http-host defaults to loopback: the page is bound to 127.0.0.1 al
   t.is((await fetch(new URL('status.json', replay.url))).status, 200);
   // Linux routes all of 127/8 to loopback: another of its addresses finds nobody on that port.
   t.is(await connects('127.0.0.2', Number(u.port)), 'ECONNREFUSED');
+  // A page elsewhere that had its name resolve to 127.0.0.1 (DNS rebinding) reads nothing.
+  t.is(await statusWithHost(replay.url, 'evil.example:' + u.port), 421);
+  for (const name of ['localhost', '127.0.0.1', '[::1]']) t.is(await statusWithHost(replay.url, `${name}:9000`), 200, name);
   t.is(await replay.stop(), 0);
 
   const other = await startReplay(pair, ['--http-host', '127.0.0.2']);
@@ -197,6 +200,15 @@ test.serial('--http-host defaults to loopback: the page is bound to 127.0.0.1 al
   t.is((await fetch(new URL('nothing', other.url))).status, 404);
   t.is(await other.stop(), 0);
 });
+
+function statusWithHost(url: string, host: string): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    http.get(new URL('status.json', url), { headers: { host } }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    }).on('error', reject);
+  });
+}
 
 function connects(host: string, port: number): Promise<string> {
   return new Promise((resolve) => {

@@ -48,8 +48,12 @@ export async function serveStatusPage(o: StatusPageOptions): Promise<StatusPage>
   const send = (res: http.ServerResponse, type: string, body: string, code = 200): void => {
     res.writeHead(code, { ...HEADERS, 'content-type': type }).end(body);
   };
+  const loopback = isLoopback(o.host);
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
+    // On loopback, a Host that is not one of its names is a web page elsewhere that had its own
+    // name resolve here (DNS rebinding) to read this one: refused. Elsewhere the front end decides.
+    if (loopback && !isLoopback(hostName(req.headers.host))) return send(res, 'text/plain; charset=utf-8', 'this page answers to localhost only\n', 421);
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 'text/plain; charset=utf-8', 'only GET\n', 405);
     if (url === '/') return send(res, 'text/html; charset=utf-8', html);
     if (url === '/page.js') return send(res, 'text/javascript; charset=utf-8', PAGE_SCRIPT);
@@ -78,4 +82,15 @@ export async function serveStatusPage(o: StatusPageOptions): Promise<StatusPage>
       await closed;
     },
   };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** The host name of a Host header, without its port or an IPv6 address's brackets. */
+function hostName(header: string | undefined): string {
+  const h = (header ?? '').toLowerCase();
+  if (h.startsWith('[')) return h.slice(1, h.indexOf(']'));
+  return h.replace(/:\d+$/, '');
 }
