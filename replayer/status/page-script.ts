@@ -205,11 +205,12 @@ function renderJournals(d) {
   }));
 }
 
-/** A tick step of 1, 2 or 5 times a power of ten, at least minStep, so that four steps cover max. */
+/** A tick step of 1, 2, 2.5 or 5 times a power of ten (whole when minStep is), so that four steps cover max. */
 function step(max, minStep) {
   var raw = Math.max(minStep, max / 4);
   var p = Math.pow(10, Math.floor(Math.log10(raw)));
-  return [1, 2, 5, 10].map(function (k) { return k * p; }).find(function (x) { return x >= raw - 1e-9; });
+  return [1, 2, 2.5, 5, 10].map(function (k) { return k * p; })
+    .find(function (x) { return x >= raw - 1e-9 && (minStep < 1 || Number.isInteger(x)); });
 }
 
 /** One lag chart: a line per name over the samples kept, the newest on the right. */
