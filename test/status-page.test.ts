@@ -11,6 +11,8 @@ import { Quarantine } from '../replayer/quarantine';
 import { History } from '../replayer/status/history';
 import type { StatusReport } from '../replayer/status/collect';
 import type { PageData } from '../replayer/status/page-data';
+import { PAGE_CSS, pageHtml } from '../replayer/status/page-html';
+import { PAGE_SCRIPT } from '../replayer/status/page-script';
 
 /** A following `understudy replay --http-port 0` of the pair, its page's URL once it says where it listens, and its end. */
 interface Running {
@@ -277,4 +279,78 @@ test('the history keeps the window\'s samples and reads a standby\'s lag from ei
   const first = new History(10_000);
   first.add(report([{ name: 'old', streamSeq: 6, journals: {}, host: 'h', pid: 1, committedAt: 0, time: 0 }]), 1000);
   t.deepEqual(first.samples()[0].standbys, { old: { lag_entries: 4, lag_bytes: undefined } });
+});
+
+/**
+ * Serves the page's own HTML, script and style with `data` as /status.json: what the page
+ * draws for states a live pair rarely shows at once (a lost standby recovering, a failing
+ * disk, a refusing stream). The data has the shape of StatusReport with StandbyRow rows.
+ */
+async function servePage(data: () => { code: number; body: unknown }): Promise<{ url: string; close(): void }> {
+  const html = pageHtml({ stream: 'UNDERSTUDY', standby: 'b1', refreshMs: 2000, answerTimeoutMs: 5000 });
+  const server = http.createServer((req, res) => {
+    if (req.url === '/') return res.writeHead(200, { 'content-type': 'text/html' }).end(html);
+    if (req.url === '/page.js') return res.writeHead(200, { 'content-type': 'text/javascript' }).end(PAGE_SCRIPT);
+    if (req.url === '/page.css') return res.writeHead(200, { 'content-type': 'text/css' }).end(PAGE_CSS);
+    const d = data();
+    res.writeHead(d.code, { 'content-type': 'application/json' }).end(JSON.stringify(d.body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, close: () => { server.closeAllConnections(); server.close(); } };
+}
+
+test.serial('the page draws every standby state and each word of trouble status uses, from rows of StandbyRow\'s shape', async (t) => {
+  requireChromium();
+  const now = Date.now();
+  const iso = (ago: number) => new Date(now - ago).toISOString();
+  const row = (name: string, state: string, extra: Record<string, unknown> = {}) => ({
+    name, host: 'h', state, committed_seq: 90, lag_entries: 10, lag_bytes: 25, lag_seconds: 2, safe_bytes: 75, max_lag_bytes: 100, max_lag_seconds: 60, last_active: iso(1000), ...extra,
+  });
+  const body = {
+    journals: [{ journal: 'app', mode: 'sync', agent_last_seq: 12, agent_shipped_seq: 11, stream_last_seq: 11, applied_seq: 10, lag_entries: 2, lag_seconds: 1, heartbeat_age_s: 0.5, dropped: 3,
+      standby_failing: 'EIO on fsync', stream_refuses: { reason: 'maximum bytes exceeded', since: iso(5000) }, differs: 'entries lost before shipping', may_differ: 'its process 42 ended without flushing' }],
+    standbys: [row('b1', 'streaming', { lag_entries: 0 }), row('b2', 'catching up'), row('b3', 'stopped', { inactive_since: iso(60_000) }),
+      row('b4', 'lost', { safe_bytes: 0, lost: { since: iso(30_000), reason: 'it held back more than 100 B', by: 'b1' }, rebase: { state: 'running', step: 'baseline: 10 of 50 objects', requested: iso(20_000), by: 'app@h' } })],
+    stream: { name: 'UNDERSTUDY', messages: 100, bytes: 850, max_bytes: 1000, used_pct: 85, last_seq: 100 },
+    baselines: [{ name: 'nightly', state: 'failed', started: now - 9000, roots: ['data'], objects: 5, bytes: 10, error: 'timed out' }],
+    verifies: [{ name: 'hourly', time: now - 4000, roots: ['data'], equal: false, differences: 2, repaired: 0, unsettled: 0 }],
+    doubts: [{ standby: 'b2', count: 1, objects: [{ root: 'data', path: 'a.txt', why: 'two journals', at: now }], time: now }],
+    watchers: [], fences: [{ journal: 'app', e: 3, s: 10, at: iso(2000), by: 'b1' }],
+    quarantine: { count: 0, last: [] }, this_standby: 'b1', sampled_at: iso(0),
+    history: [0, 1, 2].map((i) => ({ t: now - 4000 + i * 2000, journals: { app: { lag_entries: i, lag_seconds: i } }, standbys: { b1: { lag_entries: 0, lag_bytes: 0 }, b4: { lag_entries: 10 * i, lag_bytes: 25 } }, stream_bytes: 850 })),
+  };
+  let failing = false;
+  const page = await servePage(() => (failing ? { code: 503, body: { error: 'Permissions Violation for Publish to "$JS.API.DIRECT.GET.KV_UNDERSTUDY_STATE.x"' } } : { code: 200, body }));
+  t.teardown(() => page.close());
+  const html = await dumpDom(page.url, 3000);
+  const states = Object.fromEntries(['b1', 'b2', 'b3', 'b4'].map((n) => [n, /data-field="state"><span class="badge (\w+)">([^<]+)</.exec(rowOf(html, 'standby', n) ?? '')?.slice(1)]));
+  t.deepEqual(states, { b1: ['ok', 'streaming'], b2: ['info', 'catching up'], b3: ['off', 'stopped'], b4: ['bad', 'lost'] });
+  t.regex(rowOf(html, 'standby', 'b2') ?? '', />75 B more of 100 B</);
+  t.regex(rowOf(html, 'standby', 'b3') ?? '', /inactive since <span[^>]*>1 min ago</);
+  t.regex(rowOf(html, 'standby', 'b4') ?? '', /<span class="badge bad">LOST<\/span>since [\d:]+: it held back more than 100 B/);
+  t.regex(rowOf(html, 'standby', 'b4') ?? '', /<span class="badge info">recovery running<\/span>baseline: 10 of 50 objects/);
+  const marks = [...(rowOf(html, 'journal', 'app') ?? '').matchAll(/<span class="badge (\w+)" title="[^"]*">([^<]+)</g)].map((m) => `${m[2]}:${m[1]}`);
+  t.deepEqual(marks, ['STANDBY FAILING:bad', 'THE STREAM REFUSES:bad', 'differs:bad', 'MAY DIFFER:warn', '3 dropped:bad']);
+  const alerts = [...html.matchAll(/<li class="(bad|warn)">([\s\S]*?)<\/li>/g)].map((m) => `${m[1]} ${m[2].replace(/<[^>]+>/g, '')}`);
+  t.deepEqual(alerts.map((a) => a.slice(0, 60)), [
+    'bad journal app: STANDBY FAILING: its disk failed (EIO on fsync); n',
+    'bad journal app: THE STREAM REFUSES ITS ENTRIES since ' + iso(5000).slice(0, 21),
+    'bad journal app: standby differs: entries lost before shipping',
+    'warn journal app: STANDBY MAY DIFFER: its process 42 ended withou',
+    'warn STANDBY b2 MAY DIFFER from the primary: 1 object(s) it canno',
+    'bad standby b4: LOST since ' + iso(30_000) + ': it held',
+    'warn stream UNDERSTUDY: 85 % full: when full it refuses entries and',
+  ].map((a) => a.slice(0, 60)));
+  t.regex(html, /<div id="stream-fill" class="fill warn" data-pct="85" style="width: 85%;">/);
+  t.regex(html, /id="baseline-card"><h2>Last baseline<\/h2><div class="body"><div><span class="badge bad">failed<\/span><span class="name">nightly<\/span><\/div><div>5 objects, 10 B<\/div>.*?<div class="muted">timed out<\/div>/);
+  t.regex(html, /<span class="badge bad">2 difference\(s\)<\/span>/);
+  t.regex(html, /<div>journal app fenced at 3\.10<\/div>/);
+  t.regex(html, /<svg id="chart-standbys"[\s\S]*?<polyline points="[^"]+" stroke="[^"]+" data-name="b4" data-points="3">/);
+
+  // It answers, but cannot read NATS: said as that, not as the replayer gone.
+  failing = true;
+  const degraded = await dumpDom(page.url, 3000);
+  t.regex(degraded, /<div id="live" class="live" data-state="degraded">/);
+  t.regex(textOf(degraded, '<div id="banner"') ?? '', /^The replayer answers, but cannot read the stream's status: Permissions Violation for Publish to "\$JS\.API\.DIRECT\.GET\.KV_UNDERSTUDY_STATE\.x"$/);
+  t.notRegex(degraded, /NOT ANSWERING/);
 });
