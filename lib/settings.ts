@@ -323,6 +323,21 @@ export const DEFAULTS = {
     /** Objects in doubt named in the state bucket for `status` (the count is always whole). */
     doubtsListed: 20,
   },
+  /** The live status page (replay --http-port; replayer/status/page-server). */
+  statusPage: {
+    /** --http-host when not given: the page has no authentication, so only this machine reaches it. */
+    host: '127.0.0.1',
+    /** What status says is read again this often: a lag chart needs points closer than a person looks; one read is a few NATS requests. */
+    sampleEveryMs: 2000,
+    /** The lag chart's window: enough to see a standby stop and catch up, 300 samples at most in memory and in each answer. */
+    historyMs: 10 * 60 * 1000,
+    /** Quarantined entries whose reasons are shown (the count is always whole). */
+    quarantineListed: 5,
+    /** The page asks for the JSON this often: as often as it changes. */
+    refreshMs: 2000,
+    /** An answer not come within this is the replayer not answering: a sample is a few NATS requests, far quicker. */
+    answerTimeoutMs: 5000,
+  },
 } as const;
 
 export type SpoolFsync = 'always' | 'never' | number;

@@ -23,4 +23,30 @@ export class Quarantine {
     fs.writeFileSync(`${base}.json`, JSON.stringify({ streamSeq, part, subject, reason, quarantinedAt: new Date().toISOString() }, null, 2) + '\n', { mode: 0o600 });
     return `${base}.entry`;
   }
+
+  /** How many entries are kept here, and the last `n` of them (stream order) with why; for the status page. */
+  async list(n: number): Promise<QuarantineList> {
+    const names = await fs.promises.readdir(this.dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    // Names are zero-padded stream sequences: sorted as text, they are in stream order.
+    const kept = names.filter((f) => f.endsWith('.json')).sort();
+    const last = await Promise.all(kept.slice(-n).reverse().map(async (f) => {
+      const file = path.join(this.dir, f.replace(/\.json$/, '.entry'));
+      try {
+        const v = JSON.parse(await fs.promises.readFile(path.join(this.dir, f), 'utf8')) as Record<string, unknown>;
+        return { file, reason: typeof v.reason === 'string' ? v.reason : '(no reason recorded)', at: typeof v.quarantinedAt === 'string' ? v.quarantinedAt : undefined };
+      } catch (err) {
+        return { file, reason: `(its record cannot be read: ${(err as Error).message})` };
+      }
+    }));
+    return { count: kept.length, last };
+  }
+}
+
+/** What the quarantine holds: the whole count, and the newest few, newest first. */
+export interface QuarantineList {
+  count: number;
+  last: { file: string; reason: string; at?: string }[];
 }

@@ -11,6 +11,7 @@ import { positionLabel, type EntryHeader } from '../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError, DecodeError, UnderstudyError } from '../lib/errors';
 import type { Verifier } from '../lib/signing';
 import { serveMetrics } from './metrics';
+import { serveStatusPage, type StatusPage } from './status/page-server';
 import type { Server } from 'node:http';
 import { connectNats, isUnreachable, openStateKv } from '../lib/nats';
 import type { Root } from '../lib/roots';
@@ -62,6 +63,9 @@ export interface ReplayOptions {
   /** Serve Prometheus metrics on this port while running. */
   metricsPort?: number;
   metricsHost?: string;
+  /** Serve the live status page and its JSON on this port while running (DEFAULTS.statusPage.host unless httpHost). */
+  httpPort?: number;
+  httpHost?: string;
   /** How much of all journals may be held while waiting for missing entries (DEFAULTS.replay.maxHeld: entries per journal, bytes in all). */
   maxHeld?: { entries: number; bytes: number };
   /** The write(2) the replayer's files go through (a test injects a full disk here). */
@@ -186,6 +190,7 @@ export class Replayer {
     let slotTimer: NodeJS.Timeout | undefined;
     let metrics: Server | undefined;
     let verify: Subscription | undefined;
+    let page: StatusPage | undefined;
     try {
       const source = await JetStreamSource.connect(nc, opts.stream, opts.nats.replicas, this.patiently, opts.log);
       const kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
@@ -206,6 +211,10 @@ export class Replayer {
         journal: opts.name, summary: this.summary, positions: () => this.store.positions.journals, streamSeq: () => this.store.streamSeq,
         lastCommitAt: () => committer.lastCommitAt, source, agents, kv, standbys: () => standbyRows(nc, opts.stream),
       }));
+      if (opts.httpPort !== undefined) {
+        page = await serveStatusPage({ port: opts.httpPort, host: opts.httpHost ?? DEFAULTS.statusPage.host, nc, stream: opts.stream, journal: opts.name, stateDir: opts.stateDir, standby: opts.standby ?? standbyName() });
+        opts.log(`status page on ${page.url}`);
+      }
       const catchUp = new CatchUp({ stream: opts.stream, journal: opts.name, log: opts.log, source, agents, target: this.catchUpTarget() });
       const aborted = (): boolean => signal?.aborted === true;
       for (let round = 0; !aborted(); round++) {
@@ -241,6 +250,7 @@ export class Replayer {
       if (committer.distrusted === undefined) await committer.commit().catch(() => undefined);
       await committer.sayStopped();
       metrics?.close();
+      await page?.close();
       verify?.unsubscribe();
       await committer.failurePut;
       await nc.close();

@@ -153,7 +153,7 @@ test.serial('a standby stopped for a while holds the stream and the spools back,
   await until(t, 'with b2 back the stream and the spool are trimmed past where it was', async () => (await r.jsm.streams.info('UNDERSTUDY')).state.first_seq > held!.streamSeq + 1);
 });
 
-test.serial('a standby down past its limit is lost while the other goes on; it says so when it runs again, and asks for a rebase; standby drop forgets it', async (t) => {
+test.serial('a standby down past its limit is lost while the other goes on; run again, it says so, asks for a rebase and is made whole by itself; standby drop forgets one', async (t) => {
   const r = await rig(t, 'slots-lost');
   const b1 = r.standby('b1');
   const b2 = r.standby('b2', ['--max-standby-lag', '1MiB']);
@@ -183,6 +183,22 @@ test.serial('a standby down past its limit is lost while the other goes on; it s
   await again.waitFor(/asked the primary's agents for a rebase/);
   t.like(await readState(kv, 'rebase', 'b2'), { standby: 'b2', state: 'requested' });
   await until(t, 'b2 is in doubt: never "in sync"', async () => ((await readState(kv, 'doubts', 'b2'))?.objects ?? []).some((o) => /^this standby was lost at \S+ \(it held back/.test(o.why)), 10_000);
+
+  // An agent on the primary takes the request: a baseline of its roots, then verify --repair against b2.
+  const stopFile = path.join(r.pair.dir, 'stop-idle-app');
+  const idle = r.pair.runApp({
+    env: r.env,
+    code: `const fs = require('fs'); fs.writeFileSync(${JSON.stringify(r.pair.primary)} + '/alive', 'yes');
+      setInterval(() => { if (fs.existsSync(${JSON.stringify(stopFile)})) process.exit(0); }, 200);`,
+  });
+  await again.waitFor(/this standby is whole again: the baseline and verify by \S+ ended/, 80_000);
+  t.true(equal(r.pair.primary, again.dir), 'b2 equals the primary after its rebase');
+  t.is(await readState(kv, 'lost', 'b2'), undefined, 'no longer lost');
+  await until(t, 'b2 is no longer in doubt', async () => ((await readState(kv, 'doubts', 'b2'))?.count ?? 0) === 0, 10_000);
+  const healed = JSON.parse((await runCli(['status', '--json'], r.env)).stdout) as { standbys: { name: string; state: string }[] };
+  t.deepEqual(healed.standbys.map((s) => [s.name, s.state]), [['b1', 'streaming'], ['b2', 'streaming']]);
+  fs.writeFileSync(stopFile, '');
+  t.is((await idle).code, 0);
   t.is(await again.stop(), 0);
 
   const running = await runCli(['standby', 'drop', 'b1'], r.env);

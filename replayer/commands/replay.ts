@@ -9,6 +9,7 @@ import { parseDuration, parseSize } from '../../lib/units';
 export const usage = `understudy replay --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--stream S] [--drain] [--standby NAME]
                   [--max-standby-lag SIZE|AGE …] [--keep-stream SIZE]
                   [--verify-key FILE …] [--on-bad-entry halt|skip] [--metrics-port N [--metrics-host H]]
+                  [--http-port N [--http-host H]]
                   [--creds FILE | --nkey FILE | --token T | --user U --password P] [--tls-ca FILE]
 
 Applies journal entries from the stream to the standby's roots, in order, exactly once.
@@ -29,7 +30,10 @@ standby that joins later (default: ${DEFAULTS.slots.keepBytesPct} % of max_bytes
 one of these keys (Ed25519 public key PEM, or an hmac-sha256:<base64> secret file).
 A bad entry is moved to <state>/quarantine with the reason; then the replayer stops
 (halt, the default) or passes over it (skip).
---metrics-port serves Prometheus metrics on http://H:N/metrics (H: 127.0.0.1 unless given).`;
+--metrics-port serves Prometheus metrics on http://H:N/metrics (H: 127.0.0.1 unless given).
+--http-port serves the live status page on http://H:N/ and its data on /status.json
+(H: 127.0.0.1 unless given; 0 picks a free port, said at start). It has no authentication:
+bind it to another address only behind something that has.`;
 
 /** --max-standby-lag's values: each a size or an age, at most one of each. */
 function lagLimits(given: string[]): { bytes?: number; ms?: number } | undefined {
@@ -51,6 +55,7 @@ export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     drain: { type: 'boolean' }, 'verify-key': { type: 'string', multiple: true }, 'on-bad-entry': { type: 'string' },
     'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, standby: { type: 'string' },
     'max-standby-lag': { type: 'string', multiple: true }, 'keep-stream': { type: 'string' },
+    'http-port': { type: 'string' }, 'http-host': { type: 'string' },
   });
   if (values.help === true) {
     console.log(usage);
@@ -64,16 +69,15 @@ export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const onBadEntry = values['on-bad-entry'] ?? 'halt';
   if (onBadEntry !== 'halt' && onBadEntry !== 'skip') throw new SettingsError(`--on-bad-entry ${onBadEntry} is not halt or skip`);
   const verifier = keyFiles.length > 0 ? loadVerifier(keyFiles) : undefined;
-  const metricsPort = values['metrics-port'] === undefined ? undefined : Number(values['metrics-port']);
-  if (metricsPort !== undefined && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
-    throw new SettingsError(`--metrics-port ${values['metrics-port']} is not a port number`);
-  }
+  const metricsPort = portFlag('--metrics-port', values['metrics-port']);
+  const httpPort = portFlag('--http-port', values['http-port']);
+  if (values['http-host'] !== undefined && httpPort === undefined) throw new SettingsError('--http-host needs --http-port');
   const standby = standbyName(env, values.standby);
   const maxStandbyLag = lagLimits(values['max-standby-lag'] ?? []);
   const keep = values['keep-stream'];
   const keepStream = keep === undefined ? undefined : keep.trim() === '0' ? 0 : parseSize(keep);
   if (keepStream === undefined && keep !== undefined) throw new SettingsError(`--keep-stream ${keep} is not a size (e.g. 0, 512MiB, 2GiB)`);
-  const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry, metricsPort, metricsHost: values['metrics-host'], standby, maxStandbyLag, keepStream });
+  const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry, metricsPort, metricsHost: values['metrics-host'], httpPort, httpHost: values['http-host'], standby, maxStandbyLag, keepStream });
   // Before "following …" is said: a --state in use is refused first, as it always was.
   replayer.open();
   const ac = new AbortController();
@@ -89,4 +93,12 @@ export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
   }
+}
+
+/** A port flag's value: a whole number 0-65535 (0: any free port), or undefined when not given. */
+function portFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (value.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) throw new SettingsError(`${flag} ${value} is not a port number (0-65535)`);
+  return port;
 }
