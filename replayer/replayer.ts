@@ -22,6 +22,7 @@ import { StandbyDiskError } from './disk-error';
 import { retry } from '../lib/retry';
 import { Quarantine } from './quarantine';
 import { FenceStore } from './fence';
+import { FenceWatch } from './fence-watch';
 import { natsAgents } from './agents';
 import { CatchUp, type CatchUpTarget } from './catch-up';
 import { Committer } from './commit';
@@ -83,6 +84,7 @@ export class Replayer {
   private appliers!: Appliers;
   private staging!: Staging;
   private intake!: Intake;
+  private fences!: FenceStore;
   private runningMarker!: string;
   private lock: StateLock | undefined;
   /** The reader of the running (or last) pass: it alone knows whether the stream's last message was read. */
@@ -141,9 +143,10 @@ export class Replayer {
       standby: opts.standby ?? standbyName(), journal: opts.name, log: opts.log, store: this.store, versions: this.versions, sequencer: this.sequencer, summary: this.summary, changed: this.changed,
       syncApplied: () => this.syncApplied(), stopPass: () => this.stopPass?.(),
     });
+    this.fences = new FenceStore(opts.stateDir);
     this.intake = new Intake({
       stream: opts.stream, verifier: opts.verifier, onBadEntry: opts.onBadEntry, waitsOut: this.policy.waitsOut, log: opts.log,
-      store: this.store, sequencer: this.sequencer, quarantine: new Quarantine(path.join(opts.stateDir, 'quarantine')), fences: new FenceStore(opts.stateDir),
+      store: this.store, sequencer: this.sequencer, quarantine: new Quarantine(path.join(opts.stateDir, 'quarantine')), fences: this.fences,
       summary: this.summary, changed: this.changed,
       apply: (h, data, streamSeq) => this.applyEntry(h, data, streamSeq),
       distrust: (err) => this.committer.distrust(err),
@@ -170,10 +173,14 @@ export class Replayer {
     let timer: NodeJS.Timeout | undefined;
     let metrics: Server | undefined;
     let verify: Subscription | undefined;
+    let fenceWatch: FenceWatch | undefined;
     try {
       const source = await JetStreamSource.connect(nc, opts.stream, opts.nats.replicas, this.patiently, opts.log);
       const kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       committer.kv = kv;
+      // Before the first entry: a promotion of another standby fences the old primary here too.
+      fenceWatch = new FenceWatch({ nc, kv, stream: opts.stream, standby: opts.standby ?? standbyName(), journal: opts.name, fences: this.fences, positions: () => this.store.positions.journals, log: opts.log });
+      await fenceWatch.start();
       const agents = natsAgents(nc, kv, opts.stream);
       // `understudy verify` compares against this tree while it is being kept up to date.
       verify = serveVerify(nc, opts.stream, this.roots, () => this.store.positions.journals, opts.log, (n) => {
@@ -218,6 +225,7 @@ export class Replayer {
       if (committer.distrusted === undefined) await committer.commit().catch(() => undefined);
       metrics?.close();
       verify?.unsubscribe();
+      fenceWatch?.stop();
       await committer.failurePut;
       await nc.close();
       this.closeState();

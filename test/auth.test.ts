@@ -40,7 +40,8 @@ authorization {
           "$JS.API.CONSUMER.CREATE.UNDERSTUDY", "$JS.API.CONSUMER.CREATE.UNDERSTUDY.>",
           "$JS.API.CONSUMER.INFO.UNDERSTUDY.>", "$JS.API.CONSUMER.DELETE.UNDERSTUDY.>",
           "$JS.API.CONSUMER.MSG.NEXT.UNDERSTUDY.>",
-          "$KV.UNDERSTUDY_STATE.applied.>"
+          "$KV.UNDERSTUDY_STATE.applied.>",
+          "$JS.API.CONSUMER.CREATE.KV_UNDERSTUDY_STATE.*.$KV.UNDERSTUDY_STATE.fence.>", "$JS.API.CONSUMER.DELETE.KV_UNDERSTUDY_STATE.>"
         ] }
         subscribe: { allow: ["_INBOX.>", "understudy.understudy.verify"] } } }
     { user: admin, password: admin-secret }
@@ -81,6 +82,8 @@ test.serial('with authentication and per-subject permissions, the right credenti
   t.regex(wrong.stderr, /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*[Aa]uthorization/);
   const right = await replay('replayer', 'replayer-secret');
   t.is(right.code, 0, right.stderr);
+  // It may follow promotions (the fences in the state bucket): without that a promotion elsewhere would not stop it.
+  t.notRegex(right.stderr, /cannot follow promotions/);
   t.is(fs.readFileSync(path.join(pair.standby, 'app.txt'), 'utf8'), 'with credentials');
 
   const badPass = await pair.runApp({
@@ -122,6 +125,7 @@ test.serial('under the permission set of SECURITY.md, the replayer\'s user can p
     journalSubject('UNDERSTUDY', 'app'), // an entry
     '$KV.UNDERSTUDY_STATE.agent.app', // the agent's heartbeat
     '$KV.UNDERSTUDY_STATE.fence.app', // a fence
+    '$JS.API.CONSUMER.CREATE.KV_UNDERSTUDY_STATE.w.$KV.UNDERSTUDY_STATE.agent.>', // a watch of anything but the fences
     '$JS.API.STREAM.PURGE.UNDERSTUDY', '$JS.API.STREAM.DELETE.UNDERSTUDY', '$JS.API.STREAM.MSG.DELETE.UNDERSTUDY',
   ];
   for (const subject of refused) {
