@@ -4,6 +4,7 @@ import type { StandbyRecord, BaselineReport, DoubtsReport, VerifyReport, WatchSt
 import { common, parse } from '../../lib/cli-options';
 import { DEFAULTS } from '../../lib/settings';
 import { collectStatus, type JournalRow, type StatusReport, type StreamUse } from '../status/collect';
+import { describePromotion } from '../status/promotion';
 
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
 
@@ -16,8 +17,11 @@ the last verify: when, how they ended, what they found and mended.
 A journal whose standby differs from the primary (entries its agent's spool lost before
 they were shipped, not mended by a baseline since) is said so in words, with the reason.
 Then one line per standby: its committed stream position, how far behind the stream, when last active.
---json prints { journals, standbys, stream, baselines, verifies, doubts, watchers }.
---max-lag N exits 1 when any journal is more than N entries behind, its standby differs, its standby is failing, or the stream refuses its entries (for monitoring).`;
+After a promotion: which standby became the primary, when and at which fence per journal, and
+where every other standby stands against the fences (behind, at, or AHEAD: holding changes
+the new primary lacks).
+--json prints { journals, standbys, stream, baselines, verifies, doubts, watchers, promotion }.
+--max-lag N exits 1 when any journal is more than N entries behind, its standby differs, its standby is failing, the stream refuses its entries, or a standby is ahead of a fence (for monitoring).`;
 
 const STREAM_WARN_PCT = DEFAULTS.streamWarnPct;
 
@@ -38,8 +42,8 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   } finally {
     await nc.close();
   }
-  const { journals: rows, standbys, stream, baselines, verifies, doubts, watchers } = report;
-  if (values.json === true) console.log(JSON.stringify({ journals: rows, standbys, stream, baselines, verifies, doubts, watchers }, null, 2));
+  const { journals: rows, standbys, stream, baselines, verifies, doubts, watchers, promotion } = report;
+  if (values.json === true) console.log(JSON.stringify({ journals: rows, standbys, stream, baselines, verifies, doubts, watchers, promotion }, null, 2));
   else {
     print(rows);
     for (const d of doubts) console.log(describeDoubts(d));
@@ -53,12 +57,14 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       if (x !== undefined) console.log(`journal ${r.journal}: THE STREAM REFUSES ITS ENTRIES since ${x.since} (${x.reason}): they wait in the agent's spool (${Math.max(0, (r.agent_last_seq ?? 0) - (r.agent_shipped_seq ?? 0))} not shipped) and the standby falls behind until the stream takes them again; nothing trims it yet: purge what every standby applied (README, "What is not built yet")`);
     }
     for (const s of standbys) console.log(describeStandby(s, stream));
+    for (const line of promotion === undefined ? [] : describePromotion(promotion)) console.log(line);
     if (stream !== undefined) console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
     for (const v of verifies) console.log(describeVerify(v));
     for (const w of watchers) console.log(describeWatch(w));
   }
   if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag || r.differs !== undefined || r.standby_failing !== undefined || r.stream_refuses !== undefined)) return 1;
+  if (maxLag !== undefined && promotion?.standbys.some((s) => s.stands === 'ahead') === true) return 1;
   return 0;
 }
 

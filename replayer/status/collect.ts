@@ -5,6 +5,7 @@ import { lastEntry } from '../../lib/batch';
 import { openStateKv, stateKeys } from '../../lib/nats';
 import { journalPrefix, journalSubject } from '../../lib/subjects';
 import type { LostRange } from '../../lib/spool';
+import { collectPromotion, type PromotionStatus } from './promotion';
 import { parseStateKey, readState, type StandbyRecord, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
 
 export interface JournalRow {
@@ -83,6 +84,8 @@ export interface StatusReport {
   verifies: (VerifyReport & { name: string })[];
   doubts: DoubtsReport[];
   watchers: WatchStatus[];
+  /** Set once a standby was promoted: who, when, at which fences, and where the other standbys stand. */
+  promotion?: PromotionStatus;
 }
 
 /** Reads what agents and standbys of `stream` left in the state bucket and the stream, for `journal` only when given. */
@@ -94,6 +97,7 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
   const watchers: WatchStatus[] = [];
   const standbys: StandbyRecord[] = [];
   let use: StreamUse;
+  let promotion: PromotionStatus | undefined;
   {
     const kv = await openStateKv(nc, stream);
     const jsm = await jetstreamManager(nc);
@@ -129,6 +133,7 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
         if (d !== undefined && d.count > 0) doubts.push(d);
       }
     }
+    promotion = await collectPromotion(kv, await stateKeys(jsm, stream));
     if (journal !== undefined) {
       for (const n of names) if (n !== journal) names.delete(n);
       names.add(journal);
@@ -168,7 +173,7 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
     d.objects = kept;
   }
   doubts.splice(0, doubts.length, ...doubts.filter((d) => d.count > 0));
-  return { journals: rows, standbys, stream: use, baselines, verifies, doubts, watchers };
+  return { journals: rows, standbys, stream: use, baselines, verifies, doubts, watchers, promotion };
 }
 
 /**
