@@ -27,14 +27,17 @@ const standbyOf = (pair: Pair, name: string): Standby => {
 const args = (s: Standby) => ['--root', `data=${s.dir}`, '--state', s.state, '--standby', s.name];
 const cli = (pair: Pair, argv: string[]) => runCli(argv, { UNDERSTUDY_NATS_URL: pair.server.url });
 
-function follow(pair: Pair, s: Standby): Follower {
+/** Starts `understudy replay` following as standby `s`, stopped when the test ends. */
+function follow(t: ExecutionContext, pair: Pair, s: Standby): Follower {
   const child = spawn(process.execPath, [CLI, 'replay', ...args(s)], { env: { ...process.env, UNDERSTUDY_NATS_URL: pair.server.url }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const ended = new Promise<RunResult>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
-  return { log: () => stderr, ended, stop: () => (child.kill('SIGTERM'), ended) };
+  const stop = (): Promise<RunResult> => (child.kill('SIGTERM'), ended);
+  t.teardown(async () => void (await stop()));
+  return { log: () => stderr, ended, stop };
 }
 
 /** The primary application under the agent: writes `count` files (f<from>…), one every few ms, then stays until killed. */
@@ -92,25 +95,33 @@ async function bucket(t: ExecutionContext, pair: Pair): Promise<{ kv: KV; jsm: J
   return { kv: await openStateKv(nc, 'UNDERSTUDY'), jsm: await jetstreamManager(nc) };
 }
 
+/** A pair whose primary is followed by two standbys, a and b, each a `replay` process. */
+async function twoStandbys(t: ExecutionContext, label: string) {
+  const pair = await makePair(label);
+  t.teardown(() => pair.close());
+  const { kv, jsm } = await bucket(t, pair);
+  const [a, b] = [standbyOf(pair, 'a'), standbyOf(pair, 'b')];
+  return { pair, kv, jsm, a, b, fa: follow(t, pair, a), fb: follow(t, pair, b) };
+}
+
+/** Stops follower `f` (standby `name`) once it has committed the whole stream. */
+async function stopCaughtUp(t: ExecutionContext, kv: KV, jsm: JetStreamManager, f: Follower, name: string): Promise<void> {
+  await caughtUp(kv, jsm, name);
+  t.is((await f.stop()).code, 0);
+}
+
 const fenceOf = (s: Standby): Fence => (JSON.parse(fs.readFileSync(path.join(s.state, 'fence.json'), 'utf8')) as Record<string, Fence>).app;
 const label = (f: { e: number; s: number }) => `${f.e}.${f.s}`;
 
 test.serial('promote on one standby fences the old primary for every standby; status says which became the primary', async (t) => {
-  const pair = await makePair('failover');
-  t.teardown(() => pair.close());
-  const { kv, jsm } = await bucket(t, pair);
-  const [a, b] = [standbyOf(pair, 'a'), standbyOf(pair, 'b')];
-  const fa = follow(pair, a);
-  const fb = follow(pair, b);
-  t.teardown(async () => void (await Promise.all([fa.stop(), fb.stop()])));
+  const { pair, kv, jsm, a, b, fa, fb } = await twoStandbys(t, 'failover');
   const app = writer(pair, 0, 100_000, 'first');
   t.teardown(() => app.child.kill('SIGKILL'));
   await app.wrote(150);
   // Mid-writing: what it spooled and did not ship yet is in doubt, and comes back with it later.
   app.child.kill('SIGKILL');
   await new Promise((resolve) => app.child.once('close', resolve));
-  await caughtUp(kv, jsm, 'a');
-  t.is((await fa.stop()).code, 0);
+  await stopCaughtUp(t, kv, jsm, fa, 'a');
 
   const p = await cli(pair, ['promote', '--json', ...args(a)]);
   t.is(p.code, 0, p.stderr);
@@ -162,26 +173,18 @@ test.serial('promote on one standby fences the old primary for every standby; st
 });
 
 test.serial('a standby behind the fence when it learns of it applies up to the fence and no further', async (t) => {
-  const pair = await makePair('behind');
-  t.teardown(() => pair.close());
-  const { kv, jsm } = await bucket(t, pair);
-  const [a, b] = [standbyOf(pair, 'a'), standbyOf(pair, 'b')];
-  const fa = follow(pair, a);
-  let fb = follow(pair, b);
-  t.teardown(async () => void (await Promise.all([fa.stop(), fb.stop()])));
+  const { pair, kv, jsm, a, b, fa, fb } = await twoStandbys(t, 'behind');
   await writeFiles(t, pair, ['one', 'two'], 'first');
-  await caughtUp(kv, jsm, 'b');
-  t.is((await fb.stop()).code, 0);
+  await stopCaughtUp(t, kv, jsm, fb, 'b');
   await writeFiles(t, pair, ['three', 'four', 'five'], 'second');
-  await caughtUp(kv, jsm, 'a');
-  t.is((await fa.stop()).code, 0);
+  await stopCaughtUp(t, kv, jsm, fa, 'a');
   t.is((await cli(pair, ['promote', ...args(a)])).code, 0);
   const fence = fenceOf(a);
   // The old primary writes on before b starts again: the stream holds entries past the fence for b to meet.
   await writeFiles(t, pair, ['six', 'two'], 'split brain');
 
-  fb = follow(pair, b);
-  const ended = await within(fb.ended, 'b to stop at the old primary\'s first entry past the fence');
+  const again = follow(t, pair, b);
+  const ended = await within(again.ended, 'b to stop at the old primary\'s first entry past the fence');
   t.is(ended.code, 1, ended.stderr);
   t.regex(ended.stderr, new RegExp(`THE PRIMARY WAS FENCED: standby a \\(on \\S+\\) was promoted .*Here: app at \\d+\\.2 \\(behind the fence: it goes on applying up to it\\)`));
   t.regex(ended.stderr, new RegExp(`split brain: journal app was fenced at ${label(fence)} .*; entry app\\.\\d+\\.${fence.s + 1} came from the old primary afterwards`));
@@ -194,16 +197,9 @@ test.serial('a standby behind the fence when it learns of it applies up to the f
 });
 
 test.serial('a standby ahead of the fence says it holds changes the new primary lacks, keeps them, and status says so', async (t) => {
-  const pair = await makePair('ahead');
-  t.teardown(() => pair.close());
-  const { kv, jsm } = await bucket(t, pair);
-  const [a, b] = [standbyOf(pair, 'a'), standbyOf(pair, 'b')];
-  const fa = follow(pair, a);
-  const fb = follow(pair, b);
-  t.teardown(async () => void (await Promise.all([fa.stop(), fb.stop()])));
+  const { pair, kv, jsm, a, b, fa, fb } = await twoStandbys(t, 'ahead');
   await writeFiles(t, pair, ['one', 'two'], 'first');
-  await caughtUp(kv, jsm, 'a');
-  t.is((await fa.stop()).code, 0);
+  await stopCaughtUp(t, kv, jsm, fa, 'a');
   // Async mode: the primary goes on; b applies what a never read.
   await writeFiles(t, pair, ['three', 'four', 'five'], 'second');
   await caughtUp(kv, jsm, 'b');
