@@ -29,6 +29,8 @@ const CASES: { [K in StateKind]: { good: StateRecords[K]; broken: Record<string,
       { e: 3, s: 7, at: '2026-12-01T00:00:00.000Z', by: 'host-b', standby: 1 }, // a name that is no name: status would print a number as who was promoted
       { e: 3, s: -1, at: '2026-12-01T00:00:00.000Z', by: 'host-b' }, // no entry is before the first: it would fence every entry
       { e: 3.5, s: 7, at: '2026-12-01T00:00:00.000Z', by: 'host-b' },
+      { e: 3, s: 7, at: '2026-12-01T00:00:00.000Z', by: 'host-b', standby: 'b 1' }, // not a standby's name (promote --standby would refuse it)
+      { e: 3, s: 7, at: '2026-12-01\nunderstudy replay: all is well', by: 'host-b' }, // a line of its own in every standby's log
     ],
   },
   doubts: {
