@@ -73,15 +73,29 @@ async function until(ok: () => boolean | Promise<boolean>, what: string): Promis
   }
 }
 
-/** `p`, or after a minute an error naming what it waited for. */
-async function within<T>(p: Promise<T>, what: string): Promise<T> {
+/** How `f` ended, or after a minute an error naming what it waited for, with its log. */
+async function endOf(f: Follower, what: string): Promise<RunResult> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still waiting for ${what} after a minute`)), 60_000)));
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still waiting for ${what} after a minute; its log:\n${f.log()}`)), 60_000)));
   try {
-    return await Promise.race([p, late]);
+    return await Promise.race([f.ended, late]);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** What a command printed as JSON; an error with all it printed when it is not JSON. */
+function printedJson<T>(r: RunResult): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`not JSON (exit ${r.code}): ${r.stdout}\n${r.stderr}`);
+  }
+}
+
+/** Waits until the stream holds more than `seq`: what was written reached it. */
+async function streamPast(jsm: JetStreamManager, seq: number): Promise<void> {
+  await until(async () => (await jsm.streams.info('UNDERSTUDY')).state.last_seq > seq, `the stream to take entries past ${seq}`);
 }
 
 /** Waits until standby `name` has committed everything the stream holds. */
@@ -125,7 +139,7 @@ test.serial('promote on one standby fences the old primary for every standby; st
 
   const p = await cli(pair, ['promote', '--json', ...args(a)]);
   t.is(p.code, 0, p.stderr);
-  const report = JSON.parse(p.stdout) as { standby: string; journals: { fence: Fence }[] };
+  const report = printedJson<{ standby: string; journals: { fence: Fence }[] }>(p);
   t.is(report.standby, 'a');
   const fence = fenceOf(a);
   t.like(fence, { standby: 'a' });
@@ -146,9 +160,11 @@ test.serial('promote on one standby fences the old primary for every standby; st
 
   // The old primary comes back under the agent, same journal, and writes more: both refuse it.
   // It lingers long enough to read the fence (its agent says so once).
+  const before = (await jsm.streams.info('UNDERSTUDY')).state.last_seq;
   const late = await writeFiles(t, pair, ['late-1', 'late-2'], 'split brain', 1500);
+  await streamPast(jsm, before);
   t.regex(late.stderr, new RegExp(`journal "app" was fenced at ${label(fence)} by the promotion of standby a \\(on \\S+\\)`));
-  const bEnded = await within(fb.ended, 'b to stop at the old primary\'s first entry past the fence');
+  const bEnded = await endOf(fb, 'b to stop at the old primary\'s first entry past the fence');
   t.is(bEnded.code, 1, bEnded.stderr);
   t.regex(bEnded.stderr, new RegExp(`split brain: journal app was fenced at ${label(fence)} by the promotion of standby a \\(on \\S+\\) at \\S+; entry app\\.\\d+\\.\\d+ came from the old primary afterwards; quarantined in`));
   const aAgain = await cli(pair, ['replay', '--drain', ...args(a)]);
@@ -163,7 +179,7 @@ test.serial('promote on one standby fences the old primary for every standby; st
   t.is(status.code, 0, status.stderr);
   t.regex(status.stdout, new RegExp(`^standby a was promoted to primary at ${fence.at.replace(/\./g, '\\.')} on \\S+ \\(fenced app at ${label(fence)}\\); the old primary's later entries are refused by every standby$`, 'm'));
   t.regex(status.stdout, new RegExp(`^standby b follows the fenced primary and stopped at the fence \\(app ${label(fence)}\\): point it at the new primary$`, 'm'));
-  const json = JSON.parse((await cli(pair, ['status', '--json'])).stdout) as { promotion: PromotionStatus };
+  const json = printedJson<{ promotion: PromotionStatus }>(await cli(pair, ['status', '--json']));
   t.deepEqual(json.promotion, {
     promoted: [{ standby: 'a', host: fence.by, at: fence.at, journals: [{ journal: 'app', fence: label(fence) }] }],
     standbys: [{ standby: 'b', host: fence.by, stands: 'at the fence', journals: [{ journal: 'app', applied: label(fence), fence: label(fence), stands: 'at the fence' }] }],
@@ -181,10 +197,12 @@ test.serial('a standby behind the fence when it learns of it applies up to the f
   t.is((await cli(pair, ['promote', ...args(a)])).code, 0);
   const fence = fenceOf(a);
   // The old primary writes on before b starts again: the stream holds entries past the fence for b to meet.
+  const before = (await jsm.streams.info('UNDERSTUDY')).state.last_seq;
   await writeFiles(t, pair, ['six', 'two'], 'split brain');
+  await streamPast(jsm, before);
 
   const again = follow(t, pair, b);
-  const ended = await within(again.ended, 'b to stop at the old primary\'s first entry past the fence');
+  const ended = await endOf(again, 'b to stop at the old primary\'s first entry past the fence');
   t.is(ended.code, 1, ended.stderr);
   t.regex(ended.stderr, new RegExp(`THE PRIMARY WAS FENCED: standby a \\(on \\S+\\) was promoted .*Here: app at \\d+\\.2 \\(behind the fence: it goes on applying up to it\\)`));
   t.regex(ended.stderr, new RegExp(`split brain: journal app was fenced at ${label(fence)} .*; entry app\\.\\d+\\.${fence.s + 1} came from the old primary afterwards`));
@@ -224,14 +242,15 @@ test.serial('a standby ahead of the fence says it holds changes the new primary 
 
   const status = await cli(pair, ['status']);
   t.regex(status.stdout, new RegExp(`^standby b HOLDS CHANGES THE NEW PRIMARY LACKS: app applied to ${label(bAt)}, 3 entries past the fence at ${label(fence)}; they were not rolled back`, 'm'));
-  const json = JSON.parse((await cli(pair, ['status', '--json'])).stdout) as { promotion: PromotionStatus };
+  const json = printedJson<{ promotion: PromotionStatus }>(await cli(pair, ['status', '--json']));
   t.like(json.promotion.standbys[0], { standby: 'b', stands: 'ahead', journals: [{ journal: 'app', applied: label(bAt), fence: label(fence), stands: 'ahead', past: 3 }] });
   // A difference, not lag: --max-lag fails however much lag it allows.
   const monitored = await cli(pair, ['status', '--max-lag', '1000000']);
   t.is(monitored.code, 1, monitored.stdout);
   // Ahead or not, what the old primary sends after the promotion is refused here too.
   await writeFiles(t, pair, ['six'], 'split brain');
-  const ended = await within(fb.ended, 'b to stop at the old primary\'s first entry past the fence');
+  await streamPast(jsm, last);
+  const ended = await endOf(fb, 'b to stop at the old primary\'s first entry past the fence');
   t.is(ended.code, 1, ended.stderr);
   t.regex(ended.stderr, /split brain: journal app was fenced at .*; entry app\.\d+\.6 came from the old primary afterwards/);
   t.false(fs.existsSync(path.join(b.dir, 'six')));
