@@ -303,6 +303,8 @@ export const DEFAULTS = {
     fenceSayMs: 500,
     /** At start the replayer reads the fences before applying anything; a bucket that has not answered by then is followed on while applying (said). */
     fenceLoadMs: 10_000,
+    /** A watch of the fences that broke (a server restarted) is begun again after this: fences held refuse meanwhile. */
+    fenceRewatchMs: 2000,
   },
 } as const;
 

@@ -5,6 +5,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { comparePosition, positionLabel } from '../lib/entry';
 import { stateKeys } from '../lib/nats';
 import { stateBucket, validJournalName } from '../lib/subjects';
+import { pause } from '../lib/retry';
 import { DEFAULTS } from '../lib/settings';
 import { watchKind, type KindWatch } from '../lib/state-bucket';
 import { promotedBy } from '../lib/state/fence';
@@ -36,6 +37,7 @@ export class FenceWatch {
   private watch: KindWatch<'fence'> | undefined;
   private readonly fresh: [string, Fence][] = [];
   private sayTimer: NodeJS.Timeout | undefined;
+  private readonly stopped = new AbortController();
   /** Journals whose bucket fence differs from the one held here, said once each. */
   private readonly saidOther = new Set<string>();
 
@@ -59,11 +61,11 @@ export class FenceWatch {
     }
     const loaded = new Promise<void>((resolve) => {
       if (listed.size === 0) resolve();
-      // A watch that ended (said by follow) has nothing more to wait for.
+      // A first watch that ended (said by follow) has nothing more to tell.
       void this.follow((name) => {
         listed.delete(name);
         if (listed.size === 0) resolve();
-      }).finally(resolve);
+      }, resolve);
     });
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), DEFAULTS.replay.fenceLoadMs)));
@@ -80,24 +82,35 @@ export class FenceWatch {
 
   /** Stops following; a promotion heard and not yet said is said now. */
   stop(): void {
+    this.stopped.abort();
     this.watch?.stop();
     clearTimeout(this.sayTimer);
     this.sayTimer = undefined;
     this.flush();
   }
 
-  /** Takes each fence as it is written; `seen` hears every journal whose record arrived. */
-  private async follow(seen: (name: string) => void): Promise<void> {
-    const w = this.watch;
-    if (w === undefined) return;
-    try {
-      for await (const { name, record } of w.records) {
-        if (!this.concerns(name)) continue;
-        if (record !== undefined) this.take(name, record);
-        seen(name);
+  /**
+   * Takes each fence as it is written; `seen` hears every journal whose record arrived, and
+   * `firstEnded` when the first watch ends. A watch that ends before `stop()` is begun again
+   * (a broken one said once): fences held here refuse meanwhile.
+   */
+  private async follow(seen: (name: string) => void, firstEnded: () => void): Promise<void> {
+    let said = false;
+    while (!this.stopped.signal.aborted) {
+      try {
+        this.watch ??= await watchKind(this.o.kv, 'fence');
+        for await (const { name, record } of this.watch.records) {
+          if (!this.concerns(name)) continue;
+          if (record !== undefined) this.take(name, record);
+          seen(name);
+        }
+      } catch (err) {
+        if (!said && !this.stopped.signal.aborted) this.o.log(`the watch of promotions in the state bucket broke (${(err as Error).message}); fences already held here still refuse; watching again every ${DEFAULTS.replay.fenceRewatchMs / 1000} s`);
+        said = true;
       }
-    } catch (err) {
-      this.o.log(`stopped following promotions in the state bucket (${(err as Error).message}); fences already held here still refuse`);
+      this.watch = undefined;
+      firstEnded();
+      await pause(DEFAULTS.replay.fenceRewatchMs, this.stopped.signal);
     }
   }
 

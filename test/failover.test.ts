@@ -10,6 +10,7 @@ import { readState } from '../lib/state-bucket';
 import type { Fence } from '../replayer/fence';
 import type { PromotionStatus } from '../replayer/status/promotion';
 import { CLI, PRELOAD, makePair, runCli, type Pair, type RunResult } from './helpers/pair';
+import { startNatsServer } from './helpers/nats-server';
 import { diffTrees, readTree } from './helpers/tree';
 
 /** One standby: its tree, its --state and its name. */
@@ -122,6 +123,17 @@ async function twoStandbys(t: ExecutionContext, label: string) {
 async function stopCaughtUp(t: ExecutionContext, kv: KV, jsm: JetStreamManager, f: Follower, name: string): Promise<void> {
   await caughtUp(kv, jsm, name);
   t.is((await f.stop()).code, 0);
+}
+
+/** The old primary writes `file` again under the agent: standby `s`, following as `f`, stops at it (entry `seq`) and never applies it. */
+async function refusedBy(t: ExecutionContext, pair: Pair, jsm: JetStreamManager, f: Follower, s: Standby, file: string, seq: number): Promise<void> {
+  const before = (await jsm.streams.info('UNDERSTUDY')).state.last_seq;
+  await writeFiles(t, pair, [file], 'split brain');
+  await streamPast(jsm, before);
+  const ended = await endOf(f, `${s.name} to stop at the old primary's first entry past the fence`);
+  t.is(ended.code, 1, ended.stderr);
+  t.regex(ended.stderr, new RegExp(`split brain: journal app was fenced at .*; entry app\\.\\d+\\.${seq} came from the old primary afterwards`));
+  t.false(fs.existsSync(path.join(s.dir, file)));
 }
 
 const fenceOf = (s: Standby): Fence => (JSON.parse(fs.readFileSync(path.join(s.state, 'fence.json'), 'utf8')) as Record<string, Fence>).app;
@@ -248,10 +260,21 @@ test.serial('a standby ahead of the fence says it holds changes the new primary 
   const monitored = await cli(pair, ['status', '--max-lag', '1000000']);
   t.is(monitored.code, 1, monitored.stdout);
   // Ahead or not, what the old primary sends after the promotion is refused here too.
-  await writeFiles(t, pair, ['six'], 'split brain');
-  await streamPast(jsm, last);
-  const ended = await endOf(fb, 'b to stop at the old primary\'s first entry past the fence');
-  t.is(ended.code, 1, ended.stderr);
-  t.regex(ended.stderr, /split brain: journal app was fenced at .*; entry app\.\d+\.6 came from the old primary afterwards/);
-  t.false(fs.existsSync(path.join(b.dir, 'six')));
+  await refusedBy(t, pair, jsm, fb, b, 'six', 6);
+});
+
+test.serial('a standby that followed through a restart of NATS still hears of a promotion, and refuses past it', async (t) => {
+  const { pair, kv, jsm, a, b, fa, fb } = await twoStandbys(t, 'outage');
+  await writeFiles(t, pair, ['one', 'two'], 'first');
+  await stopCaughtUp(t, kv, jsm, fa, 'a');
+  await caughtUp(kv, jsm, 'b');
+  await pair.server.stop();
+  const again = await startNatsServer({ storeDir: pair.server.storeDir, port: pair.server.port });
+  t.teardown(() => again.stop());
+  t.is((await cli(pair, ['promote', ...args(a)])).code, 0);
+  const fence = fenceOf(a);
+  await until(() => /THE PRIMARY WAS FENCED/.test(fb.log()), 'b to say the primary was fenced');
+  t.regex(fb.log(), new RegExp(`THE PRIMARY WAS FENCED: standby a \\(on \\S+\\) was promoted to primary at \\S+: journal app fenced at ${label(fence)}\\.`));
+  // The test's own connection may still be reconnecting: a new one.
+  await refusedBy(t, pair, (await bucket(t, pair)).jsm, fb, b, 'three', 3);
 });
