@@ -322,6 +322,12 @@ export const DEFAULTS = {
     consumeMessages: 32,
     /** Objects in doubt named in the state bucket for `status` (the count is always whole). */
     doubtsListed: 20,
+    /** A promotion's fences arrive one journal after another, ms apart: what arrives within this is said as one promotion. */
+    fenceSayMs: 500,
+    /** At start the replayer reads the fences before applying anything; a bucket that has not answered by then is followed on while applying (said). */
+    fenceLoadMs: 10_000,
+    /** A watch of the fences that broke (a server restarted) is begun again after this: fences held refuse meanwhile. */
+    fenceRewatchMs: 2000,
   },
   /** The live status page (replay --http-port; replayer/status/page-server). */
   statusPage: {

@@ -120,3 +120,21 @@ export async function updateState<K extends StateKind>(kv: KV, kind: K, name: st
     throw err;
   }
 }
+
+/** A watch of every record of one kind: each as written (undefined once deleted or when malformed), the current ones first. */
+export interface KindWatch<K extends StateKind> {
+  records: AsyncIterable<{ name: string; record: StateRecords[K] | undefined }>;
+  stop(): void;
+}
+
+/** Watches every `kind.*` record; rejects as the watch does (a user not allowed to read the bucket). */
+export async function watchKind<K extends StateKind>(kv: KV, kind: K): Promise<KindWatch<K>> {
+  const w = await kv.watch({ key: `${kind}.>` });
+  async function* records(): AsyncGenerator<{ name: string; record: StateRecords[K] | undefined }> {
+    for await (const e of w) {
+      const key = parseStateKey(e.key);
+      if (key?.kind === kind) yield { name: key.name, record: parseState(kind, e) };
+    }
+  }
+  return { records: records(), stop: () => w.stop() };
+}

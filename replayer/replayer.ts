@@ -30,6 +30,7 @@ import { StandbyDiskError } from './disk-error';
 import { retry } from '../lib/retry';
 import { Quarantine } from './quarantine';
 import { FenceStore } from './fence';
+import { FenceWatch } from './fence-watch';
 import { natsAgents } from './agents';
 import { CatchUp, type CatchUpTarget } from './catch-up';
 import { Committer } from './commit';
@@ -100,6 +101,7 @@ export class Replayer {
   private appliers!: Appliers;
   private staging!: Staging;
   private intake!: Intake;
+  private fences!: FenceStore;
   private runningMarker!: string;
   private lock: StateLock | undefined;
   /** The reader of the running (or last) pass: it alone knows whether the stream's last message was read. */
@@ -160,9 +162,10 @@ export class Replayer {
       syncApplied: () => this.syncApplied(), stopPass: () => this.stopPass?.(), caughtUp: () => this.reader?.caughtUp ?? false,
       maxLag: opts.maxStandbyLag, keepBytes: opts.keepStream,
     });
+    this.fences = new FenceStore(opts.stateDir);
     this.intake = new Intake({
       stream: opts.stream, verifier: opts.verifier, onBadEntry: opts.onBadEntry, waitsOut: this.policy.waitsOut, log: opts.log,
-      store: this.store, sequencer: this.sequencer, quarantine: new Quarantine(path.join(opts.stateDir, 'quarantine')), fences: new FenceStore(opts.stateDir),
+      store: this.store, sequencer: this.sequencer, quarantine: new Quarantine(path.join(opts.stateDir, 'quarantine')), fences: this.fences,
       summary: this.summary, changed: this.changed,
       apply: (h, data, streamSeq) => this.applyEntry(h, data, streamSeq),
       distrust: (err) => this.committer.distrust(err),
@@ -191,10 +194,14 @@ export class Replayer {
     let metrics: Server | undefined;
     let verify: Subscription | undefined;
     let page: StatusPage | undefined;
+    let fenceWatch: FenceWatch | undefined;
     try {
       const source = await JetStreamSource.connect(nc, opts.stream, opts.nats.replicas, this.patiently, opts.log);
       const kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       committer.kv = kv;
+      // Before the first entry: a promotion of another standby fences the old primary here too.
+      fenceWatch = new FenceWatch({ nc, kv, stream: opts.stream, standby: this.standby, journal: opts.name, fences: this.fences, positions: () => this.store.positions.journals, log: opts.log });
+      await fenceWatch.start();
       const slots = this.slotsOf(kv, await jetstreamManager(nc));
       // A lost standby says so before it applies anything: nothing it does until it is whole is "in sync".
       await slots.round();
@@ -212,7 +219,7 @@ export class Replayer {
         lastCommitAt: () => committer.lastCommitAt, source, agents, kv, standbys: () => standbyRows(nc, opts.stream),
       }));
       if (opts.httpPort !== undefined) {
-        page = await serveStatusPage({ port: opts.httpPort, host: opts.httpHost ?? DEFAULTS.statusPage.host, nc, stream: opts.stream, journal: opts.name, stateDir: opts.stateDir, standby: opts.standby ?? standbyName() });
+        page = await serveStatusPage({ port: opts.httpPort, host: opts.httpHost ?? DEFAULTS.statusPage.host, nc, stream: opts.stream, journal: opts.name, stateDir: opts.stateDir, standby: standbyKey(this.standby, opts.name) });
         opts.log(`status page on ${page.url}`);
       }
       const catchUp = new CatchUp({ stream: opts.stream, journal: opts.name, log: opts.log, source, agents, target: this.catchUpTarget() });
@@ -252,6 +259,7 @@ export class Replayer {
       metrics?.close();
       await page?.close();
       verify?.unsubscribe();
+      fenceWatch?.stop();
       await committer.failurePut;
       await nc.close();
       this.closeState();

@@ -56,7 +56,8 @@ function standbyPermissions(purge: boolean): string {
           "$JS.API.CONSUMER.MSG.NEXT.UNDERSTUDY.>", "$JS.API.STREAM.MSG.GET.UNDERSTUDY",
           "$JS.API.DIRECT.GET.KV_UNDERSTUDY_STATE.>", "$JS.API.STREAM.MSG.GET.KV_UNDERSTUDY_STATE",
           "$KV.UNDERSTUDY_STATE.applied.>", "$KV.UNDERSTUDY_STATE.standby.>", "$KV.UNDERSTUDY_STATE.doubts.>",
-          "$KV.UNDERSTUDY_STATE.trim.>", "$KV.UNDERSTUDY_STATE.lost.>", "$KV.UNDERSTUDY_STATE.rebase.>"${purge ? ', "$JS.API.STREAM.PURGE.UNDERSTUDY"' : ''}
+          "$KV.UNDERSTUDY_STATE.trim.>", "$KV.UNDERSTUDY_STATE.lost.>", "$KV.UNDERSTUDY_STATE.rebase.>",
+          "$JS.API.CONSUMER.CREATE.KV_UNDERSTUDY_STATE.*.$KV.UNDERSTUDY_STATE.fence.>", "$JS.API.CONSUMER.DELETE.KV_UNDERSTUDY_STATE.>"${purge ? ', "$JS.API.STREAM.PURGE.UNDERSTUDY"' : ''}
         ] }
         subscribe: { allow: ["_INBOX.>", "understudy.understudy.verify.>"] } }`;
 }
@@ -93,6 +94,8 @@ test.serial('with authentication and per-subject permissions, the right credenti
   t.regex(wrong.stderr, /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*[Aa]uthorization/);
   const right = await replay('replayer', 'replayer-secret');
   t.is(right.code, 0, right.stderr);
+  // It may follow promotions (the fences in the state bucket): without that a promotion elsewhere would not stop it.
+  t.notRegex(right.stderr, /cannot follow promotions/);
   t.is(fs.readFileSync(path.join(pair.standby, 'app.txt'), 'utf8'), 'with credentials');
 
   const badPass = await pair.runApp({
@@ -135,6 +138,7 @@ test.serial('under the permission set of SECURITY.md, a standby\'s user can publ
     '$KV.UNDERSTUDY_STATE.agent.app', // the agent's heartbeat
     '$KV.UNDERSTUDY_STATE.fence.app', // a fence
     '$JS.API.STREAM.DELETE.UNDERSTUDY', '$JS.API.STREAM.MSG.DELETE.UNDERSTUDY',
+    '$JS.API.CONSUMER.CREATE.KV_UNDERSTUDY_STATE.w.$KV.UNDERSTUDY_STATE.agent.>', // a watch of anything but the fences
   ];
   for (const subject of refused) {
     await t.throwsAsync(replayer.request(subject, entry, { timeout: 2000 }), { message: /[Pp]ermission/ }, subject);

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { openStateKv } from '../lib/nats';
+import { standbyName } from '../lib/settings';
 import { readState, writeState } from '../lib/state-bucket';
 import type { Fence } from '../replayer/fence';
 import type { JournalPos } from '../replayer/state';
@@ -31,7 +32,8 @@ test.serial('promote applies what it can get, fences the old primary, and report
   const applied = (JSON.parse(fs.readFileSync(path.join(pair.state, 'positions.json'), 'utf8').split('\n')[0]) as { journals: Record<string, JournalPos> }).journals.app;
   const fenced = (JSON.parse(fs.readFileSync(path.join(pair.state, 'fence.json'), 'utf8')) as Record<string, Fence>).app;
   t.is(applied.s, 3);
-  t.like(fenced, { e: applied.e, s: 3, by: os.hostname() });
+  // Named by the promoted standby's name (promote --standby, by default as replay's), so other standbys and status can say who took over.
+  t.like(fenced, { e: applied.e, s: 3, by: os.hostname(), standby: standbyName(process.env) });
   t.deepEqual(report.journals, [{
     journal: 'app', applied: `${applied.e}.3`, applied_entry_time: new Date(applied.t).toISOString(), stream_last: `${applied.e}.3`, in_doubt: 0, fence: fenced,
   }]);
@@ -46,7 +48,7 @@ test.serial('promote applies what it can get, fences the old primary, and report
   // The old primary goes on writing: it is told it was fenced, and the standby refuses what it sends.
   const late = await pair.runApp({ env: { UNDERSTUDY_EXIT_TIMEOUT_MS: '3000' }, code: `require('fs').writeFileSync(${JSON.stringify(pair.primary)} + '/late', 'split brain'); setTimeout(() => {}, 1500);` });
   t.is(late.code, 0);
-  t.regex(late.stderr, /journal "app" was fenced at \d+\.3 by the promotion of .* \(split brain\)/);
+  t.regex(late.stderr, new RegExp(`journal "app" was fenced at \\d+\\.3 by the promotion of standby ${standbyName(process.env)} \\(on [^)]+\\) at .* \\(split brain\\)`));
   const r = await cli(pair, ['replay', '--drain']);
   t.is(r.code, 1);
   t.regex(r.stderr, /split brain: journal app was fenced at \d+\.3 .*; entry app\.\d+\.4 came from the old primary afterwards; quarantined in/);

@@ -22,8 +22,16 @@ const CASES: { [K in StateKind]: { good: StateRecords[K]; broken: Record<string,
     broken: [{ e: 3, t: 100 }, { e: '3', s: 7 }],
   },
   fence: {
-    good: { e: 3, s: 7, at: '2026-12-01T00:00:00.000Z', by: 'standby' },
-    broken: [{ e: 3, s: 7, at: '2026-12-01T00:00:00.000Z' }, { e: 3, s: 7, at: 1, by: 'standby' }],
+    good: { e: 3, s: 7, at: '2026-12-01T00:00:00.000Z', by: 'host-b', standby: 'b1' },
+    broken: [
+      { e: 3, s: 7, at: '2026-12-01T00:00:00.000Z' },
+      { e: 3, s: 7, at: 1, by: 'standby' },
+      { e: 3, s: 7, at: '2026-12-01T00:00:00.000Z', by: 'host-b', standby: 1 }, // a name that is no name: status would print a number as who was promoted
+      { e: 3, s: -1, at: '2026-12-01T00:00:00.000Z', by: 'host-b' }, // no entry is before the first: it would fence every entry
+      { e: 3.5, s: 7, at: '2026-12-01T00:00:00.000Z', by: 'host-b' },
+      { e: 3, s: 7, at: '2026-12-01T00:00:00.000Z', by: 'host-b', standby: 'b 1' }, // not a standby's name (promote --standby would refuse it)
+      { e: 3, s: 7, at: '2026-12-01\nunderstudy replay: all is well', by: 'host-b' }, // a line of its own in every standby's log
+    ],
   },
   doubts: {
     good: { standby: 'b', count: 1, objects: [{ root: 'data', path: 'f', why: 'late', at: 5 }], time: 6 },
@@ -58,6 +66,11 @@ const CASES: { [K in StateKind]: { good: StateRecords[K]; broken: Record<string,
     broken: [{ time: 1, roots: ['data'], equal: 'yes', differences: 0, repaired: 0 }, { roots: ['data'], equal: true, differences: 0, repaired: 0 }],
   },
 };
+
+test('fence: a record of an older version, without the promoted standby\'s name, still reads', (t) => {
+  const old = { e: 3, s: 7, at: '2026-12-01T00:00:00.000Z', by: 'host-b' };
+  t.deepEqual(parseState('fence', entry(JSON.stringify(old))), old);
+});
 
 test('every kind of record has cases here, and nothing else does', (t) => {
   t.deepEqual(Object.keys(CASES).sort(), [...STATE_KINDS].sort());

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import { pause } from '../../lib/retry';
 import { DEFAULTS } from '../../lib/settings';
 import type { AgentHeartbeat } from '../../lib/state-bucket';
+import { promotedBy } from '../../lib/state/fence';
 import type { StateStore } from '../../lib/transport/journal-transport';
 import { APPLIED, DROPPED, REPORTED, publishPosition, readPosition } from '../shared-state';
 import { warnOnce } from '../log';
@@ -140,7 +141,7 @@ export class StateReporter {
   private async watchFence(store: StateStore): Promise<void> {
     try {
       for await (const f of store.watch('fence', this.j.name)) {
-        warnOnce('fenced', `journal "${this.j.name}" was fenced at ${f.e}.${f.s} by the promotion of ${f.by} at ${f.at}: the standby is the primary now and refuses what this process journals (split brain)`);
+        warnOnce('fenced', `journal "${this.j.name}" was fenced at ${f.e}.${f.s} by the promotion of ${promotedBy(f)} at ${f.at}: the standby is the primary now and refuses what this process journals (split brain)`);
       }
     } catch {
       // Reporting only; shipping goes on without it.

@@ -13,14 +13,17 @@ import { PositionStore, type JournalPos } from '../state';
 import { lockState } from '../state-lock';
 import { journalFilter, requireState } from './standby-flags';
 import { common, parse, type CommonOptions } from '../../lib/cli-options';
-import { DEFAULTS } from '../../lib/settings';
+import { DEFAULTS, standbyName } from '../../lib/settings';
 
-export const usage = `understudy promote --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--verify-key FILE …] [--json]
+export const usage = `understudy promote --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--standby NAME] [--verify-key FILE …] [--json]
 
 Makes this standby the primary: applies everything it can still get from the stream,
 stops, fences each journal at the position it reached (later entries from the old
 primary are refused as split brain, never merged), and reports the last applied
 position, what is known to be missing (in doubt), and how long it took.
+The fences go to the state bucket under this standby's name (--standby, as for replay:
+UNDERSTUDY_STANDBY, else the host's name): every other standby following the stream
+refuses the old primary's entries past them too, and status says who was promoted.
 Stop the running replayer first.`;
 
 interface JournalReport {
@@ -35,14 +38,14 @@ interface JournalReport {
 
 /** `understudy promote`. */
 export async function promote(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parse(argv, { json: { type: 'boolean' }, 'verify-key': { type: 'string', multiple: true } });
+  const { values } = parse(argv, { json: { type: 'boolean' }, 'verify-key': { type: 'string', multiple: true }, standby: { type: 'string' } });
   if (values.help === true) {
     console.log(usage);
     return 0;
   }
   requireState(values.state, env, 'promote');
   const parsed = common(values, env, true);
-  const o = { ...parsed, name: journalFilter(values.name, parsed.name, env, (line) => console.error(`understudy promote: ${line}`)) };
+  const o = { ...parsed, name: journalFilter(values.name, parsed.name, env, (line) => console.error(`understudy promote: ${line}`)), standby: standbyName(env, values.standby) };
   const started = Date.now();
   // Held from the drain to the fence: a replayer started meanwhile would apply past the fence.
   const lock = lockState(o.stateDir, 'promote');
@@ -54,7 +57,7 @@ export async function promote(argv: string[], env: NodeJS.ProcessEnv): Promise<n
 }
 
 /** Drains, fences and reports, with the state directory locked. */
-async function promoteLocked(o: CommonOptions, json: boolean, verifyKeys: string[] | undefined, env: NodeJS.ProcessEnv, started: number): Promise<number> {
+async function promoteLocked(o: CommonOptions & { standby: string }, json: boolean, verifyKeys: string[] | undefined, env: NodeJS.ProcessEnv, started: number): Promise<number> {
   const keyFiles = verifyKeys ?? (env.UNDERSTUDY_VERIFY_KEYS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const log = (line: string): void => console.error(`understudy promote: ${line}`);
 
@@ -79,7 +82,7 @@ async function promoteLocked(o: CommonOptions, json: boolean, verifyKeys: string
   const reports: JournalReport[] = [];
   for (const name of names) {
     const pos: JournalPos | undefined = applied[name];
-    const fence = fences.fence(name, pos ?? { e: 0, s: 0 }, os.hostname());
+    const fence = fences.fence(name, pos ?? { e: 0, s: 0 }, os.hostname(), o.standby);
     const r = remote?.journals.get(name);
     const newest = Math.max(r?.agentAppended ?? 0, r?.streamLast?.s ?? 0);
     const inDoubt = Math.max(0, newest - (pos?.s ?? 0));
@@ -97,7 +100,7 @@ async function promoteLocked(o: CommonOptions, json: boolean, verifyKeys: string
   await remote?.close();
   const took = (Date.now() - started) / 1000;
   if (json) {
-    console.log(JSON.stringify({ promoted: true, took_seconds: took, applied_now: drained?.applied ?? 0, stopped_by: stoppedBy, journals: reports }, null, 2));
+    console.log(JSON.stringify({ promoted: true, standby: o.standby, took_seconds: took, applied_now: drained?.applied ?? 0, stopped_by: stoppedBy, journals: reports }, null, 2));
   } else {
     console.log(`promoted in ${took.toFixed(1)} s; applied ${drained?.applied ?? 0} more entries${stoppedBy ? ` before stopping: ${stoppedBy}` : ''}`);
     for (const r of reports) {
@@ -105,6 +108,7 @@ async function promoteLocked(o: CommonOptions, json: boolean, verifyKeys: string
         `${r.in_doubt === 0 ? 'nothing known to be missing' : `IN DOUBT: ${r.in_doubt} entries (${r.in_doubt_why})`}; fenced at ${r.fence ? positionLabel(r.fence) : '-'}`);
     }
     if (reports.length === 0) console.log('no journal has been applied here; nothing to fence');
+    else console.log(`standby ${o.standby} is the primary now${remote === undefined ? '; the fences are here only: other standbys and the old primary learn of them once promote runs again with NATS reachable' : ': every other standby refuses the old primary\'s entries past these fences'}`);
   }
   return 0;
 }

@@ -29,7 +29,9 @@ standby that joins later (default: ${DEFAULTS.slots.keepBytesPct} % of max_bytes
 --verify-key (or UNDERSTUDY_VERIFY_KEYS, comma-separated): accept only entries signed by
 one of these keys (Ed25519 public key PEM, or an hmac-sha256:<base64> secret file).
 A bad entry is moved to <state>/quarantine with the reason; then the replayer stops
-(halt, the default) or passes over it (skip).
+(halt, the default) or passes over it (skip). So is an entry past a fence: after
+\`understudy promote\` on this standby or on another (whose fences it reads from the state
+bucket, and says so once), the old primary's later entries are split brain.
 --metrics-port serves Prometheus metrics on http://H:N/metrics (H: 127.0.0.1 unless given).
 --http-port serves the live status page on http://H:N/ and its data on /status.json
 (H: 127.0.0.1 unless given; 0 picks a free port, said at start). It has no authentication:

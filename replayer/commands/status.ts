@@ -5,6 +5,7 @@ import { common, parse } from '../../lib/cli-options';
 import { DEFAULTS } from '../../lib/settings';
 import { collectStatus, type JournalRow, type StandbyRow, type StatusReport, type StreamUse } from '../status/collect';
 import { formatSize } from '../../lib/units';
+import { describePromotion } from '../status/promotion';
 
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
 
@@ -20,8 +21,11 @@ Then one line per standby, as a replication slot: streaming, catching up, STOPPE
 the stream back) or LOST (the stream no longer keeps what it lacks; with its rebase); its
 committed stream position; its lag in entries, bytes and seconds; how much further it may
 fall behind before it is lost; when it was last active.
---json prints { journals, standbys, stream, baselines, verifies, doubts, watchers }.
---max-lag N exits 1 when any journal is more than N entries behind, its standby differs, its standby is failing, or the stream refuses its entries, and when a standby is lost (for monitoring).`;
+After a promotion: which standby became the primary, when and at which fence per journal, and
+where every other standby stands against the fences (behind, at, or AHEAD: holding changes
+the new primary lacks).
+--json prints { journals, standbys, stream, baselines, verifies, doubts, watchers, promotion }.
+--max-lag N exits 1 when any journal is more than N entries behind, its standby differs, its standby is failing, the stream refuses its entries, a standby is lost, or a standby is ahead of a fence (for monitoring).`;
 
 const STREAM_WARN_PCT = DEFAULTS.streamWarnPct;
 
@@ -42,8 +46,8 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   } finally {
     await nc.close();
   }
-  const { journals: rows, standbys, stream, baselines, verifies, doubts, watchers } = report;
-  if (values.json === true) console.log(JSON.stringify({ journals: rows, standbys, stream, baselines, verifies, doubts, watchers }, null, 2));
+  const { journals: rows, standbys, stream, baselines, verifies, doubts, watchers, promotion } = report;
+  if (values.json === true) console.log(JSON.stringify({ journals: rows, standbys, stream, baselines, verifies, doubts, watchers, promotion }, null, 2));
   else {
     print(rows);
     for (const d of doubts) console.log(describeDoubts(d));
@@ -57,6 +61,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       if (x !== undefined) console.log(`journal ${r.journal}: THE STREAM REFUSES ITS ENTRIES since ${x.since} (${x.reason}): they wait in the agent's spool (${Math.max(0, (r.agent_last_seq ?? 0) - (r.agent_shipped_seq ?? 0))} not shipped) and the standby falls behind until the stream takes them again: a standby holds the stream back (see the standby lines), or no running standby may trim it`);
     }
     for (const s of standbys) console.log(describeStandby(s, stream));
+    for (const line of promotion === undefined ? [] : describePromotion(promotion)) console.log(line);
     console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
     for (const v of verifies) console.log(describeVerify(v));
@@ -64,6 +69,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   }
   if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag || r.differs !== undefined || r.standby_failing !== undefined || r.stream_refuses !== undefined)) return 1;
   if (maxLag !== undefined && standbys.some((s) => s.state === 'lost')) return 1;
+  if (maxLag !== undefined && promotion?.standbys.some((s) => s.stands === 'ahead') === true) return 1;
   return 0;
 }
 

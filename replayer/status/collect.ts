@@ -8,6 +8,7 @@ import type { LostRange } from '../../lib/spool';
 import { DEFAULTS } from '../../lib/settings';
 import { committedIn, heldBytes, limitsOf } from '../slots/plan';
 import { readSlots } from '../slots/slots';
+import { collectPromotion, type PromotionStatus } from './promotion';
 import { parseStateKey, readState, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
 
 export interface JournalRow {
@@ -88,6 +89,8 @@ export interface StatusReport {
   verifies: (VerifyReport & { name: string })[];
   doubts: DoubtsReport[];
   watchers: WatchStatus[];
+  /** Set once a standby was promoted: who, when, at which fences, and where the other standbys stand. */
+  promotion?: PromotionStatus;
 }
 
 /** Reads what agents and standbys of `stream` left in the state bucket and the stream, for `journal` only when given. */
@@ -98,6 +101,7 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
   const doubts: DoubtsReport[] = [];
   const watchers: WatchStatus[] = [];
   let use: StreamUse;
+  let promotion: PromotionStatus | undefined;
   {
     const kv = await openStateKv(nc, stream);
     const jsm = await jetstreamManager(nc);
@@ -129,6 +133,7 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
         if (d !== undefined && d.count > 0) doubts.push(d);
       }
     }
+    promotion = await collectPromotion(kv, await stateKeys(jsm, stream));
     if (journal !== undefined) {
       for (const n of names) if (n !== journal) names.delete(n);
       names.add(journal);
@@ -169,7 +174,7 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
   }
   doubts.splice(0, doubts.length, ...doubts.filter((d) => d.count > 0));
   const standbys = await standbyRows(nc, stream, rows);
-  return { journals: rows, standbys, stream: use, baselines, verifies, doubts, watchers };
+  return { journals: rows, standbys, stream: use, baselines, verifies, doubts, watchers, promotion };
 }
 
 /**
