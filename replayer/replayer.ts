@@ -366,20 +366,27 @@ export class Replayer {
         this.versions.undoubt('', LOST);
         this.summary.inDoubt = this.versions.doubtCount;
       },
+      doubtsSince: (at) => this.versions.inDoubt().filter((d) => d.at >= at && d.path !== LOST).length,
+      positions: () => this.store.positions.journals,
     });
     const slots = new Slots({ key, stream: opts.stream, kv, jsm, log: opts.log });
     let failing: string | undefined;
+    let running = false;
     return {
       round: async () => {
+        if (running) return;
+        running = true;
         try {
-          await recovery.check();
-          await slots.round();
+          const report = await slots.round();
+          if (report !== undefined) await recovery.check(report.stream.journals);
           failing = undefined;
         } catch (err) {
           // Trimming waits for the next round; applying never waits for it.
           const why = (err as Error).message;
           if (failing !== why) opts.log(`cannot look after this standby's slot (${why}); trying again in ${DEFAULTS.slots.trimEveryMs / 1000} s`);
           failing = why;
+        } finally {
+          running = false;
         }
       },
     };

@@ -178,20 +178,23 @@ test.serial('a standby down past its limit is lost while the other goes on; run 
   const json = JSON.parse((await runCli(['status', '--json'], r.env)).stdout) as { standbys: { name: string; state: string; safe_bytes: number }[] };
   t.deepEqual(json.standbys.map((s) => [s.name, s.state]), [['b1', 'streaming'], ['b2', 'lost']]);
 
-  const again = r.standby('b2', ['--max-standby-lag', '1MiB']);
-  await again.waitFor(/THIS STANDBY \(b2\) IS LOST since \S+, marked by b1: .* It asks the primary for a baseline and a verify/);
-  await again.waitFor(/asked the primary's agents for a rebase/);
-  t.like(await readState(kv, 'rebase', 'b2'), { standby: 'b2', state: 'requested' });
-  await until(t, 'b2 is in doubt: never "in sync"', async () => ((await readState(kv, 'doubts', 'b2'))?.objects ?? []).some((o) => /^this standby was lost at \S+ \(it held back/.test(o.why)), 10_000);
-
-  // An agent on the primary takes the request: a baseline of its roots, then verify --repair against b2.
+  // An application runs on the primary while b2 comes back: its agent resends what b2 asks for, and takes
+  // b2's rebase request (a baseline of its roots, then verify --repair against b2).
   const stopFile = path.join(r.pair.dir, 'stop-idle-app');
   const idle = r.pair.runApp({
     env: r.env,
     code: `const fs = require('fs'); fs.writeFileSync(${JSON.stringify(r.pair.primary)} + '/alive', 'yes');
       setInterval(() => { if (fs.existsSync(${JSON.stringify(stopFile)})) process.exit(0); }, 200);`,
   });
-  await again.waitFor(/this standby is whole again: the baseline and verify by \S+ ended/, 80_000);
+  t.teardown(() => fs.writeFileSync(stopFile, ''));
+  const again = r.standby('b2', ['--max-standby-lag', '1MiB']);
+  await again.waitFor(/THIS STANDBY \(b2\) IS LOST since \S+, marked by b1: .* It asks the primary for a baseline and a verify/);
+  await until(t, 'b2 is in doubt: never "in sync"', async () => ((await readState(kv, 'doubts', 'b2'))?.objects ?? []).some((o) => /^this standby was lost at \S+ \(it held back/.test(o.why)), 10_000);
+  await again.waitFor(/asked the primary's agents for a rebase/);
+  t.regex(again.log(), /entries \d+\.\.\d+ are gone: neither the stream nor its agent's spool[^]*asked the primary's agents for a rebase/, 'asked only once past what was trimmed: the rebase\'s verify covers that doubt too');
+  t.like(await readState(kv, 'rebase', 'b2'), { standby: 'b2' });
+
+  await again.waitFor(/this standby is whole again: the baseline and verify by .+ ended \S+ \(\d+ difference\(s\), \d+ repaired\); it counts again for trimming/, 80_000);
   t.true(equal(r.pair.primary, again.dir), 'b2 equals the primary after its rebase');
   t.is(await readState(kv, 'lost', 'b2'), undefined, 'no longer lost');
   await until(t, 'b2 is no longer in doubt', async () => ((await readState(kv, 'doubts', 'b2'))?.count ?? 0) === 0, 10_000);

@@ -5,6 +5,7 @@
  * again for trimming.
  */
 import type { KV } from '@nats-io/kv';
+import { comparePosition } from '../../lib/entry';
 import { DEFAULTS } from '../../lib/settings';
 import { readState, writeState, type LostRecord, type RebaseRecord } from '../../lib/state-bucket';
 
@@ -18,6 +19,10 @@ export interface RecoveryParts {
   doubt: (why: string) => void;
   /** It is whole again: that doubt goes. */
   whole: () => void;
+  /** How many other doubts arose since `at` (ms): a rebase that began before them does not cover them. */
+  doubtsSince: (at: number) => number;
+  /** What this standby applied, by journal. */
+  positions: () => Readonly<Record<string, { e: number; s: number }>>;
 }
 
 /** Where this standby stands as a slot. */
@@ -31,8 +36,12 @@ export class Recovery {
 
   constructor(private readonly o: RecoveryParts) {}
 
-  /** One look: says, asks, follows and clears as the records stand. */
-  async check(now = Date.now()): Promise<SlotState> {
+  /**
+   * One look: says, asks, follows and clears as the records stand. `journals`: those in the
+   * stream; a rebase is asked for only once this standby read past what was trimmed of each
+   * (found gone, and in doubt), so that its verify, which settles older doubts, covers that too.
+   */
+  async check(journals: readonly string[], now = Date.now()): Promise<SlotState> {
     const { kv, key, log } = this.o;
     const lost = await readState(kv, 'lost', key);
     if (lost === undefined) {
@@ -45,10 +54,21 @@ export class Recovery {
       this.said = lost.since;
     }
     const rebase = await readState(kv, 'rebase', key);
-    if (rebase === undefined || rebase.requested < lost.since) return this.ask(lost, now, 'asked the primary\'s agents for a rebase (a baseline of their roots, then verify --repair against this standby)');
+    if (rebase === undefined || rebase.requested < lost.since) {
+      const behind = await this.behindTrim(journals);
+      if (behind !== undefined) {
+        if (this.step !== `behind ${behind}`) log(`reading past what was trimmed of journal ${behind} before asking for a rebase`);
+        this.step = `behind ${behind}`;
+        return 'lost';
+      }
+      return this.ask(lost, now, 'asked the primary\'s agents for a rebase (a baseline of their roots, then verify --repair against this standby)');
+    }
     if (rebase.state === 'done') {
       const unrepaired = (rebase.differences ?? 0) - (rebase.repaired ?? 0);
       if (unrepaired > 0) return this.ask(lost, now, `the rebase by ${rebase.by ?? 'an agent'} left ${unrepaired} difference(s) unrepaired; asked for another`);
+      // Entries found gone while it ran (this standby reading past the trimmed stretch) came after its verify began.
+      const later = this.o.doubtsSince(rebase.started ?? rebase.requested);
+      if (later > 0) return this.ask(lost, now, `${later} object(s) came in doubt while the rebase by ${rebase.by ?? 'an agent'} ran; asked for another, which covers them`);
       await kv.delete(`lost.${key}`);
       this.o.whole();
       this.said = undefined;
@@ -63,6 +83,18 @@ export class Recovery {
     if (step !== this.step) log(`rebase of this standby: ${step}`);
     this.step = step;
     return 'lost';
+  }
+
+  /** The first journal whose spools were trimmed past what this standby applied of it, if any. */
+  private async behindTrim(journals: readonly string[]): Promise<string | undefined> {
+    const applied = this.o.positions();
+    // A journal trimmed away whole has no subject left in the stream: this standby's own positions name it.
+    for (const j of new Set([...journals, ...Object.keys(applied)])) {
+      const trim = await readState(this.o.kv, 'trim', j);
+      const pos = applied[j];
+      if (trim !== undefined && (pos === undefined || comparePosition(pos, trim) < 0)) return j;
+    }
+    return undefined;
   }
 
   private async ask(lost: LostRecord, now: number, said: string): Promise<SlotState> {
