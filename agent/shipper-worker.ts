@@ -36,7 +36,7 @@ function retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
 
 /** Said once when the server had no room for a stream of the default size. */
 function streamSmaller(bytes: number): void {
-  warnOnce('stream-size', `stream ${data.stream} was created with max_bytes ${formatBytes(bytes)}, not ${formatBytes(DEFAULTS.streamMaxBytes)}: the server's JetStream storage is smaller; once the stream is full it refuses entries and they stay spooled (nothing trims the stream yet: see README, "What is not built yet")`);
+  warnOnce('stream-size', `stream ${data.stream} was created with max_bytes ${formatBytes(bytes)}, not ${formatBytes(DEFAULTS.streamMaxBytes)}: the server's JetStream storage is smaller; the standbys trim it below what every one of them committed, and should it fill, it refuses entries and they stay spooled`);
 }
 
 async function main(): Promise<void> {

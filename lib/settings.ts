@@ -146,7 +146,7 @@ export const DEFAULTS = {
     /** A standby is lost only once past its limit at every round for this long: one that keeps up, but whose committed position trails a burst by a commit, is not. */
     lostAfterMs: 10_000,
     /** A lost standby whose rebase failed asks again after this: the primary may be mended meanwhile, and asking at once would only fail again. */
-    rebaseRetryMs: 60_000,
+    rebaseRetryMs: 30_000,
   },
   /** At this share of max_bytes (percent) `understudy status`'s stream line says what comes next: discard new refuses once it is full. */
   streamWarnPct: 80,

@@ -5,7 +5,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { Recovery } from './slots/recovery';
-import { Slots } from './slots/slots';
+import { markLost, Slots } from './slots/slots';
 import { standbyRows } from './status/collect';
 import { positionLabel, type EntryHeader } from '../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError, DecodeError, UnderstudyError } from '../lib/errors';
@@ -406,6 +406,9 @@ export class Replayer {
         this.versions.doubt('', `journal ${name}`, why);
         this.summary.inDoubt = this.versions.doubtCount;
         this.intake.release(name, this.summary.streamSeq, this.summary.streamSeq);
+        // Entries it needs are gone for good: it is lost, and a rebase (asked at the next slot round) heals it.
+        const kv = this.committer.kv;
+        if (kv !== undefined) void markLost(kv, { standby: standbyKey(this.standby, this.opts.name), since: Date.now(), reason: `entries it needs are gone: ${why}`, by: standbyKey(this.standby, this.opts.name), streamSeq: this.store.streamSeq }).catch(() => undefined);
       },
     };
   }

@@ -157,7 +157,7 @@ export class ShipLoop {
   private refused(err: StreamRefusedError): void {
     const j = this.p.journal;
     j.refused ??= { reason: err.message, since: Date.now() };
-    warnOnce('stream-refuses', `journal "${j.name}": stream ${j.stream} refuses its entries (${err.message}); they stay spooled, the standby falls behind, and they are shipped once the stream takes them again (nothing trims the stream yet: purge what every standby applied, see README, "What is not built yet")`);
+    warnOnce('stream-refuses', `journal "${j.name}": stream ${j.stream} refuses its entries (${err.message}); they stay spooled, the standby falls behind, and they are shipped once the stream takes them again (the standbys trim it below what every one of them committed: one that holds it back, or none allowed to purge, fills it; see understudy status)`);
   }
 
   /** Goes on right after the acked position. */

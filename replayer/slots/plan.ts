@@ -43,9 +43,14 @@ export interface Plan {
   spool: Map<string, { e: number; s: number }>;
 }
 
-/** The stream position a standby's record vouches for in this stream: none when it counted in an earlier one. */
-export function committedIn(r: StandbyRecord, s: Pick<StreamView, 'created'>): number {
-  return r.streamCreated === undefined || r.streamCreated === s.created ? r.streamSeq : 0;
+/**
+ * The stream position a standby's record vouches for in this stream: none when it counted in
+ * an earlier one; and never below the stream's first message, since what was purged is not held
+ * by anyone (a standby that joins a trimmed stream holds it back from where it begins).
+ */
+export function committedIn(r: StandbyRecord, s: Pick<StreamView, 'created' | 'firstSeq'>): number {
+  const seq = r.streamCreated === undefined || r.streamCreated === s.created ? r.streamSeq : 0;
+  return Math.max(seq, s.firstSeq - 1);
 }
 
 /**

@@ -8,7 +8,7 @@
 import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { stateKeys } from '../../lib/nats';
-import { parseStateKey, readState, writeState, type StandbyRecord, type TrimRecord } from '../../lib/state-bucket';
+import { parseStateKey, readState, stateKey, writeState, type LostRecord, type StandbyRecord, type TrimRecord } from '../../lib/state-bucket';
 import { allJournalsSubject, journalPrefix, journalSubject } from '../../lib/subjects';
 import { DEFAULTS } from '../../lib/settings';
 import { pastLimit, plan, type Plan, type SlotView, type StreamView } from './plan';
@@ -67,6 +67,16 @@ async function oldestUnapplied(jsm: JetStreamManager, stream: string, r: Standby
   return m === null ? undefined : m.time.getTime();
 }
 
+/** Leaves `record` unless the standby is marked lost already (by another standby, or by itself): true when this one did. */
+export async function markLost(kv: KV, record: LostRecord): Promise<boolean> {
+  try {
+    await kv.create(stateKey('lost', record.standby), JSON.stringify(record));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The slots of a stream, kept by one standby. */
 export class Slots {
   private running = false;
@@ -104,12 +114,7 @@ export class Slots {
 
   /** Marks a standby lost (the first standby to do it wins; the record says who and why). */
   private async markLost(key: string, reason: string, streamSeq: number): Promise<void> {
-    const record = { standby: key, since: Date.now(), reason, by: this.o.key, streamSeq };
-    try {
-      await this.o.kv.create(`lost.${key}`, JSON.stringify(record));
-    } catch {
-      return; // marked already (by another standby, or by us in a round whose put was not seen)
-    }
+    if (!(await markLost(this.o.kv, { standby: key, since: Date.now(), reason, by: this.o.key, streamSeq }))) return;
     this.o.log(`standby ${key} is LOST: ${reason}. The stream and the agents' spools no longer keep what it lacks; it says so until it is whole again (when it runs, it asks the primary for a baseline and a verify)`);
   }
 
