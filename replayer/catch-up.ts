@@ -21,6 +21,8 @@ export interface CatchUpTarget {
   skipTo(name: string, pos: { e: number; s: number }): void;
   /** Journal `name` lacks entries for good: the standby says so (in doubt) and releases what it held. */
   lacks(name: string, why: string): void;
+  /** Entries it needs are gone from the stream and every spool: the standby is lost, and heals by a rebase. */
+  lost(why: string): void;
 }
 
 /**
@@ -108,8 +110,9 @@ export class CatchUp {
     const why = `journal ${name}: entries ${from}..${oldest.s - 1} are gone: neither the stream nor its agent's spool (which begins at ${oldest.s}) holds them; this standby lacks them until \`understudy verify --repair\` runs on the primary`;
     this.o.log(why);
     this.o.target.skipTo(name, { e: oldest.e, s: oldest.s - 1 });
-    // In doubt, not only said: status and promote must not call this standby in sync.
+    // In doubt, not only said: status and promote must not call this standby in sync; and lost, so that a rebase heals it.
     this.o.target.lacks(name, why);
+    this.o.target.lost(why);
   }
 
   /**

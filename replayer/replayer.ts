@@ -406,7 +406,9 @@ export class Replayer {
         this.versions.doubt('', `journal ${name}`, why);
         this.summary.inDoubt = this.versions.doubtCount;
         this.intake.release(name, this.summary.streamSeq, this.summary.streamSeq);
-        // Entries it needs are gone for good: it is lost, and a rebase (asked at the next slot round) heals it.
+      },
+      lost: (why) => {
+        // A rebase, asked at the next slot round, heals it.
         const kv = this.committer.kv;
         if (kv !== undefined) void markLost(kv, { standby: standbyKey(this.standby, this.opts.name), since: Date.now(), reason: `entries it needs are gone: ${why}`, by: standbyKey(this.standby, this.opts.name), streamSeq: this.store.streamSeq }).catch(() => undefined);
       },

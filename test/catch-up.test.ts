@@ -29,6 +29,8 @@ interface Case {
   asked: string[];
   skipped?: string[];
   lacking?: string[];
+  /** Times the standby is said lost: entries gone from the stream and the spool, for good. */
+  lost?: number;
   any: boolean;
   said?: RegExp;
 }
@@ -43,9 +45,9 @@ const cases: Case[] = [
   {
     name: 'entries its agent reported lost from its spool are passed, not asked for, and the journal is in doubt',
     applied: { a: '1.3' }, held: { a: ['1.8'] }, caughtUp: false, beats: { a: { acked: '1.8', lost: [4, 6] } },
-    asked: [], skipped: ['a 1.6'], lacking: ['a'], any: true, said: /^journal a: entries 4\.\.6 are gone: neither the stream nor its agent's spool \(which begins at 7\) holds them/,
+    asked: [], skipped: ['a 1.6'], lacking: ['a'], lost: 1, any: true, said: /^journal a: entries 4\.\.6 are gone: neither the stream nor its agent's spool \(which begins at 7\) holds them/,
   },
-  { name: 'an agent whose spool begins later: the journal goes on from its oldest entry, and is in doubt', applied: { a: '1.3' }, held: { a: ['1.8'] }, caughtUp: false, beats: { a: { acked: '1.8' } }, reply: { resent: 3, oldest: { e: 1, s: 5 } }, asked: ['a 4..7'], skipped: ['a 1.4'], lacking: ['a'], any: true },
+  { name: 'an agent whose spool begins later: the journal goes on from its oldest entry, and is in doubt', applied: { a: '1.3' }, held: { a: ['1.8'] }, caughtUp: false, beats: { a: { acked: '1.8' } }, reply: { resent: 3, oldest: { e: 1, s: 5 } }, asked: ['a 4..7'], skipped: ['a 1.4'], lacking: ['a'], lost: 1, any: true },
   {
     name: 'entries that went to an earlier stream: the journal goes on where its history here begins, and is in doubt',
     held: { a: ['1.10'] }, caughtUp: false, beats: { a: { acked: '1.10', origin: { seq: 10, epoch: 1 } } },
@@ -70,6 +72,7 @@ for (const c of cases) {
     const asked: string[] = [];
     const skipped: string[] = [];
     const lacking: string[] = [];
+    const losing: string[] = [];
     const said: string[] = [];
     const agents: Agents = {
       names: async () => Object.keys(c.beats ?? {}),
@@ -100,12 +103,15 @@ for (const c of cases) {
           positions[name] = { ...p, t: positions[name]?.t ?? 0 };
         },
         lacks: (name) => void lacking.push(name),
+        lost: (why) => void losing.push(why),
       },
     });
     t.is(await catchUp.run(), c.any, 'whether anything was resent or passed');
     t.deepEqual(asked, c.asked, 'what the agents were asked to resend');
     t.deepEqual(skipped, c.skipped ?? [], 'where journals were moved past entries that cannot come');
     t.deepEqual(lacking, c.lacking ?? [], 'journals said to lack entries for good');
+    // Entries gone from the stream and every spool make the standby lost (a rebase heals it); an earlier stream's do not (a baseline does).
+    t.is(losing.length, c.lost ?? 0, 'times the standby was said lost');
     if (c.said !== undefined) t.true(said.some((l) => c.said!.test(l)), said.join('\n'));
   });
 }
