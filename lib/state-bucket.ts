@@ -101,8 +101,11 @@ export interface StateEntry<K extends StateKind> {
 
 /** Every record of `kind`, whatever its name, as each is written, from the current ones on, until the watch is stopped. */
 export async function* watchStates<K extends StateKind>(kv: KV, kind: K): AsyncGenerator<StateEntry<K>> {
-  for await (const e of await kv.watch({ key: `${kind}.>` })) {
-    yield { name: e.key.slice(kind.length + 1), revision: e.revision, record: parseState(kind, e) };
+  const w = await watchKind(kv, kind);
+  try {
+    yield* w.records;
+  } finally {
+    w.stop();
   }
 }
 
@@ -123,17 +126,17 @@ export async function updateState<K extends StateKind>(kv: KV, kind: K, name: st
 
 /** A watch of every record of one kind: each as written (undefined once deleted or when malformed), the current ones first. */
 export interface KindWatch<K extends StateKind> {
-  records: AsyncIterable<{ name: string; record: StateRecords[K] | undefined }>;
+  records: AsyncIterable<StateEntry<K>>;
   stop(): void;
 }
 
 /** Watches every `kind.*` record; rejects as the watch does (a user not allowed to read the bucket). */
 export async function watchKind<K extends StateKind>(kv: KV, kind: K): Promise<KindWatch<K>> {
   const w = await kv.watch({ key: `${kind}.>` });
-  async function* records(): AsyncGenerator<{ name: string; record: StateRecords[K] | undefined }> {
+  async function* records(): AsyncGenerator<StateEntry<K>> {
     for await (const e of w) {
       const key = parseStateKey(e.key);
-      if (key?.kind === kind) yield { name: key.name, record: parseState(kind, e) };
+      if (key?.kind === kind) yield { name: key.name, revision: e.revision, record: parseState(kind, e) };
     }
   }
   return { records: records(), stop: () => w.stop() };
