@@ -37,6 +37,7 @@ authorization {
         subscribe: { allow: ["_INBOX.>"] } } }
     { ${who.replayer}, permissions: ${standbyPermissions(true)} }
     { user: standby-ro, password: standby-ro-secret, permissions: ${standbyPermissions(false)} }
+    { user: standby-notrim, password: standby-notrim-secret, permissions: ${standbyPermissions(false, false)} }
     { user: admin, password: admin-secret }
   ]
 }
@@ -47,7 +48,7 @@ authorization {
  * A standby's user: it reads the stream, leaves its own records in the state bucket and reads
  * the other standbys'; with `purge`, it may also trim the stream below what every standby committed.
  */
-function standbyPermissions(purge: boolean): string {
+function standbyPermissions(purge: boolean, trim = true): string {
   return `{
         publish: { allow: [
           "$JS.API.INFO", "$JS.API.STREAM.INFO.UNDERSTUDY", "$JS.API.STREAM.INFO.KV_UNDERSTUDY_STATE",
@@ -56,7 +57,7 @@ function standbyPermissions(purge: boolean): string {
           "$JS.API.CONSUMER.MSG.NEXT.UNDERSTUDY.>", "$JS.API.STREAM.MSG.GET.UNDERSTUDY",
           "$JS.API.DIRECT.GET.KV_UNDERSTUDY_STATE.>", "$JS.API.STREAM.MSG.GET.KV_UNDERSTUDY_STATE",
           "$KV.UNDERSTUDY_STATE.applied.>", "$KV.UNDERSTUDY_STATE.standby.>", "$KV.UNDERSTUDY_STATE.doubts.>",
-          "$KV.UNDERSTUDY_STATE.trim.>", "$KV.UNDERSTUDY_STATE.lost.>", "$KV.UNDERSTUDY_STATE.rebase.>",
+          ${trim ? '"$KV.UNDERSTUDY_STATE.trim.>", ' : ''}"$KV.UNDERSTUDY_STATE.lost.>", "$KV.UNDERSTUDY_STATE.rebase.>",
           "$JS.API.CONSUMER.CREATE.KV_UNDERSTUDY_STATE.*.$KV.UNDERSTUDY_STATE.fence.>", "$JS.API.CONSUMER.DELETE.KV_UNDERSTUDY_STATE.>"${purge ? ', "$JS.API.STREAM.PURGE.UNDERSTUDY"' : ''}
         ] }
         subscribe: { allow: ["_INBOX.>", "understudy.understudy.verify.>"] } }`;
@@ -251,7 +252,7 @@ authorization { token: "s3cret-token" }
   t.is(fs.readFileSync(path.join(pair.standby, 'tls.txt'), 'utf8'), 'over tls');
 });
 
-test.serial('a standby without the purge permission applies all the same and says why the stream is not trimmed; one with it trims', async (t) => {
+test.serial('a standby without the purge permission, or without the trim records, applies all the same and says what that costs; one with both trims', async (t) => {
   const pair = await makePair('no-purge');
   t.teardown(() => pair.close());
   await pair.server.stop();
@@ -271,10 +272,14 @@ test.serial('a standby without the purge permission applies all the same and say
   t.teardown(() => admin.close());
   const jsm = await jetstreamManager(admin);
   t.is((await jsm.streams.info('UNDERSTUDY')).state.first_seq, 1, 'nothing was trimmed');
+  // A standby that may not tell the agents how far to trim their spools says what that costs.
+  const noTrim = await drain('standby-notrim', 'standby-notrim-secret', path.join(pair.dir, 'state-3'), path.join(pair.dir, 'standby-3'));
+  t.is(noTrim.code, 0, noTrim.stderr);
+  t.regex(noTrim.stderr, /cannot tell the agents how far their spools may be trimmed \(.*[Pp]ermission.*\): until a standby can, their spools grow to UNDERSTUDY_SPOOL_MAX_BYTES and then changes are dropped; allow this standby \$KV\.UNDERSTUDY_STATE\.trim\.> \(SECURITY\.md\)/);
   const second = path.join(pair.dir, 'standby-2');
   const trimmer = await drain('replayer', 'replayer-secret', path.join(pair.dir, 'state-2'), second);
   t.is(trimmer.code, 0, trimmer.stderr);
   t.notRegex(trimmer.stderr, /cannot trim|cannot look after/);
   const info = await jsm.streams.info('UNDERSTUDY', { subjects_filter: 'understudy.understudy.journal.app' });
-  t.is(info.state.subjects?.['understudy.understudy.journal.app'] ?? 0, 0, 'both standbys committed every entry of app: trimmed below both');
+  t.is(info.state.subjects?.['understudy.understudy.journal.app'] ?? 0, 0, 'every standby committed every entry of app: trimmed below all');
 });

@@ -9,7 +9,7 @@ import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { stateKeys } from '../../lib/nats';
 import { parseStateKey, readState, stateKey, writeState, type LostRecord, type StandbyRecord, type TrimRecord } from '../../lib/state-bucket';
-import { allJournalsSubject, journalPrefix, journalSubject } from '../../lib/subjects';
+import { allJournalsSubject, journalPrefix, journalSubject, stateBucket } from '../../lib/subjects';
 import { DEFAULTS } from '../../lib/settings';
 import { pastLimit, plan, type Plan, type SlotView, type StreamView } from './plan';
 
@@ -86,6 +86,8 @@ export class Slots {
   private readonly trims = new Map<string, string>();
   /** Since when each standby has been past its limit, at every round since. */
   private readonly pastSince = new Map<string, number>();
+  /** A trim record the server refused, said once until one is written. */
+  private trimRefused: string | undefined;
   /** A purge the server refused, said once until one succeeds. */
   private purgeRefused: string | undefined;
 
@@ -155,7 +157,16 @@ export class Slots {
       const said = `${pos.e}.${pos.s}`;
       if (this.trims.get(j) === said) continue;
       const record: TrimRecord = { e: pos.e, s: pos.s, by: this.o.key, time: Date.now() };
-      await writeState(this.o.kv, 'trim', j, record).then(() => this.trims.set(j, said), () => undefined);
+      try {
+        await writeState(this.o.kv, 'trim', j, record);
+        this.trims.set(j, said);
+        this.trimRefused = undefined;
+      } catch (err) {
+        // Agents trim their spools only at this record: without it they grow to their limit, then drop changes.
+        const why = (err as Error).message;
+        if (this.trimRefused !== why) this.o.log(`cannot tell the agents how far their spools may be trimmed (${why}): until a standby can, their spools grow to UNDERSTUDY_SPOOL_MAX_BYTES and then changes are dropped; allow this standby $KV.${stateBucket(this.o.stream)}.trim.> (SECURITY.md)`);
+        this.trimRefused = why;
+      }
     }
   }
 }
