@@ -180,6 +180,8 @@ test('the standbys\' trim position trims the spool below it, after the acked pos
   }, 12);
   await s.loop.round();
   t.is(s.journal.acked.current.seq, 12);
+  // Standbys of this version leave trim records: a slower one holds the spools back at 3.
+  await s.transport.state.write('trim', 'app', { e: 1, s: 3, by: 'b2', time: 0 });
   s.reporter.start(s.transport.state);
   await s.transport.state.write('applied', 'app', { e: 1, s: 10, t: 0, appliedAt: 0 });
   await until(t, 'the applied position reached the application thread', () => readPosition(s.shared, APPLIED) === 10);
@@ -190,4 +192,17 @@ test('the standbys\' trim position trims the spool below it, after the acked pos
   t.deepEqual(readJson<AckedState>(spoolFiles(s.dir).acked), { epoch: 1, seq: 12 });
   const beat = await s.transport.state.read('agent', 'app');
   t.like(beat, { name: 'app', epoch: 1, mode: 'sync', appended: 12, acked: { epoch: 1, seq: 12 }, origin: { created: 'memory-stream-1', seq: 1 } });
+});
+
+test('with no trim record at all (standbys of an earlier version, or not allowed to write one), the applied position trims the spool, as before', async (t) => {
+  const s = await shipper(t, (dir) => {
+    writeSegment(dir, 1, 5);
+    writeSegment(dir, 6, 10);
+    writeSegment(dir, 11, 12);
+  }, 12);
+  await s.loop.round();
+  s.reporter.start(s.transport.state);
+  await s.transport.state.write('applied', 'app', { e: 1, s: 10, t: 0, appliedAt: 0 });
+  await until(t, 'the spool was trimmed below the applied position', () => listSegments(s.dir).length === 1);
+  t.deepEqual(listSegments(s.dir).map((seg) => seg.first), [11]);
 });

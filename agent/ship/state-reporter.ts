@@ -28,6 +28,8 @@ const PACE: ReporterPace = { ...DEFAULTS.ship, heartbeatMs: DEFAULTS.heartbeatMs
 export class StateReporter {
   private bucket: StateStore | undefined;
   private beatTimer: NodeJS.Timeout | undefined;
+  /** No standby has left a trim record for this journal (read once, false once one comes). */
+  private trimless = false;
 
   /** `signal` ends its loops (tests; the worker reports until it is terminated). */
   constructor(private readonly j: ShippingJournal, private readonly pace: ReporterPace = PACE, private readonly signal?: AbortSignal) {}
@@ -112,6 +114,9 @@ export class StateReporter {
           // A position of an earlier epoch covers none of this process's entries, whatever its seq
           // (the spool may have been lost and numbering begun again).
           publishPosition(j.shared, APPLIED, applied.e >= j.epoch ? applied.s : Math.min(applied.s, j.firstSeq - 1));
+          // No standby leaves trim records (one of an earlier version, or not allowed to): trimmed as before, at
+          // what the standby applied, rather than left to grow until changes are dropped.
+          if (this.trimless) j.acked.trimApplied(j.dir, applied);
         }
       } catch (err) {
         warnOnce('applied-watch', `journal "${j.name}" cannot follow the standby's applied position: ${(err as Error).message}`);
@@ -127,9 +132,14 @@ export class StateReporter {
    */
   private async followTrim(store: StateStore): Promise<void> {
     const { j } = this;
+    // Known before the applied position may trim anything: a trim record, once there is one, is the only word.
+    this.trimless = (await store.read('trim', j.name).catch(() => null)) === undefined;
     while (this.signal?.aborted !== true) {
       try {
-        for await (const trim of store.watch('trim', j.name)) j.acked.trimApplied(j.dir, trim);
+        for await (const trim of store.watch('trim', j.name)) {
+          this.trimless = false;
+          j.acked.trimApplied(j.dir, trim);
+        }
       } catch (err) {
         warnOnce('trim-watch', `journal "${j.name}" cannot follow how far its spool may be trimmed: ${(err as Error).message}`);
       }

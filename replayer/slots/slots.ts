@@ -162,9 +162,9 @@ export class Slots {
         this.trims.set(j, said);
         this.trimRefused = undefined;
       } catch (err) {
-        // Agents trim their spools only at this record: without it they grow to their limit, then drop changes.
+        // Agents trim their spools at these records (at what one standby applied only while there are none).
         const why = (err as Error).message;
-        if (this.trimRefused !== why) this.o.log(`cannot tell the agents how far their spools may be trimmed (${why}): until a standby can, their spools grow to UNDERSTUDY_SPOOL_MAX_BYTES and then changes are dropped; allow this standby $KV.${stateBucket(this.o.stream)}.trim.> (SECURITY.md)`);
+        if (this.trimRefused !== why) this.o.log(`cannot tell the agents how far their spools may be trimmed (${why}): they go by what other standbys wrote there, or, while none did, by what one standby applied, which a slower one may still need; allow this standby $KV.${stateBucket(this.o.stream)}.trim.> (SECURITY.md)`);
         this.trimRefused = why;
       }
     }
