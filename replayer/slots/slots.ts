@@ -104,8 +104,13 @@ export class Slots {
       for (const k of this.pastSince.keys()) if (!past.has(k)) this.pastSince.delete(k);
       for (const k of past) if (!this.pastSince.has(k)) this.pastSince.set(k, now);
       // Lost only once past it for a while: a standby that keeps up, but whose commit trails a burst, is not.
-      const p = plan(slots, stream, (key) => now - (this.pastSince.get(key) ?? now) >= DEFAULTS.slots.lostAfterMs);
-      for (const l of p.lose) await this.markLost(l.key, l.reason, slots.find((v) => v.key === l.key)?.record.streamSeq ?? 0);
+      const due = (key: string): boolean => now - (this.pastSince.get(key) ?? now) >= DEFAULTS.slots.lostAfterMs;
+      // Moved on past only once its lost mark is in the bucket: never past a standby that would not be told.
+      const marked = new Set<string>();
+      for (const l of plan(slots, stream, due).lose) {
+        if (await this.markLost(l.key, l.reason, slots.find((v) => v.key === l.key)?.record.streamSeq ?? 0)) marked.add(l.key);
+      }
+      const p = plan(slots, stream, (key) => due(key) && marked.has(key));
       const purged = await this.purge(p.purgeBelow, stream);
       await this.publishTrims(p.spool);
       return { stream, slots, plan: p, purged };
@@ -114,10 +119,13 @@ export class Slots {
     }
   }
 
-  /** Marks a standby lost (the first standby to do it wins; the record says who and why). */
-  private async markLost(key: string, reason: string, streamSeq: number): Promise<void> {
-    if (!(await markLost(this.o.kv, { standby: key, since: Date.now(), reason, by: this.o.key, streamSeq }))) return;
+  /** Marks a standby lost (the first standby to do it wins; the record says who and why); true once it is marked, by anyone. */
+  private async markLost(key: string, reason: string, streamSeq: number): Promise<boolean> {
+    if (!(await markLost(this.o.kv, { standby: key, since: Date.now(), reason, by: this.o.key, streamSeq }))) {
+      return (await readState(this.o.kv, 'lost', key).catch(() => undefined)) !== undefined;
+    }
     this.o.log(`standby ${key} is LOST: ${reason}. The stream and the agents' spools no longer keep what it lacks; it says so until it is whole again (when it runs, it asks the primary for a baseline and a verify)`);
+    return true;
   }
 
   /**
