@@ -172,12 +172,15 @@ test('a spool that begins past the acked position: waits for the state bucket, t
   t.deepEqual(shippedSeqs(s.transport), range(6, 10));
 });
 
+/** A spool of entries 1..12 in three segments (1-5, 6-10, 11-12), all acked once shipped. */
+function threeSegments(dir: string): void {
+  writeSegment(dir, 1, 5);
+  writeSegment(dir, 6, 10);
+  writeSegment(dir, 11, 12);
+}
+
 test('the standbys\' trim position trims the spool below it, after the acked position is on disk; one standby\'s applied position does not', async (t) => {
-  const s = await shipper(t, (dir) => {
-    writeSegment(dir, 1, 5);
-    writeSegment(dir, 6, 10);
-    writeSegment(dir, 11, 12);
-  }, 12);
+  const s = await shipper(t, threeSegments, 12);
   await s.loop.round();
   t.is(s.journal.acked.current.seq, 12);
   // Standbys of this version leave trim records: a slower one holds the spools back at 3.
@@ -195,11 +198,7 @@ test('the standbys\' trim position trims the spool below it, after the acked pos
 });
 
 test('with no trim record at all (standbys of an earlier version, or not allowed to write one), the applied position trims the spool, as before', async (t) => {
-  const s = await shipper(t, (dir) => {
-    writeSegment(dir, 1, 5);
-    writeSegment(dir, 6, 10);
-    writeSegment(dir, 11, 12);
-  }, 12);
+  const s = await shipper(t, threeSegments, 12);
   await s.loop.round();
   s.reporter.start(s.transport.state);
   await s.transport.state.write('applied', 'app', { e: 1, s: 10, t: 0, appliedAt: 0 });
