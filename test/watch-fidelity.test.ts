@@ -105,7 +105,9 @@ test.serial('changes made while the watcher takes its first look at the tree are
   const w = await startWatch(pair);
   t.teardown(() => w.child.kill('SIGKILL'));
   await shDone;
-  t.deepEqual(await settle(pair, 15_000), [], w.stderr());
+  // The first look at 300 directories with the workload running, beside another test file on two
+  // cores, once took longer than 15 s in a full run: the bound is how long to wait, not a figure.
+  t.deepEqual(await settle(pair, 30_000), [], w.stderr());
 });
 
 test.serial('changes made while no watcher ran are journaled when it starts again', async (t) => {
