@@ -58,7 +58,9 @@ for (const seed of SEEDS) {
     const sh = spawnSync('sh', ['-c', script], { cwd: pair.primary, encoding: 'utf8' });
     t.is(sh.status, 0, sh.stderr);
     stop();
-    t.deepEqual(await settle(pair, 15_000), [], w.stderr());
+    // Within one full pass (30 s) and a margin: events are a hint, and under a full run's load on two
+    // cores a removal was once seen only by the full pass (seed 8, extras left under d/e for > 15 s).
+    t.deepEqual(await settle(pair, 45_000), [], w.stderr());
   });
 }
 
@@ -106,8 +108,8 @@ test.serial('changes made while the watcher takes its first look at the tree are
   t.teardown(() => w.child.kill('SIGKILL'));
   await shDone;
   // The first look at 300 directories with the workload running, beside another test file on two
-  // cores, once took longer than 15 s in a full run: the bound is how long to wait, not a figure.
-  t.deepEqual(await settle(pair, 30_000), [], w.stderr());
+  // cores, once took longer than 15 s in a full run: within one full pass (30 s) and a margin.
+  t.deepEqual(await settle(pair, 45_000), [], w.stderr());
 });
 
 test.serial('changes made while no watcher ran are journaled when it starts again', async (t) => {
