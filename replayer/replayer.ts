@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
+import { standbyKey } from '../lib/state-bucket';
 import { Recovery } from './slots/recovery';
 import { markLost, Slots } from './slots/slots';
 import { standbyRows } from './status/collect';
@@ -23,7 +24,6 @@ import { PositionStore } from './state';
 import { Versions } from './order/versions';
 import { serveVerify } from './verify-server';
 import { verifySubject } from '../lib/subjects';
-import { standbyKey } from '../lib/state/standby';
 import { writeSync, type WriteFn } from './write';
 import { lockState, type StateLock } from './state-lock';
 import { StandbyDiskError } from './disk-error';
@@ -94,6 +94,8 @@ export class Replayer {
   private readonly sequencer: Sequencer<Held>;
   /** This standby's name in the state bucket; its key (with --name's journal) names its verify subject too. */
   private readonly standby: string;
+  /** This standby's key in the state bucket: its name, or name.journal with --name. */
+  private readonly key: string;
   private opened = false;
   private store!: PositionStore;
   private roots!: ReadonlyMap<string, string>;
@@ -115,6 +117,7 @@ export class Replayer {
   constructor(private readonly opts: ReplayOptions) {
     this.policy = policyFor(opts.drain);
     this.standby = opts.standby ?? standbyName();
+    this.key = standbyKey(this.standby, opts.name);
     this.sequencer = new Sequencer((j) => this.store.positions.journals[j], opts.maxHeld ?? DEFAULTS.replay.maxHeld);
     checkStateApart(opts.stateDir, opts.roots);
   }
@@ -202,12 +205,13 @@ export class Replayer {
       // Before the first entry: a promotion of another standby fences the old primary here too.
       fenceWatch = new FenceWatch({ nc, kv, stream: opts.stream, standby: this.standby, journal: opts.name, fences: this.fences, positions: () => this.store.positions.journals, log: opts.log });
       await fenceWatch.start();
-      const slots = this.slotsOf(kv, await jetstreamManager(nc));
+      const jsm = await jetstreamManager(nc);
+      const slots = this.slotsOf(kv, jsm);
       // A lost standby says so before it applies anything: nothing it does until it is whole is "in sync".
       await slots.round();
       const agents = natsAgents(nc, kv, opts.stream);
       // `understudy verify` compares against this tree while it is being kept up to date.
-      verify = serveVerify(nc, verifySubject(opts.stream, standbyKey(this.standby, opts.name)), this.roots, () => this.store.positions.journals, opts.log, (n) => {
+      verify = serveVerify(nc, verifySubject(opts.stream, this.key), this.roots, () => this.store.positions.journals, opts.log, (n) => {
         const cleared = this.versions.settle(n.roots, n.since, new Set(n.unsettled));
         this.summary.inDoubt = this.versions.doubtCount;
         if (cleared > 0) opts.log(`verify found ${n.roots.join(', ')} equal: ${cleared} object(s) in doubt are settled`);
@@ -216,10 +220,10 @@ export class Replayer {
       slotTimer = setInterval(() => void slots.round(), DEFAULTS.slots.trimEveryMs);
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => collectMetrics({
         journal: opts.name, summary: this.summary, positions: () => this.store.positions.journals, streamSeq: () => this.store.streamSeq,
-        lastCommitAt: () => committer.lastCommitAt, source, agents, kv, standbys: () => standbyRows(nc, opts.stream),
+        lastCommitAt: () => committer.lastCommitAt, source, agents, kv, standbys: () => standbyRows(jsm, kv, opts.stream),
       }));
       if (opts.httpPort !== undefined) {
-        page = await serveStatusPage({ port: opts.httpPort, host: opts.httpHost ?? DEFAULTS.statusPage.host, nc, stream: opts.stream, journal: opts.name, stateDir: opts.stateDir, standby: standbyKey(this.standby, opts.name) });
+        page = await serveStatusPage({ port: opts.httpPort, host: opts.httpHost ?? DEFAULTS.statusPage.host, nc, stream: opts.stream, journal: opts.name, stateDir: opts.stateDir, standby: this.key });
         opts.log(`status page on ${page.url}`);
       }
       const catchUp = new CatchUp({ stream: opts.stream, journal: opts.name, log: opts.log, source, agents, target: this.catchUpTarget() });
@@ -354,10 +358,9 @@ export class Replayer {
   /** The slot rounds of this standby: its own lost mark and rebase first, then judging and trimming for all. */
   private slotsOf(kv: KV, jsm: JetStreamManager): { round: () => Promise<void> } {
     const { opts } = this;
-    const key = standbyKey(this.standby, opts.name);
     const LOST = 'this standby was lost';
     const recovery = new Recovery({
-      key, kv, log: opts.log,
+      key: this.key, kv, log: opts.log,
       doubt: (why) => {
         this.versions.doubt('', LOST, why);
         this.summary.inDoubt = this.versions.doubtCount;
@@ -369,7 +372,7 @@ export class Replayer {
       doubtsSince: (at) => this.versions.inDoubt().filter((d) => d.at >= at && d.path !== LOST).length,
       positions: () => this.store.positions.journals,
     });
-    const slots = new Slots({ key, stream: opts.stream, kv, jsm, log: opts.log });
+    const slots = new Slots({ key: this.key, stream: opts.stream, kv, jsm, log: opts.log });
     let failing: string | undefined;
     let running = false;
     return {
@@ -410,7 +413,7 @@ export class Replayer {
       lost: (why) => {
         // A rebase, asked at the next slot round, heals it.
         const kv = this.committer.kv;
-        if (kv !== undefined) void markLost(kv, { standby: standbyKey(this.standby, this.opts.name), since: Date.now(), reason: `entries it needs are gone: ${why}`, by: standbyKey(this.standby, this.opts.name), streamSeq: this.store.streamSeq }).catch(() => undefined);
+        if (kv !== undefined) void markLost(kv, { standby: this.key, since: Date.now(), reason: `entries it needs are gone: ${why}`, by: this.key, streamSeq: this.store.streamSeq }).catch(() => undefined);
       },
     };
   }

@@ -32,8 +32,8 @@ export interface SlotsParts {
   log: (line: string) => void;
 }
 
-/** Reads the stream's extent and every standby's record: the inputs of a plan. */
-export async function readSlots(jsm: JetStreamManager, kv: KV, stream: string, now = Date.now()): Promise<{ stream: StreamView; slots: SlotView[] }> {
+/** Reads the stream's extent and every standby's record: the inputs of a plan (`keys`: the bucket's, when the caller listed them already). */
+export async function readSlots(jsm: JetStreamManager, kv: KV, stream: string, now = Date.now(), keys?: string[]): Promise<{ stream: StreamView; slots: SlotView[] }> {
   const info = await jsm.streams.info(stream, { subjects_filter: allJournalsSubject(stream) });
   const prefix = journalPrefix(stream).length + 1;
   const view: StreamView = {
@@ -42,7 +42,7 @@ export async function readSlots(jsm: JetStreamManager, kv: KV, stream: string, n
   };
   const records: { key: string; record: StandbyRecord }[] = [];
   const lost = new Set<string>();
-  for (const k of await stateKeys(jsm, stream)) {
+  for (const k of keys ?? (await stateKeys(jsm, stream))) {
     const key = parseStateKey(k);
     if (key?.kind === 'standby') {
       const record = await readState(kv, 'standby', key.name);

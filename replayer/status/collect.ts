@@ -1,4 +1,5 @@
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { decodeEntry } from '../../lib/codec';
 import { lastEntry } from '../../lib/batch';
@@ -102,16 +103,18 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
   const watchers: WatchStatus[] = [];
   let use: StreamUse;
   let promotion: PromotionStatus | undefined;
+  // One listing of the bucket for everything below: status, the promotion, the standby rows.
+  const kv = await openStateKv(nc, stream);
+  const jsm = await jetstreamManager(nc);
+  const keys = await stateKeys(jsm, stream);
   {
-    const kv = await openStateKv(nc, stream);
-    const jsm = await jetstreamManager(nc);
     const names = new Set<string>();
     // Journals are known from the stream's subjects, and from agents and replayers that reported.
     const info = await jsm.streams.info(stream, { subjects_filter: `${journalPrefix(stream)}.*` });
     for (const subject of Object.keys(info.state.subjects ?? {})) names.add(subject.slice(journalPrefix(stream).length + 1));
     const max = info.config.max_bytes;
     use = { name: stream, messages: info.state.messages, bytes: info.state.bytes, max_bytes: max, used_pct: max > 0 ? round((100 * info.state.bytes) / max) : 0, first_seq: info.state.first_seq, last_seq: info.state.last_seq };
-    for (const k of await stateKeys(jsm, stream)) {
+    for (const k of keys) {
       const key = parseStateKey(k);
       if (key === undefined) continue;
       const { kind, name } = key;
@@ -133,7 +136,7 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
         if (d !== undefined && d.count > 0) doubts.push(d);
       }
     }
-    promotion = await collectPromotion(kv, await stateKeys(jsm, stream));
+    promotion = await collectPromotion(kv, keys);
     if (journal !== undefined) {
       for (const n of names) if (n !== journal) names.delete(n);
       names.add(journal);
@@ -173,7 +176,7 @@ export async function collectStatus(nc: NatsConnection, stream: string, journal?
     d.objects = kept;
   }
   doubts.splice(0, doubts.length, ...doubts.filter((d) => d.count > 0));
-  const standbys = await standbyRows(nc, stream, rows);
+  const standbys = await standbyRows(jsm, kv, stream, rows, keys);
   return { journals: rows, standbys, stream: use, baselines, verifies, doubts, watchers, promotion };
 }
 
@@ -191,11 +194,9 @@ function differs(lost: LostRange[], baselines: BaselineReport[], verifies: Verif
 }
 
 /** Every registered standby as a slot: its state, its lag in entries, bytes and seconds, and what it may still fall behind. */
-export async function standbyRows(nc: NatsConnection, stream: string, journals: JournalRow[] = []): Promise<StandbyRow[]> {
-  const jsm = await jetstreamManager(nc);
-  const kv = await openStateKv(nc, stream);
+export async function standbyRows(jsm: JetStreamManager, kv: KV, stream: string, journals: JournalRow[] = [], keys?: string[]): Promise<StandbyRow[]> {
   const now = Date.now();
-  const { stream: s, slots } = await readSlots(jsm, kv, stream, now);
+  const { stream: s, slots } = await readSlots(jsm, kv, stream, now, keys);
   const rows: StandbyRow[] = [];
   for (const v of slots.sort((a, b) => a.key.localeCompare(b.key))) {
     const r = v.record;
