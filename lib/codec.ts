@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import { DecodeError } from './errors';
-import { DATA_OPS, OBJECT_OPS, OBJECT_ROOT, type Entry, type EntryHeader, type OpName } from './entry';
+import { CONTROL_OPS, DATA_OPS, OBJECT_OPS, OBJECT_ROOT, type Entry, type EntryHeader, type OpName } from './entry';
 import { isJobId, isObjectName, MAX_KEY_DEPTH, MAX_KEY_SEGMENT } from './objects';
 import { validJournalName } from './subjects';
 
@@ -109,7 +109,16 @@ const OP_FIELDS: Record<OpName, Record<string, (v: unknown) => boolean>> = {
     front: (v) => v === undefined || v === true,
     label: (v) => v === undefined || str(v, 128),
   },
+  checkpoint: {
+    name: isObjectName,
+    id: isJobId,
+    cut: (v) => Array.isArray(v) && v.length > 0 && v.length <= MAX_CUT && v.every((c) => isObj(c) && typeof c.j === 'string' && validJournalName(c.j) && nat(c.e) && nat(c.s) && c.s > 0),
+  },
+  tx: { id: isJobId, ev: (v) => v === 'begin' || v === 'end' },
 };
+
+/** Journals one checkpoint may cut: more live agents than this on one stream is not a service. */
+const MAX_CUT = 4096;
 
 function checkHeader(v: unknown): EntryHeader {
   if (!isObj(v)) throw new DecodeError('entry header is not an object');
@@ -126,8 +135,9 @@ function checkHeader(v: unknown): EntryHeader {
   if (typeof v.op !== 'string' || !Object.hasOwn(OP_FIELDS, v.op)) {
     throw new DecodeError(`entry operation "${String(v.op)}" is unknown`);
   }
-  if (OBJECT_OPS.has(v.op as OpName)) {
-    // Configuration and jobs are not files: the reserved root keeps them out of every root.
+  if (v.x !== undefined && !isJobId(v.x)) bad('x');
+  if (OBJECT_OPS.has(v.op as OpName) || CONTROL_OPS.has(v.op as OpName)) {
+    // Configuration, jobs and control entries are not files: the reserved root keeps them out of every root.
     if (v.r !== OBJECT_ROOT) bad('r');
     if (!isObjectName(v.p)) bad('p');
   } else {

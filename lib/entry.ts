@@ -37,9 +37,30 @@ export type JobEvent = 'enqueued' | 'started' | 'completed' | 'failed';
  */
 export interface JobOp { op: 'job'; id: string; ev: JobEvent; captured?: boolean; front?: true; label?: string }
 
+/** One journal's checkpoint entry in a checkpoint: the entry at `e`.`s` of journal `j` is where that journal is cut. */
+export interface CheckpointCut { j: string; e: number; s: number }
+
+/**
+ * The cut of consistent checkpoint `name` (take `id`) in this journal: everything before this
+ * entry is in the checkpoint, nothing after it. `cut` lists every journal of the checkpoint
+ * with the position of its own checkpoint entry; the checkpoint is reached on a standby once
+ * every one of them is applied through that entry and no further. Root OBJECT_ROOT, `p` the name.
+ */
+export interface CheckpointOp { op: 'checkpoint'; name: string; id: string; cut: CheckpointCut[] }
+
+/**
+ * The beginning or end of transaction `id` in this journal (root OBJECT_ROOT, `p` "tx"). Entries
+ * made inside it carry `x: id` in their header; the standby applies them only once `end` came.
+ */
+export interface TxOp { op: 'tx'; id: string; ev: 'begin' | 'end' }
+
 export type FileOp = PutOp | AppendOp | PwriteOp | TruncateOp | MkdirOp | RmOp | RenameOp | SymlinkOp | LinkOp | ChmodOp;
-export type Op = FileOp | ConfigOp | JobOp;
+/** Entries that change no object: they order the others (checkpoints, transactions), and no applier takes them. */
+export type ControlOp = CheckpointOp | TxOp;
+export type Op = FileOp | ConfigOp | JobOp | ControlOp;
 export type OpName = Op['op'];
+/** Operations an applier takes. */
+export type ApplyOpName = Exclude<OpName, ControlOp['op']>;
 
 /** Operations that carry bytes. */
 export const DATA_OPS: ReadonlySet<OpName> = new Set<OpName>(['put', 'append', 'pwrite', 'config', 'job']);
@@ -51,6 +72,8 @@ export const DATA_OPS: ReadonlySet<OpName> = new Set<OpName>(['put', 'append', '
 export const OBJECT_ROOT = '';
 /** Operations on configuration and queue objects rather than files. */
 export const OBJECT_OPS: ReadonlySet<OpName> = new Set<OpName>(['config', 'job']);
+/** Operations the replayer's order takes itself (ControlOp); they are not objects and never reach an applier. */
+export const CONTROL_OPS: ReadonlySet<OpName> = new Set<OpName>(['checkpoint', 'tx']);
 
 /** Where one chunk of a large entry's data goes: chunk `i` of `n`, at byte `off` of `total`, begun by entry `first`. */
 export interface Chunk { first: number; i: number; n: number; off: number; total: number }
@@ -82,6 +105,8 @@ export interface EntryHead {
    * Absent from agents older than it.
    */
   o?: number;
+  /** Present on entries made inside a transaction: its id (see TxOp). */
+  x?: string;
 }
 
 export type EntryHeader = EntryHead & Op;

@@ -4,6 +4,7 @@ import type { RecordKind } from './state/record';
 import { agent } from './state/agent';
 import { applied } from './state/applied';
 import { baseline } from './state/baseline';
+import { checkpoint, checkpoints } from './state/checkpoint';
 import { doubts } from './state/doubts';
 import { fence } from './state/fence';
 import { lost } from './state/lost';
@@ -16,6 +17,7 @@ import { watch } from './state/watch';
 export type { AgentHeartbeat } from './state/agent';
 export type { AppliedRecord } from './state/applied';
 export type { BaselineReport } from './state/baseline';
+export type { CheckpointRecord, StandbyCheckpoint, StandbyCheckpoints } from './state/checkpoint';
 export type { DoubtsReport } from './state/doubts';
 export type { FenceRecord } from './state/fence';
 export type { LostRecord } from './state/lost';
@@ -35,7 +37,7 @@ export type { WatchStatus } from './state/watch';
  */
 
 /** Every kind of record, one line each: a new kind is a file in lib/state/ and a line here. */
-const RECORDS = { agent, applied, fence, doubts, watch, baseline, verify, standby, lost, rebase, trim };
+const RECORDS = { agent, applied, fence, doubts, watch, baseline, verify, standby, lost, rebase, trim, checkpoint, checkpoints };
 
 type Records = typeof RECORDS;
 /** Every kind of record and its shape. */

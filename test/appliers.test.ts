@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { serialize } from 'node:v8';
-import type { EntryHeader, OpName } from '../lib/entry';
+import type { ApplyOpName, EntryHeader } from '../lib/entry';
 import { BadEntryError, ConfinementError } from '../lib/errors';
 import { NO_HISTORY, type Applier, type ApplierContext, type ChangeOrder, type Data, type SnapshotMarks } from '../replayer/apply/applier';
 import { FsApplier } from '../replayer/apply/fs';
@@ -19,7 +19,7 @@ import { writeSync } from '../replayer/write';
 
 const at = (s: number) => ({ j: 'app', e: 1, s, t: 1000 + s });
 /** One entry of every operation: the type makes a new operation a compile error here until it has one. */
-const SAMPLES: { [K in OpName]: EntryHeader & { op: K } } = {
+const SAMPLES: { [K in ApplyOpName]: EntryHeader & { op: K } } = {
   put: { ...at(1), r: 'data', p: 'f', op: 'put', mode: 0o644 },
   append: { ...at(1), r: 'data', p: 'f', op: 'append', at: 0 },
   pwrite: { ...at(1), r: 'data', p: 'f', op: 'pwrite', at: 0 },
@@ -33,7 +33,7 @@ const SAMPLES: { [K in OpName]: EntryHeader & { op: K } } = {
   config: { ...at(1), r: '', p: 'cfg', op: 'config', key: ['k'] },
   job: { ...at(1), r: '', p: 'q', op: 'job', id: '7.1', ev: 'enqueued', captured: true },
 };
-const OPS = Object.keys(SAMPLES) as OpName[];
+const OPS = Object.keys(SAMPLES) as ApplyOpName[];
 
 /** A standby's directories for one test, and what its position store covers. */
 interface Env {
@@ -73,7 +73,7 @@ interface Case {
   /** Opens the applier over `e`, as a (re)started replayer does. */
   open(e: Env): Applier;
   /** The operations it takes. */
-  ops: OpName[];
+  ops: ApplyOpName[];
   /** An entry it takes. */
   entry: [EntryHeader, Data];
   /** What a reader of the standby sees of its objects, before and after `entry`. */

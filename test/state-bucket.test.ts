@@ -61,6 +61,14 @@ const CASES: { [K in StateKind]: { good: StateRecords[K]; broken: Record<string,
     good: { e: 2, s: 90, by: 'b1', time: 12 },
     broken: [{ e: 2, s: 90, time: 12 }, { e: 2, by: 'b1', time: 12 }],
   },
+  checkpoint: {
+    good: { name: 'nightly', id: 'c1', state: 'taken', started: 1, finished: 2, cut: [{ j: 'app', e: 3, s: 9 }], frozenMs: 4 },
+    broken: [{ name: 'nightly', id: 'c1', started: 1, cut: [] }, { name: 'nightly', id: 'c1', state: 'taken', started: 1 }, { id: 'c1', state: 'taken', started: 1, cut: [] }],
+  },
+  checkpoints: {
+    good: { standby: 'b1', time: 5, checkpoints: [{ name: 'nightly', id: 'c1', time: 1, cut: [{ j: 'app', e: 3, s: 9 }], reachedAt: 3, bytes: 10 }] },
+    broken: [{ standby: 'b1', time: 5 }, { time: 5, checkpoints: [] }, { standby: 'b1', time: '5', checkpoints: [] }],
+  },
   verify: {
     good: { time: 1, roots: ['data'], equal: true, differences: 0, repaired: 0, unsettled: 0 },
     broken: [{ time: 1, roots: ['data'], equal: 'yes', differences: 0, repaired: 0 }, { roots: ['data'], equal: true, differences: 0, repaired: 0 }],
