@@ -27,6 +27,12 @@ export interface PassReport {
   examples: string[];
 }
 
+/** What a first look without a saved state could not know. */
+export interface FirstLook {
+  /** Directories (root/rel) whose entries changed since the baseline: what was removed from them before the watch began is not known. */
+  unsure: string[];
+}
+
 /** Told of what was journaled, for counts and logs. */
 export type OnJournaled = (root: string, rel: string, kind: string) => void;
 
@@ -74,15 +80,20 @@ export class Reconciler {
    * The first look at the tree. With what a previous run left (`stateFile`), whatever differs
    * from it is journaled: changes made while no watcher ran. Without it, what is there is
    * learnt without journaling (the standby has it from a baseline), except what changed since
-   * `since` (made while the watch was starting).
+   * `since(root)`: the last baseline of the root, or the watch's start. A directory journaled
+   * is journaled whole: a renamed one keeps its children's times, and the standby has none of
+   * them under its new name. Returns what the first look could not know.
    */
-  async learn(since: number): Promise<void> {
+  async learn(since: (root: string) => number): Promise<FirstLook> {
     const before = this.load();
+    const unsure: string[] = [];
     for (const root of this.roots) {
-      const stack = [''];
+      const from = since(root.name) - R.startSlackMs;
+      if (before === undefined && this.removalsUnknown(lstat(root.dir), from)) unsure.push(`${root.name}/`);
+      const stack: { rel: string; whole: boolean }[] = [{ rel: '', whole: false }];
       let n = 0;
       while (stack.length > 0) {
-        const rel = stack.pop()!;
+        const { rel, whole } = stack.pop()!;
         for (const name of this.list(root, rel) ?? []) {
           const crel = join(rel, name);
           if (this.excluded(crel)) continue;
@@ -90,15 +101,22 @@ export class Reconciler {
           const st = lstat(abs);
           if (st === undefined) continue;
           const sig = sigOf(abs, st);
+          const k = key(root.name, crel);
+          const was = before?.get(k);
+          before?.delete(k);
           // What the agent journaled itself meanwhile is known already.
-          if (this.known.get(key(root.name, crel)) === sig) {
-            if (st.isDirectory()) stack.push(crel);
+          if (this.known.get(k) === sig) {
+            if (st.isDirectory()) stack.push({ rel: crel, whole: false });
             continue;
           }
-          if (before !== undefined ? before.get(key(root.name, crel)) !== sig : st.ctimeMs >= since - R.startSlackMs) this.journal(root, crel, 'event');
+          const changed = whole || (before !== undefined ? was !== sig : st.ctimeMs >= from);
+          if (changed) this.journal(root, crel, 'event');
           else this.remember(root.name, crel, sig);
-          before?.delete(key(root.name, crel));
-          if (st.isDirectory()) stack.push(crel);
+          if (st.isDirectory()) {
+            if (before === undefined && this.removalsUnknown(st, from)) unsure.push(`${root.name}/${crel}`);
+            // A chmod is not a new directory: what is below it is compared one by one.
+            stack.push({ rel: crel, whole: changed && (was === undefined || !sameDir(was, sig)) });
+          }
           // Yield now and then: a large tree must not hold the event loop for seconds.
           if (++n % R.yieldEveryObjects === 0) await new Promise((r) => setImmediate(r));
         }
@@ -113,6 +131,16 @@ export class Reconciler {
     }
     this.save();
     this.schedulePass();
+    return { unsure };
+  }
+
+  /**
+   * Without a saved state, a directory whose entries changed after `from` and that was there
+   * before it may have lost entries the standby still has: nothing says which. One made after
+   * `from` cannot (its birth time says so, where the file system keeps one).
+   */
+  private removalsUnknown(st: fs.Stats | undefined, from: number): boolean {
+    return st !== undefined && st.isDirectory() && st.ctimeMs >= from && !(st.birthtimeMs > 0 && st.birthtimeMs >= from);
   }
 
   /** Whether a directory above `rel` is also gone: its removal covers this one. */

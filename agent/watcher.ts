@@ -4,7 +4,7 @@ import type { Op } from '../lib/entry';
 import type { Root } from '../lib/roots';
 import { watchPace } from '../lib/settings';
 import type { JournalSink } from './sink';
-import { Reconciler, type OnJournaled, type PassReport, type ReconcilePace } from './reconcile';
+import { Reconciler, type FirstLook, type OnJournaled, type PassReport, type ReconcilePace } from './reconcile';
 import { Snapshotter } from './snapshot';
 
 export interface WatcherOptions {
@@ -20,6 +20,11 @@ export interface WatcherOptions {
   onLimit?: (message: string) => void;
   /** Where what the journal has is kept between runs: watchStateFile of the journal's directory. */
   stateFile: string;
+  /**
+   * Per root name, an earlier time than the start from which a first look without a saved state
+   * journals what changed: when the root's last baseline began (what came after it is not on the standby).
+   */
+  changedSince?: ReadonlyMap<string, number>;
 }
 
 /** The watcher's state file in a journal's spool directory: it belongs to that journal. */
@@ -58,8 +63,9 @@ export class Watcher {
    * Starts watching; resolves once the first look at the tree is done. What changed after
    * `start` (a child process the application runs at once, a script racing the start) is
    * journaled: the first look journals what changed since, and events begin before it.
+   * Resolves to what that look could not know.
    */
-  async start(): Promise<void> {
+  async start(): Promise<FirstLook> {
     const since = Date.now();
     const fsw = watch(this.roots.map((r) => r.dir), {
       persistent: this.opts.persistent,
@@ -79,7 +85,7 @@ export class Watcher {
     });
     fsw.on('error', (err: unknown) => this.watchError(err as NodeJS.ErrnoException));
     await new Promise<void>((resolve) => fsw.once('ready', () => resolve()));
-    await this.rec.learn(since);
+    return this.rec.learn((root) => Math.min(since, this.opts.changedSince?.get(root) ?? since));
   }
 
   /** Notes a change the agent journaled itself, as the object is now. */

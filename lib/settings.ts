@@ -89,8 +89,11 @@ export const DEFAULTS = {
   },
   /** A long command's progress line: redrawn this often on a terminal, printed this often to a log. */
   progress: { terminalEveryMs: 100, logEveryMs: 5000 },
-  /** `understudy watch` reports to the state bucket this often, and on stop waits this long for its entries to ship. */
-  watchCommand: { reportEveryMs: 5000, stopShipMs: 10_000 },
+  /**
+   * `understudy watch` reports to the state bucket this often, and on stop waits this long for its
+   * entries to ship; starting without a saved state it waits this long for the baseline records.
+   */
+  watchCommand: { reportEveryMs: 5000, stopShipMs: 10_000, baselineLookupMs: 5000 },
   /** `understudy verify` and the standby's side of it. */
   verify: {
     /** --hash: xxh64 is fast; sha256 (the other choice) resists a forger. */

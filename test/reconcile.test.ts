@@ -28,13 +28,13 @@ function setUp(t: { teardown(fn: () => void): void }) {
 
 test('the first look journals nothing that was there before it (the baseline has it)', async (t) => {
   const { rec, seen } = setUp(t);
-  await rec.learn(Date.now() + 1000);
+  await rec.learn(() => Date.now() + 1000);
   t.deepEqual(seen, []);
 });
 
 test('a change no event announced is mended by the next full pass, and the pass says so', async (t) => {
   const { tree, rec, seen } = setUp(t);
-  await rec.learn(Date.now() + 1000);
+  await rec.learn(() => Date.now() + 1000);
   fs.mkdirSync(path.join(tree, 'new/inner'), { recursive: true });
   fs.writeFileSync(path.join(tree, 'new/inner/x'), 'x');
   fs.rmSync(path.join(tree, 'old'));
@@ -47,7 +47,7 @@ test('a change no event announced is mended by the next full pass, and the pass 
 
 test('an event on a directory journals a subtree renamed into it whole, however fast it was filled', async (t) => {
   const { tree, rec, seen } = setUp(t);
-  await rec.learn(Date.now() + 1000);
+  await rec.learn(() => Date.now() + 1000);
   fs.mkdirSync(path.join(tree, 'keep/b/c'), { recursive: true });
   fs.writeFileSync(path.join(tree, 'keep/b/c/x.txt'), 'one');
   fs.renameSync(path.join(tree, 'keep/b'), path.join(tree, 'keep/moved'));
@@ -59,7 +59,7 @@ test('an event on a directory journals a subtree renamed into it whole, however 
 
 test('what a full pass mended stays counted after later passes that mended nothing', async (t) => {
   const { tree, rec, seen } = setUp(t);
-  await rec.learn(Date.now() + 1000);
+  await rec.learn(() => Date.now() + 1000);
   fs.writeFileSync(path.join(tree, 'keep/deep/a'), 'changed');
   for (let i = 0; i < 100 && (rec.lastPass === undefined || rec.lastPass.mended === 0); i++) await sleep(50);
   const mending = rec.lastPass!.startedAt;

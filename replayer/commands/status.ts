@@ -6,6 +6,7 @@ import { DEFAULTS } from '../../lib/settings';
 import { collectStatus, type JournalRow, type StandbyRow, type StatusReport, type StreamUse } from '../status/collect';
 import { formatSize } from '../../lib/units';
 import { describePromotion } from '../status/promotion';
+import { describeUnsure } from '../../lib/state/watch';
 
 export const usage = `understudy status [--nats URL] [--stream S] [--name NAME] [--json] [--max-lag N]
 
@@ -65,7 +66,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
     for (const v of verifies) console.log(describeVerify(v));
-    for (const w of watchers) console.log(describeWatch(w));
+    for (const w of watchers) console.log(describeWatch(w, verifies));
   }
   if (maxLag !== undefined && rows.some((r) => (r.lag_entries ?? 0) > maxLag || r.differs !== undefined || r.standby_failing !== undefined || r.stream_refuses !== undefined)) return 1;
   if (maxLag !== undefined && standbys.some((s) => s.state === 'lost')) return 1;
@@ -122,12 +123,16 @@ function describeBaseline(b: BaselineReport & { name: string }): string {
   return `baseline "${b.name}": ${b.state} ${when}${b.state === 'running' ? '' : `, ${what}`}${b.error !== undefined ? ` (${b.error})` : ''}`;
 }
 
-function describeWatch(w: WatchStatus): string {
+function describeWatch(w: WatchStatus, verifies: readonly VerifyReport[]): string {
   const p = w.lastPass;
   const pass = p === undefined ? 'no full reconciliation has ended yet' :
     `last full reconciliation ended ${new Date(p.finishedAt).toISOString()} (${p.objects} objects in ${round((p.finishedAt - p.startedAt) / 1000)} s), mended ${p.mended}${p.mended > 0 ? ` (${p.examples.slice(0, 3).join(', ')}${p.mended > 3 ? ', …' : ''})` : ''}`;
   const total = w.mendedTotal === undefined ? '' : `; ${w.mendedTotal} mended by full passes since it started`;
-  return `watch "${w.name}": ${w.journaled} change(s) journaled; ${pass}${total}${w.polled > 0 ? `; ${w.polled} directories polled: the kernel would not watch them` : ''}; reported ${round((Date.now() - w.time) / 1000)} s ago`;
+  // Until a verify after its first look left the trees equal, the standby may hold what that look could not know was removed.
+  const u = w.unsure;
+  const mended = u !== undefined && verifies.some((v) => v.time > u.at && (v.equal || v.repaired >= v.differences));
+  const doubt = u === undefined || mended ? '' : `; NOT SURE THE STANDBY IS EQUAL: ${describeUnsure(u)}; run "understudy verify --repair"`;
+  return `watch "${w.name}": ${w.journaled} change(s) journaled; ${pass}${total}${w.polled > 0 ? `; ${w.polled} directories polled: the kernel would not watch them` : ''}${doubt}; reported ${round((Date.now() - w.time) / 1000)} s ago`;
 }
 
 function describeVerify(v: VerifyReport & { name: string }): string {
