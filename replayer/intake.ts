@@ -9,7 +9,9 @@ import { journalSubject } from '../lib/subjects';
 import { isDiskFailure, type StandbyDiskError } from './disk-error';
 import { isOutOfSpace, isPassable } from './errno-policy';
 import type { FenceStore } from './fence';
+import type { Barriers, BarrierEvent, Step } from './order/barriers';
 import type { Sequencer } from './order/sequencer';
+import { NO_CHECKPOINTS, type CheckpointKeeper, type CheckpointMark } from './checkpoints/keeper';
 import type { Quarantine } from './quarantine';
 import type { ReplaySummary } from './summary';
 import type { SourceMessage } from './source/journal-source';
@@ -30,6 +32,14 @@ export interface IntakeParts {
   log: (line: string) => void;
   store: PositionStore;
   sequencer: Sequencer<Held>;
+  /** Checkpoints and transactions (replayer/order/barriers), built with the sequencer by makeOrder. */
+  barriers: Barriers<Held>;
+  /** Told of each checkpoint reached, pending or failed (NO_CHECKPOINTS when absent). */
+  keeper?: CheckpointKeeper;
+  /** Makes what was applied durable now (the replayer's commit); before a checkpoint is reached, and after a transaction. */
+  commit?: () => Promise<void>;
+  /** Resolves once no commit runs: nothing is applied while one does. */
+  idle?: () => Promise<void>;
   quarantine: Quarantine;
   fences: FenceStore;
   summary: ReplaySummary;
@@ -47,16 +57,81 @@ export interface IntakeParts {
  * next, and records where each journal and the stream are.
  */
 export class Intake {
+  /** Steps handed over by the order and not yet all applied; `next` is how far into a group. */
+  private backlog: { step: Step<Held>; next: number; streamSeq: number; resumeSeq: number }[] = [];
+  /** Checkpoints whose journals all arrived, to be committed and reached. */
+  private due: CheckpointMark[] = [];
+  /** A transaction was applied since the last commit this intake asked for. */
+  private groupDone = false;
+  private chain: Promise<void> = Promise.resolve();
+  private readonly saidPending = new Set<string>();
+  private saidSingle = false;
+  /** The stream position after the last entry taken in this pass. */
+  private lastResume = 0;
+
   constructor(private readonly o: IntakeParts) {}
 
   /**
    * Takes one message. A full standby disk stops applying with a clear error; when following
    * (not draining) the replayer retries the same entry until space is freed, so nothing is lost.
    */
-  async take(m: SourceMessage, signal?: AbortSignal): Promise<void> {
+  take(m: SourceMessage, signal?: AbortSignal): Promise<void> {
+    return this.serially(async () => {
+      await this.retrying(() => this.handle(m), signal);
+      await this.reachDue(signal);
+    });
+  }
+
+  /**
+   * What time and the end of the stream decide: fails the checkpoints waited for too long (or all
+   * still waiting, at `endOfStream`), applies what that releases, and reaches what became complete.
+   */
+  settle(now: number, endOfStream = false, signal?: AbortSignal): Promise<void> {
+    return this.serially(async () => {
+      await this.o.idle?.();
+      await this.retrying(() => {
+        this.finishBacklog();
+        const { barriers } = this.o;
+        this.run(endOfStream ? barriers.endOfStream(now) : barriers.expire(now), this.summaryResume(), this.summaryResume());
+      }, signal);
+      await this.reachDue(signal);
+    });
+  }
+
+  /** Applies the entries of journal `name` held behind a hole that is now closed (or passed). */
+  release(name: string, streamSeq: number, resumeSeq: number): void {
+    this.o.sequencer.release(name, (next) => this.route(next, streamSeq, resumeSeq));
+  }
+
+  /** Forgets what waits in the order (the replayer reads again from its last good commit), and holds again what that commit holds. */
+  forget(): void {
+    this.o.sequencer.clear();
+    this.o.barriers.clear();
+    this.backlog = [];
+    this.due = [];
+    this.lastResume = 0;
+    this.restoreHolds();
+  }
+
+  /** Holds again each journal the positions say is held at a checkpoint (a restart while held). */
+  restoreHolds(): void {
+    const now = Date.now();
+    for (const [j, hold] of Object.entries(this.o.store.positions.holds ?? {})) this.o.barriers.restore(j, hold.mark, now);
+    this.events();
+  }
+
+  /** Runs `fn` after whatever runs already: a message, a settle. */
+  private serially(fn: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** A full standby disk stops applying with a clear error; when following, the same work is tried again every second until space is freed. */
+  private async retrying(fn: () => void, signal?: AbortSignal): Promise<void> {
     for (let said = false; ; said = true) {
       try {
-        this.handle(m);
+        fn();
         if (said) this.o.log('space is available again; applying resumed');
         return;
       } catch (err) {
@@ -68,12 +143,14 @@ export class Intake {
     }
   }
 
-  /** Applies the entries of journal `name` held behind a hole that is now closed (or passed). */
-  release(name: string, streamSeq: number, resumeSeq: number): void {
-    this.o.sequencer.release(name, (next) => this.applyVerified(next, streamSeq, resumeSeq));
+  /** Where released entries leave the stream position: past the last message taken, once nothing waits any more. */
+  private summaryResume(): number {
+    return Math.max(this.lastResume, this.o.store.streamSeq);
   }
 
   private handle(m: SourceMessage): void {
+    // What a failure stopped halfway (a transaction, entries a checkpoint released) is finished first.
+    this.finishBacklog();
     try {
       this.accept(m);
     } catch (err) {
@@ -122,6 +199,7 @@ export class Intake {
     const fenced = this.o.fences.check(h);
     if (fenced !== undefined) bad(fenced);
     summary.streamSeq = m.seq;
+    this.lastResume = Math.max(this.lastResume, resumeSeq);
     const entry: Held = { h, data, raw, at };
     const decision = sequencer.offer(entry);
     switch (decision.kind) {
@@ -137,8 +215,95 @@ export class Intake {
         if (decision.restartsAfter !== undefined) {
           this.o.log(`journal ${h.j}: epoch ${h.e} restarts numbering at ${h.s} after ${positionLabel(decision.restartsAfter)} (its spool was lost or replaced)`);
         }
-        this.applyVerified(entry, m.seq, resumeSeq);
-        sequencer.applied(entry, (next) => this.applyVerified(next, m.seq, resumeSeq));
+        this.route(entry, m.seq, resumeSeq);
+        sequencer.applied(entry, (next) => this.route(next, m.seq, resumeSeq));
+    }
+  }
+
+  /** Hands the next entry of its journal to the barriers and applies what they let through. */
+  private route(e: Held, streamSeq: number, resumeSeq: number): void {
+    this.run(this.o.barriers.take(e, Date.now()), streamSeq, resumeSeq);
+  }
+
+  /** Applies `steps` in order; what a failure leaves is kept and finished before anything else. */
+  private run(steps: Step<Held>[], streamSeq: number, resumeSeq: number): void {
+    for (const step of steps) this.backlog.push({ step, next: 0, streamSeq, resumeSeq });
+    this.finishBacklog();
+  }
+
+  private finishBacklog(): void {
+    const touched = new Set<string>();
+    while (this.backlog.length > 0) {
+      const b = this.backlog[0];
+      const { step } = b;
+      if (step.kind === 'apply') {
+        const { h } = step.entry;
+        // The journal is held at its checkpoint entry from the same write that records it.
+        if (h.op === 'checkpoint') this.o.store.hold(h.j, this.o.barriers.holdOf(h.j));
+        this.applyVerified(step.entry, b.streamSeq, b.resumeSeq);
+        touched.add(h.j);
+      } else {
+        // Applied one after another, recorded once: a replayer killed inside applies it all again.
+        for (; b.next < step.entries.length; b.next++) if (this.applyOne(step.entries[b.next], b.streamSeq)) this.o.summary.applied++;
+        this.done(step.entries[step.entries.length - 1].h, b.resumeSeq);
+        this.groupDone = true;
+        touched.add(step.journal);
+      }
+      this.backlog.shift();
+      this.events();
+    }
+    // A journal whose entries were applied here may have held ones behind a gap that now follow.
+    for (const j of touched) this.o.sequencer.release(j, (next) => this.route(next, this.summaryResume(), this.summaryResume()));
+  }
+
+  /** Says and passes on what the barriers decided; a checkpoint complete waits for `reachDue`. */
+  private events(): void {
+    for (const ev of this.o.barriers.drainEvents()) this.event(ev);
+  }
+
+  private event(ev: BarrierEvent): void {
+    const keeper = this.o.keeper ?? NO_CHECKPOINTS;
+    switch (ev.kind) {
+      case 'pending':
+        if (!this.saidPending.has(ev.mark.id)) this.o.log(`checkpoint ${ev.mark.name} (${ev.mark.id}): waiting for ${ev.waitingFor.join(', ')} to reach the cut`);
+        this.saidPending.add(ev.mark.id);
+        keeper.pending(ev.mark, ev.waitingFor);
+        return;
+      case 'complete':
+        this.due.push(ev.mark);
+        return;
+      case 'failed': {
+        this.saidPending.delete(ev.mark.id);
+        const single = ev.why.includes('(--name)');
+        if (!single || !this.saidSingle) this.o.log(`checkpoint ${ev.mark.name} (${ev.mark.id}) cannot be reached on this standby: ${ev.why}`);
+        this.saidSingle ||= single;
+        keeper.failed(ev.mark, ev.why);
+        return;
+      }
+      case 'released':
+        ev.journals.forEach((j, i) => this.o.store.hold(j, undefined, i === ev.journals.length - 1));
+    }
+  }
+
+  /**
+   * Every checkpoint whose journals all arrived: a commit makes the tree and the positions at
+   * the cut durable, the keeper is told, then the journals go on. After a transaction, one commit.
+   */
+  private async reachDue(signal?: AbortSignal): Promise<void> {
+    const commit = this.o.commit ?? (() => Promise.resolve());
+    if (this.groupDone && this.due.length === 0) {
+      this.groupDone = false;
+      await commit();
+    }
+    while (this.due.length > 0) {
+      const mark = this.due[0];
+      this.groupDone = false;
+      await commit();
+      this.due.shift();
+      this.saidPending.delete(mark.id);
+      (this.o.keeper ?? NO_CHECKPOINTS).reached(mark);
+      this.o.log(`checkpoint ${mark.name} (${mark.id}) reached: ${mark.cut.map((c) => positionLabel(c)).join(', ')}`);
+      await this.retrying(() => this.run(this.o.barriers.resolve(mark.id, Date.now()), this.summaryResume(), this.summaryResume()), signal);
     }
   }
 
@@ -149,19 +314,24 @@ export class Intake {
    * position can be trusted, and the entries after it in the same message still apply.
    */
   private applyVerified(e: Held, streamSeq: number, resumeSeq: number): void {
-    let applied = true;
+    const applied = this.applyOne(e, streamSeq);
+    this.done(e.h, resumeSeq);
+    // Counted once recorded: an entry applied again after its position could not be written is one entry.
+    if (applied) this.o.summary.applied++;
+  }
+
+  /** Applies `e` without recording it; false when it was quarantined and passed over (skip mode). */
+  private applyOne(e: Held, streamSeq: number): boolean {
     try {
       this.o.apply(e.h, e.data, streamSeq);
+      return true;
     } catch (err) {
       if (this.o.onBadEntry !== 'skip' || !isPassable(err)) throw err;
       const where = this.o.quarantine.put(e.at.seq, e.at.subject, e.raw, (err as Error).message, e.at.part);
       this.o.log(`skipped: ${(err as Error).message}; quarantined in ${where}`);
       this.o.summary.skipped++;
-      applied = false;
+      return false;
     }
-    this.done(e.h, resumeSeq);
-    // Counted once recorded: an entry applied again after its position could not be written is one entry.
-    if (applied) this.o.summary.applied++;
   }
 
   /** Records that the journal is past `h`. */

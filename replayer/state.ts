@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeAll, writeSync, type WriteFn } from './write';
+import type { CheckpointMark } from './checkpoints/keeper';
 
 /** The position of one journal on the standby: the last entry applied. */
 export interface JournalPos { e: number; s: number; t: number }
@@ -19,6 +20,11 @@ export interface Positions {
   /** When the stream read from was made: a stream made again restarts its numbering. */
   streamCreated?: string;
   journals: Record<string, JournalPos>;
+  /**
+   * Journals applied through a checkpoint entry and held there, not yet released (replayer/order/barriers):
+   * recorded with the position of that entry, so a restarted replayer holds them again.
+   */
+  holds?: Record<string, { mark: CheckpointMark }>;
   /** The machine's boot the file was written in (see PositionStore). */
   boot?: string;
 }
@@ -92,6 +98,27 @@ export class PositionStore {
       this.save();
     } catch (err) {
       // Not recorded (a full disk): the entry is applied again when retried, which is harmless.
+      this.positions = before;
+      throw err;
+    }
+  }
+
+  /**
+   * Sets (or, with undefined, forgets) the checkpoint journal `name` is held at. Kept in memory
+   * until the next write (`record` writes it with the position of the checkpoint entry itself),
+   * unless `save`.
+   */
+  hold(name: string, mark: CheckpointMark | undefined, save = false): void {
+    const before = clone(this.positions);
+    if (mark !== undefined) this.positions.holds = { ...this.positions.holds, [name]: { mark } };
+    else if (this.positions.holds !== undefined) {
+      delete this.positions.holds[name];
+      if (Object.keys(this.positions.holds).length === 0) delete this.positions.holds;
+    }
+    if (!save) return;
+    try {
+      this.save();
+    } catch (err) {
       this.positions = before;
       throw err;
     }
