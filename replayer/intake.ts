@@ -243,8 +243,15 @@ export class Intake {
         this.applyVerified(step.entry, b.streamSeq, b.resumeSeq);
         touched.add(h.j);
       } else {
-        // Applied one after another, recorded once: a replayer killed inside applies it all again.
-        for (; b.next < step.entries.length; b.next++) if (this.applyOne(step.entries[b.next], b.streamSeq)) this.o.summary.applied++;
+        // Applied one after another, the journal's position recorded once at the end; the progress
+        // inside it is kept apart, so a replayer killed here goes on from the entry it was applying.
+        const first = step.entries[0].h;
+        if (b.next === 0) b.next = this.appliedBefore(step.journal, first, step.entries);
+        for (; b.next < step.entries.length; b.next++) {
+          const e = step.entries[b.next];
+          if (this.applyOne(e, b.streamSeq)) this.o.summary.applied++;
+          this.o.store.applying(step.journal, { e: first.e, s: first.s }, { e: e.h.e, s: e.h.s });
+        }
         this.done(step.entries[step.entries.length - 1].h, b.resumeSeq);
         this.groupDone = true;
         touched.add(step.journal);
@@ -254,6 +261,15 @@ export class Intake {
     }
     // A journal whose entries were applied here may have held ones behind a gap that now follow.
     for (const j of touched) this.o.sequencer.release(j, (next) => this.route(next, this.summaryResume(), this.summaryResume()));
+  }
+
+  /** How many of a transaction's entries a killed replayer had applied already (the positions say), so as not to apply them twice. */
+  private appliedBefore(journal: string, first: EntryHeader, entries: Held[]): number {
+    const a = this.o.store.positions.applying?.[journal];
+    if (a === undefined || a.from.e !== first.e || a.from.s !== first.s) return 0;
+    const i = entries.findIndex((e) => e.h.e === a.through.e && e.h.s === a.through.s);
+    if (i >= 0) this.o.log(`journal ${journal}: going on with the transaction a stopped replayer was applying, after ${positionLabel(a.through)} (${i + 1} of ${entries.length} entries applied before)`);
+    return i + 1;
   }
 
   /** Says and passes on what the barriers decided; a checkpoint complete waits for `reachDue`. */

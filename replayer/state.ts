@@ -25,6 +25,13 @@ export interface Positions {
    * recorded with the position of that entry, so a restarted replayer holds them again.
    */
   holds?: Record<string, { mark: CheckpointMark }>;
+  /**
+   * A transaction being applied, by journal: its first entry and the last one applied so far. The
+   * journal's position stays before the transaction until all of it is applied; this lets a
+   * replayer killed in the middle go on from the entry it was applying, as it does outside one,
+   * rather than apply again on top of the later ones (a rename whose source was made again).
+   */
+  applying?: Record<string, { from: { e: number; s: number }; through: { e: number; s: number } }>;
   /** The machine's boot the file was written in (see PositionStore). */
   boot?: string;
 }
@@ -93,6 +100,7 @@ export class PositionStore {
   record(name: string, pos: JournalPos, streamSeq: number): void {
     const before = clone(this.positions);
     this.positions.journals[name] = pos;
+    this.forgetApplying(name);
     this.moveTo(streamSeq);
     try {
       this.save();
@@ -122,6 +130,24 @@ export class PositionStore {
       this.positions = before;
       throw err;
     }
+  }
+
+  /** Records that the transaction of journal `name` beginning at `from` is applied through `through` (its position does not move). */
+  applying(name: string, from: { e: number; s: number }, through: { e: number; s: number }): void {
+    const before = clone(this.positions);
+    this.positions.applying = { ...this.positions.applying, [name]: { from, through } };
+    try {
+      this.save();
+    } catch (err) {
+      this.positions = before;
+      throw err;
+    }
+  }
+
+  private forgetApplying(name: string): void {
+    if (this.positions.applying === undefined) return;
+    delete this.positions.applying[name];
+    if (Object.keys(this.positions.applying).length === 0) delete this.positions.applying;
   }
 
   /** Records that stream message `streamSeq` was consumed without changing any journal (a duplicate). */

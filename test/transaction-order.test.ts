@@ -25,14 +25,18 @@ const N = 2000;
 /** The transaction's files on the standby. */
 const count = (dir: string): number => fs.readdirSync(path.join(dir, 'tx')).length;
 
-test('a transaction of 2,000 entries with the replayer SIGKILLed in the middle of applying it: re-applied whole at restart; no recorded position is ever inside it', async (t) => {
+test('a transaction of 2,000 entries with the replayer SIGKILLed in the middle of applying it: completed at restart from where it stopped; no recorded position is ever inside it', async (t) => {
   const pair = await makePair('tx-kill');
   t.teardown(() => pair.close());
-  // 1: before; 2: begin; 3..2002: the transaction's files (16 KiB each, so applying takes a while); 2003: end; 2004: after.
+  // 1: before; 2: begin; 3-5: a file renamed, then made again under its old name (applied twice
+  // from the start, the rename would move the new one); 6..2005: the transaction's files (16 KiB
+  // each, so applying takes a while); 2006: end; 2007: after.
   const body = 'x'.repeat(16 * 1024);
-  const entries: Crafted[] = [put(1, 'before.txt', 'before'), tx(2, 'begin')];
-  for (let i = 0; i < N; i++) entries.push(put(3 + i, `tx/f${i}`, body, 'tx1'));
-  entries.push(tx(3 + N, 'end'), put(4 + N, 'after.txt', 'after'));
+  const entries: Crafted[] = [put(1, 'before.txt', 'before'), tx(2, 'begin'), put(3, 'r.txt', 'first', 'tx1'),
+    { header: { j: 'app', e: 1, s: 4, t: Date.now(), r: 'data', p: 'r.txt', op: 'rename', toRoot: 'data', to: 'moved.txt', x: 'tx1' } as EntryHeader }, put(5, 'r.txt', 'second', 'tx1')];
+  for (let i = 0; i < N; i++) entries.push(put(6 + i, `tx/f${i}`, body, 'tx1'));
+  const END = 6 + N;
+  entries.push(tx(END, 'end'), put(END + 1, 'after.txt', 'after'));
   await publish(pair.server.url, entries);
 
   // The position a replayer records is before the transaction or past it, never inside; past it, the tree has all of it.
@@ -40,8 +44,8 @@ test('a transaction of 2,000 entries with the replayer SIGKILLed in the middle o
     for (const file of ['positions.json', 'committed.json'] as const) {
       const s = position(proc.state, file);
       if (s === undefined) continue;
-      t.true(s === 1 || s >= 3 + N, `${where}: ${file} records app at ${s}, inside the transaction`);
-      if (s >= 3 + N) t.is(count(proc.dir), N, `${where}: ${file} is past the transaction while the tree holds part of it`);
+      t.true(s === 1 || s >= END, `${where}: ${file} records app at ${s}, inside the transaction`);
+      if (s >= END) t.is(count(proc.dir), N, `${where}: ${file} is past the transaction while the tree holds part of it`);
     }
   };
 
@@ -76,7 +80,7 @@ test('a transaction of 2,000 entries with the replayer SIGKILLed in the middle o
   const again = startStandby(pair.dir, victim.name, pair.server.url);
   t.teardown(() => again.kill());
   const until = Date.now() + 60_000;
-  while ((position(again.state, 'committed.json') ?? 0) < 4 + N) {
+  while ((position(again.state, 'committed.json') ?? 0) < END + 1) {
     if (Date.now() > until) return t.fail(`the restarted replayer never committed past the transaction; it logged:\n${again.log()}`);
     observe(again, 'after the restart');
     await new Promise((r) => setTimeout(r, 5));
@@ -85,6 +89,9 @@ test('a transaction of 2,000 entries with the replayer SIGKILLed in the middle o
   t.is(count(again.dir), N);
   t.is(fs.readFileSync(path.join(again.dir, 'tx', 'f1999'), 'utf8'), body);
   t.is(fs.readFileSync(path.join(again.dir, 'after.txt'), 'utf8'), 'after');
+  t.is(fs.readFileSync(path.join(again.dir, 'moved.txt'), 'utf8'), 'first', 'what was applied before the kill is not applied again on top of what came after it');
+  t.is(fs.readFileSync(path.join(again.dir, 'r.txt'), 'utf8'), 'second');
+  t.regex(again.log(), /journal app: going on with the transaction a stopped replayer was applying, after 1\.\d+ \(\d+ of 2005 entries applied before\)/);
   t.is(await again.stop(), 0);
 });
 
