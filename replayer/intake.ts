@@ -113,6 +113,11 @@ export class Intake {
     this.restoreHolds();
   }
 
+  /** The stream was made again and numbers from 1: the last message taken means nothing in it. */
+  streamRestarted(): void {
+    this.lastResume = 0;
+  }
+
   /** Holds again each journal the positions say is held at a checkpoint (a restart while held). */
   restoreHolds(): void {
     const now = Date.now();

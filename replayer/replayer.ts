@@ -281,6 +281,9 @@ export class Replayer {
       timer = undefined;
       // The stream's end: a checkpoint still waiting for a journal can never be reached from it.
       if (policy.toEnd) await this.intake.settle(Date.now(), true, signal);
+      for (const u of policy.toEnd ? this.barriers.staging() : []) {
+        opts.log(`journal ${u.journal}: transaction ${u.ids.join(', ')} (begun ${new Date(u.since).toISOString()}) has not ended in the stream: its ${u.entries} entries are staged, none applied`);
+      }
       await committer.commit();
       // What a drain applied is trimmed from the stream and the spools as a follower's is.
       await slots.round();
@@ -385,6 +388,7 @@ export class Replayer {
     if (known !== undefined && known !== info.created) {
       this.opts.log(`stream ${this.opts.stream} was made again (${info.created}); reading it from the start, skipping what was applied`);
       this.store.restartStream();
+      this.intake.streamRestarted();
     }
     this.store.positions.streamCreated = info.created;
   }
