@@ -288,7 +288,7 @@ export class Intake {
       case 'pending':
         if (!this.saidPending.has(ev.mark.id)) this.o.log(`checkpoint ${ev.mark.name} (${ev.mark.id}): waiting for ${ev.waitingFor.join(', ')} to reach the cut`);
         this.saidPending.add(ev.mark.id);
-        keeper.pending(ev.mark, ev.waitingFor);
+        this.tell(() => keeper.pending(ev.mark, ev.waitingFor));
         return;
       case 'complete':
         this.due.push(ev.mark);
@@ -298,11 +298,20 @@ export class Intake {
         const single = ev.why.includes('(--name)');
         if (!single || !this.saidSingle) this.o.log(`checkpoint ${ev.mark.name} (${ev.mark.id}) cannot be reached on this standby: ${ev.why}`);
         this.saidSingle ||= single;
-        keeper.failed(ev.mark, ev.why);
+        this.tell(() => keeper.failed(ev.mark, ev.why));
         return;
       }
       case 'released':
         ev.journals.forEach((j, i) => this.o.store.hold(j, undefined, i === ev.journals.length - 1));
+    }
+  }
+
+  /** Tells the keeper; a keeper that fails is said, and replication goes on: a checkpoint copy is not worth the standby. */
+  private tell(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.o.log(`the checkpoint keeper failed: ${(err as Error).message}`);
     }
   }
 
@@ -319,10 +328,12 @@ export class Intake {
     while (this.due.length > 0) {
       const mark = this.due[0];
       this.groupDone = false;
+      // Even with nothing applied since (holds found again after a restart): the cut is made durable before it is reached.
+      for (const c of mark.cut) this.o.changed.add(c.j);
       await commit();
       this.due.shift();
       this.saidPending.delete(mark.id);
-      (this.o.keeper ?? NO_CHECKPOINTS).reached(mark);
+      this.tell(() => (this.o.keeper ?? NO_CHECKPOINTS).reached(mark));
       this.o.log(`checkpoint ${mark.name} (${mark.id}) reached: ${mark.cut.map((c) => positionLabel(c)).join(', ')}`);
       await this.retrying(() => this.run(this.o.barriers.resolve(mark.id, Date.now()), this.summaryResume(), this.summaryResume()), signal);
     }

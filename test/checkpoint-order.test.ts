@@ -134,3 +134,40 @@ test('a replayer restarted while a journal is held at a checkpoint holds it agai
   t.deepEqual(second.reachedView()?.tree, { 'a.txt': 'a before' });
   t.is(fs.readFileSync(path.join(pair2.standby, 'a.txt'), 'utf8'), 'a after');
 });
+
+test('a checkpoint whose other journal never comes fails after the wait, naming it; a replayer of one journal says once it cannot reach one of several', async (t) => {
+  const pair = await makePair('cp-wait');
+  t.teardown(() => pair.close());
+  const { keeper, calls } = recordingKeeper(pair);
+  const logs: string[] = [];
+  const two: CheckpointCut[] = [{ j: 'a', e: 1, s: 2 }, { j: 'b', e: 1, s: 1 }];
+  const twoMore: CheckpointCut[] = [{ j: 'a', e: 1, s: 4 }, { j: 'b', e: 1, s: 2 }];
+  await publish(pair.server.url, [put('a', 1, 'a.txt', 'a before'), cp('a', 2, two), put('a', 3, 'a.txt', 'a after'), { header: { ...cp('a', 4, twoMore).header, id: 'k2' } as EntryHeader }]);
+  const ac = new AbortController();
+  const running = new Replayer({
+    nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`),
+    stateDir: pair.state, drain: false, log: (l) => logs.push(l), keeper, checkpointWaitMs: 1000,
+  }).run(ac.signal);
+  t.teardown(async () => {
+    ac.abort();
+    await running;
+  });
+  await until('the first checkpoint failed', () => applied(pair, 'a') >= 3, logs);
+  t.is(calls[0], 'pending nightly: b');
+  t.is(calls[1], 'failed nightly: journal b did not reach its checkpoint entry within 1 s of journal a\'s');
+  t.is(fs.readFileSync(path.join(pair.standby, 'a.txt'), 'utf8'), 'a after');
+  ac.abort();
+  await running;
+
+  // The same stream through a replayer of journal a only (--name): neither can be reached, said once.
+  const one = recordingKeeper(pair);
+  const oneLogs: string[] = [];
+  fs.rmSync(pair.state, { recursive: true, force: true });
+  await pair.drain('a', { keeper: one.keeper, log: (l) => oneLogs.push(l) });
+  t.deepEqual(one.calls, [
+    'failed nightly: this replayer applies journal a only (--name): a checkpoint of 2 journals cannot be reached by it',
+    'failed nightly: this replayer applies journal a only (--name): a checkpoint of 2 journals cannot be reached by it',
+  ]);
+  t.is(oneLogs.filter((l) => l.includes('(--name)')).length, 1, oneLogs.join('\n'));
+  t.is(applied(pair, 'a'), 4);
+});
