@@ -9,9 +9,10 @@ import { journalSubject } from '../lib/subjects';
 import { isDiskFailure, type StandbyDiskError } from './disk-error';
 import { isOutOfSpace, isPassable } from './errno-policy';
 import type { FenceStore } from './fence';
-import type { Barriers, BarrierEvent, Step } from './order/barriers';
+import type { Barriers, Step } from './order/barriers';
+import { CheckpointEvents } from './checkpoint-events';
 import type { Sequencer } from './order/sequencer';
-import { NO_CHECKPOINTS, type CheckpointKeeper, type CheckpointMark } from './checkpoints/keeper';
+import type { CheckpointKeeper } from './checkpoints/keeper';
 import type { Quarantine } from './quarantine';
 import type { ReplaySummary } from './summary';
 import type { SourceMessage } from './source/journal-source';
@@ -59,17 +60,16 @@ export interface IntakeParts {
 export class Intake {
   /** Steps handed over by the order and not yet all applied; `next` is how far into a group. */
   private backlog: { step: Step<Held>; next: number; streamSeq: number; resumeSeq: number }[] = [];
-  /** Checkpoints whose journals all arrived, to be committed and reached. */
-  private due: CheckpointMark[] = [];
   /** A transaction was applied since the last commit this intake asked for. */
   private groupDone = false;
   private chain: Promise<void> = Promise.resolve();
-  private readonly saidPending = new Set<string>();
-  private saidSingle = false;
+  private readonly checkpoints: CheckpointEvents;
   /** The stream position after the last entry taken in this pass. */
   private lastResume = 0;
 
-  constructor(private readonly o: IntakeParts) {}
+  constructor(private readonly o: IntakeParts) {
+    this.checkpoints = new CheckpointEvents(o);
+  }
 
   /**
    * Takes one message. A full standby disk stops applying with a clear error; when following
@@ -108,7 +108,7 @@ export class Intake {
     this.o.sequencer.clear();
     this.o.barriers.clear();
     this.backlog = [];
-    this.due = [];
+    this.checkpoints.forget();
     this.lastResume = 0;
     this.restoreHolds();
   }
@@ -122,7 +122,7 @@ export class Intake {
   restoreHolds(): void {
     const now = Date.now();
     for (const [j, hold] of Object.entries(this.o.store.positions.holds ?? {})) this.o.barriers.restore(j, hold.mark, now);
-    this.events();
+    this.checkpoints.take();
   }
 
   /** Runs `fn` after whatever runs already: a message, a settle. */
@@ -262,7 +262,7 @@ export class Intake {
         touched.add(step.journal);
       }
       this.backlog.shift();
-      this.events();
+      this.checkpoints.take();
     }
     // A journal whose entries were applied here may have held ones behind a gap that now follow.
     for (const j of touched) this.o.sequencer.release(j, (next) => this.route(next, this.summaryResume(), this.summaryResume()));
@@ -277,66 +277,12 @@ export class Intake {
     return i + 1;
   }
 
-  /** Says and passes on what the barriers decided; a checkpoint complete waits for `reachDue`. */
-  private events(): void {
-    for (const ev of this.o.barriers.drainEvents()) this.event(ev);
-  }
-
-  private event(ev: BarrierEvent): void {
-    const keeper = this.o.keeper ?? NO_CHECKPOINTS;
-    switch (ev.kind) {
-      case 'pending':
-        if (!this.saidPending.has(ev.mark.id)) this.o.log(`checkpoint ${ev.mark.name} (${ev.mark.id}): waiting for ${ev.waitingFor.join(', ')} to reach the cut`);
-        this.saidPending.add(ev.mark.id);
-        this.tell(() => keeper.pending(ev.mark, ev.waitingFor));
-        return;
-      case 'complete':
-        this.due.push(ev.mark);
-        return;
-      case 'failed': {
-        this.saidPending.delete(ev.mark.id);
-        const single = ev.why.includes('(--name)');
-        if (!single || !this.saidSingle) this.o.log(`checkpoint ${ev.mark.name} (${ev.mark.id}) cannot be reached on this standby: ${ev.why}`);
-        this.saidSingle ||= single;
-        this.tell(() => keeper.failed(ev.mark, ev.why));
-        return;
-      }
-      case 'released':
-        ev.journals.forEach((j, i) => this.o.store.hold(j, undefined, i === ev.journals.length - 1));
-    }
-  }
-
-  /** Tells the keeper; a keeper that fails is said, and replication goes on: a checkpoint copy is not worth the standby. */
-  private tell(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.o.log(`the checkpoint keeper failed: ${(err as Error).message}`);
-    }
-  }
-
-  /**
-   * Every checkpoint whose journals all arrived: a commit makes the tree and the positions at
-   * the cut durable, the keeper is told, then the journals go on. After a transaction, one commit.
-   */
+  /** After a transaction, one commit; then every checkpoint whose journals all arrived is reached (committed first), and its journals go on. */
   private async reachDue(signal?: AbortSignal): Promise<void> {
     const commit = this.o.commit ?? (() => Promise.resolve());
-    if (this.groupDone && this.due.length === 0) {
-      this.groupDone = false;
-      await commit();
-    }
-    while (this.due.length > 0) {
-      const mark = this.due[0];
-      this.groupDone = false;
-      // Even with nothing applied since (holds found again after a restart): the cut is made durable before it is reached.
-      for (const c of mark.cut) this.o.changed.add(c.j);
-      await commit();
-      this.due.shift();
-      this.saidPending.delete(mark.id);
-      this.tell(() => (this.o.keeper ?? NO_CHECKPOINTS).reached(mark));
-      this.o.log(`checkpoint ${mark.name} (${mark.id}) reached: ${mark.cut.map((c) => positionLabel(c)).join(', ')}`);
-      await this.retrying(() => this.run(this.o.barriers.resolve(mark.id, Date.now()), this.summaryResume(), this.summaryResume()), signal);
-    }
+    if (this.groupDone && !this.checkpoints.hasDue) await commit();
+    this.groupDone = false;
+    await this.checkpoints.reach(commit, (mark) => this.retrying(() => this.run(this.o.barriers.resolve(mark.id, Date.now()), this.summaryResume(), this.summaryResume()), signal));
   }
 
   /**

@@ -20,7 +20,8 @@ export type BarrierEvent =
   | { kind: 'pending'; mark: CheckpointMark; waitingFor: string[] }
   /** Every journal of `mark` is at its cut: commit, tell the keeper, then `resolve(mark.id)`. */
   | { kind: 'complete'; mark: CheckpointMark }
-  | { kind: 'failed'; mark: CheckpointMark; why: string }
+  /** `single`: failed because this replayer applies one journal (--name), which is said once, not for each. */
+  | { kind: 'failed'; mark: CheckpointMark; why: string; single?: true }
   /** These journals are no longer held at a checkpoint: forget their hold in the positions. */
   | { kind: 'released'; journals: string[] };
 
@@ -224,7 +225,7 @@ export class Barriers<T extends Barriered> {
     if (this.resolved.has(h.id)) return;
     const only = this.limits.only;
     if (only !== undefined && h.cut.some((c) => c.j !== only)) {
-      return this.failNew(h, `this replayer applies journal ${only} only (--name): a checkpoint of ${h.cut.length} journals cannot be reached by it`);
+      return this.failNew(h, `this replayer applies journal ${only} only (--name): a checkpoint of ${h.cut.length} journals cannot be reached by it`, 0, [], true);
     }
     let p = this.marks.get(h.id);
     if (p === undefined) {
@@ -307,14 +308,14 @@ export class Barriers<T extends Barriered> {
   }
 
   /** Fails the checkpoint of entry `h`, known here or not. */
-  private failNew(h: EntryHeader & CheckpointOp, why: string, now = 0, out: Step<T>[] = []): void {
+  private failNew(h: EntryHeader & CheckpointOp, why: string, now = 0, out: Step<T>[] = [], single?: true): void {
     const p = this.marks.get(h.id) ?? { mark: { name: h.name, id: h.id, time: h.t, cut: h.cut }, arrived: new Set<string>(), firstAt: now, complete: false };
-    this.fail(p, why, now, out);
+    this.fail(p, why, now, out, single);
   }
 
-  private fail(p: Pending, why: string, now: number, out: Step<T>[]): void {
+  private fail(p: Pending, why: string, now: number, out: Step<T>[], single?: true): void {
     if (this.resolved.has(p.mark.id)) return;
-    this.events.push({ kind: 'failed', mark: p.mark, why });
+    this.events.push({ kind: 'failed', mark: p.mark, why, ...(single === undefined ? {} : { single }) });
     this.release(p, now, out);
   }
 
