@@ -224,11 +224,19 @@ export async function standbyRows(jsm: JetStreamManager, kv: KV, stream: string,
       last_active: new Date(r.time).toISOString(),
       ...(stopped || v.lost ? { inactive_since: new Date(r.time).toISOString() } : {}),
       ...(lost === undefined ? {} : { lost: { since: new Date(lost.since).toISOString(), reason: lost.reason, by: lost.by } }),
-      ...(r.staging === undefined || r.staging.length === 0 ? {} : { staging: r.staging.map((x) => stagingRow(x, journals.find((y) => y.journal === x.journal))) }),
+      ...(stagedOf(r).length === 0 ? {} : { staging: stagedOf(r).map((x) => stagingRow(x, journals.find((y) => y.journal === x.journal))) }),
       ...(rebase === undefined ? {} : { rebase: { state: rebase.state, ...(rebase.step === undefined ? {} : { step: rebase.step }), requested: new Date(rebase.requested).toISOString(), ...(rebase.by === undefined ? {} : { by: rebase.by }), ...(rebase.error === undefined ? {} : { error: rebase.error }) } }),
     });
   }
   return rows;
+}
+
+/** The staged transactions a standby's record lists, those well formed only: the record came over the network. */
+function stagedOf(r: { staging?: unknown }): { journal: string; ids: string[]; since: number; entries: number }[] {
+  if (!Array.isArray(r.staging)) return [];
+  return r.staging.filter((x): x is { journal: string; ids: string[]; since: number; entries: number } =>
+    typeof x === 'object' && x !== null && typeof x.journal === 'string' && Array.isArray(x.ids) && x.ids.every((i: unknown) => typeof i === 'string') &&
+    Number.isFinite(x.since) && Number.isSafeInteger(x.entries));
 }
 
 /** One staged transaction as status says it: its agent not heard from for DEFAULTS.verify.liveAgentMs means its end may never come. */
