@@ -321,6 +321,16 @@ export const DEFAULTS = {
     drainCatchUpRounds: 5,
     /** How much of a journal is held while waiting for a missing entry, at most: memory stays bounded. */
     maxHeld: { entries: 10_000, bytes: 256 * 1024 * 1024 },
+    /**
+     * What one journal may stage of its open transactions before the end comes: they are applied
+     * only whole, so all of it waits in memory. A larger one is refused (the replayer stops, naming
+     * it), never applied in part.
+     */
+    maxStaged: { entries: 200_000, bytes: 256 * 1024 * 1024 },
+    /** A checkpoint fails when its other journals have not reached their entry this long after the first did (their entries wait meanwhile). */
+    checkpointWaitMs: 30_000,
+    /** How often the wait of checkpoints is looked at, when no message comes to do it. */
+    settleEveryMs: 1000,
     /** Messages the consumer asks the server for at a time: at most ~28 MiB buffered (a message holds up to 900 KiB). */
     consumeMessages: 32,
     /** Objects in doubt named in the state bucket for `status` (the count is always whole). */

@@ -5,8 +5,7 @@ import * as os from 'node:os';
 import { DEFAULTS } from '../lib/settings';
 import { standbyKey, writeState, type DoubtsReport, type StandbyRecord } from '../lib/state-bucket';
 import { StandbyDiskError } from './disk-error';
-import type { Held } from './intake';
-import type { Sequencer } from './order/sequencer';
+import type { StagedTransaction } from './order/barriers';
 import type { PositionStore } from './state';
 import type { ReplaySummary } from './summary';
 import type { Versions } from './order/versions';
@@ -20,7 +19,10 @@ export interface CommitParts {
   log: (line: string) => void;
   store: PositionStore;
   versions: Versions;
-  sequencer: Sequencer<Held>;
+  /** What waits in the order (gaps, checkpoints, transactions): forgotten when the replayer reads again from its last good commit. */
+  order: { forget(): void };
+  /** Transactions being staged, for this standby's record (status). */
+  staging?: () => StagedTransaction[];
   summary: ReplaySummary;
   /** Journals whose positions moved since the last commit. */
   changed: Set<string>;
@@ -101,7 +103,7 @@ export class Committer {
       this.distrusted = new StandbyDiskError(why, { cause: err });
       throw new ApplyError(`${why}; then rolling back to the last good commit failed too (${(again as Error).message}); stopping`, { cause: err });
     }
-    this.o.sequencer.clear();
+    this.o.order.forget();
     this.o.summary.applied = this.appliedAtCommit;
     this.o.summary.streamSeq = this.o.store.streamSeq;
     // Until something is applied again there is nothing to commit: a commit now would fsync
@@ -219,6 +221,7 @@ export class Committer {
 
   private async publishStandby(kv: KV, stoppedAt?: number): Promise<void> {
     const committed = this.o.store.lastCommit;
+    const staging = (this.o.staging?.() ?? []).map((x) => ({ journal: x.journal, ids: x.ids, since: x.since, entries: x.entries }));
     const journals: StandbyRecord['journals'] = {};
     for (const [name, p] of Object.entries(committed.journals)) journals[name] = { e: p.e, s: p.s };
     const record: StandbyRecord = {
@@ -228,6 +231,7 @@ export class Committer {
       ...(this.o.maxLag === undefined ? {} : { maxLag: this.o.maxLag }),
       ...(this.o.keepBytes === undefined ? {} : { keepBytes: this.o.keepBytes }),
       ...(stoppedAt === undefined ? {} : { stoppedAt }),
+      ...(staging.length === 0 ? {} : { staging }),
     };
     await writeState(kv, 'standby', standbyKey(this.o.standby, this.o.journal), record).then(() => (this.standbySaidAt = record.time), () => undefined);
   }

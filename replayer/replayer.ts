@@ -8,7 +8,7 @@ import { standbyKey } from '../lib/state-bucket';
 import { Recovery } from './slots/recovery';
 import { markLost, Slots } from './slots/slots';
 import { standbyRows } from './status/collect';
-import { positionLabel, type EntryHeader } from '../lib/entry';
+import { CONTROL_OPS, positionLabel, type EntryHeader } from '../lib/entry';
 import { ApplyError, BadEntryError, ConfinementError, DecodeError, UnderstudyError } from '../lib/errors';
 import type { Verifier } from '../lib/signing';
 import { serveMetrics } from './metrics';
@@ -20,7 +20,7 @@ import { DEFAULTS, standbyName, type NatsSettings } from '../lib/settings';
 import type { ChangeOrder, Data } from './apply/applier';
 import { Appliers } from './apply/registry';
 import { Staging } from './staging';
-import { PositionStore } from './state';
+import { PositionStore, type JournalPos } from './state';
 import { Versions } from './order/versions';
 import { serveVerify } from './verify-server';
 import { verifySubject } from '../lib/subjects';
@@ -35,7 +35,10 @@ import { natsAgents } from './agents';
 import { CatchUp, type CatchUpTarget } from './catch-up';
 import { Committer } from './commit';
 import { Intake, type Held } from './intake';
-import { Sequencer } from './order/sequencer';
+import type { Sequencer } from './order/sequencer';
+import type { Barriers } from './order/barriers';
+import { makeOrder } from './order/order';
+import { NO_CHECKPOINTS, type CheckpointKeeper } from './checkpoints/keeper';
 import { policyFor, type RunPolicy } from './policy';
 import { collectMetrics } from './replay-metrics';
 import { JetStreamSource } from './source/jetstream';
@@ -79,6 +82,19 @@ export interface ReplayOptions {
   maxStandbyLag?: { bytes?: number; ms?: number };
   /** --keep-stream: bytes of the newest entries the stream keeps whatever the standbys committed (DEFAULTS.slots when absent). */
   keepStream?: number;
+  /** Told of each checkpoint reached, pending or failed (NO_CHECKPOINTS: a standby that keeps none). */
+  keeper?: CheckpointKeeper;
+  /** What one journal may stage for its open transactions (DEFAULTS.replay.maxStaged). */
+  maxStaged?: { entries: number; bytes: number };
+  /** How long the other journals of a checkpoint may take after the first arrived (DEFAULTS.replay.checkpointWaitMs). */
+  checkpointWaitMs?: number;
+}
+
+/** A transaction whose end never came, as a promotion sets it aside: its journal, ids, and entries in order. */
+export interface UnfinishedTransaction {
+  journal: string;
+  ids: string[];
+  entries: { header: EntryHeader; data: Buffer }[];
 }
 
 /**
@@ -92,6 +108,7 @@ export class Replayer {
   /** Journals whose positions moved since the last commit. */
   private readonly changed = new Set<string>();
   private readonly sequencer: Sequencer<Held>;
+  private readonly barriers: Barriers<Held>;
   /** This standby's name in the state bucket; its key (with --name's journal) names its verify subject too. */
   private readonly standby: string;
   /** This standby's key in the state bucket: its name, or name.journal with --name. */
@@ -118,7 +135,10 @@ export class Replayer {
     this.policy = policyFor(opts.drain);
     this.standby = opts.standby ?? standbyName();
     this.key = standbyKey(this.standby, opts.name);
-    this.sequencer = new Sequencer((j) => this.store.positions.journals[j], opts.maxHeld ?? DEFAULTS.replay.maxHeld);
+    ({ sequencer: this.sequencer, barriers: this.barriers } = makeOrder<Held>((j) => this.store.positions.journals[j], {
+      maxHeld: opts.maxHeld ?? DEFAULTS.replay.maxHeld, maxStaged: opts.maxStaged ?? DEFAULTS.replay.maxStaged,
+      waitMs: opts.checkpointWaitMs ?? DEFAULTS.replay.checkpointWaitMs, only: opts.name,
+    }));
     checkStateApart(opts.stateDir, opts.roots);
   }
 
@@ -161,18 +181,27 @@ export class Replayer {
     }
     fs.writeFileSync(this.runningMarker, `${process.pid}\n`);
     this.committer = new Committer({
-      standby: this.standby, journal: opts.name, log: opts.log, store: this.store, versions: this.versions, sequencer: this.sequencer, summary: this.summary, changed: this.changed,
+      standby: this.standby, journal: opts.name, log: opts.log, store: this.store, versions: this.versions, summary: this.summary, changed: this.changed,
+      order: { forget: () => this.intake.forget() }, staging: () => this.barriers.staging(),
       syncApplied: () => this.syncApplied(), stopPass: () => this.stopPass?.(), caughtUp: () => this.reader?.caughtUp ?? false,
       maxLag: opts.maxStandbyLag, keepBytes: opts.keepStream,
     });
     this.fences = new FenceStore(opts.stateDir);
     this.intake = new Intake({
       stream: opts.stream, verifier: opts.verifier, onBadEntry: opts.onBadEntry, waitsOut: this.policy.waitsOut, log: opts.log,
-      store: this.store, sequencer: this.sequencer, quarantine: new Quarantine(path.join(opts.stateDir, 'quarantine')), fences: this.fences,
+      store: this.store, sequencer: this.sequencer, barriers: this.barriers, keeper: opts.keeper ?? NO_CHECKPOINTS,
+      commit: () => this.committer.commit(), idle: () => this.committer.idle(), quarantine: new Quarantine(path.join(opts.stateDir, 'quarantine')), fences: this.fences,
       summary: this.summary, changed: this.changed,
       apply: (h, data, streamSeq) => this.applyEntry(h, data, streamSeq),
       distrust: (err) => this.committer.distrust(err),
     });
+    // A restart while journals were held at a checkpoint: they are held again, at the same cut.
+    this.intake.restoreHolds();
+  }
+
+  /** Transactions staged and not ended (a promotion sets them aside: none of their entries was applied). */
+  unfinished(): UnfinishedTransaction[] {
+    return this.barriers.unfinished().map((u) => ({ journal: u.journal, ids: u.ids, entries: u.entries.map((e) => ({ header: e.h, data: e.data })) }));
   }
 
   /** Positions applied so far, by journal. */
@@ -194,6 +223,8 @@ export class Replayer {
     }
     let timer: NodeJS.Timeout | undefined;
     let slotTimer: NodeJS.Timeout | undefined;
+    // A failure here is kept with what it was applying, and met again (thrown) by the next message.
+    const settleTimer = setInterval(() => void this.intake.settle(Date.now(), false, signal).catch(() => undefined), DEFAULTS.replay.settleEveryMs);
     let metrics: Server | undefined;
     let verify: Subscription | undefined;
     let page: StatusPage | undefined;
@@ -248,6 +279,11 @@ export class Replayer {
       }
       clearInterval(timer);
       timer = undefined;
+      // The stream's end: a checkpoint still waiting for a journal can never be reached from it.
+      if (policy.toEnd) await this.intake.settle(Date.now(), true, signal);
+      for (const u of policy.toEnd ? this.barriers.staging() : []) {
+        opts.log(`journal ${u.journal}: transaction ${u.ids.join(', ')} (begun ${new Date(u.since).toISOString()}) has not ended in the stream: its ${u.entries} entries are staged, none applied`);
+      }
       await committer.commit();
       // What a drain applied is trimmed from the stream and the spools as a follower's is.
       await slots.round();
@@ -256,6 +292,7 @@ export class Replayer {
     } finally {
       if (timer !== undefined) clearInterval(timer);
       clearInterval(slotTimer);
+      clearInterval(settleTimer);
       // Whatever was applied is recorded even when we stop on an error; but not after a failed
       // write or fsync, which leaves nothing since the last good commit trustworthy.
       if (committer.distrusted === undefined) await committer.commit().catch(() => undefined);
@@ -351,6 +388,7 @@ export class Replayer {
     if (known !== undefined && known !== info.created) {
       this.opts.log(`stream ${this.opts.stream} was made again (${info.created}); reading it from the start, skipping what was applied`);
       this.store.restartStream();
+      this.intake.streamRestarted();
     }
     this.store.positions.streamCreated = info.created;
   }
@@ -398,7 +436,8 @@ export class Replayer {
   /** What catch-up reads of this standby, and how it passes entries that can never come. */
   private catchUpTarget(): CatchUpTarget {
     return {
-      positions: () => this.store.positions.journals,
+      // Where each journal was taken to: entries held at a checkpoint or staged are in the stream, not missing.
+      positions: () => this.takenPositions(),
       gap: (name) => this.sequencer.gap(name),
       caughtUp: () => this.reader?.caughtUp ?? false,
       skipTo: (name, pos) => {
@@ -409,6 +448,7 @@ export class Replayer {
         this.versions.doubt('', `journal ${name}`, why);
         this.summary.inDoubt = this.versions.doubtCount;
         this.intake.release(name, this.summary.streamSeq, this.summary.streamSeq);
+        void this.intake.settle(Date.now()).catch(() => undefined);
       },
       lost: (why) => {
         // A rebase, asked at the next slot round, heals it.
@@ -418,12 +458,24 @@ export class Replayer {
     };
   }
 
+  /** The applied position of each journal, or the last entry the order took of it (held or staged) when that is further. */
+  private takenPositions(): Record<string, JournalPos> {
+    const out: Record<string, JournalPos> = { ...this.store.positions.journals };
+    for (const name of Object.keys(out)) {
+      const t = this.barriers.taken(name);
+      if (t !== undefined && (t.e > out[name].e || (t.e === out[name].e && t.s > out[name].s))) out[name] = { ...t, t: out[name].t };
+    }
+    return out;
+  }
+
   /** Applies one entry that is next in its journal through the appliers; BadEntryError when refused, ApplyError when it failed. */
   private applyEntry(h: EntryHeader, data: Buffer, streamSeq: number): void {
     const what = `entry ${positionLabel(h)} (${h.op} ${h.r}/${h.p}, stream message ${streamSeq})`;
     try {
       const broken = this.sequencer.checkChunk(h);
       if (broken !== undefined) throw new BadEntryError(broken);
+      // Checkpoints and transactions are the order's: they change no object, and no applier takes them.
+      if (CONTROL_OPS.has(h.op)) return;
       let source: Data | undefined = { buf: data };
       if (h.c !== undefined) {
         const file = this.staging.add(h, data);

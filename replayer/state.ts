@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeAll, writeSync, type WriteFn } from './write';
+import type { CheckpointMark } from './checkpoints/keeper';
 
 /** The position of one journal on the standby: the last entry applied. */
 export interface JournalPos { e: number; s: number; t: number }
@@ -19,6 +20,18 @@ export interface Positions {
   /** When the stream read from was made: a stream made again restarts its numbering. */
   streamCreated?: string;
   journals: Record<string, JournalPos>;
+  /**
+   * Journals applied through a checkpoint entry and held there, not yet released (replayer/order/barriers):
+   * recorded with the position of that entry, so a restarted replayer holds them again.
+   */
+  holds?: Record<string, { mark: CheckpointMark }>;
+  /**
+   * A transaction being applied, by journal: its first entry and the last one applied so far. The
+   * journal's position stays before the transaction until all of it is applied; this lets a
+   * replayer killed in the middle go on from the entry it was applying, as it does outside one,
+   * rather than apply again on top of the later ones (a rename whose source was made again).
+   */
+  applying?: Record<string, { from: { e: number; s: number }; through: { e: number; s: number } }>;
   /** The machine's boot the file was written in (see PositionStore). */
   boot?: string;
 }
@@ -87,6 +100,7 @@ export class PositionStore {
   record(name: string, pos: JournalPos, streamSeq: number): void {
     const before = clone(this.positions);
     this.positions.journals[name] = pos;
+    this.forgetApplying(name);
     this.moveTo(streamSeq);
     try {
       this.save();
@@ -95,6 +109,45 @@ export class PositionStore {
       this.positions = before;
       throw err;
     }
+  }
+
+  /**
+   * Sets (or, with undefined, forgets) the checkpoint journal `name` is held at. Kept in memory
+   * until the next write (`record` writes it with the position of the checkpoint entry itself),
+   * unless `save`.
+   */
+  hold(name: string, mark: CheckpointMark | undefined, save = false): void {
+    const before = clone(this.positions);
+    if (mark !== undefined) this.positions.holds = { ...this.positions.holds, [name]: { mark } };
+    else if (this.positions.holds !== undefined) {
+      delete this.positions.holds[name];
+      if (Object.keys(this.positions.holds).length === 0) delete this.positions.holds;
+    }
+    if (!save) return;
+    try {
+      this.save();
+    } catch (err) {
+      this.positions = before;
+      throw err;
+    }
+  }
+
+  /** Records that the transaction of journal `name` beginning at `from` is applied through `through` (its position does not move). */
+  applying(name: string, from: { e: number; s: number }, through: { e: number; s: number }): void {
+    const before = clone(this.positions);
+    this.positions.applying = { ...this.positions.applying, [name]: { from, through } };
+    try {
+      this.save();
+    } catch (err) {
+      this.positions = before;
+      throw err;
+    }
+  }
+
+  private forgetApplying(name: string): void {
+    if (this.positions.applying === undefined) return;
+    delete this.positions.applying[name];
+    if (Object.keys(this.positions.applying).length === 0) delete this.positions.applying;
   }
 
   /** Records that stream message `streamSeq` was consumed without changing any journal (a duplicate). */

@@ -8,7 +8,7 @@ import type { EntryHeader } from '../lib/entry';
 import { ApplyError, BadEntryError } from '../lib/errors';
 import { FenceStore } from '../replayer/fence';
 import { Intake, type Held } from '../replayer/intake';
-import { Sequencer } from '../replayer/order/sequencer';
+import { makeOrder } from '../replayer/order/order';
 import { Quarantine } from '../replayer/quarantine';
 import { MemorySource } from '../replayer/source/memory';
 import { PositionStore } from '../replayer/state';
@@ -29,7 +29,7 @@ function setup(t: import('ava').ExecutionContext, o: { onBadEntry?: 'halt' | 'sk
   const summary = emptySummary();
   const intake = new Intake({
     stream: 'UNDERSTUDY', onBadEntry: o.onBadEntry, waitsOut: false, log: (l) => logs.push(l), store,
-    sequencer: new Sequencer<Held>((j) => store.positions.journals[j], { entries: 100, bytes: 1_000_000 }),
+    ...makeOrder<Held>((j) => store.positions.journals[j], { maxHeld: { entries: 100, bytes: 1_000_000 }, maxStaged: { entries: 100, bytes: 1_000_000 }, waitMs: 30_000 }),
     quarantine: new Quarantine(path.join(dir, 'quarantine')), fences: new FenceStore(dir), summary, changed: new Set(),
     apply: (h) => {
       if (h.p === o.refuse) throw new BadEntryError(`refused ${h.p}`);
@@ -100,7 +100,7 @@ test('intake: more held than maxHeld allows stops with an ApplyError naming the 
   const s = setup(t);
   const small = new Intake({
     stream: 'UNDERSTUDY', waitsOut: false, log: () => undefined, store: s.store,
-    sequencer: new Sequencer<Held>((j) => s.store.positions.journals[j], { entries: 1, bytes: 1_000_000 }),
+    ...makeOrder<Held>((j) => s.store.positions.journals[j], { maxHeld: { entries: 1, bytes: 1_000_000 }, maxStaged: { entries: 100, bytes: 1_000_000 }, waitMs: 30_000 }),
     quarantine: new Quarantine(path.join(s.dir, 'quarantine')), fences: new FenceStore(s.dir), summary: s.summary, changed: new Set(),
     apply: () => undefined, distrust: () => { throw new Error('unused'); },
   });

@@ -29,6 +29,8 @@ export interface StandbyRecord {
   keepBytes?: number;
   /** Its --max-standby-lag, when given: past either it is lost (the defaults in DEFAULTS.slots otherwise). */
   maxLag?: { bytes?: number; ms?: number };
+  /** Transactions it stages (none of their entries applied yet): per journal, the ids open, when the first began on the primary (ms), how many entries. */
+  staging?: { journal: string; ids: string[]; since: number; entries: number }[];
 }
 
 export const standby = define<StandbyRecord>((v) =>

@@ -9,6 +9,7 @@ import { journalSubject } from '../../lib/subjects';
 import { parseStateKey, readState, writeState } from '../../lib/state-bucket';
 import { FenceStore, type Fence } from '../fence';
 import { Replayer, type ReplaySummary } from '../replayer';
+import { setAside, type SetAside } from '../set-aside';
 import { PositionStore, type JournalPos } from '../state';
 import { lockState } from '../state-lock';
 import { journalFilter, requireState } from './standby-flags';
@@ -34,6 +35,8 @@ interface JournalReport {
   in_doubt: number;
   in_doubt_why?: string;
   fence?: Fence;
+  /** Transactions of this journal whose end never came: none of their entries applied, all kept in `file`. */
+  set_aside?: SetAside[];
 }
 
 /** `understudy promote`. */
@@ -63,13 +66,16 @@ async function promoteLocked(o: CommonOptions & { standby: string }, json: boole
 
   let drained: ReplaySummary | undefined;
   let stoppedBy: string | undefined;
+  const replayer = new Replayer({ ...o, drain: true, stateLocked: true, log, verifier: keyFiles.length > 0 ? loadVerifier(keyFiles) : undefined });
   try {
-    drained = await new Replayer({ ...o, drain: true, stateLocked: true, log, verifier: keyFiles.length > 0 ? loadVerifier(keyFiles) : undefined }).run();
+    drained = await replayer.run();
   } catch (err) {
     // Promotion goes on from what this standby has: that is the point of a standby.
     stoppedBy = (err as Error).message;
     log(`could not apply everything: ${stoppedBy}`);
   }
+  // A transaction whose end never came is applied by no part: its entries are kept, not lost.
+  const asides: SetAside[] = setAside(o.stateDir, replayer.unfinished());
   const store = new PositionStore(o.stateDir);
   const applied = store.positions.journals;
   store.close();
@@ -94,6 +100,7 @@ async function promoteLocked(o: CommonOptions & { standby: string }, json: boole
       in_doubt: inDoubt,
       in_doubt_why: inDoubt === 0 ? undefined : `entries ${(pos?.s ?? 0) + 1}..${newest} were ${r?.streamLast !== undefined && r.streamLast.s >= newest ? 'in the stream but could not be applied' : 'reported by the primary but never reached the stream'}`,
       fence,
+      ...(asides.some((a) => a.journal === name) ? { set_aside: asides.filter((a) => a.journal === name) } : {}),
     });
     await remote?.publishFence(name, fence);
   }
@@ -106,6 +113,7 @@ async function promoteLocked(o: CommonOptions & { standby: string }, json: boole
     for (const r of reports) {
       console.log(`journal ${r.journal}: last applied ${r.applied ?? 'nothing'}${r.applied_entry_time ? ` (written on the primary at ${r.applied_entry_time})` : ''}; ` +
         `${r.in_doubt === 0 ? 'nothing known to be missing' : `IN DOUBT: ${r.in_doubt} entries (${r.in_doubt_why})`}; fenced at ${r.fence ? positionLabel(r.fence) : '-'}`);
+      for (const a of r.set_aside ?? []) console.log(`journal ${r.journal}: transaction ${a.ids.join(', ')} never ended on the primary: its ${a.entries} entries are set aside in ${a.file}, none of them applied`);
     }
     if (reports.length === 0) console.log('no journal has been applied here; nothing to fence');
     else console.log(`standby ${o.standby} is the primary now${remote === undefined ? '; the fences are here only: other standbys and the old primary learn of them once promote runs again with NATS reachable' : ': every other standby refuses the old primary\'s entries past these fences'}`);

@@ -21,7 +21,9 @@ they were shipped, not mended by a baseline since) is said so in words, with the
 Then one line per standby, as a replication slot: streaming, catching up, STOPPED (it holds
 the stream back) or LOST (the stream no longer keeps what it lacks; with its rebase); its
 committed stream position; its lag in entries, bytes and seconds; how much further it may
-fall behind before it is lost; when it was last active.
+fall behind before it is lost; when it was last active. A transaction a standby stages (none of
+it applied until its end comes): journal, transaction, since when, how many entries, and
+IT MAY NEVER END once that journal's agent has no live heartbeat.
 After a promotion: which standby became the primary, when and at which fence per journal, and
 where every other standby stands against the fences (behind, at, or AHEAD: holding changes
 the new primary lacks).
@@ -62,6 +64,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       if (x !== undefined) console.log(`journal ${r.journal}: THE STREAM REFUSES ITS ENTRIES since ${x.since} (${x.reason}): they wait in the agent's spool (${Math.max(0, (r.agent_last_seq ?? 0) - (r.agent_shipped_seq ?? 0))} not shipped) and the standby falls behind until the stream takes them again: a standby holds the stream back (see the standby lines), or no running standby may trim it`);
     }
     for (const s of standbys) console.log(describeStandby(s, stream));
+    for (const s of standbys) for (const line of describeStaging(s)) console.log(line);
     for (const line of promotion === undefined ? [] : describePromotion(promotion)) console.log(line);
     console.log(describeStream(stream));
     for (const b of baselines) console.log(describeBaseline(b));
@@ -72,6 +75,12 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   if (maxLag !== undefined && standbys.some((s) => s.state === 'lost')) return 1;
   if (maxLag !== undefined && promotion?.standbys.some((s) => s.stands === 'ahead') === true) return 1;
   return 0;
+}
+
+/** A line per transaction a standby stages: which journal, which transaction, since when, how many entries; and whether it may never end. */
+function describeStaging(s: StandbyRow): string[] {
+  return (s.staging ?? []).map((x) => `standby ${s.name}: journal ${x.journal} is inside transaction ${x.transactions.join(', ')} since ${x.since}: ${x.entries} entries staged, none applied until it ends` +
+    (x.may_never_end === undefined ? '' : `; IT MAY NEVER END (${x.may_never_end}): a promotion sets its entries aside`));
 }
 
 function print(rows: JournalRow[]): void {

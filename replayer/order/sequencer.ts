@@ -35,7 +35,8 @@ export class Sequencer<T extends Sequenced> {
   /** Per journal, the chunked entry being staged: the next chunk must follow it directly. */
   private readonly openChunks = new Map<string, { first: number; next: number; n: number }>();
 
-  constructor(private readonly position: (journal: string) => Applied | undefined, private readonly maxHeld: { entries: number; bytes: number }) {}
+  /** `heldElsewhere`: whether entries wait after the sequencer too (replayer/order/barriers), which keeps the stream position back as its own do. */
+  constructor(private readonly position: (journal: string) => Applied | undefined, private readonly maxHeld: { entries: number; bytes: number }, private readonly heldElsewhere: () => boolean = () => false) {}
 
   /** Decides what to do with entry `e`; a held one is kept here. */
   offer(e: T): Decision {
@@ -77,7 +78,7 @@ export class Sequencer<T extends Sequenced> {
   /** Whether any journal has entries held: then the stream position to resume from must stay before them. */
   get holding(): boolean {
     for (const q of this.held.values()) if (q.size > 0) return true;
-    return false;
+    return this.heldElsewhere();
   }
 
   /** The stream position to record: `next`, unless entries are held, when it stays at `recorded`. */

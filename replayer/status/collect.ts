@@ -79,6 +79,12 @@ export interface StandbyRow {
   lost?: { since: string; reason: string; by: string };
   /** A lost standby's recovery (baseline, then verify), as the agent doing it reports it. */
   rebase?: { state: string; step?: string; requested: string; by?: string; error?: string };
+  /**
+   * Transactions it stages, none of their entries applied until the end comes: per journal, the
+   * ids, when the first began on the primary, how many entries; `may_never_end` once the
+   * journal's agent has no live heartbeat (the primary died inside it).
+   */
+  staging?: { journal: string; transactions: string[]; since: string; entries: number; may_never_end?: string }[];
 }
 
 /** Everything `understudy status` says, as `--json` prints it and the status page serves it. */
@@ -218,10 +224,29 @@ export async function standbyRows(jsm: JetStreamManager, kv: KV, stream: string,
       last_active: new Date(r.time).toISOString(),
       ...(stopped || v.lost ? { inactive_since: new Date(r.time).toISOString() } : {}),
       ...(lost === undefined ? {} : { lost: { since: new Date(lost.since).toISOString(), reason: lost.reason, by: lost.by } }),
+      ...(stagedOf(r).length === 0 ? {} : { staging: stagedOf(r).map((x) => stagingRow(x, journals.find((y) => y.journal === x.journal))) }),
       ...(rebase === undefined ? {} : { rebase: { state: rebase.state, ...(rebase.step === undefined ? {} : { step: rebase.step }), requested: new Date(rebase.requested).toISOString(), ...(rebase.by === undefined ? {} : { by: rebase.by }), ...(rebase.error === undefined ? {} : { error: rebase.error }) } }),
     });
   }
   return rows;
+}
+
+/** The staged transactions a standby's record lists, those well formed only: the record came over the network. */
+function stagedOf(r: { staging?: unknown }): { journal: string; ids: string[]; since: number; entries: number }[] {
+  if (!Array.isArray(r.staging)) return [];
+  return r.staging.filter((x): x is { journal: string; ids: string[]; since: number; entries: number } =>
+    typeof x === 'object' && x !== null && typeof x.journal === 'string' && Array.isArray(x.ids) && x.ids.every((i: unknown) => typeof i === 'string') &&
+    Number.isFinite(x.since) && Number.isSafeInteger(x.entries));
+}
+
+/** One staged transaction as status says it: its agent not heard from for DEFAULTS.verify.liveAgentMs means its end may never come. */
+function stagingRow(x: { journal: string; ids: string[]; since: number; entries: number }, j: JournalRow | undefined): NonNullable<StandbyRow['staging']>[number] {
+  const age = j?.heartbeat_age_s;
+  const dead = age === undefined || age * 1000 > DEFAULTS.verify.liveAgentMs;
+  return {
+    journal: x.journal, transactions: x.ids, since: new Date(x.since).toISOString(), entries: x.entries,
+    ...(dead ? { may_never_end: age === undefined ? 'its agent has no heartbeat' : `its agent's last heartbeat is ${age} s old` } : {}),
+  };
 }
 
 function round(n: number): number {

@@ -14,6 +14,8 @@ export interface StandbyProc {
   waitFor(re: RegExp, ms?: number): Promise<void>;
   /** SIGTERM, and waits for it to end; resolves to its exit code. */
   stop(): Promise<number | null>;
+  /** SIGKILL (a crash at this instant), and waits for it to end. */
+  kill(): Promise<void>;
 }
 
 /** Starts standby `name` with its own tree and --state under `base`, following the stream at `url`. */
@@ -40,6 +42,10 @@ export function startStandby(base: string, name: string, url: string, args: stri
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       return ended;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await ended;
     },
   };
 }
