@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { comparePosition, type EntryHeader, type OpName } from '../../lib/entry';
+import { comparePosition, OBJECT_ROOT, type EntryHeader, type OpName } from '../../lib/entry';
 import { BadEntryError } from '../../lib/errors';
 import { replaceJson, syncDir } from '../../lib/durable-file';
 import { readReplicaFile, replicaFile, type ReplicaDir, type Through } from '../replicas';
-import type { Applier, AppliedPosition, Data, Outcome } from './applier';
+import { KEEP_NOTHING, type Applier, type AppliedPosition, type Data, type KeepFn, type Outcome } from './applier';
 
 /**
  * One kind of replica under --state (configuration stores, queues): which entries change it,
@@ -53,7 +53,8 @@ export class ObjectStore {
   private logged = false;
 
   /** Touches nothing on disk until `open`. */
-  constructor(private readonly stateDir: string, private readonly applied: AppliedPosition) {
+  /** `keep` is told before a replica file is first changed (checkpoints keep what it was). */
+  constructor(private readonly stateDir: string, private readonly applied: AppliedPosition, private readonly keep: KeepFn = KEEP_NOTHING) {
     this.logFile = path.join(stateDir, 'objects.log');
   }
 
@@ -123,6 +124,8 @@ export class ObjectStore {
     const through = kind.through(rep.m);
     const at = through[h.j];
     if (at !== undefined && comparePosition(h, at) <= 0) return false;
+    // The file on disk is the last commit's; it is replaced by rename at the next one.
+    this.keep(OBJECT_ROOT, path.relative(this.stateDir, file), 'replace');
     kind.apply(rep.m, h, data);
     through[h.j] = { e: h.e, s: h.s };
     this.dirty.add(file);

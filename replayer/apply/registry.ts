@@ -22,7 +22,7 @@ export class Appliers {
 
   /** Builds every applier of `factories` (the registry), then opens the replicas under --state (applying again what a killed replayer logged). */
   static open(ctx: ApplierContext, factories: readonly ApplierFactory[] = APPLIERS): Appliers {
-    const objects = new ObjectStore(ctx.stateDir, ctx.applied);
+    const objects = new ObjectStore(ctx.stateDir, ctx.applied, ctx.keep);
     const all = factories.map((make) => make({ ...ctx, objects }));
     objects.open();
     return new Appliers(all);
