@@ -41,6 +41,7 @@ import { collectMetrics } from './replay-metrics';
 import { JetStreamSource } from './source/jetstream';
 import type { JournalReader, JournalSource } from './source/journal-source';
 import { checkStateApart } from './state-apart';
+import type { CheckpointKeeper } from './checkpoints/keeper';
 import { emptySummary, type ReplaySummary } from './summary';
 
 export type { ReplaySummary } from './summary';
@@ -79,6 +80,8 @@ export interface ReplayOptions {
   maxStandbyLag?: { bytes?: number; ms?: number };
   /** --keep-stream: bytes of the newest entries the stream keeps whatever the standbys committed (DEFAULTS.slots when absent). */
   keepStream?: number;
+  /** What the order tells of checkpoints reached, pending and failed (the checkpoint store behind --keep-checkpoints when absent). */
+  checkpoints?: CheckpointKeeper;
 }
 
 /**
