@@ -41,7 +41,10 @@ import { collectMetrics } from './replay-metrics';
 import { JetStreamSource } from './source/jetstream';
 import type { JournalReader, JournalSource } from './source/journal-source';
 import { checkStateApart } from './state-apart';
-import type { CheckpointKeeper } from './checkpoints/keeper';
+import { NO_CHECKPOINTS, type CheckpointKeeper } from './checkpoints/keeper';
+import { CheckpointStore } from './checkpoints/store';
+import { writeState } from '../lib/state-bucket';
+import type { StandbyCheckpoints } from '../lib/state/checkpoint';
 import { emptySummary, type ReplaySummary } from './summary';
 
 export type { ReplaySummary } from './summary';
@@ -82,6 +85,8 @@ export interface ReplayOptions {
   keepStream?: number;
   /** What the order tells of checkpoints reached, pending and failed (the checkpoint store behind --keep-checkpoints when absent). */
   checkpoints?: CheckpointKeeper;
+  /** --keep-checkpoints: point-in-time copies kept of the roots and replicas at the newest checkpoints reached (DEFAULTS.checkpoints.keep; 0 keeps none). */
+  keepCheckpoints?: number;
 }
 
 /**
@@ -108,6 +113,10 @@ export class Replayer {
   private intake!: Intake;
   private fences!: FenceStore;
   private runningMarker!: string;
+  /** The point-in-time copies behind --keep-checkpoints; undefined with --keep-checkpoints 0. */
+  private checkpointStore: CheckpointStore | undefined;
+  /** What the order tells of checkpoints: opts.checkpoints, else the store. */
+  checkpointKeeper: CheckpointKeeper = NO_CHECKPOINTS;
   private lock: StateLock | undefined;
   /** The reader of the running (or last) pass: it alone knows whether the stream's last message was read. */
   private reader: JournalReader | undefined;
@@ -151,10 +160,16 @@ export class Replayer {
     if (this.store.restartedFromCommit) {
       opts.log(`the machine restarted since the last applied entry was recorded; resuming from the last commit (stream position ${this.store.streamSeq})`);
     }
+    const keep = opts.keepCheckpoints ?? DEFAULTS.checkpoints.keep;
+    this.checkpointStore = keep === 0 ? undefined : new CheckpointStore({
+      stateDir: opts.stateDir, roots, keep, standby: this.key, log: opts.log, publish: (record) => this.publishCheckpoints(record),
+    });
+    this.checkpointStore?.open();
+    this.checkpointKeeper = opts.checkpoints ?? this.checkpointStore ?? NO_CHECKPOINTS;
     this.versions = new Versions(opts.stateDir, Math.max(0, ...Object.values(this.store.positions.journals).map((j) => j.t)));
     this.appliers = Appliers.open({
       roots, stateDir: opts.stateDir, write: opts.write ?? writeSync, log: opts.log,
-      snapshots: this.versions, order: this.order, applied: (j) => this.store.positions.journals[j],
+      snapshots: this.versions, order: this.order, applied: (j) => this.store.positions.journals[j], keep: this.checkpointStore?.keep,
     });
     this.staging = new Staging(path.join(opts.stateDir, 'staging'), opts.write);
     this.runningMarker = path.join(opts.stateDir, 'running');
@@ -205,6 +220,7 @@ export class Replayer {
       const source = await JetStreamSource.connect(nc, opts.stream, opts.nats.replicas, this.patiently, opts.log);
       const kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       committer.kv = kv;
+      this.checkpointStore?.publish();
       // Before the first entry: a promotion of another standby fences the old primary here too.
       fenceWatch = new FenceWatch({ nc, kv, stream: opts.stream, standby: this.standby, journal: opts.name, fences: this.fences, positions: () => this.store.positions.journals, log: opts.log });
       await fenceWatch.start();
@@ -276,7 +292,7 @@ export class Replayer {
   /** Closes the files under --state and gives up its lock. */
   private closeState(): void {
     // A failing disk may fail these too: said, never thrown over the error that stopped us.
-    for (const close of [() => this.store.close(), () => this.versions.close(), () => this.appliers.close()]) {
+    for (const close of [() => this.store.close(), () => this.versions.close(), () => this.appliers.close(), () => this.checkpointStore?.close()]) {
       try {
         close();
       } catch (err) {
@@ -285,6 +301,12 @@ export class Replayer {
     }
     fs.rmSync(this.runningMarker, { force: true });
     this.lock?.release();
+  }
+
+  /** Leaves what this standby holds of checkpoints in the state bucket (status reads it); reporting only, a put that fails waits for the next. */
+  private publishCheckpoints(record: StandbyCheckpoints): void {
+    const kv = this.committer?.kv;
+    if (kv !== undefined) void writeState(kv, 'checkpoints', this.key, record).catch(() => undefined);
   }
 
   /** Connects to NATS, waiting for it as `patiently` does: a standby may start before its server. */

@@ -11,7 +11,7 @@ import { CONFIG_DIR, QUEUE_DIR } from '../../replayer/replicas';
 import { writeSync } from '../../replayer/write';
 
 /** An entry as a test writes it: the header's position is filled in. */
-export type Change = (EntryHeader extends infer H ? H extends EntryHeader ? Omit<H, 'j' | 'e' | 's' | 't'> : never : never) & { data?: Buffer | string };
+export type Change = (EntryHeader extends infer H ? H extends EntryHeader ? Omit<H, 'j' | 'e' | 's' | 't'> : never : never) & { data?: Buffer | string; j?: string };
 
 /**
  * A standby on real disk for the checkpoint store: the real appliers of the registry with the
@@ -24,6 +24,8 @@ export class CheckpointStandby {
   readonly roots: Root[];
   store!: CheckpointStore;
   appliers!: Appliers;
+  /** Entries applied per journal, and in all (the entries' times). */
+  readonly seq = new Map<string, number>();
   private s = 0;
   readonly logged: string[] = [];
 
@@ -45,7 +47,7 @@ export class CheckpointStandby {
     const log = (line: string): void => void this.logged.push(line);
     this.store = new CheckpointStore({ stateDir: this.stateDir, roots, keep: this.keep, standby: 'test', log });
     this.store.open();
-    this.appliers = Appliers.open({ roots, stateDir: this.stateDir, write: writeSync, log, ...NO_HISTORY, applied: () => ({ e: 1, s: this.s }), keep: this.store.keep });
+    this.appliers = Appliers.open({ roots, stateDir: this.stateDir, write: writeSync, log, ...NO_HISTORY, applied: (j) => ({ e: 1, s: this.seq.get(j) ?? 0 }), keep: this.store.keep });
   }
 
   close(): void {
@@ -64,8 +66,10 @@ export class CheckpointStandby {
   /** Applies one change through the appliers. */
   apply(c: Change): void {
     this.s++;
-    const { data, ...rest } = c;
-    const h = { ...rest, j: 'app', e: 1, s: this.s, t: 1000 + this.s } as EntryHeader;
+    const { data, j = 'app', ...rest } = c;
+    const s = (this.seq.get(j) ?? 0) + 1;
+    this.seq.set(j, s);
+    const h = { ...rest, j, e: 1, s, t: 1000 + this.s } as EntryHeader;
     this.appliers.apply(h, { buf: Buffer.from(data ?? '') });
   }
 
@@ -77,7 +81,8 @@ export class CheckpointStandby {
   /** Commits, reaches checkpoint `name`, and copies the roots and replicas with `cp -a` into snapshots/<name>; returns that directory. */
   async reach(name: string): Promise<string> {
     await this.commit();
-    this.store.reached({ name, id: `${name}-id`, time: Date.now(), cut: [{ j: 'app', e: 1, s: this.s }] });
+    const cut = [...this.seq].map(([j, s]) => ({ j, e: 1, s }));
+    this.store.reached({ name, id: `${name}-id`, time: 1000 + this.s, cut });
     const snap = path.join(this.base, 'snapshots', name);
     fs.mkdirSync(path.join(snap, '.state'), { recursive: true });
     for (const r of this.roots) execFileSync('cp', ['-a', r.dir, path.join(snap, r.name)]);
