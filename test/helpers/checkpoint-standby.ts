@@ -29,9 +29,13 @@ export class CheckpointStandby {
   private s = 0;
   readonly logged: string[] = [];
 
-  constructor(t: { teardown(fn: () => void): void }, rootNames = ['data'], readonly keep = 3) {
-    this.base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-cp-')));
-    t.teardown(() => {
+  /** Told after each keep returned (a child killed there: kept, not changed yet). */
+  afterKeep: () => void = () => undefined;
+
+  /** A new standby under a temporary directory removed at teardown; or, with `base`, the one there (a child process's). */
+  constructor(t: { teardown(fn: () => void): void } | undefined, rootNames = ['data'], readonly keep = 3, base?: string) {
+    this.base = base ?? fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-cp-')));
+    t?.teardown(() => {
       this.close();
       fs.rmSync(this.base, { recursive: true, force: true });
     });
@@ -47,7 +51,10 @@ export class CheckpointStandby {
     const log = (line: string): void => void this.logged.push(line);
     this.store = new CheckpointStore({ stateDir: this.stateDir, roots, keep: this.keep, standby: 'test', log });
     this.store.open();
-    this.appliers = Appliers.open({ roots, stateDir: this.stateDir, write: writeSync, log, ...NO_HISTORY, applied: (j) => ({ e: 1, s: this.seq.get(j) ?? 0 }), keep: this.store.keep });
+    this.appliers = Appliers.open({ roots, stateDir: this.stateDir, write: writeSync, log, ...NO_HISTORY, applied: (j) => ({ e: 1, s: this.seq.get(j) ?? 0 }), keep: (r, p, how) => {
+      this.store.keep(r, p, how);
+      this.afterKeep();
+    } });
   }
 
   close(): void {
