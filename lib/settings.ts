@@ -296,6 +296,8 @@ export const DEFAULTS = {
     keep: 3,
     /** Pending and failed checkpoints remembered (the newest): they cost a line each, and status lists them. */
     marksKept: 20,
+    /** A following replayer republishes checkpoints.<standby> this often: the bytes kept for the newest grow with each change. */
+    publishEveryMs: 5000,
   },
   /** The standby's replayer (replayer/): its waits, paces and bounds. */
   replay: {

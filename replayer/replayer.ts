@@ -117,6 +117,8 @@ export class Replayer {
   private checkpointStore: CheckpointStore | undefined;
   /** What the order tells of checkpoints: opts.checkpoints, else the store. */
   checkpointKeeper: CheckpointKeeper = NO_CHECKPOINTS;
+  /** The last put of checkpoints.<standby>, awaited before disconnecting. */
+  private checkpointsPut: Promise<void> = Promise.resolve();
   private lock: StateLock | undefined;
   /** The reader of the running (or last) pass: it alone knows whether the stream's last message was read. */
   private reader: JournalReader | undefined;
@@ -212,6 +214,7 @@ export class Replayer {
     }
     let timer: NodeJS.Timeout | undefined;
     let slotTimer: NodeJS.Timeout | undefined;
+    let cpTimer: NodeJS.Timeout | undefined;
     let metrics: Server | undefined;
     let verify: Subscription | undefined;
     let page: StatusPage | undefined;
@@ -237,6 +240,8 @@ export class Replayer {
       });
       timer = setInterval(() => void committer.tryCommit(), opts.commitMs ?? DEFAULTS.replay.commitMs);
       slotTimer = setInterval(() => void slots.round(), DEFAULTS.slots.trimEveryMs);
+      // The bytes kept grow with every change after the newest checkpoint: status sees them move.
+      cpTimer = this.checkpointStore === undefined ? undefined : setInterval(() => this.checkpointStore?.publish(), DEFAULTS.checkpoints.publishEveryMs);
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => collectMetrics({
         journal: opts.name, summary: this.summary, positions: () => this.store.positions.journals, streamSeq: () => this.store.streamSeq,
         lastCommitAt: () => committer.lastCommitAt, source, agents, kv, standbys: () => standbyRows(jsm, kv, opts.stream),
@@ -275,6 +280,7 @@ export class Replayer {
     } finally {
       if (timer !== undefined) clearInterval(timer);
       clearInterval(slotTimer);
+      clearInterval(cpTimer);
       // Whatever was applied is recorded even when we stop on an error; but not after a failed
       // write or fsync, which leaves nothing since the last good commit trustworthy.
       if (committer.distrusted === undefined) await committer.commit().catch(() => undefined);
@@ -284,6 +290,8 @@ export class Replayer {
       verify?.unsubscribe();
       fenceWatch?.stop();
       await committer.failurePut;
+      this.checkpointStore?.publish();
+      await this.checkpointsPut;
       await nc.close();
       this.closeState();
     }
@@ -306,7 +314,8 @@ export class Replayer {
   /** Leaves what this standby holds of checkpoints in the state bucket (status reads it); reporting only, a put that fails waits for the next. */
   private publishCheckpoints(record: StandbyCheckpoints): void {
     const kv = this.committer?.kv;
-    if (kv !== undefined) void writeState(kv, 'checkpoints', this.key, record).catch(() => undefined);
+    if (kv === undefined) return;
+    this.checkpointsPut = this.checkpointsPut.then(() => writeState(kv, 'checkpoints', this.key, record)).catch(() => undefined);
   }
 
   /** Connects to NATS, waiting for it as `patiently` does: a standby may start before its server. */

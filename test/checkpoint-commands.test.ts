@@ -115,3 +115,22 @@ test('promote --at-checkpoint on journals at different instants (A far past its 
   t.deepEqual(list.checkpoints.map((c) => [c.name, c.bytes]), [['consistent', 0]], 'the checkpoint is now the live tree: nothing to undo');
 });
 
+
+test('status (and its JSON, which the status page shows) says the last checkpoint a standby reached and the pending and failed ones', async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const { sb } = await standbyWithTwoCheckpoints(t);
+  const drain = await runCli(['replay', '--drain', '--state', sb.stateDir, ...rootArg(sb), '--nats', nats.url, '--standby', 'sb1']);
+  t.is(drain.code, 0, drain.stderr);
+  const r = await runCli(['status', '--json', '--nats', nats.url]);
+  t.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { standbys: { name: string; checkpoints?: { last_reached?: { name: string; bytes: number }; kept: number; pending: { name: string; waiting_for: string[] }[]; failed: { name: string; why: string }[] } }[] };
+  const cp = out.standbys.find((s) => s.name === 'sb1')?.checkpoints;
+  t.is(cp?.last_reached?.name, 'hourly');
+  t.true((cp?.last_reached?.bytes ?? 0) > 0);
+  t.is(cp?.kept, 2);
+  t.deepEqual(cp?.pending, [{ name: 'soon', time: new Date(5000).toISOString(), waiting_for: ['other'] }]);
+  t.deepEqual(cp?.failed.map((f) => f.name), ['never']);
+  const text = await runCli(['status', '--nats', nats.url]);
+  t.regex(text.stdout, /standby sb1 .*checkpoint hourly \(taken [^)]+\) reached [^,]+, 2 kept .*checkpoint soon pending \(waiting for other\).*checkpoint never FAILED here/);
+});
