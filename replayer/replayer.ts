@@ -172,6 +172,7 @@ export class Replayer {
     this.appliers = Appliers.open({
       roots, stateDir: opts.stateDir, write: opts.write ?? writeSync, log: opts.log,
       snapshots: this.versions, order: this.order, applied: (j) => this.store.positions.journals[j], keep: this.checkpointStore?.keep,
+      keepSync: this.checkpointStore === undefined ? undefined : () => this.checkpointStore?.sync(),
     });
     this.staging = new Staging(path.join(opts.stateDir, 'staging'), opts.write);
     this.runningMarker = path.join(opts.stateDir, 'running');

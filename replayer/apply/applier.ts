@@ -94,4 +94,6 @@ export interface ApplierContext {
   applied: AppliedPosition;
   /** Told before each change (checkpoints keep what the object was); nothing by default. */
   keep?: KeepFn;
+  /** Makes what `keep` kept durable; the group commit calls it before the appliers' fsyncs. */
+  keepSync?: () => void;
 }

@@ -53,8 +53,8 @@ export class ObjectStore {
   private logged = false;
 
   /** Touches nothing on disk until `open`. */
-  /** `keep` is told before a replica file is first changed (checkpoints keep what it was). */
-  constructor(private readonly stateDir: string, private readonly applied: AppliedPosition, private readonly keep: KeepFn = KEEP_NOTHING) {
+  /** `keep` is told before a replica file is first changed (checkpoints keep what it was); `keepSync` makes that durable before a replica is replaced. */
+  constructor(private readonly stateDir: string, private readonly applied: AppliedPosition, private readonly keep: KeepFn = KEEP_NOTHING, private readonly keepSync: () => void = () => undefined) {
     this.logFile = path.join(stateDir, 'objects.log');
   }
 
@@ -100,6 +100,8 @@ export class ObjectStore {
 
   private syncNow(): void {
     if (this.dirty.size === 0 && !this.logged) return;
+    // Also when the log is applied again at open, outside a group commit.
+    this.keepSync();
     const dirs = new Set<string>();
     for (const file of this.dirty) {
       const rep = this.replicas.get(file);

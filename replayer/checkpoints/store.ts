@@ -99,6 +99,11 @@ export class CheckpointStore implements CheckpointKeeper {
     this.setMark({ name: mark.name, id: mark.id, time: mark.time, cut: mark.cut, failed: why });
   }
 
+  /** Makes what was kept since the last call durable: the group commit calls it before the appliers' fsyncs. */
+  sync(): void {
+    this.logs.at(-1)?.sync();
+  }
+
   /** Every checkpoint this standby knows, with the bytes each keeps. */
   list(): StandbyCheckpoint[] {
     const ids = new Set(this.reachedList.map((r) => r.id));

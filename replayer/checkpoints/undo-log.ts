@@ -30,6 +30,8 @@ export class UndoLog {
   private readonly byPath = new Map<string, Map<string, KeptLine['k']>>();
   private next: number;
   private fd = -1;
+  /** Lines written since the last fdatasync. */
+  private unsynced = false;
   /** Bytes held in `o/`, as the lines say (a hard link counts its file's size). */
   bytes = 0;
 
@@ -104,13 +106,22 @@ export class UndoLog {
     return this.byPath.get(r)?.get(p);
   }
 
-  /** Appends `line` and makes it durable (fdatasync) before returning: the change it precedes may reach the disk at any time. */
-  append(line: KeptLine): void {
+  /** Appends `line`, durable (fdatasync, with `o/`) before returning when `now`, else at the next `sync`. */
+  append(line: KeptLine, now: boolean): void {
     if (this.fd < 0) this.fd = fs.openSync(path.join(this.dir, KEPT_LOG), 'a', 0o600);
     fs.writeSync(this.fd, `${JSON.stringify(line)}\n`);
-    fs.fdatasyncSync(this.fd);
+    this.unsynced = true;
+    if (now) this.sync();
     this.lines.push(line);
     this.note(line);
+  }
+
+  /** Makes every line appended so far, and the objects they name, durable. */
+  sync(): void {
+    if (!this.unsynced) return;
+    if (fs.existsSync(this.objectsDir)) this.syncObjects();
+    fs.fdatasyncSync(this.fd);
+    this.unsynced = false;
   }
 
   /** Makes `o/` and its new names durable (after an object was linked, copied or moved in). */
@@ -119,6 +130,7 @@ export class UndoLog {
   }
 
   close(): void {
+    if (this.fd >= 0) this.sync();
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
   }

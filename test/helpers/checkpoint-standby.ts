@@ -54,7 +54,7 @@ export class CheckpointStandby {
     this.appliers = Appliers.open({ roots, stateDir: this.stateDir, write: writeSync, log, ...NO_HISTORY, applied: (j) => ({ e: 1, s: this.seq.get(j) ?? 0 }), keep: (r, p, how) => {
       this.store.keep(r, p, how);
       this.afterKeep();
-    } });
+    }, keepSync: () => this.store.sync() });
   }
 
   close(): void {
