@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { comparePosition, OBJECT_ROOT, type EntryHeader, type OpName } from '../../lib/entry';
 import { BadEntryError } from '../../lib/errors';
-import { replaceJson, syncDir } from '../../lib/durable-file';
+import { readJsonLines, replaceJson, syncDir } from '../../lib/durable-file';
 import { readReplicaFile, replicaFile, type ReplicaDir, type Through } from '../replicas';
 import { KEEP_NOTHING, type Applier, type AppliedPosition, type Data, type KeepFn, type Outcome } from './applier';
 
@@ -67,7 +67,7 @@ export class ObjectStore {
   open(): void {
     if (this.logFd >= 0 || this.kinds.size === 0) return;
     for (const k of this.kinds.values()) fs.mkdirSync(path.join(this.stateDir, k.dir), { recursive: true, mode: 0o700 });
-    const lines = readLog(this.logFile);
+    const lines = readJsonLines<LogLine>(this.logFile);
     this.logFd = fs.openSync(this.logFile, 'a', 0o600);
     for (const { h, d } of lines) {
       const at = this.applied(h.j);
@@ -183,24 +183,4 @@ export class ObjectApplier implements Applier {
   cleanUp(): number {
     return 0;
   }
-}
-
-/** The log's lines; a torn last line (a kill mid-write) is left out. */
-function readLog(file: string): LogLine[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  const out: LogLine[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    try {
-      out.push(JSON.parse(line) as LogLine);
-    } catch {
-      // only the last line can be torn
-    }
-  }
-  return out;
 }

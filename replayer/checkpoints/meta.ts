@@ -1,7 +1,6 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CheckpointCut } from '../../lib/entry';
-import { readJsonIfExists } from '../../lib/durable-file';
+import { namesIn, readJsonIfExists } from '../../lib/durable-file';
 import type { StandbyCheckpoint } from '../../lib/state/checkpoint';
 import { SettingsError } from '../../lib/errors';
 import { UndoLog } from './undo-log';
@@ -45,15 +44,8 @@ export function seqDir(stateDir: string, seq: number): string {
 /** The reached checkpoints under `stateDir`, oldest first (a half-made or half-dropped directory is not one). */
 export function readReached(stateDir: string): Reached[] {
   const root = path.join(stateDir, CHECKPOINTS_DIR);
-  let names: string[];
-  try {
-    names = fs.readdirSync(root);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
   const out: Reached[] = [];
-  for (const name of names.filter((n) => /^\d{6,}$/.test(n)).sort()) {
+  for (const name of namesIn(root).filter((n) => /^\d{6,}$/.test(n)).sort()) {
     const dir = path.join(root, name);
     const meta = readJsonIfExists<ReachedMeta>(path.join(dir, META));
     if (meta !== undefined) out.push({ ...meta, dir });

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { replaceFile, syncDir } from '../../lib/durable-file';
+import { namesIn, readJsonLines, replaceFile, syncDir } from '../../lib/durable-file';
 
 /**
  * What one reached checkpoint keeps: for each object first changed after it (and before the
@@ -37,13 +37,13 @@ export class UndoLog {
 
   /** Reads the log of checkpoint directory `dir`; its torn last line (a kill mid-write) is left out. */
   constructor(readonly dir: string) {
-    this.lines = readLines(path.join(dir, KEPT_LOG));
+    this.lines = readJsonLines<KeptLine>(path.join(dir, KEPT_LOG));
     let top = 0;
     for (const l of this.lines) {
       this.note(l);
       if ('o' in l) top = Math.max(top, l.o);
     }
-    for (const name of listDir(this.objectsDir)) top = Math.max(top, Number.parseInt(name, 10) || 0);
+    for (const name of namesIn(this.objectsDir)) top = Math.max(top, Number.parseInt(name, 10) || 0);
     this.next = top + 1;
   }
 
@@ -67,7 +67,7 @@ export class UndoLog {
    * dropped, and objects no line names (made, then the kill came before their line) are removed.
    */
   recover(): number {
-    const present = new Set(listDir(this.objectsDir));
+    const present = new Set(namesIn(this.objectsDir));
     const good = this.lines.filter((l) => !('o' in l) || present.has(String(l.o)));
     const named = new Set(good.flatMap((l) => ('o' in l ? [String(l.o)] : [])));
     let removed = 0;
@@ -141,34 +141,5 @@ export class UndoLog {
     // A directory kept whole after its mode was kept is covered as a tree from then on.
     if (paths.get(l.p) === undefined || l.k === 'tree') paths.set(l.p, l.k);
     if ('size' in l) this.bytes += l.size;
-  }
-}
-
-function readLines(file: string): KeptLine[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  const out: KeptLine[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    try {
-      out.push(JSON.parse(line) as KeptLine);
-    } catch {
-      // only the last line can be torn, and the change it preceded was never made
-    }
-  }
-  return out;
-}
-
-function listDir(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
   }
 }
