@@ -120,3 +120,31 @@ test('a replayer restarted after a kill between keeping and changing keeps nothi
   t.deepEqual(diffTrees(path.join(snap, 'data'), path.join(restored, 'data')), []);
   t.true(sb.logged.some((l) => /removed 2 object/.test(l)));
 });
+
+test('a kept hard link never changes: a replacement that failed after its keep leaves the inode shared, and the next in-place change copies it first', async (t) => {
+  const sb = new CheckpointStandby(t);
+  sb.apply(put('f', 'at the checkpoint'));
+  const snap = await sb.reach('c1');
+  sb.fullDisk = true;
+  t.throws(() => sb.apply(put('f', 'never written')), { message: /ENOSPC/ });
+  sb.fullDisk = false;
+  t.is(fs.statSync(path.join(sb.root(), 'f')).nlink, 2, 'the live name and the kept link share the inode');
+  sb.apply({ r: 'data', p: 'f', op: 'pwrite', at: 0, data: 'CHANGED' });
+  sb.apply({ r: 'data', p: 'f', op: 'append', at: 17, data: ' and more' });
+  await sb.commit();
+  t.is(fs.statSync(path.join(sb.root(), 'f')).nlink, 1, 'the kept one became a copy of its own');
+  const restored = await restoreInto(sb, 'c1');
+  t.deepEqual(diffTrees(path.join(snap, 'data'), path.join(restored, 'data')), []);
+  // After a restart too: the store finds the shared inodes again from what it keeps.
+  sb.apply(put('g', 'new'));
+  await sb.reach('c2');
+  sb.fullDisk = true;
+  t.throws(() => sb.apply(put('g', 'never')), { message: /ENOSPC/ });
+  sb.fullDisk = false;
+  sb.close();
+  sb.open();
+  sb.apply({ r: 'data', p: 'g', op: 'truncate', size: 0 });
+  await sb.commit();
+  const again = await restoreInto(sb, 'c2');
+  t.is(fs.readFileSync(path.join(again, 'data', 'g'), 'utf8'), 'new');
+});

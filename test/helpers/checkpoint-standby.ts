@@ -29,6 +29,8 @@ export class CheckpointStandby {
   private s = 0;
   readonly logged: string[] = [];
 
+  /** While set, every write(2) of the appliers fails with ENOSPC (a full disk after a keep). */
+  fullDisk = false;
   /** Told after each keep returned (a child killed there: kept, not changed yet). */
   afterKeep: () => void = () => undefined;
 
@@ -51,7 +53,11 @@ export class CheckpointStandby {
     const log = (line: string): void => void this.logged.push(line);
     this.store = new CheckpointStore({ stateDir: this.stateDir, roots, keep: this.keep, standby: 'test', log });
     this.store.open();
-    this.appliers = Appliers.open({ roots, stateDir: this.stateDir, write: writeSync, log, ...NO_HISTORY, applied: (j) => ({ e: 1, s: this.seq.get(j) ?? 0 }), keep: (r, p, how) => {
+    const write: typeof writeSync = (...args) => {
+      if (this.fullDisk) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      return writeSync(...args);
+    };
+    this.appliers = Appliers.open({ roots, stateDir: this.stateDir, write, log, ...NO_HISTORY, applied: (j) => ({ e: 1, s: this.seq.get(j) ?? 0 }), keep: (r, p, how) => {
       this.store.keep(r, p, how);
       this.afterKeep();
     }, keepSync: () => this.store.sync() });
