@@ -85,11 +85,13 @@ test('promote --at-checkpoint on journals at different instants (A far past its 
   const sb = new CheckpointStandby(t);
   for (let i = 0; i < 3; i++) sb.apply(put(`a${i}`, `a ${i}`, 'A'));
   sb.apply(put('b0', 'b 0', 'B'));
+  sb.apply({ r: '', p: 'settings', op: 'config', key: ['mode'], data: '"before"', j: 'B' });
   const snap = await sb.reach('consistent');
   // A runs far ahead of its cut, B one entry past it.
   for (let i = 0; i < 20; i++) sb.apply(put(`a${i % 5}`, `later ${i}`, 'A'));
   sb.apply({ r: 'data', p: 'a1', op: 'rm', j: 'A' });
   sb.apply(put('b0', 'b 1', 'B'));
+  sb.apply({ r: '', p: 'settings', op: 'config', key: ['mode'], data: '"after"', j: 'A' });
   await sb.commit();
   const positions = new PositionStore(sb.stateDir);
   for (const [j, s] of sb.seq) positions.record(j, { e: 1, s, t: 9999 }, 0);
@@ -102,13 +104,15 @@ test('promote --at-checkpoint on journals at different instants (A far past its 
   t.is(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { at_checkpoint: { name: string; set_aside: number; set_aside_dir: string }; journals: { journal: string; applied: string; fence: { e: number; s: number } }[] };
   t.is(out.at_checkpoint.name, 'consistent');
-  t.is(out.at_checkpoint.set_aside, 6, 'a0..a4 (a1 removed since: noted) and b0');
+  t.is(out.at_checkpoint.set_aside, 7, 'a0..a4 (a1 removed since: noted), b0 and the configuration replica');
   t.deepEqual(diffTrees(path.join(snap, 'data'), sb.root()), [], 'the live roots are the checkpoint');
-  t.deepEqual(out.journals.map((j) => [j.journal, j.applied, `${j.fence.e}.${j.fence.s}`]), [['A', '1.3', '1.3'], ['B', '1.1', '1.1']]);
+  t.deepEqual(diffTrees(path.join(snap, '.state', 'config'), path.join(sb.stateDir, 'config')), [], 'and so is the replica');
+  t.deepEqual(out.journals.map((j) => [j.journal, j.applied, `${j.fence.e}.${j.fence.s}`]), [['A', '1.3', '1.3'], ['B', '1.2', '1.2']]);
   // What was set aside is all there: the later content of each object, and the manifest.
   const aside = out.at_checkpoint.set_aside_dir;
   t.true(aside.startsWith(path.join(sb.stateDir, 'set-aside')));
   for (const [name, text] of later) t.is(fs.readFileSync(path.join(aside, 'data', name), 'utf8'), text, name);
+  t.regex(fs.readFileSync(path.join(aside, '.state', 'config', 'settings.json'), 'utf8'), /"after"/);
   const manifest = JSON.parse(fs.readFileSync(path.join(aside, 'manifest.json'), 'utf8')) as { items: { path: string; was: string }[] };
   t.deepEqual(manifest.items.find((i) => i.path === 'a1'), { root: 'data', path: 'a1', was: 'removed since the checkpoint' } as never);
   const list = JSON.parse((await runCli(['checkpoints', '--state', sb.stateDir, '--json'])).stdout) as { checkpoints: { name: string; bytes: number }[] };
