@@ -7,6 +7,8 @@ import { promote } from './replayer/commands/promote';
 import { config } from './replayer/commands/config';
 import { queue } from './replayer/commands/queue';
 import { standby } from './replayer/commands/standby';
+import { checkpoints } from './replayer/commands/checkpoints';
+import { restore } from './replayer/commands/restore';
 import { baseline } from './agent/commands/baseline';
 import { verify } from './agent/commands/verify';
 import { watchCommand } from './agent/commands/watch';
@@ -17,7 +19,7 @@ type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
  * One file per subcommand; the names are the user-facing contract. Standby commands
  * live in replayer/commands, primary commands (they journal) in agent/commands.
  */
-const COMMANDS: Record<string, Command> = { replay, inspect, status, promote, config, queue, standby, baseline, verify, watch: watchCommand };
+const COMMANDS: Record<string, Command> = { replay, inspect, status, promote, config, queue, standby, checkpoints, restore, baseline, verify, watch: watchCommand };
 
 /** Named in the contract but not built in this version: say so plainly rather than pretend. */
 const NOT_BUILT = ['checkpoint'];
@@ -31,6 +33,8 @@ const HELP = `understudy <command> [flags]
   config     config show [STORE]: the standby's replica of a configuration store
   queue      queue pending [NAME]: jobs enqueued on the primary and not finished there
   standby    standby drop NAME: forget a standby for good (the stream and spools stop keeping for it)
+  checkpoints  the checkpoints this standby reached (a point-in-time copy kept of each), pending, failed
+  restore    restore --checkpoint NAME --to DIR: the roots and replicas as they were at a checkpoint
 
 On the primary:
   baseline   journal the roots' current state, so that an empty standby becomes complete

@@ -103,3 +103,32 @@ export function readJsonIfExists<T>(file: string): T | undefined {
     throw new Error(`${file} is not JSON (${(err as Error).message})`, { cause: err });
   }
 }
+
+/** The names in directory `dir`, or none when it does not exist. */
+export function namesIn(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/**
+ * The JSON lines of an append-only log (none when there is no file); a line that does not
+ * parse is left out: only the last can be torn (a kill mid-write), and what it announced was
+ * never done.
+ */
+export function readJsonLines<T>(file: string): T[] {
+  const text = readIfExists(file)?.toString('utf8') ?? '';
+  const out: T[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    try {
+      out.push(JSON.parse(line) as T);
+    } catch {
+      // torn
+    }
+  }
+  return out;
+}

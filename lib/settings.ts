@@ -293,6 +293,15 @@ export const DEFAULTS = {
     /** A lost watch of the requests is begun again after this. */
     rewatchMs: 1000,
   },
+  /** Point-in-time copies on the standby (replayer/checkpoints). */
+  checkpoints: {
+    /** --keep-checkpoints when not given: a few, so that yesterday's nightly and the last hourly ones survive a bad hour; each costs only what changed after it. */
+    keep: 3,
+    /** Pending and failed checkpoints remembered (the newest): they cost a line each, and status lists them. */
+    marksKept: 20,
+    /** A following replayer republishes checkpoints.<standby> this often: the bytes kept for the newest grow with each change. */
+    publishEveryMs: 5000,
+  },
   /** The standby's replayer (replayer/): its waits, paces and bounds. */
   replay: {
     /** A drain gives NATS and JetStream this long to answer before it fails: a script must not hang; following waits for ever. */

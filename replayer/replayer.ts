@@ -44,6 +44,9 @@ import { collectMetrics } from './replay-metrics';
 import { JetStreamSource } from './source/jetstream';
 import type { JournalReader, JournalSource } from './source/journal-source';
 import { checkStateApart } from './state-apart';
+import { CheckpointStore } from './checkpoints/store';
+import { writeState } from '../lib/state-bucket';
+import type { StandbyCheckpoints } from '../lib/state/checkpoint';
 import { emptySummary, type ReplaySummary } from './summary';
 
 export type { ReplaySummary } from './summary';
@@ -82,12 +85,14 @@ export interface ReplayOptions {
   maxStandbyLag?: { bytes?: number; ms?: number };
   /** --keep-stream: bytes of the newest entries the stream keeps whatever the standbys committed (DEFAULTS.slots when absent). */
   keepStream?: number;
-  /** Told of each checkpoint reached, pending or failed (NO_CHECKPOINTS: a standby that keeps none). */
-  keeper?: CheckpointKeeper;
   /** What one journal may stage for its open transactions (DEFAULTS.replay.maxStaged). */
   maxStaged?: { entries: number; bytes: number };
   /** How long the other journals of a checkpoint may take after the first arrived (DEFAULTS.replay.checkpointWaitMs). */
   checkpointWaitMs?: number;
+  /** What the order tells of checkpoints reached, pending and failed (the checkpoint store behind --keep-checkpoints when absent). */
+  checkpoints?: CheckpointKeeper;
+  /** --keep-checkpoints: point-in-time copies kept of the roots and replicas at the newest checkpoints reached (DEFAULTS.checkpoints.keep; 0 keeps none). */
+  keepCheckpoints?: number;
 }
 
 /** A transaction whose end never came, as a promotion sets it aside: its journal, ids, and entries in order. */
@@ -122,6 +127,12 @@ export class Replayer {
   private intake!: Intake;
   private fences!: FenceStore;
   private runningMarker!: string;
+  /** The point-in-time copies behind --keep-checkpoints; undefined with --keep-checkpoints 0. */
+  private checkpointStore: CheckpointStore | undefined;
+  /** What the order tells of checkpoints: opts.checkpoints, else the store. */
+  checkpointKeeper: CheckpointKeeper = NO_CHECKPOINTS;
+  /** The last put of checkpoints.<standby>, awaited before disconnecting. */
+  private checkpointsPut: Promise<void> = Promise.resolve();
   private lock: StateLock | undefined;
   /** The reader of the running (or last) pass: it alone knows whether the stream's last message was read. */
   private reader: JournalReader | undefined;
@@ -168,10 +179,17 @@ export class Replayer {
     if (this.store.restartedFromCommit) {
       opts.log(`the machine restarted since the last applied entry was recorded; resuming from the last commit (stream position ${this.store.streamSeq})`);
     }
+    const keep = opts.keepCheckpoints ?? DEFAULTS.checkpoints.keep;
+    this.checkpointStore = keep === 0 ? undefined : new CheckpointStore({
+      stateDir: opts.stateDir, roots, keep, standby: this.key, log: opts.log, publish: (record) => this.publishCheckpoints(record),
+    });
+    this.checkpointStore?.open();
+    this.checkpointKeeper = opts.checkpoints ?? this.checkpointStore ?? NO_CHECKPOINTS;
     this.versions = new Versions(opts.stateDir, Math.max(0, ...Object.values(this.store.positions.journals).map((j) => j.t)));
     this.appliers = Appliers.open({
       roots, stateDir: opts.stateDir, write: opts.write ?? writeSync, log: opts.log,
-      snapshots: this.versions, order: this.order, applied: (j) => this.store.positions.journals[j],
+      snapshots: this.versions, order: this.order, applied: (j) => this.store.positions.journals[j], keep: this.checkpointStore?.keep,
+      keepSync: this.checkpointStore === undefined ? undefined : () => this.checkpointStore?.sync(),
     });
     this.staging = new Staging(path.join(opts.stateDir, 'staging'), opts.write);
     this.runningMarker = path.join(opts.stateDir, 'running');
@@ -189,7 +207,7 @@ export class Replayer {
     this.fences = new FenceStore(opts.stateDir);
     this.intake = new Intake({
       stream: opts.stream, verifier: opts.verifier, onBadEntry: opts.onBadEntry, waitsOut: this.policy.waitsOut, log: opts.log,
-      store: this.store, sequencer: this.sequencer, barriers: this.barriers, keeper: opts.keeper ?? NO_CHECKPOINTS,
+      store: this.store, sequencer: this.sequencer, barriers: this.barriers, keeper: this.checkpointKeeper,
       commit: () => this.committer.commit(), idle: () => this.committer.idle(), quarantine: new Quarantine(path.join(opts.stateDir, 'quarantine')), fences: this.fences,
       summary: this.summary, changed: this.changed,
       apply: (h, data, streamSeq) => this.applyEntry(h, data, streamSeq),
@@ -225,6 +243,7 @@ export class Replayer {
     let slotTimer: NodeJS.Timeout | undefined;
     // A failure here is kept with what it was applying, and met again (thrown) by the next message.
     const settleTimer = setInterval(() => void this.intake.settle(Date.now(), false, signal).catch(() => undefined), DEFAULTS.replay.settleEveryMs);
+    let cpTimer: NodeJS.Timeout | undefined;
     let metrics: Server | undefined;
     let verify: Subscription | undefined;
     let page: StatusPage | undefined;
@@ -233,6 +252,7 @@ export class Replayer {
       const source = await JetStreamSource.connect(nc, opts.stream, opts.nats.replicas, this.patiently, opts.log);
       const kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       committer.kv = kv;
+      this.checkpointStore?.publish();
       // Before the first entry: a promotion of another standby fences the old primary here too.
       fenceWatch = new FenceWatch({ nc, kv, stream: opts.stream, standby: this.standby, journal: opts.name, fences: this.fences, positions: () => this.store.positions.journals, log: opts.log });
       await fenceWatch.start();
@@ -249,6 +269,8 @@ export class Replayer {
       });
       timer = setInterval(() => void committer.tryCommit(), opts.commitMs ?? DEFAULTS.replay.commitMs);
       slotTimer = setInterval(() => void slots.round(), DEFAULTS.slots.trimEveryMs);
+      // The bytes kept grow with every change after the newest checkpoint: status sees them move.
+      cpTimer = this.checkpointStore === undefined ? undefined : setInterval(() => this.checkpointStore?.publish(), DEFAULTS.checkpoints.publishEveryMs);
       metrics = opts.metricsPort === undefined ? undefined : await serveMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', () => collectMetrics({
         journal: opts.name, summary: this.summary, positions: () => this.store.positions.journals, streamSeq: () => this.store.streamSeq,
         lastCommitAt: () => committer.lastCommitAt, source, agents, kv, standbys: () => standbyRows(jsm, kv, opts.stream),
@@ -293,6 +315,7 @@ export class Replayer {
       if (timer !== undefined) clearInterval(timer);
       clearInterval(slotTimer);
       clearInterval(settleTimer);
+      clearInterval(cpTimer);
       // Whatever was applied is recorded even when we stop on an error; but not after a failed
       // write or fsync, which leaves nothing since the last good commit trustworthy.
       if (committer.distrusted === undefined) await committer.commit().catch(() => undefined);
@@ -302,6 +325,8 @@ export class Replayer {
       verify?.unsubscribe();
       fenceWatch?.stop();
       await committer.failurePut;
+      this.checkpointStore?.publish();
+      await this.checkpointsPut;
       await nc.close();
       this.closeState();
     }
@@ -310,7 +335,7 @@ export class Replayer {
   /** Closes the files under --state and gives up its lock. */
   private closeState(): void {
     // A failing disk may fail these too: said, never thrown over the error that stopped us.
-    for (const close of [() => this.store.close(), () => this.versions.close(), () => this.appliers.close()]) {
+    for (const close of [() => this.store.close(), () => this.versions.close(), () => this.appliers.close(), () => this.checkpointStore?.close()]) {
       try {
         close();
       } catch (err) {
@@ -319,6 +344,13 @@ export class Replayer {
     }
     fs.rmSync(this.runningMarker, { force: true });
     this.lock?.release();
+  }
+
+  /** Leaves what this standby holds of checkpoints in the state bucket (status reads it); reporting only, a put that fails waits for the next. */
+  private publishCheckpoints(record: StandbyCheckpoints): void {
+    const kv = this.committer?.kv;
+    if (kv === undefined) return;
+    this.checkpointsPut = this.checkpointsPut.then(() => writeState(kv, 'checkpoints', this.key, record)).catch(() => undefined);
   }
 
   /** Connects to NATS, waiting for it as `patiently` does: a standby may start before its server. */

@@ -34,7 +34,7 @@ function follow(pair: Pair, keeper: CheckpointKeeper, logs: string[]): () => Pro
   const ac = new AbortController();
   const running = new Replayer({
     nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`),
-    stateDir: pair.state, drain: false, log: (l) => logs.push(l), keeper,
+    stateDir: pair.state, drain: false, log: (l) => logs.push(l), checkpoints: keeper,
   }).run(ac.signal);
   return async () => {
     ac.abort();
@@ -112,7 +112,7 @@ test('a replayer restarted while a journal is held at a checkpoint holds it agai
   const logs: string[] = [];
   const two: CheckpointCut[] = [{ j: 'a', e: 1, s: 2 }, { j: 'b', e: 1, s: 1 }];
   await publish(pair.server.url, [put('a', 1, 'a.txt', 'a before'), cp('a', 2, two), put('a', 3, 'a.txt', 'a after')]);
-  await pair.drain(undefined, { keeper: first.keeper, log: (l) => logs.push(l), checkpointWaitMs: 60_000 }).catch(() => undefined);
+  await pair.drain(undefined, { checkpoints: first.keeper, log: (l) => logs.push(l), checkpointWaitMs: 60_000 }).catch(() => undefined);
   // A drain ends the wait: the stream ended before b came. A follower stopped while held keeps the hold instead:
   t.deepEqual(first.calls, ['pending nightly: b', 'failed nightly: the stream ended before journal b reached its checkpoint entry']);
   const pair2 = await makePair('cp-restart2');
@@ -146,7 +146,7 @@ test('a checkpoint whose other journal never comes fails after the wait, naming 
   const ac = new AbortController();
   const running = new Replayer({
     nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`),
-    stateDir: pair.state, drain: false, log: (l) => logs.push(l), keeper, checkpointWaitMs: 1000,
+    stateDir: pair.state, drain: false, log: (l) => logs.push(l), checkpoints: keeper, checkpointWaitMs: 1000,
   }).run(ac.signal);
   t.teardown(async () => {
     ac.abort();
@@ -163,7 +163,7 @@ test('a checkpoint whose other journal never comes fails after the wait, naming 
   const one = recordingKeeper(pair);
   const oneLogs: string[] = [];
   fs.rmSync(pair.state, { recursive: true, force: true });
-  await pair.drain('a', { keeper: one.keeper, log: (l) => oneLogs.push(l) });
+  await pair.drain('a', { checkpoints: one.keeper, log: (l) => oneLogs.push(l) });
   t.deepEqual(one.calls, [
     'failed nightly: this replayer applies journal a only (--name): a checkpoint of 2 journals cannot be reached by it',
     'failed nightly: this replayer applies journal a only (--name): a checkpoint of 2 journals cannot be reached by it',

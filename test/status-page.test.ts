@@ -306,7 +306,10 @@ test.serial('the page draws every standby state and each word of trouble status 
   const body = {
     journals: [{ journal: 'app', mode: 'sync', agent_last_seq: 12, agent_shipped_seq: 11, stream_last_seq: 11, applied_seq: 10, lag_entries: 2, lag_seconds: 1, heartbeat_age_s: 0.5, dropped: 3,
       standby_failing: 'EIO on fsync', stream_refuses: { reason: 'maximum bytes exceeded', since: iso(5000) }, differs: 'entries lost before shipping', may_differ: 'its process 42 ended without flushing' }],
-    standbys: [row('b1', 'streaming', { lag_entries: 0 }), row('b2', 'catching up'), row('b3', 'stopped', { inactive_since: iso(60_000) }),
+    standbys: [row('b1', 'streaming', { lag_entries: 0, checkpoints: {
+      last_reached: { name: 'nightly', time: iso(90_000), reached_at: iso(80_000), bytes: 2048 }, kept: 2, kept_bytes: 4096,
+      pending: [{ name: 'hourly', time: iso(10_000), waiting_for: ['web.2'] }], failed: [{ name: 'broken', time: iso(50_000), why: 'journal web.1 passed its cut without its entry' }],
+    } }), row('b2', 'catching up'), row('b3', 'stopped', { inactive_since: iso(60_000) }),
       row('b4', 'lost', { safe_bytes: 0, lost: { since: iso(30_000), reason: 'it held back more than 100 B', by: 'b1' }, rebase: { state: 'running', step: 'baseline: 10 of 50 objects', requested: iso(20_000), by: 'app@h' } })],
     stream: { name: 'UNDERSTUDY', messages: 100, bytes: 850, max_bytes: 1000, used_pct: 85, last_seq: 100 },
     baselines: [{ name: 'nightly', state: 'failed', started: now - 9000, roots: ['data'], objects: 5, bytes: 10, error: 'timed out' }],
@@ -323,6 +326,10 @@ test.serial('the page draws every standby state and each word of trouble status 
   const states = Object.fromEntries(['b1', 'b2', 'b3', 'b4'].map((n) => [n, /data-field="state"><span class="badge (\w+)">([^<]+)</.exec(rowOf(html, 'standby', n) ?? '')?.slice(1)]));
   t.deepEqual(states, { b1: ['ok', 'streaming'], b2: ['info', 'catching up'], b3: ['off', 'stopped'], b4: ['bad', 'lost'] });
   t.regex(rowOf(html, 'standby', 'b2') ?? '', />75 B more of 100 B</);
+  const b1 = rowOf(html, 'standby', 'b1') ?? '';
+  t.regex(b1, /<span class="badge ok">checkpoint nightly<\/span>reached <span[^>]*>1 min ago<\/span> · 2 kept, 4.0 KiB/);
+  t.regex(b1, /<span class="badge info">checkpoint hourly pending<\/span>waiting for web\.2/);
+  t.regex(b1, /<span class="badge bad">checkpoint broken failed<\/span>journal web\.1 passed its cut without its entry/);
   t.regex(rowOf(html, 'standby', 'b3') ?? '', /inactive since <span[^>]*>1 min ago</);
   t.regex(rowOf(html, 'standby', 'b4') ?? '', /<span class="badge bad">LOST<\/span>since [\d:]+: it held back more than 100 B/);
   t.regex(rowOf(html, 'standby', 'b4') ?? '', /<span class="badge info">recovery running<\/span>baseline: 10 of 50 objects/);

@@ -63,6 +63,23 @@ export const NO_HISTORY: { readonly snapshots: SnapshotMarks; readonly order: Ch
   order: { place: () => 'apply', applied: () => undefined },
 };
 
+/**
+ * How a change treats the object it is about to change, for whoever keeps what it was (the
+ * checkpoint store): `replace` removes or replaces its name (rename over it, rm, a put renamed
+ * in), `inPlace` changes its inode (append, pwrite, truncate, chmod), `move` gives its inode
+ * another name (a rename's source).
+ */
+export type ChangeKind = 'replace' | 'inPlace' | 'move';
+
+/**
+ * Called before a change to (root, rel) is made: `root` is a root name, or OBJECT_ROOT for a
+ * replica file under --state (`rel` relative to it). Returns once what it keeps is durable.
+ */
+export type KeepFn = (root: string, rel: string, how: ChangeKind) => void;
+
+/** Keeps nothing: a standby without checkpoints. */
+export const KEEP_NOTHING: KeepFn = () => undefined;
+
 /** What an applier is built from: the standby's roots and state directory, and the replayer's collaborators. */
 export interface ApplierContext {
   /** Root name to its real directory on the standby. */
@@ -75,4 +92,8 @@ export interface ApplierContext {
   snapshots: SnapshotMarks;
   order: ChangeOrder;
   applied: AppliedPosition;
+  /** Told before each change (checkpoints keep what the object was); nothing by default. */
+  keep?: KeepFn;
+  /** Makes what `keep` kept durable; the group commit calls it before the appliers' fsyncs. */
+  keepSync?: () => void;
 }

@@ -6,7 +6,7 @@ import { checkRelPath } from '../../lib/confine';
 import { DEFAULTS } from '../../lib/settings';
 import { resolveInRoot } from '../safe-path';
 import { writeAll, writeSync, type WriteFn } from '../write';
-import { NO_HISTORY, type Applier, type ChangeOrder, type Data, type Outcome, type SnapshotMarks } from './applier';
+import { KEEP_NOTHING, NO_HISTORY, type Applier, type ChangeOrder, type Data, type KeepFn, type Outcome, type SnapshotMarks } from './applier';
 import { copyFile, copyInto } from './fs-copy';
 import { kindOf, lstatOrUndefined } from './fs-stat';
 import { fsyncFile, syncAll } from './fs-sync';
@@ -27,6 +27,8 @@ export interface FsApplierOptions {
   /** The replayer's order across journals, asked before and told after each change. */
   order?: ChangeOrder;
   log?: (line: string) => void;
+  /** Told before each change to an object (checkpoints keep what it was). */
+  keep?: KeepFn;
 }
 
 /**
@@ -52,6 +54,7 @@ export class FsApplier implements Applier {
   private readonly snapshots: SnapshotMarks;
   private readonly order: ChangeOrder;
   private readonly log: (line: string) => void;
+  private readonly keep: KeepFn;
 
   /** `roots`: root name to its real directory on the standby. */
   constructor(private readonly roots: ReadonlyMap<string, string>, opts: FsApplierOptions = {}) {
@@ -59,6 +62,7 @@ export class FsApplier implements Applier {
     this.snapshots = opts.snapshots ?? NO_HISTORY.snapshots;
     this.order = opts.order ?? NO_HISTORY.order;
     this.log = opts.log ?? (() => undefined);
+    this.keep = opts.keep ?? KEEP_NOTHING;
   }
 
   /** True for file operations. */
@@ -102,6 +106,9 @@ export class FsApplier implements Applier {
     this.check(h.r, h.p);
     if (h.op === 'rename') this.check(h.toRoot, h.to);
     if (h.op === 'link') this.check(h.fromRoot, h.from);
+    // Told before the keep, which may add a name to the inode (a hard link into a checkpoint).
+    const sharedInode = h.op === 'put' && this.multiLinked(h);
+    this.keepBefore(h, sharedInode);
     switch (h.op) {
       case 'rm': {
         const target = this.find(h, h.r, h.p, true);
@@ -118,7 +125,7 @@ export class FsApplier implements Applier {
     const target = this.place(h, h.r, h.p);
     switch (h.op) {
       case 'put':
-        return this.put(target, h.mode, data);
+        return this.put(target, h.mode, data, sharedInode);
       case 'append':
       case 'pwrite':
         return this.writeAt(target, h.at, data);
@@ -132,6 +139,31 @@ export class FsApplier implements Applier {
         return this.replaceWith(target, (tmp) => fs.symlinkSync(h.target, tmp));
       case 'chmod':
         return this.withFd(target, O_RDONLY, 'file or directory', (fd) => fs.fchmodSync(fd, h.mode));
+    }
+  }
+
+  /**
+   * Tells `keep` what `h` is about to change, before anything (the directories above included)
+   * is made: a put over a file with several names, like append, pwrite, truncate and chmod,
+   * changes its inode in place; mkdir over a directory only sets its mode.
+   */
+  private keepBefore(h: EntryHeader, sharedInode: boolean): void {
+    if (this.keep === KEEP_NOTHING) return;
+    switch (h.op) {
+      case 'rename':
+        this.keep(h.r, h.p, 'move');
+        return this.keep(h.toRoot, h.to, 'replace');
+      case 'append': case 'pwrite': case 'truncate': case 'chmod':
+        return this.keep(h.r, h.p, 'inPlace');
+      case 'put':
+        return this.keep(h.r, h.p, sharedInode ? 'inPlace' : 'replace');
+      case 'mkdir': {
+        const target = this.find(h, h.r, h.p, true);
+        const isDir = target !== undefined && lstatOrUndefined(target)?.isDirectory() === true;
+        return this.keep(h.r, h.p, isDir ? 'inPlace' : 'replace');
+      }
+      default:
+        return this.keep(h.r, h.p, 'replace');
     }
   }
 
@@ -177,9 +209,15 @@ export class FsApplier implements Applier {
     }
   }
 
-  private put(target: string, mode: number, data: Data): void {
-    const st = lstatOrUndefined(target);
-    if (st !== undefined && st.isFile() && st.nlink > 1) {
+  /** Whether the file a put names has other names (then it is rewritten in place). */
+  private multiLinked(h: EntryHeader): boolean {
+    const target = this.find(h, h.r, h.p, true);
+    const st = target === undefined ? undefined : lstatOrUndefined(target);
+    return st !== undefined && st.isFile() && st.nlink > 1;
+  }
+
+  private put(target: string, mode: number, data: Data, sharedInode: boolean): void {
+    if (sharedInode) {
       // A rename would split the hard link; on the primary every name of the inode sees the new
       // content, so here too: rewrite in place (a reader may see it half-written, as on the primary).
       this.withFd(target, O_WRONLY, 'file', (fd) => {

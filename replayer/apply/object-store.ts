@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { comparePosition, type EntryHeader, type OpName } from '../../lib/entry';
+import { comparePosition, OBJECT_ROOT, type EntryHeader, type OpName } from '../../lib/entry';
 import { BadEntryError } from '../../lib/errors';
-import { replaceJson, syncDir } from '../../lib/durable-file';
+import { readJsonLines, replaceJson, syncDir } from '../../lib/durable-file';
 import { readReplicaFile, replicaFile, type ReplicaDir, type Through } from '../replicas';
-import type { Applier, AppliedPosition, Data, Outcome } from './applier';
+import { KEEP_NOTHING, type Applier, type AppliedPosition, type Data, type KeepFn, type Outcome } from './applier';
 
 /**
  * One kind of replica under --state (configuration stores, queues): which entries change it,
@@ -53,7 +53,8 @@ export class ObjectStore {
   private logged = false;
 
   /** Touches nothing on disk until `open`. */
-  constructor(private readonly stateDir: string, private readonly applied: AppliedPosition) {
+  /** `keep` is told before a replica file is first changed (checkpoints keep what it was); `keepSync` makes that durable before a replica is replaced. */
+  constructor(private readonly stateDir: string, private readonly applied: AppliedPosition, private readonly keep: KeepFn = KEEP_NOTHING, private readonly keepSync: () => void = () => undefined) {
     this.logFile = path.join(stateDir, 'objects.log');
   }
 
@@ -66,7 +67,7 @@ export class ObjectStore {
   open(): void {
     if (this.logFd >= 0 || this.kinds.size === 0) return;
     for (const k of this.kinds.values()) fs.mkdirSync(path.join(this.stateDir, k.dir), { recursive: true, mode: 0o700 });
-    const lines = readLog(this.logFile);
+    const lines = readJsonLines<LogLine>(this.logFile);
     this.logFd = fs.openSync(this.logFile, 'a', 0o600);
     for (const { h, d } of lines) {
       const at = this.applied(h.j);
@@ -99,6 +100,8 @@ export class ObjectStore {
 
   private syncNow(): void {
     if (this.dirty.size === 0 && !this.logged) return;
+    // Also when the log is applied again at open, outside a group commit.
+    this.keepSync();
     const dirs = new Set<string>();
     for (const file of this.dirty) {
       const rep = this.replicas.get(file);
@@ -123,6 +126,8 @@ export class ObjectStore {
     const through = kind.through(rep.m);
     const at = through[h.j];
     if (at !== undefined && comparePosition(h, at) <= 0) return false;
+    // The file on disk is the last commit's; it is replaced by rename at the next one.
+    this.keep(OBJECT_ROOT, path.relative(this.stateDir, file), 'replace');
     kind.apply(rep.m, h, data);
     through[h.j] = { e: h.e, s: h.s };
     this.dirty.add(file);
@@ -178,24 +183,4 @@ export class ObjectApplier implements Applier {
   cleanUp(): number {
     return 0;
   }
-}
-
-/** The log's lines; a torn last line (a kill mid-write) is left out. */
-function readLog(file: string): LogLine[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  const out: LogLine[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    try {
-      out.push(JSON.parse(line) as LogLine);
-    } catch {
-      // only the last line can be torn
-    }
-  }
-  return out;
 }

@@ -18,14 +18,14 @@ export const APPLIERS: readonly ApplierFactory[] = [
 
 /** The appliers of one replayer: each entry goes to the one that takes it; commit, close and clean-up go to all. */
 export class Appliers {
-  private constructor(readonly all: readonly Applier[]) {}
+  private constructor(readonly all: readonly Applier[], private readonly keepSync: () => void = () => undefined) {}
 
   /** Builds every applier of `factories` (the registry), then opens the replicas under --state (applying again what a killed replayer logged). */
   static open(ctx: ApplierContext, factories: readonly ApplierFactory[] = APPLIERS): Appliers {
-    const objects = new ObjectStore(ctx.stateDir, ctx.applied);
+    const objects = new ObjectStore(ctx.stateDir, ctx.applied, ctx.keep, ctx.keepSync);
     const all = factories.map((make) => make({ ...ctx, objects }));
     objects.open();
-    return new Appliers(all);
+    return new Appliers(all, ctx.keepSync);
   }
 
   /** The applier that takes `h`; BadEntryError naming the operation when none does. */
@@ -40,8 +40,9 @@ export class Appliers {
     return this.for(h).apply(h, data);
   }
 
-  /** Group commit: makes every applier's changes durable, one after another; the first failure stops it. */
+  /** Group commit: makes what the checkpoints kept durable, then every applier's changes, one after another; the first failure stops it. */
   async sync(): Promise<void> {
+    this.keepSync();
     for (const a of this.all) await a.sync();
   }
 

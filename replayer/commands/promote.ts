@@ -1,4 +1,6 @@
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { rollBack } from '../checkpoints/rollback';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { decodeEntry } from '../../lib/codec';
 import { lastEntry } from '../../lib/batch';
@@ -16,7 +18,8 @@ import { journalFilter, requireState } from './standby-flags';
 import { common, parse, type CommonOptions } from '../../lib/cli-options';
 import { DEFAULTS, standbyName } from '../../lib/settings';
 
-export const usage = `understudy promote --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--standby NAME] [--verify-key FILE …] [--json]
+export const usage = `understudy promote --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--standby NAME] [--verify-key FILE …]
+                  [--at-checkpoint NAME|latest] [--json]
 
 Makes this standby the primary: applies everything it can still get from the stream,
 stops, fences each journal at the position it reached (later entries from the old
@@ -25,6 +28,11 @@ position, what is known to be missing (in doubt), and how long it took.
 The fences go to the state bucket under this standby's name (--standby, as for replay:
 UNDERSTUDY_STANDBY, else the host's name): every other standby following the stream
 refuses the old primary's entries past them too, and status says who was promoted.
+--at-checkpoint takes over at a checkpoint this standby reached instead (\`understudy checkpoints\`;
+latest: the newest): the last state that was consistent across every process of the primary.
+Every change applied after it is set aside under --state/set-aside/<time>/ (moved there, with a
+manifest.json naming each; kept, not lost), the roots and replicas are rolled back in place,
+the positions move to the checkpoint's cut, and the fences are set there.
 Stop the running replayer first.`;
 
 interface JournalReport {
@@ -41,7 +49,7 @@ interface JournalReport {
 
 /** `understudy promote`. */
 export async function promote(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parse(argv, { json: { type: 'boolean' }, 'verify-key': { type: 'string', multiple: true }, standby: { type: 'string' } });
+  const { values } = parse(argv, { json: { type: 'boolean' }, 'verify-key': { type: 'string', multiple: true }, standby: { type: 'string' }, 'at-checkpoint': { type: 'string' } });
   if (values.help === true) {
     console.log(usage);
     return 0;
@@ -53,14 +61,14 @@ export async function promote(argv: string[], env: NodeJS.ProcessEnv): Promise<n
   // Held from the drain to the fence: a replayer started meanwhile would apply past the fence.
   const lock = lockState(o.stateDir, 'promote');
   try {
-    return await promoteLocked(o, values.json === true, values['verify-key'], env, started);
+    return await promoteLocked(o, values.json === true, values['verify-key'], env, started, values['at-checkpoint']);
   } finally {
     lock.release();
   }
 }
 
 /** Drains, fences and reports, with the state directory locked. */
-async function promoteLocked(o: CommonOptions & { standby: string }, json: boolean, verifyKeys: string[] | undefined, env: NodeJS.ProcessEnv, started: number): Promise<number> {
+async function promoteLocked(o: CommonOptions & { standby: string }, json: boolean, verifyKeys: string[] | undefined, env: NodeJS.ProcessEnv, started: number, atCheckpoint?: string): Promise<number> {
   const keyFiles = verifyKeys ?? (env.UNDERSTUDY_VERIFY_KEYS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const log = (line: string): void => console.error(`understudy promote: ${line}`);
 
@@ -76,6 +84,10 @@ async function promoteLocked(o: CommonOptions & { standby: string }, json: boole
   }
   // A transaction whose end never came is applied by no part: its entries are kept, not lost.
   const asides: SetAside[] = setAside(o.stateDir, replayer.unfinished());
+  // After the drain: it may reach the checkpoint named, or a newer one for "latest".
+  const rolled = atCheckpoint === undefined ? undefined : rollBack(o.stateDir, new Map(o.roots.map((r) => [r.name, fs.realpathSync(r.dir)])), atCheckpoint);
+  if (rolled !== undefined) log(`rolled back to checkpoint ${rolled.checkpoint.name}: ${rolled.changes} later change(s) set aside in ${rolled.dir}`);
+  if (rolled !== undefined && rolled.outside.length > 0) log(`journals not in checkpoint ${rolled.checkpoint.name} (${rolled.outside.join(', ')}): their changes after it were set aside too; their positions are left where they were`);
   const store = new PositionStore(o.stateDir);
   const applied = store.positions.journals;
   store.close();
@@ -98,7 +110,7 @@ async function promoteLocked(o: CommonOptions & { standby: string }, json: boole
       applied_entry_time: pos === undefined ? undefined : new Date(pos.t).toISOString(),
       stream_last: r?.streamLast === undefined ? undefined : positionLabel(r.streamLast),
       in_doubt: inDoubt,
-      in_doubt_why: inDoubt === 0 ? undefined : `entries ${(pos?.s ?? 0) + 1}..${newest} were ${r?.streamLast !== undefined && r.streamLast.s >= newest ? 'in the stream but could not be applied' : 'reported by the primary but never reached the stream'}`,
+      in_doubt_why: inDoubt === 0 ? undefined : `entries ${(pos?.s ?? 0) + 1}..${newest} were ${rolled !== undefined ? `after checkpoint ${rolled.checkpoint.name} (what of them was applied is set aside)` : r?.streamLast !== undefined && r.streamLast.s >= newest ? 'in the stream but could not be applied' : 'reported by the primary but never reached the stream'}`,
       fence,
       ...(asides.some((a) => a.journal === name) ? { set_aside: asides.filter((a) => a.journal === name) } : {}),
     });
@@ -107,9 +119,11 @@ async function promoteLocked(o: CommonOptions & { standby: string }, json: boole
   await remote?.close();
   const took = (Date.now() - started) / 1000;
   if (json) {
-    console.log(JSON.stringify({ promoted: true, standby: o.standby, took_seconds: took, applied_now: drained?.applied ?? 0, stopped_by: stoppedBy, journals: reports }, null, 2));
+    const at = rolled === undefined ? {} : { at_checkpoint: { name: rolled.checkpoint.name, id: rolled.checkpoint.id, time: new Date(rolled.checkpoint.time).toISOString(), set_aside: rolled.changes, set_aside_dir: rolled.dir } };
+    console.log(JSON.stringify({ promoted: true, standby: o.standby, took_seconds: took, applied_now: drained?.applied ?? 0, stopped_by: stoppedBy, ...at, journals: reports }, null, 2));
   } else {
     console.log(`promoted in ${took.toFixed(1)} s; applied ${drained?.applied ?? 0} more entries${stoppedBy ? ` before stopping: ${stoppedBy}` : ''}`);
+    if (rolled !== undefined) console.log(`at checkpoint ${rolled.checkpoint.name} (taken ${new Date(rolled.checkpoint.time).toISOString()}): ${rolled.changes} later change(s) set aside in ${rolled.dir} (manifest.json lists them)`);
     for (const r of reports) {
       console.log(`journal ${r.journal}: last applied ${r.applied ?? 'nothing'}${r.applied_entry_time ? ` (written on the primary at ${r.applied_entry_time})` : ''}; ` +
         `${r.in_doubt === 0 ? 'nothing known to be missing' : `IN DOUBT: ${r.in_doubt} entries (${r.in_doubt_why})`}; fenced at ${r.fence ? positionLabel(r.fence) : '-'}`);

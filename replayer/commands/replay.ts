@@ -7,7 +7,7 @@ import { DEFAULTS, standbyName } from '../../lib/settings';
 import { parseDuration, parseSize } from '../../lib/units';
 
 export const usage = `understudy replay --root name=/abs/dir … --state DIR [--nats URL] [--name NAME] [--stream S] [--drain] [--standby NAME]
-                  [--max-standby-lag SIZE|AGE …] [--keep-stream SIZE]
+                  [--max-standby-lag SIZE|AGE …] [--keep-stream SIZE] [--keep-checkpoints N]
                   [--verify-key FILE …] [--on-bad-entry halt|skip] [--metrics-port N [--metrics-host H]]
                   [--http-port N [--http-host H]]
                   [--creds FILE | --nkey FILE | --token T | --user U --password P] [--tls-ca FILE]
@@ -26,6 +26,10 @@ spools move on without it, and when it runs it asks the primary for a baseline a
 (defaults: ${DEFAULTS.slots.maxLagBytesPct} % of the stream's max_bytes, and 7d).
 --keep-stream keeps the newest SIZE of entries in the stream whatever was committed, for a
 standby that joins later (default: ${DEFAULTS.slots.keepBytesPct} % of max_bytes; 0 keeps nothing more).
+--keep-checkpoints keeps a point-in-time copy of the roots and replicas at each of the N newest
+checkpoints reached (\`understudy checkpoint\` on the primary; default ${DEFAULTS.checkpoints.keep}, 0 keeps none),
+under --state/checkpoints, at a cost proportional to what changes after each: see
+\`understudy checkpoints\`, \`understudy restore\` and \`understudy promote --at-checkpoint\`.
 --verify-key (or UNDERSTUDY_VERIFY_KEYS, comma-separated): accept only entries signed by
 one of these keys (Ed25519 public key PEM, or an hmac-sha256:<base64> secret file).
 A bad entry is moved to <state>/quarantine with the reason; then the replayer stops
@@ -57,7 +61,7 @@ export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     drain: { type: 'boolean' }, 'verify-key': { type: 'string', multiple: true }, 'on-bad-entry': { type: 'string' },
     'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, standby: { type: 'string' },
     'max-standby-lag': { type: 'string', multiple: true }, 'keep-stream': { type: 'string' },
-    'http-port': { type: 'string' }, 'http-host': { type: 'string' },
+    'http-port': { type: 'string' }, 'http-host': { type: 'string' }, 'keep-checkpoints': { type: 'string' },
   });
   if (values.help === true) {
     console.log(usage);
@@ -79,7 +83,8 @@ export async function replay(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const keep = values['keep-stream'];
   const keepStream = keep === undefined ? undefined : keep.trim() === '0' ? 0 : parseSize(keep);
   if (keepStream === undefined && keep !== undefined) throw new SettingsError(`--keep-stream ${keep} is not a size (e.g. 0, 512MiB, 2GiB)`);
-  const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry, metricsPort, metricsHost: values['metrics-host'], httpPort, httpHost: values['http-host'], standby, maxStandbyLag, keepStream });
+  const keepCheckpoints = countFlag('--keep-checkpoints', values['keep-checkpoints']);
+  const replayer = new Replayer({ ...o, drain: values.drain === true, log, verifier, onBadEntry, metricsPort, metricsHost: values['metrics-host'], httpPort, httpHost: values['http-host'], standby, maxStandbyLag, keepStream, keepCheckpoints });
   // Before "following …" is said: a --state in use is refused first, as it always was.
   replayer.open();
   const ac = new AbortController();
@@ -103,4 +108,12 @@ function portFlag(flag: string, value: string | undefined): number | undefined {
   const port = Number(value);
   if (value.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) throw new SettingsError(`${flag} ${value} is not a port number (0-65535)`);
   return port;
+}
+
+/** A count flag's value: a whole number >= 0, or undefined when not given. */
+function countFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new SettingsError(`${flag} ${value} is not a whole number (0 or more)`);
+  return n;
 }

@@ -18,7 +18,7 @@ Then how full the stream is and where it was trimmed, and the last baseline and
 the last verify: when, how they ended, what they found and mended.
 A journal whose standby differs from the primary (entries its agent's spool lost before
 they were shipped, not mended by a baseline since) is said so in words, with the reason.
-Then one line per standby, as a replication slot: streaming, catching up, STOPPED (it holds
+Then one line per standby, as a replication slot (with the last checkpoint it reached, and those pending or failed there): streaming, catching up, STOPPED (it holds
 the stream back) or LOST (the stream no longer keeps what it lacks; with its rebase); its
 committed stream position; its lag in entries, bytes and seconds; how much further it may
 fall behind before it is lost; when it was last active. A transaction a standby stages (none of
@@ -104,6 +104,16 @@ function describeDoubts(d: DoubtsReport): string {
   return `STANDBY ${d.standby} MAY DIFFER from the primary: ${d.count} object(s) it cannot be sure of (${some}${d.count > 5 ? ', …' : ''}); first: ${d.objects[0]?.why ?? ''}. understudy verify --repair (or a baseline, for a journal) mends them`;
 }
 
+/** A standby's checkpoints, in words: the last reached, then the pending and failed ones. */
+function describeCheckpoints(s: StandbyRow): string {
+  const c = s.checkpoints;
+  if (c === undefined) return '';
+  const last = c.last_reached === undefined ? '; no checkpoint reached' : `; checkpoint ${c.last_reached.name} (taken ${c.last_reached.time}) reached ${c.last_reached.reached_at}, ${c.kept} kept (${formatSize(c.kept_bytes)})`;
+  const pending = c.pending.map((p) => `; checkpoint ${p.name} pending (waiting for ${p.waiting_for.join(', ') || 'its journals'})`).join('');
+  const failed = c.failed.map((f) => `; checkpoint ${f.name} FAILED here: ${f.why}`).join('');
+  return `${last}${pending}${failed}`;
+}
+
 /** Where a standby stands as a slot, in words: lost and stopped ones loudly. */
 function describeStandby(s: StandbyRow, u: StreamUse): string {
   const who = `${s.name}${s.journal !== undefined ? ` (journal ${s.journal})` : ''} on ${s.host}`;
@@ -117,7 +127,7 @@ function describeStandby(s: StandbyRow, u: StreamUse): string {
   }
   const room = s.safe_bytes === null ? 'no limit on how far it may fall behind' : `may fall ${formatSize(s.safe_bytes)} further behind before it is lost`;
   const state = s.state === 'stopped' ? `STOPPED since ${s.inactive_since ?? '?'} (it holds the stream and spools back)` : s.state;
-  return `standby ${who}: ${state}; ${lag}; ${room}; ${active}`;
+  return `standby ${who}: ${state}; ${lag}; ${room}; ${active}${describeCheckpoints(s)}`;
 }
 
 function describeStream(u: StreamUse): string {

@@ -10,6 +10,7 @@ import { DEFAULTS } from '../../lib/settings';
 import { committedIn, heldBytes, limitsOf } from '../slots/plan';
 import { readSlots } from '../slots/slots';
 import { collectPromotion, type PromotionStatus } from './promotion';
+import { checkpointsView, type CheckpointsView } from './checkpoints';
 import { parseStateKey, readState, type BaselineReport, type DoubtsReport, type VerifyReport, type WatchStatus } from '../../lib/state-bucket';
 
 export interface JournalRow {
@@ -85,6 +86,8 @@ export interface StandbyRow {
    * journal's agent has no live heartbeat (the primary died inside it).
    */
   staging?: { journal: string; transactions: string[]; since: string; entries: number; may_never_end?: string }[];
+  /** The checkpoints it reached (the last one) and those pending or failed there, as it published them. */
+  checkpoints?: CheckpointsView;
 }
 
 /** Everything `understudy status` says, as `--json` prints it and the status page serves it. */
@@ -216,6 +219,7 @@ export async function standbyRows(jsm: JetStreamManager, kv: KV, stream: string,
     const lagEntries = j === undefined ? Math.max(0, s.lastSeq - committed) : Math.max(0, (j.stream_last_seq ?? 0) - (r.journals[j.journal]?.s ?? 0));
     const lost = v.lost ? await readState(kv, 'lost', v.key) : undefined;
     const rebase = v.lost ? await readState(kv, 'rebase', v.key) : undefined;
+    const cps = await readState(kv, 'checkpoints', v.key);
     rows.push({
       name: v.key, ...(r.journal === undefined ? {} : { journal: r.journal }), host: r.host, state, committed_seq: committed,
       lag_entries: lagEntries, lag_bytes: lagBytes, lag_seconds: round((v.oldestUnappliedMs ?? 0) / 1000),
@@ -225,6 +229,7 @@ export async function standbyRows(jsm: JetStreamManager, kv: KV, stream: string,
       ...(stopped || v.lost ? { inactive_since: new Date(r.time).toISOString() } : {}),
       ...(lost === undefined ? {} : { lost: { since: new Date(lost.since).toISOString(), reason: lost.reason, by: lost.by } }),
       ...(stagedOf(r).length === 0 ? {} : { staging: stagedOf(r).map((x) => stagingRow(x, journals.find((y) => y.journal === x.journal))) }),
+      ...(cps === undefined ? {} : { checkpoints: checkpointsView(cps) }),
       ...(rebase === undefined ? {} : { rebase: { state: rebase.state, ...(rebase.step === undefined ? {} : { step: rebase.step }), requested: new Date(rebase.requested).toISOString(), ...(rebase.by === undefined ? {} : { by: rebase.by }), ...(rebase.error === undefined ? {} : { error: rebase.error }) } }),
     });
   }

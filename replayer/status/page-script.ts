@@ -67,7 +67,7 @@ function standbyView(x, stream) {
   var lag = x.lag_entries;
   return { name: x.name, journal: x.journal, host: x.host, state: x.state, committed: committed, lag: lag, lag_bytes: x.lag_bytes, lag_seconds: x.lag_seconds,
     safe_bytes: x.safe_bytes, max_lag_bytes: x.max_lag_bytes, max_lag_seconds: x.max_lag_seconds,
-    last_active: x.last_active !== undefined ? x.last_active : x.time, inactive_since: x.inactive_since, lost: x.lost, rebase: x.rebase };
+    last_active: x.last_active !== undefined ? x.last_active : x.time, inactive_since: x.inactive_since, lost: x.lost, rebase: x.rebase, checkpoints: x.checkpoints };
 }
 
 function alertsOf(d) {
@@ -178,6 +178,10 @@ function renderStandbys(d) {
     if (x.lost) notes.push(h('div', null, [badge('LOST', 'bad'), 'since ' + clock(ms(x.lost.since)) + ': ' + x.lost.reason]));
     if (x.rebase) notes.push(h('div', null, [badge('recovery ' + x.rebase.state, x.rebase.state === 'failed' ? 'bad' : x.rebase.state === 'done' ? 'ok' : 'info'), dash(x.rebase.step), x.rebase.error ? ' (' + x.rebase.error + ')' : '']));
     if (x.inactive_since) notes.push(h('div', 'muted', ['inactive since ', when(x.inactive_since)]));
+    var cp = x.checkpoints;
+    if (cp && cp.last_reached) notes.push(h('div', 'checkpoint', [badge('checkpoint ' + cp.last_reached.name, 'ok'), 'reached ', when(cp.last_reached.reached_at), ' · ' + cp.kept + ' kept, ' + bytes(cp.kept_bytes)]));
+    if (cp) cp.pending.forEach(function (p) { notes.push(h('div', 'checkpoint', [badge('checkpoint ' + p.name + ' pending', 'info'), 'waiting for ' + (p.waiting_for.join(', ') || 'its journals')])); });
+    if (cp) cp.failed.forEach(function (f) { notes.push(h('div', 'checkpoint', [badge('checkpoint ' + f.name + ' failed', 'bad'), f.why])); });
     var tr = h('tr', null, [name, state, td(count(x.committed), 'n', 'committed_seq'), lagCell(x.lag, 'lag_entries'), td(bytes(x.lag_bytes), 'n', 'lag_bytes'),
       td(dash(x.lag_seconds), 'n', 'lag_seconds'), td(room, null, 'room'), td(when(x.last_active), null, 'last_active'), td(notes.length ? h('div', null, notes) : '', null, 'notes')]);
     tr.dataset.standby = x.name;
