@@ -10,7 +10,8 @@ import type { NatsSettings } from '../settings';
 import { SIGNATURE_HEADER } from '../signing';
 import { readState, updateState, watchState, watchStates, writeState } from '../state-bucket';
 import { journalSubject, resendSubject } from '../subjects';
-import { answerResend, PublishTimeoutError, StreamRefusedError, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
+import { checkpointSubject } from '../checkpoint-protocol';
+import { answerCheckpoint, answerResend, type CheckpointHandler, PublishTimeoutError, StreamRefusedError, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
 
 /** What a journal's JetStream transport needs to know. */
 export interface JetStreamTransportOptions {
@@ -94,6 +95,16 @@ export class JetStreamTransport implements JournalTransport {
       },
     });
     // The server has the subscription once it answered a ping sent after it.
+    await this.nc.flush();
+  }
+
+  async serveCheckpoints(handler: CheckpointHandler): Promise<void> {
+    this.nc.subscribe(checkpointSubject(this.o.stream, this.o.name), {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        void answerCheckpoint(handler, msg.string()).then((reply) => msg.respond(reply));
+      },
+    });
     await this.nc.flush();
   }
 
