@@ -1,10 +1,10 @@
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { makePair, PRELOAD, runCli, type Pair } from './helpers/pair';
+import { makePair, runCli } from './helpers/pair';
 import { streamEntries } from './helpers/stream-entries';
+import { liveJournals, readNumber, startApp, until } from './helpers/agent-apps';
 import { openStateKv } from '../lib/nats';
 import { readState } from '../lib/state-bucket';
 import { checkpointSubject, parseCheckpointReply } from '../lib/checkpoint-protocol';
@@ -46,56 +46,6 @@ if (process.argv[2] === 'child') {
   void turn();
 }
 `;
-
-/** Starts the turn-taking app under the agent; stopped in teardown. */
-function startApp(pair: Pair, code: string, t: { teardown(fn: () => void): void }): ChildProcess {
-  const file = path.join(pair.dir, `app-${Math.random().toString(36).slice(2)}.js`);
-  fs.writeFileSync(file, code);
-  const app = spawn(process.execPath, ['--require', PRELOAD, file], { env: pair.env({ DATA: pair.primary }), stdio: ['ignore', 'inherit', 'inherit'] });
-  t.teardown(() => {
-    try {
-      const pid = Number(fs.readFileSync(path.join(pair.primary, 'child.pid'), 'utf8'));
-      process.kill(pid, 'SIGCONT');
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone already
-    }
-    app.kill('SIGKILL');
-  });
-  return app;
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function readNumber(file: string): number {
-  try {
-    return Number(fs.readFileSync(file, 'utf8')) || 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** Journals whose heartbeat is fresh. */
-async function liveJournals(pair: Pair): Promise<string[]> {
-  const nc = await connect({ servers: pair.server.url });
-  try {
-    const kv = await openStateKv(nc, 'UNDERSTUDY');
-    const names: string[] = [];
-    for await (const k of await kv.keys('agent.*')) {
-      const beat = await readState(kv, 'agent', k.slice('agent.'.length));
-      if (beat !== undefined && Date.now() - beat.time < 3000) names.push(k.slice('agent.'.length));
-    }
-    return names;
-  } finally {
-    await nc.close();
-  }
-}
 
 /** The files of a root as the entries of each journal before its cut make them (puts and appends only: what the app does). */
 function filesAtCut(entries: Map<string, Entry[]>, cp: CheckpointOp): Map<string, Buffer> {
