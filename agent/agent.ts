@@ -20,6 +20,7 @@ import { Adopter } from './adopt';
 import { flushThreads, followThreads, spoolIsEmpty, threadBase, ThreadJournals } from './threads';
 import { onExitLast } from './exit-last';
 import { FreezeGate } from './freeze';
+import type { JournalSink } from './sink';
 import { checkpointEntryWriter } from './checkpoint-entry';
 import { Transactions } from './transactions';
 
@@ -107,7 +108,7 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     installEndings({ name: settings.name, exitTimeoutMs: settings.exitTimeoutMs, journal, shipper, beforeFlush: () => transactions.endAll() });
     if (entry !== undefined) process.on('exit', () => entry.release());
     if (isMainThread) {
-      if (settings.watch) startWatcher(settings, journal);
+      if (settings.watch) startWatcher(settings, journal, gate);
       const adopter = new Adopter(settings, given.name);
       adopter.start();
       followThreads(threads, settings.spoolDir, (name) => adopter.adopt(name));
@@ -136,8 +137,19 @@ function notStarted(err: unknown): undefined {
  * journaled too; what the wrappers journaled is not journaled again. It never keeps the
  * application alive, and a failure only stops the watching, said once.
  */
-function startWatcher(settings: AgentSettings, journal: Journal): void {
-  const watcher = new Watcher(settings.roots, journal, {
+function startWatcher(settings: AgentSettings, journal: Journal, gate: FreezeGate): void {
+  // What it journals waits at the freeze gate too: a checkpoint's position must stay free.
+  const sink: JournalSink = {
+    record(change) {
+      gate.enterSync();
+      try {
+        return journal.record(change);
+      } finally {
+        gate.leaveSync();
+      }
+    },
+  };
+  const watcher = new Watcher(settings.roots, sink, {
     persistent: false,
     stateFile: watchStateFile(journal.dir),
     excluded: excludeMatcher(settings.exclude),

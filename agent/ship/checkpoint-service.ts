@@ -49,6 +49,9 @@ interface Take {
   timer?: NodeJS.Timeout;
 }
 
+/** What of the shipped journal the service reads: its name, epoch, shared cells and last appended seq. */
+export type CheckpointJournal = Pick<ShippingJournal, 'name' | 'epoch' | 'shared' | 'appended'>;
+
 /** Answers checkpoint requests for one journal. */
 export class CheckpointService {
   private readonly cells: Int32Array;
@@ -56,7 +59,7 @@ export class CheckpointService {
   private gen = 0;
   private readonly answers = new Map<string, (a: CommitAnswer) => void>();
 
-  constructor(private readonly j: ShippingJournal, private readonly port: MessagePort | undefined, private readonly pollMs: number = DEFAULTS.checkpoint.pollMs) {
+  constructor(private readonly j: CheckpointJournal, private readonly port: MessagePort | undefined, private readonly pollMs: number = DEFAULTS.checkpoint.pollMs) {
     this.cells = gateCells(j.shared);
     port?.on('message', (m: CommitAnswer) => this.answers.get(m.id)?.(m));
   }
