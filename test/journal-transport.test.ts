@@ -1,5 +1,5 @@
-import { checkpointSubject, parseCheckpointReply, type CheckpointReply } from '../lib/checkpoint-protocol';
 import test from 'ava';
+import { checkpointSubject, parseCheckpointReply, type CheckpointReply } from '../lib/checkpoint-protocol';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { SIGNATURE_HEADER } from '../lib/signing';
