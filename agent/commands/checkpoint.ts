@@ -54,26 +54,23 @@ export async function checkpoint(argv: string[], env: NodeJS.ProcessEnv): Promis
 
 /** Takes checkpoints every `ms` until SIGINT or SIGTERM; 0 when every one was taken. */
 async function every(ms: number, take: () => Promise<boolean>): Promise<number> {
-  let stop: () => void = () => {};
-  const stopped = new Promise<void>((resolve) => {
-    stop = resolve;
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
   let running = true;
-  void stopped.then(() => {
-    running = false;
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (): void => {
+      running = false;
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
   });
   let failed = 0;
   while (running) {
     const began = Date.now();
     if (!(await take())) failed++;
-    const wait = Math.max(0, ms - (Date.now() - began));
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([stopped, new Promise<void>((resolve) => (timer = setTimeout(resolve, wait)))]);
+    await Promise.race([stopped, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms - (Date.now() - began)))))]);
     clearTimeout(timer);
   }
-  stop();
   return failed === 0 ? 0 : 1;
 }
 

@@ -87,24 +87,24 @@ export class JetStreamTransport implements JournalTransport {
   }
 
   /** Answers requests on the journal's resend subject. */
-  async serveResends(handler: ResendHandler): Promise<void> {
-    this.nc.subscribe(resendSubject(this.o.stream, this.o.name), {
+  serveResends(handler: ResendHandler): Promise<void> {
+    return this.answerOn(resendSubject(this.o.stream, this.o.name), (text) => answerResend(handler, text));
+  }
+
+  /** Answers requests on the journal's checkpoint subject, each as it comes. */
+  serveCheckpoints(handler: CheckpointHandler): Promise<void> {
+    return this.answerOn(checkpointSubject(this.o.stream, this.o.name), (text) => answerCheckpoint(handler, text));
+  }
+
+  /** Replies to every request on `subject` with what `answer` makes of it; resolves once the server has the subscription. */
+  private async answerOn(subject: string, answer: (request: string) => Promise<string>): Promise<void> {
+    this.nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err !== null) return;
-        void answerResend(handler, msg.string()).then((reply) => msg.respond(reply));
+        void answer(msg.string()).then((reply) => msg.respond(reply));
       },
     });
     // The server has the subscription once it answered a ping sent after it.
-    await this.nc.flush();
-  }
-
-  async serveCheckpoints(handler: CheckpointHandler): Promise<void> {
-    this.nc.subscribe(checkpointSubject(this.o.stream, this.o.name), {
-      callback: (err, msg) => {
-        if (err !== null) return;
-        void answerCheckpoint(handler, msg.string()).then((reply) => msg.respond(reply));
-      },
-    });
     await this.nc.flush();
   }
 
