@@ -17,6 +17,7 @@
  * Not frozen, a call costs an Atomics.add and an Atomics.load on the way in and an
  * Atomics.sub on the way out, on Int32 cells (bench/overhead.js measures the hot path).
  */
+import * as path from 'node:path';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { DEADLINE, FROZEN, INFLIGHT, TXHOLD, gateCells, readPosition } from './shared-state';
 
@@ -26,6 +27,27 @@ export const COMMIT_PENDING = -1;
 /** True for a FROZEN value that holds every call (odd and positive). */
 export function holdsAll(v: number): boolean {
   return v > 0 && (v & 1) === 1;
+}
+
+/** Frames of our own wrappers, skipped when looking for who called. */
+const OWN_DIR = path.dirname(__dirname);
+/**
+ * Node's compound fs functions, which call the public fs functions from their own callbacks
+ * (fs.writeFile calls fs.write and fs.close once its fs.open returned; fs.cp and fs.rm call
+ * fs.promises and fs functions): those calls are part of a call that passed the gate and is in
+ * flight, and holding them would hold it until the deadline. Streams are not among them: a write
+ * stream's fs.write is the application's call.
+ */
+const NODE_FS_FRAME = /\(?node:(?:fs|internal\/fs\/(?:cp\/cp|rimraf|promises|utils)):\d/;
+
+/**
+ * True when the wrapped call was made by Node's own fs (one of its compound functions) rather than
+ * by the application. Only asked while frozen: reading the stack costs microseconds.
+ */
+function calledByNodeFs(): boolean {
+  const frames = (new Error().stack ?? '').split('\n').slice(1);
+  const caller = frames.find((f) => !f.includes(OWN_DIR));
+  return caller !== undefined && NODE_FS_FRAME.test(caller);
 }
 
 /** The application thread's side of the freeze. */
@@ -78,12 +100,15 @@ export class FreezeGate {
       this.drain();
       return true;
     }
-    if (v > 0 && Date.now() < this.deadline()) {
-      this.leave();
-      return false;
+    if (v <= 0) return true;
+    if (Date.now() >= this.deadline()) {
+      this.expire(v);
+      return true;
     }
-    if (v > 0) this.expire(v);
-    return true;
+    // Part of a call in flight (Node's own compound fs): it passes, and the freeze holds.
+    if (calledByNodeFs()) return true;
+    this.leave();
+    return false;
   }
 
   /** An asynchronous call entered with tryEnter was journaled (or failed). */

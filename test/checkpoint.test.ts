@@ -2,7 +2,8 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { makePair, runCli } from './helpers/pair';
+import { spawn } from 'node:child_process';
+import { CLI, makePair, runCli } from './helpers/pair';
 import { streamEntries } from './helpers/stream-entries';
 import { liveJournals, readNumber, startApp, until } from './helpers/agent-apps';
 import { openStateKv } from '../lib/nats';
@@ -195,4 +196,61 @@ test.serial('a prepare that never gets its commit freezes the application only u
   await new Promise((res) => setTimeout(res, 1500));
   const entries = await streamEntries(pair.server.url);
   for (const [j, es] of entries) t.false(es.some((e) => e.header.op === 'checkpoint'), `journal ${j} has no checkpoint entry`);
+});
+
+test.serial('--every takes checkpoints named NAME-<UTC stamp> until SIGINT, saying each one', async (t) => {
+  const pair = await makePair('cp-every');
+  t.teardown(() => pair.close());
+  startApp(pair, TICKERS, t);
+  await until('ticking and heartbeating', async () => readNumber(path.join(pair.primary, 'parent-sync')) > 10 && (await liveJournals(pair)).length === 2);
+  const cmd = spawn(process.execPath, [CLI, 'checkpoint', 'nightly', '--every', '2s', '--nats', pair.server.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => cmd.kill('SIGKILL'));
+  let stdout = '';
+  cmd.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const exited = new Promise<number | null>((resolve) => cmd.on('close', (code) => resolve(code)));
+  await until('two checkpoints taken', () => (stdout.match(/taken: 2 journals/g) ?? []).length >= 2);
+  cmd.kill('SIGINT');
+  t.is(await exited, 0);
+  const names = [...stdout.matchAll(/checkpoint (\S+) taken/g)].map((m) => m[1]);
+  t.true(names.length >= 2);
+  for (const n of names) t.regex(n, /^nightly-\d{8}T\d{6}Z$/);
+  t.is(new Set(names).size, names.length);
+  const nc = await connect({ servers: pair.server.url });
+  t.teardown(() => nc.close());
+  const kv = await openStateKv(nc, 'UNDERSTUDY');
+  for (const n of names) t.is((await readState(kv, 'checkpoint', n))?.state, 'taken');
+});
+
+test.serial('a checkpoint that meets fs.writeFile, fs.cp and fs.rm in flight waits for them: their own inner fs calls are not held', async (t) => {
+  const pair = await makePair('cp-inner');
+  t.teardown(() => pair.close());
+  // Each of these calls public fs functions from its own callbacks (write and close, promises, unlink).
+  startApp(pair, `
+    const fs = require('fs');
+    const dir = process.env.DATA;
+    const big = Buffer.alloc(2 * 1024 * 1024, 'z');
+    fs.mkdirSync(dir + '/src/a/b', { recursive: true });
+    for (let i = 0; i < 20; i++) fs.writeFileSync(dir + '/src/a/b/f' + i, 'x');
+    let n = 0;
+    const loop = () => {
+      if (fs.existsSync(dir + '/../stop')) return;
+      fs.writeFile(dir + '/big', big, (err) => {
+        if (err) throw err;
+        fs.cp(dir + '/src', dir + '/copy', { recursive: true }, (err2) => {
+          if (err2) throw err2;
+          fs.rm(dir + '/copy', { recursive: true }, (err3) => {
+            if (err3) throw err3;
+            fs.writeFileSync(dir + '/count', String(++n));
+            setImmediate(loop);
+          });
+        });
+      });
+    };
+    loop();
+  `, t);
+  await until('looping and heartbeating', async () => readNumber(path.join(pair.primary, 'count')) > 3 && (await liveJournals(pair)).length === 1);
+  for (let i = 0; i < 8; i++) {
+    const r = await runCli(['checkpoint', `inner${i}`, '--nats', pair.server.url, '--timeout-ms', '3000']);
+    t.is(r.code, 0, r.stderr);
+  }
 });

@@ -46,7 +46,8 @@ export async function checkpoint(argv: string[], env: NodeJS.ProcessEnv): Promis
     const kv = await openStateKv(nc, o.stream);
     const take = (n: string): Promise<boolean> => takeCheckpoint(nc, kv, o.stream, n, timeoutMs);
     if (everyMs === undefined) return (await take(name)) ? 0 : 1;
-    return await every(everyMs, () => take(`${name}-${stamp(new Date())}`));
+    // Below a second between takes the seconds alone would name two takes alike.
+    return await every(everyMs, () => take(`${name}-${stamp(new Date(), everyMs < 1000)}`));
   } finally {
     await nc.close();
   }
@@ -74,9 +75,10 @@ async function every(ms: number, take: () => Promise<boolean>): Promise<number> 
   return failed === 0 ? 0 : 1;
 }
 
-/** `20261202T051500Z`: the time of a take, in its name. */
-export function stamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+/** `20261202T051500Z` (with `ms`: `20261202T051500.123Z`): the time of a take, in its name. */
+export function stamp(d: Date, ms = false): string {
+  const iso = d.toISOString().replace(/[-:]/g, '');
+  return ms ? iso : iso.replace(/\.\d+Z$/, 'Z');
 }
 
 /** A live agent: a fresh heartbeat, and on this host a process that still runs. */
