@@ -12,6 +12,7 @@ import { restore } from './replayer/commands/restore';
 import { baseline } from './agent/commands/baseline';
 import { verify } from './agent/commands/verify';
 import { watchCommand } from './agent/commands/watch';
+import { checkpoint } from './agent/commands/checkpoint';
 
 type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
@@ -19,10 +20,10 @@ type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
  * One file per subcommand; the names are the user-facing contract. Standby commands
  * live in replayer/commands, primary commands (they journal) in agent/commands.
  */
-const COMMANDS: Record<string, Command> = { replay, inspect, status, promote, config, queue, standby, checkpoints, restore, baseline, verify, watch: watchCommand };
+const COMMANDS: Record<string, Command> = { replay, inspect, status, promote, config, queue, standby, checkpoints, restore, baseline, verify, watch: watchCommand, checkpoint };
 
 /** Named in the contract but not built in this version: say so plainly rather than pretend. */
-const NOT_BUILT = ['checkpoint'];
+const NOT_BUILT: string[] = [];
 
 const HELP = `understudy <command> [flags]
 
@@ -40,9 +41,9 @@ On the primary:
   baseline   journal the roots' current state, so that an empty standby becomes complete
   verify     compare the roots with the standby (--repair: and mend what differs)
   watch      journal what processes without the agent change under the roots
+  checkpoint checkpoint NAME: a consistent cut across every live agent (--every 60s: keep taking them)
 
-Not built yet: ${NOT_BUILT.join(', ')}.
-Run "understudy <command> --help" for a command's flags.`;
+${NOT_BUILT.length > 0 ? `Not built yet: ${NOT_BUILT.join(', ')}.\n` : ''}Run "understudy <command> --help" for a command's flags.`;
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

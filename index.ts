@@ -35,6 +35,19 @@ export function flush(timeoutMs = 5000): boolean {
   return a === undefined ? true : a.shipper.flush(timeoutMs);
 }
 
+/**
+ * Runs `fn` as one transaction: every change it makes (fs, config, queue, sync or async) is
+ * journaled with the transaction's id, between a begin and an end entry, and the standby applies
+ * them together once the end arrives, or none of them if the primary dies first. The end is
+ * journaled whether `fn` resolves or throws; its result or error passes through unchanged. Inside
+ * another transaction it joins that one. Without the agent it just runs `fn`. No rollback on the
+ * primary and no isolation: see README, "Transactions".
+ */
+export async function transaction<T>(fn: () => T | Promise<T>): Promise<T> {
+  const t = runningAgent()?.transactions;
+  return t === undefined ? fn() : t.run(fn);
+}
+
 export type { PendingJob };
 
 /** The standby's state directory: `stateDir` if given, else UNDERSTUDY_STATE_DIR, else the default. */

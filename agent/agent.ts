@@ -19,12 +19,18 @@ import { claimJournal } from './journal-name';
 import { Adopter } from './adopt';
 import { flushThreads, followThreads, spoolIsEmpty, threadBase, ThreadJournals } from './threads';
 import { onExitLast } from './exit-last';
+import { FreezeGate } from './freeze';
+import type { JournalSink } from './sink';
+import { checkpointEntryWriter } from './checkpoint-entry';
+import { Transactions } from './transactions';
 
 /** A running agent: one journal, its shipper, and the wrappers that feed it. */
 export interface RunningAgent {
   settings: AgentSettings;
   journal: Journal;
   shipper: Shipper;
+  /** `transaction()` of the public API runs through it. */
+  transactions: Transactions;
 }
 
 const KEY = Symbol.for('understudy.agent');
@@ -71,6 +77,7 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     const shipper = new Shipper(settings, journal.dir, journal.epoch, entry?.shared);
     // One per process: a lost standby is rebased by the process's own journal's shipper, not its threads'.
     shipper.servesRebases = isMainThread;
+    shipper.servesCheckpoints = true;
     // A spool with entries may be asked to resend them (pull catch-up): only a fresh thread journal waits.
     if (!isMainThread && spoolIsEmpty(journal.dir)) {
       shipper.startOnFirstAppend(journal, opened.lastSeq);
@@ -83,7 +90,12 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
       publishPosition(shipper.shared, DROPPED, j.dropped);
       warnOnce('spool-full', `journal "${settings.name}": the spool holds ${bytes} bytes the standby has not applied (UNDERSTUDY_SPOOL_MAX_BYTES=${settings.spoolMaxBytes}); changes are NOT replicated until it drains, and the standby will differ: verify and repair it then (understudy status shows the count)`);
     };
-    const recorder = new Recorder(journal, new Locator(settings.roots, settings.exclude));
+    // Every state-changing call passes the freeze gate; the shipper worker freezes it for checkpoints.
+    const gate = new FreezeGate(shipper.shared);
+    const recorder = new Recorder(journal, new Locator(settings.roots, settings.exclude), gate);
+    gate.listen(shipper.control, checkpointEntryWriter(journal, recorder, shipper.control));
+    const transactions = new Transactions(recorder, gate, shipper.shared, journal.epoch);
+    journal.txOf = transactions.current;
     if (settings.mode !== 'async') recorder.commit = new CommitWait(shipper.shared, settings.mode, settings.syncTimeoutMs, settings.onTimeout);
     install(recorder);
     // Configuration and jobs share the file changes' journal, and so their order.
@@ -91,12 +103,12 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     // A worker's process.env is a copy of its own (unless SHARE_ENV): the process's configuration is the main thread's.
     if (isMainThread) installEnv();
     installRequireHooks();
-    const agent: RunningAgent = { settings, journal, shipper };
+    const agent: RunningAgent = { settings, journal, shipper, transactions };
     (globalThis as Holder)[KEY] = agent;
-    installEndings({ name: settings.name, exitTimeoutMs: settings.exitTimeoutMs, journal, shipper });
+    installEndings({ name: settings.name, exitTimeoutMs: settings.exitTimeoutMs, journal, shipper, beforeFlush: () => transactions.endAll() });
     if (entry !== undefined) process.on('exit', () => entry.release());
     if (isMainThread) {
-      if (settings.watch) startWatcher(settings, journal);
+      if (settings.watch) startWatcher(settings, journal, gate);
       const adopter = new Adopter(settings, given.name);
       adopter.start();
       followThreads(threads, settings.spoolDir, (name) => adopter.adopt(name));
@@ -125,8 +137,19 @@ function notStarted(err: unknown): undefined {
  * journaled too; what the wrappers journaled is not journaled again. It never keeps the
  * application alive, and a failure only stops the watching, said once.
  */
-function startWatcher(settings: AgentSettings, journal: Journal): void {
-  const watcher = new Watcher(settings.roots, journal, {
+function startWatcher(settings: AgentSettings, journal: Journal, gate: FreezeGate): void {
+  // What it journals waits at the freeze gate too: a checkpoint's position must stay free.
+  const sink: JournalSink = {
+    record(change) {
+      gate.enterSync();
+      try {
+        return journal.record(change);
+      } finally {
+        gate.leaveSync();
+      }
+    },
+  };
+  const watcher = new Watcher(settings.roots, sink, {
     persistent: false,
     stateFile: watchStateFile(journal.dir),
     excluded: excludeMatcher(settings.exclude),

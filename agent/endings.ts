@@ -25,6 +25,8 @@ import { DEFAULTS } from '../lib/settings';
 export interface EndingAgent {
   name: string;
   exitTimeoutMs: number;
+  /** Journals what an ending must add before the flush (the end of transactions still open). */
+  beforeFlush?: () => void;
   journal: Pick<Journal, 'dir' | 'onAppend' | 'markEnded'>;
   shipper: Pick<Shipper, 'flush' | 'positions' | 'waitReported'>;
 }
@@ -53,6 +55,7 @@ export function installEndings(agent: EndingAgent): () => void {
   const begin = (why: string): void => {
     if (deadline !== undefined) return;
     deadline = Date.now() + agent.exitTimeoutMs;
+    if (agent.beforeFlush !== undefined) guarded(why, agent.beforeFlush);
     shipOut(why);
     const notify = agent.journal.onAppend;
     agent.journal.onAppend = (seq) => {

@@ -52,6 +52,8 @@ export class Journal implements JournalSink {
   onAppend: (seq: number) => void = () => {};
   /** Called after each change is journaled (the in-process watcher's memory of what it need not journal again). */
   onRecord: ((root: string, relPath: string, op: Op) => void) | undefined;
+  /** The transaction a change is made in (agent/transactions), for its header's `x`. */
+  txOf: ((op: Op) => string | undefined) | undefined;
   /** Called when a change is dropped because the spool is full. */
   onDrop: (bytes: number) => void = () => {};
   private readonly chunkBytes: number;
@@ -132,8 +134,9 @@ export class Journal implements JournalSink {
     const o = read === undefined ? hostStamp() : read.order;
     const b = read?.at;
     const { root, path: p, op } = change;
+    const x = this.txOf?.(op);
     if (size <= this.chunkBytes) {
-      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, o, r: root, p, b, ...op }, data ?? pieces?.read(0, size));
+      this.append({ j: this.name, e: this.epoch, s: this.seq + 1, t, o, r: root, p, b, x, ...op }, data ?? pieces?.read(0, size));
     } else {
       const n = Math.ceil(size / this.chunkBytes);
       const first = this.seq + 1;
@@ -143,7 +146,7 @@ export class Journal implements JournalSink {
         const c = { first, i, n, off, total: size };
         // A snapshot of a large file holds one chunk in memory, not the file.
         const chunk = data !== undefined ? data.subarray(off, off + len) : pieces?.read(off, len);
-        this.append({ j: this.name, e: this.epoch, s: first + i, t, o, r: root, p, c, b, ...op }, chunk);
+        this.append({ j: this.name, e: this.epoch, s: first + i, t, o, r: root, p, c, b, x, ...op }, chunk);
       }
     }
     this.onAppend(this.seq);

@@ -21,6 +21,21 @@ export class ObjectJournal {
 
   constructor(private readonly r: Recorder, private readonly epoch: number) {}
 
+  /**
+   * Runs an application's state-changing call (a config library's set, a queue's push) through
+   * the freeze gate (agent/freeze): while a checkpoint holds the journal it waits, blocking the
+   * thread, up to the freeze deadline. Nested gated calls pass at once.
+   */
+  gated<T>(fn: () => T): T {
+    const gate = this.r.gate;
+    gate.enterSync();
+    try {
+      return fn();
+    } finally {
+      gate.leaveSync();
+    }
+  }
+
   /** A new job id, unique within this journal across restarts (the epoch grows). */
   newJobId(): string {
     return `${this.epoch}.${++this.jobs}`;
@@ -77,9 +92,12 @@ export class ObjectJournal {
     }
   }
 
-  /** Journals one entry through the recorder (so a wrapper's wait sees it); returns its sequence number. */
+  /**
+   * Journals one entry through the recorder (so a wrapper's wait sees it); returns its sequence
+   * number. Gated too: a job's start or end is journaled from inside its library, past any call.
+   */
   private record(name: string, op: Op, data?: Buffer): number {
-    return this.r.record({ root: OBJECT_ROOT, path: name, op, data });
+    return this.gated(() => this.r.record({ root: OBJECT_ROOT, path: name, op, data }));
   }
 
   /** Runs `fn`; what it throws is said once, never thrown: the change itself was made. Returns its seq, or 0. */

@@ -9,6 +9,8 @@ import { realFs } from './real-fs';
 import type { CommitWait } from './commit-wait';
 import { OverlapTable, type Overlap } from './overlap';
 import { Snapshotter } from './snapshot';
+import { FreezeGate } from './freeze';
+import { createShared } from './shared-state';
 
 const { O_APPEND, O_TRUNC, O_CREAT, O_WRONLY, O_RDWR, O_EXCL } = fs.constants;
 
@@ -45,7 +47,11 @@ export class Recorder implements JournalSink {
   /** Absolute paths below which async compound calls (fs.cp) are at work; their result is journaled whole. */
   private readonly quietDirs: string[] = [];
 
-  constructor(readonly sink: JournalSink, readonly locator: Locator) {
+  /**
+   * `gate`: the freeze gate every wrapper passes (agent/freeze); without a shipper (unit tests)
+   * one over cells nobody freezes.
+   */
+  constructor(readonly sink: JournalSink, readonly locator: Locator, readonly gate: FreezeGate = new FreezeGate(createShared())) {
     // Not stamped as read: these are results of the application's calls, in its order.
     this.snap = new Snapshotter({ record: (c) => this.journal(c) }, { readTime: false });
   }

@@ -4,7 +4,7 @@
  * application's thread; the application only waits on it at exit (or in sync mode).
  *
  * This file is the wiring: the parts live in agent/ship/ (the ship loop, the acked position,
- * the resend service, the state reporter, stream adoption, spool fsync, the rebase service), and the transport
+ * the resend service, the state reporter, stream adoption, spool fsync, the rebase service, the checkpoint service), and the transport
  * behind lib/transport/journal-transport.ts.
  */
 import { workerData } from 'node:worker_threads';
@@ -23,6 +23,7 @@ import { StateReporter } from './ship/state-reporter';
 import { RebaseService } from './ship/rebase-service';
 import { childEnv, spawnRunner } from './ship/rebase-child';
 import { StreamAdoption } from './ship/stream-adoption';
+import { CheckpointService } from './ship/checkpoint-service';
 
 const data = workerData as ShipperData;
 const journal = ShippingJournal.open(data);
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
     rebases?.start(store);
   });
   new ResendService(journal, transport, messages).serve();
+  new CheckpointService(journal, data.control).serve(transport);
   const loop = new ShipLoop({ journal, transport, messages, reporter, adoption: new StreamAdoption(journal, transport, reporter) }, shipPace(data.mode));
   loop.adopt(created);
   await loop.run();

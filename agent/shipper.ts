@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { AgentSettings } from '../lib/settings';
 import { ACKED, APPENDED, APPLIED, HURRY, REPORTED, createShared, publishPosition, readPosition, waitForPosition } from './shared-state';
 import type { ShipperData } from './ship/shipping-journal';
@@ -11,11 +11,22 @@ export class Shipper {
   readonly shared: BigInt64Array;
   /** Set before start: the worker also serves rebase requests over the agent's roots (agent/ship/rebase-service). */
   servesRebases = false;
+  /** Set before start: the application's gate listens on `control`, so the worker may take part in checkpoints. */
+  servesCheckpoints = false;
   private worker: Worker | undefined;
+  /**
+   * The application thread's end of the control channel (checkpoint commits, agent/freeze); the
+   * other end goes to the worker. Made now, so the gate listens before the worker starts.
+   */
+  readonly control: MessagePort;
+  private readonly workerControl: MessagePort;
 
   /** `shared`: positions kept where another thread can see them too (a worker thread's journal, see threads.ts). */
   constructor(private readonly settings: AgentSettings, private readonly dir: string, private readonly epoch: number, shared?: BigInt64Array) {
     this.shared = shared ?? createShared();
+    const channel = new MessageChannel();
+    this.control = channel.port1;
+    this.workerControl = channel.port2;
   }
 
   /** Starts the worker; it must not keep the application alive, nor load the agent again. */
@@ -25,12 +36,13 @@ export class Shipper {
       nats: this.settings.nats, stream: this.settings.stream, name: this.settings.name,
       dir: this.dir, epoch: this.epoch, mode: this.settings.mode, shared: this.shared, signingKey: this.settings.signingKey,
       firstSeq: lastSeq + 1, spoolFsync: this.settings.spoolFsync,
+      ...(this.servesCheckpoints ? { control: this.workerControl } : {}),
       ...(this.servesRebases ? { rebaseRoots: this.settings.roots.map((r) => `${r.name}=${r.dir}`) } : {}),
     };
     // execArgv: [] drops a --require of the agent, but NODE_OPTIONS loads it in every worker
     // thread all the same (Node 20): UNDERSTUDY_DISABLE is what keeps it from journaling here.
     const env = { ...process.env, UNDERSTUDY_DISABLE: '1' };
-    this.worker = new Worker(path.join(__dirname, 'shipper-worker.js'), { workerData: data, execArgv: [], env, stdout: false, stderr: false });
+    this.worker = new Worker(path.join(__dirname, 'shipper-worker.js'), { workerData: data, transferList: this.servesCheckpoints ? [this.workerControl] : [], execArgv: [], env, stdout: false, stderr: false });
     this.worker.unref();
     this.worker.on('error', (err) => warnOnce('worker', `shipper stopped (${err.message}); entries stay spooled in ${this.dir}`));
   }

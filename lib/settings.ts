@@ -244,6 +244,22 @@ export const DEFAULTS = {
     createdFileMode: 0o644,
   },
   /** The shipper worker's pace (agent/ship/): waits, timeouts and caps, each with why it is what it is. */
+  /** Consistent checkpoints: `understudy checkpoint` and each agent's side of it (agent/ship/checkpoint-service). */
+  checkpoint: {
+    /** --timeout-ms: how long every live agent has to answer a prepare; one that does not is named and the checkpoint aborted. */
+    timeoutMs: 2000,
+    /**
+     * An agent thaws by itself this long past --timeout-ms after a prepare reached it, commit or
+     * not (the command may die): room for the commit to travel after the last answer came.
+     */
+    commitGraceMs: 500,
+    /** After the commit, how long an agent waits for its application thread to write the entry and for JetStream's ack. */
+    entryWaitMs: 10_000,
+    /** A heartbeat younger than this makes an agent live: it must be in the checkpoint. */
+    liveAgentMs: 5000,
+    /** The longest single wait of the worker on the gate's counters, so a missed wake-up costs little. */
+    pollMs: 5,
+  },
   ship: {
     /** After a failed publish one message goes first with this timeout, doubled per failure: a new stream leader is noticed in a second. */
     probeFirstMs: 1000,

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { checkpointSubject, parseCheckpointReply, type CheckpointReply } from '../lib/checkpoint-protocol';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { SIGNATURE_HEADER } from '../lib/signing';
@@ -21,6 +22,8 @@ interface Harness {
   stored(): Promise<JournalMessage[]>;
   /** A standby's resend request, sent as it is. */
   requestResend(text: string): Promise<ResendReply>;
+  /** `understudy checkpoint`'s request, sent as it is. */
+  requestCheckpoint(text: string): Promise<CheckpointReply>;
   deleteStream(): Promise<void>;
   /** Moves the transport's connection to another server (the JetStream one: the server restarted on its port). */
   reconnect(): Promise<void>;
@@ -54,6 +57,10 @@ async function jetstreamHarness(): Promise<Harness> {
       const reply = await peer.request(resendSubject(stream, NAME), text, { timeout: 5000 });
       return JSON.parse(reply.string()) as ResendReply;
     },
+    async requestCheckpoint(text) {
+      const reply = await peer.request(checkpointSubject(stream, NAME), text, { timeout: 5000 });
+      return parseCheckpointReply(reply.string());
+    },
     async deleteStream() {
       await jsm.streams.delete(stream);
     },
@@ -75,6 +82,7 @@ async function memoryHarness(): Promise<Harness> {
     transport,
     stored: async () => transport.messages.map(({ id, body, signature }) => ({ id, body, signature })),
     requestResend: (text) => transport.requestResend(text),
+    requestCheckpoint: (text) => transport.requestCheckpoint(text),
     deleteStream: async () => transport.deleteStream(),
     reconnect: async () => transport.reconnect(),
     close: () => transport.close(),
@@ -188,6 +196,28 @@ const CASES: Case[] = [
     const broken = await h.requestResend('{not json');
     t.is(broken.resent, 0);
     t.truthy(broken.error);
+  }],
+  ['a checkpoint request reaches the handler as sent, each answered as it comes (an abort while a prepare waits), and a failing handler is an answer that refuses', async (h, t) => {
+    await h.transport.ensureStream();
+    let releasePrepare: () => void = () => {};
+    await h.transport.serveCheckpoints(async (text) => {
+      const req = JSON.parse(text) as { op: string };
+      if (req.op === 'prepare') {
+        await new Promise<void>((res) => (releasePrepare = res));
+        return { ok: true, j: 'app', e: 1, s: 5 };
+      }
+      if (req.op === 'abort') {
+        releasePrepare();
+        return { ok: true, j: 'app', e: 1, s: 4 };
+      }
+      throw new Error('not now');
+    });
+    const prepare = h.requestCheckpoint(JSON.stringify({ op: 'prepare' }));
+    // Give the prepare time to reach the handler before the abort that releases it.
+    await new Promise((res) => setTimeout(res, 50));
+    t.deepEqual(await h.requestCheckpoint(JSON.stringify({ op: 'abort' })), { ok: true, j: 'app', e: 1, s: 4 });
+    t.deepEqual(await prepare, { ok: true, j: 'app', e: 1, s: 5 });
+    t.deepEqual(await h.requestCheckpoint(JSON.stringify({ op: 'commit' })), { ok: false, why: 'not now' });
   }],
   ['a connection that moves to another server is reported, and publishes go on after it', async (h, t) => {
     await h.transport.ensureStream();

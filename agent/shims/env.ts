@@ -3,6 +3,12 @@ import { STORES } from './libs/types';
 
 const INSTALLED = Symbol.for('understudy.envProxy');
 
+/** A change to process.env waits at the freeze gate like any other state-changing call. */
+function gated(fn: () => boolean): boolean {
+  const oj = objectJournal();
+  return oj === undefined ? fn() : oj.gated(fn);
+}
+
 /**
  * process.env has no functions to wrap: assignment and `delete` are its API. It is
  * replaced by a Proxy over the real object, whose traps do the real set or delete
@@ -15,20 +21,26 @@ export function installEnv(): void {
   const real = current;
   const proxy = new Proxy(real, {
     set(target, key, value) {
-      const ok = Reflect.set(target, key, value);
-      if (ok && typeof key === 'string') objectJournal()?.config(STORES.env, [key], target[key]);
-      return ok;
+      return gated(() => {
+        const ok = Reflect.set(target, key, value);
+        if (ok && typeof key === 'string') objectJournal()?.config(STORES.env, [key], target[key]);
+        return ok;
+      });
     },
     defineProperty(target, key, desc) {
-      const ok = Reflect.defineProperty(target, key, desc);
-      if (ok && typeof key === 'string') objectJournal()?.config(STORES.env, [key], target[key]);
-      return ok;
+      return gated(() => {
+        const ok = Reflect.defineProperty(target, key, desc);
+        if (ok && typeof key === 'string') objectJournal()?.config(STORES.env, [key], target[key]);
+        return ok;
+      });
     },
     deleteProperty(target, key) {
-      const had = typeof key === 'string' && Object.hasOwn(target, key);
-      const ok = Reflect.deleteProperty(target, key);
-      if (ok && had) objectJournal()?.config(STORES.env, [key as string], DELETED);
-      return ok;
+      return gated(() => {
+        const had = typeof key === 'string' && Object.hasOwn(target, key);
+        const ok = Reflect.deleteProperty(target, key);
+        if (ok && had) objectJournal()?.config(STORES.env, [key as string], DELETED);
+        return ok;
+      });
     },
     get(target, key) {
       return key === INSTALLED ? true : Reflect.get(target, key);

@@ -1,5 +1,6 @@
 import shimmer from 'shimmer';
 import type { Recorder } from '../recorder';
+import type { FreezeGate } from '../freeze';
 import { warnOnce } from '../log';
 import type { Overlap, Target } from '../overlap';
 
@@ -58,21 +59,29 @@ function targetOf(r: Recorder, w: Wrapping, args: unknown[], self: unknown): Tar
 /** Wrapper for a synchronous function. */
 export function syncWrapper(r: Recorder, orig: Fn, w: Wrapping): Fn {
   const { after, before } = w;
+  const gate = r.gate;
   return function (this: unknown, ...args: unknown[]) {
     if (r.depth > 0) return orig.apply(this, args);
-    if (before !== undefined) journal(r, before, args, undefined, this);
-    // A synchronous call overlaps the asynchronous ones in flight on its file: the thread pool writes meanwhile.
-    // Most of the time nothing is in flight: then naming the file (a realpath and an lstat) is skipped.
-    const t = r.overlaps.idle ? undefined : targetOf(r, w, args, this);
-    const overlap = t === undefined ? undefined : r.overlaps.during(t);
-    r.depth++;
+    // A checkpoint's freeze holds the call here, before anything of it happens (agent/freeze).
+    gate.enterSync();
     let result: unknown;
+    let seq = 0;
     try {
-      result = orig.apply(this, args);
+      if (before !== undefined) journal(r, before, args, undefined, this);
+      // A synchronous call overlaps the asynchronous ones in flight on its file: the thread pool writes meanwhile.
+      // Most of the time nothing is in flight: then naming the file (a realpath and an lstat) is skipped.
+      const t = r.overlaps.idle ? undefined : targetOf(r, w, args, this);
+      const overlap = t === undefined ? undefined : r.overlaps.during(t);
+      r.depth++;
+      try {
+        result = orig.apply(this, args);
+      } finally {
+        r.depth--;
+      }
+      seq = after === undefined ? 0 : journal(r, after, args, result, this, overlap);
     } finally {
-      r.depth--;
+      gate.leaveSync();
     }
-    const seq = after === undefined ? 0 : journal(r, after, args, result, this, overlap);
     if (seq > 0) r.commit?.waitSync(seq, r.lastWhat);
     return result;
   };
@@ -86,10 +95,12 @@ export function syncWrapper(r: Recorder, orig: Fn, w: Wrapping): Fn {
  */
 export function callbackWrapper(r: Recorder, orig: Fn, w: Wrapping): Fn {
   const { after, before, quietArg } = w;
-  return function (this: unknown, ...args: unknown[]) {
+  const gate = r.gate;
+  return function wrapper(this: unknown, ...args: unknown[]) {
     const cb = args[args.length - 1];
     // A call Node will reject (no callback) or one made by fs itself goes straight through.
     if (r.depth > 0 || typeof cb !== 'function') return orig.apply(this, args);
+    if (!gate.tryEnter()) return deferCallback(gate, wrapper, this, args, cb as Fn);
     const callArgs = args.slice(0, -1);
     if (before !== undefined) journal(r, before, callArgs, undefined, this);
     const quiet = quietArg === undefined ? undefined : r.quiet(callArgs[quietArg]);
@@ -99,9 +110,15 @@ export function callbackWrapper(r: Recorder, orig: Fn, w: Wrapping): Fn {
       quiet?.();
       if (t !== undefined && overlap !== undefined) r.overlaps.end(t, overlap);
     };
-    const wrapped = after === undefined && quiet === undefined && overlap === undefined ? cb : function (this: unknown, err: unknown, ...results: unknown[]) {
+    const passThrough = after === undefined && quiet === undefined && overlap === undefined;
+    const wrapped = passThrough ? cb : function (this: unknown, err: unknown, ...results: unknown[]) {
       done();
-      const seq = (err === null || err === undefined) && after !== undefined ? journal(r, after, callArgs, results[0], undefined, overlap) : 0;
+      let seq = 0;
+      try {
+        if ((err === null || err === undefined) && after !== undefined) seq = journal(r, after, callArgs, results[0], undefined, overlap);
+      } finally {
+        gate.leave();
+      }
       if (seq === 0 || r.commit === undefined) return (cb as Fn).call(this, err, ...results);
       // Sync and strong modes: the caller hears of its change once the entry is confirmed.
       const self = this;
@@ -113,18 +130,42 @@ export function callbackWrapper(r: Recorder, orig: Fn, w: Wrapping): Fn {
       return orig.apply(this, [...callArgs, wrapped]);
     } catch (err) {
       done();
+      // Rejected before it began: nothing of it will be journaled.
+      if (!passThrough) gate.leave();
       throw err;
     } finally {
       r.depth--;
+      // Nothing to journal later: what was to be journaled (`before`) is.
+      if (passThrough) gate.leave();
     }
   };
+}
+
+/**
+ * A callback call that met a freeze runs once it thaws. What its argument checks throw then
+ * reaches its callback: the caller's stack is gone.
+ */
+function deferCallback(gate: FreezeGate, wrapper: Fn, self: unknown, args: unknown[], cb: Fn): undefined {
+  void gate.thawed().then(() => {
+    try {
+      wrapper.apply(self, args);
+    } catch (err) {
+      cb(err);
+    }
+  });
+  return undefined;
 }
 
 /** Wrapper for a promise-returning function (fs.promises and FileHandle methods); `quietArg` as for callbacks. */
 export function promiseWrapper(r: Recorder, orig: Fn, w: Wrapping): Fn {
   const { after, before, quietArg } = w;
-  return function (this: unknown, ...args: unknown[]) {
+  const gate = r.gate;
+  return function wrapper(this: unknown, ...args: unknown[]): unknown {
     if (r.depth > 0) return orig.apply(this, args);
+    if (!gate.tryEnter()) {
+      const self = this;
+      return gate.thawed().then((): unknown => wrapper.apply(self, args));
+    }
     if (before !== undefined) journal(r, before, args, undefined, this);
     const quiet = quietArg === undefined ? undefined : r.quiet(args[quietArg]);
     const t = targetOf(r, w, args, this);
@@ -139,23 +180,34 @@ export function promiseWrapper(r: Recorder, orig: Fn, w: Wrapping): Fn {
       p = orig.apply(this, args);
     } catch (err) {
       done();
+      gate.leave();
       throw err;
     } finally {
       r.depth--;
     }
     if (!(p instanceof Promise)) {
       done();
+      gate.leave();
       return p;
     }
-    if (after === undefined && quiet === undefined && overlap === undefined) return p;
+    if (after === undefined && quiet === undefined && overlap === undefined) {
+      gate.leave();
+      return p;
+    }
     const self = this;
     return p.then((result: unknown) => {
       done();
-      const seq = after === undefined ? 0 : journal(r, after, args, result, self, overlap);
+      let seq = 0;
+      try {
+        if (after !== undefined) seq = journal(r, after, args, result, self, overlap);
+      } finally {
+        gate.leave();
+      }
       if (seq === 0 || r.commit === undefined) return result;
       return r.commit.waitAsync(seq, r.lastWhat).then(() => result);
     }, (err: unknown) => {
       done();
+      gate.leave();
       throw err;
     });
   };

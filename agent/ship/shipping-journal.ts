@@ -4,6 +4,7 @@
  * lost.json, unclean.json). Every part of the shipper works on this one object.
  */
 import { firstFrame, listSegments, readJson, spoolFiles, type AckedState, type LostRange, type OriginState, type UncleanEnd } from '../../lib/spool';
+import type { MessagePort } from 'node:worker_threads';
 import type { NatsSettings, SpoolFsync } from '../../lib/settings';
 import { APPENDED, HURRY, readPosition } from '../shared-state';
 import { readLost } from '../spool-gap';
@@ -22,6 +23,8 @@ export interface ShipperData {
   /** First sequence number this process journals; older ones are left over from earlier processes. */
   firstSeq: number;
   spoolFsync: SpoolFsync;
+  /** The worker's end of the control channel with the application thread (checkpoint commits); absent in a shipper started without one. */
+  control?: MessagePort;
   /** The agent's roots (`name=/abs/dir`) when this shipper also serves lost standbys' rebase requests (the process's own journal). */
   rebaseRoots?: string[];
 }

@@ -10,7 +10,8 @@ import type { NatsSettings } from '../settings';
 import { SIGNATURE_HEADER } from '../signing';
 import { readState, updateState, watchState, watchStates, writeState } from '../state-bucket';
 import { journalSubject, resendSubject } from '../subjects';
-import { answerResend, PublishTimeoutError, StreamRefusedError, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
+import { checkpointSubject } from '../checkpoint-protocol';
+import { answerCheckpoint, answerResend, type CheckpointHandler, PublishTimeoutError, StreamRefusedError, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
 
 /** What a journal's JetStream transport needs to know. */
 export interface JetStreamTransportOptions {
@@ -86,11 +87,21 @@ export class JetStreamTransport implements JournalTransport {
   }
 
   /** Answers requests on the journal's resend subject. */
-  async serveResends(handler: ResendHandler): Promise<void> {
-    this.nc.subscribe(resendSubject(this.o.stream, this.o.name), {
+  serveResends(handler: ResendHandler): Promise<void> {
+    return this.answerOn(resendSubject(this.o.stream, this.o.name), (text) => answerResend(handler, text));
+  }
+
+  /** Answers requests on the journal's checkpoint subject, each as it comes. */
+  serveCheckpoints(handler: CheckpointHandler): Promise<void> {
+    return this.answerOn(checkpointSubject(this.o.stream, this.o.name), (text) => answerCheckpoint(handler, text));
+  }
+
+  /** Replies to every request on `subject` with what `answer` makes of it; resolves once the server has the subscription. */
+  private async answerOn(subject: string, answer: (request: string) => Promise<string>): Promise<void> {
+    this.nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err !== null) return;
-        void answerResend(handler, msg.string()).then((reply) => msg.respond(reply));
+        void answer(msg.string()).then((reply) => msg.respond(reply));
       },
     });
     // The server has the subscription once it answered a ping sent after it.

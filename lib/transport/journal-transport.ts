@@ -4,6 +4,7 @@
  * implementation is lib/transport/jetstream.ts; lib/transport/memory.ts is one for unit tests.
  * test/journal-transport.test.ts runs one list of cases against both.
  */
+import type { CheckpointReply } from '../checkpoint-protocol';
 import { TransportError } from '../errors';
 import type { StateEntry, StateKind, StateRecords } from '../state-bucket';
 import type { ResendReply, ResendRequest } from '../subjects';
@@ -50,6 +51,15 @@ export interface StateStore {
 /** What the shipper does with a standby's request to publish entries again (pull catch-up). */
 export type ResendHandler = (req: ResendRequest) => Promise<ResendReply>;
 
+/** What the shipper does with `understudy checkpoint`'s requests (lib/checkpoint-protocol); it reads the request itself. */
+export type CheckpointHandler = (request: string) => Promise<CheckpointReply>;
+
+/** Answers one checkpoint request with `handler`, as the JSON to send back; a handler's failure is an answer that refuses. */
+export async function answerCheckpoint(handler: CheckpointHandler, request: string): Promise<string> {
+  const reply = await (async () => handler(request))().catch((e: Error): CheckpointReply => ({ ok: false, why: e.message }));
+  return JSON.stringify(reply);
+}
+
 /** Where one journal's entries go, and how its shipper talks to the standby. */
 export interface JournalTransport {
   /** Publishes one message on the journal's subject; resolves with the stream's ack, rejects (PublishTimeoutError when `timeoutMs` ran out first). */
@@ -62,6 +72,11 @@ export interface JournalTransport {
   openState(): Promise<StateStore>;
   /** Answers resend requests for the journal with `handler`, one at a time as they come; resolves once requests reach it (a request before then finds no responder). */
   serveResends(handler: ResendHandler): Promise<void>;
+  /**
+   * Answers checkpoint requests for the journal with `handler`, each as it comes (an abort must
+   * reach the agent while its prepare still waits); resolves once requests reach it.
+   */
+  serveCheckpoints(handler: CheckpointHandler): Promise<void>;
   /** Calls `listener` each time the connection moves to another server (what was in flight may never be answered). */
   onReconnect(listener: () => void): void;
   /** Lets go of the connection; watches end. */

@@ -6,7 +6,8 @@
 import { TransportError } from '../errors';
 import type { StateEntry, StateKind, StateRecords } from '../state-bucket';
 import type { ResendReply, ResendRequest } from '../subjects';
-import { answerResend, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
+import type { CheckpointReply } from '../checkpoint-protocol';
+import { answerCheckpoint, answerResend, type CheckpointHandler, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
 
 /** A message the memory stream holds. */
 export interface StoredMessage extends JournalMessage {
@@ -103,6 +104,7 @@ export class MemoryTransport implements JournalTransport {
   private readonly faults = new Map<number, Error | 'stall'>();
   private publishes = 0;
   private resendHandler: ResendHandler | undefined;
+  private checkpointHandler: CheckpointHandler | undefined;
   private readonly reconnectListeners: (() => void)[] = [];
 
   /** Stores `msg` unless one with its id is there already. */
@@ -146,6 +148,10 @@ export class MemoryTransport implements JournalTransport {
     this.resendHandler = handler;
   }
 
+  async serveCheckpoints(handler: CheckpointHandler): Promise<void> {
+    this.checkpointHandler = handler;
+  }
+
   /** Called by reconnect(). */
   onReconnect(listener: () => void): void {
     this.reconnectListeners.push(listener);
@@ -179,6 +185,12 @@ export class MemoryTransport implements JournalTransport {
     if (this.resendHandler === undefined) throw new TransportError('no responders: nobody serves resends');
     const text = typeof request === 'string' ? request : JSON.stringify(request);
     return JSON.parse(await answerResend(this.resendHandler, text)) as ResendReply;
+  }
+
+  /** Sends a checkpoint request to the journal's shipper, as `understudy checkpoint` does. */
+  async requestCheckpoint(request: string): Promise<CheckpointReply> {
+    if (this.checkpointHandler === undefined) throw new TransportError('no responders: nobody serves checkpoints');
+    return JSON.parse(await answerCheckpoint(this.checkpointHandler, request)) as CheckpointReply;
   }
 
   /** As if the connection moved to another server. */

@@ -11,15 +11,29 @@ import type { Fn } from './types';
  */
 export function journalAfter<Self>(orig: Fn, what: string, journal: (self: Self, args: unknown[]) => void): Fn {
   return function (this: unknown, ...args: unknown[]) {
-    const result = orig.apply(this, args);
-    if (objectJournal() !== undefined) {
+    const oj = objectJournal();
+    if (oj === undefined) return orig.apply(this, args);
+    // The freeze gate holds the change before it is made (agent/freeze).
+    return oj.gated(() => {
+      const result = orig.apply(this, args);
       try {
         journal(this as Self, args);
       } catch (err) {
         if (err instanceof CommitTimeoutError) throw err;
         warnOnce(`${what}:${(err as Error).message}`, `${what} was made but could not be journaled: ${(err as Error).message}`);
       }
-    }
-    return result;
+      return result;
+    });
+  };
+}
+
+/**
+ * A queue's method that changes it (push, add, kill, clear) run through the freeze gate
+ * (agent/freeze): a checkpoint's freeze holds it, with everything it journals, until the thaw.
+ */
+export function gatedCall(method: Fn): Fn {
+  return function (this: unknown, ...args: unknown[]) {
+    const oj = objectJournal();
+    return oj === undefined ? method.apply(this, args) : oj.gated(() => method.apply(this, args));
   };
 }

@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { objectJournal } from '../../objects';
+import { gatedCall } from './after';
 import { patch } from '../wrap';
 import { queueName } from '../queue-name';
 import { constructorTagging } from './construct';
@@ -17,7 +18,7 @@ export const betterQueueShim: LibraryShim = {
   module: 'better-queue',
   patch(exports) {
     if (typeof exports !== 'function') return exports;
-    patch((exports as { prototype: object }).prototype, 'push', (orig) => wrapPush(orig));
+    patch((exports as { prototype: object }).prototype, 'push', (orig) => gatedCall(wrapPush(orig)));
     return constructorTagging(exports as Fn);
   },
 };

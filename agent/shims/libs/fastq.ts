@@ -1,4 +1,5 @@
 import { objectJournal } from '../../objects';
+import { gatedCall } from './after';
 import { warnOnce } from '../../log';
 import { copyOwnProperties, patch } from '../wrap';
 import { creationSite, queueName, tagQueue } from '../queue-name';
@@ -54,7 +55,7 @@ type Outstanding = Map<string, { value: unknown; queue: string }>;
  */
 function patchKill(q: object, outstanding: Outstanding): void {
   for (const method of ['kill', 'killAndDrain']) {
-    patch(q, method, (orig) => function (this: unknown, ...args: unknown[]) {
+    patch(q, method, (orig) => gatedCall(function (this: unknown, ...args: unknown[]) {
       const oj = objectJournal();
       const getQueue = (q as { getQueue?: () => unknown[] }).getQueue;
       const dropped = oj === undefined || typeof getQueue !== 'function' ? [] : getQueue.call(q);
@@ -75,7 +76,7 @@ function patchKill(q: object, outstanding: Outstanding): void {
         }
       }
       return result;
-    });
+    }));
   }
 }
 
@@ -83,7 +84,7 @@ function patchCallbackQueue(q: object): void {
   const outstanding: Outstanding = new Map();
   patchKill(q, outstanding);
   for (const [method, front] of [['push', false], ['unshift', true]] as const) {
-    patch(q, method, (orig) => function (this: unknown, ...args: unknown[]) {
+    patch(q, method, (orig) => gatedCall(function (this: unknown, ...args: unknown[]) {
       const oj = objectJournal();
       const done = args[1];
       // A done that is neither absent nor a function is fastq's to complain about, as without us.
@@ -105,7 +106,7 @@ function patchCallbackQueue(q: object): void {
         oj.job(name, id, 'failed');
         throw err;
       }
-    });
+    }));
   }
 }
 
@@ -113,7 +114,7 @@ function patchPromiseQueue(q: object): void {
   const outstanding: Outstanding = new Map();
   patchKill(q, outstanding);
   for (const [method, front] of [['push', false], ['unshift', true]] as const) {
-    patch(q, method, (orig) => function (this: unknown, ...args: unknown[]) {
+    patch(q, method, (orig) => gatedCall(function (this: unknown, ...args: unknown[]) {
       const oj = objectJournal();
       if (oj === undefined) return orig.apply(this, args);
       const name = queueName(q);
@@ -134,6 +135,6 @@ function patchPromiseQueue(q: object): void {
       // Our branch of the promise handles its own rejection; the caller's promise is returned untouched.
       if (p instanceof Promise) p.then(end('completed'), end('failed'));
       return p;
-    });
+    }));
   }
 }

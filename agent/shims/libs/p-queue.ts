@@ -1,4 +1,5 @@
 import { objectJournal } from '../../objects';
+import { gatedCall } from './after';
 import { patch } from '../wrap';
 import { queueName } from '../queue-name';
 import { constructorTagging } from './construct';
@@ -18,8 +19,8 @@ export const pQueueShim: LibraryShim = {
   esmOnly: true,
   patch(exports) {
     if (typeof exports !== 'function') return exports;
-    patch((exports as { prototype: object }).prototype, 'add', (orig) => wrapAdd(orig));
-    patch((exports as { prototype: object }).prototype, 'clear', (orig) => wrapClear(orig));
+    patch((exports as { prototype: object }).prototype, 'add', (orig) => gatedCall(wrapAdd(orig)));
+    patch((exports as { prototype: object }).prototype, 'clear', (orig) => gatedCall(wrapClear(orig)));
     return constructorTagging(exports as Fn);
   },
 };
