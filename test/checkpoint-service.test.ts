@@ -1,10 +1,8 @@
 import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makePair, REPO, runCli, type Pair } from './helpers/pair';
+import { followReplayer, makePair, REPO, runCli, type Pair } from './helpers/pair';
 import { readNumber, startApp, until } from './helpers/agent-apps';
-import { parseRoots } from '../lib/roots';
-import { Replayer } from '../replayer/replayer';
 
 /**
  * The issue's "tried as a new user would", end to end: a service of three processes under the
@@ -55,18 +53,6 @@ function broken(dir: string): string[] {
   return out;
 }
 
-function follow(pair: Pair): () => Promise<void> {
-  const ac = new AbortController();
-  const running = new Replayer({
-    nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`),
-    stateDir: pair.state, drain: false, log: () => undefined,
-  }).run(ac.signal);
-  return async () => {
-    ac.abort();
-    await running;
-  };
-}
-
 async function listed(pair: Pair): Promise<{ name: string; state: string }[]> {
   const r = await runCli(['checkpoints', '--state', pair.state, '--json']);
   return r.code === 0 ? (JSON.parse(r.stdout) as { checkpoints: { name: string; state: string }[] }).checkpoints : [];
@@ -75,7 +61,7 @@ async function listed(pair: Pair): Promise<{ name: string; state: string }[]> {
 test.serial('a three-process service: checkpoints reached on the standby restore to trees where its invariant holds, and a promotion at the latest one does too', async (t) => {
   const pair = await makePair('cp-service');
   t.teardown(() => pair.close());
-  const stopFollowing = follow(pair);
+  const stopFollowing = followReplayer(pair);
   let following = true;
   t.teardown(async () => {
     if (following) await stopFollowing();
@@ -115,7 +101,7 @@ test.serial('a three-process service: checkpoints reached on the standby restore
 test.serial('transactions of a real application: none applied in part when the primary is SIGKILLed inside one; status says so and promote sets it aside', async (t) => {
   const pair = await makePair('tx-service');
   t.teardown(() => pair.close());
-  const stopFollowing = follow(pair);
+  const stopFollowing = followReplayer(pair);
   let following = true;
   t.teardown(async () => {
     if (following) await stopFollowing();

@@ -3,10 +3,8 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CLI, makePair, REPO, runCli, type Pair } from './helpers/pair';
+import { CLI, followReplayer, makePair, REPO, runCli, type Pair } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
-import { parseRoots } from '../lib/roots';
-import { Replayer } from '../replayer/replayer';
 
 const WORKLOAD = path.join(REPO, 'test', 'fixtures', 'shell-workload.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -147,12 +145,7 @@ test.serial('changes made after the baseline and before the watcher began are jo
     st = await said();
   }
   t.regex(st, /watch "watch": .*NOT SURE THE STANDBY IS EQUAL: with no saved state, .*run "understudy verify --repair"/);
-  const following = new AbortController();
-  const replayer = new Replayer({ nats: { url: pair.server.url, replicas: 1 }, stream: 'UNDERSTUDY', roots: parseRoots(`data=${pair.standby}`), stateDir: pair.state, drain: false, log: () => undefined }).run(following.signal);
-  t.teardown(async () => {
-    following.abort();
-    await replayer;
-  });
+  t.teardown(followReplayer(pair));
   const v = await runCli(['verify', '--repair', '--root', `data=${pair.primary}`, '--nats', pair.server.url], { UNDERSTUDY_SPOOL_DIR: pair.spool });
   t.is(v.code, 0, v.stdout + v.stderr);
   t.regex(v.stdout, /extra +data\/t2\/u2 +\(repaired\)/);
