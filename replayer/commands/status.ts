@@ -108,7 +108,9 @@ function describeDoubts(d: DoubtsReport): string {
 function describeCheckpoints(s: StandbyRow): string {
   const c = s.checkpoints;
   if (c === undefined) return '';
-  const last = c.last_reached === undefined ? '; no checkpoint reached' : `; checkpoint ${c.last_reached.name} (taken ${c.last_reached.time}) reached ${c.last_reached.reached_at}, ${c.kept} kept (${formatSize(c.kept_bytes)})`;
+  // A standby that never saw a checkpoint says nothing of them: most deployments take none.
+  if (c.last_reached === undefined && c.pending.length === 0 && c.failed.length === 0) return '';
+  const last = c.last_reached === undefined ? '; no checkpoint reached yet' : `; checkpoint ${c.last_reached.name} (taken ${c.last_reached.time}) reached ${c.last_reached.reached_at}, ${c.kept} kept (${formatSize(c.kept_bytes)})`;
   const pending = c.pending.map((p) => `; checkpoint ${p.name} pending (waiting for ${p.waiting_for.join(', ') || 'its journals'})`).join('');
   const failed = c.failed.map((f) => `; checkpoint ${f.name} FAILED here: ${f.why}`).join('');
   return `${last}${pending}${failed}`;
