@@ -77,6 +77,12 @@ export class CheckpointEvents {
         this.tell(() => keeper.failed(ev.mark, ev.why));
         return;
       }
+      case 'cut-short':
+        this.o.log(`journal ${ev.journal}: transaction ${ev.ids.join(', ')} can never end: its process ended inside it (a new process of the journal began at ${ev.at}); its changes are on the primary's disk, which the journal goes on from, so its ${ev.entries} staged entries are applied as they are`);
+        return;
+      case 'never-ended':
+        this.o.log(`journal ${ev.journal}: transaction ${ev.open.join(', ')} never ended on the primary: its ${ev.aside} entries are set aside${ev.applied > 0 ? `; the ${ev.applied} staged behind it that belong to no open transaction (one that ended meanwhile, calls outside any) are applied` : ''}`);
+        return;
       case 'released':
         ev.journals.forEach((j, i) => this.o.store.hold(j, undefined, i === ev.journals.length - 1));
     }

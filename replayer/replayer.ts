@@ -85,6 +85,8 @@ export interface ReplayOptions {
   maxStandbyLag?: { bytes?: number; ms?: number };
   /** --keep-stream: bytes of the newest entries the stream keeps whatever the standbys committed (DEFAULTS.slots when absent). */
   keepStream?: number;
+  /** A promotion: at the end of the stream a transaction still open never ends (what is staged behind it of no open one is applied). */
+  promoting?: boolean;
   /** What one journal may stage for its open transactions (DEFAULTS.replay.maxStaged). */
   maxStaged?: { entries: number; bytes: number };
   /** How long the other journals of a checkpoint may take after the first arrived (DEFAULTS.replay.checkpointWaitMs). */
@@ -148,7 +150,7 @@ export class Replayer {
     this.key = standbyKey(this.standby, opts.name);
     ({ sequencer: this.sequencer, barriers: this.barriers } = makeOrder<Held>((j) => this.store.positions.journals[j], {
       maxHeld: opts.maxHeld ?? DEFAULTS.replay.maxHeld, maxStaged: opts.maxStaged ?? DEFAULTS.replay.maxStaged,
-      waitMs: opts.checkpointWaitMs ?? DEFAULTS.replay.checkpointWaitMs, only: opts.name,
+      waitMs: opts.checkpointWaitMs ?? DEFAULTS.replay.checkpointWaitMs, only: opts.name, promoting: opts.promoting,
     }));
     checkStateApart(opts.stateDir, opts.roots);
   }

@@ -16,13 +16,13 @@ const tx = (j: string, s: number, ev: 'begin' | 'end', id = 't1'): E => ({ h: { 
 const inTx = (j: string, s: number, id = 't1'): E => ({ ...put(j, s), h: { ...put(j, s).h, x: id } });
 
 /** A standby of crafted journals: what was applied in order, what the keeper heard, where each journal stood when a checkpoint was reached. */
-function standby(o: { start?: Record<string, Applied>; maxHeld?: { entries: number; bytes: number }; maxStaged?: { entries: number; bytes: number }; only?: string } = {}) {
+function standby(o: { start?: Record<string, Applied>; maxHeld?: { entries: number; bytes: number }; maxStaged?: { entries: number; bytes: number }; only?: string; promoting?: boolean } = {}) {
   const pos = new Map<string, Applied>(Object.entries(o.start ?? {}));
   const applied: string[] = [];
   const said: string[] = [];
   const atReach: Record<string, number>[] = [];
   const duplicates: string[] = [];
-  const order = makeOrder<E>((j) => pos.get(j), { maxHeld: o.maxHeld ?? { entries: 100, bytes: 10_000 }, maxStaged: o.maxStaged ?? { entries: 100, bytes: 10_000 }, waitMs: 30_000, only: o.only });
+  const order = makeOrder<E>((j) => pos.get(j), { maxHeld: o.maxHeld ?? { entries: 100, bytes: 10_000 }, maxStaged: o.maxStaged ?? { entries: 100, bytes: 10_000 }, waitMs: 30_000, only: o.only, promoting: o.promoting });
   const { sequencer, barriers } = order;
   const run = (steps: Step<E>[], now: number): void => {
     for (const step of steps) {
@@ -34,6 +34,8 @@ function standby(o: { start?: Record<string, Applied>; maxHeld?: { entries: numb
     for (const ev of barriers.drainEvents()) {
       if (ev.kind === 'pending') said.push(`pending ${ev.mark.name}: ${ev.waitingFor.join(',')}`);
       if (ev.kind === 'failed') said.push(`failed ${ev.mark.name}: ${ev.why}`);
+      if (ev.kind === 'cut-short') said.push(`cut short ${ev.journal} ${ev.ids.join(',')}: ${ev.entries} at ${ev.at}`);
+      if (ev.kind === 'never-ended') said.push(`never ended ${ev.journal} ${ev.open.join(',')}: ${ev.applied} applied, ${ev.aside} aside`);
       if (ev.kind === 'complete') {
         // The replayer commits here, then tells the keeper, then releases.
         atReach.push(Object.fromEntries(ev.mark.cut.map((c) => [c.j, pos.get(c.j)?.s ?? 0])));
@@ -243,4 +245,35 @@ test('barriers: a transaction larger than maxStaged is refused, naming it and th
   const err = t.throws(() => s.offer(inTx('a', 4)), { instanceOf: ApplyError });
   t.regex(err!.message, /^journal a: transaction t1 \(begun .+\) is larger than this standby stages whole \(3 entries or 10000 bytes, DEFAULTS\.replay\.maxStaged\) at 1\.4; none of it is applied; stopping$/);
   t.deepEqual(s.applied, []);
+});
+
+test('barriers: a new process of the journal (a later epoch) ends what the last one left open: its changes are on the primary\'s disk, and are applied before the new ones', (t) => {
+  const s = standby();
+  s.offer(tx('a', 1, 'begin'));
+  s.offer(inTx('a', 2));
+  t.deepEqual(s.applied, []);
+  // The process was SIGKILLed inside it and started again: its next entry has a new epoch.
+  s.offer({ ...put('a', 3), h: { ...put('a', 3).h, e: 2 } });
+  t.deepEqual(s.applied, ['[a1 a2]', 'a3']);
+  t.deepEqual(s.said, ['cut short a t1: 2 at 2.3']);
+  t.deepEqual(s.barriers.unfinished(), []);
+});
+
+test('barriers: at a promotion, what is staged behind a transaction that never ended and belongs to none open (one that ended, calls outside) is applied; only the open one is set aside', (t) => {
+  const s = standby({ promoting: true });
+  for (const e of [tx('a', 1, 'begin', 't2'), inTx('a', 2, 't2'), tx('a', 3, 'begin', 't1'), inTx('a', 4, 't1'), tx('a', 5, 'end', 't1'), put('a', 6)]) s.offer(e);
+  t.deepEqual(s.applied, [], 'all of it waits behind t2 while the stream may still bring its end');
+  s.run(s.barriers.endOfStream(0), 0);
+  t.deepEqual(s.applied, ['[a3 a4 a5 a6]']);
+  t.deepEqual(s.said, ['never ended a t2: 4 applied, 2 aside']);
+  const u = s.barriers.unfinished();
+  t.deepEqual(u.map((x) => ({ journal: x.journal, ids: x.ids, entries: x.entries.map(label) })), [{ journal: 'a', ids: ['t2'], entries: ['a1', 'a2'] }]);
+});
+
+test('barriers: a drain that is not a promotion keeps a transaction open at the end of the stream whole: its end may still come', (t) => {
+  const s = standby();
+  for (const e of [tx('a', 1, 'begin', 't2'), inTx('a', 2, 't2'), put('a', 3)]) s.offer(e);
+  s.run(s.barriers.endOfStream(0), 0);
+  t.deepEqual(s.applied, []);
+  t.is(s.barriers.unfinished()[0].entries.length, 3);
 });

@@ -1,7 +1,9 @@
 import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { followReplayer, makePair, REPO, runCli, type Pair } from './helpers/pair';
+import { spawn } from 'node:child_process';
+import { followReplayer, makePair, PRELOAD, REPO, runCli, type Pair } from './helpers/pair';
+import { diffTrees } from './helpers/tree';
 import { readNumber, startApp, until } from './helpers/agent-apps';
 
 /**
@@ -67,6 +69,8 @@ async function listed(pair: Pair): Promise<{ name: string; state: string }[]> {
 }
 
 test.serial('a three-process service: checkpoints reached on the standby restore to trees where its invariant holds, and a promotion at the latest one does too', async (t) => {
+  // Three processes taking turns, two checkpoints, two restores and a promotion: 13 s alone, over 100 s beside a full run on two cores.
+  t.timeout(240_000);
   const pair = await makePair('cp-service');
   t.teardown(() => pair.close());
   const stopFollowing = followReplayer(pair);
@@ -156,4 +160,77 @@ setInterval(() => undefined, 1000);
   t.is(p.code, 0, p.stderr);
   t.regex(p.stdout, /set_aside/);
   t.false(fs.existsSync(path.join(pair.standby, 'tx3')), 'promote applied none of it');
+});
+
+test.serial('a process SIGKILLed inside a transaction and started again: the standby applies what the dead one left (it is on the primary\'s disk), goes on with the new one, and reaches the next checkpoint', async (t) => {
+  const pair = await makePair('tx-restart');
+  t.teardown(() => pair.close());
+  const stopFollowing = followReplayer(pair);
+  t.teardown(stopFollowing);
+  const file = path.join(pair.dir, 'svc.js');
+  fs.writeFileSync(file, `
+const fs = require('fs');
+const { transaction } = require(${JSON.stringify(REPO)});
+const dir = process.env.DATA;
+setInterval(() => undefined, 1000);
+if (process.argv[2] === 'first') {
+  void transaction(async () => { fs.writeFileSync(dir + '/in-tx', 'written inside'); fs.writeFileSync(dir + '/inside', ''); await new Promise(() => {}); });
+} else {
+  fs.writeFileSync(dir + '/after-restart', 'the next process');
+  fs.writeFileSync(dir + '/ready', '');
+}
+`);
+  const run = (arg: string): ReturnType<typeof spawn> => {
+    const child = spawn(process.execPath, ['--require', PRELOAD, file, arg], { env: pair.env({ DATA: pair.primary, UNDERSTUDY_NAME: 'svc' }), stdio: 'ignore' });
+    t.teardown(() => void child.kill('SIGKILL'));
+    return child;
+  };
+  const first = run('first');
+  await until('inside its transaction', () => fs.existsSync(path.join(pair.primary, 'inside')));
+  await until('its entries in the stream', async () => /inside transaction/.test((await runCli(['status', '--nats', pair.server.url])).stdout));
+  first.kill('SIGKILL');
+  await new Promise((r) => first.once('close', r));
+  run('second');
+  await until('the next process writing', () => fs.existsSync(path.join(pair.primary, 'ready')));
+  const cp = await runCli(['checkpoint', 'after', '--nats', pair.server.url]);
+  t.is(cp.code, 0, cp.stderr);
+  await until('after reached on the standby', async () => (await listed(pair)).some((c) => c.name === 'after' && c.state === 'reached'));
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+  t.is(fs.readFileSync(path.join(pair.standby, 'in-tx'), 'utf8'), 'written inside');
+  t.notRegex((await runCli(['status', '--nats', pair.server.url])).stdout, /inside transaction/);
+});
+
+test.serial('two transactions open at once in one process, the primary killed with one of them open: promote applies the one that ended and the calls outside, and sets aside only the open one', async (t) => {
+  const pair = await makePair('tx-two');
+  t.teardown(() => pair.close());
+  const stopFollowing = followReplayer(pair);
+  let following = true;
+  t.teardown(async () => {
+    if (following) await stopFollowing();
+  });
+  const app = startApp(pair, `
+const fs = require('fs');
+const { transaction } = require(${JSON.stringify(REPO)});
+const dir = process.env.DATA;
+setInterval(() => undefined, 1000);
+(async () => {
+  let opened;
+  const opening = new Promise((r) => (opened = r));
+  void transaction(async () => { fs.writeFileSync(dir + '/t2-a', '2'); opened(); await new Promise(() => {}); });
+  await opening;
+  await transaction(async () => { fs.writeFileSync(dir + '/t1-a', '1'); await fs.promises.writeFile(dir + '/t1-b', '1'); });
+  fs.writeFileSync(dir + '/outside', 'o');
+  fs.writeFileSync(dir + '/ready', '');
+})();
+`, t);
+  await until('both begun, one ended', () => fs.existsSync(path.join(pair.primary, 'ready')));
+  await until('its entries in the stream', async () => /inside transaction/.test((await runCli(['status', '--nats', pair.server.url])).stdout));
+  app.kill('SIGKILL');
+  await stopFollowing();
+  following = false;
+  t.deepEqual(fs.readdirSync(pair.standby), [], 'nothing applied while t2 may still end');
+  const p = await runCli(['promote', '--state', pair.state, '--root', `data=${pair.standby}`, '--nats', pair.server.url]);
+  t.is(p.code, 0, p.stderr);
+  t.deepEqual(fs.readdirSync(pair.standby).sort(), ['outside', 'ready', 't1-a', 't1-b']);
+  t.regex(p.stderr, /never ended on the primary: its 2 entries are set aside; the \d+ staged behind it that belong to no open transaction .* are applied/);
 });

@@ -74,7 +74,7 @@ async function promoteLocked(o: CommonOptions & { standby: string }, json: boole
 
   let drained: ReplaySummary | undefined;
   let stoppedBy: string | undefined;
-  const replayer = new Replayer({ ...o, drain: true, stateLocked: true, log, verifier: keyFiles.length > 0 ? loadVerifier(keyFiles) : undefined });
+  const replayer = new Replayer({ ...o, drain: true, stateLocked: true, promoting: true, log, verifier: keyFiles.length > 0 ? loadVerifier(keyFiles) : undefined });
   try {
     drained = await replayer.run();
   } catch (err) {

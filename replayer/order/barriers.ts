@@ -23,7 +23,15 @@ export type BarrierEvent =
   /** `single`: failed because this replayer applies one journal (--name), which is said once, not for each. */
   | { kind: 'failed'; mark: CheckpointMark; why: string; single?: true }
   /** These journals are no longer held at a checkpoint: forget their hold in the positions. */
-  | { kind: 'released'; journals: string[] };
+  | { kind: 'released'; journals: string[] }
+  /**
+   * The process that had transactions `ids` of `journal` open ended (a later epoch of the journal
+   * came, at `at`): they can never end, and their changes are on the primary's disk, which the
+   * journal goes on from; `entries` were applied as they are.
+   */
+  | { kind: 'cut-short'; journal: string; ids: string[]; entries: number; at: string }
+  /** At a promotion's end of stream: transactions `open` never ended; `applied` staged entries of none of them (other transactions that ended, calls outside) were applied, `aside` are set aside. */
+  | { kind: 'never-ended'; journal: string; open: string[]; applied: number; aside: number };
 
 /** A transaction being staged in one journal, as status shows it. */
 export interface StagedTransaction {
@@ -45,6 +53,8 @@ export interface BarrierLimits {
   waitMs: number;
   /** The one journal this replayer applies (--name): a checkpoint of several can never be reached by it. */
   only?: string;
+  /** A promotion: at the end of the stream a transaction still open never ends. */
+  promoting?: boolean;
 }
 
 interface Pending {
@@ -60,7 +70,8 @@ interface Lane<T> {
   held?: string;
   /** Entries of this journal after its hold, in order. */
   queue: T[];
-  tx?: { open: string[]; ids: string[]; since: number; entries: T[]; bytes: number };
+  /** Staged from the first begin; `epoch` is the process's that began it. */
+  tx?: { open: string[]; ids: string[]; since: number; epoch: number; entries: T[]; bytes: number };
 }
 
 /** Failed or reached checkpoint ids remembered, so that a late journal's entry of one passes at once. */
@@ -127,11 +138,29 @@ export class Barriers<T extends Barriered> {
     return out;
   }
 
-  /** The stream ended (a drain, a promotion): a checkpoint still waiting can never be reached from it. */
+  /**
+   * The stream ended (a drain, a promotion): a checkpoint still waiting can never be reached from
+   * it. At a promotion a transaction still open never ends either: what is staged behind it that
+   * belongs to none of the open ones (a transaction begun and ended meanwhile, calls outside any)
+   * is applied in order; the open ones' entries stay for `unfinished`, to be set aside.
+   */
   endOfStream(now: number): Step<T>[] {
     const out: Step<T>[] = [];
     for (const p of [...this.marks.values()]) {
       if (!p.complete) this.fail(p, `the stream ended before ${describe(this.waiting(p))} reached ${this.waiting(p).length === 1 ? 'its' : 'their'} checkpoint entry`, now, out);
+    }
+    if (this.limits.promoting === true) {
+      for (const [journal, lane] of this.lanes) {
+        const tx = lane.tx;
+        if (tx === undefined) continue;
+        const open = new Set(tx.open);
+        const ofOpen = (e: T): boolean => (e.h.x !== undefined && open.has(e.h.x)) || (e.h.op === 'tx' && open.has(e.h.id));
+        const keep = tx.entries.filter((e) => !ofOpen(e));
+        const aside = tx.entries.filter(ofOpen);
+        if (keep.length > 0) out.push({ kind: 'group', journal, ids: tx.ids.filter((id) => !open.has(id)), entries: keep });
+        lane.tx = { ...tx, ids: [...tx.open], entries: aside, bytes: aside.reduce((n, e) => n + e.data.length, 0) };
+        this.events.push({ kind: 'never-ended', journal, open: [...tx.open], applied: keep.length, aside: aside.length });
+      }
     }
     return out;
   }
@@ -198,10 +227,17 @@ export class Barriers<T extends Barriered> {
     const { h } = e;
     const lane = this.lane(h.j);
     this.checkPassing(e, now, out);
+    // A later epoch is a new process of the journal, on the same disk: what the last one left open never ends.
+    if (lane.tx !== undefined && h.e !== lane.tx.epoch) {
+      const tx = lane.tx;
+      lane.tx = undefined;
+      out.push({ kind: 'group', journal: h.j, ids: tx.ids, entries: tx.entries });
+      this.events.push({ kind: 'cut-short', journal: h.j, ids: [...tx.open], entries: tx.entries.length, at: at(h) });
+    }
     if (lane.held !== undefined) return this.enqueue(lane, e, now, out);
     if (lane.tx !== undefined) return this.stage(lane, e, now, out);
     if (h.op === 'tx' && h.ev === 'begin') {
-      lane.tx = { open: [], ids: [], since: h.t, entries: [], bytes: 0 };
+      lane.tx = { open: [], ids: [], since: h.t, epoch: h.e, entries: [], bytes: 0 };
       return this.stage(lane, e, now, out);
     }
     out.push({ kind: 'apply', entry: e });
