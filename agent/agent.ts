@@ -96,7 +96,11 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     gate.listen(shipper.control, checkpointEntryWriter(journal, recorder, shipper.control));
     const transactions = new Transactions(recorder, gate, shipper.shared, journal.epoch);
     journal.txOf = transactions.current;
-    if (settings.mode !== 'async') recorder.commit = new CommitWait(shipper.shared, settings.mode, settings.syncTimeoutMs, settings.onTimeout);
+    if (settings.mode !== 'async') {
+      const commit = new CommitWait(shipper.shared, settings.mode, settings.syncTimeoutMs, settings.onTimeout, () => transactions.inside());
+      recorder.commit = commit;
+      if (settings.mode === 'strong') transactions.awaitEnd = (seq) => commit.waitAsync(seq, 'the end of a transaction');
+    }
     install(recorder);
     // Configuration and jobs share the file changes' journal, and so their order.
     setObjectJournal(new ObjectJournal(recorder, journal.epoch));

@@ -18,38 +18,52 @@ export class CommitWait {
   private degraded = false;
   private readonly slot: number;
 
-  constructor(private readonly shared: BigInt64Array, private readonly mode: Exclude<Mode, 'async'>, private readonly timeoutMs: number, private readonly onTimeout: OnTimeout) {
+  constructor(
+    private readonly shared: BigInt64Array,
+    private readonly mode: Exclude<Mode, 'async'>,
+    private readonly timeoutMs: number,
+    private readonly onTimeout: OnTimeout,
+    /** Whether the call is inside a transaction: the standby applies none of it before its end, so strong mode waits for the end alone. */
+    private readonly inTransaction: () => boolean = () => false,
+  ) {
     this.slot = mode === 'sync' ? ACKED : APPLIED;
+  }
+
+  /** The confirmation a call waits for: inside a transaction, in strong mode, JetStream's (the transaction's end waits for the standby). */
+  private slotNow(): number {
+    return this.mode === 'strong' && this.inTransaction() ? ACKED : this.slot;
   }
 
   /** Blocks the calling thread (for *Sync functions); throws CommitTimeoutError in fail mode. */
   waitSync(seq: number, what: string): void {
-    if (this.degraded || readPosition(this.shared, this.slot) >= seq) return;
-    if (!waitForPosition(this.shared, this.slot, seq, this.timeoutMs)) this.timedOut(seq, what);
+    const slot = this.slotNow();
+    if (this.degraded || readPosition(this.shared, slot) >= seq) return;
+    if (!waitForPosition(this.shared, slot, seq, this.timeoutMs)) this.timedOut(seq, what, slot);
   }
 
   /** Resolves once confirmed; rejects with CommitTimeoutError in fail mode. Never blocks the event loop. */
   async waitAsync(seq: number, what: string): Promise<void> {
     if (this.degraded) return;
+    const slot = this.slotNow();
     const deadline = Date.now() + this.timeoutMs;
     for (;;) {
-      const now = Atomics.load(this.shared, this.slot);
+      const now = Atomics.load(this.shared, slot);
       if (Number(now) >= seq || this.degraded) return;
       const left = deadline - Date.now();
-      if (left <= 0) return this.timedOut(seq, what);
+      if (left <= 0) return this.timedOut(seq, what, slot);
       // Atomics.waitAsync holds no handle on the event loop; without this timer the
       // process could exit with the caller's callback still waiting.
       const keepAlive = setTimeout(() => undefined, left);
       try {
-        await Atomics.waitAsync(this.shared, this.slot, now, left).value;
+        await Atomics.waitAsync(this.shared, slot, now, left).value;
       } finally {
         clearTimeout(keepAlive);
       }
     }
   }
 
-  private timedOut(seq: number, what: string): void {
-    const by = this.mode === 'sync' ? 'JetStream did not acknowledge it' : 'the standby did not confirm it applied';
+  private timedOut(seq: number, what: string, slot: number): void {
+    const by = slot === ACKED ? 'JetStream did not acknowledge it' : 'the standby did not confirm it applied';
     if (this.onTimeout === 'degrade') {
       this.degraded = true;
       warnOnce('degraded', `UNDERSTUDY_MODE=${this.mode}: ${by} within ${this.timeoutMs} ms; falling back to async mode for the rest of this process (UNDERSTUDY_ON_TIMEOUT=degrade)`);

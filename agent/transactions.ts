@@ -21,6 +21,8 @@ export class Transactions {
   private readonly open = new Set<string>();
   private readonly cells: Int32Array;
   private count = 0;
+  /** Strong mode: the end waits until the standby applied it, and so the whole transaction (its calls waited for JetStream only). */
+  awaitEnd: ((seq: number) => Promise<void>) | undefined;
 
   /** `epoch` makes ids unique within the journal across restarts, as job ids are. */
   constructor(private readonly sink: JournalSink, private readonly gate: FreezeGate, shared: BigInt64Array, private readonly epoch: number) {
@@ -40,11 +42,24 @@ export class Transactions {
     const outer = this.als.getStore();
     if (outer !== undefined && this.open.has(outer)) return fn();
     const id = await this.begin();
+    let result: T;
     try {
-      return await this.als.run(id, fn);
-    } finally {
-      this.end(id);
+      result = await this.als.run(id, fn);
+    } catch (err) {
+      // The function's own error is what the caller sees, whatever the wait for the end comes to.
+      const seq = this.end(id);
+      if (seq > 0) await this.awaitEnd?.(seq).catch(() => undefined);
+      throw err;
     }
+    const seq = this.end(id);
+    if (seq > 0) await this.awaitEnd?.(seq);
+    return result;
+  }
+
+  /** Whether the caller runs inside an open transaction. */
+  inside(): boolean {
+    const id = this.als.getStore();
+    return id !== undefined && this.open.has(id);
   }
 
   /** Transactions open now. */
@@ -93,22 +108,24 @@ export class Transactions {
     return id;
   }
 
-  private end(id: string): void {
-    if (!this.open.delete(id)) return;
+  /** Journals the end of `id`; its sequence, or 0 when it was not open (or could not be journaled). */
+  private end(id: string): number {
+    if (!this.open.delete(id)) return 0;
     this.gate.enterSync();
     try {
-      this.journal(id, 'end');
+      return this.journal(id, 'end');
     } finally {
       this.gate.leaveSync();
       this.close();
     }
   }
 
-  private journal(id: string, ev: TxOp['ev']): void {
+  private journal(id: string, ev: TxOp['ev']): number {
     try {
-      this.sink.record({ root: OBJECT_ROOT, path: TX_PATH, op: { op: 'tx', id, ev } });
+      return this.sink.record({ root: OBJECT_ROOT, path: TX_PATH, op: { op: 'tx', id, ev } });
     } catch (err) {
       warnOnce(`tx:${(err as Error).message}`, `the ${ev} of transaction ${id} could not be journaled: ${(err as Error).message}`);
+      return 0;
     }
   }
 

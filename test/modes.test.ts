@@ -48,6 +48,36 @@ test.serial('strong mode: when a call returns, its change is already on the stan
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
 });
 
+test.serial('strong mode inside a transaction: its calls wait for JetStream only (the standby applies none of it before the end), and when transaction() returns all of it is on the standby', async (t) => {
+  const pair = await makePair('strong-tx');
+  t.teardown(() => pair.close());
+  const stop = follow(pair);
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_MODE: 'strong', UNDERSTUDY_SYNC_TIMEOUT_MS: '3000' },
+    code: `const fs = require('fs'); const { transaction } = require(${API});
+      const root = ${JSON.stringify(pair.primary)}, standby = ${JSON.stringify(pair.standby)};
+      const onStandby = (f) => fs.existsSync(standby + '/' + f);
+      (async () => {
+        const during = await transaction(async () => {
+          const seen = [];
+          for (let i = 0; i < 5; i++) { fs.writeFileSync(root + '/t' + i, 'v' + i); seen.push(onStandby('t' + i)); }
+          await fs.promises.writeFile(root + '/tp', 'p');
+          seen.push(onStandby('tp'));
+          return seen;
+        });
+        const after = ['t0', 't1', 't2', 't3', 't4', 'tp'].map(onStandby);
+        console.log(JSON.stringify({ during, after }));
+      })();`,
+  });
+  await stop();
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr, '', 'no call timed out');
+  const { during, after } = JSON.parse(run.stdout) as { during: boolean[]; after: boolean[] };
+  t.deepEqual(during, [false, false, false, false, false, false], 'none of it applied before its end');
+  t.deepEqual(after, [true, true, true, true, true, true], 'all of it applied when transaction() returned');
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+});
+
 test.serial('strong mode: configuration and queue changes are on the standby when their call returns', async (t) => {
   const pair = await makePair('strong-objects');
   t.teardown(() => pair.close());
