@@ -14,8 +14,13 @@ export function checkpointSubject(stream: string, name: string): string {
   return `understudy.${stream.toLowerCase()}.checkpoint.${name}`;
 }
 
-/** Freeze, once no transaction is open and every call in flight is journaled; answer where the entry will go. */
-export interface PrepareRequest { op: 'prepare'; name: string; id: string; thawAfterMs: number }
+/**
+ * Freeze, once no transaction is open and every call in flight is journaled; answer where the entry will go.
+ * `sentAt`: when the command sent it, wall clock ms (it runs on the primary's host, as the agents do).
+ * A prepare that reaches an agent after `sentAt + thawAfterMs` (the agent was stopped, or the
+ * connection held it) is one whose checkpoint has failed already: the agent refuses it rather than freeze.
+ */
+export interface PrepareRequest { op: 'prepare'; name: string; id: string; thawAfterMs: number; sentAt: number }
 /** Write the checkpoint entry at the position prepared, with the whole cut in it; thaw. */
 export interface CommitRequest { op: 'commit'; name: string; id: string; cut: CheckpointCut[] }
 /** Thaw without writing anything. */
@@ -52,7 +57,8 @@ export function parseCheckpointRequest(text: string): CheckpointRequest | string
     case 'prepare': {
       const t = v.thawAfterMs;
       if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 1 || t > MAX_THAW_AFTER_MS) return `bad thawAfterMs (1..${MAX_THAW_AFTER_MS})`;
-      return { op: 'prepare', name, id, thawAfterMs: t };
+      if (!nat(v.sentAt) || v.sentAt === 0) return 'bad sentAt (when the prepare was sent, wall clock ms; an understudy checkpoint older than this agent sends none)';
+      return { op: 'prepare', name, id, thawAfterMs: t, sentAt: v.sentAt };
     }
     case 'commit': {
       const cut = v.cut;

@@ -138,3 +138,56 @@ test('status (and its JSON, which the status page shows) says the last checkpoin
   const text = await runCli(['status', '--nats', nats.url]);
   t.regex(text.stdout, /standby sb1 .*checkpoint hourly \(taken [^)]+\) reached [^,]+, 2 kept .*checkpoint soon pending \(waiting for other\).*checkpoint never FAILED here/);
 });
+
+test('restore refuses a root the checkpoint does not cover, by name or by directory, naming what it covers; with no root it restores every covered one', async (t) => {
+  const { sb, snaps } = await standbyWithTwoCheckpoints(t);
+  const to = (n: string): string => path.join(sb.base, 'out', n);
+  const covered = new RegExp(`checkpoint nightly covers data=${sb.root().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
+  // The replayer ran with data=<root>: another name would come out as the live tree, not the checkpoint.
+  const other = path.join(sb.base, 'standby');
+  fs.mkdirSync(other);
+  const wrongName = await runCli(['restore', '--checkpoint', 'nightly', '--state', sb.stateDir, '--root', `other=${sb.root()}`, '--to', to('name')]);
+  t.not(wrongName.code, 0);
+  t.regex(wrongName.stderr, /root other is not one the checkpoint holds/);
+  t.regex(wrongName.stderr, covered);
+  t.false(fs.existsSync(to('name')), 'nothing written');
+  const wrongDir = await runCli(['restore', '--checkpoint', 'nightly', '--state', sb.stateDir, '--root', `data=${other}`, '--to', to('dir')]);
+  t.not(wrongDir.code, 0);
+  t.regex(wrongDir.stderr, /root data=.*standby .*is not the directory the checkpoint holds for data/);
+  t.regex(wrongDir.stderr, covered);
+  t.false(fs.existsSync(to('dir')));
+  // The same directory through a symlink is the one covered.
+  const link = path.join(sb.base, 'link');
+  fs.symlinkSync(sb.root(), link);
+  const viaLink = await runCli(['restore', '--checkpoint', 'nightly', '--state', sb.stateDir, '--root', `data=${link}`, '--to', to('link')]);
+  t.is(viaLink.code, 0, viaLink.stderr);
+  t.deepEqual(diffTrees(path.join(snaps[0], 'data'), path.join(to('link'), 'data')), []);
+  t.false(fs.lstatSync(path.join(to('link'), 'data')).isSymbolicLink(), 'the tree is copied, not the symlink to the live one');
+  const all = await runCli(['restore', '--checkpoint', 'hourly', '--state', sb.stateDir, '--to', to('all')]);
+  t.is(all.code, 0, all.stderr);
+  t.deepEqual(diffTrees(path.join(snaps[1], 'data'), path.join(to('all'), 'data')), []);
+  t.deepEqual(diffTrees(path.join(snaps[1], '.state'), path.join(to('all'), '.state')), []);
+  // promote --at-checkpoint refuses the same, before it moves anything.
+  const before = readTree(sb.root());
+  const promote = await runCli(['promote', '--at-checkpoint', 'nightly', '--state', sb.stateDir, '--root', `data=${other}`, '--nats', 'nats://127.0.0.1:1', '--standby', 'sb1']);
+  t.not(promote.code, 0);
+  t.regex(promote.stderr, covered);
+  t.deepEqual(readTree(sb.root()), before, 'the live tree is untouched');
+  t.false(fs.existsSync(path.join(sb.stateDir, 'set-aside')) && fs.readdirSync(path.join(sb.stateDir, 'set-aside')).length > 0, 'nothing set aside');
+});
+
+test('restore refuses a checkpoint recorded by an older store, which did not note its roots, saying why', async (t) => {
+  const { sb } = await standbyWithTwoCheckpoints(t);
+  const dir = path.join(sb.stateDir, 'checkpoints');
+  for (const seq of fs.readdirSync(dir).filter((n) => /^\d+$/.test(n))) {
+    const file = path.join(dir, seq, 'meta.json');
+    const meta = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    delete meta.roots;
+    fs.writeFileSync(file, JSON.stringify(meta));
+  }
+  const to = path.join(sb.base, 'out');
+  const r = await runCli(['restore', '--checkpoint', 'nightly', '--state', sb.stateDir, ...rootArg(sb), '--to', to]);
+  t.not(r.code, 0);
+  t.regex(r.stderr, /checkpoint nightly .*recorded by an older understudy that did not note which roots it covers/);
+  t.false(fs.existsSync(to));
+});

@@ -12,7 +12,7 @@ import { diffTrees } from './helpers/tree';
 
 async function restoreInto(sb: CheckpointStandby, name: string, to = path.join(sb.base, 'restored', name)): Promise<string> {
   const plan = planRestore(sb.stateDir, sb.roots, name, to);
-  runRestore(plan, sb.roots);
+  runRestore(plan);
   return to;
 }
 

@@ -11,6 +11,7 @@ import { readState } from '../lib/state-bucket';
 import { checkpointSubject, parseCheckpointReply } from '../lib/checkpoint-protocol';
 import type { CheckpointOp, Entry } from '../lib/entry';
 import { comparePosition } from '../lib/entry';
+import { DEFAULTS } from '../lib/settings';
 
 /**
  * A parent and a forked child take turns through IPC: the parent writes counter a = n and
@@ -161,10 +162,17 @@ test.serial('an agent that does not answer fails the checkpoint, named, within t
   const parentSync = readNumber(file('parent-sync'));
   const parentAsync = readNumber(file('parent-async'));
   await until('the parent ticking after the failed checkpoint', () => readNumber(file('parent-sync')) > parentSync + 5 && readNumber(file('parent-async')) > parentAsync + 5);
-  process.kill(childPid, 'SIGCONT');
   const childSync = readNumber(file('child-sync'));
   const childAsync = readNumber(file('child-async'));
-  await until('the child ticking after SIGCONT', () => readNumber(file('child-sync')) > childSync + 5 && readNumber(file('child-async')) > childAsync + 5);
+  process.kill(childPid, 'SIGCONT');
+  const resumed = Date.now();
+  // The stale prepare (and its abort) reach the child now. Had it frozen on it, its calls would
+  // wait until its own freeze deadline, thawAfterMs (--timeout-ms + commitGraceMs) after the
+  // prepare reached it: any tick before that instant is a call that was not held. The bound is
+  // the protocol's, not a speed: a tick of the child's takes a few ms.
+  await until('the child ticking after SIGCONT', () => readNumber(file('child-sync')) > childSync && readNumber(file('child-async')) > childAsync);
+  t.true(Date.now() < resumed + 800 + DEFAULTS.checkpoint.commitGraceMs, 'the child\'s calls went on before a freeze on the stale prepare could have ended: it did not freeze');
+  await until('the child ticking on', () => readNumber(file('child-sync')) > childSync + 5 && readNumber(file('child-async')) > childAsync + 5);
   fs.writeFileSync(path.join(pair.dir, 'stop'), '');
   await new Promise((res) => setTimeout(res, 1500));
   const entries = await streamEntries(pair.server.url);
@@ -182,7 +190,7 @@ test.serial('a prepare that never gets its commit freezes the application only u
   t.teardown(() => nc.close());
   const journals = await liveJournals(pair);
   // A client that prepares and never commits, as a command killed after its prepare.
-  const replies = await Promise.all(journals.map(async (j) => parseCheckpointReply((await nc.request(checkpointSubject('UNDERSTUDY', j), JSON.stringify({ op: 'prepare', name: 'never', id: 'p1', thawAfterMs: 700 }), { timeout: 5000 })).string())));
+  const replies = await Promise.all(journals.map(async (j) => parseCheckpointReply((await nc.request(checkpointSubject('UNDERSTUDY', j), JSON.stringify({ op: 'prepare', name: 'never', id: 'p1', thawAfterMs: 700, sentAt: Date.now() }), { timeout: 5000 })).string())));
   for (const r of replies) t.true(r.ok, JSON.stringify(r));
   const frozen = { sync: readNumber(file('parent-sync')), async: readNumber(file('parent-async')), childSync: readNumber(file('child-sync')), childAsync: readNumber(file('child-async')) };
   await until('sync and async calls going on after the deadline', () => readNumber(file('parent-sync')) > frozen.sync + 5 && readNumber(file('parent-async')) > frozen.async + 5
@@ -195,6 +203,41 @@ test.serial('a prepare that never gets its commit freezes the application only u
   fs.writeFileSync(path.join(pair.dir, 'stop'), '');
   await new Promise((res) => setTimeout(res, 1500));
   const entries = await streamEntries(pair.server.url);
+  for (const [j, es] of entries) t.false(es.some((e) => e.header.op === 'checkpoint'), `journal ${j} has no checkpoint entry`);
+});
+
+test.serial('a prepare that reaches a stopped agent only after its deadline (its command gone, no abort) is refused as too late: the agent does not freeze after SIGCONT', async (t) => {
+  const pair = await makePair('cp-late');
+  t.teardown(() => pair.close());
+  startApp(pair, TICKERS, t);
+  const file = (n: string): string => path.join(pair.primary, n);
+  await until('both ticking and heartbeating', async () => readNumber(file('child-sync')) > 10 && (await liveJournals(pair)).length === 2);
+  const childPid = Number(fs.readFileSync(file('child.pid'), 'utf8'));
+  const nc = await connect({ servers: pair.server.url });
+  t.teardown(() => nc.close());
+  const kv = await openStateKv(nc, 'UNDERSTUDY');
+  let journal = '';
+  for (const j of await liveJournals(pair)) if ((await readState(kv, 'agent', j))?.pid === childPid) journal = j;
+  t.not(journal, '', 'the child\'s journal');
+  process.kill(childPid, 'SIGSTOP');
+  // As a command killed after its prepare: no abort follows. The prepare waits in the child's socket.
+  const thawAfterMs = 3000;
+  const sentAt = Date.now();
+  nc.publish(checkpointSubject('UNDERSTUDY', journal), JSON.stringify({ op: 'prepare', name: 'stale', id: 'stale1', thawAfterMs, sentAt }));
+  await nc.flush();
+  await until('the prepare\'s deadline passed', () => Date.now() > sentAt + thawAfterMs);
+  const childSync = readNumber(file('child-sync'));
+  const childAsync = readNumber(file('child-async'));
+  process.kill(childPid, 'SIGCONT');
+  const resumed = Date.now();
+  // Frozen on it, the child would tick again only thawAfterMs after the prepare reached it (now):
+  // a tick before that instant is a call that was not held. The bound is the protocol's, not a speed.
+  await until('the child ticking after SIGCONT', () => readNumber(file('child-sync')) > childSync && readNumber(file('child-async')) > childAsync);
+  t.true(Date.now() < resumed + thawAfterMs, 'the child\'s calls went on before a freeze on the stale prepare could have ended: it did not freeze');
+  fs.writeFileSync(path.join(pair.dir, 'stop'), '');
+  await new Promise((res) => setTimeout(res, 1500));
+  const entries = await streamEntries(pair.server.url);
+  t.true((entries.get(journal)?.length ?? 0) > 0);
   for (const [j, es] of entries) t.false(es.some((e) => e.header.op === 'checkpoint'), `journal ${j} has no checkpoint entry`);
 });
 

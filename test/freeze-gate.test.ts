@@ -4,7 +4,7 @@ import { FreezeGate } from '../agent/freeze';
 import { CheckpointService } from '../agent/ship/checkpoint-service';
 import { checkpointEntryWriter, writeEntry } from '../agent/checkpoint-entry';
 import { Transactions } from '../agent/transactions';
-import { APPENDED, createShared, publishPosition, readPosition, ACKED } from '../agent/shared-state';
+import { APPENDED, createShared, publishPosition, readPosition, ACKED, FROZEN, gateCells } from '../agent/shared-state';
 import type { Change, JournalSink } from '../agent/sink';
 import { MemorySink } from './helpers/memory-sink';
 import type { CheckpointReply } from '../lib/checkpoint-protocol';
@@ -30,7 +30,8 @@ function rig() {
   const place = { epoch: 7, get lastSeq() { return mem.lastSeq; } };
   gate.listen(channel.port1, checkpointEntryWriter(place, sink, channel.port1));
   const service = new CheckpointService({ name: 'app', epoch: 7, shared, appended: () => readPosition(shared, APPENDED) }, channel.port2, 1);
-  const ask = (req: object): Promise<CheckpointReply> => service.handle(JSON.stringify(req));
+  // A prepare is sent now unless the test says when (the agent refuses one past its deadline).
+  const ask = (req: { op: string; sentAt?: number; [k: string]: unknown }): Promise<CheckpointReply> => service.handle(JSON.stringify(req.op === 'prepare' ? { sentAt: Date.now(), ...req } : req));
   /** A gated asynchronous "call": journals a put of `p` once it passes the gate. */
   const call = async (p: string): Promise<void> => {
     while (!gate.tryEnter()) await gate.thawed();
@@ -118,4 +119,30 @@ test('the entry writer refuses a position that moved', (t) => {
   const place = { epoch: 1, lastSeq: 1 };
   t.like(writeEntry(place, mem, { kind: 'commit', id: 'a', name: 'n', cut: [{ j: 'j', e: 1, s: 1 }], e: 1, s: 1 }), { kind: 'refused' });
   t.like(writeEntry(place, mem, { kind: 'commit', id: 'a', name: 'n', cut: [{ j: 'j', e: 1, s: 2 }], e: 1, s: 2 }), { kind: 'written', s: 2 });
+});
+
+test('a prepare that comes past its deadline (the agent was stopped meanwhile) is refused as too late and freezes nothing', async (t) => {
+  const r = rig();
+  t.teardown(r.close);
+  const late = await r.ask({ op: 'prepare', name: 'old', id: 'iold', thawAfterMs: 1000, sentAt: Date.now() - 60_000 });
+  t.false(late.ok);
+  t.regex(late.ok ? '' : late.why, /too late: the prepare of old .*past its deadline/);
+  t.is(Atomics.load(gateCells(r.shared), FROZEN), 0, 'not frozen');
+  await r.call('free');
+  t.is(r.mem.lastSeq, 1);
+  const unsent = await r.ask({ op: 'prepare', name: 'n6', id: 'i6', thawAfterMs: 1000, sentAt: 0 });
+  t.regex(unsent.ok ? '' : unsent.why, /bad sentAt/);
+});
+
+test('a stale prepare and its abort handled together (as after SIGCONT) leave the application unfrozen', async (t) => {
+  const r = rig();
+  t.teardown(r.close);
+  // Both begin in one turn of the event loop, as two messages read from one socket buffer.
+  const prepared = r.ask({ op: 'prepare', name: 'n7', id: 'i7', thawAfterMs: 50_000 });
+  const aborted = r.ask({ op: 'abort', name: 'n7', id: 'i7' });
+  t.true((await aborted).ok);
+  t.false((await prepared).ok, 'the prepare does not claim a freeze that was aborted');
+  t.is(Atomics.load(gateCells(r.shared), FROZEN), 0, 'nothing is left frozen by the prepare that went on after its abort');
+  await r.call('free');
+  t.is(r.mem.lastSeq, 1);
 });

@@ -128,7 +128,11 @@ export async function takeCheckpoint(nc: NatsConnection, kv: KV, stream: string,
   };
   if (agents.length === 0) return fail([], `no live agent in stream ${stream} (no heartbeat younger than ${DEFAULTS.checkpoint.liveAgentMs} ms)`, []);
   const thawAfterMs = timeoutMs + DEFAULTS.checkpoint.commitGraceMs;
-  const prepared = await Promise.all(agents.map(async (a) => ({ a, r: await ask(nc, stream, a.journal, { op: 'prepare', name, id, thawAfterMs }, timeoutMs) })));
+  // sentAt lets an agent that gets the prepare past its deadline (stopped meanwhile) refuse it rather than freeze.
+  const sentAt = Date.now();
+  const prepared = await Promise.all(agents.map(async (a) => ({ a, r: await ask(nc, stream, a.journal, { op: 'prepare', name, id, thawAfterMs, sentAt }, timeoutMs) })));
+  // Every agent the prepare went to, answered or not: one that did not may yet take it (stopped, then continued) and freeze.
+  const abortAll = (): Promise<unknown> => Promise.all(agents.map((a) => ask(nc, stream, a.journal, { op: 'abort', name, id }, timeoutMs)));
   const cut: CheckpointCut[] = [];
   const missing: { journal: string; why: string }[] = [];
   const members: string[] = [];
@@ -144,13 +148,15 @@ export async function takeCheckpoint(nc: NatsConnection, kv: KV, stream: string,
   }
   if (missing.length > 0 || cut.length === 0) {
     // Every agent thaws by itself at its deadline; the abort makes it now.
-    await Promise.all(agents.map((a) => ask(nc, stream, a.journal, { op: 'abort', name, id }, timeoutMs)));
+    await abortAll();
     const names = missing.map((m) => m.journal).join(', ');
     return fail(missing, missing.length > 0 ? `${missing.length} of ${agents.length} agents did not prepare: ${names}` : 'no agent took part', cut);
   }
   // Every member is frozen now, at one instant: the cut (see agent/ship/checkpoint-service).
   const committed = await Promise.all(members.map(async (j) => ({ j, r: await ask(nc, stream, j, { op: 'commit', name, id, cut }, DEFAULTS.checkpoint.entryWaitMs + timeoutMs) })));
   const refused = committed.filter((c) => !c.r.ok).map((c) => ({ journal: c.j, why: c.r.ok ? '' : c.r.why }));
+  // The members that refused thaw now rather than at their deadline (one that committed ignores it).
+  if (refused.length > 0) await abortAll();
   if (refused.length > 0) return fail(refused, `${refused.length} of ${members.length} agents refused the commit: ${refused.map((m) => m.journal).join(', ')}`, cut);
   const frozenMs = Math.max(0, ...committed.map((c) => (c.r.ok ? c.r.frozenMs ?? 0 : 0)));
   await writeState(kv, 'checkpoint', name, { ...record, state: 'taken', finished: Date.now(), cut, frozenMs });

@@ -86,14 +86,24 @@ export class CheckpointService {
     if (busy !== undefined && (busy.phase === 'preparing' || busy.phase === 'prepared' || busy.phase === 'committing')) {
       return { ok: false, why: `checkpoint ${busy.name} (${busy.id}) is in progress here` };
     }
-    const t: Take = { id: req.id, name: req.name, deadline: Date.now() + req.thawAfterMs, phase: 'preparing', gen: 0, e: 0, s: 0 };
+    const now = Date.now();
+    // The command gave up on it at sentAt + thawAfterMs: this agent was stopped, or the prepare held up, past that.
+    const late = now - (req.sentAt + req.thawAfterMs);
+    if (late >= 0) return { ok: false, why: `too late: the prepare of ${req.name} (${req.id}) came ${late} ms past its deadline (sent ${new Date(req.sentAt).toISOString()}, thaw after ${req.thawAfterMs} ms); not freezing` };
+    // The freeze ends when the command's deadline does, not thawAfterMs after a late arrival (capped, should the clock run behind the command's).
+    const deadline = Math.min(req.sentAt, now) + req.thawAfterMs;
+    const t: Take = { id: req.id, name: req.name, deadline, phase: 'preparing', gen: 0, e: 0, s: 0 };
     this.take = t;
     publishPosition(this.j.shared, DEADLINE, t.deadline);
-    t.timer = setTimeout(() => this.thaw(t, `thawed at its deadline, ${req.thawAfterMs} ms after the prepare, with no commit`), req.thawAfterMs);
+    t.timer = setTimeout(() => this.thaw(t, `thawed at its deadline, ${req.thawAfterMs} ms after the prepare was sent, with no commit`), deadline - now);
     // Held first, counted after: a transaction's begin counts itself first and looks at the hold after (agent/transactions).
     Atomics.store(this.cells, TXHOLD, 1);
     for (;;) {
       if (!(await this.until(t, TXOPEN))) return this.notPrepared(t, 'a transaction stayed open until the freeze deadline');
+      // An abort (or the deadline) may have come while this waited: the stale prepare and its
+      // abort arrive together after a SIGCONT. Freezing now would hold the application until
+      // the gate's own deadline, with nothing left to thaw it.
+      if (t.phase !== 'preparing') return this.ended(t);
       t.gen = ++this.gen;
       Atomics.store(this.cells, FROZEN, 2 * t.gen);
       t.frozenAt ??= Date.now();
@@ -104,7 +114,7 @@ export class CheckpointService {
       // A begin slipped in before it saw the hold (it backs off): let it go and look again.
       this.open(t);
     }
-    if (t.phase !== 'preparing') return { ok: false, why: t.why ?? `checkpoint is ${t.phase}` };
+    if (t.phase !== 'preparing') return this.ended(t);
     t.e = this.j.epoch;
     t.s = this.j.appended() + 1;
     t.phase = 'prepared';
@@ -171,8 +181,19 @@ export class CheckpointService {
     return true;
   }
 
+  /**
+   * The prepare of `t` went on after `t` ended (aborted, or its deadline): the freeze it may have
+   * set after the thaw is lifted here, as that thaw could not see it (the gate cells are per generation).
+   */
+  private ended(t: Take): CheckpointReply {
+    this.open(t);
+    return { ok: false, why: t.why ?? `checkpoint is ${t.phase}` };
+  }
+
   private notPrepared(t: Take, why: string): CheckpointReply {
     this.thaw(t, t.why ?? why);
+    // Already thawed (aborted while this waited): the freeze set since is lifted all the same.
+    this.open(t);
     return { ok: false, why: t.why ?? why };
   }
 

@@ -6,7 +6,7 @@ import type { Root } from '../../lib/roots';
 import type { Counts } from '../../lib/progress';
 import { isTempName } from '../apply/temp-files';
 import { CONFIG_DIR, QUEUE_DIR } from '../replicas';
-import { findReached, type Reached } from './meta';
+import { coveredRoots, findReached, type Reached } from './meta';
 import { copyTree, measure } from './tree-copy';
 import { countLines, logsBack, undoInto } from './undo';
 
@@ -26,14 +26,19 @@ export interface RestorePlan {
   copies: RestoreCopy[];
   undoLines: number;
   to: string;
+  /** The roots restored: those given, checked against what the checkpoint covers, or all it covers when none was given. */
+  roots: Root[];
 }
 
 /**
- * Plans a restore of `roots` (and the replicas under `stateDir`) as they were at `checkpoint`
- * (a name or "latest") into `to`: refuses a `to` that is not empty, or that lies in a root or
- * under --state. Reads only.
+ * Plans a restore of `given` roots (every root the checkpoint covers when none is given) and the
+ * replicas under `stateDir` as they were at `checkpoint` (a name or "latest") into `to`: refuses
+ * a root the checkpoint does not cover, by name or directory, a `to` that is not empty, or that
+ * lies in a root or under --state. Reads only.
  */
-export function planRestore(stateDir: string, roots: Root[], checkpoint: string, to: string): RestorePlan {
+export function planRestore(stateDir: string, given: Root[], checkpoint: string, to: string): RestorePlan {
+  const { target, newer } = findReached(stateDir, checkpoint);
+  const roots = coveredRoots(target, newer, given);
   const dest = path.resolve(to);
   for (const inside of [stateDir, ...roots.map((r) => r.dir)]) {
     const rel = path.relative(path.resolve(inside), dest);
@@ -46,7 +51,6 @@ export function planRestore(stateDir: string, roots: Root[], checkpoint: string,
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (entries.length > 0) throw new SettingsError(`--to ${to} is not empty (${entries.length} entries); restore refuses to mix a checkpoint with what is there`);
-  const { target, newer } = findReached(stateDir, checkpoint);
   const copies: RestoreCopy[] = roots.map((r) => ({ name: r.name, from: r.dir, to: path.join(dest, r.name), ...measure(r.dir, isTempName) }));
   for (const d of [CONFIG_DIR, QUEUE_DIR]) {
     copies.push({ name: `${RESTORED_STATE}/${d}`, from: path.join(stateDir, d), to: path.join(dest, RESTORED_STATE, d), ...measure(path.join(stateDir, d), isTempName) });
@@ -54,7 +58,7 @@ export function planRestore(stateDir: string, roots: Root[], checkpoint: string,
   const logs = logsBack(target, newer);
   const undoLines = countLines(logs, targetsOf(roots, dest));
   logs.forEach((l) => l.close());
-  return { checkpoint: target, newer, undone: [...newer].reverse().concat(target).map((r) => r.name), copies, undoLines, to: dest };
+  return { checkpoint: target, newer, undone: [...newer].reverse().concat(target).map((r) => r.name), copies, undoLines, to: dest, roots };
 }
 
 /** Where each root's (and the replicas') undo lines apply under `dest`. */
@@ -63,7 +67,7 @@ function targetsOf(roots: Root[], dest: string): Map<string, string> {
 }
 
 /** Carries out `plan`: copies the live trees (hard links within them kept), then undoes the later changes in the copy, newest first. */
-export function runRestore(plan: RestorePlan, roots: Root[], progress?: (done: Counts) => void): Counts & { undone: number } {
+export function runRestore(plan: RestorePlan, progress?: (done: Counts) => void): Counts & { undone: number } {
   const done = { objects: 0, bytes: 0 };
   const tell = (bytes: number): void => {
     done.objects++;
@@ -82,7 +86,7 @@ export function runRestore(plan: RestorePlan, roots: Root[], progress?: (done: C
   }
   const logs = logsBack(plan.checkpoint, plan.newer);
   try {
-    const undone = undoInto(logs, targetsOf(roots, plan.to), undefined, () => tell(0));
+    const undone = undoInto(logs, targetsOf(plan.roots, plan.to), undefined, () => tell(0));
     return { ...done, undone };
   } finally {
     logs.forEach((l) => l.close());

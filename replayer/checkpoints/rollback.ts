@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { OBJECT_ROOT, type CheckpointCut } from '../../lib/entry';
 import { replaceJson, syncDir } from '../../lib/durable-file';
 import { PositionStore } from '../state';
-import { findReached, type Reached } from './meta';
+import { coveredRoots, findReached, type Reached } from './meta';
 import { copyTree } from './tree-copy';
 import { logsBack, undoInto } from './undo';
 import { KEPT_LOG, OBJECTS_DIR, type KeptLine } from './undo-log';
@@ -38,6 +38,8 @@ export interface RollbackResult {
  */
 export function rollBack(stateDir: string, roots: ReadonlyMap<string, string>, name: string, now = new Date()): RollbackResult {
   const { target, newer } = findReached(stateDir, name);
+  // Rolled back in place: every root it covers, each at the directory it covered, or none.
+  coveredRoots(target, newer, [...roots].map(([n, d]) => ({ name: n, dir: d, realDir: d })), true);
   const dir = path.join(stateDir, SET_ASIDE_DIR, now.toISOString().replace(/[:.]/g, '-'));
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const targets = new Map([...roots, [OBJECT_ROOT, stateDir]]);

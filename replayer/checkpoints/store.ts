@@ -73,7 +73,9 @@ export class CheckpointStore implements CheckpointKeeper {
     const seq = (this.reachedList.at(-1)?.seq ?? 0) + 1;
     const final = seqDir(this.o.stateDir, seq);
     const tmp = `${final}.tmp`;
-    const meta: ReachedMeta = { seq, name: mark.name, id: mark.id, time: mark.time, cut: mark.cut, reachedAt: Date.now() };
+    // The roots it covers, by real directory: restore and rollback refuse any other (meta.ts coveredRoots).
+    const roots = Object.fromEntries([...this.o.roots].map(([name, dir]) => [name, realOrSelf(dir)]));
+    const meta: ReachedMeta = { seq, name: mark.name, id: mark.id, time: mark.time, cut: mark.cut, reachedAt: Date.now(), roots };
     fs.mkdirSync(tmp, { mode: 0o700 });
     replaceJson(path.join(tmp, META), meta);
     fs.renameSync(tmp, final);
@@ -150,3 +152,11 @@ export class CheckpointStore implements CheckpointKeeper {
   }
 }
 
+
+function realOrSelf(dir: string): string {
+  try {
+    return fs.realpathSync.native(dir);
+  } catch {
+    return path.resolve(dir);
+  }
+}

@@ -5,13 +5,15 @@ import { planRestore, RESTORED_STATE, runRestore, type RestorePlan } from '../ch
 import { lockState } from '../state-lock';
 import { requireState } from './standby-flags';
 
-export const usage = `understudy restore --checkpoint NAME|latest --state DIR --root name=/dir … --to DIR [--dry-run]
+export const usage = `understudy restore --checkpoint NAME|latest --state DIR [--root name=/dir …] --to DIR [--dry-run]
 
 Materializes each root as it was at a reached checkpoint into DIR/<root name>/, and the
 configuration and queue replicas into DIR/${RESTORED_STATE}/ (config/, queues/: the layout
 of --state, to copy into a new standby's --state or read with \`understudy config\` and
 \`understudy queue --state DIR/${RESTORED_STATE}\`). --root names the standby's live roots, as
-given to replay. DIR must be empty or absent. --dry-run prints the plan and changes nothing.
+given to replay; without it, every root the checkpoint covers is restored. A root the
+checkpoint does not cover (another name, or another directory) is refused, naming those it
+covers. DIR must be empty or absent. --dry-run prints the plan and changes nothing.
 It copies the live tree, then undoes what changed since the checkpoint from the undo logs
 kept under --state, newest first. It takes the lock of --state: it refuses while a replayer
 (or promote) runs there, so no tree is copied in the middle of a change; stop the replayer,
@@ -27,7 +29,8 @@ export async function restore(argv: string[], env: NodeJS.ProcessEnv): Promise<n
   requireState(values.state, env, 'restore');
   if (values.checkpoint === undefined) throw new SettingsError('restore needs --checkpoint NAME (or latest)');
   if (values.to === undefined) throw new SettingsError('restore needs --to DIR: an empty directory the roots are restored into');
-  const o = common(values, env, true);
+  // No root given restores every root the checkpoint covers (planRestore).
+  const o = common(values, env, false);
   if (values['dry-run'] === true) {
     printPlan(planRestore(o.stateDir, o.roots, values.checkpoint, values.to), true);
     return 0;
@@ -38,7 +41,7 @@ export async function restore(argv: string[], env: NodeJS.ProcessEnv): Promise<n
     printPlan(plan, false);
     const total = plan.copies.reduce((t, c) => ({ objects: t.objects + c.objects, bytes: t.bytes + c.bytes }), { objects: plan.undoLines, bytes: 0 });
     const progress = new Progress('restore', total);
-    const done = runRestore(plan, o.roots, (d) => progress.update(d));
+    const done = runRestore(plan, (d) => progress.update(d));
     progress.finish(done);
     console.log(`restored checkpoint ${plan.checkpoint.name} into ${plan.to}: ${done.objects - done.undone} objects copied, ${done.undone} changes since undone`);
     return 0;
