@@ -11,7 +11,6 @@ import { readState } from '../lib/state-bucket';
 import { checkpointSubject, parseCheckpointReply } from '../lib/checkpoint-protocol';
 import type { CheckpointOp, Entry } from '../lib/entry';
 import { comparePosition } from '../lib/entry';
-import { DEFAULTS } from '../lib/settings';
 
 /**
  * A parent and a forked child take turns through IPC: the parent writes counter a = n and
@@ -165,13 +164,9 @@ test.serial('an agent that does not answer fails the checkpoint, named, within t
   const childSync = readNumber(file('child-sync'));
   const childAsync = readNumber(file('child-async'));
   process.kill(childPid, 'SIGCONT');
-  const resumed = Date.now();
-  // The stale prepare (and its abort) reach the child now. Had it frozen on it, its calls would
-  // wait until its own freeze deadline, thawAfterMs (--timeout-ms + commitGraceMs) after the
-  // prepare reached it: any tick before that instant is a call that was not held. The bound is
-  // the protocol's, not a speed: a tick of the child's takes a few ms.
+  // The stale prepare (and its abort) reach the child now; that it freezes nothing for them is
+  // shown by the next test, which sends a prepare with no abort after it.
   await until('the child ticking after SIGCONT', () => readNumber(file('child-sync')) > childSync && readNumber(file('child-async')) > childAsync);
-  t.true(Date.now() < resumed + 800 + DEFAULTS.checkpoint.commitGraceMs, 'the child\'s calls went on before a freeze on the stale prepare could have ended: it did not freeze');
   await until('the child ticking on', () => readNumber(file('child-sync')) > childSync + 5 && readNumber(file('child-async')) > childAsync + 5);
   fs.writeFileSync(path.join(pair.dir, 'stop'), '');
   await new Promise((res) => setTimeout(res, 1500));
