@@ -55,6 +55,15 @@ function broken(dir: string): string[] {
   return out;
 }
 
+/** A standby following until the returned function (or the test's end) stops it, once. */
+function followUntilStopped(pair: Pair, t: { teardown(fn: () => unknown): void }): () => Promise<void> {
+  const stop = followReplayer(pair);
+  let stopped: Promise<void> | undefined;
+  const once = (): Promise<void> => (stopped ??= stop());
+  t.teardown(once);
+  return once;
+}
+
 /** The service's turns so far; a counter read in the middle of its rewrite reads 0, and is read again. */
 function turnsNow(pair: Pair): number {
   for (;;) {
@@ -73,11 +82,7 @@ test.serial('a three-process service: checkpoints reached on the standby restore
   t.timeout(240_000);
   const pair = await makePair('cp-service');
   t.teardown(() => pair.close());
-  const stopFollowing = followReplayer(pair);
-  let following = true;
-  t.teardown(async () => {
-    if (following) await stopFollowing();
-  });
+  const stopFollowing = followUntilStopped(pair, t);
   const app = startApp(pair, SERVICE, t);
   await until('the service turning', () => readNumber(path.join(pair.primary, 'c')) > 10);
   const cp = await runCli(['checkpoint', 'nightly', '--nats', pair.server.url]);
@@ -94,7 +99,6 @@ test.serial('a three-process service: checkpoints reached on the standby restore
   await until('more turns after it', () => readNumber(path.join(pair.primary, 'c')) > atLater + 10);
   app.kill('SIGKILL');
   await stopFollowing();
-  following = false;
 
   for (const name of ['nightly', 'later']) {
     const to = path.join(pair.dir, `restored-${name}`);
@@ -115,11 +119,7 @@ test.serial('a three-process service: checkpoints reached on the standby restore
 test.serial('transactions of a real application: none applied in part when the primary is SIGKILLed inside one; status says so and promote sets it aside', async (t) => {
   const pair = await makePair('tx-service');
   t.teardown(() => pair.close());
-  const stopFollowing = followReplayer(pair);
-  let following = true;
-  t.teardown(async () => {
-    if (following) await stopFollowing();
-  });
+  const stopFollowing = followUntilStopped(pair, t);
   // Each transaction writes ten files of its own directory; the fifth of the fourth waits to be killed.
   const app = startApp(pair, `
 const fs = require('fs');
@@ -145,7 +145,6 @@ setInterval(() => undefined, 1000);
   app.kill('SIGKILL');
   await new Promise((r) => setTimeout(r, 1500));
   await stopFollowing();
-  following = false;
   t.is(fs.readdirSync(path.join(pair.primary, 'tx3')).length, 5, 'the primary holds part of it');
   for (let k = 0; k < 3; k++) t.is(fs.readdirSync(path.join(pair.standby, `tx${k}`)).length, 10, `tx${k} whole`);
   t.false(fs.existsSync(path.join(pair.standby, 'tx3')), 'none of the unfinished one');
@@ -203,11 +202,7 @@ if (process.argv[2] === 'first') {
 test.serial('two transactions open at once in one process, the primary killed with one of them open: promote applies the one that ended and the calls outside, and sets aside only the open one', async (t) => {
   const pair = await makePair('tx-two');
   t.teardown(() => pair.close());
-  const stopFollowing = followReplayer(pair);
-  let following = true;
-  t.teardown(async () => {
-    if (following) await stopFollowing();
-  });
+  const stopFollowing = followUntilStopped(pair, t);
   const app = startApp(pair, `
 const fs = require('fs');
 const { transaction } = require(${JSON.stringify(REPO)});
@@ -227,7 +222,6 @@ setInterval(() => undefined, 1000);
   await until('its entries in the stream', async () => /inside transaction/.test((await runCli(['status', '--nats', pair.server.url])).stdout));
   app.kill('SIGKILL');
   await stopFollowing();
-  following = false;
   t.deepEqual(fs.readdirSync(pair.standby), [], 'nothing applied while t2 may still end');
   const p = await runCli(['promote', '--state', pair.state, '--root', `data=${pair.standby}`, '--nats', pair.server.url]);
   t.is(p.code, 0, p.stderr);
