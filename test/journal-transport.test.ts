@@ -71,6 +71,9 @@ async function jetstreamHarness(): Promise<Harness> {
     },
     async close() {
       await transport.close();
+      // Each stream reserves its max_bytes on the shared server; left behind, ten of them
+      // fill a CI machine's smaller disk and the next one cannot be made.
+      await jsm.streams.delete(stream).catch(() => undefined);
       await peer.close();
     },
   };
