@@ -28,6 +28,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * What a test server may reserve for JetStream. Left to itself nats-server allows 75 % of the
+ * disk's free space, and a stream reserves its whole max_bytes (8 GiB): on a machine with less
+ * free disk every stream is made smaller and the agent says so, which the tests would read as a
+ * failure. The reservation is bookkeeping only; a test stores a few MiB. Configs of tests that
+ * want a small store (stream-size, slots) set their own.
+ */
+export const TEST_JETSTREAM_LIMITS = 'max_file_store: 1TB';
+
 /** Starts `nats-server -js` from PATH; fails clearly when it is not installed. */
 export async function startNatsServer(opts: { storeDir?: string; port?: number; args?: string[]; config?: (port: number, storeDir: string) => string } = {}): Promise<NatsServer> {
   if (spawnSync('nats-server', ['--version']).error !== undefined) {
@@ -35,8 +44,13 @@ export async function startNatsServer(opts: { storeDir?: string; port?: number; 
   }
   const port = opts.port ?? (await freePort());
   const storeDir = opts.storeDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-nats-'));
-  let args = ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir, ...(opts.args ?? [])];
-  if (opts.config !== undefined) {
+  let args: string[];
+  if (opts.config === undefined) {
+    fs.mkdirSync(storeDir, { recursive: true });
+    const limits = path.join(storeDir, 'limits.conf');
+    fs.writeFileSync(limits, `jetstream { ${TEST_JETSTREAM_LIMITS} }\n`);
+    args = ['-c', limits, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir, ...(opts.args ?? [])];
+  } else {
     // A config file owns the listen address and the store; flags would clash with it.
     const file = path.join(storeDir, '..', `nats-${port}.conf`);
     fs.writeFileSync(file, opts.config(port, storeDir));
