@@ -5,30 +5,9 @@
 // writeFileSync caller in sync mode against a bare round trip.
 const path = require('node:path');
 const fs = require('node:fs');
-const { CLI, cleanup, fmt, machine, quantile, runNode, sleep, spawnIpc, startNats, table, tempDir } = require('./lib/common');
+const { CLI, cleanup, fmt, machine, publishRoundTrip, quantile, runNode, sleep, spawnIpc, startNats, table, tempDir } = require('./lib/common');
 
 const N = Number(process.env.BENCH_MODES_N ?? 2000);
-
-/** Sequential publish-ack round trips of 4 KiB messages on a stream of their own: the floor sync mode builds on. */
-async function publishRtt(url, n = N) {
-  const { connect } = require('@nats-io/transport-node');
-  const { jetstream, jetstreamManager } = require('@nats-io/jetstream');
-  const nc = await connect({ servers: url, noAsyncTraces: true });
-  const jsm = await jetstreamManager(nc);
-  await jsm.streams.add({ name: 'RTT', subjects: ['rtt.>'], storage: 'file' });
-  const js = jetstream(nc);
-  const body = Buffer.alloc(4096, 1);
-  for (let i = 0; i < 100; i++) await js.publish('rtt.x', body);
-  const us = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    await js.publish('rtt.x', body);
-    us.push(Number(process.hrtime.bigint() - t0) / 1000);
-  }
-  await jsm.streams.delete('RTT');
-  await nc.close();
-  return { p50: quantile(us, 0.5), p99: quantile(us, 0.99) };
-}
 
 /** "One standby apply with its fsync": 4 KiB to a temp file, fsync, rename, on the standby's disk (p50 µs). */
 function applyOnce(dir, n = 300) {
@@ -77,14 +56,14 @@ async function main() {
     const { result } = await runNode(path.join(__dirname, 'lib', 'modes-app.js'), [root, String(N)], { env, agent: mode !== 'none', timeoutMs: 300_000 });
     return result;
   };
-  const rtt = (await publishRtt(nats.url, Math.min(N, 1000))).p50;
+  const rtt = (await publishRoundTrip(nats.url, { n: Math.min(N, 1000) })).p50;
   const apply = applyOnce(standby);
   const bare1 = await concurrent('none', 1);
   const results = {};
   for (const mode of ['async', 'sync', 'strong']) results[mode] = { one: await concurrent(mode, 1), many: await concurrent(mode, 64) };
   const bareSync = await sequentialSync('none');
   const syncSync = await sequentialSync('sync');
-  const rtt2 = (await publishRtt(nats.url, Math.min(N, 1000))).p50;
+  const rtt2 = (await publishRoundTrip(nats.url, { n: Math.min(N, 1000) })).p50;
   replayer.child.kill('SIGTERM');
   await replayer.exited;
   const rows = [['mode', '1 caller /s', '1 caller p50 µs', 'added p50 µs', 'added / (RTT + apply)', '64 callers /s', '64 callers / async 64']];

@@ -29,28 +29,6 @@ function timeRun(args, env) {
   return ms;
 }
 
-/** Median of a bare JetStream publish round trip (connect excluded), for scale. */
-async function publishRoundTrip(url, n = 200) {
-  const { connect } = require(require.resolve('@nats-io/transport-node', { paths: [c.REPO] }));
-  const { jetstream, jetstreamManager } = require(require.resolve('@nats-io/jetstream', { paths: [c.REPO] }));
-  const nc = await connect({ servers: url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: 'RTT', subjects: ['rtt.>'] });
-    const js = jetstream(nc);
-    const times = [];
-    for (let i = 0; i < n; i++) {
-      const t0 = process.hrtime.bigint();
-      await js.publish('rtt.x', 'x'.repeat(200));
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-    await jsm.streams.delete('RTT');
-    return c.median(times);
-  } finally {
-    await nc.close();
-  }
-}
-
 async function run({ rounds = Number(process.env.BENCH_ROUNDS ?? 11), log = console.log } = {}) {
   c.hookSignals();
   const nats = await c.startNats('startup-nats');
@@ -81,9 +59,9 @@ async function run({ rounds = Number(process.env.BENCH_ROUNDS ?? 11), log = cons
       }
     });
   }
-  const rtt = await publishRoundTrip(nats.url);
+  const rtt = (await c.publishRoundTrip(nats.url, { n: 200, bytes: 200 })).p50 / 1000;
   log(`startup bench: ${rounds} rounds, ${c.machine()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  log(`bare JetStream publish round trip: ${rtt.toFixed(2)} ms`);
+  log(`bare JetStream publish round trip (200 B) p50: ${rtt.toFixed(2)} ms`);
   const rows = [['case', 'bare ms', 'agent ms', 'added ms', 'ratio', 'added / publish RTT']];
   cases.forEach((k, i) => {
     const b = c.median(times[i].bare);

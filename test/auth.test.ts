@@ -9,7 +9,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { encodeEntry } from '../lib/codec';
 import { ensureStream, openStateKv } from '../lib/nats';
 import { journalSubject } from '../lib/subjects';
-import { startNatsServer, TEST_JETSTREAM_LIMITS } from './helpers/nats-server';
+import { startNatsServer, jetstreamBlock } from './helpers/nats-server';
 import { makeOperator } from './helpers/jwt';
 import { makePair, runCli, type Pair } from './helpers/pair';
 
@@ -22,7 +22,7 @@ import { makePair, runCli, type Pair } from './helpers/pair';
 function permissionsConfig(port: number, storeDir: string, who = { agent: 'user: agent, password: agent-secret', replayer: 'user: replayer, password: replayer-secret' }): string {
   return `
 listen: 127.0.0.1:${port}
-jetstream { store_dir: "${storeDir}", ${TEST_JETSTREAM_LIMITS} }
+${jetstreamBlock(storeDir)}
 authorization {
   users: [
     { ${who.agent}, permissions: {
@@ -231,7 +231,7 @@ test.serial('TLS with a private CA and a token: agent and replayer connect with 
   const server = await startNatsServer({
     storeDir: path.join(pair.dir, 'tls-store'),
     config: (port, store) => `listen: 127.0.0.1:${port}
-jetstream { store_dir: "${store}", ${TEST_JETSTREAM_LIMITS} }
+${jetstreamBlock(store)}
 tls { cert_file: "${certs.cert}", key_file: "${certs.key}" }
 authorization { token: "s3cret-token" }
 `,

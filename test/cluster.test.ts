@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { ensureStream } from '../lib/nats';
-import { freePort, startNatsServer, TEST_JETSTREAM_LIMITS, type NatsServer } from './helpers/nats-server';
+import { freePort, startNatsServer, jetstreamBlock, type NatsServer } from './helpers/nats-server';
 import { makePair } from './helpers/pair';
 import { diffTrees } from './helpers/tree';
 
@@ -19,7 +19,7 @@ async function cluster(dir: string): Promise<NatsServer[]> {
     storeDir: path.join(dir, `node${i}`),
     config: (port, store) => `server_name: n${i}
 listen: 127.0.0.1:${port}
-jetstream { store_dir: "${store}", ${TEST_JETSTREAM_LIMITS} }
+${jetstreamBlock(store)}
 cluster {
   name: understudy-test
   listen: 127.0.0.1:${routes[i]}

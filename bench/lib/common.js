@@ -192,6 +192,33 @@ function quantile(values, q) {
   return s[i];
 }
 
+/**
+ * Sequential JetStream publish-ack round trips of `bytes`-byte messages on a stream of its own
+ * (after 100 untimed ones): the floor sync mode builds on. Quantiles in µs.
+ */
+async function publishRoundTrip(url, { n = 1000, bytes = 4096 } = {}) {
+  const { connect } = require(require.resolve('@nats-io/transport-node', { paths: [REPO] }));
+  const { jetstream, jetstreamManager } = require(require.resolve('@nats-io/jetstream', { paths: [REPO] }));
+  const nc = await connect({ servers: url, noAsyncTraces: true });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'RTT', subjects: ['rtt.>'], storage: 'file' });
+    const js = jetstream(nc);
+    const body = Buffer.alloc(bytes, 1);
+    for (let i = 0; i < 100; i++) await js.publish('rtt.x', body);
+    const us = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = process.hrtime.bigint();
+      await js.publish('rtt.x', body);
+      us.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+    await jsm.streams.delete('RTT');
+    return { p50: quantile(us, 0.5), p99: quantile(us, 0.99) };
+  } finally {
+    await nc.close();
+  }
+}
+
 /** Least-squares slope of y against x; NaN when fewer than two points or x never moves. */
 function slope(xs, ys) {
   const n = xs.length;
@@ -249,5 +276,5 @@ function runMain(run) {
 
 module.exports = {
   runMain, REPO, DIST, PRELOAD, CLI, requireDist, tempDir, removeDir, cleanup, hookSignals, startNats, runNode, spawnIpc,
-  quantile, median, slope, fmt, table, sleep, machine,
+  quantile, median, slope, fmt, table, sleep, machine, publishRoundTrip,
 };

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { nkeys } from '@nats-io/transport-node';
-import { TEST_JETSTREAM_LIMITS } from './nats-server';
+import { jetstreamBlock } from './nats-server';
 
 // Operator-mode credentials for tests, made the way nsc makes them (NATS JWT v2:
 // ed25519-nkey signatures over base64url JSON), so the suite needs no nsc binary.
@@ -34,7 +34,7 @@ export function makeOperator(): { config: (port: number, storeDir: string) => st
   return {
     config: (port, storeDir) => `
 listen: 127.0.0.1:${port}
-jetstream { store_dir: "${storeDir}", ${TEST_JETSTREAM_LIMITS} }
+${jetstreamBlock(storeDir)}
 operator: ${opJwt}
 system_account: ${sys.getPublicKey()}
 resolver: MEMORY

@@ -35,7 +35,12 @@ export async function freePort(): Promise<number> {
  * failure. The reservation is bookkeeping only; a test stores a few MiB. Configs of tests that
  * want a small store (stream-size, slots) set their own.
  */
-export const TEST_JETSTREAM_LIMITS = 'max_file_store: 1TB';
+const TEST_JETSTREAM_LIMITS = 'max_file_store: 1TB';
+
+/** The `jetstream {}` block of a test server's config file: its store, and the fixed limit above. */
+export function jetstreamBlock(storeDir: string): string {
+  return `jetstream { store_dir: "${storeDir}", ${TEST_JETSTREAM_LIMITS} }`;
+}
 
 /** Starts `nats-server -js` from PATH; fails clearly when it is not installed. */
 export async function startNatsServer(opts: { storeDir?: string; port?: number; args?: string[]; config?: (port: number, storeDir: string) => string } = {}): Promise<NatsServer> {
