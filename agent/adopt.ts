@@ -113,8 +113,12 @@ export class Adopter {
       }
       if (a.shipper.positions().acked < a.last || readPosition(a.shipper.shared, REPORTED) < a.last) return;
       clearInterval(check);
-      this.adopted.delete(name);
-      void a.shipper.stop().finally(() => a.journal.close());
+      // Kept in `adopted` until the lock is let go: an exit while the shipper stops must still
+      // find the journal and close it (stop), or the lock outlives the process.
+      void a.shipper.stop().finally(() => {
+        a.journal.close();
+        this.adopted.delete(name);
+      });
     }, DEFAULTS.adoptCheckMs);
     check.unref();
   }
