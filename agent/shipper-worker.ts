@@ -46,6 +46,8 @@ async function main(): Promise<void> {
   const transport = await retrying('connect to NATS', () => JetStreamTransport.connect({ nats: data.nats, stream: data.stream, name: data.name, onStreamSmaller: streamSmaller }));
   const created = await retrying('create the stream', () => transport.ensureStream());
   const reporter = new StateReporter(journal);
+  // Only strong mode waits on the standby's applied position: the others need no subscription (nor its permission).
+  if (data.mode === 'strong') void reporter.followNotices(transport.appliedNotices());
   // The state bucket is for reporting; shipping never waits for it.
   const rebases = data.rebaseRoots === undefined ? undefined
     : new RebaseService({ journal: data.name, roots: data.rebaseRoots, run: spawnRunner(childEnv(process.env, data.nats, data.stream)) });

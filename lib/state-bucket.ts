@@ -63,9 +63,14 @@ export function parseStateKey(key: string): { kind: StateKind; name: string } | 
 /** The record a bucket entry holds, or undefined when it was deleted or is not a record of `kind`. */
 export function parseState<K extends StateKind>(kind: K, e: KvEntry | null | undefined): StateRecords[K] | undefined {
   if (e === null || e === undefined || e.operation !== 'PUT') return undefined;
+  return parseRecord(kind, e.string());
+}
+
+/** A record of `kind` from its JSON text (a bucket entry's, or a notice's), or undefined when it is not one. */
+export function parseRecord<K extends StateKind>(kind: K, text: string): StateRecords[K] | undefined {
   let v: unknown;
   try {
-    v = JSON.parse(e.string());
+    v = JSON.parse(text);
   } catch {
     return undefined;
   }

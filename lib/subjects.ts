@@ -35,6 +35,15 @@ export function stateBucket(stream: string): string {
   return `${stream}_STATE`;
 }
 
+/**
+ * Subject on which a standby announces, as each commit ends, what it applied and fsynced of a
+ * journal: strong mode's callers wait on it (one hop), the state bucket's `applied` record being
+ * the lasting copy (a put, then a watch: two or more). Core NATS, so a notice nobody hears is lost.
+ */
+export function appliedSubject(stream: string, name: string): string {
+  return `understudy.${stream.toLowerCase()}.applied.${name}`;
+}
+
 /** Request subject on which a journal's agent resends entries from its spool (pull catch-up). */
 export function resendSubject(stream: string, name: string): string {
   return `understudy.${stream.toLowerCase()}.resend.${name}`;

@@ -9,6 +9,7 @@ import type { StagedTransaction } from './order/barriers';
 import type { PositionStore } from './state';
 import type { ReplaySummary } from './summary';
 import type { Versions } from './order/versions';
+import type { AppliedRecord } from '../lib/state/applied';
 
 /** What a commit makes durable and reports; the replayer owns each. */
 export interface CommitParts {
@@ -67,6 +68,14 @@ export class Committer {
   private doubtsSaid = '';
   /** When the standby's record was last written. */
   private standbySaidAt = 0;
+  /** Journals committed and not yet reported to the state bucket. */
+  private readonly unreported = new Set<string>();
+  /** The report running, if any. */
+  private reporting: Promise<void> | undefined;
+  /** Journals published as failing and committed since: their put waits for the one that marked them. */
+  private recovered: string[] = [];
+  /** Tells the journal's agents at once what a commit made durable (lib/subjects' appliedSubject); set with kv. */
+  announce: ((journal: string, applied: AppliedRecord) => void) | undefined;
 
   constructor(private readonly o: CommitParts) {}
 
@@ -140,13 +149,14 @@ export class Committer {
   }
 
   /**
-   * One commit at a time, and no entry applied while one runs: what it makes durable and
-   * then reports as applied is exactly what was applied when it began.
+   * One commit at a time, and no entry applied while one makes things durable: what it records
+   * as applied is exactly what was applied when it began. Its report (the state bucket's puts)
+   * runs after, while entries are applied again; the promise resolves once that is done too.
    */
   commit(): Promise<void> {
-    const next = this.committing.then(() => this.makeDurable(this.kv));
-    this.committing = next.catch(() => undefined);
-    return next;
+    const durable = this.committing.then(() => this.makeDurable());
+    this.committing = durable.then(() => undefined, () => undefined);
+    return durable.then((names) => this.report(names));
   }
 
   /**
@@ -159,19 +169,17 @@ export class Committer {
       this.commitFailing = false;
     }, (err: Error) => {
       if (err instanceof StandbyDiskError) return; // the consumer applies again from the last good commit
-      if (!this.commitFailing) this.o.log(`cannot record the applied positions (${err.message}); retrying`);
+      if (!this.commitFailing) this.o.log(`cannot record the applied positions (${(err as Error).message}); retrying`);
       this.commitFailing = true;
     });
   }
 
-  /** Makes applied changes and positions durable, then tells the agents (their spools may drop what is below). */
-  private async makeDurable(kv: KV | undefined): Promise<void> {
-    if (this.o.changed.size === 0) {
-      if (kv !== undefined) await this.publishDoubts(kv);
-      // Idle, it still says it is there: "last active" is the record's time.
-      if (kv !== undefined && Date.now() - this.standbySaidAt >= DEFAULTS.heartbeatMs) await this.publishStandby(kv);
-      return;
-    }
+  /**
+   * Makes applied changes and positions durable, then announces them to the agents at once
+   * (strong mode's callers wait on that); returns the journals whose positions are to be reported.
+   */
+  private async makeDurable(): Promise<string[]> {
+    if (this.o.changed.size === 0) return [];
     try {
       await this.o.syncApplied();
     } catch (err) {
@@ -194,31 +202,66 @@ export class Committer {
       this.o.log(`applied and fsynced again; positions are recorded from stream position ${this.o.store.streamSeq} on`);
       this.distrusted = undefined;
       this.lastDiskFailure = undefined;
-      // Every journal marked failing is published again, without the mark.
-      await this.failurePut;
+      // Every journal marked failing is published again, without the mark (after the put that marked it).
+      this.recovered = [...new Set([...this.recovered, ...this.failingJournals])];
       names = [...new Set([...names, ...this.failingJournals])];
       this.failingJournals = [];
     }
     this.o.changed.clear();
-    if (kv === undefined) return;
     for (const name of names) {
-      const pos = this.o.store.positions.journals[name];
-      if (pos === undefined) continue; // marked failing, not applied again yet: published once it is
-      await writeState(kv, 'applied', name, { ...pos, appliedAt: Date.now() }).catch(() => this.o.changed.add(name));
+      const pos = this.o.store.lastCommit.journals[name];
+      if (pos !== undefined) this.announce?.(name, { ...pos, appliedAt: this.lastCommitAt });
     }
-    await this.publishStandby(kv);
+    return names;
+  }
+
+  /**
+   * Reports committed positions to the state bucket: those of `names`, with any still waiting from
+   * commits that ended while a report ran (one report at a time, so a put never goes back), then
+   * this standby's record and its doubts. A put that fails is tried again with the next commit.
+   */
+  private report(names: string[]): Promise<void> {
+    for (const name of names) this.unreported.add(name);
+    this.reporting ??= this.reportAll().finally(() => (this.reporting = undefined));
+    return this.reporting;
+  }
+
+  private async reportAll(): Promise<void> {
+    const kv = this.kv;
+    if (kv === undefined) {
+      this.unreported.clear();
+      return;
+    }
+    while (this.unreported.size > 0) {
+      const names = [...this.unreported];
+      this.unreported.clear();
+      if (names.some((n) => this.recovered.includes(n))) {
+        await this.failurePut;
+        this.recovered = this.recovered.filter((n) => !names.includes(n));
+      }
+      await Promise.all(names.map((name) => {
+        // Marked failing, not applied again yet: published once it is.
+        const pos = this.o.store.lastCommit.journals[name];
+        return pos === undefined ? undefined : writeState(kv, 'applied', name, { ...pos, appliedAt: this.lastCommitAt }).catch(() => this.o.changed.add(name));
+      }));
+      await this.publishStandby(kv);
+    }
     await this.publishDoubts(kv);
+    // Idle, it still says it is there: "last active" is the record's time.
+    if (Date.now() - this.standbySaidAt >= DEFAULTS.heartbeatMs) await this.publishStandby(kv);
+  }
+
+  /** The replayer stops cleanly: its record says so, so status calls it stopped at once. */
+  async sayStopped(): Promise<void> {
+    // After any report still running, or its record would overwrite this one.
+    await this.reporting;
+    if (this.kv !== undefined) await this.publishStandby(this.kv, Date.now());
   }
 
   /**
    * Leaves this standby's committed position (what its last good commit made durable, never
    * what is only recorded since) and when it was last active. Reporting only: a put that fails is tried again with the next commit.
    */
-  /** The replayer stops cleanly: its record says so, so status calls it stopped at once. */
-  async sayStopped(): Promise<void> {
-    if (this.kv !== undefined) await this.publishStandby(this.kv, Date.now());
-  }
-
   private async publishStandby(kv: KV, stoppedAt?: number): Promise<void> {
     const committed = this.o.store.lastCommit;
     const staging = (this.o.staging?.() ?? []).map((x) => ({ journal: x.journal, ids: x.ids, since: x.since, entries: x.entries }));

@@ -23,7 +23,7 @@ import { Staging } from './staging';
 import { PositionStore, type JournalPos } from './state';
 import { Versions } from './order/versions';
 import { serveVerify } from './verify-server';
-import { verifySubject } from '../lib/subjects';
+import { appliedSubject, verifySubject } from '../lib/subjects';
 import { writeSync, type WriteFn } from './write';
 import { lockState, type StateLock } from './state-lock';
 import { StandbyDiskError } from './disk-error';
@@ -254,6 +254,14 @@ export class Replayer {
       const source = await JetStreamSource.connect(nc, opts.stream, opts.nats.replicas, this.patiently, opts.log);
       const kv = await this.patiently('open the state bucket', () => openStateKv(nc, opts.stream, opts.nats.replicas));
       committer.kv = kv;
+      // A refused publish (no permission) is the connection's error to tell, not the commit's: the bucket's record still reports.
+      committer.announce = (name, applied) => {
+        try {
+          nc.publish(appliedSubject(opts.stream, name), JSON.stringify(applied));
+        } catch {
+          // Closing: the state bucket's record is what the agents go by.
+        }
+      };
       this.checkpointStore?.publish();
       // Before the first entry: a promotion of another standby fences the old primary here too.
       fenceWatch = new FenceWatch({ nc, kv, stream: opts.stream, standby: this.standby, journal: opts.name, fences: this.fences, positions: () => this.store.positions.journals, log: opts.log });
@@ -396,9 +404,13 @@ export class Replayer {
           await new Promise((resolve) => setImmediate(resolve));
           yielded = Date.now();
         }
-        if (m.pending === 0) {
-          // Caught up: commit now rather than at the next tick, so strong-mode writers wait less.
-          await commit();
+        if (m.pending === 0 && reader.buffered === 0) {
+          // Caught up: commit now rather than at the next tick, so strong-mode writers wait less;
+          // what came in during the last commit is applied first, and committed with this (group commit).
+          // Following, the next entry waits only for the commit's fsyncs, not for its report.
+          if (policy.waitsOut) void commit();
+          else await commit();
+          await committer.idle();
           // A message's pending count can read 0 while more is stored (seen after a cluster
           // leader change): before a drain stops, the stream is asked again.
           if (committer.mustRewind) break;

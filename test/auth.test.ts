@@ -34,7 +34,7 @@ authorization {
           "$JS.API.CONSUMER.CREATE.KV_UNDERSTUDY_STATE", "$JS.API.CONSUMER.CREATE.KV_UNDERSTUDY_STATE.>",
           "$JS.API.CONSUMER.DELETE.KV_UNDERSTUDY_STATE.>"
         ] }
-        subscribe: { allow: ["_INBOX.>"] } } }
+        subscribe: { allow: ["_INBOX.>", "understudy.understudy.applied.app"] } } }
     { ${who.replayer}, permissions: ${standbyPermissions(true)} }
     { user: standby-ro, password: standby-ro-secret, permissions: ${standbyPermissions(false)} }
     { user: standby-notrim, password: standby-notrim-secret, permissions: ${standbyPermissions(false, false)} }
@@ -58,7 +58,8 @@ function standbyPermissions(purge: boolean, trim = true): string {
           "$JS.API.DIRECT.GET.KV_UNDERSTUDY_STATE.>", "$JS.API.STREAM.MSG.GET.KV_UNDERSTUDY_STATE",
           "$KV.UNDERSTUDY_STATE.applied.>", "$KV.UNDERSTUDY_STATE.standby.>", "$KV.UNDERSTUDY_STATE.doubts.>",
           ${trim ? '"$KV.UNDERSTUDY_STATE.trim.>", ' : ''}"$KV.UNDERSTUDY_STATE.lost.>", "$KV.UNDERSTUDY_STATE.rebase.>",
-          "$JS.API.CONSUMER.CREATE.KV_UNDERSTUDY_STATE.*.$KV.UNDERSTUDY_STATE.fence.>", "$JS.API.CONSUMER.DELETE.KV_UNDERSTUDY_STATE.>"${purge ? ', "$JS.API.STREAM.PURGE.UNDERSTUDY"' : ''}
+          "$JS.API.CONSUMER.CREATE.KV_UNDERSTUDY_STATE.*.$KV.UNDERSTUDY_STATE.fence.>", "$JS.API.CONSUMER.DELETE.KV_UNDERSTUDY_STATE.>"${purge ? ', "$JS.API.STREAM.PURGE.UNDERSTUDY"' : ''},
+          "understudy.understudy.applied.>"
         ] }
         subscribe: { allow: ["_INBOX.>", "understudy.understudy.verify.>"] } }`;
 }

@@ -205,3 +205,27 @@ test('with no trim record at all (standbys of an earlier version, or not allowed
   await until(t, 'the spool was trimmed below the applied position', () => listSegments(s.dir).length === 1);
   t.deepEqual(listSegments(s.dir).map((seg) => seg.first), [11]);
 });
+
+test('strong mode\'s applied notices move the applied position forward only, an earlier epoch\'s covering nothing of this one, a malformed one ignored; the state bucket\'s record and a notice mix', async (t) => {
+  const s = await shipper(t, threeSegments, 12);
+  void s.reporter.followNotices(s.transport.appliedNotices());
+  s.reporter.start(s.transport.state);
+  await Promise.resolve();
+  s.transport.announceApplied({ e: 1, s: 5, t: 0, appliedAt: 0 });
+  await until(t, 'a notice reached the application thread', () => readPosition(s.shared, APPLIED) === 5);
+  s.transport.announceApplied('{"e":1,"s":"12"}');
+  s.transport.announceApplied('not json');
+  // An earlier epoch's position covers none of this epoch's entries (firstSeq 1: nothing).
+  s.transport.announceApplied({ e: 0, s: 11, t: 0, appliedAt: 0 });
+  s.transport.announceApplied({ e: 1, s: 8, t: 0, appliedAt: 0 });
+  await until(t, 'the later notice was taken', () => readPosition(s.shared, APPLIED) === 8);
+  // The bucket's record of an earlier commit comes after the notice of a later one: no step back.
+  await s.transport.state.write('applied', 'app', { e: 1, s: 6, t: 0, appliedAt: 0 });
+  await new Promise((r) => setTimeout(r, 50));
+  t.is(readPosition(s.shared, APPLIED), 8, 'an older record does not take the position back');
+  await s.transport.state.write('applied', 'app', { e: 1, s: 9, t: 0, appliedAt: 0 });
+  await until(t, 'the bucket\'s later record was taken', () => readPosition(s.shared, APPLIED) === 9);
+  s.transport.announceApplied({ e: 1, s: 7, t: 0, appliedAt: 0 });
+  s.transport.announceApplied({ e: 1, s: 10, t: 0, appliedAt: 0 });
+  await until(t, 'the last notice was taken', () => readPosition(s.shared, APPLIED) === 10);
+});

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import { pause } from '../../lib/retry';
 import { DEFAULTS } from '../../lib/settings';
 import type { AgentHeartbeat } from '../../lib/state-bucket';
+import type { AppliedRecord } from '../../lib/state/applied';
 import { promotedBy } from '../../lib/state/fence';
 import type { StateStore } from '../../lib/transport/journal-transport';
 import { APPLIED, DROPPED, REPORTED, publishPosition, readPosition } from '../shared-state';
@@ -111,9 +112,7 @@ export class StateReporter {
     while (this.signal?.aborted !== true) {
       try {
         for await (const applied of store.watch('applied', j.name)) {
-          // A position of an earlier epoch covers none of this process's entries, whatever its seq
-          // (the spool may have been lost and numbering begun again).
-          publishPosition(j.shared, APPLIED, applied.e >= j.epoch ? applied.s : Math.min(applied.s, j.firstSeq - 1));
+          this.tookApplied(applied);
           // No standby leaves trim records (one of an earlier version, or not allowed to): trimmed as before, at
           // what the standby applied, rather than left to grow until changes are dropped.
           if (this.trimless) j.acked.trimApplied(j.dir, applied);
@@ -123,6 +122,30 @@ export class StateReporter {
       }
       await pause(this.pace.appliedRewatchMs, this.signal);
     }
+  }
+
+  /**
+   * Strong mode's fast way: the standbys' applied notices, one hop after their commit, where the
+   * state bucket's record takes a put and a watch. Either source may be first; the position only
+   * moves forward. A refused subscription (a permission) leaves the bucket's way, said once.
+   */
+  async followNotices(notices: AsyncIterable<AppliedRecord>): Promise<void> {
+    try {
+      for await (const applied of notices) this.tookApplied(applied);
+    } catch (err) {
+      warnOnce('applied-notices', `journal "${this.j.name}" cannot hear the standby's applied notices (${(err as Error).message}); strong-mode calls wait for the state bucket's applied record instead, a round trip or two later (SECURITY.md lists the subscription)`);
+    }
+  }
+
+  /**
+   * What a standby applied becomes what strong-mode calls wait on. A position of an earlier epoch
+   * covers none of this process's entries, whatever its seq (the spool may have been lost and
+   * numbering begun again).
+   */
+  private tookApplied(applied: AppliedRecord): void {
+    const { j } = this;
+    const seq = applied.e >= j.epoch ? applied.s : Math.min(applied.s, j.firstSeq - 1);
+    if (seq > readPosition(j.shared, APPLIED)) publishPosition(j.shared, APPLIED, seq);
   }
 
   /**

@@ -8,8 +8,8 @@ import type { KV } from '@nats-io/kv';
 import { connectNats, ensureStream, openStateKv } from '../nats';
 import type { NatsSettings } from '../settings';
 import { SIGNATURE_HEADER } from '../signing';
-import { readState, updateState, watchState, watchStates, writeState } from '../state-bucket';
-import { journalSubject, resendSubject } from '../subjects';
+import { parseRecord, readState, updateState, watchState, watchStates, writeState, type StateRecords } from '../state-bucket';
+import { appliedSubject, journalSubject, resendSubject } from '../subjects';
 import { checkpointSubject } from '../checkpoint-protocol';
 import { answerCheckpoint, answerResend, type CheckpointHandler, PublishTimeoutError, StreamRefusedError, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
 
@@ -84,6 +84,17 @@ export class JetStreamTransport implements JournalTransport {
       watchEach: (kind) => watchStates(kv, kind),
       update: (kind, name, value, revision) => updateState(kv, kind, name, value, revision),
     };
+  }
+
+  /** Each applied notice a standby sends for this journal, from the subscription on; a malformed one is dropped. */
+  async *appliedNotices(): AsyncGenerator<StateRecords['applied']> {
+    const sub = this.nc.subscribe(appliedSubject(this.o.stream, this.o.name));
+    // A refused subscription is told by the server after the SUB; flush so it ends this iterator soon.
+    await this.nc.flush();
+    for await (const m of sub) {
+      const record = parseRecord('applied', m.string());
+      if (record !== undefined) yield record;
+    }
   }
 
   /** Answers requests on the journal's resend subject. */

@@ -77,6 +77,13 @@ export interface JournalTransport {
    * reach the agent while its prepare still waits); resolves once requests reach it.
    */
   serveCheckpoints(handler: CheckpointHandler): Promise<void>;
+  /**
+   * Each applied position a standby announces for the journal as its commit ends (on
+   * lib/subjects' appliedSubject), from now on; ends when the transport closes, rejects when the
+   * subscription is refused (a permission). Notices are not kept: one sent while nobody listened
+   * is gone, and the state bucket's `applied` record is what a late reader goes by.
+   */
+  appliedNotices(): AsyncIterable<StateRecords['applied']>;
   /** Calls `listener` each time the connection moves to another server (what was in flight may never be answered). */
   onReconnect(listener: () => void): void;
   /** Lets go of the connection; watches end. */

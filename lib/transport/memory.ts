@@ -4,7 +4,7 @@
  * the handler. Faults are made on purpose (refusePublish, stallPublish, deleteStream, reconnect).
  */
 import { TransportError } from '../errors';
-import type { StateEntry, StateKind, StateRecords } from '../state-bucket';
+import { parseRecord, type StateEntry, type StateKind, type StateRecords } from '../state-bucket';
 import type { ResendReply, ResendRequest } from '../subjects';
 import type { CheckpointReply } from '../checkpoint-protocol';
 import { answerCheckpoint, answerResend, type CheckpointHandler, type JournalMessage, type JournalTransport, type PublishAck, type ResendHandler, type StateStore, type StreamIdentity } from './journal-transport';
@@ -106,6 +106,8 @@ export class MemoryTransport implements JournalTransport {
   private resendHandler: ResendHandler | undefined;
   private checkpointHandler: CheckpointHandler | undefined;
   private readonly reconnectListeners: (() => void)[] = [];
+  private readonly noticeListeners = new Set<{ push: (text: string) => void; end: () => void }>();
+  private closed = false;
 
   /** Stores `msg` unless one with its id is there already. */
   async publish(msg: JournalMessage, opts: { timeoutMs?: number } = {}): Promise<PublishAck> {
@@ -152,6 +154,33 @@ export class MemoryTransport implements JournalTransport {
     this.checkpointHandler = handler;
   }
 
+  /** Each notice announceApplied sends from now on, as the core subscription hears it (malformed ones dropped). */
+  async *appliedNotices(): AsyncGenerator<StateRecords['applied']> {
+    const queue: string[] = [];
+    let wake: (() => void) | undefined;
+    const listener = { push: (text: string) => { queue.push(text); wake?.(); }, end: () => { this.closed = true; wake?.(); } };
+    this.noticeListeners.add(listener);
+    try {
+      for (;;) {
+        while (queue.length > 0) {
+          const record = parseRecord('applied', queue.shift()!);
+          if (record !== undefined) yield record;
+        }
+        if (this.closed) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      this.noticeListeners.delete(listener);
+    }
+  }
+
+  /** Sends an applied notice, as a standby's commit does; `notice` is sent as it is when a string. */
+  announceApplied(notice: StateRecords['applied'] | string): void {
+    const text = typeof notice === 'string' ? notice : JSON.stringify(notice);
+    for (const l of this.noticeListeners) l.push(text);
+  }
+
   /** Called by reconnect(). */
   onReconnect(listener: () => void): void {
     this.reconnectListeners.push(listener);
@@ -160,6 +189,7 @@ export class MemoryTransport implements JournalTransport {
   /** Ends the state bucket's watches. */
   async close(): Promise<void> {
     this.state.close();
+    for (const l of this.noticeListeners) l.end();
   }
 
   /** The `n`th publish from now (0: the next) fails with `err`. */

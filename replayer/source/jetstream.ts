@@ -70,6 +70,10 @@ class JetStreamReader implements JournalReader {
     this.lastSeq = at.fromSeq - 1;
   }
 
+  get buffered(): number {
+    return this.messages?.getPending() ?? 0;
+  }
+
   async remaining(): Promise<number> {
     return (await this.patiently('read the consumer', () => this.consumer.info(false))).num_pending;
   }

@@ -49,6 +49,12 @@ export interface JournalReader extends AsyncIterable<SourceMessage> {
    * last: only then can a journal behind its agent mean entries are missing, not merely ahead.
    */
   readonly caughtUp: boolean;
+  /**
+   * Messages already delivered to this reader and not yet handed out: a message's `pending`
+   * counts only what the stream still held when it was sent, so several that came while the
+   * replayer was busy (a commit) each say 0 although more wait here.
+   */
+  readonly buffered: number;
   /** Asks the stream again how many messages remain after the last delivered (a message's own count can be wrong). */
   remaining(): Promise<number>;
   /** Ends the iteration; the message being handled is the last. */

@@ -64,6 +64,8 @@ export class MemorySource implements JournalSource {
 /** A reader of a MemorySource: what a JetStream reader does, without its clocks. */
 class MemoryReader implements JournalReader {
   caughtUp: boolean;
+  /** Each message is read from the store as it is handed out: `pending` counts every one after it. */
+  readonly buffered = 0;
   private last: number;
   private stopped = false;
   private readonly subject: string | undefined;
