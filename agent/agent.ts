@@ -11,9 +11,6 @@ import { installRequireHooks } from './shims/hooks';
 import { ObjectJournal, setObjectJournal } from './objects';
 import { warnOnce } from './log';
 import { DROPPED, publishPosition } from './shared-state';
-import { loadSigner } from '../lib/signing';
-import { excludeMatcher } from '../lib/exclude';
-import { Watcher, watchStateFile } from './watcher';
 import { installEndings } from './endings';
 import { claimJournal } from './journal-name';
 import { Adopter } from './adopt';
@@ -59,7 +56,8 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
   try {
     const given = agentSettings(env, process.argv[1]);
     // A key that cannot be used stops the agent here: entries must never go out unsigned when signing was asked for.
-    if (given.signingKey !== undefined) loadSigner(given.signingKey);
+    // Required here, not at the top: node:crypto costs ~7 ms of every start that signs nothing (issue 15).
+    if (given.signingKey !== undefined) (require('../lib/signing') as typeof import('../lib/signing')).loadSigner(given.signingKey);
     // A worker thread's fs is a module instance of its own, so it gets a journal of its own,
     // named after its process's (README, "Journal names").
     const base = isMainThread ? given.name : threadBase(given.name);
@@ -142,6 +140,9 @@ function notStarted(err: unknown): undefined {
  * application alive, and a failure only stops the watching, said once.
  */
 function startWatcher(settings: AgentSettings, journal: Journal, gate: FreezeGate): void {
+  // Loaded only when asked for: chokidar is ~11 ms of every start that does not watch (issue 15).
+  const { Watcher, watchStateFile } = require('./watcher') as typeof import('./watcher');
+  const { excludeMatcher } = require('../lib/exclude') as typeof import('../lib/exclude');
   // What it journals waits at the freeze gate too: a checkpoint's position must stay free.
   const sink: JournalSink = {
     record(change) {
