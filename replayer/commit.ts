@@ -72,8 +72,6 @@ export class Committer {
   private readonly unreported = new Set<string>();
   /** The report running, if any. */
   private reporting: Promise<void> | undefined;
-  /** Journals published as failing and committed since: their put waits for the one that marked them. */
-  private recovered: string[] = [];
   /** Tells the journal's agents at once what a commit made durable (lib/subjects' appliedSubject); set with kv. */
   announce: ((journal: string, applied: AppliedRecord) => void) | undefined;
 
@@ -169,7 +167,7 @@ export class Committer {
       this.commitFailing = false;
     }, (err: Error) => {
       if (err instanceof StandbyDiskError) return; // the consumer applies again from the last good commit
-      if (!this.commitFailing) this.o.log(`cannot record the applied positions (${(err as Error).message}); retrying`);
+      if (!this.commitFailing) this.o.log(`cannot record the applied positions (${err.message}); retrying`);
       this.commitFailing = true;
     });
   }
@@ -202,8 +200,7 @@ export class Committer {
       this.o.log(`applied and fsynced again; positions are recorded from stream position ${this.o.store.streamSeq} on`);
       this.distrusted = undefined;
       this.lastDiskFailure = undefined;
-      // Every journal marked failing is published again, without the mark (after the put that marked it).
-      this.recovered = [...new Set([...this.recovered, ...this.failingJournals])];
+      // Every journal marked failing is published again, without the mark (after the put that marked it: reportAll).
       names = [...new Set([...names, ...this.failingJournals])];
       this.failingJournals = [];
     }
@@ -235,10 +232,8 @@ export class Committer {
     while (this.unreported.size > 0) {
       const names = [...this.unreported];
       this.unreported.clear();
-      if (names.some((n) => this.recovered.includes(n))) {
-        await this.failurePut;
-        this.recovered = this.recovered.filter((n) => !names.includes(n));
-      }
+      // A put that marked a journal failing goes before the one that takes the mark away.
+      await this.failurePut;
       await Promise.all(names.map((name) => {
         // Marked failing, not applied again yet: published once it is.
         const pos = this.o.store.lastCommit.journals[name];

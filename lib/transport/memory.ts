@@ -158,7 +158,7 @@ export class MemoryTransport implements JournalTransport {
   async *appliedNotices(): AsyncGenerator<StateRecords['applied']> {
     const queue: string[] = [];
     let wake: (() => void) | undefined;
-    const listener = { push: (text: string) => { queue.push(text); wake?.(); }, end: () => { this.closed = true; wake?.(); } };
+    const listener = { push: (text: string) => { queue.push(text); wake?.(); }, end: () => wake?.() };
     this.noticeListeners.add(listener);
     try {
       for (;;) {
@@ -189,6 +189,7 @@ export class MemoryTransport implements JournalTransport {
   /** Ends the state bucket's watches. */
   async close(): Promise<void> {
     this.state.close();
+    this.closed = true;
     for (const l of this.noticeListeners) l.end();
   }
 
