@@ -48,6 +48,28 @@ test.serial('strong mode: when a call returns, its change is already on the stan
   t.deepEqual(diffTrees(pair.primary, pair.standby), []);
 });
 
+test.serial('strong mode, two processes with 16 calls in flight each: every call finds its change on the standby when it returns, and the trees end equal', async (t) => {
+  const pair = await makePair('strong-many');
+  t.teardown(() => pair.close());
+  const stop = follow(pair);
+  const app = (who: string) => pair.runApp({
+    env: { UNDERSTUDY_MODE: 'strong', UNDERSTUDY_NAME: who, UNDERSTUDY_SYNC_TIMEOUT_MS: '20000' },
+    code: `const fs = require('fs'); const root = ${JSON.stringify(pair.primary)}, standby = ${JSON.stringify(pair.standby)};
+      const onStandby = (f, want) => { try { return fs.readFileSync(standby + '/' + f, 'utf8') === want; } catch { return false; } };
+      const seen = [];
+      const loop = async (c) => { for (let i = 0; i < 5; i++) { const f = '${who}-' + c, v = 'v' + i + '-'.repeat(c * 100);
+        await fs.promises.writeFile(root + '/' + f, v); seen.push(onStandby(f, v)); } };
+      Promise.all(Array.from({ length: 16 }, (_, c) => loop(c))).then(() => console.log(JSON.stringify(seen)));`,
+  });
+  const runs = await Promise.all([app('one'), app('two')]);
+  await stop();
+  for (const run of runs) {
+    allConfirmed(t, run, 80);
+    t.is(run.stderr, '');
+  }
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+});
+
 test.serial('strong mode inside a transaction: its calls wait for JetStream only (the standby applies none of it before the end), and when transaction() returns all of it is on the standby', async (t) => {
   const pair = await makePair('strong-tx');
   t.teardown(() => pair.close());
