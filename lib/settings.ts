@@ -242,6 +242,12 @@ export const DEFAULTS = {
      * default less a 022 umask); the primary's mode follows with the next put, chmod or repair.
      */
     createdFileMode: 0o644,
+    /**
+     * Files and directories the fs applier holds open until the commit fsyncs them (by inode, so a
+     * rename or unlink since cannot hide one); past this many the oldest are fsynced at once. Far
+     * under any RLIMIT_NOFILE Node starts with (it raises the soft limit to the hard one).
+     */
+    heldFds: 512,
   },
   /** The shipper worker's pace (agent/ship/): waits, timeouts and caps, each with why it is what it is. */
   /** Consistent checkpoints: `understudy checkpoint` and each agent's side of it (agent/ship/checkpoint-service). */

@@ -315,3 +315,32 @@ test('fs: clean-up removes only the replayer\'s own temporary names, at any dept
   t.is(a.cleanUp(), mine.length);
   t.deepEqual(Object.keys(tree(e.root)).filter((f) => tree(e.root)[f] !== '/').sort(), [...theirs].sort());
 });
+
+test('fs: what the applier holds for the commit is by inode, closed once synced or closed, and never more than its cap', async (t) => {
+  const e = env(t);
+  // The fds open on the test's root (other tests in this process open and close their own).
+  const fds = () => fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(e.root);
+    } catch {
+      return false;
+    }
+  }).length;
+  const a = new FsApplier(new Map([['data', e.root]]));
+  // One file rewritten many times (each put a new inode, the last one's only name replaced), and
+  // one appended to many times (one inode): neither holds more than a few fds.
+  for (let s = 1; s <= 200; s++) a.apply({ ...at(s), r: 'data', p: 'f', op: 'put', mode: 0o644 }, { buf: Buffer.from(String(s)) });
+  for (let s = 201; s <= 400; s++) a.apply({ ...at(s), r: 'data', p: 'g', op: 'append', at: s - 201 }, { buf: Buffer.from('g') });
+  t.true(fds() <= 3, `${fds()} fds held for two files and their directory`);
+  // Many distinct files: the oldest are fsynced on the way, so the count stays under the cap.
+  for (let s = 401; s <= 1500; s++) a.apply({ ...at(s), r: 'data', p: `many/${s}`, op: 'put', mode: 0o644 }, { buf: Buffer.from('m') });
+  t.true(fds() <= 2 * 512 + 2, `${fds()} fds held`);
+  await a.sync();
+  t.is(fds(), 0);
+  a.apply({ ...at(1501), r: 'data', p: 'h', op: 'put', mode: 0o644 }, { buf: Buffer.from('h') });
+  t.true(fds() > 0);
+  a.close();
+  t.is(fds(), 0);
+  t.is(fs.readFileSync(path.join(e.root, 'f'), 'utf8'), '200');
+  t.is(fs.readFileSync(path.join(e.root, 'g'), 'utf8'), 'g'.repeat(200));
+});

@@ -139,6 +139,26 @@ maybe('a failed fsync on the standby is not committed nor reported; --drain says
   t.notRegex(healed.stdout, /FAILING/);
 });
 
+// The usual save (write a temporary name, rename it over the real one) and a directory renamed
+// after a file was made in it: an fsync by the path written would find nothing by commit time.
+// The fault is on the name each has when the commit runs, so only an fsync of that inode meets it.
+maybe('a file written and renamed before the commit is fsynced under its new name, and its failure is not committed', async (t) => {
+  const pair = await makePair('fsync-renamed');
+  t.teardown(() => pair.close());
+  const app = `const fs = require('fs'); const d = ${JSON.stringify(pair.primary)};
+    fs.writeFileSync(d + '/a', 'a'); fs.writeFileSync(d + '/f.tmp', 'saved'); fs.renameSync(d + '/f.tmp', d + '/f');`;
+  t.is((await pair.runApp({ code: app })).code, 0);
+  const failed = await drainWithFault(pair, { file: path.join(pair.standby, 'f'), syscall: 'fsync' }, path.join(pair.dir, 'strace.log'));
+  t.is(failed.code, 1, failed.stderr);
+  t.regex(failed.stderr, /^understudy replay: fsync of \S+\/f \(changed by entry app\.\d+\.2\) failed: EIO: i\/o error, fsync; nothing applied since the last good commit/);
+  t.true((positionFile(pair, 'committed.json')?.journals.app?.s ?? 0) < 3);
+  t.true((await published(pair, 'app')) < 3);
+  const again = await runCli(replayArgs(pair, true).slice(1));
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(diffTrees(pair.primary, pair.standby), []);
+  t.is(positionFile(pair, 'committed.json')?.journals.app?.s, 3);
+});
+
 maybe('a following replayer whose fsync failed applies again from the last good commit and fsyncs the file before it reports it', async (t) => {
   const pair = await makePair('fsync-follow');
   t.teardown(() => pair.close());

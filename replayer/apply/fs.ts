@@ -9,7 +9,7 @@ import { writeAll, writeSync, type WriteFn } from '../write';
 import { KEEP_NOTHING, NO_HISTORY, type Applier, type ChangeOrder, type Data, type KeepFn, type Outcome, type SnapshotMarks } from './applier';
 import { copyFile, copyInto } from './fs-copy';
 import { kindOf, lstatOrUndefined } from './fs-stat';
-import { fsyncFile, syncAll } from './fs-sync';
+import { fsyncFile, Unsynced } from './fs-sync';
 import { removeTemps, tempBeside } from './temp-files';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
@@ -44,9 +44,9 @@ export interface FsApplierOptions {
  */
 export class FsApplier implements Applier {
   readonly name = 'fs';
-  /** Directories and files changed since the last good commit, each with the entry that last changed it. */
-  private readonly touched = new Map<string, string>();
-  private readonly dirty = new Map<string, string>();
+  /** Files and directories changed since the last good commit, held open by inode until it fsyncs them. */
+  private readonly dirty = new Unsynced();
+  private readonly touched = new Unsynced();
   /** The entry being applied, named in an fsync error. */
   private by = '';
 
@@ -89,8 +89,11 @@ export class FsApplier implements Applier {
     return 'applied';
   }
 
-  /** Nothing to release: every file is closed as soon as it was written. */
-  close(): void {}
+  /** Closes the files and directories held for the next commit; what they held is applied again from the last one. */
+  close(): void {
+    this.dirty.close();
+    this.touched.close();
+  }
 
   /** Removes the temporary files a killed replayer left beside the objects it was replacing. */
   cleanUp(): number {
@@ -114,7 +117,7 @@ export class FsApplier implements Applier {
         const target = this.find(h, h.r, h.p, true);
         if (target === undefined) return; // no directory above it: nothing there to remove
         fs.rmSync(target, { recursive: true, force: true });
-        this.touched.set(path.dirname(target), this.by);
+        this.touched.directory(path.dirname(target), this.by);
         return;
       }
       case 'rename':
@@ -130,15 +133,14 @@ export class FsApplier implements Applier {
       case 'pwrite':
         return this.writeAt(target, h.at, data);
       case 'truncate':
-        this.withFd(target, O_WRONLY, 'file', (fd) => fs.ftruncateSync(fd, h.size));
-        this.dirty.set(target, this.by);
-        return;
+        return this.withFd(target, O_WRONLY, 'file', (fd) => fs.ftruncateSync(fd, h.size), true);
       case 'mkdir':
         return this.mkdir(target, h.mode);
       case 'symlink':
         return this.replaceWith(target, (tmp) => fs.symlinkSync(h.target, tmp));
       case 'chmod':
-        return this.withFd(target, O_RDONLY, 'file or directory', (fd) => fs.fchmodSync(fd, h.mode));
+        // Held like a write: a mode is the inode's, and only its fsync makes it durable.
+        return this.withFd(target, O_RDONLY, 'file or directory', (fd) => fs.fchmodSync(fd, h.mode), true);
     }
   }
 
@@ -173,8 +175,8 @@ export class FsApplier implements Applier {
    * StandbyDiskError naming the path and the entry that changed it last.
    */
   async sync(): Promise<void> {
-    await syncAll(this.dirty);
-    await syncAll(this.touched);
+    await this.dirty.syncAll();
+    await this.touched.syncAll();
   }
 
   /** Refuses an unknown root or a path that could leave it, before any disk access. */
@@ -225,8 +227,7 @@ export class FsApplier implements Applier {
         if (data.buf !== undefined) writeAll(this.write, fd, data.buf, 0);
         else copyInto(this.write, data.file, fd, 0);
         fs.fchmodSync(fd, mode);
-      });
-      this.dirty.set(target, this.by);
+      }, true);
       if (data.file !== undefined) fs.rmSync(data.file, { force: true });
       return;
     }
@@ -234,8 +235,8 @@ export class FsApplier implements Applier {
       // Staged chunks: already complete and fsynced; one rename makes them visible at once.
       fs.chmodSync(data.file, mode);
       try {
-        fs.renameSync(data.file, target);
-        this.touched.set(path.dirname(target), this.by);
+        this.renameOver(data.file, target);
+        this.touched.directory(path.dirname(target), this.by);
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
@@ -249,22 +250,25 @@ export class FsApplier implements Applier {
     }
     this.replaceWith(target, (tmp) => {
       const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+      let st: fs.Stats;
       try {
         writeAll(this.write, fd, data.buf, 0);
         fs.fchmodSync(fd, mode);
-      } finally {
+        st = fs.fstatSync(fd);
+      } catch (err) {
         fs.closeSync(fd);
+        throw err;
       }
+      // Kept for the commit's fsync: reopening by path would find nothing once a later entry renamed it.
+      this.dirty.adopt(fd, st, target, this.by);
     });
-    this.dirty.set(target, this.by);
   }
 
   private writeAt(target: string, at: number, data: Data): void {
     this.withFd(target, O_WRONLY | O_CREAT, 'file', (fd) => {
       if (data.buf !== undefined) writeAll(this.write, fd, data.buf, at);
       else copyInto(this.write, data.file, fd, at);
-    });
-    this.dirty.set(target, this.by);
+    }, true);
     if (data.file !== undefined) fs.rmSync(data.file, { force: true });
   }
 
@@ -273,7 +277,7 @@ export class FsApplier implements Applier {
     if (st !== undefined && !st.isDirectory()) fs.rmSync(target, { recursive: true, force: true });
     if (st === undefined || !st.isDirectory()) {
       fs.mkdirSync(target, { mode });
-      this.touched.set(path.dirname(target), this.by);
+      this.touched.directory(path.dirname(target), this.by);
     }
     this.withFd(target, O_RDONLY, 'directory', (fd) => fs.fchmodSync(fd, mode));
   }
@@ -288,9 +292,9 @@ export class FsApplier implements Applier {
       throw new ApplyError(`rename source ${from} does not exist on the standby`);
     }
     const to = this.place(h, h.toRoot, h.to);
-    fs.renameSync(from, to);
-    this.touched.set(path.dirname(from), this.by);
-    this.touched.set(path.dirname(to), this.by);
+    this.renameOver(from, to);
+    this.touched.directory(path.dirname(from), this.by);
+    this.touched.directory(path.dirname(to), this.by);
   }
 
   private link(h: Extract<EntryHeader, { op: 'link' }>): void {
@@ -321,12 +325,19 @@ export class FsApplier implements Applier {
       build(tmp);
       // A directory where the primary now has a file or a link (a repair of a type difference): it goes.
       if (lstatOrUndefined(target)?.isDirectory() === true) fs.rmSync(target, { recursive: true, force: true });
-      fs.renameSync(tmp, target);
+      this.renameOver(tmp, target);
     } catch (err) {
       fs.rmSync(tmp, { force: true });
       throw err;
     }
-    this.touched.set(path.dirname(target), this.by);
+    this.touched.directory(path.dirname(target), this.by);
+  }
+
+  /** rename(2) of `from` over `to`; a held file whose only name `to` was has nothing left to fsync. */
+  private renameOver(from: string, to: string): void {
+    const old = lstatOrUndefined(to);
+    fs.renameSync(from, to);
+    if (old !== undefined && old.isFile() && old.nlink === 1) this.dirty.orphaned(old);
   }
 
   /**
@@ -334,7 +345,7 @@ export class FsApplier implements Applier {
    * there would otherwise hold the replayer for ever), and acts on it only when it is what the
    * entry expects: an in-place write must not reach a FIFO, a socket or a device.
    */
-  private withFd(target: string, flags: number, want: 'file' | 'directory' | 'file or directory', fn: (fd: number) => void): void {
+  private withFd(target: string, flags: number, want: 'file' | 'directory' | 'file or directory', fn: (fd: number) => void, hold = false): void {
     let fd: number;
     try {
       fd = fs.openSync(target, flags | O_NOFOLLOW | O_NONBLOCK, DEFAULTS.apply.createdFileMode);
@@ -346,15 +357,20 @@ export class FsApplier implements Applier {
       if (code === 'ENXIO') throw new BadEntryError(`${path.basename(target)} is a FIFO, socket or device on the standby, not a ${want}; refusing to write to it`);
       throw err;
     }
+    let st: fs.Stats;
     try {
-      const st = fs.fstatSync(fd);
+      st = fs.fstatSync(fd);
       if (!((want !== 'directory' && st.isFile()) || (want !== 'file' && st.isDirectory()))) {
         throw new BadEntryError(`${path.basename(target)} is ${kindOf(st)} on the standby, not a ${want}; refusing to act on it`);
       }
       fn(fd);
-    } finally {
+    } catch (err) {
       fs.closeSync(fd);
+      throw err;
     }
+    // Held for the commit's fsync, which then needs no path and finds the inode whatever it is called by then.
+    if (hold) this.dirty.adopt(fd, st, target, this.by);
+    else fs.closeSync(fd);
   }
 }
 
