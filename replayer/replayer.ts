@@ -547,11 +547,16 @@ export class Replayer {
   /** Where a file change stands against other journals' changes to its object: the fs applier asks before applying, and tells after. */
   private readonly order: ChangeOrder = {
     place: (h) => this.versions.place(h),
-    applied: (h, verdict) => {
+    applied: (h, verdict, found) => {
       this.versions.note(h);
-      if (verdict === 'doubt') {
-        this.versions.doubt(h.r, h.p, `${positionLabel(h)} (${h.op}) arrived after a later change to it from another journal`);
-        this.opts.log(`${h.r}/${h.p} may differ from the primary: ${positionLabel(h)} (${h.op}) arrived after a later change to it from another journal; understudy verify --repair mends it`);
+      const doubts = [
+        ...(verdict === 'doubt' ? [{ r: h.r, p: h.p, why: `${positionLabel(h)} (${h.op}) arrived after a later change to it from another journal` }] : []),
+        // Applied again after going back to the last good commit, an entry meets what its journal's later entries made.
+        ...(found === undefined || this.store.appliedBefore(h.j, h) ? [] : [found]),
+      ];
+      for (const d of doubts) {
+        this.versions.doubt(d.r, d.p, d.why);
+        this.opts.log(`${d.r}/${d.p} may differ from the primary: ${d.why}; understudy verify --repair mends it`);
       }
       this.summary.inDoubt = this.versions.doubtCount;
     },

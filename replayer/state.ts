@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { comparePosition } from '../lib/entry';
 import { writeAll, writeSync, type WriteFn } from './write';
 import type { CheckpointMark } from './checkpoints/keeper';
 
@@ -32,6 +33,12 @@ export interface Positions {
    * rather than apply again on top of the later ones (a rename whose source was made again).
    */
   applying?: Record<string, { from: { e: number; s: number }; through: { e: number; s: number } }>;
+  /**
+   * How far each journal had been applied before the replayer went back to its last good commit
+   * (a failed write or fsync, a power loss): until it passes there again, what an entry finds on
+   * the standby may be what its own later entries made, not a difference from the primary.
+   */
+  again?: Record<string, { e: number; s: number }>;
   /** The machine's boot the file was written in (see PositionStore). */
   boot?: string;
 }
@@ -76,6 +83,7 @@ export class PositionStore {
     this.restartedFromCommit = latest !== undefined && latest.boot !== undefined && latest.boot !== this.boot && committed !== undefined;
     this.positions = (this.restartedFromCommit ? committed : latest) ?? committed ?? { streamSeq: 0, journals: {} };
     this.committed = clone(committed ?? { streamSeq: 0, journals: {} });
+    if (this.restartedFromCommit && latest !== undefined) this.markAgain(latest);
     this.fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
     this.committedFd = fs.openSync(this.committedFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
     if (this.restartedFromCommit) this.save();
@@ -101,6 +109,11 @@ export class PositionStore {
     const before = clone(this.positions);
     this.positions.journals[name] = pos;
     this.forgetApplying(name);
+    const again = this.positions.again;
+    if (again?.[name] !== undefined && comparePosition(pos, again[name]) >= 0) {
+      delete again[name];
+      if (Object.keys(again).length === 0) delete this.positions.again;
+    }
     this.moveTo(streamSeq);
     try {
       this.save();
@@ -183,13 +196,32 @@ export class PositionStore {
    * rewritten nor removed: then a restart could trust it.
    */
   rollback(): void {
+    const before = this.positions;
     this.positions = clone(this.committed);
+    this.markAgain(before);
     try {
       this.save();
     } catch {
       // Without positions.json a restart resumes from committed.json.
       fs.rmSync(this.file, { force: true });
     }
+  }
+
+  /** True when entry `h` of journal `j` may have been applied before the replayer went back to its last good commit. */
+  appliedBefore(j: string, h: { e: number; s: number }): boolean {
+    const upTo = this.positions.again?.[j];
+    return upTo !== undefined && comparePosition(h, upTo) <= 0;
+  }
+
+  /** Notes how far `earlier` had applied each journal past what is recorded now: those entries are applied again. */
+  private markAgain(earlier: Positions): void {
+    const again = { ...earlier.again, ...this.positions.again };
+    for (const [name, pos] of Object.entries(earlier.journals)) {
+      const now = this.positions.journals[name];
+      const known = again[name];
+      if ((now === undefined || comparePosition(pos, now) > 0) && (known === undefined || comparePosition(pos, known) > 0)) again[name] = { e: pos.e, s: pos.s };
+    }
+    if (Object.keys(again).length > 0) this.positions.again = again;
   }
 
   /** Closes the files; what was recorded since the last `sync()` stays uncommitted. */

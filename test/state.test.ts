@@ -44,6 +44,10 @@ test('after the machine restarted, the replayer resumes from the last commit, no
   t.true(store.restartedFromCommit);
   t.is(store.positions.journals.app.s, 4);
   t.is(store.positions.streamSeq, 4);
+  // Entries 5 to 10 may have reached the disk before the power went: they are applied again, knowingly.
+  t.true(store.appliedBefore('app', { e: 1, s: 10 }));
+  t.false(store.appliedBefore('app', { e: 1, s: 11 }));
+  t.false(store.appliedBefore('other', { e: 1, s: 1 }));
   store.close();
   // And from then on this boot's file is the one trusted again.
   const again = new PositionStore(dir);
@@ -80,6 +84,14 @@ test('a rollback forgets what was recorded since the last commit, in memory and 
   const again = new PositionStore(dir);
   t.false(again.restartedFromCommit);
   t.is(again.positions.journals.app.s, 4);
+  // What was applied before the rollback is known to be applied again, also after a restart, until passed.
+  t.true(again.appliedBefore('app', { e: 1, s: 10 }));
+  t.false(again.appliedBefore('app', { e: 1, s: 11 }));
+  for (let s = 5; s <= 9; s++) again.record('app', { e: 1, s, t: s }, s);
+  t.true(again.appliedBefore('app', { e: 1, s: 10 }));
+  again.record('app', { e: 1, s: 10, t: 10 }, 10);
+  t.false(again.appliedBefore('app', { e: 1, s: 10 }));
+  t.is(again.positions.again, undefined);
   again.close();
 });
 

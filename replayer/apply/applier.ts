@@ -53,8 +53,15 @@ export interface SnapshotMarks {
 export interface ChangeOrder {
   /** Whether `h` applies, is passed over (skip), or applies with its object in doubt. */
   place(h: EntryHeader): OrderVerdict;
-  /** `h` was applied, with the verdict `place` gave it. */
-  applied(h: EntryHeader, verdict: OrderVerdict): void;
+  /** `h` was applied, with the verdict `place` gave it; `doubt`: what applying it found the standby could not match. */
+  applied(h: EntryHeader, verdict: OrderVerdict, doubt?: ObjectDoubt): void;
+}
+
+/** An object the applier found it could not make certainly equal to the primary's, and why. */
+export interface ObjectDoubt {
+  r: string;
+  p: string;
+  why: string;
 }
 
 /** A standby with no history (a test of appliers alone): no snapshot is stale and every change is in order. */

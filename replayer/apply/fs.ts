@@ -6,13 +6,16 @@ import { checkRelPath } from '../../lib/confine';
 import { DEFAULTS } from '../../lib/settings';
 import { resolveInRoot } from '../safe-path';
 import { writeAll, writeSync, type WriteFn } from '../write';
-import { KEEP_NOTHING, NO_HISTORY, type Applier, type ChangeOrder, type Data, type KeepFn, type Outcome, type SnapshotMarks } from './applier';
+import { KEEP_NOTHING, NO_HISTORY, type Applier, type ChangeOrder, type Data, type KeepFn, type ObjectDoubt, type Outcome, type SnapshotMarks } from './applier';
 import { copyFile, copyInto } from './fs-copy';
 import { kindOf, lstatOrUndefined } from './fs-stat';
 import { fsyncFile, Unsynced } from './fs-sync';
 import { removeTemps, tempBeside } from './temp-files';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+
+/** rename(2)'s refusals when its target is a non-empty directory, or an object of the other kind. */
+const RENAME_BLOCKED: ReadonlySet<string> = new Set(['ENOTEMPTY', 'EEXIST', 'ENOTDIR', 'EISDIR']);
 
 /** The file operations, each once: the type makes a new FileOp a compile error here until it is listed. */
 const FILE_OPS: Readonly<Record<FileOp['op'], true>> = {
@@ -49,6 +52,8 @@ export class FsApplier implements Applier {
   private readonly touched = new Unsynced();
   /** The entry being applied, named in an fsync error. */
   private by = '';
+  /** What applying the current entry found the standby could not match, told to the order with it. */
+  private found: ObjectDoubt | undefined;
 
   private readonly write: WriteFn;
   private readonly snapshots: SnapshotMarks;
@@ -84,8 +89,9 @@ export class FsApplier implements Applier {
     }
     const verdict = this.order.place(h);
     if (verdict === 'skip') return 'superseded';
+    this.found = undefined;
     this.change(h, data);
-    this.order.applied(h, verdict);
+    this.order.applied(h, verdict, this.found);
     return 'applied';
   }
 
@@ -292,7 +298,21 @@ export class FsApplier implements Applier {
       throw new ApplyError(`rename source ${from} does not exist on the standby`);
     }
     const to = this.place(h, h.toRoot, h.to);
-    this.renameOver(from, to);
+    try {
+      this.renameOver(from, to);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (!RENAME_BLOCKED.has(code)) throw err;
+      // The primary's rename succeeded, so at this point of its history nothing blocked it. What does
+      // here was most often made by later entries applied before a crash or a failed fsync sent the
+      // replayer back to its last good commit; but it may also be a standby that differs (changed by
+      // hand, or an entry passed over). Either way the primary's state after the rename has `to` as
+      // `from` was, so that is what the standby gets, and status says it is in doubt until a later
+      // change or verify settles it: which of the two it was cannot be told from here.
+      fs.rmSync(to, { recursive: true, force: true });
+      this.renameOver(from, to);
+      this.found = { r: h.toRoot, p: h.to, why: `${positionLabel(h)} (rename ${h.r}/${h.p} → ${h.toRoot}/${h.to}) found ${code} at its target on the standby, which it replaced` };
+    }
     this.touched.directory(path.dirname(from), this.by);
     this.touched.directory(path.dirname(to), this.by);
   }
