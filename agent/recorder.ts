@@ -108,13 +108,17 @@ export class Recorder implements JournalSink {
     if (found !== undefined) this.emit(found.at, { op: 'chmod', mode: (found.st ?? realFs.statSync(found.at.abs)).mode & 0o7777 });
   }
 
-  /** Something was removed at `p` (file, link, or a directory with all below it). */
-  remove(p: unknown): void {
+  /**
+   * Something was removed at `p` (file, link, or a directory with all below it). `name`: only a
+   * name went (unlink), which no remembered directory was reached through but a link's, and a
+   * link gone is a path that no longer resolves.
+   */
+  remove(p: unknown, name = false): void {
     const at = this.locator.locate(p, false);
     if (at === undefined) return;
     this.emit(at, { op: 'rm' });
     this.forgetUnder(at.abs);
-    this.locator.forget();
+    if (!name) this.locator.forget();
   }
 
   /**
@@ -139,9 +143,11 @@ export class Recorder implements JournalSink {
   }
 
   rename(from: unknown, to: unknown): void {
-    const src = this.locator.locate(from, false);
-    const dst = this.locator.locate(to, false);
-    this.locator.forget(); // a directory it remembered may have moved
+    const [src, dst] = this.locator.locateMove(from, to);
+    // A directory it remembered may have moved, or a link now stand where one was reached. A file
+    // moved moves none: what was remembered of its two names no longer matches their inodes.
+    const toAbs = this.locator.absolute(to);
+    if (toAbs === undefined || realFs.lstatSync(toAbs, { throwIfNoEntry: false })?.isFile() !== true) this.locator.forget();
     if (src !== undefined && dst !== undefined) {
       this.emit(src, { op: 'rename', toRoot: dst.root, to: dst.rel });
       this.moveOpenFiles(src.abs, dst);

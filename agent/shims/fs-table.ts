@@ -110,7 +110,7 @@ export const FS_ROWS: readonly FsRow[] = [
   },
   { name: 'ftruncate', sync: true, callback: true, target: (r, [fd]) => { const t = fdTarget(r, fd); return t && { abs: t.abs, append: false }; }, after: (r, [fd, len]) => r.ftruncate(r.fds.get(fd), truncateLength(len)) },
   { name: 'rename', sync: true, callback: true, promise: true, after: (r, [from, to]) => r.rename(from, to) },
-  { name: 'unlink', sync: true, callback: true, promise: true, after: remove },
+  { name: 'unlink', sync: true, callback: true, promise: true, after: (r, [p]) => r.remove(p, true) },
   { name: 'rmdir', sync: true, callback: true, promise: true, after: remove },
   // Recursive rm works through the public unlink/rmdir after our wrapper returned; the outer call is journaled once.
   { name: 'rm', sync: true, callback: true, promise: true, quietArg: 0, after: remove },
