@@ -1,7 +1,7 @@
 'use strict';
 /**
- * `npm run bench`: builds (in the npm script), then runs the overhead bench and
- * the end-to-end bench in turn and prints a short summary.
+ * `npm run bench`: builds (in the npm script), then runs the overhead bench, the
+ * end-to-end bench and the mode table in turn and prints a short summary.
  *   BENCH_JSON=/abs/file.json node bench/run.js   (also writes every figure as JSON)
  * See bench/README.md for what each measures and the knobs (BENCH_* variables).
  */
@@ -9,6 +9,7 @@ const fs = require('node:fs');
 const c = require('./lib/common');
 const overhead = require('./overhead');
 const e2e = require('./e2e');
+const modes = require('./modes');
 
 /** The commit measured, and whether files outside bench/ differed from it. */
 function revision() {
@@ -28,6 +29,8 @@ async function main() {
   const o = await overhead.run();
   console.log('');
   const e = await e2e.run();
+  console.log('');
+  const m = await modes.main();
   console.log('\n# summary');
   for (const r of o.results) {
     console.log(`overhead  ${r.fs.padEnd(5)} ${r.label.padEnd(30)} ${c.fmt(r.ratio, 2)}x time with the agent (${c.fmt(r.plainOpsPerSec)} → ${c.fmt(r.agentOpsPerSec)} ops/s)`);
@@ -42,9 +45,13 @@ async function main() {
       `${lag.grew ? 'grew' : 'did not grow'} over the run (p50 ${c.fmt(l.firstQuarter.p50, 1)} → ${c.fmt(l.lastQuarter.p50, 1)} ms)` +
       `${lag.caughtUp ? '' : '; NOT caught up within the bench\'s wait, figures understate the lag'}`);
   }
+  for (const [mode, r] of Object.entries(m.results)) {
+    console.log(`modes     ${mode.padEnd(6)} 1 caller ${c.fmt(r.one.perSecond)}/s (p50 ${c.fmt(r.one.p50)} µs), 64 callers ${c.fmt(r.many.perSecond)}/s = ${c.fmt((100 * r.many.perSecond) / m.results.async.many.perSecond)} % of async`);
+  }
+  console.log(`modes     sync writeFileSync added ${c.fmt(m.syncAdded)} µs = ${c.fmt(m.syncAdded / m.rtt, 2)}x a bare round trip (${c.fmt(m.rtt)} µs)`);
   console.log(`# bench took ${c.fmt((Date.now() - started) / 1000, 1)} s`);
   if (process.env.BENCH_JSON) {
-    fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ date, revision: revision(), machine: c.machine(), overhead: o, e2e: e }, null, 2));
+    fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ date, revision: revision(), machine: c.machine(), overhead: o, e2e: e, modes: m }, null, 2));
   }
 }
 
