@@ -261,6 +261,8 @@ async function throughput(nats, n, log) {
       out.drain.commitBusyPct = (100 * dr.commitMsTotal) / Math.max(1, dr.ended - dr.started);
     }
     if (out.drain.steps) log(`${stepsLine(out.drain.steps)}; a whole commit ${c.fmt(out.drain.commitMsAvg, 1)} ms on average (KV put included), ${c.fmt(out.drain.commitBusyPct, 1)} % of the replayer's run`);
+    out.drain.fsyncs = fsyncStats(dr);
+    if (out.drain.fsyncs) log(fsyncLine(out.drain.fsyncs));
     if (eventsLine(dr)) log(eventsLine(dr));
     out.drain.consumerEvents = dr.consumerEvents?.counts;
     c.removeDir(app.primary);
@@ -325,6 +327,34 @@ function replayerSteps(r, idx) {
     msgsPending0: r.msgs?.pending0,
     entriesPerMsg: r.msgs?.n ? r.applyMs.length / r.msgs.n : undefined,
   };
+}
+
+/**
+ * The commits' fsyncs (applier.sync, then store.sync) that began within [from, to]: how long
+ * each took, how often they came, and the share of that window they held the replayer up.
+ */
+function fsyncStats(r, from = -Infinity, to = Infinity) {
+  const f = r?.fsyncs;
+  if (!f || f.at.length === 0) return undefined;
+  const idx = f.at.map((_, i) => i).filter((i) => f.at[i] >= from && f.at[i] <= to);
+  if (idx.length === 0) return undefined;
+  const ms = idx.map((i) => f.applierMs[i] + (f.storeMs[i] ?? 0));
+  const gaps = idx.slice(1).map((i, k) => f.at[i] - f.at[idx[k]]);
+  const span = Math.min(to, r.ended) - Math.max(from, r.started);
+  const q = (xs, p) => (xs.length === 0 ? undefined : c.quantile(xs, p));
+  return {
+    count: idx.length,
+    msP50: q(ms, 0.5), msP99: q(ms, 0.99), msMax: Math.max(...ms),
+    applierMsP50: q(idx.map((i) => f.applierMs[i]), 0.5),
+    storeMsP50: q(idx.map((i) => f.storeMs[i]).filter((x) => x !== undefined), 0.5),
+    intervalMsP50: q(gaps, 0.5), intervalMsP99: q(gaps, 0.99),
+    busyPct: span > 0 ? (100 * ms.reduce((a, b) => a + b, 0)) / span : undefined,
+  };
+}
+
+function fsyncLine(st) {
+  return `commit fsyncs (applier.sync + store.sync, nothing applied meanwhile): ${c.fmt(st.count)}, one every ${c.fmt(st.intervalMsP50)} ms p50 (p99 ${c.fmt(st.intervalMsP99)} ms); ` +
+    `each ${c.fmt(st.msP50, 1)} ms p50 (applier ${c.fmt(st.applierMsP50, 1)}, store ${c.fmt(st.storeMsP50, 1)}), p99 ${c.fmt(st.msP99, 1)} ms, max ${c.fmt(st.msMax, 1)} ms; ${c.fmt(st.busyPct, 1)} % of the time`;
 }
 
 /** nats.js's notifications about the replayer's consumer, one line; '' when there were none. */
@@ -401,6 +431,7 @@ async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.en
       const ca = r.commitAt.filter((x) => x >= r.applied[idx[0]] && x <= r.applied[idx[idx.length - 1]] + 1000);
       const gaps = ca.slice(1).map((x, i) => x - ca[i]);
       out.steps = replayerSteps(r, idx);
+      out.fsyncs = fsyncStats(r, r.applied[idx[0]], r.applied[idx[idx.length - 1]]);
       out.commits = {
         count: ca.length, gapP50: c.quantile(gaps, 0.5), gapMax: Math.max(...gaps), msAvg: r.commitMsTotal / Math.max(1, r.commits),
         // Share of the replayer's run spent inside commits (with group commit nothing is applied meanwhile).
@@ -437,6 +468,7 @@ async function lag(nats, rate, seconds, log, k = 0, catchUpS = Number(process.en
     if (out.commits) {
       log(`replayer commits (configured every 100 ms): ${out.commits.count} during the run, interval p50 ${c.fmt(out.commits.gapP50)} ms, max ${c.fmt(out.commits.gapMax)} ms; a commit took ${c.fmt(out.commits.msAvg, 1)} ms on average (KV put included), ${c.fmt(out.commits.busyPct, 1)} % of the replayer's run`);
       log(stepsLine(out.steps));
+      if (out.fsyncs) log(fsyncLine(out.fsyncs));
     }
     if (eventsLine(r)) log(eventsLine(r));
     out.consumerEvents = r.consumerEvents?.counts;

@@ -60,6 +60,9 @@ export class PositionStore {
   readonly committedFile: string;
   private fd: number;
   private committedFd: number;
+  /** Bytes each file holds now, once this store wrote it (undefined: unknown, so the next write cuts). */
+  private fileBytes: number | undefined;
+  private committedBytes: number | undefined;
   private readonly boot = bootId();
   positions: Positions;
   /** Set when the machine restarted since the last write: resuming from the last commit. */
@@ -184,7 +187,9 @@ export class PositionStore {
   /** Makes the recorded position durable: call once what it covers is on disk. */
   sync(): void {
     const value = clone(this.positions);
-    writeFirstLine(this.write, this.committedFd, { ...value, boot: this.boot });
+    const known = this.committedBytes;
+    this.committedBytes = undefined; // a write that fails leaves the length unknown
+    this.committedBytes = writeFirstLine(this.write, this.committedFd, { ...value, boot: this.boot }, known);
     fs.fdatasyncSync(this.committedFd);
     this.committed = value;
   }
@@ -242,15 +247,23 @@ export class PositionStore {
   }
 
   private save(): void {
-    writeFirstLine(this.write, this.fd, { ...this.positions, boot: this.boot });
+    const known = this.fileBytes;
+    this.fileBytes = undefined; // a write that fails leaves the length unknown
+    this.fileBytes = writeFirstLine(this.write, this.fd, { ...this.positions, boot: this.boot }, known);
   }
 }
 
-/** One pwrite at offset 0, then cut the tail: a reader never sees two documents mixed. */
-function writeFirstLine(write: WriteFn, fd: number, value: Positions): void {
+/**
+ * One pwrite at offset 0; the tail is cut (one more syscall) only when the document is shorter
+ * than the `known` bytes the file held, or that is unknown: so the file stays one document, a line.
+ * Readers take the first line, so even a tail a kill left behind is not read. Returns the bytes
+ * the file holds after.
+ */
+function writeFirstLine(write: WriteFn, fd: number, value: Positions, known: number | undefined): number {
   const text = Buffer.from(JSON.stringify(value) + '\n');
   writeAll(write, fd, text, 0);
-  fs.ftruncateSync(fd, text.length);
+  if (known === undefined || text.length < known) fs.ftruncateSync(fd, text.length);
+  return text.length;
 }
 
 /** This boot of the machine; where Linux does not say, the boot time to ten seconds. */

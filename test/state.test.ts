@@ -129,3 +129,34 @@ test('version marks noted since the last commit are forgotten by a rollback: a s
   t.true(versions.stale('data', 'kept', 5));
   versions.close();
 });
+
+test('positions.json and committed.json each hold one document, a line, as it grows, shrinks and is reopened', (t) => {
+  const dir = stateDir(t);
+  const oneDocument = (file: string): void => {
+    const text = fs.readFileSync(path.join(dir, file), 'utf8');
+    t.is(text.indexOf('\n'), text.length - 1, `${file}: ${JSON.stringify(text)}`);
+    JSON.parse(text);
+  };
+  const store = new PositionStore(dir);
+  store.record('app', { e: 1, s: 1, t: 1 }, 1);
+  store.sync();
+  // A transaction being applied makes the document longer; its end (record) shorter again.
+  store.applying('app', { e: 1, s: 2 }, { e: 1, s: 2000 });
+  oneDocument('positions.json');
+  store.sync();
+  store.record('app', { e: 1, s: 2, t: 2 }, 2);
+  oneDocument('positions.json');
+  store.sync();
+  oneDocument('committed.json');
+  store.applying('app', { e: 1, s: 3 }, { e: 1, s: 3000 });
+  store.sync();
+  store.close();
+  // Another store does not know how long the files are: its first writes are shorter.
+  const again = new PositionStore(dir);
+  again.record('app', { e: 1, s: 3, t: 3 }, 3);
+  oneDocument('positions.json');
+  again.sync();
+  oneDocument('committed.json');
+  t.is(again.positions.journals.app.s, 3);
+  again.close();
+});

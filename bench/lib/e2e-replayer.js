@@ -30,6 +30,24 @@ const now = () => performance.timeOrigin + performance.now();
  * their time. Read from outside by wrapping nats.js's consume(); absent when that shape changes.
  */
 const consumerEvents = { counts: {}, first: [] };
+
+/**
+ * JetStream's stored time of each stream message (ms since epoch), by stream sequence, read from
+ * nats.js's messages as the replayer's source iterates them; taken (and forgotten) at the apply.
+ * The replayer's own SourceMessage does not carry it: only the bench wants it.
+ */
+const storedBySeq = new Map();
+function keepStoredTimes(messages) {
+  const iterate = messages?.[Symbol.asyncIterator];
+  if (typeof iterate !== 'function') return;
+  messages[Symbol.asyncIterator] = async function* () {
+    for await (const m of { [Symbol.asyncIterator]: () => iterate.call(messages) }) {
+      const ns = m?.info?.timestampNanos;
+      if (typeof ns === 'number') storedBySeq.set(m.seq, ns / 1e6);
+      yield m;
+    }
+  };
+}
 {
   let cmod;
   try {
@@ -42,6 +60,7 @@ const consumerEvents = { counts: {}, first: [] };
     const consume = proto.consume;
     proto.consume = function (...args) {
       return consume.apply(this, args).then((messages) => {
+        keepStoredTimes(messages);
         if (typeof messages?.status === 'function') {
           (async () => {
             for await (const ev of messages.status()) {
@@ -79,6 +98,8 @@ let streamAt; // JetStream's timestamp of the message being handled (ms since ep
  * group commit, timed until its Promise settles) and store.sync; files/dirs it was handed.
  */
 const syncMs = { applier: 0, store: 0, calls: 0, max: 0, files: 0, dirs: 0, async: false };
+/** Each commit's fsyncs: when applier.sync began and how long it and the store.sync after it took (ms). */
+const fsyncs = { at: [], applierMs: [], storeMs: [] };
 let lastSeq = 0;
 let durableUpTo = 0; // entries in rec with a durable time
 const waiters = [];
@@ -133,6 +154,12 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof commi
     const done = (s0) => {
       const took = now() - s0;
       syncMs[key] += took;
+      if (key === 'applier') {
+        fsyncs.at.push(s0);
+        fsyncs.applierMs.push(took);
+      } else if (fsyncs.storeMs.length < fsyncs.applierMs.length) {
+        fsyncs.storeMs.push(took);
+      }
       if (key === 'applier') syncMs.calls++;
       if (took > syncMs.max) syncMs.max = took;
     };
@@ -160,7 +187,6 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof commi
   };
   // Stream messages (one carries up to 512 entries since the shipper batches) and how many said
   // "nothing pending" (m.info.pending === 0), on which the replayer commits at once.
-  // The JournalSource's messages carry no JetStream timestamp: the lag is not split into shipping and replaying.
   const intake = replayer.intake;
   if (typeof intake?.take === 'function') {
     const take = intake.take.bind(intake);
@@ -172,6 +198,18 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof commi
   }
   timeSync(applier, 'applier');
   timeSync(replayer.store, 'store');
+  // The stream sequence of the message an entry came in, for its stored time (private; absent → no split).
+  if (typeof replayer.applyEntry === 'function') {
+    const applyEntry = replayer.applyEntry.bind(replayer);
+    replayer.applyEntry = (h, data, streamSeq) => {
+      streamAt = storedBySeq.get(streamSeq);
+      for (const seq of storedBySeq.keys()) {
+        if (seq >= streamSeq) break;
+        storedBySeq.delete(seq);
+      }
+      return applyEntry(h, data, streamSeq);
+    };
+  }
   const commit = committer.commit.bind(committer);
   committer.commit = async (kv) => {
     const upTo = rec.s.length;
@@ -212,7 +250,7 @@ process.send({ type: 'started', instrumented });
 replayer.run(ac.signal).then((summary) => {
   const cpu = process.cpuUsage(cpu0);
   process.send({
-    type: 'result', instrumented, summary, started, ended: now(), commits, commitMsTotal, commitAt, syncMs, appliesDuringCommit, msgs, consumerEvents,
+    type: 'result', instrumented, summary, started, ended: now(), commits, commitMsTotal, commitAt, syncMs, fsyncs, appliesDuringCommit, msgs, consumerEvents,
     cpuMs: (cpu.user + cpu.system) / 1000, ...rec,
   }, () => process.exit(0));
 }, (err) => {

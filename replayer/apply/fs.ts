@@ -343,9 +343,14 @@ export class FsApplier implements Applier {
     const tmp = tempBeside(target);
     try {
       build(tmp);
+      // One lstat for both questions about what is at the target (a put asked two, back to back).
+      let old = lstatOrUndefined(target);
       // A directory where the primary now has a file or a link (a repair of a type difference): it goes.
-      if (lstatOrUndefined(target)?.isDirectory() === true) fs.rmSync(target, { recursive: true, force: true });
-      this.renameOver(tmp, target);
+      if (old?.isDirectory() === true) {
+        fs.rmSync(target, { recursive: true, force: true });
+        old = undefined;
+      }
+      this.renameOver(tmp, target, old);
     } catch (err) {
       fs.rmSync(tmp, { force: true });
       throw err;
@@ -353,9 +358,11 @@ export class FsApplier implements Applier {
     this.touched.directory(path.dirname(target), this.by);
   }
 
-  /** rename(2) of `from` over `to`; a held file whose only name `to` was has nothing left to fsync. */
-  private renameOver(from: string, to: string): void {
-    const old = lstatOrUndefined(to);
+  /**
+   * rename(2) of `from` over `to`; a held file whose only name `to` was has nothing left to fsync.
+   * `old`: what is at `to` now, when the caller has just looked.
+   */
+  private renameOver(from: string, to: string, old = lstatOrUndefined(to)): void {
     fs.renameSync(from, to);
     if (old !== undefined && old.isFile() && old.nlink === 1) this.dirty.orphaned(old);
   }

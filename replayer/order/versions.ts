@@ -58,6 +58,8 @@ export class Versions {
   /** How much of the log the last good commit made durable: a rollback cuts it back to this. */
   private synced = 0;
   private readonly file: string;
+  /** Lines of the note being made, written together when it ends. */
+  private batch: string[] | undefined;
 
   /** Opens the log in `dir`; `knownUpTo` is the newest change already applied when no log exists yet. */
   constructor(dir: string, knownUpTo: number, private readonly cap = DEFAULT_CAP) {
@@ -121,6 +123,19 @@ export class Versions {
 
   /** Notes an applied entry: its object (and for a rename, both ends) changed at its time. */
   note(h: EntryHeader): void {
+    // One write(2) for all of an entry's marks rather than one a mark: the replayer makes one note an apply.
+    this.batch = [];
+    try {
+      this.noteMarks(h);
+    } finally {
+      const lines = this.batch;
+      this.batch = undefined;
+      if (lines.length > 0) fs.writeSync(this.fd, lines.join(''));
+    }
+    if (this.size() > this.cap) this.forgetOldest();
+  }
+
+  private noteMarks(h: EntryHeader): void {
     const time = h.b ?? h.t;
     this.mark('c', h.r, h.p, time);
     if (h.op === 'rm') this.mark('g', h.r, h.p, time);
@@ -133,7 +148,6 @@ export class Versions {
     // A snapshot, or a change that replaced the object whole in order, makes it right again.
     if (h.b !== undefined || (REPLACES.has(h.op) && h.c === undefined) || (REPLACES.has(h.op) && h.c?.i === 0)) this.clearDoubt(h.r, h.p, h.op === 'rm');
     if (h.op === 'rename') this.clearDoubt(h.toRoot, h.to, false);
-    if (this.size() > this.cap) this.forgetOldest();
   }
 
   /** Notes that the standby cannot be sure `r/p` equals the primary's (said by status until a later change or a repair replaces it). */
@@ -261,7 +275,9 @@ export class Versions {
   }
 
   private writeLine(v: unknown[]): void {
-    fs.writeSync(this.fd, JSON.stringify(v) + '\n');
+    const line = JSON.stringify(v) + '\n';
+    if (this.batch !== undefined) this.batch.push(line);
+    else fs.writeSync(this.fd, line);
     this.lines++;
   }
 
