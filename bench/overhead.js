@@ -178,6 +178,8 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
       plainOtherCpuUsPerOp: medianOf(plain, (r) => (r.threads ? (r.threads.othersMs * 1000) / r.ops : undefined)),
       agentMainCpuUsPerOp: medianOf(agent, (r) => (r.threads ? (r.threads.mainMs * 1000) / r.ops : undefined)),
       agentOtherCpuUsPerOp: medianOf(agent, (r) => (r.threads ? (r.threads.othersMs * 1000) / r.ops : undefined)),
+      otelMainCpuUsPerOp: medianOf(otel, (r) => (r.threads ? (r.threads.mainMs * 1000) / r.ops : undefined)),
+      otelOtherCpuUsPerOp: medianOf(otel, (r) => (r.threads ? (r.threads.othersMs * 1000) / r.ops : undefined)),
       entriesPerMessage: medianOf(agent, (r) => r.entriesPerMessage),
     };
   }));
@@ -195,9 +197,9 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
   if (results.some((r) => r.agentMainCpuUsPerOp !== undefined)) {
     log('');
     log(c.table([
-      ['root on', 'workload', 'main thread CPU µs/op: plain → agent', 'other threads CPU µs/op: plain → agent', 'entries per stream message'],
-      ...results.map((r) => [r.fs, r.label, `${c.fmt(r.plainMainCpuUsPerOp)} → ${c.fmt(r.agentMainCpuUsPerOp)}`,
-        `${c.fmt(r.plainOtherCpuUsPerOp)} → ${c.fmt(r.agentOtherCpuUsPerOp)}`, c.fmt(r.entriesPerMessage, 1)]),
+      ['root on', 'workload', 'main thread CPU µs/op: plain → agent (OTel)', 'other threads CPU µs/op: plain → agent (OTel)', 'entries per stream message'],
+      ...results.map((r) => [r.fs, r.label, `${c.fmt(r.plainMainCpuUsPerOp)} → ${c.fmt(r.agentMainCpuUsPerOp)} (${c.fmt(r.otelMainCpuUsPerOp)})`,
+        `${c.fmt(r.plainOtherCpuUsPerOp)} → ${c.fmt(r.agentOtherCpuUsPerOp)} (${c.fmt(r.otelOtherCpuUsPerOp)})`, c.fmt(r.entriesPerMessage, 1)]),
     ]));
     log('main thread = the application\'s thread, where the agent\'s wrappers and Journal.record run; other threads = the shipper\'s worker,');
     log('libuv\'s pool and V8\'s helpers (from /proc, 10 ms ticks); entries per stream message: warm-up and timed entries over the messages the stream held.');
