@@ -1,9 +1,11 @@
 'use strict';
 /**
  * Overhead of the agent on the application's own fs calls: the same workload,
- * with and without `--require dist/agent/preload.js`, side by side in one run.
- * Each configuration runs in a fresh child process; the two alternate (and
- * swap order every round), and the median over the rounds is reported.
+ * bare, with `--require dist/agent/preload.js`, and with OpenTelemetry's fs
+ * instrumentation (`--require bench/lib/otel-preload.js`, spans dropped by the
+ * exporter) as the peer to beat (issue 15), side by side in one run. Each
+ * configuration runs in a fresh child process; the three alternate (in another
+ * order every round), and the median over the rounds is reported.
  *
  *   node bench/overhead.js            (after npx tsc -p tsconfig.json)
  *   BENCH_OPS=5000 BENCH_ROUNDS=5 BENCH_FS=disk,tmpfs node bench/overhead.js
@@ -20,11 +22,25 @@ const path = require('node:path');
 const c = require('./lib/common');
 
 const WORKLOAD = path.join(__dirname, 'lib', 'workload.js');
+const OTEL_PRELOAD = path.join(__dirname, 'lib', 'otel-preload.js');
 const KINDS = [
   { kind: 'writeFileSync', label: 'fs.writeFileSync 4 KiB' },
   { kind: 'writeFile', label: 'fs.writeFile (callback) 4 KiB' },
+  { kind: 'promisesWriteFile', label: 'fs.promises.writeFile 4 KiB' },
   { kind: 'appendFile', label: 'fs.promises.appendFile 4 KiB' },
+  { kind: 'appendFileSync', label: 'fs.appendFileSync 100 B' },
 ];
+const ARMS = ['plain', 'agent', 'otel'];
+// Every order of the three arms, one a round, so no arm always runs after the same other.
+const ORDERS = [
+  ['plain', 'agent', 'otel'], ['otel', 'agent', 'plain'], ['agent', 'otel', 'plain'],
+  ['plain', 'otel', 'agent'], ['otel', 'plain', 'agent'], ['agent', 'plain', 'otel'],
+];
+
+/** Which arm a workload's result line came from. */
+function armOf(result) {
+  return result.agent ? 'agent' : result.otel ? 'otel' : 'plain';
+}
 
 /** Empties the stream; returns how many messages it held (the shipper batches entries into messages). */
 async function purgeStream(url) {
@@ -60,7 +76,7 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
   c.hookSignals();
   const started = Date.now();
   const FSS = filesystems();
-  log(`# overhead: ${ops} timed ops per run after ${warmup} warm-up ops, ${rounds} rounds, agent and baseline alternating; root on ${FSS.map((f) => `${f.fs} (${f.base})`).join(', ')}`);
+  log(`# overhead: ${ops} timed ops per run after ${warmup} warm-up ops, ${rounds} rounds, bare / agent / OpenTelemetry fs alternating; root on ${FSS.map((f) => `${f.fs} (${f.base})`).join(', ')}`);
   log(`# ${c.machine()}`);
   const nats = await c.startNats('overhead-nats');
   const runs = [];
@@ -68,8 +84,8 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
     for (let round = 0; round < rounds; round++) {
       for (const { fs: fsName, base } of FSS) {
         for (const { kind } of KINDS) {
-          const order = round % 2 === 0 ? [false, true] : [true, false];
-          for (const agent of order) {
+          for (const arm of ORDERS[round % ORDERS.length]) {
+            const agent = arm === 'agent';
             // Start each run with no dirty pages left by the previous one being written back under it.
             syncDisks();
             const root = c.tempDir(`overhead-root-${fsName}`, base);
@@ -82,14 +98,21 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
               UNDERSTUDY_NAME: `overhead-${fsName}-${kind}-${round}`,
             } : {};
             try {
-              const ran = await c.runNode(WORKLOAD, [kind, String(ops), String(warmup), root], { env, agent });
+              const execArgv = arm === 'otel' ? ['--require', OTEL_PRELOAD] : [];
+              const ran = await c.runNode(WORKLOAD, [kind, String(ops), String(warmup), root], { env, agent, execArgv });
               const { result, stderr } = ran;
-              if (stderr.trim() !== '') log(`  (${kind}, ${agent ? 'agent' : 'plain'}: ${stderr.trim()})`);
+              if (armOf(result) !== arm) throw new Error(`${kind}: asked for the ${arm} arm, the workload ran as ${armOf(result)}`);
+              if (stderr.trim() !== '') log(`  (${kind}, ${arm}: ${stderr.trim()})`);
               if (agent && (!result.flushed || !result.warmFlushed)) log(`  warning: ${kind} round ${round}: flush did not complete`);
-              row = { round, fs: fsName, ...result };
+              // Every call the workload made is one fs span; fewer means the arm measured an instrumentation that did not trace.
+              if (arm === 'otel' && !(result.spans >= warmup + ops)) {
+                throw new Error(`${kind}: the OpenTelemetry arm exported ${result.spans} spans for ${warmup + ops} calls; its figures would mean nothing`);
+              }
+              row = { round, fs: fsName, arm, ...result };
               runs.push(row);
-              log(`  round ${round + 1} ${fsName.padEnd(5)} ${kind.padEnd(13)} ${agent ? 'agent' : 'plain'}  ${c.fmt(result.opsPerSec).padStart(7)} ops/s` +
-                (agent ? `  (flush after loop ${c.fmt(result.flushMs)} ms, ${result.entries} entries)` : ''));
+              log(`  round ${round + 1} ${fsName.padEnd(5)} ${kind.padEnd(17)} ${arm.padEnd(5)}  ${c.fmt(result.opsPerSec).padStart(7)} ops/s` +
+                (agent ? `  (flush after loop ${c.fmt(result.flushMs)} ms, ${result.entries} entries)` : '') +
+                (arm === 'otel' ? `  (${result.spans} spans exported)` : ''));
             } finally {
               c.removeDir(root);
               c.removeDir(spool);
@@ -108,17 +131,25 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
   }
 
   const results = FSS.flatMap(({ fs: fsName }) => KINDS.map(({ kind, label }) => {
-    const of = (agent) => runs.filter((r) => r.fs === fsName && r.kind === kind && r.agent === agent);
-    const plain = of(false);
-    const agent = of(true);
-    const ratios = [];
-    for (let round = 0; round < rounds; round++) {
-      const p = plain.find((r) => r.round === round);
-      const a = agent.find((r) => r.round === round);
-      if (p && a) ratios.push(a.ms / p.ms);
-    }
+    const of = (arm) => runs.filter((r) => r.fs === fsName && r.kind === kind && r.arm === arm);
+    const plain = of('plain');
+    const agent = of('agent');
+    const otel = of('otel');
+    /** Per-round time ratios of an arm against the bare run of the same round. */
+    const ratiosOf = (rows) => {
+      const ratios = [];
+      for (let round = 0; round < rounds; round++) {
+        const p = plain.find((r) => r.round === round);
+        const a = rows.find((r) => r.round === round);
+        if (p && a) ratios.push(a.ms / p.ms);
+      }
+      return ratios;
+    };
+    const ratios = ratiosOf(agent);
+    const otelRatios = ratiosOf(otel);
     const plainOps = c.median(plain.map((r) => r.opsPerSec));
     const agentOps = c.median(agent.map((r) => r.opsPerSec));
+    const otelOps = c.median(otel.map((r) => r.opsPerSec));
     return {
       fs: fsName, kind, label,
       plainOpsPerSec: plainOps,
@@ -127,6 +158,16 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
       ratio: plainOps / agentOps,
       ratioMin: Math.min(...ratios),
       ratioMax: Math.max(...ratios),
+      otelOpsPerSec: otelOps,
+      /** time with OpenTelemetry fs / time without, from the medians */
+      otelRatio: plainOps / otelOps,
+      otelRatioMin: Math.min(...otelRatios),
+      otelRatioMax: Math.max(...otelRatios),
+      /** understudy's time per op / OpenTelemetry fs's (below 1 = cheaper than the peer) */
+      agentOverOtel: otelOps / agentOps,
+      otelUsPerOp: 1e6 / otelOps,
+      otelCpuUsPerOp: c.median(otel.map((r) => (r.cpuMs * 1000) / r.ops)),
+      spansPerOp: c.median(otel.map((r) => r.spans / (warmup + r.ops))),
       plainUsPerOp: 1e6 / plainOps,
       agentUsPerOp: 1e6 / agentOps,
       plainCpuUsPerOp: c.median(plain.map((r) => (r.cpuMs * 1000) / r.ops)),
@@ -137,6 +178,8 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
       plainOtherCpuUsPerOp: medianOf(plain, (r) => (r.threads ? (r.threads.othersMs * 1000) / r.ops : undefined)),
       agentMainCpuUsPerOp: medianOf(agent, (r) => (r.threads ? (r.threads.mainMs * 1000) / r.ops : undefined)),
       agentOtherCpuUsPerOp: medianOf(agent, (r) => (r.threads ? (r.threads.othersMs * 1000) / r.ops : undefined)),
+      otelMainCpuUsPerOp: medianOf(otel, (r) => (r.threads ? (r.threads.mainMs * 1000) / r.ops : undefined)),
+      otelOtherCpuUsPerOp: medianOf(otel, (r) => (r.threads ? (r.threads.othersMs * 1000) / r.ops : undefined)),
       entriesPerMessage: medianOf(agent, (r) => r.entriesPerMessage),
     };
   }));
@@ -154,13 +197,27 @@ async function run({ ops = Number(process.env.BENCH_OPS ?? 5_000), rounds = Numb
   if (results.some((r) => r.agentMainCpuUsPerOp !== undefined)) {
     log('');
     log(c.table([
-      ['root on', 'workload', 'main thread CPU µs/op: plain → agent', 'other threads CPU µs/op: plain → agent', 'entries per stream message'],
-      ...results.map((r) => [r.fs, r.label, `${c.fmt(r.plainMainCpuUsPerOp)} → ${c.fmt(r.agentMainCpuUsPerOp)}`,
-        `${c.fmt(r.plainOtherCpuUsPerOp)} → ${c.fmt(r.agentOtherCpuUsPerOp)}`, c.fmt(r.entriesPerMessage, 1)]),
+      ['root on', 'workload', 'main thread CPU µs/op: plain → agent (OTel)', 'other threads CPU µs/op: plain → agent (OTel)', 'entries per stream message'],
+      ...results.map((r) => [r.fs, r.label, `${c.fmt(r.plainMainCpuUsPerOp)} → ${c.fmt(r.agentMainCpuUsPerOp)} (${c.fmt(r.otelMainCpuUsPerOp)})`,
+        `${c.fmt(r.plainOtherCpuUsPerOp)} → ${c.fmt(r.agentOtherCpuUsPerOp)} (${c.fmt(r.otelOtherCpuUsPerOp)})`, c.fmt(r.entriesPerMessage, 1)]),
     ]));
     log('main thread = the application\'s thread, where the agent\'s wrappers and Journal.record run; other threads = the shipper\'s worker,');
     log('libuv\'s pool and V8\'s helpers (from /proc, 10 ms ticks); entries per stream message: warm-up and timed entries over the messages the stream held.');
   }
+  log('');
+  log(c.table([
+    ['root on', 'workload', 'bare µs/op', 'understudy', 'OpenTelemetry fs', 'understudy / OTel', 'CPU µs/op bare / understudy / OTel'],
+    ...results.map((r) => [
+      r.fs, r.label, c.fmt(r.plainUsPerOp, 1),
+      `${c.fmt(r.ratio, 2)}x (${c.fmt(r.ratioMin, 2)}-${c.fmt(r.ratioMax, 2)})`,
+      `${c.fmt(r.otelRatio, 2)}x (${c.fmt(r.otelRatioMin, 2)}-${c.fmt(r.otelRatioMax, 2)})`,
+      `${c.fmt(r.agentOverOtel, 2)}`,
+      `${c.fmt(r.plainCpuUsPerOp, 1)} / ${c.fmt(r.agentCpuUsPerOp, 1)} / ${c.fmt(r.otelCpuUsPerOp, 1)}`,
+    ]),
+  ]));
+  log('OpenTelemetry comparison: time ratios against the bare run (median over rounds; per-round range), and understudy\'s time per op');
+  log('over OpenTelemetry fs\'s (issue 15: at most 1, the aim 0.5). OTel arm: @opentelemetry/instrumentation-fs, requireParentSpan false,');
+  log(`a BatchSpanProcessor and an exporter that drops spans (median ${c.fmt(c.median(results.map((r) => r.spansPerOp)), 2)} spans exported per timed or warm-up call, the process's other fs calls included).`);
   log(`# overhead bench took ${c.fmt((Date.now() - started) / 1000, 1)} s`);
   return { ops, rounds, warmup, filesystems: FSS, results };
 }

@@ -33,7 +33,8 @@ async function main() {
   const m = await modes.main();
   console.log('\n# summary');
   for (const r of o.results) {
-    console.log(`overhead  ${r.fs.padEnd(5)} ${r.label.padEnd(30)} ${c.fmt(r.ratio, 2)}x time with the agent (${c.fmt(r.plainOpsPerSec)} → ${c.fmt(r.agentOpsPerSec)} ops/s)`);
+    console.log(`overhead  ${r.fs.padEnd(5)} ${r.label.padEnd(30)} ${c.fmt(r.ratio, 2)}x time with the agent, ${c.fmt(r.otelRatio, 2)}x with OpenTelemetry fs, ` +
+      `understudy/OTel ${c.fmt(r.agentOverOtel, 2)} (${c.fmt(r.plainOpsPerSec)} → ${c.fmt(r.agentOpsPerSec)} / ${c.fmt(r.otelOpsPerSec)} ops/s)`);
   }
   const t = e.throughput;
   if (t) console.log(`e2e       throughput ${c.fmt(t.endToEndRate)} entries/s end to end (app calls ${c.fmt(t.callRate)}/s, in JetStream ${c.fmt(t.shipRate)}/s` +
