@@ -8,6 +8,7 @@ import { Shipper } from './shipper';
 import { install } from './shims/install';
 import { installEnv } from './shims/env';
 import { installRequireHooks } from './shims/hooks';
+import { watchUnseenStores } from './unseen-stores';
 import { ObjectJournal, setObjectJournal } from './objects';
 import { warnOnce } from './log';
 import { DROPPED, publishPosition } from './shared-state';
@@ -105,6 +106,8 @@ export function startAgent(env: NodeJS.ProcessEnv = process.env): RunningAgent |
     // A worker's process.env is a copy of its own (unless SHARE_ENV): the process's configuration is the main thread's.
     if (isMainThread) installEnv();
     installRequireHooks();
+    // After the wrappers: what they cannot see is said, not silently missing on the standby (issue 16).
+    watchUnseenStores(settings.watch);
     const agent: RunningAgent = { settings, journal, shipper, transactions };
     (globalThis as Holder)[KEY] = agent;
     installEndings({ name: settings.name, exitTimeoutMs: settings.exitTimeoutMs, journal, shipper, beforeFlush: () => transactions.endAll() });

@@ -1,0 +1,143 @@
+import test from 'ava';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { makePair, PRELOAD, REPO, type Pair, type RunResult } from './helpers/pair';
+import { packageOf, storeOfAddon, UNSEEN_STORES, unseenNotice } from '../agent/unseen-stores';
+
+// A real native store under the agent: better-sqlite3 (issue 16), whose writes no fs wrapper sees.
+const SQLITE = path.join(REPO, 'node_modules', 'better-sqlite3');
+const NOTICE = 'understudy: better-sqlite3 writes its SQLite files from native code, which understudy does not see';
+
+/** The agent's lines about native stores in `stderr`. */
+function notices(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l.includes('from native code'));
+}
+
+let pair: Pair;
+test.before(async () => {
+  pair = await makePair('unseen');
+});
+test.after.always(async () => {
+  await pair?.close();
+});
+
+test('the package of an addon: the innermost node_modules entry, scoped or not', (t) => {
+  t.is(packageOf('/srv/app/node_modules/better-sqlite3/build/Release/better_sqlite3.node'), 'better-sqlite3');
+  t.is(packageOf('/srv/app/node_modules/.pnpm/sqlite3@5.1.7/node_modules/sqlite3/build/Release/node_sqlite3.node'), 'sqlite3');
+  t.is(packageOf('/srv/app/node_modules/lmdb/node_modules/@lmdb/lmdb-linux-x64/node.abi115.glibc.node'), '@lmdb/lmdb-linux-x64');
+  t.is(packageOf('/srv/app/build/Release/own.node'), undefined);
+  t.is(storeOfAddon('/a/node_modules/@lmdb/lmdb-linux-x64/node.abi115.glibc.node')?.library, 'lmdb');
+  t.is(storeOfAddon('/a/node_modules/@libsql/linux-x64-gnu/index.node')?.library, 'libsql');
+  t.is(storeOfAddon('/a/node_modules/classic-level/prebuilds/linux-x64/classic-level.glibc.node')?.library, 'classic-level');
+  // An addon that is not a store, and a package whose name only begins like one.
+  t.is(storeOfAddon('/a/node_modules/bufferutil/prebuilds/linux-x64/bufferutil.node'), undefined);
+  t.is(storeOfAddon('/a/node_modules/sqlite3-extra/build/Release/x.node'), undefined);
+  // Every store's notice names it and UNDERSTUDY_WATCH, watching or not.
+  for (const s of UNSEEN_STORES) {
+    for (const watch of [false, true]) {
+      const line = unseenNotice(s, watch);
+      t.true(line.startsWith(`${s.library} `) && line.includes('UNDERSTUDY_WATCH=1'), line);
+    }
+  }
+});
+
+const TWO_DATABASES = `
+  const Database = require(${JSON.stringify(SQLITE)});
+  const again = require(${JSON.stringify(SQLITE)});
+  for (const [D, name] of [[Database, 'a.db'], [again, 'b.db']]) {
+    const db = new D(require('node:path').join(process.env.DATA, name));
+    db.exec('create table t (x)');
+    db.prepare('insert into t values (?)').run(1);
+    db.close();
+  }
+  console.log('ok');
+`;
+
+test.serial('better-sqlite3 required twice, two databases opened: the notice once, naming it and UNDERSTUDY_WATCH', async (t) => {
+  const r = await pair.runApp({ code: TWO_DATABASES, env: { DATA: pair.primary } });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout.trim(), 'ok');
+  t.deepEqual(notices(r.stderr), [`${NOTICE}: its files under the roots are not replicated unless UNDERSTUDY_WATCH=1 (snapshots, not transactions)`]);
+  t.true(fs.existsSync(path.join(pair.primary, 'b.db')));
+});
+
+test.serial('with UNDERSTUDY_WATCH=1 the notice says what watching gives: snapshots that may be torn', async (t) => {
+  const r = await pair.runApp({ code: TWO_DATABASES.replace(/[ab]\.db/g, (m) => `w-${m}`), env: { DATA: pair.primary, UNDERSTUDY_WATCH: '1' } });
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(notices(r.stderr), [`${NOTICE}; UNDERSTUDY_WATCH=1 replicates its files under the roots as snapshots, not transactions, which may be torn between a commit and a checkpoint`]);
+});
+
+test.serial('a second copy of the addon, and a worker thread loading it again: still once per process', async (t) => {
+  // A nested node_modules with its own copy of the addon, as a dependency tree with two versions has.
+  const copy = path.join(pair.dir, 'vendored', 'node_modules', 'better-sqlite3', 'build', 'Release');
+  fs.mkdirSync(copy, { recursive: true });
+  fs.copyFileSync(path.join(SQLITE, 'build', 'Release', 'better_sqlite3.node'), path.join(copy, 'better_sqlite3.node'));
+  const r = await pair.runApp({
+    env: { DATA: pair.primary },
+    code: `
+      const { Worker } = require('node:worker_threads');
+      const Database = require(${JSON.stringify(SQLITE)});
+      new Database(':memory:').close();
+      // Loaded from the second path: a dlopen of its own (the addon's exports are not used).
+      require(${JSON.stringify(path.join(copy, 'better_sqlite3.node'))});
+      const w = new Worker(\`
+        const Database = require(${JSON.stringify(SQLITE)});
+        new Database(':memory:').close();
+        require('node:worker_threads').parentPort.postMessage('opened');
+      \`, { eval: true });
+      w.on('message', (m) => { console.log(m); w.terminate(); });
+    `,
+  });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout.trim(), 'opened');
+  t.is(notices(r.stderr).length, 1, r.stderr);
+});
+
+test.serial('a process that loads no native store says nothing', async (t) => {
+  const r = await pair.runApp({
+    env: { DATA: pair.primary },
+    code: `
+      const fs = require('node:fs');
+      fs.writeFileSync(require('node:path').join(process.env.DATA, 'plain.txt'), 'plain');
+      console.log('ok');
+    `,
+  });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stderr, '');
+});
+
+/** Runs an ES module that imports better-sqlite3 by name under `flag understudy/agent`. */
+function runModule(flag: '--import' | '--require', code: string): Promise<RunResult> {
+  const dir = path.join(pair.dir, `esm${flag}`);
+  fs.mkdirSync(path.join(dir, 'node_modules'), { recursive: true });
+  fs.symlinkSync(SQLITE, path.join(dir, 'node_modules', 'better-sqlite3'));
+  fs.symlinkSync(REPO, path.join(dir, 'node_modules', 'understudy'));
+  fs.writeFileSync(path.join(dir, 'app.mjs'), code);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [flag, flag === '--require' ? PRELOAD : 'understudy/agent', 'app.mjs'], { cwd: dir, env: pair.env({ DATA: pair.primary }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (c, signal) => resolve({ code: c, signal, stdout, stderr }));
+  });
+}
+
+for (const flag of ['--import', '--require'] as const) {
+  test.serial(`an ES module importing better-sqlite3 under ${flag}: the notice once`, async (t) => {
+    const r = await runModule(flag, `
+      import Database from 'better-sqlite3';
+      import { join } from 'node:path';
+      const a = new Database(join(process.env.DATA, 'esm${flag}-a.db'));
+      const b = new Database(join(process.env.DATA, 'esm${flag}-b.db'));
+      a.close(); b.close();
+      console.log('ok');
+    `);
+    t.is(r.code, 0, r.stderr);
+    t.is(r.stdout.trim(), 'ok');
+    t.is(notices(r.stderr).length, 1, r.stderr);
+    t.true(notices(r.stderr)[0].startsWith(NOTICE));
+  });
+}
