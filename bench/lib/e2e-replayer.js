@@ -166,8 +166,8 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof commi
     obj.sync = (...args) => {
       if (key === 'applier') {
         // What the group commit is about to fsync (private fields; absent → not counted).
-        if (obj.dirty instanceof Set) syncMs.files += obj.dirty.size;
-        if (obj.touched instanceof Set) syncMs.dirs += obj.touched.size;
+        if (typeof obj.dirty?.size === 'number') syncMs.files += obj.dirty.size;
+        if (typeof obj.touched?.size === 'number') syncMs.dirs += obj.touched.size;
       }
       const s0 = now();
       let r;

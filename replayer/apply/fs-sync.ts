@@ -24,6 +24,11 @@ export class Unsynced {
 
   constructor(private readonly cap = DEFAULTS.apply.heldFds) {}
 
+  /** How many files or directories wait for the next fsync. */
+  get size(): number {
+    return this.held.size;
+  }
+
   /** Takes `fd` (open on `path`, whose fstat is `st`): held until synced, or closed now when its inode is held already. */
   adopt(fd: number, st: fs.Stats, path: string, by: string): void {
     const key = inodeKey(st);
