@@ -131,7 +131,7 @@ export class Adopter {
     const key = `${st.size}:${st.mtimeMs}`;
     let seen = this.lastSeqSeen.get(newest.file);
     if (seen?.key !== key) {
-      const records = scanFrames(fs.readFileSync(newest.file), false).records;
+      const records = scanFrames(fs.readFileSync(newest.file), 'none').records;
       seen = { key, seq: records.at(-1)?.seq ?? newest.first - 1 };
       this.lastSeqSeen.set(newest.file, seen);
     }

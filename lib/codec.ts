@@ -42,6 +42,22 @@ export function writeEntry(out: Buffer, at: number, headerJson: string, data: Bu
   return end + 4 - at;
 }
 
+/**
+ * Checks an entry's framing and checksum, not what its header says: for a reader of our own spool
+ * that only passes the bytes on (the shipper), since whoever applies them decodes and validates
+ * each entry anyway. Throws DecodeError naming what is wrong.
+ */
+export function checkChecksum(buf: Buffer): void {
+  if (buf.length < FIXED) throw new DecodeError(`entry is ${buf.length} bytes, shorter than the ${FIXED}-byte frame`);
+  if (buf.readUInt32BE(0) !== MAGIC) throw new DecodeError('entry does not start with the USJ1 magic');
+  const hlen = buf.readUInt32BE(4);
+  if (hlen > MAX_HEADER_BYTES || FIXED + hlen > buf.length) throw new DecodeError(`entry header length ${hlen} does not fit in ${buf.length} bytes`);
+  const end = buf.length - 4;
+  const want = buf.readUInt32BE(end);
+  const got = crc32(buf.subarray(0, end));
+  if (want !== got) throw new DecodeError(`entry checksum mismatch (stored ${want.toString(16)}, computed ${got.toString(16)})`);
+}
+
 /** Decodes and validates an entry; throws DecodeError naming what is wrong. */
 export function decodeEntry(buf: Uint8Array): Entry {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);

@@ -72,7 +72,8 @@ export class SpoolCursor {
         used = 0;
       }
       const got = fs.readSync(this.fd, buf, used, Math.min(want, buf.length - used), start);
-      const scan = scanFrames(buf.subarray(used, used + got));
+      // The checksum, not the header: every reader of a cursor passes the bytes on to a replayer, which decodes each entry.
+      const scan = scanFrames(buf.subarray(used, used + got), 'checksum');
       if (scan.records.length === 0) {
         const len = got >= 4 ? buf.readUInt32BE(used) : 0;
         if (got < size - start && used + FRAME_HEAD + len > buf.length && len <= MAX_FRAME) {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { JournalError } from './errors';
-import { decodeEntry } from './codec';
+import { checkChecksum, decodeEntry } from './codec';
 import { readJsonIfExists } from './durable-file';
 
 /**
@@ -60,8 +60,14 @@ export interface ScanResult {
   problem?: string;
 }
 
-/** Reads frames from `buf`, checking each entry's checksum; stops at the first bad or partial frame. */
-export function scanFrames(buf: Buffer, verify = true): ScanResult {
+/**
+ * How much of each frame's entry a scan checks: `entry` decodes it whole (its header agrees with
+ * its frame); `checksum` its framing and checksum only; `none` nothing past the frame's length.
+ */
+export type FrameCheck = 'entry' | 'checksum' | 'none';
+
+/** Reads frames from `buf`, checking each entry as `check` says; stops at the first bad or partial frame. */
+export function scanFrames(buf: Buffer, check: FrameCheck = 'entry'): ScanResult {
   const records: SpoolRecord[] = [];
   let off = 0;
   while (off < buf.length) {
@@ -71,10 +77,13 @@ export function scanFrames(buf: Buffer, verify = true): ScanResult {
     const seq = Number(buf.readBigUInt64BE(off + 8));
     if (off + FRAME_HEAD + len > buf.length) return { records, goodBytes: off, problem: `partial entry at byte ${off} (seq ${seq})` };
     const entry = buf.subarray(off + FRAME_HEAD, off + FRAME_HEAD + len);
-    if (verify) {
+    if (check !== 'none') {
       try {
-        const { header } = decodeEntry(entry);
-        if (header.s !== seq || header.e !== epoch) throw new Error(`frame says ${epoch}.${seq}, entry says ${header.e}.${header.s}`);
+        if (check === 'checksum') checkChecksum(entry);
+        else {
+          const { header } = decodeEntry(entry);
+          if (header.s !== seq || header.e !== epoch) throw new Error(`frame says ${epoch}.${seq}, entry says ${header.e}.${header.s}`);
+        }
       } catch (err) {
         return { records, goodBytes: off, problem: `bad entry at byte ${off} (seq ${seq}): ${(err as Error).message}` };
       }
