@@ -2,7 +2,7 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { makePair, PRELOAD, REPO, type Pair, type RunResult } from './helpers/pair';
+import { collect, makePair, PRELOAD, REPO, type Pair, type RunResult } from './helpers/pair';
 import { packageOf, storeOfAddon, UNSEEN_STORES, unseenNotice } from '../agent/unseen-stores';
 
 // A real native store under the agent: better-sqlite3 (issue 16), whose writes no fs wrapper sees.
@@ -114,15 +114,7 @@ function runModule(flag: '--import' | '--require', code: string): Promise<RunRes
   fs.symlinkSync(SQLITE, path.join(dir, 'node_modules', 'better-sqlite3'));
   fs.symlinkSync(REPO, path.join(dir, 'node_modules', 'understudy'));
   fs.writeFileSync(path.join(dir, 'app.mjs'), code);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [flag, flag === '--require' ? PRELOAD : 'understudy/agent', 'app.mjs'], { cwd: dir, env: pair.env({ DATA: pair.primary }), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (c, signal) => resolve({ code: c, signal, stdout, stderr }));
-  });
+  return collect(spawn(process.execPath, [flag, flag === '--require' ? PRELOAD : 'understudy/agent', 'app.mjs'], { cwd: dir, env: pair.env({ DATA: pair.primary }), stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 for (const flag of ['--import', '--require'] as const) {

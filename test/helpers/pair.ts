@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -80,8 +81,12 @@ export function followReplayer(pair: Pair): () => Promise<void> {
 
 /** Runs `understudy <args>` and collects what it printed. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  return collect(spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** What a child started with piped stdout and stderr printed, and how it ended. */
+export function collect(child: ChildProcessWithoutNullStreams | ChildProcessByStdio<null, Readable, Readable>): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -98,13 +103,5 @@ function runNode(file: string | undefined, code: string | undefined, args: strin
     fs.writeFileSync(script, code ?? '');
   }
   const argv = [...(withAgent ? ['--require', PRELOAD] : []), script, ...args];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (c, signal) => resolve({ code: c, signal, stdout, stderr }));
-  });
+  return collect(spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
