@@ -166,8 +166,9 @@ if (applier !== undefined && typeof applier.apply === 'function' && typeof commi
     obj.sync = (...args) => {
       if (key === 'applier') {
         // What the group commit is about to fsync (private fields; absent → not counted).
-        if (typeof obj.dirty?.size === 'number') syncMs.files += obj.dirty.size;
-        if (typeof obj.touched?.size === 'number') syncMs.dirs += obj.touched.size;
+        const fsApplier = Array.isArray(obj.all) ? obj.all.find((a) => a.name === 'fs') : obj;
+        if (typeof fsApplier?.dirty?.size === 'number') syncMs.files += fsApplier.dirty.size;
+        if (typeof fsApplier?.touched?.size === 'number') syncMs.dirs += fsApplier.touched.size;
       }
       const s0 = now();
       let r;
