@@ -220,11 +220,16 @@ export class PositionStore {
 
   /** Notes how far `earlier` had applied each journal past what is recorded now: those entries are applied again. */
   private markAgain(earlier: Positions): void {
-    const again = { ...earlier.again, ...this.positions.again };
+    const again: Record<string, { e: number; s: number }> = {};
+    const widen = (name: string, pos: { e: number; s: number }): void => {
+      const known = again[name];
+      if (known === undefined || comparePosition(pos, known) > 0) again[name] = { e: pos.e, s: pos.s };
+    };
+    // Each window only grows until it is passed: the widest of what either side knows stands.
+    for (const side of [this.positions.again, earlier.again]) for (const [name, pos] of Object.entries(side ?? {})) widen(name, pos);
     for (const [name, pos] of Object.entries(earlier.journals)) {
       const now = this.positions.journals[name];
-      const known = again[name];
-      if ((now === undefined || comparePosition(pos, now) > 0) && (known === undefined || comparePosition(pos, known) > 0)) again[name] = { e: pos.e, s: pos.s };
+      if (now === undefined || comparePosition(pos, now) > 0) widen(name, pos);
     }
     if (Object.keys(again).length > 0) this.positions.again = again;
   }

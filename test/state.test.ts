@@ -95,6 +95,24 @@ test('a rollback forgets what was recorded since the last commit, in memory and 
   again.close();
 });
 
+test('a second rollback inside the window of a first keeps the wider window', (t) => {
+  const dir = stateDir(t);
+  const store = new PositionStore(dir);
+  for (let s = 1; s <= 10; s++) {
+    store.record('app', { e: 1, s, t: s }, s);
+    if (s === 4) store.sync();
+  }
+  store.rollback(); // 5-10 applied before: applied again from 5
+  for (let s = 5; s <= 6; s++) store.record('app', { e: 1, s, t: s }, s);
+  store.sync(); // the commit holds the window too
+  store.record('app', { e: 1, s: 7, t: 7 }, 7);
+  store.rollback(); // back to 6, with 7 applied since, and 8-10 still from the first time
+  t.is(store.positions.journals.app.s, 6);
+  t.true(store.appliedBefore('app', { e: 1, s: 10 }));
+  t.false(store.appliedBefore('app', { e: 1, s: 11 }));
+  store.close();
+});
+
 test('a replayer filtered to one journal keeps its stream position apart from that of all journals', (t) => {
   const dir = stateDir(t);
   const all = new PositionStore(dir);
