@@ -61,16 +61,9 @@ export function checkChecksum(buf: Buffer): void {
 /** Decodes and validates an entry; throws DecodeError naming what is wrong. */
 export function decodeEntry(buf: Uint8Array): Entry {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (b.length < FIXED) throw new DecodeError(`entry is ${b.length} bytes, shorter than the ${FIXED}-byte frame`);
-  if (b.readUInt32BE(0) !== MAGIC) throw new DecodeError('entry does not start with the USJ1 magic');
+  checkChecksum(b);
   const hlen = b.readUInt32BE(4);
-  if (hlen > MAX_HEADER_BYTES || FIXED + hlen > b.length) {
-    throw new DecodeError(`entry header length ${hlen} does not fit in ${b.length} bytes`);
-  }
   const end = b.length - 4;
-  const want = b.readUInt32BE(end);
-  const got = crc32(b.subarray(0, end));
-  if (want !== got) throw new DecodeError(`entry checksum mismatch (stored ${want.toString(16)}, computed ${got.toString(16)})`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(b.toString('utf8', 8, 8 + hlen));

@@ -13,14 +13,17 @@ function stateDir(t: ExecutionContext): string {
   return dir;
 }
 
-/** A store that applied `n` entries of journal "app" and committed after `committedAt` of them. */
-function applied(dir: string, n: number, committedAt: number): void {
-  const store = new PositionStore(dir);
-  for (let s = 1; s <= n; s++) {
+/** Records entries `from`..`to` of journal "app" in `store`, committing after `committedAt` (not at the end: a killed replayer does not commit). */
+function record(store: PositionStore, from: number, to: number, committedAt?: number): void {
+  for (let s = from; s <= to; s++) {
     store.record('app', { e: 1, s, t: s }, s);
     if (s === committedAt) store.sync();
   }
-  // Not sync() at the end: a killed replayer does not commit.
+}
+
+/** A store that applied `n` entries of journal "app" and committed after `committedAt` of them. */
+function applied(dir: string, n: number, committedAt: number): void {
+  record(new PositionStore(dir), 1, n, committedAt);
 }
 
 test('a replayer killed between commits resumes from its last applied entry (same boot)', (t) => {
@@ -72,10 +75,7 @@ test('an unreadable per-entry file falls back to the last commit; with no commit
 test('a rollback forgets what was recorded since the last commit, in memory and for a restart', (t) => {
   const dir = stateDir(t);
   const store = new PositionStore(dir);
-  for (let s = 1; s <= 10; s++) {
-    store.record('app', { e: 1, s, t: s }, s);
-    if (s === 4) store.sync();
-  }
+  record(store, 1, 10, 4);
   store.rollback();
   t.is(store.positions.journals.app.s, 4);
   t.is(store.streamSeq, 4);
@@ -87,9 +87,9 @@ test('a rollback forgets what was recorded since the last commit, in memory and 
   // What was applied before the rollback is known to be applied again, also after a restart, until passed.
   t.true(again.appliedBefore('app', { e: 1, s: 10 }));
   t.false(again.appliedBefore('app', { e: 1, s: 11 }));
-  for (let s = 5; s <= 9; s++) again.record('app', { e: 1, s, t: s }, s);
+  record(again, 5, 9);
   t.true(again.appliedBefore('app', { e: 1, s: 10 }));
-  again.record('app', { e: 1, s: 10, t: 10 }, 10);
+  record(again, 10, 10);
   t.false(again.appliedBefore('app', { e: 1, s: 10 }));
   t.is(again.positions.again, undefined);
   again.close();
@@ -98,14 +98,10 @@ test('a rollback forgets what was recorded since the last commit, in memory and 
 test('a second rollback inside the window of a first keeps the wider window', (t) => {
   const dir = stateDir(t);
   const store = new PositionStore(dir);
-  for (let s = 1; s <= 10; s++) {
-    store.record('app', { e: 1, s, t: s }, s);
-    if (s === 4) store.sync();
-  }
+  record(store, 1, 10, 4);
   store.rollback(); // 5-10 applied before: applied again from 5
-  for (let s = 5; s <= 6; s++) store.record('app', { e: 1, s, t: s }, s);
-  store.sync(); // the commit holds the window too
-  store.record('app', { e: 1, s: 7, t: 7 }, 7);
+  record(store, 5, 6, 6); // the commit holds the window too
+  record(store, 7, 7);
   store.rollback(); // back to 6, with 7 applied since, and 8-10 still from the first time
   t.is(store.positions.journals.app.s, 6);
   t.true(store.appliedBefore('app', { e: 1, s: 10 }));
