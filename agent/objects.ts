@@ -1,8 +1,10 @@
 import { serialize } from 'node:v8';
-import { OBJECT_ROOT, type JobEvent, type Op } from '../lib/entry';
+import { OBJECT_ROOT, type JobEvent, type Op, type SqliteOp } from '../lib/entry';
 import { checkConfigKey, checkObjectName } from '../lib/objects';
 import { DEFAULTS } from '../lib/settings';
 import type { Recorder } from './recorder';
+import type { Located } from './locate';
+import type { ReadTime } from './sink';
 import { warnOnce } from './log';
 
 /** The value of a configuration key was removed rather than set. */
@@ -76,6 +78,24 @@ export class ObjectJournal {
   job(queue: string, id: string, ev: Exclude<JobEvent, 'enqueued'>): void {
     const seq = this.guard(`job:${queue}`, () => this.record(queue, { op: 'job', id, ev }));
     this.confirmJob(seq, `job ${id} ${ev} on queue ${queue}`);
+  }
+
+  /** Where absolute path `abs` is journaled (root, relative path), or undefined when outside the roots or excluded. */
+  locate(abs: string): Located | undefined {
+    return this.r.locator.locate(abs, true);
+  }
+
+  /**
+   * Journals committed transactions of the SQLite database at `at` (agent/sqlite), in the same
+   * sequence as every other change; returns the sequence number, or 0 when the spool dropped it.
+   * In sync and strong modes it returns once confirmed, as a file write does.
+   */
+  database(at: Located, op: SqliteOp, data: Buffer, read: ReadTime | undefined, what: string): number {
+    const before = this.r.lastSeq;
+    const seq = this.gated(() => this.r.record({ root: at.root, path: at.rel, op, data, read }));
+    if (seq === before) return 0;
+    this.r.commit?.waitSync(seq, what);
+    return seq;
   }
 
   /**

@@ -31,8 +31,6 @@ export interface UnseenStore {
  * of a server (its files are the server's), and stores written through Node's fs (seen).
  */
 export const UNSEEN_STORES: readonly UnseenStore[] = [
-  // The issue's target, until its capture is built (issue 16, item 1).
-  { library: 'better-sqlite3', kind: 'SQLite', addons: ['better-sqlite3'], torn: 'between a commit and a checkpoint' },
   { library: 'sqlite3', kind: 'SQLite', addons: ['sqlite3'], torn: 'between a commit and a checkpoint' },
   // better-sqlite3's API over libSQL; its addon ships in @libsql/<platform> packages.
   { library: 'libsql', kind: 'SQLite', addons: ['libsql', '@libsql/'], torn: 'between a commit and a checkpoint' },

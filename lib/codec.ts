@@ -2,6 +2,7 @@ import { crc32 } from 'node:zlib';
 import { DecodeError } from './errors';
 import { CONTROL_OPS, DATA_OPS, OBJECT_OPS, OBJECT_ROOT, type Entry, type EntryHeader, type OpName } from './entry';
 import { isJobId, isObjectName, MAX_KEY_DEPTH, MAX_KEY_SEGMENT } from './objects';
+import { isPageSize } from './sqlite-pages';
 import { validJournalName } from './subjects';
 
 /**
@@ -73,6 +74,10 @@ export function decodeEntry(buf: Uint8Array): Entry {
   const header = checkHeader(parsed);
   const data = b.subarray(8 + hlen, end);
   if (data.length > 0 && !DATA_OPS.has(header.op)) throw new DecodeError(`${header.op} entry carries ${data.length} data bytes`);
+  if (header.op === 'sqlite' && (header.kind === 'image') === (header.bw !== undefined || header.bk !== undefined)) {
+    throw new DecodeError(`sqlite ${header.kind} entry ${header.kind === 'image' ? 'names' : 'lacks'} the position it builds on`);
+  }
+  if (header.op === 'sqlite' && (header.bw === undefined) !== (header.bk === undefined)) throw new DecodeError('sqlite entry names half of the position it builds on');
   if (data.length > 0 && header.op === 'config' && header.del === true) throw new DecodeError(`config deletion carries ${data.length} data bytes`);
   if (data.length > 0 && header.op === 'job' && !(header.ev === 'enqueued' && header.captured === true)) {
     throw new DecodeError(`job ${header.ev} entry without a captured payload carries ${data.length} data bytes`);
@@ -91,6 +96,13 @@ function nat(v: unknown): v is number {
 function str(v: unknown, max = 4096): v is string {
   return typeof v === 'string' && v.length <= max;
 }
+function u32(v: unknown): v is number {
+  return nat(v) && v <= 0xffffffff;
+}
+/** A SQLite position's generation: a WAL's two salts in hex, or `r` (rollback-journal mode). */
+function isGeneration(v: unknown): v is string {
+  return v === 'r' || (typeof v === 'string' && /^[0-9a-f]{16}$/.test(v));
+}
 function mode(v: unknown): v is number {
   return nat(v) && v <= 0o7777;
 }
@@ -107,6 +119,14 @@ const OP_FIELDS: Record<OpName, Record<string, (v: unknown) => boolean>> = {
   symlink: { target: (v) => str(v) && v !== '' },
   link: { fromRoot: (v) => str(v, 64), from: (v) => str(v) },
   chmod: { mode },
+  sqlite: {
+    kind: (v) => v === 'wal' || v === 'rollback' || v === 'image',
+    w: isGeneration,
+    k: u32,
+    bw: (v) => v === undefined || isGeneration(v),
+    bk: (v) => v === undefined || u32(v),
+    ps: isPageSize,
+  },
   config: {
     key: (v) => Array.isArray(v) && v.length <= MAX_KEY_DEPTH && v.every((k) => typeof k === 'string' && k !== '' && k.length <= MAX_KEY_SEGMENT),
     del: (v) => v === undefined || v === true,

@@ -54,16 +54,25 @@ export interface CheckpointOp { op: 'checkpoint'; name: string; id: string; cut:
  */
 export interface TxOp { op: 'tx'; id: string; ev: 'begin' | 'end' }
 
+/**
+ * Committed transactions of SQLite database `p`, or its whole content, as pages (lib/sqlite-pages).
+ * `w` names the generation positions count in: a WAL's salts (16 hex digits), or `r` in
+ * rollback-journal mode; `k` is the position after the entry (a WAL frame, or the file change
+ * counter). A change (`wal`, `rollback`) builds on position `bk` of generation `bw`; an `image`
+ * on nothing. `ps` is the page size.
+ */
+export interface SqliteOp { op: 'sqlite'; kind: 'wal' | 'rollback' | 'image'; w: string; k: number; bw?: string; bk?: number; ps: number }
+
 export type FileOp = PutOp | AppendOp | PwriteOp | TruncateOp | MkdirOp | RmOp | RenameOp | SymlinkOp | LinkOp | ChmodOp;
 /** Entries that change no object: they order the others (checkpoints, transactions), and no applier takes them. */
 export type ControlOp = CheckpointOp | TxOp;
-export type Op = FileOp | ConfigOp | JobOp | ControlOp;
+export type Op = FileOp | SqliteOp | ConfigOp | JobOp | ControlOp;
 export type OpName = Op['op'];
 /** Operations an applier takes. */
 export type ApplyOpName = Exclude<OpName, ControlOp['op']>;
 
 /** Operations that carry bytes. */
-export const DATA_OPS: ReadonlySet<OpName> = new Set<OpName>(['put', 'append', 'pwrite', 'config', 'job']);
+export const DATA_OPS: ReadonlySet<OpName> = new Set<OpName>(['put', 'append', 'pwrite', 'sqlite', 'config', 'job']);
 
 /**
  * Root name of entries that are not files (configuration, jobs): no root can be named so,

@@ -32,6 +32,7 @@ const SAMPLES: { [K in ApplyOpName]: EntryHeader & { op: K } } = {
   chmod: { ...at(1), r: 'data', p: 'f', op: 'chmod', mode: 0o600 },
   config: { ...at(1), r: '', p: 'cfg', op: 'config', key: ['k'] },
   job: { ...at(1), r: '', p: 'q', op: 'job', id: '7.1', ev: 'enqueued', captured: true },
+  sqlite: { ...at(1), r: 'data', p: 'app.db', op: 'sqlite', kind: 'image', w: 'r', k: 1, ps: 4096 },
 };
 const OPS = Object.keys(SAMPLES) as ApplyOpName[];
 

@@ -5,6 +5,7 @@ import { convictShim } from './convict';
 import { betterQueueShim } from './better-queue';
 import { pQueueShim } from './p-queue';
 import { confShim } from './conf';
+import { betterSqliteShim } from './better-sqlite3';
 
-/** Every configuration and queue library the agent wraps: what is wrapped is this table. */
-export const LIBRARIES: readonly LibraryShim[] = [fastqShim, nconfShim, convictShim, betterQueueShim, pQueueShim, confShim];
+/** Every configuration, queue and database library the agent wraps: what is wrapped is this table. */
+export const LIBRARIES: readonly LibraryShim[] = [fastqShim, nconfShim, convictShim, betterQueueShim, pQueueShim, confShim, betterSqliteShim];

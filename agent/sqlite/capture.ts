@@ -1,0 +1,226 @@
+import { hash } from 'node:crypto';
+import type { SqliteOp } from '../../lib/entry';
+import { encodePages, type PageSet } from '../../lib/sqlite-pages';
+import { parseDbHeader, parseShmHeader, parseWalHeader, readFrames, SHM_HEADER, WAL_HEADER, FRAME_HEADER, WalReadError, type ShmHeader } from '../../lib/sqlite-wal';
+import { realFs } from '../real-fs';
+
+/** What a capture hands the journal: the operation and its bytes, and when an image was read (host order). */
+export interface DbChange {
+  op: SqliteOp;
+  data: Buffer;
+  /** Committed transactions it carries (0 for an image), for counting. */
+  txns: number;
+}
+
+/** Where a WAL-mode capture stands: the generation and frame it read to, and what the wal-index said then. */
+interface WalState { mode: 'wal'; w: string; k: number; change: number; cksum: [number, number]; pageSize: number; bigEndian: boolean }
+/** Where a rollback-mode capture stands: the change counter, and a digest of every page of that state. */
+interface RollbackState { mode: 'rollback'; counter: number; pageSize: number; digests: Buffer[] }
+type State = WalState | RollbackState;
+
+/** Reads of the wal-index header retried while a writer is between its two copies. */
+const SHM_TRIES = 100;
+/** Images retried while the database changes under the read (another process writing). */
+const IMAGE_TRIES = 5;
+
+/**
+ * The committed transactions of one SQLite database file, read after each call that may have
+ * committed, so that the standby gets them in the process's journal order. In WAL mode they are
+ * the frames appended since the last read (whoever wrote them: another process's too, which the
+ * standby then sees twice and applies once); in rollback-journal mode, the pages whose digest
+ * changed. What cannot be proven to follow the last read (the first write this process sees,
+ * frames a restart overwrote, a change of journal mode, several commits in rollback mode) goes
+ * as an image of the whole database, read in one read transaction.
+ *
+ * Its own descriptors stay open until `close`: closing any descriptor of a file drops every
+ * POSIX lock this process holds on it, SQLite's own included.
+ */
+export class DbCapture {
+  private state: State | undefined;
+  private dbFd = -1;
+  private walFd = -1;
+  private shmFd = -1;
+  private readonly head = Buffer.alloc(100);
+  private readonly shmBuf = Buffer.alloc(SHM_HEADER);
+
+  constructor(readonly file: string) {}
+
+  /**
+   * What changed since the last call, or undefined when nothing did. `serialize` gives the
+   * whole database as the application's connection sees it, in one read transaction. Throws only on what it cannot read at all (the caller then
+   * asks for an image next time with `forget`).
+   */
+  capture(serialize: () => Buffer): DbChange | undefined {
+    const head = this.readHead();
+    // A new database in WAL mode may have every page in the WAL and none yet in its file.
+    const shm = head === undefined || head.wal ? this.readShm() : undefined;
+    if (head === undefined && shm === undefined) return undefined;
+    const s = this.state;
+    if (shm !== undefined) {
+      if (s?.mode === 'wal' && s.w === shm.salt && s.change === shm.change) return undefined;
+      if (s?.mode === 'wal') {
+        const delta = this.walDelta(s, shm);
+        if (delta !== undefined) return delta;
+      }
+      return this.image(serialize);
+    }
+    if (head === undefined || (s?.mode === 'rollback' && s.counter === head.counter)) return undefined;
+    return this.rollbackDelta(s, serialize);
+  }
+
+  /** Forgets where it stood: the next change goes as an image (a change that could not be journaled). */
+  forget(): void {
+    this.state = undefined;
+  }
+
+  /** Closes its descriptors; call once no connection of this process has the file open. */
+  close(): void {
+    for (const fd of [this.dbFd, this.walFd, this.shmFd]) if (fd >= 0) realFs.closeSync(fd);
+    this.dbFd = this.walFd = this.shmFd = -1;
+    this.state = undefined;
+  }
+
+  /** Frames since the last read in the same generation, or in the next one when the WAL restarted right after it; undefined when that cannot be proven. */
+  private walDelta(s: WalState, shm: ShmHeader): DbChange | undefined {
+    try {
+      if (shm.salt === s.w) {
+        if (shm.mxFrame < s.k || shm.pageSize !== s.pageSize) return undefined;
+        if (s.k > 0) return this.walChange(s, shm, this.frames(s.k, shm.mxFrame, shm, s.cksum, s.bigEndian), s.bigEndian);
+        // From the start of the WAL (after a TRUNCATE checkpoint): the chain begins at its header.
+        const wal = this.readWalHeader();
+        if (wal === undefined || wal.salt !== shm.salt) return undefined;
+        return this.walChange(s, shm, this.frames(0, shm.mxFrame, shm, wal.cksum, wal.bigEndian), wal.bigEndian);
+      }
+      // A new generation (the WAL restarted after a full checkpoint): it follows the last read
+      // only if no commit was missed in the old one. The wal-index's change counter moves once
+      // per commit (a restart does not move it), so every commit since the last read must be
+      // one of the new generation's.
+      const wal = this.readWalHeader();
+      if (wal === undefined || wal.salt !== shm.salt || wal.pageSize !== shm.pageSize) {
+        // Restarted by a TRUNCATE checkpoint and not written since: no header, no frames yet.
+        if (shm.mxFrame !== 0 || shm.change !== s.change) return undefined;
+        return this.walChange(s, shm, [], s.bigEndian);
+      }
+      const txns = this.frames(0, shm.mxFrame, shm, wal.cksum, wal.bigEndian);
+      if (((shm.change - s.change) >>> 0) !== txns.length) return undefined;
+      return this.walChange(s, shm, txns, wal.bigEndian);
+    } catch (err) {
+      if (!(err instanceof WalReadError)) throw err;
+      return undefined;
+    }
+  }
+
+  private walChange(s: WalState, shm: ShmHeader, txns: PageSet[], bigEndian: boolean): DbChange {
+    this.state = { mode: 'wal', w: shm.salt, k: shm.mxFrame, change: shm.change, cksum: shm.frameCksum, pageSize: shm.pageSize, bigEndian };
+    return { op: { op: 'sqlite', kind: 'wal', w: shm.salt, k: shm.mxFrame, bw: s.w, bk: s.k, ps: shm.pageSize }, data: encodePages(shm.pageSize, txns), txns: txns.length };
+  }
+
+  /** Committed frames `from+1`..`to` of the WAL, as transactions. */
+  private frames(from: number, to: number, shm: ShmHeader, cksum: readonly [number, number], bigEndian: boolean): PageSet[] {
+    if (to === from) return [];
+    const fd = this.wal();
+    if (fd < 0) throw new WalReadError('the WAL file is missing');
+    const frame = FRAME_HEADER + shm.pageSize;
+    const len = (to - from) * frame;
+    const buf = Buffer.allocUnsafe(len);
+    const got = realFs.readSync(fd, buf, 0, len, WAL_HEADER + from * frame);
+    if (got !== len) throw new WalReadError(`the WAL holds ${got} of the ${len} bytes of frames ${from + 1}..${to}`);
+    return readFrames(buf, shm.pageSize, from, shm.salt, bigEndian, cksum, shm.frameCksum);
+  }
+
+  /** Pages whose digest changed since the last read, when exactly one commit happened since; else an image. */
+  private rollbackDelta(s: State | undefined, serialize: () => Buffer): DbChange | undefined {
+    const buf = serialize();
+    const head = parseDbHeader(buf);
+    if (head === undefined) return undefined;
+    const n = buf.length / head.pageSize;
+    const digests = pageDigests(buf, head.pageSize);
+    const prev = s?.mode === 'rollback' && s.pageSize === head.pageSize && ((head.counter - s.counter) >>> 0) === 1 ? s : undefined;
+    this.state = { mode: 'rollback', counter: head.counter, pageSize: head.pageSize, digests };
+    if (prev === undefined) return imageOf(buf, head.pageSize, 'r', head.counter);
+    const pages = new Map<number, Buffer>();
+    for (let i = 0; i < n; i++) if (prev.digests[i] === undefined || !prev.digests[i]!.equals(digests[i]!)) pages.set(i + 1, buf.subarray(i * head.pageSize, (i + 1) * head.pageSize));
+    const txn: PageSet = { end: head.counter, size: n, pages };
+    return { op: { op: 'sqlite', kind: 'rollback', w: 'r', k: head.counter, bw: 'r', bk: prev.counter, ps: head.pageSize }, data: encodePages(head.pageSize, [txn]), txns: 1 };
+  }
+
+  /** The whole database at one WAL position: the wal-index is read before and after, and must not have moved. */
+  private image(serialize: () => Buffer): DbChange | undefined {
+    for (let i = 0; i < IMAGE_TRIES; i++) {
+      const before = this.readShm();
+      const buf = serialize();
+      const after = this.readShm();
+      if (before === undefined || after === undefined || before.change !== after.change || before.salt !== after.salt) continue;
+      const head = parseDbHeader(buf);
+      if (head === undefined) return undefined;
+      const wal = this.readWalHeader();
+      this.state = { mode: 'wal', w: after.salt, k: after.mxFrame, change: after.change, cksum: after.frameCksum, pageSize: head.pageSize, bigEndian: wal?.bigEndian ?? after.bigEndCksum };
+      return imageOf(buf, head.pageSize, after.salt, after.mxFrame);
+    }
+    throw new Error(`${this.file} changed under every one of ${IMAGE_TRIES} reads of its image`);
+  }
+
+  private readHead(): ReturnType<typeof parseDbHeader> {
+    if (this.dbFd < 0) this.dbFd = openIfThere(this.file);
+    if (this.dbFd < 0) return undefined;
+    const got = realFs.readSync(this.dbFd, this.head, 0, 100, 0);
+    return got === 100 ? parseDbHeader(this.head) : undefined;
+  }
+
+  private readShm(): ShmHeader | undefined {
+    // A journal mode switched away and back deletes -shm and makes another: ours would read the old one.
+    // Closing it is safe: SQLite's locks are on the new file's inode.
+    if (this.shmFd >= 0 && realFs.fstatSync(this.shmFd).nlink === 0) {
+      realFs.closeSync(this.shmFd);
+      this.shmFd = -1;
+    }
+    if (this.shmFd < 0) this.shmFd = openIfThere(`${this.file}-shm`);
+    if (this.shmFd < 0) return undefined;
+    for (let i = 0; i < SHM_TRIES; i++) {
+      if (realFs.readSync(this.shmFd, this.shmBuf, 0, SHM_HEADER, 0) !== SHM_HEADER) return undefined;
+      const h = parseShmHeader(this.shmBuf);
+      if (h !== undefined) return h;
+    }
+    return undefined;
+  }
+
+  private wal(): number {
+    // A WAL deleted and made again (a journal mode switched away and back) is another file.
+    // SQLite locks -shm and the database file, never -wal: closing ours drops nothing of its.
+    if (this.walFd >= 0 && realFs.fstatSync(this.walFd).nlink === 0) {
+      realFs.closeSync(this.walFd);
+      this.walFd = -1;
+    }
+    if (this.walFd < 0) this.walFd = openIfThere(`${this.file}-wal`);
+    return this.walFd;
+  }
+
+  private readWalHeader(): ReturnType<typeof parseWalHeader> {
+    const fd = this.wal();
+    if (fd < 0) return undefined;
+    const buf = Buffer.alloc(WAL_HEADER);
+    return realFs.readSync(fd, buf, 0, WAL_HEADER, 0) === WAL_HEADER ? parseWalHeader(buf) : undefined;
+  }
+}
+
+function imageOf(buf: Buffer, pageSize: number, w: string, k: number): DbChange {
+  const n = buf.length / pageSize;
+  const pages = new Map<number, Buffer>();
+  for (let i = 0; i < n; i++) pages.set(i + 1, buf.subarray(i * pageSize, (i + 1) * pageSize));
+  return { op: { op: 'sqlite', kind: 'image', w, k, ps: pageSize }, data: encodePages(pageSize, [{ end: k, size: n, pages }]), txns: 0 };
+}
+
+/** A digest per page: a changed page is found without keeping a copy of the database. */
+function pageDigests(buf: Buffer, pageSize: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < buf.length; at += pageSize) out.push(hash('sha1', buf.subarray(at, at + pageSize), 'buffer') as Buffer);
+  return out;
+}
+
+function openIfThere(file: string): number {
+  try {
+    return realFs.openSync(file, 'r');
+  } catch {
+    return -1;
+  }
+}

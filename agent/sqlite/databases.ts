@@ -1,0 +1,89 @@
+import * as path from 'node:path';
+import { CommitTimeoutError } from '../commit-wait';
+import { hostStamp } from '../../lib/host-clock';
+import type { Located } from '../locate';
+import { warnOnce } from '../log';
+import { objectJournal } from '../objects';
+import { realFs } from '../real-fs';
+import { DbCapture } from './capture';
+
+/** What the tracker needs of a better-sqlite3 Database (its public properties). */
+export interface Connection {
+  readonly name: string;
+  readonly open: boolean;
+  readonly inTransaction: boolean;
+  readonly readonly: boolean;
+  readonly memory: boolean;
+  serialize(): Buffer;
+}
+
+interface Tracked { cap: DbCapture; at: Located; conns: number }
+
+/**
+ * The SQLite databases this thread's connections have open under a root, one capture per
+ * database file however many connections share it. Connections are learned on first use:
+ * in-memory, read-only and out-of-root databases are passed over once and never looked at again.
+ */
+export class Databases {
+  private readonly byConn = new WeakMap<object, Tracked | null>();
+  private readonly byFile = new Map<string, Tracked>();
+
+  /**
+   * Journals what `db` committed since the last look, if it is tracked and between transactions.
+   * Never throws into the application except a sync or strong timeout under UNDERSTUDY_ON_TIMEOUT=fail.
+   */
+  after(db: Connection): void {
+    const oj = objectJournal();
+    if (oj === undefined || !db.open || db.inTransaction) return;
+    const t = this.track(db);
+    if (t === undefined) return;
+    try {
+      const read = hostStamp();
+      const change = t.cap.capture(() => db.serialize());
+      if (change === undefined) return;
+      const what = change.op.kind === 'image' ? `the image of database ${t.at.rel}` : `${change.txns} transaction(s) of database ${t.at.rel}`;
+      // An image's place among other changes is when it was read, not when it is journaled.
+      const seq = oj.database(t.at, change.op, change.data, change.op.kind === 'image' ? { order: read } : undefined, what);
+      // A change the spool could not take breaks the chain the standby follows: an image mends it.
+      if (seq === 0) t.cap.forget();
+    } catch (err) {
+      if (err instanceof CommitTimeoutError) throw err;
+      t.cap.forget();
+      warnOnce(`sqlite:${t.at.rel}:${(err as Error).message}`, `database ${t.at.root}/${t.at.rel}: a commit could not be journaled (${(err as Error).message}); its next change goes whole`);
+    }
+  }
+
+  /** `db` was closed: its file's capture ends with the last connection of this thread to it. */
+  closed(db: Connection): void {
+    const t = this.byConn.get(db);
+    this.byConn.set(db, null);
+    if (t === undefined || t === null) return;
+    if (--t.conns > 0) return;
+    t.cap.close();
+    this.byFile.delete(t.cap.file);
+  }
+
+  private track(db: Connection): Tracked | undefined {
+    const known = this.byConn.get(db);
+    if (known !== undefined) return known ?? undefined;
+    const t = this.learn(db);
+    this.byConn.set(db, t ?? null);
+    return t;
+  }
+
+  private learn(db: Connection): Tracked | undefined {
+    if (db.memory || db.readonly || db.name === '' || db.name.startsWith('file:')) return undefined;
+    let abs: string;
+    try {
+      abs = realFs.realpathNative(path.resolve(db.name));
+    } catch {
+      return undefined;
+    }
+    const at = objectJournal()?.locate(abs);
+    if (at === undefined) return undefined;
+    let t = this.byFile.get(abs);
+    if (t === undefined) this.byFile.set(abs, (t = { cap: new DbCapture(abs), at, conns: 0 }));
+    t.conns++;
+    return t;
+  }
+}
