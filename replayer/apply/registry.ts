@@ -5,6 +5,7 @@ import { CONFIG_REPLICAS } from './config';
 import { FsApplier } from './fs';
 import { ObjectApplier, ObjectStore } from './object-store';
 import { QUEUE_REPLICAS } from './queue';
+import { SqliteApplier } from './sqlite';
 
 /** What a registry line gets: the context, and the store the replicas under --state share. */
 export type ApplierFactory = (ctx: ApplierContext & { objects: ObjectStore }) => Applier;
@@ -12,6 +13,7 @@ export type ApplierFactory = (ctx: ApplierContext & { objects: ObjectStore }) =>
 /** Every applier, one line each: adding one is a new file and a line here. Synced in this order. */
 export const APPLIERS: readonly ApplierFactory[] = [
   (ctx) => new FsApplier(ctx.roots, ctx),
+  (ctx) => new SqliteApplier(ctx.roots, ctx),
   (ctx) => new ObjectApplier(ctx.objects, CONFIG_REPLICAS),
   (ctx) => new ObjectApplier(ctx.objects, QUEUE_REPLICAS),
 ];

@@ -146,7 +146,9 @@ export class Versions {
     }
     if (h.o !== undefined && h.r !== '') this.noteOrder(h, h.o);
     // A snapshot, or a change that replaced the object whole in order, makes it right again.
-    if (h.b !== undefined || (REPLACES.has(h.op) && h.c === undefined) || (REPLACES.has(h.op) && h.c?.i === 0)) this.clearDoubt(h.r, h.p, h.op === 'rm');
+    // A database's image replaces it whole too (replayer/apply/sqlite).
+    const whole = REPLACES.has(h.op) || (h.op === 'sqlite' && h.kind === 'image');
+    if (h.b !== undefined || (whole && h.c === undefined) || (whole && h.c?.i === 0)) this.clearDoubt(h.r, h.p, h.op === 'rm');
     if (h.op === 'rename') this.clearDoubt(h.toRoot, h.to, false);
   }
 
