@@ -42,6 +42,7 @@ function diff(prev: Buffer | undefined, next: Buffer): Batch {
   return { pageSize, size, pages };
 }
 
+/** The page size a database image records in its header. */
 function pageSizeOf(image: Buffer): number {
   const v = image.readUInt16BE(16);
   return v === 1 ? 65536 : v;
