@@ -42,17 +42,19 @@ function diff(prev: Buffer | undefined, next: Buffer): Batch {
   return { pageSize, size, pages };
 }
 
+/** The page size a database image records in its header. */
 function pageSizeOf(image: Buffer): number {
   const v = image.readUInt16BE(16);
   return v === 1 ? 65536 : v;
 }
 
-/** Schema and every row of every table, in rowid order. */
+/** Schema and every row of every table (as JSON, sorted). */
 function rows(db: Db): Record<string, unknown[]> {
   const out: Record<string, unknown[]> = {};
   out.schema = db.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name").all();
   const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[];
-  for (const { name } of tables) out[name] = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).all();
+  // Sorted here, not by rowid: a WITHOUT ROWID table has none.
+  for (const { name } of tables) out[name] = db.prepare(`SELECT * FROM "${name}"`).all().map((r) => JSON.stringify(r)).sort();
   return out;
 }
 
@@ -162,6 +164,10 @@ test('bad input is refused with a clear error, and the standby is left as it was
   const resized = whole(image());
   resized.delete(7);
   t.throws(() => w.write(1024, image().length / 1024, resized), { instanceOf: BadEntryError, message: /change of page size from 4096 to 1024 needs every page.*page 7 is missing/ });
+
+  const notDb = path.join(dir, 'not.db');
+  fs.writeFileSync(notDb, 'this is not a database, and a page writer must not take it for one');
+  t.throws(() => SqlitePageWriter.open(notDb, Writer), { any: true, message: /file is not a database/ });
 
   const reader = new Database(standby, { readonly: true });
   t.deepEqual(rows(reader), state);
@@ -411,4 +417,39 @@ test('a reader in another process sees only committed states during many writes'
   t.log(`${writes} writes, ${res.reads} reads in the other process, ${res.distinct} distinct counts seen`);
   t.is(res.nbad, 0, JSON.stringify(res.bad));
   t.true(res.reads > 50 && res.distinct > 10, JSON.stringify(res));
+});
+
+test('a write that fails in this process is undone as far as it got, and the next one goes through', (t) => {
+  const dir = tempDir(t, 'sqlfile');
+  const srcDb = new Database(path.join(dir, 'source.db'));
+  t.teardown(() => srcDb.close());
+  srcDb.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v); INSERT INTO t (v) SELECT randomblob(600) FROM (WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM s WHERE value < 100) SELECT value FROM s)");
+  const beforeImage = srcDb.serialize();
+  const beforeRows = rows(srcDb);
+  srcDb.exec('UPDATE t SET v = id; DELETE FROM t WHERE id > 50; VACUUM');
+  const change = diff(beforeImage, srcDb.serialize());
+  const afterRows = rows(srcDb);
+
+  for (const [at, outcome] of [['journal-written', 'before'], ['half-written', 'before'], ['db-synced', 'before'], ['unlinked', 'after']] as const) {
+    const standby = path.join(dir, `standby-${at}.db`);
+    const lines: string[] = [];
+    let fail = false;
+    const w = SqlitePageWriter.open(standby, Writer, (l) => lines.push(l), (point) => {
+      if (fail && point === at) throw new Error(`an I/O error at ${point}`);
+    });
+    const first = diff(undefined, beforeImage);
+    w.write(first.pageSize, first.size, first.pages);
+    fail = true;
+    t.throws(() => w.write(change.pageSize, change.size, change.pages), { message: `an I/O error at ${at}` });
+    fail = false;
+    t.false(fs.existsSync(`${standby}-journal`), `${at}: no journal left`);
+    if (at !== 'journal-written' && at !== 'unlinked') t.true(lines.some((l) => l.includes('a failed write was rolled back from its journal')), lines.join('\n'));
+    const ro = new Database(standby, { readonly: true });
+    t.is(ro.pragma('integrity_check', { simple: true }), 'ok', at);
+    t.deepEqual(rows(ro), outcome === 'before' ? beforeRows : afterRows, `${at}: state ${outcome}`);
+    w.write(change.pageSize, change.size, change.pages);
+    t.deepEqual(rows(ro), afterRows, `${at}: written again`);
+    ro.close();
+    w.close();
+  }
 });

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { syncDir, writeAll, writeSync } from '../../lib/durable-file';
-import { BadEntryError } from '../../lib/errors';
+import { ApplyError, BadEntryError } from '../../lib/errors';
 import {
   DB_MAGIC, completeHeader, headerPageSize, journalHeader, journalRecord, lockPage, patchPage1, validPageSize,
 } from './sqlite-journal';
@@ -104,7 +104,7 @@ export class SqlitePageWriter {
     const len = fs.fstatSync(this.fd).size;
     if (len === 0) return { pageSize: 0, size: 0 };
     const h = readAt(this.fd, 100, 0);
-    if (!h.subarray(0, 16).equals(DB_MAGIC)) throw new BadEntryError(`${this.file} is not a SQLite database`);
+    if (!h.subarray(0, 16).equals(DB_MAGIC)) throw new ApplyError(`${this.file} is not a SQLite database`);
     const pageSize = headerPageSize(h);
     return { pageSize, size: Math.ceil(len / pageSize) };
   }
