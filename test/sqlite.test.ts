@@ -1,0 +1,184 @@
+import test, { type ExecutionContext } from 'ava';
+import * as path from 'node:path';
+import { makePair, followReplayer, type Pair } from './helpers/pair';
+import { readDb, readPrimary, SQLITE_MODULE } from './helpers/sqlite-app';
+import { streamEntries } from './helpers/stream-entries';
+
+// Real better-sqlite3 databases written by applications under the agent, replicated through a
+// real nats-server to a standby whose database is then read as a second, read-only connection.
+
+/** The primary's and the standby's database `rel` after a drain: both intact, with the same rows. */
+async function drainedEqual(t: ExecutionContext, pair: Pair, rel = 'app.db'): Promise<void> {
+  const summary = await pair.drain();
+  t.is(summary.skipped, 0, 'nothing quarantined');
+  t.is(summary.inDoubt, 0, 'nothing in doubt');
+  const standby = readDb(path.join(pair.standby, rel));
+  const primary = readPrimary(path.join(pair.primary, rel));
+  t.is(standby?.integrity, 'ok');
+  t.is(primary.integrity, 'ok');
+  t.deepEqual(standby?.rows, primary.rows);
+}
+
+/** The source of an app that opens `app.db` under the primary root in `mode` and runs `body`. */
+function app(pair: Pair, mode: 'WAL' | 'DELETE', body: string): string {
+  return `const Database = require(${SQLITE_MODULE});
+    const file = ${JSON.stringify(path.join(pair.primary, 'app.db'))};
+    let db = new Database(file);
+    db.pragma('journal_mode = ${mode}');
+    db.exec('CREATE TABLE IF NOT EXISTS kv (k INTEGER PRIMARY KEY, v TEXT)');
+    const put = () => db.prepare('INSERT OR REPLACE INTO kv VALUES (?, ?)');
+    ${body}`;
+}
+
+for (const mode of ['WAL', 'DELETE'] as const) {
+  test.serial(`${mode}: many small transactions, a large one, updates, deletes, a checkpoint, VACUUM, a close and a reopen: the standby ends equal`, async (t) => {
+    const pair = await makePair(`sqlite-${mode}`);
+    t.teardown(() => pair.close());
+    const run = await pair.runApp({
+      code: app(pair, mode, `
+        for (let i = 0; i < 200; i++) put().run(i, 'v' + i);
+        db.transaction(() => { for (let i = 200; i < 5000; i++) put().run(i, 'x'.repeat(i % 500)); })();
+        db.prepare('UPDATE kv SET v = ? WHERE k % 3 = 0').run('three');
+        db.exec('DELETE FROM kv WHERE k % 4 = 0');
+        ${mode === 'WAL' ? "db.pragma('wal_checkpoint(TRUNCATE)');" : ''}
+        db.exec('VACUUM');
+        db.close();
+        db = new Database(file);
+        db.exec('CREATE TABLE other (a, b); INSERT INTO other VALUES (1, 2), (3, 4)');
+        put().run(99999, 'after reopen');
+        db.close();`),
+    });
+    t.is(run.code, 0, run.stderr);
+    t.is(run.stderr, '');
+    await drainedEqual(t, pair);
+    const entries = [...(await streamEntries(pair.server.url)).values()].flat().filter((e) => e.header.op === 'sqlite');
+    t.true(entries.length > 200, `${entries.length} sqlite entries`);
+  });
+}
+
+test.serial('two processes writing one WAL database at once end identical, each transaction applied once', async (t) => {
+  const pair = await makePair('sqlite-two');
+  t.teardown(() => pair.close());
+  const writer = (who: number) => pair.runApp({
+    env: { UNDERSTUDY_NAME: `w${who}` },
+    code: app(pair, 'WAL', `db.pragma('busy_timeout = 10000');
+      db.exec('CREATE TABLE IF NOT EXISTS turns (n INTEGER PRIMARY KEY AUTOINCREMENT, who INTEGER)');
+      // Both start together, and pause between transactions so the other gets the write lock.
+      const go = Date.now() + 500; while (Date.now() < go);
+      const pause = new Int32Array(new SharedArrayBuffer(4));
+      for (let i = 0; i < 300; i++) {
+        db.transaction(() => { put().run(${who} * 100000 + i, 'w${who}'); put().run(-1 - ${who}, String(i)); db.prepare('INSERT INTO turns (who) VALUES (?)').run(${who}); })();
+        if (i % 50 === 0) db.pragma('wal_checkpoint(${who === 1 ? 'PASSIVE' : 'TRUNCATE'})');
+        Atomics.wait(pause, 0, 0, 1);
+      }
+      db.close();`),
+  });
+  const runs = await Promise.all([writer(1), writer(2)]);
+  for (const r of runs) t.is(r.code, 0, r.stderr);
+  await drainedEqual(t, pair);
+  // The two really took turns: the order of their transactions switches many times.
+  const turns = (readDb(path.join(pair.primary, 'app.db'))!.rows.turns as string[]).map((r) => JSON.parse(r) as [number, number]).sort((a, b) => a[0] - b[0]);
+  const switches = turns.filter((r, i) => i > 0 && r[1] !== turns[i - 1]![1]).length;
+  t.true(switches > 20, `${switches} switches between writers`);
+  // Each journal carries the other's transactions it read too: the standby took each once.
+  const byJournal = await streamEntries(pair.server.url);
+  const frames = [...byJournal.values()].map((es) => es.filter((e) => e.header.op === 'sqlite' && e.header.kind === 'wal').length);
+  t.is(frames.length, 2);
+  t.true(frames.every((n) => n > 0), `wal entries per journal: ${frames.join(', ')}`);
+  t.log(`wal entries per journal: ${frames.join(', ')}`);
+});
+
+test.serial('the primary SIGKILLed inside a transaction: the standby has every transaction before it and none of it', async (t) => {
+  const pair = await makePair('sqlite-kill');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({
+    code: app(pair, 'WAL', `
+      for (let i = 0; i < 100; i++) put().run(i, 'committed');
+      const big = db.transaction(() => {
+        for (let i = 1000; i < 3000; i++) put().run(i, 'never committed'.repeat(20));
+        process.kill(process.pid, 'SIGKILL');
+      });
+      big();`),
+  });
+  t.is(run.signal, 'SIGKILL');
+  // Async mode: what the killed process journaled is in its spool; the next process of its name ships it.
+  const next = await pair.runApp({ code: '' });
+  t.is(next.code, 0, next.stderr);
+  await pair.drain();
+  const standby = readDb(path.join(pair.standby, 'app.db'));
+  t.is(standby?.integrity, 'ok');
+  const rows = standby!.rows.kv as string[];
+  t.is(rows.length, 100);
+  t.deepEqual(readPrimary(path.join(pair.primary, 'app.db')).rows, standby!.rows);
+});
+
+test.serial('a reader on the standby checks integrity and an invariant throughout: it never sees a torn state', async (t) => {
+  const pair = await makePair('sqlite-reader');
+  t.teardown(() => pair.close());
+  const stop = followReplayer(pair);
+  const standbyFile = JSON.stringify(path.join(pair.standby, 'app.db'));
+  const reader = pair.runApp({
+    withAgent: false,
+    code: `const Database = require(${SQLITE_MODULE}); const fs = require('fs');
+      const deadline = Date.now() + 60000; let reads = 0, states = new Set();
+      while (Date.now() < deadline) {
+        if (!fs.existsSync(${standbyFile})) continue;
+        let db;
+        try { db = new Database(${standbyFile}, { readonly: true, timeout: 10000 }); } catch (e) { continue; }
+        try {
+          const ok = db.pragma('integrity_check', { simple: true });
+          const has = db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'ledger'").pluck().get();
+          if (has) {
+            const [sum, n] = db.prepare('SELECT coalesce(sum(amount), 0), count(*) FROM ledger').raw().get();
+            if (ok !== 'ok' || sum !== 0 || n % 2 !== 0) { console.log(JSON.stringify({ bad: { ok, sum, n } })); process.exit(1); }
+            states.add(n); reads++;
+            if (n === 2000) break;
+          }
+        } catch (e) { if (!/SQLITE_BUSY|database is locked/.test(String(e))) { console.log(JSON.stringify({ error: String(e) })); process.exit(1); } }
+        finally { db.close(); }
+      }
+      console.log(JSON.stringify({ reads, states: states.size }));`,
+  });
+  const writer = await pair.runApp({
+    code: app(pair, 'WAL', `db.exec('CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY, amount INTEGER)');
+      const ins = db.prepare('INSERT INTO ledger (amount) VALUES (?)');
+      const pause = new Int32Array(new SharedArrayBuffer(4));
+      for (let i = 0; i < 1000; i++) { db.transaction(() => { ins.run(i + 1); ins.run(-(i + 1)); })(); if (i % 200 === 0) db.pragma('wal_checkpoint(TRUNCATE)'); Atomics.wait(pause, 0, 0, 2); }
+      db.close();`),
+  });
+  t.is(writer.code, 0, writer.stderr);
+  const r = await reader;
+  await stop();
+  t.is(r.code, 0, r.stdout + r.stderr);
+  const seen = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { reads: number; states: number };
+  t.true(seen.reads > 0 && seen.states > 10, r.stdout);
+  t.log(r.stdout.trim());
+});
+
+for (const mode of ['sync', 'strong'] as const) {
+  test.serial(`${mode} mode: a commit returns once confirmed${mode === 'strong' ? ', with its rows already in the standby database' : ''}; killed after it, nothing is missing`, async (t) => {
+    const pair = await makePair(`sqlite-${mode}`);
+    t.teardown(() => pair.close());
+    const stop = followReplayer(pair);
+    const standbyFile = JSON.stringify(path.join(pair.standby, 'app.db'));
+    const run = await pair.runApp({
+      env: { UNDERSTUDY_MODE: mode, UNDERSTUDY_SYNC_TIMEOUT_MS: '20000' },
+      code: app(pair, 'WAL', `const fs = require('fs'); const seen = [];
+        const onStandby = (k) => { if (!fs.existsSync(${standbyFile})) return false; const s = new Database(${standbyFile}, { readonly: true }); try { return s.prepare('SELECT v FROM kv WHERE k = ?').pluck().get(k) === 'v' + k; } catch { return false; } finally { s.close(); } };
+        for (let i = 0; i < 30; i++) { put().run(i, 'v' + i); seen.push(onStandby(i)); }
+        db.transaction(() => { for (let i = 30; i < 60; i++) put().run(i, 'v' + i); })(); seen.push(onStandby(59));
+        console.log(JSON.stringify(seen));
+        process.kill(process.pid, 'SIGKILL');`),
+    });
+    await stop();
+    t.is(run.signal, 'SIGKILL', run.stderr);
+    const seen = JSON.parse(run.stdout) as boolean[];
+    t.is(seen.length, 31);
+    if (mode === 'strong') t.deepEqual(seen, seen.map(() => true), 'every commit was on the standby when it returned');
+    const summary = await pair.drain();
+    t.is(summary.inDoubt, 0);
+    const standby = readDb(path.join(pair.standby, 'app.db'));
+    t.is(standby?.integrity, 'ok');
+    t.is((standby!.rows.kv as string[]).length, 60, 'every committed row, though the process was killed with nothing flushed at exit');
+  });
+}
