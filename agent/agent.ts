@@ -142,6 +142,17 @@ function notStarted(err: unknown): undefined {
  * journaled too; what the wrappers journaled is not journaled again. It never keeps the
  * application alive, and a failure only stops the watching, said once.
  */
+/**
+ * What the in-process watcher leaves out: what is excluded, and the databases this process's
+ * better-sqlite3 connections write (captured commit by commit). Reading those here would also
+ * be harmful: closing any descriptor of a file drops every POSIX lock the process holds on it,
+ * SQLite's own included.
+ */
+function watchExcluded(excluded: (rel: string) => boolean): (rel: string) => boolean {
+  const { sqliteDatabases } = require('./shims/libs/better-sqlite3') as typeof import('./shims/libs/better-sqlite3');
+  return (rel) => excluded(rel) || sqliteDatabases.tracks(rel);
+}
+
 function startWatcher(settings: AgentSettings, journal: Journal, gate: FreezeGate): void {
   // Loaded only when asked for: chokidar is ~11 ms of every start that does not watch (issue 15).
   const { Watcher, watchStateFile } = require('./watcher') as typeof import('./watcher');
@@ -160,7 +171,7 @@ function startWatcher(settings: AgentSettings, journal: Journal, gate: FreezeGat
   const watcher = new Watcher(settings.roots, sink, {
     persistent: false,
     stateFile: watchStateFile(journal.dir),
-    excluded: excludeMatcher(settings.exclude),
+    excluded: watchExcluded(excludeMatcher(settings.exclude)),
     onError: (err) => warnOnce('watch', `watching the roots failed (${err.message}); changes by other processes are not journaled`),
     onLimit: (message) => warnOnce('watch-limit', message),
   });

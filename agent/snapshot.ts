@@ -5,11 +5,13 @@ import { hostStamp } from '../lib/host-clock';
 import { DEFAULTS } from '../lib/settings';
 import { realFs } from './real-fs';
 import type { JournalSink, ReadTime } from './sink';
+import { isDatabaseFile, isSidecar, sqliteModule } from '../lib/sqlite-files';
+import { DbCapture } from './sqlite/capture';
 
 const { O_RDONLY, O_NOFOLLOW } = fs.constants;
 
 /** What a snapshot found and journaled. */
-export type Snapped = { kind: 'file'; bytes: number } | { kind: 'dir' | 'symlink' | 'removed' | 'absent' | 'other' | 'torn'; bytes?: undefined };
+export type Snapped = { kind: 'file' | 'database'; bytes: number } | { kind: 'dir' | 'symlink' | 'removed' | 'absent' | 'other' | 'torn' | 'part-of-database'; bytes?: undefined };
 
 /** How a Snapshotter stamps and reads. */
 export interface SnapshotOptions {
@@ -23,6 +25,12 @@ export interface SnapshotOptions {
   readTime?: boolean;
   /** Files up to this size are read whole; larger ones a chunk at a time (DEFAULTS.journal.snapshotWholeBytes). */
   wholeBytes?: number;
+  /**
+   * Journal a SQLite database as an image read in one read transaction, and leave SQLite's
+   * files beside it out (baseline, watch, repair): a byte copy of a live database can be torn.
+   * Off for the recorder, which journals what a call just put in place (a copied database file).
+   */
+  databases?: boolean;
 }
 
 /**
@@ -34,10 +42,12 @@ export interface SnapshotOptions {
 export class Snapshotter {
   private readonly readTime: boolean;
   private readonly wholeBytes: number;
+  private readonly databases: boolean;
 
   constructor(private readonly sink: JournalSink, opts: SnapshotOptions = {}) {
     this.readTime = opts.readTime ?? true;
     this.wholeBytes = opts.wholeBytes ?? DEFAULTS.journal.snapshotWholeBytes;
+    this.databases = opts.databases ?? false;
   }
 
   /**
@@ -69,6 +79,11 @@ export class Snapshotter {
         return { kind: 'symlink' };
       }
       if (type !== 'file') return { kind: 'other' };
+      if (this.databases && isSidecar(abs)) return { kind: 'part-of-database' };
+      if (this.databases && isDatabaseFile(abs)) {
+        const d = snapshotDatabase(this.sink, root, rel, abs);
+        if (d !== undefined) return d;
+      }
       const r = this.file(root, rel, abs, read, attempt === DEFAULTS.journal.snapshotAttempts);
       if (r !== 'changed') return r;
     }
@@ -129,6 +144,26 @@ export class Snapshotter {
     } finally {
       realFs.closeSync(fd);
     }
+  }
+}
+
+/**
+ * Journals database `abs` as an image (agent/sqlite/capture), its place among other changes
+ * when it was read; undefined when it holds nothing yet (an empty new database).
+ */
+function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: string): Snapped | undefined {
+  const order = hostStamp();
+  const Database = sqliteModule();
+  const cap = new DbCapture(abs);
+  const db = new Database(abs, { readonly: true, fileMustExist: true, timeout: 10_000 }) as unknown as { serialize(): Buffer; close(): void };
+  try {
+    const change = cap.capture(() => db.serialize());
+    if (change === undefined) return undefined;
+    sink.record({ root, path: rel, op: change.op, data: change.data, read: { order } });
+    return { kind: 'database', bytes: change.data.length };
+  } finally {
+    db.close();
+    cap.close();
   }
 }
 

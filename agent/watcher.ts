@@ -56,7 +56,7 @@ export class Watcher {
 
   constructor(private readonly roots: readonly Root[], sink: JournalSink, private readonly opts: WatcherOptions) {
     const pace: ReconcilePace = { ...watchPace(), ...opts.pace };
-    this.rec = new Reconciler(roots, new Snapshotter(sink), opts.excluded, pace, opts.onJournaled, opts.onError, opts.stateFile);
+    this.rec = new Reconciler(roots, new Snapshotter(sink, { databases: true }), opts.excluded, pace, opts.onJournaled, opts.onError, opts.stateFile);
   }
 
   /**

@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { describe, walk, Yielder, type ObjectType, type TreeObject } from './walk';
 import { DEFAULTS } from './settings';
+import { databaseHash, isDatabaseFile, isSidecar } from './sqlite-files';
 
 /** Content hashes verify can use: xxh64 is fast; sha256 resists a forger. */
 export const HASHES = ['xxh64', 'sha256'] as const;
@@ -55,6 +57,18 @@ export async function hashFile(abs: string, name: HashName, yielder = new Yielde
 /** The digest of an object already described by lstat. */
 export async function digestOf(o: TreeObject, hash: HashName, yielder?: Yielder): Promise<Digest> {
   const d: Digest = { p: o.rel, type: o.type, mode: o.mode };
+  if (o.type === 'file' && isDatabaseFile(o.abs)) {
+    // Compared by what it holds (lib/sqlite-files): the standby's file is laid out its own way,
+    // and its permission bits are the standby's (an image carries none).
+    try {
+      d.hash = `sqlite:${databaseHash(o.abs)}`;
+    } catch (err) {
+      d.hash = `unreadable:${(err as { code?: string }).code ?? (err as Error).message}`;
+    }
+    d.size = 0;
+    d.mode = 0;
+    return d;
+  }
   if (o.type === 'file') {
     d.size = o.size;
     try {
@@ -70,14 +84,16 @@ export async function digestOf(o: TreeObject, hash: HashName, yielder?: Yielder)
 
 /** The digest of one path, or undefined when nothing is there. */
 export async function digestPath(abs: string, rel: string, hash: HashName, yielder?: Yielder): Promise<Digest | undefined> {
-  const o = describe(abs, rel);
+  // SQLite's files beside a database are part of it: neither side has them as objects.
+  const o = isSidecar(abs) ? undefined : describe(abs, rel);
   return o === undefined ? undefined : digestOf(o, hash, yielder);
 }
 
 /** Digests of everything below `dir`, in walk order. */
 export async function* digestTree(dir: string, hash: HashName, skip?: (rel: string, name: string) => boolean): AsyncGenerator<Digest> {
   const yielder = new Yielder();
-  for await (const o of walk(dir, skip, '', yielder)) yield await digestOf(o, hash, yielder);
+  const skipping = (rel: string, name: string): boolean => skip?.(rel, name) === true || isSidecar(path.join(dir, rel));
+  for await (const o of walk(dir, skipping, '', yielder)) yield await digestOf(o, hash, yielder);
 }
 
 /** How `standby` differs from `primary` (either may be absent), or undefined when they are equal. */

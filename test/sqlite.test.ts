@@ -1,6 +1,9 @@
 import test, { type ExecutionContext } from 'ava';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makePair, followReplayer, type Pair } from './helpers/pair';
+import Database from 'better-sqlite3';
+import { until } from './helpers/agent-apps';
+import { makePair, followReplayer, runCli, type Pair } from './helpers/pair';
 import { readDb, readPrimary, SQLITE_MODULE } from './helpers/sqlite-app';
 import { streamEntries } from './helpers/stream-entries';
 
@@ -182,3 +185,36 @@ for (const mode of ['sync', 'strong'] as const) {
     t.is((standby!.rows.kv as string[]).length, 60, 'every committed row, though the process was killed with nothing flushed at exit');
   });
 }
+
+test.serial('baseline, verify and --repair know databases: a live WAL database goes whole, is compared by its rows, and is mended whole', async (t) => {
+  const pair = await makePair('sqlite-baseline');
+  t.teardown(() => pair.close());
+  // A database written without the agent, left open in WAL mode with commits still in its WAL.
+  const seedDb = new Database(path.join(pair.primary, 'app.db'));
+  t.teardown(() => seedDb.open && seedDb.close());
+  seedDb.pragma('journal_mode = WAL');
+  seedDb.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)');
+  const ins = seedDb.prepare('INSERT INTO kv VALUES (?, ?)');
+  seedDb.transaction(() => { for (let i = 0; i < 500; i++) ins.run(i, 'seed'); })();
+  fs.writeFileSync(path.join(pair.primary, 'plain.txt'), 'a file beside it');
+  const cli = (cmd: string, extra: string[] = []) => runCli([cmd, '--root', `data=${pair.primary}`, '--nats', pair.server.url, ...extra], { UNDERSTUDY_SPOOL_DIR: pair.spool });
+  const b = await cli('baseline');
+  t.is(b.code, 0, b.stderr);
+  const stop = followReplayer(pair);
+  t.teardown(stop);
+  await until('the standby database', () => readDb(path.join(pair.standby, 'app.db'))?.rows.kv?.length === 500);
+  t.false(fs.existsSync(path.join(pair.standby, 'app.db-wal')), 'SQLite\'s side files are part of the database, not replicated as files');
+  let v = await cli('verify');
+  t.is(v.code, 0, v.stdout + v.stderr);
+  // Changed on the primary without the agent: verify finds it, --repair ships it whole.
+  ins.run(1000, 'behind the agent\'s back');
+  v = await cli('verify');
+  t.is(v.code, 1, v.stdout + v.stderr);
+  t.regex(v.stdout + v.stderr, /app\.db/);
+  const r = await cli('verify', ['--repair']);
+  t.not(r.code, 2, r.stdout + r.stderr);
+  await until('the repaired database', () => readDb(path.join(pair.standby, 'app.db'))?.rows.kv?.length === 501);
+  v = await cli('verify');
+  t.is(v.code, 0, v.stdout + v.stderr);
+  t.is(readDb(path.join(pair.standby, 'app.db'))?.integrity, 'ok');
+});

@@ -51,7 +51,7 @@ export async function baseline(argv: string[], env: NodeJS.ProcessEnv): Promise<
     }
     const progress = new Progress('baseline', total);
     const done: Counts = { objects: 0, bytes: 0 };
-    const snap = new Snapshotter(session.journal);
+    const snap = new Snapshotter(session.journal, { databases: true });
     let others = 0;
     let stalled = false;
     walking: for (const r of o.roots) {

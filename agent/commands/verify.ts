@@ -97,7 +97,7 @@ async function repair(diffs: Difference[], roots: Root[], s: Parameters<typeof o
   standby: { nc: NatsConnection; subject: string; hash: HashName }): Promise<number> {
   const session = openSession(s, env);
   try {
-    const snap = new Snapshotter(session.journal);
+    const snap = new Snapshotter(session.journal, { databases: true });
     const sorted = [...diffs].sort((a, b) => (a.root + '\0' + a.path < b.root + '\0' + b.path ? -1 : 1));
     const removed: string[] = [];
     let n = 0;

@@ -6,6 +6,7 @@ import { warnOnce } from '../log';
 import { objectJournal } from '../objects';
 import { realFs } from '../real-fs';
 import { DbCapture } from './capture';
+import { sidecarBase } from '../../lib/sqlite-files';
 
 /** What the tracker needs of a better-sqlite3 Database (its public properties). */
 export interface Connection {
@@ -27,6 +28,13 @@ interface Tracked { cap: DbCapture; at: Located; conns: number }
 export class Databases {
   private readonly byConn = new WeakMap<object, Tracked | null>();
   private readonly byFile = new Map<string, Tracked>();
+  /** Relative paths (any root) of the databases tracked: the in-process watcher leaves them and their side files to the capture. */
+  private readonly rels = new Map<string, number>();
+
+  /** Whether `rel` is a database this thread captures, or SQLite's file beside one. */
+  tracks(rel: string): boolean {
+    return this.rels.has(rel) || this.rels.has(sidecarBase(rel) ?? '\0');
+  }
 
   /**
    * Journals what `db` committed since the last look, if it is tracked and between transactions.
@@ -61,6 +69,9 @@ export class Databases {
     if (--t.conns > 0) return;
     t.cap.close();
     this.byFile.delete(t.cap.file);
+    const n = (this.rels.get(t.at.rel) ?? 1) - 1;
+    if (n > 0) this.rels.set(t.at.rel, n);
+    else this.rels.delete(t.at.rel);
   }
 
   private track(db: Connection): Tracked | undefined {
@@ -82,7 +93,10 @@ export class Databases {
     const at = objectJournal()?.locate(abs);
     if (at === undefined) return undefined;
     let t = this.byFile.get(abs);
-    if (t === undefined) this.byFile.set(abs, (t = { cap: new DbCapture(abs), at, conns: 0 }));
+    if (t === undefined) {
+      this.byFile.set(abs, (t = { cap: new DbCapture(abs), at, conns: 0 }));
+      this.rels.set(at.rel, (this.rels.get(at.rel) ?? 0) + 1);
+    }
     t.conns++;
     return t;
   }
