@@ -22,7 +22,16 @@ export interface UnseenStore {
   addons: readonly string[];
   /** Where a file snapshot of it may be caught halfway (what UNDERSTUDY_WATCH gives). */
   torn: string;
+  /**
+   * For a store the agent captures (better-sqlite3): whether its wrapper is in place. Its addon
+   * loading while it is not means the library was reached where no hook runs (an ES module
+   * under --require): then, and only then, it is said.
+   */
+  wrapped?: () => boolean;
 }
+
+/** Set by the better-sqlite3 wrapper (agent/shims/libs/better-sqlite3) when it patches a copy of the library. */
+export const SQLITE_WRAPPED = Symbol.for('understudy.sqlite.wrapped');
 
 /**
  * The list. Each entry is an embedded store whose engine writes its database files itself;
@@ -31,6 +40,8 @@ export interface UnseenStore {
  * of a server (its files are the server's), and stores written through Node's fs (seen).
  */
 export const UNSEEN_STORES: readonly UnseenStore[] = [
+  // Captured commit by commit (agent/sqlite), when the require hook or --import's loader reached it.
+  { library: 'better-sqlite3', kind: 'SQLite', addons: ['better-sqlite3'], torn: 'between a commit and a checkpoint', wrapped: () => (globalThis as { [SQLITE_WRAPPED]?: boolean })[SQLITE_WRAPPED] === true },
   { library: 'sqlite3', kind: 'SQLite', addons: ['sqlite3'], torn: 'between a commit and a checkpoint' },
   // better-sqlite3's API over libSQL; its addon ships in @libsql/<platform> packages.
   { library: 'libsql', kind: 'SQLite', addons: ['libsql', '@libsql/'], torn: 'between a commit and a checkpoint' },
@@ -69,6 +80,10 @@ export function storeOfAddon(file: string): UnseenStore | undefined {
 
 /** The notice for `store`: what is not seen, and what UNDERSTUDY_WATCH gives (or would). */
 export function unseenNotice(store: UnseenStore, watch: boolean): string {
+  if (store.wrapped !== undefined) {
+    return `${store.library} was loaded where understudy could not wrap it (an ES module's import under --require understudy/agent: start with --import understudy/agent), so its ${store.kind} commits are not replicated` +
+      (watch ? `; UNDERSTUDY_WATCH=1 replicates its files as snapshots, which may be torn ${store.torn}` : ' unless UNDERSTUDY_WATCH=1 (snapshots, not transactions)');
+  }
   const head = `${store.library} writes its ${store.kind} files from native code, which understudy does not see`;
   return watch
     ? `${head}; UNDERSTUDY_WATCH=1 replicates its files under the roots as snapshots, not transactions, which may be torn ${store.torn}`
@@ -96,7 +111,7 @@ export function watchUnseenStores(watch: boolean): void {
       Reflect.apply(dlopen, this, args);
       try {
         const store = storeOfAddon(String(args[1]));
-        if (store === undefined) return;
+        if (store === undefined || store.wrapped?.() === true) return;
         if (Atomics.compareExchange(said, UNSEEN_STORES.indexOf(store), 0, 1) !== 0) return;
         warnOnce(`unseen:${store.library}`, unseenNotice(store, watch));
       } catch {

@@ -1,4 +1,5 @@
 import { objectJournal } from '../../objects';
+import { SQLITE_WRAPPED } from '../../unseen-stores';
 import { Databases, type Connection } from '../../sqlite/databases';
 import { patch } from '../wrap';
 import type { Fn, LibraryShim } from './types';
@@ -26,6 +27,8 @@ export const betterSqliteShim: LibraryShim = {
     const Database = exports as { prototype?: Record<string, unknown> } & (new (file: string) => Connection & { prepare(sql: string): object; close(): void });
     const proto = Database.prototype;
     if (typeof exports !== 'function' || proto === undefined) return exports;
+    // Before the probe below loads the addon: its load is then known to be a wrapped one (agent/unseen-stores).
+    (globalThis as { [SQLITE_WRAPPED]?: boolean })[SQLITE_WRAPPED] = true;
     // The prototype every statement shares (the default addon's), wrapped before any is made.
     try {
       const probe = new Database(':memory:');
