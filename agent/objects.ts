@@ -98,6 +98,20 @@ export class ObjectJournal {
     return seq;
   }
 
+  /** A library wrote the file at `abs` from native code (better-sqlite3's backup): journal what is there now, as a copy is. */
+  fileWritten(abs: string, what: string): void {
+    const before = this.r.lastSeq;
+    this.gated(() => {
+      this.r.depth++;
+      try {
+        this.r.copied(abs);
+      } finally {
+        this.r.depth--;
+      }
+    });
+    if (this.r.lastSeq !== before) this.r.commit?.waitSync(this.r.lastSeq, what);
+  }
+
   /**
    * Waits for a job entry like any other, but never fails the queue's own call: an enqueue is
    * journaled before the real call (a free worker may run the job inside it), and a start or

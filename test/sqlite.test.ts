@@ -218,3 +218,22 @@ test.serial('baseline, verify and --repair know databases: a live WAL database g
   t.is(v.code, 0, v.stdout + v.stderr);
   t.is(readDb(path.join(pair.standby, 'app.db'))?.integrity, 'ok');
 });
+
+test.serial('db.backup() into a root is replicated as the file it writes; ATTACH, which the capture does not follow, is said once', async (t) => {
+  const pair = await makePair('sqlite-backup');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({
+    code: app(pair, 'WAL', `put().run(1, 'one');
+      db.exec(${JSON.stringify(`ATTACH DATABASE '${path.join(pair.dir, 'other.db')}' AS other`)});
+      db.exec('CREATE TABLE other.t (x)');
+      db.prepare('ATTACH DATABASE ? AS again').run(${JSON.stringify(path.join(pair.dir, 'again.db'))});
+      db.backup(${JSON.stringify(path.join(pair.primary, 'copy.db'))}).then(() => { db.close(); console.log('ok'); });`),
+  });
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stdout.trim(), 'ok');
+  const said = run.stderr.split('\n').filter((l) => l.includes('is not replicated'));
+  t.is(said.length, 1, run.stderr);
+  t.regex(said[0], /ATTACH/);
+  await drainedEqual(t, pair);
+  t.deepEqual(readDb(path.join(pair.standby, 'copy.db'))?.rows, { kv: ['[1,"one"]'] });
+});

@@ -63,7 +63,6 @@ export class SqliteApplier implements Applier {
     let p = this.pending.get(key);
     if (p !== undefined && p.pageSize !== h.ps && !verdict.whole) throw new BadEntryError(`sqlite entry ${h.r}/${h.p}: page size ${h.ps} after ${p.pageSize} without an image`);
     if (verdict.whole || p === undefined || p.pageSize !== h.ps) {
-      if (p !== undefined && !verdict.whole) this.flush(key, file);
       // Size -1 until a transaction is staged: a restart of the WAL alone writes nothing.
       p = { pageSize: h.ps, size: -1, pages: new Map(), bytes: 0 };
       this.pending.set(key, p);
@@ -81,17 +80,41 @@ export class SqliteApplier implements Applier {
     if (verdict.whole) p.size = txns[0]!.size;
     this.staged.set(key, { w: h.w, k: h.k, o: Math.max(o, at?.o ?? 0) });
     this.ctx.order.applied(h, 'apply');
-    if (p.bytes >= FLUSH_BYTES) this.flush(key, file);
+    if (p.bytes >= FLUSH_BYTES) {
+      try {
+        this.flush(key, file);
+      } catch (err) {
+        this.forgetUncommitted();
+        throw err;
+      }
+    }
     return 'applied';
   }
 
   async sync(): Promise<void> {
     if (this.staged.size === 0) return;
-    for (const key of this.pending.keys()) this.flush(key, this.place(...splitKey(key)));
-    for (const [key, pos] of this.staged) this.positions[key] = pos;
-    // After the databases: a position never names a transaction the disk does not hold.
-    fs.mkdirSync(path.dirname(this.positionsFile), { recursive: true });
-    replaceJson(this.positionsFile, this.positions);
+    const next = { ...this.positions };
+    try {
+      for (const key of [...this.pending.keys()]) this.flush(key, this.place(...splitKey(key)));
+      for (const [key, pos] of this.staged) next[key] = pos;
+      // After the databases: a position never names a transaction the disk does not hold.
+      fs.mkdirSync(path.dirname(this.positionsFile), { recursive: true });
+      replaceJson(this.positionsFile, next);
+    } catch (err) {
+      this.forgetUncommitted();
+      throw err;
+    }
+    Object.assign(this.positions, next);
+    this.staged.clear();
+  }
+
+  /**
+   * After a failed write: what was staged or written since the last commit is not trusted. The
+   * replayer applies it again from the last commit, and it must then be decided from there, not
+   * passed over as already held (a database written again with the same pages ends the same).
+   */
+  private forgetUncommitted(): void {
+    this.pending.clear();
     this.staged.clear();
   }
 

@@ -1,3 +1,6 @@
+import * as path from 'node:path';
+import { CommitTimeoutError } from '../../commit-wait';
+import { warnOnce } from '../../log';
 import { objectJournal } from '../../objects';
 import { SQLITE_WRAPPED } from '../../unseen-stores';
 import { Databases, type Connection } from '../../sqlite/databases';
@@ -38,7 +41,23 @@ export const betterSqliteShim: LibraryShim = {
       // No addon to load yet (a custom nativeBinding only): wrapped at the first prepare.
     }
     patch(proto, 'exec', (orig) => function (this: unknown, ...args: unknown[]) {
+      notCaptured(args[0]);
       return written(this as Connection, () => orig.apply(this, args));
+    });
+    // A backup is a new database file written from native code: journaled as a copy once it is complete.
+    patch(proto, 'backup', (orig) => function (this: unknown, ...args: unknown[]) {
+      const result = orig.apply(this, args) as Promise<unknown>;
+      const dest = args[0];
+      if (typeof dest !== 'string' || objectJournal() === undefined) return result;
+      return result.then((r) => {
+        try {
+          objectJournal()?.fileWritten(path.resolve(dest), `the backup ${dest}`);
+        } catch (err) {
+          if (err instanceof CommitTimeoutError) throw err;
+          warnOnce(`sqlite-backup:${(err as Error).message}`, `the backup ${dest} was written but could not be journaled: ${(err as Error).message}`);
+        }
+        return r;
+      });
     });
     patch(proto, 'close', (orig) => function (this: unknown, ...args: unknown[]) {
       if (objectJournal() !== undefined) databases.after(this as Connection);
@@ -48,6 +67,7 @@ export const betterSqliteShim: LibraryShim = {
     });
     // Statements made with a custom `nativeBinding` have their own prototype: wrapped at first prepare.
     patch(proto, 'prepare', (orig) => function (this: unknown, ...args: unknown[]) {
+      notCaptured(args[0]);
       const stmt = orig.apply(this, args) as object;
       wrapStatements(Object.getPrototypeOf(stmt) as object);
       return stmt;
@@ -61,6 +81,16 @@ export const betterSqliteShim: LibraryShim = {
     return exports;
   },
 };
+
+/** What SQL can write that the capture does not follow: another database file through this connection. */
+const UNCAPTURED = /\battach\b|\bvacuum\b[\s\S]*\binto\b/i;
+
+/** Says once that an ATTACHed database or a VACUUM INTO file is not replicated (the main database still is). */
+function notCaptured(sql: unknown): void {
+  if (typeof sql !== 'string' || !UNCAPTURED.test(sql) || objectJournal() === undefined) return;
+  const what = /\battach\b/i.test(sql) ? 'a database reached through ATTACH' : 'the file VACUUM INTO writes';
+  warnOnce(`sqlite-uncaptured:${what}`, `better-sqlite3: ${what} is not replicated (only each connection's main database is captured); keep it outside the roots or open it with a connection of its own`);
+}
 
 /** Wraps the calls of a Statement prototype once. */
 function wrapStatements(sp: object): void {
