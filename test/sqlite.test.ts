@@ -237,3 +237,20 @@ test.serial('db.backup() into a root is replicated as the file it writes; ATTACH
   await drainedEqual(t, pair);
   t.deepEqual(readDb(path.join(pair.standby, 'copy.db'))?.rows, { kv: ['[1,"one"]'] });
 });
+
+for (const mode of ['WAL', 'DELETE'] as const) {
+  test.serial(`${mode} in locking_mode=EXCLUSIVE, where no commit can be told from the files: each goes whole, said once, and the standby ends equal`, async (t) => {
+    const pair = await makePair(`sqlite-exclusive-${mode}`);
+    t.teardown(() => pair.close());
+    const run = await pair.runApp({
+      code: app(pair, mode, `db.pragma('locking_mode = EXCLUSIVE');
+        for (let i = 0; i < 40; i++) put().run(i, 'x'.repeat(i * 10));
+        db.exec('DELETE FROM kv WHERE k < 10; VACUUM');
+        put().run(100, 'last');
+        db.close();`),
+    });
+    t.is(run.code, 0, run.stderr);
+    t.is(run.stderr.split('\n').filter((l) => l.includes('locking_mode=EXCLUSIVE')).length, 1, run.stderr);
+    await drainedEqual(t, pair);
+  });
+}

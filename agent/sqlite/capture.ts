@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { SqliteOp } from '../../lib/entry';
 import { encodePages, type PageSet } from '../../lib/sqlite-pages';
 import { parseDbHeader, parseShmHeader, parseWalHeader, readFrames, SHM_HEADER, WAL_HEADER, FRAME_HEADER, WalReadError, type ShmHeader } from '../../lib/sqlite-wal';
@@ -52,6 +52,7 @@ export class DbCapture {
    */
   capture(serialize: () => Buffer): DbChange | undefined {
     const head = this.readHead();
+    if (this.exclusive) return this.exclusiveImage(serialize, head);
     // A new database in WAL mode may have every page in the WAL and none yet in its file.
     const shm = head === undefined || head.wal ? this.readShm() : undefined;
     if (head === undefined && shm === undefined) return undefined;
@@ -68,9 +69,35 @@ export class DbCapture {
     return this.rollbackDelta(s, serialize);
   }
 
+  /**
+   * Set while a connection holds the database in `locking_mode = EXCLUSIVE`: its WAL has no
+   * shared index to read, and its change counter need not move at each commit, so no commit can
+   * be told from the files. Each call that may have committed then sends the database whole
+   * when its pages differ from the last sent (agent/sqlite/databases says so once).
+   */
+  exclusive = false;
+  /** Where images count when the files give no position: a generation of this capture's own. */
+  private readonly ownGeneration = randomBytes(8).toString('hex');
+  private ownPosition = 0;
+  private lastDigest: Buffer | undefined;
+
+  private exclusiveImage(serialize: () => Buffer, head: ReturnType<typeof parseDbHeader>): DbChange | undefined {
+    if (head === undefined && !fileExists(`${this.file}-wal`)) return undefined;
+    const buf = serialize();
+    const h = parseDbHeader(buf);
+    if (h === undefined) return undefined;
+    const digest = hash('sha256', buf, 'buffer') as Buffer;
+    if (this.lastDigest?.equals(digest) === true) return undefined;
+    this.lastDigest = digest;
+    // Positions of its own: the standby orders its images by them, and by host order against anyone else's.
+    this.state = undefined;
+    return imageOf(buf, h.pageSize, this.ownGeneration, ++this.ownPosition);
+  }
+
   /** Forgets where it stood: the next change goes as an image (a change that could not be journaled). */
   forget(): void {
     this.state = undefined;
+    this.lastDigest = undefined;
   }
 
   /** Closes its descriptors; call once no connection of this process has the file open. */
@@ -215,6 +242,15 @@ function pageDigests(buf: Buffer, pageSize: number): Buffer[] {
   const out: Buffer[] = [];
   for (let at = 0; at < buf.length; at += pageSize) out.push(hash('sha1', buf.subarray(at, at + pageSize), 'buffer') as Buffer);
   return out;
+}
+
+function fileExists(file: string): boolean {
+  try {
+    realFs.statSync(file);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function openIfThere(file: string): number {

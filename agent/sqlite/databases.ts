@@ -16,9 +16,13 @@ export interface Connection {
   readonly readonly: boolean;
   readonly memory: boolean;
   serialize(): Buffer;
+  pragma(source: string, options: { simple: true }): unknown;
 }
 
 interface Tracked { cap: DbCapture; at: Located; conns: number }
+
+/** Connections whose locking mode is to be read again before their next capture (first use, or SQL that names it). */
+const modeUnknown = new WeakSet<object>();
 
 /**
  * The SQLite databases this thread's connections have open under a root, one capture per
@@ -30,6 +34,8 @@ export class Databases {
   private readonly byFile = new Map<string, Tracked>();
   /** Relative paths (any root) of the databases tracked: the in-process watcher leaves them and their side files to the capture. */
   private readonly rels = new Map<string, number>();
+  /** Inside a capture: the statements it runs itself (a pragma) capture nothing. */
+  private busy = false;
 
   /** Whether `rel` is a database this thread captures, or SQLite's file beside one. */
   tracks(rel: string): boolean {
@@ -42,10 +48,17 @@ export class Databases {
    */
   after(db: Connection): void {
     const oj = objectJournal();
-    if (oj === undefined || !db.open || db.inTransaction) return;
+    if (oj === undefined || !db.open || db.inTransaction || this.busy) return;
     const t = this.track(db);
     if (t === undefined) return;
+    this.busy = true;
     try {
+      if (modeUnknown.has(db)) {
+        modeUnknown.delete(db);
+        const exclusive = db.pragma('locking_mode', { simple: true }) === 'exclusive';
+        if (exclusive && !t.cap.exclusive) warnOnce(`sqlite-exclusive:${t.at.rel}`, `database ${t.at.root}/${t.at.rel} is in locking_mode=EXCLUSIVE: no commit can be told from its files, so each call that may have committed sends the whole database when it changed (costly: use the default locking mode)`);
+        t.cap.exclusive = exclusive;
+      }
       const read = hostStamp();
       const change = t.cap.capture(() => db.serialize());
       if (change === undefined) return;
@@ -58,7 +71,14 @@ export class Databases {
       if (err instanceof CommitTimeoutError) throw err;
       t.cap.forget();
       warnOnce(`sqlite:${t.at.rel}:${(err as Error).message}`, `database ${t.at.root}/${t.at.rel}: a commit could not be journaled (${(err as Error).message}); its next change goes whole`);
+    } finally {
+      this.busy = false;
     }
+  }
+
+  /** `db` ran SQL that may change its locking mode: read it again before the next capture. */
+  modeMayChange(db: Connection): void {
+    modeUnknown.add(db);
   }
 
   /** `db` was closed: its file's capture ends with the last connection of this thread to it. */
@@ -79,6 +99,7 @@ export class Databases {
     if (known !== undefined) return known ?? undefined;
     const t = this.learn(db);
     this.byConn.set(db, t ?? null);
+    if (t !== undefined) modeUnknown.add(db);
     return t;
   }
 

@@ -41,7 +41,7 @@ export const betterSqliteShim: LibraryShim = {
       // No addon to load yet (a custom nativeBinding only): wrapped at the first prepare.
     }
     patch(proto, 'exec', (orig) => function (this: unknown, ...args: unknown[]) {
-      notCaptured(args[0]);
+      notCaptured(args[0], this as Connection);
       return written(this as Connection, () => orig.apply(this, args));
     });
     // A backup is a new database file written from native code: journaled as a copy once it is complete.
@@ -67,10 +67,15 @@ export const betterSqliteShim: LibraryShim = {
     });
     // Statements made with a custom `nativeBinding` have their own prototype: wrapped at first prepare.
     patch(proto, 'prepare', (orig) => function (this: unknown, ...args: unknown[]) {
-      notCaptured(args[0]);
+      notCaptured(args[0], this as Connection);
       const stmt = orig.apply(this, args) as object;
       wrapStatements(Object.getPrototypeOf(stmt) as object);
       return stmt;
+    });
+    // db.pragma('locking_mode = ...') prepares natively: it is seen here.
+    patch(proto, 'pragma', (orig) => function (this: unknown, ...args: unknown[]) {
+      if (typeof args[0] === 'string' && /locking_mode/i.test(args[0])) databases.modeMayChange(this as Connection);
+      return orig.apply(this, args);
     });
     patch(proto, 'transaction', (orig) => function (this: unknown, ...args: unknown[]) {
       // db.transaction() commits through statements prepared natively: their prototype must be wrapped first.
@@ -86,8 +91,10 @@ export const betterSqliteShim: LibraryShim = {
 const UNCAPTURED = /\battach\b|\bvacuum\b[\s\S]*\binto\b/i;
 
 /** Says once that an ATTACHed database or a VACUUM INTO file is not replicated (the main database still is). */
-function notCaptured(sql: unknown): void {
-  if (typeof sql !== 'string' || !UNCAPTURED.test(sql) || objectJournal() === undefined) return;
+function notCaptured(sql: unknown, db: Connection): void {
+  if (typeof sql !== 'string' || objectJournal() === undefined) return;
+  if (/locking_mode/i.test(sql)) databases.modeMayChange(db);
+  if (!UNCAPTURED.test(sql)) return;
   const what = /\battach\b/i.test(sql) ? 'a database reached through ATTACH' : 'the file VACUUM INTO writes';
   warnOnce(`sqlite-uncaptured:${what}`, `better-sqlite3: ${what} is not replicated (only each connection's main database is captured); keep it outside the roots or open it with a connection of its own`);
 }
