@@ -47,8 +47,8 @@ export class DbCapture {
 
   /**
    * What changed since the last call, or undefined when nothing did. `serialize` gives the
-   * whole database as the application's connection sees it, in one read transaction. Throws only on what it cannot read at all (the caller then
-   * asks for an image next time with `forget`).
+   * whole database as the application's connection sees it, in one read transaction. Throws
+   * only on what it cannot read at all (the caller then asks for an image next time: `forget`).
    */
   capture(serialize: () => Buffer): DbChange | undefined {
     const head = this.readHead();
@@ -112,11 +112,20 @@ export class DbCapture {
     try {
       if (shm.salt === s.w) {
         if (shm.mxFrame < s.k || shm.pageSize !== s.pageSize) return undefined;
-        if (s.k > 0) return this.walChange(s, shm, this.frames(s.k, shm.mxFrame, shm, s.cksum, s.bigEndian), s.bigEndian);
-        // From the start of the WAL (after a TRUNCATE checkpoint): the chain begins at its header.
-        const wal = this.readWalHeader();
-        if (wal === undefined || wal.salt !== shm.salt) return undefined;
-        return this.walChange(s, shm, this.frames(0, shm.mxFrame, shm, wal.cksum, wal.bigEndian), wal.bigEndian);
+        let txns: PageSet[];
+        let bigEndian = s.bigEndian;
+        if (s.k > 0) {
+          txns = this.frames(s.k, shm.mxFrame, shm, s.cksum, s.bigEndian);
+        } else {
+          // From the start of the WAL (after a TRUNCATE checkpoint): the chain begins at its header.
+          const wal = this.readWalHeader();
+          if (wal === undefined || wal.salt !== shm.salt) return undefined;
+          txns = this.frames(0, shm.mxFrame, shm, wal.cksum, wal.bigEndian);
+          bigEndian = wal.bigEndian;
+        }
+        // Every commit since the last read is among the frames read, or something else wrote the index.
+        if (((shm.change - s.change) >>> 0) !== txns.length) return undefined;
+        return this.walChange(s, shm, txns, bigEndian);
       }
       // A new generation (the WAL restarted after a full checkpoint): it follows the last read
       // only if no commit was missed in the old one. The wal-index's change counter moves once
