@@ -254,3 +254,25 @@ for (const mode of ['WAL', 'DELETE'] as const) {
     await drainedEqual(t, pair);
   });
 }
+
+test.serial('a database renamed aside, and one removed and made again under the same name: the standby follows each, by file', async (t) => {
+  const pair = await makePair('sqlite-replace');
+  t.teardown(() => pair.close());
+  const stop = followReplayer(pair);
+  const run = await pair.runApp({
+    code: app(pair, 'DELETE', `const fs = require('fs'); const pause = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+      put().run(1, 'first life');
+      db.close(); pause();
+      fs.renameSync(file, file.replace('app.db', 'archive.db'));
+      db = new Database(file); db.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)'); put().run(2, 'second life');
+      db.close(); pause();
+      fs.unlinkSync(file);
+      db = new Database(file); db.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)'); put().run(3, 'third life');
+      db.close();`),
+  });
+  t.is(run.code, 0, run.stderr);
+  await stop();
+  await drainedEqual(t, pair);
+  t.deepEqual(readDb(path.join(pair.standby, 'archive.db'))?.rows, { kv: ['[1,"first life"]'] });
+  t.deepEqual(readDb(path.join(pair.standby, 'app.db'))?.rows, { kv: ['[3,"third life"]'] });
+});

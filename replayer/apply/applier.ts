@@ -32,6 +32,11 @@ export interface Applier {
   close(): void;
   /** Removes what a killed replayer left behind (temporary files); returns how many it removed. */
   cleanUp(): number;
+  /**
+   * Told before another applier applies `h`: an applier that stages what it applies (a
+   * database's pages) writes what `h` would otherwise overtake, and forgets what `h` replaces.
+   */
+  beforeOther?(h: EntryHeader): void;
 }
 
 /** Where the last applied entry of each journal stands; the replayer's position store. */

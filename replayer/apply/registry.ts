@@ -39,7 +39,9 @@ export class Appliers {
 
   /** Applies `h` with the applier that takes it. */
   apply(h: EntryHeader, data: Data): Outcome {
-    return this.for(h).apply(h, data);
+    const applier = this.for(h);
+    for (const a of this.all) if (a !== applier) a.beforeOther?.(h);
+    return applier.apply(h, data);
   }
 
   /** Group commit: makes what the checkpoints kept durable, then every applier's changes, one after another; the first failure stops it. */

@@ -30,10 +30,10 @@ export class SqliteApplier implements Applier {
   readonly name = 'sqlite';
   private readonly positionsFile: string;
   private readonly positions: Record<string, DbPosition>;
-  /** Positions including what is staged: where the next entry is decided from. */
-  private readonly staged = new Map<string, DbPosition>();
+  /** Positions including what is staged (null: the database's file was removed or replaced): where the next entry is decided from. */
+  private readonly staged = new Map<string, DbPosition | null>();
   private readonly pending = new Map<string, Pending>();
-  private readonly writers = new Map<string, SqlitePageWriter>();
+  private readonly writers = new Map<string, { w: SqlitePageWriter; ino: number | undefined }>();
   private Database: SqliteConstructor | undefined;
 
   constructor(private readonly roots: ReadonlyMap<string, string>, private readonly ctx: Pick<ApplierContext, 'stateDir' | 'log' | 'order'>) {
@@ -51,7 +51,7 @@ export class SqliteApplier implements Applier {
     const key = `${h.r}/${h.p}`;
     const txns = decodePages(data.buf ?? fs.readFileSync(data.file), h.ps);
     if (h.kind === 'image' && txns.length !== 1) throw new BadEntryError(`sqlite image ${h.r}/${h.p} carries ${txns.length} transactions, not one`);
-    const at = this.staged.get(key) ?? this.positions[key];
+    const at = this.staged.has(key) ? this.staged.get(key) ?? undefined : this.positions[key];
     const o = h.o ?? 0;
     const verdict = decide(at, h, o, txns);
     if (verdict.kind === 'duplicate') return 'superseded';
@@ -96,7 +96,10 @@ export class SqliteApplier implements Applier {
     const next = { ...this.positions };
     try {
       for (const key of [...this.pending.keys()]) this.flush(key, this.place(...splitKey(key)));
-      for (const [key, pos] of this.staged) next[key] = pos;
+      for (const [key, pos] of this.staged) {
+        if (pos === null) delete next[key];
+        else next[key] = pos;
+      }
       // After the databases: a position never names a transaction the disk does not hold.
       fs.mkdirSync(path.dirname(this.positionsFile), { recursive: true });
       replaceJson(this.positionsFile, next);
@@ -104,8 +107,38 @@ export class SqliteApplier implements Applier {
       this.forgetUncommitted();
       throw err;
     }
+    for (const key of Object.keys(this.positions)) if (!(key in next)) delete this.positions[key];
     Object.assign(this.positions, next);
     this.staged.clear();
+  }
+
+  /**
+   * A file entry on a database's path, or on a directory above it: the database's staged pages
+   * are written first (the entry may move or remove the file), and one that removes, replaces
+   * or changes the file ends its position, so whatever comes next for that name starts afresh
+   * from an image.
+   */
+  beforeOther(h: EntryHeader): void {
+    if (h.r === '' || (this.pending.size === 0 && this.staged.size === 0 && Object.keys(this.positions).length === 0)) return;
+    const paths = [`${h.r}/${h.p}`];
+    if (h.op === 'rename') paths.push(`${h.toRoot}/${h.to}`);
+    const hit = (key: string): boolean => paths.some((p) => key === p || key.startsWith(`${p}/`));
+    for (const key of [...this.pending.keys()]) {
+      if (!hit(key)) continue;
+      try {
+        this.flush(key, this.place(...splitKey(key)));
+      } catch (err) {
+        this.forgetUncommitted();
+        throw err;
+      }
+    }
+    if (h.op === 'chmod') return;
+    for (const key of new Set([...this.staged.keys(), ...Object.keys(this.positions)])) {
+      if (!hit(key)) continue;
+      this.staged.set(key, null);
+      this.writers.get(key)?.w.close();
+      this.writers.delete(key);
+    }
   }
 
   /**
@@ -121,7 +154,7 @@ export class SqliteApplier implements Applier {
   close(): void {
     this.pending.clear();
     this.staged.clear();
-    for (const w of this.writers.values()) w.close();
+    for (const { w } of this.writers.values()) w.close();
     this.writers.clear();
   }
 
@@ -140,12 +173,14 @@ export class SqliteApplier implements Applier {
   }
 
   private writer(key: string, file: string): SqlitePageWriter {
-    let w = this.writers.get(key);
-    if (w === undefined) {
-      this.Database ??= loadSqlite();
-      w = SqlitePageWriter.open(file, this.Database, (line) => this.ctx.log(`sqlite ${key}: ${line}`));
-      this.writers.set(key, w);
-    }
+    const held = this.writers.get(key);
+    // The file at the path may have been removed or replaced since (an rm or rename entry): a
+    // writer on the old inode would write where no reader looks.
+    if (held !== undefined && held.ino === inodeOf(file)) return held.w;
+    held?.w.close();
+    this.Database ??= loadSqlite();
+    const w = SqlitePageWriter.open(file, this.Database, (line) => this.ctx.log(`sqlite ${key}: ${line}`));
+    this.writers.set(key, { w, ino: inodeOf(file) });
     return w;
   }
 
@@ -165,6 +200,14 @@ export class SqliteApplier implements Applier {
       if (!st.isFile()) throw new BadEntryError(`${rel}: ${path.basename(f)} is not a regular file on the standby`);
     }
     return file;
+  }
+}
+
+function inodeOf(file: string): number | undefined {
+  try {
+    return fs.lstatSync(file).ino;
+  } catch {
+    return undefined;
   }
 }
 
