@@ -27,3 +27,10 @@ test.serial('the failover demo (npm run demo:failover) promotes a standby with t
   t.is(r.code, 0, r.out);
   t.regex(r.out, /checked: pending on the standby = enqueued − done on the primary/);
 });
+
+test.serial('the SQLite demo (npm run demo:sqlite) kills a service that keeps its orders in SQLite; the standby has every confirmed one', async (t) => {
+  const r = await runExample('sqlite.js');
+  t.is(r.code, 0, r.out);
+  t.regex(r.out, /standby: integrity_check ok; \d+ orders/);
+  t.regex(r.out, /checked: every confirmed order and its receipt are on the standby/);
+});
