@@ -276,3 +276,26 @@ test.serial('a database renamed aside, and one removed and made again under the 
   t.deepEqual(readDb(path.join(pair.standby, 'archive.db'))?.rows, { kv: ['[1,"first life"]'] });
   t.deepEqual(readDb(path.join(pair.standby, 'app.db'))?.rows, { kv: ['[3,"third life"]'] });
 });
+
+test.serial('UNDERSTUDY_WATCH=1 beside a captured database: the watcher leaves it and its side files to the capture, and snapshots a database another process writes as an image', async (t) => {
+  const pair = await makePair('sqlite-watch');
+  t.teardown(() => pair.close());
+  const other = path.join(pair.primary, 'other.db');
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_WATCH: '1' },
+    code: app(pair, 'WAL', `const { execFileSync } = require('child_process');
+      const pause = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+      for (let i = 0; i < 60; i++) { put().run(i, 'v' + i); pause(); }
+      // Another process, without the agent, writes a database of its own under the root.
+      execFileSync(process.execPath, ['-e', ${JSON.stringify(`const D = require(${SQLITE_MODULE}); const d = new D(${JSON.stringify(other)}); d.exec("CREATE TABLE t (x); INSERT INTO t VALUES (42)"); d.close();`)}], { env: { PATH: process.env.PATH } });
+      for (let i = 60; i < 80; i++) { put().run(i, 'v' + i); pause(); }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+      db.close();`),
+  });
+  t.is(run.code, 0, run.stderr);
+  await drainedEqual(t, pair);
+  const entries = [...(await streamEntries(pair.server.url)).values()].flat();
+  const plain = entries.filter((e) => e.header.op !== 'sqlite' && /app\.db/.test(e.header.p));
+  t.deepEqual(plain.map((e) => `${e.header.op} ${e.header.p}`), [], 'no file entry for the captured database or its side files');
+  t.deepEqual(readDb(path.join(pair.standby, 'other.db'))?.rows, { t: ['[42]'] });
+});
