@@ -18,6 +18,8 @@
  *
  *   node bench/sqlite.js            (after npx tsc -p tsconfig.json)
  *   BENCH_SQLITE_N=1000 BENCH_SQLITE_BATCH_N=200 BENCH_SQLITE_ROUNDS=5 node bench/sqlite.js
+ *   BENCH_SQLITE_BASE=/dev/shm node bench/sqlite.js   (the primary's database on tmpfs: no fsync
+ *   cost, so what is left of the ratio is the agent's CPU; the spool stays on the disk)
  *
  * BENCH_SQLITE_N is the count of single-row transactions per run, BENCH_SQLITE_BATCH_N that of
  * 100-row ones (fewer by default: in rollback mode the agent reads the whole database at every
@@ -54,7 +56,7 @@ const LITESTREAM = [
 
 /** One run of the app on a fresh database; under the agent, shipping to `nats`. Returns its report and where its files are. */
 async function runApp(cfg, n, nats) {
-  const primary = c.tempDir('sqlite-primary');
+  const primary = c.tempDir('sqlite-primary', process.env.BENCH_SQLITE_BASE);
   const spool = c.tempDir('sqlite-spool');
   const env = nats === undefined ? {} : {
     UNDERSTUDY_NATS_URL: nats.url, UNDERSTUDY_ROOTS: `data=${primary}`, UNDERSTUDY_SPOOL_DIR: spool,
@@ -208,7 +210,8 @@ async function measure(cfg) {
 }
 
 async function run() {
-  console.log(`sqlite: better-sqlite3 with and without the agent (async, to a nats-server of its own); ${ROUNDS} rounds, ${c.fmt(N)} single-row and ${c.fmt(BATCH_N)} 100-row transactions per run; ${c.machine()}`);
+  console.log(`sqlite: better-sqlite3 with and without the agent (async, to a nats-server of its own); ${ROUNDS} rounds, ${c.fmt(N)} single-row and ${c.fmt(BATCH_N)} 100-row transactions per run; ` +
+    `primary under ${process.env.BENCH_SQLITE_BASE ?? require('node:os').tmpdir()}; ${c.machine()}`);
   const results = [];
   for (const cfg of CONFIGS) {
     const r = await measure(cfg);
