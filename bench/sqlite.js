@@ -95,9 +95,9 @@ async function shipped(url, run) {
 /**
  * Drains the stream into an empty standby; checks it against the primary, throwing on any
  * difference. Timed twice: the whole drain, and up to the last apply plus the duration of the
- * group commit that wrote it (the appliers are wrapped, as bench/lib/e2e-replayer.js does): a drain learns
- * it is at the end from a quiet consumer (replay.quietMs) when a message's pending count did
- * not say 0, which adds up to ~2 s that are no apply work.
+ * group commit that wrote it (the appliers are wrapped, as bench/lib/e2e-replayer.js does): a
+ * drain often ends 1-3 s after its last apply (seemingly its watchdog: a quiet consumer,
+ * replay.quietMs), time that is no apply work.
  */
 async function drain(url, run, ship) {
   const { Replayer } = c.requireDist('replayer/replayer.js');
