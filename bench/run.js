@@ -1,7 +1,7 @@
 'use strict';
 /**
  * `npm run bench`: builds (in the npm script), then runs the overhead bench, the
- * end-to-end bench and the mode table in turn and prints a short summary.
+ * end-to-end bench, the mode table and the SQLite bench in turn and prints a short summary.
  *   BENCH_JSON=/abs/file.json node bench/run.js   (also writes every figure as JSON)
  * See bench/README.md for what each measures and the knobs (BENCH_* variables).
  */
@@ -10,6 +10,7 @@ const c = require('./lib/common');
 const overhead = require('./overhead');
 const e2e = require('./e2e');
 const modes = require('./modes');
+const sqlite = require('./sqlite');
 
 /** The commit measured, and whether files outside bench/ differed from it. */
 function revision() {
@@ -31,6 +32,8 @@ async function main() {
   const e = await e2e.run();
   console.log('');
   const m = await modes.main();
+  console.log('');
+  const q = await sqlite.run();
   console.log('\n# summary');
   for (const r of o.results) {
     console.log(`overhead  ${r.fs.padEnd(5)} ${r.label.padEnd(30)} ${c.fmt(r.ratio, 2)}x time with the agent, ${c.fmt(r.otelRatio, 2)}x with OpenTelemetry fs, ` +
@@ -50,9 +53,16 @@ async function main() {
     console.log(`modes     ${mode.padEnd(6)} 1 caller ${c.fmt(r.one.perSecond)}/s (p50 ${c.fmt(r.one.p50)} µs), 64 callers ${c.fmt(r.many.perSecond)}/s = ${c.fmt((100 * r.many.perSecond) / m.results.async.many.perSecond)} % of async`);
   }
   console.log(`modes     sync writeFileSync added ${c.fmt(m.syncAdded)} µs = ${c.fmt(m.syncAdded / m.rtt, 2)}x a bare round trip (${c.fmt(m.rtt)} µs)`);
+  for (const r of q.results) {
+    const what = `sqlite    ${r.mode.padEnd(6)} ${(r.workload === 'single' ? '1 row/txn' : '100 rows/txn').padEnd(12)}`;
+    console.log(`${what} ${c.fmt(r.bareTps)} → ${c.fmt(r.agentTps)} txn/s with the agent = ${c.fmt(r.ratio, 2)}x (${c.fmt(r.flushedRatio, 2)}x with the exit flush)`);
+    console.log(`${what} ${c.fmt(r.ship.bytesPerTxn)} B shipped/txn, ${c.fmt(r.ship.bytesPerRow)} B/row (${c.fmt(r.ship.pagesPerTxn, 2)} pages/txn), ${r.ship.imagesTimed} image(s) in the timed phase, ${r.ship.images} in all`);
+    console.log(`${what} standby drain ${c.fmt(r.drain.txnsPerSec)} txn/s, ${c.fmt(r.drain.mbPerSec, 1)} MB/s of pages; rows equal, integrity ok`);
+  }
+  console.log(`sqlite    Litestream: no published throughput or bytes/txn figure found; its WAL monitor and sync interval default to 1 s (see bench/README.md)`);
   console.log(`# bench took ${c.fmt((Date.now() - started) / 1000, 1)} s`);
   if (process.env.BENCH_JSON) {
-    fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ date, revision: revision(), machine: c.machine(), overhead: o, e2e: e, modes: m }, null, 2));
+    fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ date, revision: revision(), machine: c.machine(), overhead: o, e2e: e, modes: m, sqlite: q }, null, 2));
   }
 }
 
