@@ -73,6 +73,8 @@ export function parseWalHeader(buf: Buffer): WalHeader | undefined {
   return { pageSize: buf.readUInt32BE(8), checkpointSeq: buf.readUInt32BE(12), salt: buf.toString('hex', 16, 24), bigEndian, cksum };
 }
 
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /**
  * SQLite's WAL checksum over `len` bytes (a multiple of 8) of `buf` from `off`, continuing
  * from `s`: for each pair of 32-bit words, s1 += x0 + s2; s2 += x1 + s1 (mod 2^32).
@@ -81,6 +83,16 @@ export function walChecksum(bigEndian: boolean, buf: Buffer, off: number, len: n
   let s1 = s[0];
   let s2 = s[1];
   const end = off + len;
+  // The common case, a little-endian WAL read on a little-endian host into an aligned buffer:
+  // the words are read through a typed array, many times faster than readUInt32LE.
+  if (!bigEndian && LITTLE_ENDIAN_HOST && (buf.byteOffset + off) % 4 === 0) {
+    const words = new Uint32Array(buf.buffer, buf.byteOffset + off, len / 4);
+    for (let i = 0; i < words.length; i += 2) {
+      s1 = (s1 + words[i]! + s2) >>> 0;
+      s2 = (s2 + words[i + 1]! + s1) >>> 0;
+    }
+    return [s1, s2];
+  }
   if (bigEndian) {
     for (let i = off; i < end; i += 8) {
       s1 = (s1 + buf.readUInt32BE(i) + s2) >>> 0;
@@ -110,6 +122,7 @@ export class WalReadError extends Error {}
  * first) into committed transactions, checking each frame's salt and the checksum chain from
  * `cksum` (the running checksum after frame `from`) to `endCksum`. Throws WalReadError when a
  * frame does not belong (a restart overwrote it) or the chain breaks, or the last is no commit.
+ * The pages are views into `buf`.
  */
 export function readFrames(buf: Buffer, pageSize: number, from: number, salt: string, bigEndian: boolean, cksum: readonly [number, number], endCksum: readonly [number, number]): WalTxn[] {
   const frame = FRAME_HEADER + pageSize;
@@ -126,8 +139,8 @@ export function readFrames(buf: Buffer, pageSize: number, from: number, salt: st
     if (s[0] !== buf.readUInt32BE(at + 16) || s[1] !== buf.readUInt32BE(at + 20)) throw new WalReadError(`frame ${from + i + 1}: checksum chain broken`);
     const pgno = buf.readUInt32BE(at);
     if (pgno === 0) throw new WalReadError(`frame ${from + i + 1} names page 0`);
-    // Copied: the read buffer is reused, and a page may be kept until the entry is written.
-    pages.set(pgno, Buffer.from(buf.subarray(at + FRAME_HEADER, at + frame)));
+    // A view: the caller encodes the transactions before it reads into `buf` again.
+    pages.set(pgno, buf.subarray(at + FRAME_HEADER, at + frame));
     const commitSize = buf.readUInt32BE(at + 4);
     if (commitSize !== 0) {
       txns.push({ end: from + i + 1, size: commitSize, pages });

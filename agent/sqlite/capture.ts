@@ -20,6 +20,8 @@ type State = WalState | RollbackState;
 
 /** Reads of the wal-index header retried while a writer is between its two copies. */
 const SHM_TRIES = 100;
+/** How long the descriptors of -wal and -shm go unchecked at most (see `filesMayChange`). */
+const FILES_CHECK_MS = 1000;
 /** Images retried while the database changes under the read (another process writing). */
 const IMAGE_TRIES = 5;
 
@@ -51,6 +53,24 @@ export class DbCapture {
    * only on what it cannot read at all (the caller then asks for an image next time: `forget`).
    */
   capture(serialize: () => Buffer): DbChange | undefined {
+    const now = Date.now();
+    if (now - this.checkedAt > FILES_CHECK_MS) this.filesMayChange = true;
+    // Steady in WAL mode, its files as they were: the wal-index alone says what changed. One
+    // fstat says the -shm read is the live one (a journal mode switched away deletes it), whatever
+    // SQL did it: a stale index would say "nothing changed" for ever.
+    const steady = this.state;
+    if (steady?.mode === 'wal' && !this.exclusive && this.shmFd >= 0 && realFs.fstatSync(this.shmFd).nlink === 0) this.filesMayChange = true;
+    if (steady?.mode === 'wal' && !this.filesMayChange && !this.exclusive) {
+      const shm = this.readShm(false);
+      if (shm !== undefined && shm.salt === steady.w && shm.change === steady.change) return undefined;
+      const delta = shm === undefined ? undefined : this.walDelta(steady, shm);
+      if (delta !== undefined) return delta;
+    }
+    if (this.filesMayChange) {
+      this.checkFiles();
+      this.filesMayChange = false;
+      this.checkedAt = now;
+    }
     const head = this.readHead();
     if (this.exclusive) return this.exclusiveImage(serialize, head);
     // A new database in WAL mode may have every page in the WAL and none yet in its file.
@@ -76,6 +96,13 @@ export class DbCapture {
    * when its pages differ from the last sent (agent/sqlite/databases says so once).
    */
   exclusive = false;
+  /**
+   * Set when the files may have been made again (-shm deleted, SQL that names journal_mode or
+   * locking_mode, a WAL read that failed, a second since the last look): a switch of journal
+   * mode deletes -wal and -shm and makes new ones, and descriptors of the old ones read stale headers.
+   */
+  filesMayChange = true;
+  private checkedAt = 0;
   /** Where images count when the files give no position: a generation of this capture's own. */
   private readonly ownGeneration = randomBytes(8).toString('hex');
   private ownPosition = 0;
@@ -142,6 +169,7 @@ export class DbCapture {
       return this.walChange(s, shm, txns, wal.bigEndian);
     } catch (err) {
       if (!(err instanceof WalReadError)) throw err;
+      this.filesMayChange = true;
       return undefined;
     }
   }
@@ -203,14 +231,20 @@ export class DbCapture {
     return got === 100 ? parseDbHeader(this.head) : undefined;
   }
 
-  private readShm(): ShmHeader | undefined {
-    // A journal mode switched away and back deletes -shm and makes another: ours would read the old one.
-    // Closing it is safe: SQLite's locks are on the new file's inode.
+  /** Closes descriptors of -wal and -shm files that were deleted (a journal mode switched away and back): SQLite's locks are on the new files' inodes. */
+  private checkFiles(): void {
     if (this.shmFd >= 0 && realFs.fstatSync(this.shmFd).nlink === 0) {
       realFs.closeSync(this.shmFd);
       this.shmFd = -1;
     }
-    if (this.shmFd < 0) this.shmFd = openIfThere(`${this.file}-shm`);
+    if (this.walFd >= 0 && realFs.fstatSync(this.walFd).nlink === 0) {
+      realFs.closeSync(this.walFd);
+      this.walFd = -1;
+    }
+  }
+
+  private readShm(open = true): ShmHeader | undefined {
+    if (this.shmFd < 0 && open) this.shmFd = openIfThere(`${this.file}-shm`);
     if (this.shmFd < 0) return undefined;
     for (let i = 0; i < SHM_TRIES; i++) {
       if (realFs.readSync(this.shmFd, this.shmBuf, 0, SHM_HEADER, 0) !== SHM_HEADER) return undefined;
@@ -221,12 +255,6 @@ export class DbCapture {
   }
 
   private wal(): number {
-    // A WAL deleted and made again (a journal mode switched away and back) is another file.
-    // SQLite locks -shm and the database file, never -wal: closing ours drops nothing of its.
-    if (this.walFd >= 0 && realFs.fstatSync(this.walFd).nlink === 0) {
-      realFs.closeSync(this.walFd);
-      this.walFd = -1;
-    }
     if (this.walFd < 0) this.walFd = openIfThere(`${this.file}-wal`);
     return this.walFd;
   }

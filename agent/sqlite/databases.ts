@@ -59,8 +59,11 @@ export class Databases {
         if (exclusive && !t.cap.exclusive) warnOnce(`sqlite-exclusive:${t.at.rel}`, `database ${t.at.root}/${t.at.rel} is in locking_mode=EXCLUSIVE: no commit can be told from its files, so each call that may have committed sends the whole database when it changed (costly: use the default locking mode)`);
         t.cap.exclusive = exclusive;
       }
-      const read = hostStamp();
-      const change = t.cap.capture(() => db.serialize());
+      let read = 0;
+      const change = t.cap.capture(() => {
+        read = hostStamp();
+        return db.serialize();
+      });
       if (change === undefined) return;
       const what = change.op.kind === 'image' ? `the image of database ${t.at.rel}` : `${change.txns} transaction(s) of database ${t.at.rel}`;
       // An image's place among other changes is when it was read, not when it is journaled.
@@ -76,9 +79,13 @@ export class Databases {
     }
   }
 
-  /** `db` ran SQL that may change its locking mode: read it again before the next capture. */
+  /** `db` ran SQL that may change its journal or locking mode: look at its files and mode again before the next capture. */
   modeMayChange(db: Connection): void {
+    // The capture's own look at the locking mode changes nothing.
+    if (this.busy) return;
     modeUnknown.add(db);
+    const t = this.byConn.get(db);
+    if (t !== undefined && t !== null) t.cap.filesMayChange = true;
   }
 
   /** `db` was closed: its file's capture ends with the last connection of this thread to it. */

@@ -72,9 +72,9 @@ export const betterSqliteShim: LibraryShim = {
       wrapStatements(Object.getPrototypeOf(stmt) as object);
       return stmt;
     });
-    // db.pragma('locking_mode = ...') prepares natively: it is seen here.
+    // db.pragma('journal_mode = ...') prepares natively: it is seen here.
     patch(proto, 'pragma', (orig) => function (this: unknown, ...args: unknown[]) {
-      if (typeof args[0] === 'string' && /locking_mode/i.test(args[0])) databases.modeMayChange(this as Connection);
+      if (typeof args[0] === 'string' && MODES.test(args[0])) databases.modeMayChange(this as Connection);
       return orig.apply(this, args);
     });
     patch(proto, 'transaction', (orig) => function (this: unknown, ...args: unknown[]) {
@@ -87,13 +87,15 @@ export const betterSqliteShim: LibraryShim = {
   },
 };
 
+/** SQL that may change how a database keeps its files: the capture looks at them again. */
+const MODES = /journal_mode|locking_mode/i;
 /** What SQL can write that the capture does not follow: another database file through this connection. */
 const UNCAPTURED = /\battach\b|\bvacuum\b[\s\S]*\binto\b/i;
 
 /** Says once that an ATTACHed database or a VACUUM INTO file is not replicated (the main database still is). */
 function notCaptured(sql: unknown, db: Connection): void {
   if (typeof sql !== 'string' || objectJournal() === undefined) return;
-  if (/locking_mode/i.test(sql)) databases.modeMayChange(db);
+  if (MODES.test(sql)) databases.modeMayChange(db);
   if (!UNCAPTURED.test(sql)) return;
   const what = /\battach\b/i.test(sql) ? 'a database reached through ATTACH' : 'the file VACUUM INTO writes';
   warnOnce(`sqlite-uncaptured:${what}`, `better-sqlite3: ${what} is not replicated (only each connection's main database is captured); keep it outside the roots or open it with a connection of its own`);
