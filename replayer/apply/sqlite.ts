@@ -36,7 +36,7 @@ export class SqliteApplier implements Applier {
   private readonly writers = new Map<string, { w: SqlitePageWriter; ino: number | undefined }>();
   private Database: SqliteConstructor | undefined;
 
-  constructor(private readonly roots: ReadonlyMap<string, string>, private readonly ctx: Pick<ApplierContext, 'stateDir' | 'log' | 'order'>) {
+  constructor(private readonly roots: ReadonlyMap<string, string>, private readonly ctx: Pick<ApplierContext, 'stateDir' | 'log' | 'order' | 'keep'>) {
     this.positionsFile = path.join(ctx.stateDir, POSITIONS);
     this.positions = readJsonIfExists<Record<string, DbPosition>>(this.positionsFile) ?? {};
   }
@@ -169,6 +169,10 @@ export class SqliteApplier implements Applier {
     if (p === undefined) return;
     this.pending.delete(key);
     if (p.size < 0) return;
+    // What a checkpoint reached since the last write keeps of the database: the group commit
+    // before the checkpoint wrote everything staged, so the file is as of the checkpoint.
+    const [r, rel] = splitKey(key);
+    this.ctx.keep?.(r, rel, 'inPlace');
     this.writer(key, file).write(p.pageSize, p.size, p.pages);
   }
 
