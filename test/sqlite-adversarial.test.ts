@@ -1,7 +1,11 @@
 import test, { type ExecutionContext } from 'ava';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import type { EntryHeader } from '../lib/entry';
 import { makePair, type Pair } from './helpers/pair';
+import { publish } from './helpers/publish';
 import { readDb, readPrimary, SQLITE_MODULE } from './helpers/sqlite-app';
 
 // Adversarial scenarios for SQLite replication, agent side: applications doing what the capture
@@ -211,5 +215,132 @@ for (const mode of ['WAL', 'DELETE'] as const) {
     await Promise.all([churn, steady]);
     t.is(readPrimary(path.join(pair.primary, 'app.db')).rows.kv?.length, 250);
     await drainedEqual(t, pair);
+  });
+}
+
+// ---- Hostile entries published straight to the stream: refused (quarantined), nothing written outside the roots.
+
+/** The pages of a real rollback-mode database holding `rows` rows, made without the agent. */
+function realPages(dir: string, pageSize = 4096, rows = 50): Buffer[] {
+  const f = path.join(dir, `real-${Math.random().toString(36).slice(2)}.db`);
+  const db = new Database(f);
+  db.pragma(`page_size = ${pageSize}`);
+  db.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)');
+  db.transaction(() => { for (let i = 0; i < rows; i++) db.prepare('INSERT INTO kv VALUES (?, ?)').run(i, 'v'.repeat(200)); })();
+  db.close();
+  const buf = fs.readFileSync(f);
+  fs.rmSync(f);
+  const out: Buffer[] = [];
+  for (let at = 0; at < buf.length; at += pageSize) out.push(buf.subarray(at, at + pageSize));
+  return out;
+}
+
+/** Bytes of a sqlite entry laid out by hand (lib/sqlite-pages), so that it can say what encodePages never would. */
+function rawPages(txns: { end: number; size: number; pages: [number, Buffer][] }[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const t of txns) {
+    const h = Buffer.alloc(12);
+    h.writeUInt32BE(t.end, 0);
+    h.writeUInt32BE(t.size, 4);
+    h.writeUInt32BE(t.pages.length, 8);
+    parts.push(h);
+    for (const [pgno, page] of t.pages) {
+      const n = Buffer.alloc(4);
+      n.writeUInt32BE(pgno >>> 0, 0);
+      parts.push(n, page);
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+/** Every path under `dir` with its type and content digest, to show nothing changed there. */
+function listing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const name of fs.readdirSync(d).sort()) {
+      const p = path.join(d, name);
+      const st = fs.lstatSync(p);
+      out.push(`${path.relative(dir, p)} ${st.isSymbolicLink() ? `-> ${fs.readlinkSync(p)}` : st.isDirectory() ? 'dir' : `${st.size} ${createHash('sha1').update(fs.readFileSync(p)).digest('hex')}`}`);
+      if (st.isDirectory() && !st.isSymbolicLink()) walk(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+interface Hostile {
+  name: string;
+  /** Prepares the standby (symlinks planted); `outside` is a directory beside the roots. */
+  plant?: (standby: string, outside: string) => void;
+  /** The entries, in journal order (s from 1); a legitimate put follows them. */
+  entries: (outside: string, pages: Buffer[], standby: string) => { p: string; op: Record<string, unknown>; data?: Buffer }[];
+  /** Known to fail today (a bug documented). */
+  failing?: boolean;
+}
+
+const image = (k: number, ps: number) => ({ op: 'sqlite', kind: 'image', w: 'r', k, ps });
+const whole = (pages: Buffer[], size = pages.length) => rawPages([{ end: 1, size, pages: pages.map((pg, i) => [i + 1, pg] as [number, Buffer]) }]);
+
+const HOSTILE: Hostile[] = [
+  { name: 'page number 0', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: rawPages([{ end: 1, size: 2, pages: [[0, pg[0]!], [1, pg[0]!]] }]) }] },
+  { name: 'a page beyond the claimed size', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: rawPages([{ end: 1, size: pg.length, pages: [...pg.map((p, i) => [i + 1, p] as [number, Buffer]), [pg.length + 5, pg[0]!]] }]) }] },
+  { failing: true, name: 'BUG: a page size that is not one (1000)', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 1000), data: whole(pg.map((p) => p.subarray(0, 1000))) }] },
+  { failing: true, name: 'BUG: a page size (1024) other than page 1 says (4096)', entries: (_o, pg) => {
+    const small: Buffer[] = [];
+    for (const p of pg) for (let at = 0; at < p.length; at += 1024) small.push(p.subarray(at, at + 1024));
+    return [{ p: 'app.db', op: image(1, 1024), data: whole(small) }];
+  } },
+  { failing: true, name: 'BUG: a huge claimed page count (0xffffffff) on an image', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole(pg, 0xffffffff) }] },
+  { failing: true, name: 'BUG: page 1 without the SQLite header', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole([Buffer.alloc(4096, 7), ...pg.slice(1)]) }] },
+  { name: 'a path climbing out of the root', entries: (_o, pg) => [{ p: '../outside/escape.db', op: image(1, 4096), data: whole(pg) }] },
+  { name: 'the standby database a symlink to a file outside the root', plant: (s, o) => fs.symlinkSync(path.join(o, 'victim'), path.join(s, 'app.db')), entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole(pg) }] },
+  { name: 'app.db-journal planted as a symlink to a file outside the root', plant: (s, o) => fs.symlinkSync(path.join(o, 'victim'), path.join(s, 'app.db-journal')), entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole(pg) }] },
+  { name: 'app.db-wal planted as a symlink to a file outside the root', plant: (s, o) => fs.symlinkSync(path.join(o, 'victim'), path.join(s, 'app.db-wal')), entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole(pg) }] },
+  { name: 'a parent directory that is a symlink to outside the root', plant: (s, o) => fs.symlinkSync(o, path.join(s, 'sub')), entries: (_o, pg) => [{ p: 'sub/victim', op: image(1, 4096), data: whole(pg) }] },
+  // The stream itself plants the link: a symlink entry after the image is staged, before the group commit writes it.
+  { failing: true, name: 'BUG: the stream plants app.db-journal as a symlink between the image and the group commit', entries: (o, pg) => [
+    { p: 'app.db', op: image(1, 4096), data: whole(pg) },
+    { p: 'app.db-journal', op: { op: 'symlink', target: path.join(o, 'victim') } },
+  ] },
+  { failing: true, name: 'BUG: the stream replaces app.db by a symlink between two images of it', entries: (o, pg) => [
+    { p: 'app.db', op: image(1, 4096), data: whole(pg) },
+    { p: 'app.db', op: { op: 'symlink', target: path.join(o, 'victim') } },
+    { p: 'app.db', op: image(2, 4096), data: whole(pg) },
+  ] },
+];
+
+for (const h of HOSTILE) {
+  (h.failing === true ? test.serial.failing : test.serial)(`hostile sqlite entry: ${h.name}: refused, later entries applied, nothing outside the root touched`, async (t) => {
+    const pair = await makePair('sqladv-hostile');
+    t.teardown(() => pair.close());
+    const outside = path.join(pair.dir, 'outside');
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, 'victim'), 'a file outside every root');
+    h.plant?.(pair.standby, outside);
+    const before = listing(outside);
+    const pages = realPages(pair.dir);
+    const list = [...h.entries(outside, pages, pair.standby), { p: 'after.txt', op: { op: 'put', mode: 0o644 }, data: Buffer.from('after') }];
+    await publish(pair.server.url, list.map((e, i) => ({
+      header: { j: 'evil', e: 1, s: i + 1, t: Date.now(), r: 'data', p: e.p, o: i + 1, ...e.op } as unknown as EntryHeader, data: e.data,
+    })));
+    const logs: string[] = [];
+    const drain = () => pair.drain(undefined, { onBadEntry: 'skip', log: (l) => logs.push(l) }).catch((err: Error) => err);
+    const first = await drain();
+    t.log(logs.filter((l) => /refus|quarantin|symlink|not/.test(l)).slice(0, 3).join('\n'));
+    t.deepEqual(listing(outside), before, 'nothing outside the root changed');
+    if (first instanceof Error) {
+      // A poison entry: is the standby stuck on it for good? A second drain tells.
+      const second = await drain();
+      t.log(`second drain: ${second instanceof Error ? `failed again: ${second.message}` : 'completed'}`);
+      t.deepEqual(listing(outside), before, 'nothing outside the root changed');
+      t.fail(`the drain failed instead of quarantining the entry: ${first.constructor.name}: ${first.message}`);
+      return;
+    }
+    const summary = first;
+    t.true(summary.skipped + summary.inDoubt >= 1, `refused: ${JSON.stringify(summary)}`);
+    t.is(fs.readFileSync(path.join(pair.standby, 'after.txt'), 'utf8'), 'after', 'the entry after it was applied');
+    // Whatever the standby holds under the name is a database SQLite can read, or nothing.
+    const db = path.join(pair.standby, 'app.db');
+    if (fs.existsSync(db) && !fs.lstatSync(db).isSymbolicLink() && fs.statSync(db).size > 0) t.is(readDb(db)?.integrity, 'ok');
   });
 }
