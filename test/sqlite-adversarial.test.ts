@@ -103,17 +103,20 @@ test.serial.failing('BUG: a database opened by a relative path, then process.chd
   const pair = await makePair('sqladv-chdir');
   t.teardown(() => pair.close());
   fs.mkdirSync(path.join(pair.primary, 'sub'));
+  // app.db made before, without the agent, with a higher change counter than sub/app.db will have.
+  const made = await pair.runApp({ withAgent: false, code: `${REQUIRE} const db = new Database(${file(pair)}); db.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)');
+    for (let i = 0; i < 30; i++) db.prepare('INSERT INTO kv VALUES (?, ?)').run(-1 - i, 'before'); db.close();` });
+  t.is(made.code, 0, made.stderr);
   await runOk(t, pair, `${REQUIRE}
     process.chdir(${JSON.stringify(pair.primary)});
     const other = new Database('sub/app.db'); other.exec('CREATE TABLE unrelated (x)'); other.close();
     const db = new Database('app.db');
     process.chdir('sub');
     db.pragma('journal_mode = WAL');
-    db.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)');
     for (let i = 0; i < 20; i++) db.prepare('INSERT INTO kv VALUES (?, ?)').run(i, 'v' + i);
     db.close();`);
-  await drainedEqual(t, pair, 'app.db');
   await drainedEqual(t, pair, 'sub/app.db');
+  await drainedEqual(t, pair, 'app.db');
 });
 
 test.serial('a database opened by a relative path, written, then process.chdir() outside the root and written again: the standby ends equal', async (t) => {
