@@ -8,6 +8,7 @@ import type { EntryHeader } from '../lib/entry';
 import type { Readable } from 'node:stream';
 import { CLI, collect, makePair, type Pair } from './helpers/pair';
 import { publish } from './helpers/publish';
+import { streamEntries } from './helpers/stream-entries';
 import { readDb, readPrimary, SQLITE_MODULE } from './helpers/sqlite-app';
 
 // Adversarial scenarios for SQLite replication, agent side: applications doing what the capture
@@ -62,6 +63,8 @@ for (const mode of ['WAL', 'DELETE'] as const) {
       });`);
     t.is(readPrimary(path.join(pair.primary, 'app.db')).rows.kv?.length, 750, 'every thread wrote');
     await drainedEqual(t, pair);
+    const journals = [...(await streamEntries(pair.server.url)).entries()].map(([j, es]) => `${j}: ${es.filter((e) => e.header.op === 'sqlite').length}`);
+    t.log(`sqlite entries by journal: ${journals.join(', ')}`);
   });
 }
 
@@ -486,3 +489,26 @@ test.serial.failing('BUG (smallest): the replayer SIGKILLed at its first sqlite 
   t.is((await done).signal, 'SIGKILL', 'killed while it ran');
   await drainedEqual(t, pair);
 });
+
+for (const mode of ['WAL', 'DELETE'] as const) {
+  test.serial(`${mode}: the cluster module: three forked workers (one UNDERSTUDY_NAME inherited) write one database at once: the standby ends equal`, async (t) => {
+    const pair = await makePair(`sqladv-cluster-${mode}`);
+    t.teardown(() => pair.close());
+    const out = await runOk(t, pair, `${REQUIRE} ${SLEEP}
+      const cluster = require('cluster');
+      if (cluster.isPrimary) {
+        const db = new Database(${file(pair)}); db.pragma('journal_mode = ${mode}');
+        db.exec('CREATE TABLE kv (n INTEGER PRIMARY KEY AUTOINCREMENT, who INTEGER, i INTEGER)'); db.close();
+        let left = 3;
+        for (let w = 0; w < 3; w++) cluster.fork({ WHO: String(w) }).on('exit', (code) => { if (code !== 0) process.exitCode = 1; if (--left === 0) console.log('done'); });
+      } else {
+        const db = new Database(${file(pair)}); db.pragma('busy_timeout = 20000');
+        for (let i = 0; i < 100; i++) { db.transaction(() => { db.prepare('INSERT INTO kv (who, i) VALUES (?, ?)').run(Number(process.env.WHO), i); })(); sleep(1); }
+        db.close();
+        cluster.worker.disconnect(); // a worker's IPC channel keeps it alive otherwise
+      }`);
+    t.is(out.trim(), 'done');
+    t.is(readPrimary(path.join(pair.primary, 'app.db')).rows.kv?.length, 300);
+    await drainedEqual(t, pair);
+  });
+}
