@@ -90,12 +90,6 @@ interface Case {
   leave(e: Env): number;
   /** Takes away what a power loss takes (what was written and not fsynced), where a test can. */
   powerLoss(e: Env): void;
-  /**
-   * True for an applier that writes at the group commit, not as it applies (a database's pages):
-   * killed before the commit it leaves the old state whole, and the replayer records no position
-   * before the commit, so none covers what it staged.
-   */
-  stagesUntilCommit?: boolean;
 }
 
 /** The one applier of `factory`, built the way the replayer builds the registry's. */
@@ -169,7 +163,6 @@ const REGISTRY_CASES: Record<string, Omit<Case, 'name' | 'open'>> = {
     refused: [{ ...at(2), r: 'nowhere', p: 'app.db', op: 'sqlite', kind: 'image', w: 'r', k: 1, ps: 4096 }, { buf: SQLITE_IMAGE.data }],
     leave: () => 0,
     powerLoss: () => undefined, // a test cannot drop the page cache
-    stagesUntilCommit: true,
   },
   queue: {
     ops: ['job'],
@@ -270,7 +263,7 @@ for (const c of CASES) {
     const b = c.open(e);
     t.is(b.cleanUp(), left);
     t.is(b.cleanUp(), 0, 'nothing is left to remove the second time');
-    t.deepEqual(c.read(e), c.stagesUntilCommit === true ? c.before : c.after);
+    t.deepEqual(c.read(e), c.after);
     b.close();
   });
 

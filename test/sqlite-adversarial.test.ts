@@ -301,24 +301,24 @@ const HOSTILE: Hostile[] = [
   { name: 'page number 0', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: rawPages([{ end: 1, size: 2, pages: [[0, pg[0]!], [1, pg[0]!]] }]) }] },
   { name: 'a page beyond the claimed size', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: rawPages([{ end: 1, size: pg.length, pages: [...pg.map((p, i) => [i + 1, p] as [number, Buffer]), [pg.length + 5, pg[0]!]] }]) }] },
   { failing: true, name: 'BUG: a page size that is not one (1000)', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 1000), data: whole(pg.map((p) => p.subarray(0, 1000))) }] },
-  { failing: true, name: 'BUG: a page size (1024) other than page 1 says (4096)', entries: (_o, pg) => {
+  { name: 'a page size (1024) other than page 1 says (4096)', entries: (_o, pg) => {
     const small: Buffer[] = [];
     for (const p of pg) for (let at = 0; at < p.length; at += 1024) small.push(p.subarray(at, at + 1024));
     return [{ p: 'app.db', op: image(1, 1024), data: whole(small) }];
   } },
-  { failing: true, name: 'BUG: a huge claimed page count (0xffffffff) on an image', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole(pg, 0xffffffff) }] },
-  { failing: true, name: 'BUG: page 1 without the SQLite header', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole([Buffer.alloc(4096, 7), ...pg.slice(1)]) }] },
+  { name: 'a huge claimed page count (0xffffffff) on an image', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole(pg, 0xffffffff) }] },
+  { name: 'page 1 without the SQLite header', entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole([Buffer.alloc(4096, 7), ...pg.slice(1)]) }] },
   { name: 'a path climbing out of the root', entries: (_o, pg) => [{ p: '../outside/escape.db', op: image(1, 4096), data: whole(pg) }] },
   { name: 'the standby database a symlink to a file outside the root', plant: (s, o) => fs.symlinkSync(path.join(o, 'victim'), path.join(s, 'app.db')), entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole(pg) }] },
   { name: 'app.db-journal planted as a symlink to a file outside the root', plant: (s, o) => fs.symlinkSync(path.join(o, 'victim'), path.join(s, 'app.db-journal')), entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole(pg) }] },
   { name: 'app.db-wal planted as a symlink to a file outside the root', plant: (s, o) => fs.symlinkSync(path.join(o, 'victim'), path.join(s, 'app.db-wal')), entries: (_o, pg) => [{ p: 'app.db', op: image(1, 4096), data: whole(pg) }] },
   { name: 'a parent directory that is a symlink to outside the root', plant: (s, o) => fs.symlinkSync(o, path.join(s, 'sub')), entries: (_o, pg) => [{ p: 'sub/victim', op: image(1, 4096), data: whole(pg) }] },
   // The stream itself plants the link: a symlink entry after the image is staged, before the group commit writes it.
-  { failing: true, name: 'BUG: the stream plants app.db-journal as a symlink between the image and the group commit', entries: (o, pg) => [
+  { name: 'the stream plants app.db-journal as a symlink between the image and the group commit', entries: (o, pg) => [
     { p: 'app.db', op: image(1, 4096), data: whole(pg) },
     { p: 'app.db-journal', op: { op: 'symlink', target: path.join(o, 'victim') } },
   ] },
-  { failing: true, name: 'BUG: the stream replaces app.db by a symlink between two images of it', entries: (o, pg) => [
+  { name: 'the stream replaces app.db by a symlink between two images of it', entries: (o, pg) => [
     { p: 'app.db', op: image(1, 4096), data: whole(pg) },
     { p: 'app.db', op: { op: 'symlink', target: path.join(o, 'victim') } },
     { p: 'app.db', op: image(2, 4096), data: whole(pg) },
@@ -438,7 +438,7 @@ test.serial('a big stream (chunked entries, WAL restarts) drained in one go by a
   await drainedEqual(t, pair);
 });
 
-test.serial.failing('BUG: the replayer SIGKILLed while applying a big stream, three times, then restarted: the standby is intact after each kill and ends equal', async (t) => {
+test.serial('the replayer SIGKILLed while applying a big stream, three times, then restarted: the standby is intact after each kill and ends equal', async (t) => {
   const pair = await makePair('sqladv-kill');
   t.teardown(() => pair.close());
   await runOk(t, pair, BIG_STREAM(pair));
@@ -476,7 +476,7 @@ test.serial.failing('BUG: the replayer SIGKILLed while applying a big stream, th
   await drainedEqual(t, pair);
 });
 
-test.serial.failing('BUG (smallest): the replayer SIGKILLed at its first sqlite write and restarted on the same --state: it resumes past the entries it had only staged', async (t) => {
+test.serial('the replayer SIGKILLed at its first sqlite write and restarted on the same --state: it writes what it had staged, and resumes after it', async (t) => {
   // PositionStore rewrites positions.json after every entry and a restart in the same boot trusts
   // it; SqliteApplier keeps pages in memory until the group commit. A death in between loses the
   // staged pages while positions.json says they were applied: the restart resumes past the image,

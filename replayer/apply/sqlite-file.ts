@@ -273,7 +273,7 @@ function toJournal(cur: Shape, size: number, pages: ReadonlyMap<number, Buffer>,
 }
 
 /** Rejects a batch no database could hold. */
-function checkBatch(pageSize: number, size: number, pages: ReadonlyMap<number, Buffer>): void {
+export function checkBatch(pageSize: number, size: number, pages: ReadonlyMap<number, Buffer>): void {
   if (!validPageSize(pageSize)) throw new BadEntryError(`page size ${pageSize} is not a power of two from 512 to 65536`);
   if (!Number.isInteger(size) || size < 1 || size > 0xffffffff) throw new BadEntryError(`database size ${size} is not a page count`);
   for (const [pgno, page] of pages) {
@@ -289,14 +289,17 @@ function checkBatch(pageSize: number, size: number, pages: ReadonlyMap<number, B
 }
 
 /** Rejects a batch that is not every page of the database (the lock page may be missing). */
-function requireWholeImage(size: number, pageSize: number, pages: ReadonlyMap<number, Buffer>, what: string): void {
+export function requireWholeImage(size: number, pageSize: number, pages: ReadonlyMap<number, Buffer>, what: string): void {
+  // Counted first: a hostile size of billions of pages is refused without a walk over them.
+  if (pages.size + 1 < size) throw new BadEntryError(`${what} needs every page, 1 to ${size}; ${pages.size} are there`);
   for (let p = 1; p <= size; p++) {
     if (!pages.has(p) && p !== lockPage(pageSize)) throw new BadEntryError(`${what} needs every page, 1 to ${size}; page ${p} is missing`);
   }
 }
 
 /** Rejects a batch that grows the database but leaves a new page out: it would read as zeros. */
-function requireNewPages(curSize: number, size: number, pageSize: number, pages: ReadonlyMap<number, Buffer>): void {
+export function requireNewPages(curSize: number, size: number, pageSize: number, pages: ReadonlyMap<number, Buffer>): void {
+  if (pages.size + 1 < size - curSize) throw new BadEntryError(`${size - curSize} pages are new (the database has ${curSize}) but the batch has ${pages.size}`);
   for (let p = curSize + 1; p <= size; p++) {
     if (!pages.has(p) && p !== lockPage(pageSize)) throw new BadEntryError(`page ${p} is new (the database has ${curSize} pages) but not in the batch`);
   }

@@ -3,19 +3,21 @@ import * as path from 'node:path';
 import type { EntryHeader } from '../../lib/entry';
 import { readJsonIfExists, replaceJson } from '../../lib/durable-file';
 import { BadEntryError, ConfinementError } from '../../lib/errors';
-import { decodePages } from '../../lib/sqlite-pages';
+import { decodePages, type PageSet } from '../../lib/sqlite-pages';
+import { sidecarBase } from '../../lib/sqlite-files';
 import { resolveInRoot } from '../safe-path';
 import type { Applier, ApplierContext, Data, Outcome } from './applier';
 import { decide, type DbPosition } from './sqlite-order';
-import { SqlitePageWriter, type SqliteConstructor } from './sqlite-file';
-
-/** Pages staged for one database until the group commit writes them. */
-interface Pending { pageSize: number; size: number; pages: Map<number, Buffer>; bytes: number }
+import { checkBatch, requireNewPages, requireWholeImage, SqlitePageWriter, type SqliteConstructor } from './sqlite-file';
+import { DbStaging } from './sqlite-staging';
 
 /** Staged bytes past which a database is written before the commit, so memory stays bounded. */
 const FLUSH_BYTES = 64 * 1024 * 1024;
-/** The positions of every standby database, under --state. */
+/** The positions of every standby database, and what was applied since the last commit, under --state. */
 const POSITIONS = path.join('sqlite', 'positions.json');
+const STAGED = path.join('sqlite', 'staged.log');
+/** File entries that make something at a path: one at a database's side file is refused. */
+const MAKES = new Set(['put', 'symlink', 'link', 'mkdir', 'append', 'pwrite', 'truncate']);
 
 /**
  * SQLite databases on the standby (entries of op `sqlite`): each transaction a primary's
@@ -24,21 +26,30 @@ const POSITIONS = path.join('sqlite', 'positions.json');
  * placed by the database's own position (WAL generation and frame, or change counter) kept
  * under --state, so a transaction journaled by two processes is applied once and a change that
  * does not follow what the standby holds is put in doubt, never applied on a guess. Pages are
- * staged until the group commit, which writes each database once and then records positions.
+ * staged (and logged, for a kill: sqlite-staging) until the group commit, which writes each
+ * database once and then records positions.
  */
 export class SqliteApplier implements Applier {
   readonly name = 'sqlite';
   private readonly positionsFile: string;
   private readonly positions: Record<string, DbPosition>;
-  /** Positions including what is staged (null: the database's file was removed or replaced): where the next entry is decided from. */
-  private readonly staged = new Map<string, DbPosition | null>();
-  private readonly pending = new Map<string, Pending>();
+  private readonly staging: DbStaging;
   private readonly writers = new Map<string, { w: SqlitePageWriter; ino: number | undefined }>();
   private Database: SqliteConstructor | undefined;
 
   constructor(private readonly roots: ReadonlyMap<string, string>, private readonly ctx: Pick<ApplierContext, 'stateDir' | 'log' | 'order' | 'keep'>) {
     this.positionsFile = path.join(ctx.stateDir, POSITIONS);
     this.positions = readJsonIfExists<Record<string, DbPosition>>(this.positionsFile) ?? {};
+    const stagedFile = path.join(ctx.stateDir, STAGED);
+    this.staging = new DbStaging(stagedFile);
+    // A replayer killed after applying and before its commit: its positions say applied, so
+    // what it staged is written now, as an applier that writes as it applies would have.
+    const recovered = DbStaging.recovered(stagedFile);
+    if (recovered.length > 0) {
+      this.staging.replay(recovered);
+      this.commitNow();
+      ctx.log(`sqlite: wrote ${recovered.length} staged change(s) a stopped replayer had applied before its commit`);
+    }
   }
 
   handles(h: EntryHeader): boolean {
@@ -51,7 +62,7 @@ export class SqliteApplier implements Applier {
     const key = `${h.r}/${h.p}`;
     const txns = decodePages(data.buf ?? fs.readFileSync(data.file), h.ps);
     if (h.kind === 'image' && txns.length !== 1) throw new BadEntryError(`sqlite image ${h.r}/${h.p} carries ${txns.length} transactions, not one`);
-    const at = this.staged.has(key) ? this.staged.get(key) ?? undefined : this.positions[key];
+    const at = this.staging.positions.has(key) ? this.staging.positions.get(key) ?? undefined : this.positions[key];
     const o = h.o ?? 0;
     const verdict = decide(at, h, o, txns);
     if (verdict.kind === 'duplicate') return 'superseded';
@@ -60,100 +71,48 @@ export class SqliteApplier implements Applier {
       this.ctx.order.applied(h, 'apply', { r: h.r, p: h.p, why: verdict.why });
       return 'superseded';
     }
-    let p = this.pending.get(key);
-    if (p !== undefined && p.pageSize !== h.ps && !verdict.whole) throw new BadEntryError(`sqlite entry ${h.r}/${h.p}: page size ${h.ps} after ${p.pageSize} without an image`);
-    if (verdict.whole || p === undefined || p.pageSize !== h.ps) {
-      // Size -1 until a transaction is staged: a restart of the WAL alone writes nothing.
-      p = { pageSize: h.ps, size: -1, pages: new Map(), bytes: 0 };
-      this.pending.set(key, p);
-    }
-    for (const t of verdict.txns) {
-      for (const [pgno, page] of t.pages) {
-        // Copied: the entry's buffer is not ours to keep past this call.
-        if (!p.pages.has(pgno)) p.bytes += page.length;
-        p.pages.set(pgno, Buffer.from(page));
-      }
-      p.size = t.size;
-      // Pages past a shrink are gone with it: a later growth must not bring them back.
-      for (const pgno of p.pages.keys()) if (pgno > t.size) p.pages.delete(pgno);
-    }
-    if (verdict.whole) p.size = txns[0]!.size;
-    this.staged.set(key, { w: h.w, k: h.k, o: Math.max(o, at?.o ?? 0) });
+    this.check(key, file, h.ps, verdict.whole, verdict.txns);
+    const p = this.staging.add(key, h.ps, verdict.whole, { w: h.w, k: h.k, o: Math.max(o, at?.o ?? 0) }, verdict.txns);
     this.ctx.order.applied(h, 'apply');
-    if (p.bytes >= FLUSH_BYTES) {
-      try {
-        this.flush(key, file);
-      } catch (err) {
-        this.forgetUncommitted();
-        throw err;
-      }
-    }
+    if (p.bytes >= FLUSH_BYTES) this.guarded(() => this.flush(key, file));
     return 'applied';
   }
 
   async sync(): Promise<void> {
-    if (this.staged.size === 0) return;
-    const next = { ...this.positions };
-    try {
-      for (const key of [...this.pending.keys()]) this.flush(key, this.place(...splitKey(key)));
-      for (const [key, pos] of this.staged) {
-        if (pos === null) delete next[key];
-        else next[key] = pos;
-      }
-      // After the databases: a position never names a transaction the disk does not hold.
-      fs.mkdirSync(path.dirname(this.positionsFile), { recursive: true });
-      replaceJson(this.positionsFile, next);
-    } catch (err) {
-      this.forgetUncommitted();
-      throw err;
-    }
-    for (const key of Object.keys(this.positions)) if (!(key in next)) delete this.positions[key];
-    Object.assign(this.positions, next);
-    this.staged.clear();
+    this.commitNow();
   }
 
   /**
    * A file entry on a database's path, or on a directory above it: the database's staged pages
    * are written first (the entry may move or remove the file), and one that removes, replaces
    * or changes the file ends its position, so whatever comes next for that name starts afresh
-   * from an image.
+   * from an image. One that would make something where SQLite keeps a database's journal (its
+   * -journal, -wal, -shm) is refused: SQLite would read it as the database's.
    */
   beforeOther(h: EntryHeader): void {
-    if (h.r === '' || (this.pending.size === 0 && this.staged.size === 0 && Object.keys(this.positions).length === 0)) return;
+    if (h.r === '' || (this.staging.positions.size === 0 && Object.keys(this.positions).length === 0)) return;
     const paths = [`${h.r}/${h.p}`];
     if (h.op === 'rename') paths.push(`${h.toRoot}/${h.to}`);
-    const hit = (key: string): boolean => paths.some((p) => key === p || key.startsWith(`${p}/`));
-    for (const key of [...this.pending.keys()]) {
-      if (!hit(key)) continue;
-      try {
-        this.flush(key, this.place(...splitKey(key)));
-      } catch (err) {
-        this.forgetUncommitted();
-        throw err;
-      }
+    const keys = new Set([...this.staging.positions.keys(), ...Object.keys(this.positions)]);
+    const target = h.op === 'rename' ? `${h.toRoot}/${h.to}` : `${h.r}/${h.p}`;
+    const base = sidecarBase(target);
+    if ((MAKES.has(h.op) || h.op === 'rename') && base !== undefined && keys.has(base)) {
+      throw new ConfinementError(`${target}: the stream would make a file where SQLite keeps the journal of database ${base}; refused`);
     }
+    const hit = (key: string): boolean => paths.some((p) => key === p || key.startsWith(`${p}/`));
+    for (const key of [...this.staging.pending.keys()]) if (hit(key)) this.guarded(() => this.flush(key, this.place(...splitKey(key))));
     if (h.op === 'chmod') return;
-    for (const key of new Set([...this.staged.keys(), ...Object.keys(this.positions)])) {
+    for (const key of keys) {
       if (!hit(key)) continue;
-      this.staged.set(key, null);
+      this.staging.forget(key);
       this.writers.get(key)?.w.close();
       this.writers.delete(key);
     }
   }
 
-  /**
-   * After a failed write: what was staged or written since the last commit is not trusted. The
-   * replayer applies it again from the last commit, and it must then be decided from there, not
-   * passed over as already held (a database written again with the same pages ends the same).
-   */
-  private forgetUncommitted(): void {
-    this.pending.clear();
-    this.staged.clear();
-  }
-
   close(): void {
-    this.pending.clear();
-    this.staged.clear();
+    // What is staged stays in the log: the next replayer writes it, or the stream brings it again.
+    this.staging.close();
     for (const { w } of this.writers.values()) w.close();
     this.writers.clear();
   }
@@ -163,11 +122,64 @@ export class SqliteApplier implements Applier {
     return 0;
   }
 
+  /** Writes every staged database, then the positions that cover them, then empties the log. */
+  private commitNow(): void {
+    if (this.staging.positions.size === 0) return;
+    const next = { ...this.positions };
+    this.guarded(() => {
+      for (const key of [...this.staging.pending.keys()]) this.flush(key, this.place(...splitKey(key)));
+      for (const [key, pos] of this.staging.positions) {
+        if (pos === null) delete next[key];
+        else next[key] = pos;
+      }
+      // After the databases: a position never names a transaction the disk does not hold.
+      fs.mkdirSync(path.dirname(this.positionsFile), { recursive: true });
+      replaceJson(this.positionsFile, next);
+    });
+    for (const key of Object.keys(this.positions)) if (!(key in next)) delete this.positions[key];
+    Object.assign(this.positions, next);
+    this.staging.clear();
+  }
+
+  /**
+   * Runs a write; when it fails, what was staged or written since the last commit is not
+   * trusted. The replayer applies it again from the last commit, and it must then be decided
+   * from there, not passed over as already held (a database written again with the same pages
+   * ends the same).
+   */
+  private guarded(write: () => void): void {
+    try {
+      write();
+    } catch (err) {
+      this.staging.clear();
+      throw err;
+    }
+  }
+
+  /** Refuses, before anything is staged, what no write could take: pages of the wrong size, a page 1 that is not one, growth with pages missing, an image with holes. */
+  private check(key: string, file: string, ps: number, whole: boolean, txns: readonly PageSet[]): void {
+    const p = this.staging.pending.get(key);
+    let size = whole ? 0 : p !== undefined && p.pageSize === ps && p.size >= 0 ? p.size : this.fileSize(key, file, ps);
+    for (const t of txns) {
+      checkBatch(ps, t.size, t.pages);
+      if (whole) requireWholeImage(t.size, ps, t.pages, `the image of ${key}`);
+      else if (size >= 0) requireNewPages(size, t.size, ps, t.pages);
+      size = t.size;
+    }
+  }
+
+  /** The standby file's size in pages of `ps`, or -1 when its page size is another (the writer then refuses what is not whole). */
+  private fileSize(key: string, file: string, ps: number): number {
+    if (!fs.existsSync(file)) return 0;
+    const shape = this.writer(key, file).shape();
+    return shape.pageSize === 0 ? 0 : shape.pageSize === ps ? shape.size : -1;
+  }
+
   /** Writes what is staged for `key` into its database now. */
   private flush(key: string, file: string): void {
-    const p = this.pending.get(key);
+    const p = this.staging.pending.get(key);
     if (p === undefined) return;
-    this.pending.delete(key);
+    this.staging.pending.delete(key);
     if (p.size < 0) return;
     // What a checkpoint reached since the last write keeps of the database: the group commit
     // before the checkpoint wrote everything staged, so the file is as of the checkpoint.
