@@ -127,6 +127,20 @@ export class DbCapture {
     this.lastDigest = undefined;
   }
 
+  /**
+   * No connection of this thread has the file open any more: what it knew goes (the next change
+   * is an image), its descriptors stay (see Databases.closed), and the next read checks that
+   * they are still the files at their names.
+   */
+  idle(): void {
+    this.forget();
+    this.filesMayChange = true;
+    this.dbMayChange = true;
+  }
+
+  /** Set by `idle`: the database file may have been replaced (renamed over, removed and made again) before a reopen. */
+  private dbMayChange = false;
+
   /** Closes its descriptors; call once no connection of this process has the file open. */
   close(): void {
     for (const fd of [this.dbFd, this.walFd, this.shmFd]) if (fd >= 0) realFs.closeSync(fd);
@@ -225,6 +239,18 @@ export class DbCapture {
   }
 
   private readHead(): ReturnType<typeof parseDbHeader> {
+    if (this.dbMayChange && this.dbFd >= 0) {
+      this.dbMayChange = false;
+      // Another file under the name now: the old descriptor is left open, not closed (a
+      // connection of this process may still use the old file, and hold locks on it).
+      let ino: number | undefined;
+      try {
+        ino = realFs.statSync(this.file).ino;
+      } catch {
+        ino = undefined;
+      }
+      if (ino !== realFs.fstatSync(this.dbFd).ino) this.dbFd = -1;
+    }
     if (this.dbFd < 0) this.dbFd = openIfThere(this.file);
     if (this.dbFd < 0) return undefined;
     const got = realFs.readSync(this.dbFd, this.head, 0, 100, 0);

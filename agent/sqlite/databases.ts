@@ -21,6 +21,16 @@ export interface Connection {
 
 interface Tracked { cap: DbCapture; at: Located; conns: number }
 
+/** Closed databases whose capture (and descriptors) this thread keeps for a reopen; past it the oldest is closed. */
+const MAX_IDLE = 64;
+/** The absolute path each connection was opened with, taken at `new Database()` (agent/shims/libs/better-sqlite3). */
+const openedAt = new WeakMap<object, string>();
+
+/** Notes the absolute path `db` was opened at, before anything can change the working directory. */
+export function noteOpened(db: object, file: unknown): void {
+  if (typeof file === 'string' && file !== '' && file !== ':memory:' && !file.startsWith('file:')) openedAt.set(db, path.resolve(file));
+}
+
 /** Connections whose locking mode is to be read again before their next capture (first use, or SQL that names it). */
 const modeUnknown = new WeakSet<object>();
 
@@ -32,6 +42,7 @@ const modeUnknown = new WeakSet<object>();
 export class Databases {
   private readonly byConn = new WeakMap<object, Tracked | null>();
   private readonly byFile = new Map<string, Tracked>();
+  private readonly idle = new Map<string, Tracked>();
   /** Relative paths (any root) of the databases tracked: the in-process watcher leaves them and their side files to the capture. */
   private readonly rels = new Map<string, number>();
   /** Inside a capture: the statements it runs itself (a pragma) capture nothing. */
@@ -94,8 +105,17 @@ export class Databases {
     this.byConn.set(db, null);
     if (t === undefined || t === null) return;
     if (--t.conns > 0) return;
-    t.cap.close();
+    // Its descriptors stay open: another connection of this process (a worker thread's, a
+    // read-only one) may still hold SQLite's locks on the file, and closing any descriptor of
+    // a file drops every POSIX lock the process holds on it. Kept for a reopen, up to a bound.
+    t.cap.idle();
     this.byFile.delete(t.cap.file);
+    this.idle.set(t.cap.file, t);
+    if (this.idle.size > MAX_IDLE) {
+      const [file, oldest] = this.idle.entries().next().value as [string, Tracked];
+      this.idle.delete(file);
+      oldest.cap.close();
+    }
     const n = (this.rels.get(t.at.rel) ?? 1) - 1;
     if (n > 0) this.rels.set(t.at.rel, n);
     else this.rels.delete(t.at.rel);
@@ -114,13 +134,20 @@ export class Databases {
     if (db.memory || db.readonly || db.name === '' || db.name.startsWith('file:')) return undefined;
     let abs: string;
     try {
-      abs = realFs.realpathNative(path.resolve(db.name));
+      // Where it was opened: a relative name means the directory of that moment, not of now.
+      abs = realFs.realpathNative(openedAt.get(db) ?? path.resolve(db.name));
     } catch {
       return undefined;
     }
     const at = objectJournal()?.locate(abs);
     if (at === undefined) return undefined;
     let t = this.byFile.get(abs);
+    if (t === undefined && this.idle.has(abs)) {
+      t = this.idle.get(abs)!;
+      this.idle.delete(abs);
+      this.byFile.set(abs, t);
+      this.rels.set(at.rel, (this.rels.get(at.rel) ?? 0) + 1);
+    }
     if (t === undefined) {
       this.byFile.set(abs, (t = { cap: new DbCapture(abs), at, conns: 0 }));
       this.rels.set(at.rel, (this.rels.get(at.rel) ?? 0) + 1);

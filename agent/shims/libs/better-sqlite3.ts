@@ -3,7 +3,7 @@ import { CommitTimeoutError } from '../../commit-wait';
 import { warnOnce } from '../../log';
 import { objectJournal } from '../../objects';
 import { SQLITE_WRAPPED } from '../../unseen-stores';
-import { Databases, type Connection } from '../../sqlite/databases';
+import { Databases, noteOpened, type Connection } from '../../sqlite/databases';
 import { patch } from '../wrap';
 import type { Fn, LibraryShim } from './types';
 
@@ -83,7 +83,22 @@ export const betterSqliteShim: LibraryShim = {
       if (db.open) db.prepare('SELECT 1');
       return orig.apply(this, args);
     });
-    return exports;
+    // Construction is seen, so a relative name is taken where it was opened (a later chdir
+    // would make it another file); everything else passes straight to the library.
+    const Db = exports as new (...args: unknown[]) => object;
+    return new Proxy(Db, {
+      construct(target, args, newTarget) {
+        const db = Reflect.construct(target, args, newTarget) as object;
+        noteOpened(db, args[0]);
+        return db;
+      },
+      apply(target, _self, args) {
+        // Database(file) without new, which better-sqlite3 allows.
+        const db = Reflect.construct(target, args) as object;
+        noteOpened(db, args[0]);
+        return db;
+      },
+    });
   },
 };
 
