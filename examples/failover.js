@@ -9,31 +9,16 @@
 // the call returns, so what the primary did before it died is exactly what the standby has.
 // (In async mode what was spooled in the last few milliseconds and not yet shipped stays in the
 // dead primary's spool: a restarted primary ships it; `promote` reports it as in doubt.)
-const { spawn, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { startNatsServer, freePort } = require('../dist/test/helpers/nats-server.js');
+const { REPO, say, sleep, start } = require('./lib/run');
 const { readConfigReplica, pendingJobs } = require('../dist/index.js');
 
-const REPO = path.resolve(__dirname, '..');
 const CLI = path.join(REPO, 'dist', 'cli.js');
 const DEMO = path.join(REPO, '.demo-failover');
 const dirs = Object.fromEntries(['primary', 'standby', 'spool', 'state', 'nats'].map((d) => [d, path.join(DEMO, d)]));
-const say = (line) => console.log(`\x1b[1m==>\x1b[0m ${line}`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function start(label, args, env) {
-  const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.lines = '';
-  const show = (d) => {
-    child.lines += d.toString();
-    console.log(d.toString().split('\n').filter(Boolean).map((l) => `   [${label}] ${l}`).join('\n'));
-  };
-  child.stdout.on('data', show);
-  child.stderr.on('data', show);
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
-  return child;
-}
 
 function cli(args, env = {}) {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO, env: { ...process.env, ...env }, encoding: 'utf8' });

@@ -6,27 +6,16 @@
 // order's transaction is in JetStream before the service answers. After the SIGKILL the standby
 // is drained and its database opened read-only: it must pass integrity_check, hold every
 // confirmed order (with its receipt file) and nothing half done (each order's stock move is there).
-const { spawn, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const Database = require('better-sqlite3');
 const { startNatsServer, freePort } = require('../dist/test/helpers/nats-server.js');
+const { REPO, say, sleep, start } = require('./lib/run');
 
-const REPO = path.resolve(__dirname, '..');
 const CLI = path.join(REPO, 'dist', 'cli.js');
 const DEMO = path.join(REPO, '.demo-sqlite');
 const dirs = Object.fromEntries(['primary', 'standby', 'spool', 'state', 'nats'].map((d) => [d, path.join(DEMO, d)]));
-const say = (line) => console.log(`\x1b[1m==>\x1b[0m ${line}`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function start(label, args, env) {
-  const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.lines = '';
-  child.stdout.on('data', (d) => (child.lines += d));
-  child.stderr.on('data', (d) => { child.lines += d; process.stderr.write(`   [${label}] ${d}`); });
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
-  return child;
-}
 
 async function main() {
   fs.rmSync(DEMO, { recursive: true, force: true });
@@ -36,12 +25,12 @@ async function main() {
   let app;
   let replayer;
   try {
-    replayer = start('replay', [CLI, 'replay', '--root', `data=${dirs.standby}`, '--state', dirs.state], nats);
+    replayer = start('replay', [CLI, 'replay', '--root', `data=${dirs.standby}`, '--state', dirs.state], nats, 'stderr');
     const port = await freePort();
     app = start('primary', ['--require', 'understudy/agent', 'examples/orders/server.js'], {
       ...nats, UNDERSTUDY_ROOTS: `data=${dirs.primary}`, UNDERSTUDY_SPOOL_DIR: dirs.spool, UNDERSTUDY_NAME: 'orders',
       UNDERSTUDY_MODE: 'sync', ORDERS_DATA: dirs.primary, PORT: String(port),
-    });
+    }, 'stderr');
     for (let i = 0; !app.lines.includes('orders service on'); i++) {
       if (i > 100) throw new Error(`the orders service did not start: ${app.lines}`);
       await sleep(100);
