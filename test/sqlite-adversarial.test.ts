@@ -68,10 +68,11 @@ for (const mode of ['WAL', 'DELETE'] as const) {
   });
 }
 
-test.serial('a worker thread closing its connection leaves the main thread\'s SQLite lock in place (the agent keeps its own descriptors open)', async (t) => {
+test.serial('a worker thread that closes its connection and exits leaves the main thread\'s SQLite lock in place (a worker reads through descriptors it does not own)', async (t) => {
   // POSIX: closing any descriptor of a file drops every lock the process holds on it. SQLite
-  // defers its own closes for that reason (one inode record per process); the agent keeps its
-  // own descriptors when the last connection *of its thread* closes (Databases.closed).
+  // defers its own closes for that reason (one inode record per process). Node closes what a
+  // worker opened when it exits (trackUnmanagedFds), so a worker's capture borrows descriptors
+  // (agent/sqlite/descriptors) and the main thread's keeps its own (Databases.closed).
   const pair = await makePair('sqladv-lockdrop');
   t.teardown(() => pair.close());
   const code = `${REQUIRE}

@@ -3,6 +3,7 @@ import type { SqliteOp } from '../../lib/entry';
 import { encodePages, type PageSet } from '../../lib/sqlite-pages';
 import { parseDbHeader, parseShmHeader, parseWalHeader, readFrames, SHM_HEADER, WAL_HEADER, FRAME_HEADER, WalReadError, type ShmHeader } from '../../lib/sqlite-wal';
 import { realFs } from '../real-fs';
+import { threadDescriptors, type Descriptors } from './descriptors';
 
 /** What a capture hands the journal: the operation and its bytes, and when an image was read (host order). */
 export interface DbChange {
@@ -45,7 +46,8 @@ export class DbCapture {
   private readonly head = Buffer.alloc(100);
   private readonly shmBuf = Buffer.alloc(SHM_HEADER);
 
-  constructor(readonly file: string) {}
+  /** `fds`: how this thread holds descriptors of the files (agent/sqlite/descriptors). */
+  constructor(readonly file: string, private readonly fds: Descriptors = threadDescriptors()) {}
 
   /**
    * What changed since the last call, or undefined when nothing did. `serialize` gives the
@@ -53,6 +55,8 @@ export class DbCapture {
    * only on what it cannot read at all (the caller then asks for an image next time: `forget`).
    */
   capture(serialize: () => Buffer): DbChange | undefined {
+    // A borrowed descriptor may have been closed by its owner and its number reused.
+    for (const fd of [this.dbFd, this.walFd, this.shmFd]) if (fd >= 0 && !this.fds.valid(fd)) this.forgetFd(fd);
     const now = Date.now();
     if (now - this.checkedAt > FILES_CHECK_MS) this.filesMayChange = true;
     // Steady in WAL mode, its files as they were: the wal-index alone says what changed. One
@@ -141,9 +145,16 @@ export class DbCapture {
   /** Set by `idle`: the database file may have been replaced (renamed over, removed and made again) before a reopen. */
   private dbMayChange = false;
 
+  private forgetFd(fd: number): void {
+    this.fds.release(fd);
+    if (this.dbFd === fd) this.dbFd = -1;
+    if (this.walFd === fd) this.walFd = -1;
+    if (this.shmFd === fd) this.shmFd = -1;
+  }
+
   /** Closes its descriptors; call once no connection of this process has the file open. */
   close(): void {
-    for (const fd of [this.dbFd, this.walFd, this.shmFd]) if (fd >= 0) realFs.closeSync(fd);
+    for (const fd of [this.dbFd, this.walFd, this.shmFd]) if (fd >= 0) this.fds.release(fd);
     this.dbFd = this.walFd = this.shmFd = -1;
     this.state = undefined;
   }
@@ -251,7 +262,7 @@ export class DbCapture {
       }
       if (ino !== realFs.fstatSync(this.dbFd).ino) this.dbFd = -1;
     }
-    if (this.dbFd < 0) this.dbFd = openIfThere(this.file);
+    if (this.dbFd < 0) this.dbFd = this.fds.open(this.file);
     if (this.dbFd < 0) return undefined;
     const got = realFs.readSync(this.dbFd, this.head, 0, 100, 0);
     return got === 100 ? parseDbHeader(this.head) : undefined;
@@ -260,17 +271,17 @@ export class DbCapture {
   /** Closes descriptors of -wal and -shm files that were deleted (a journal mode switched away and back): SQLite's locks are on the new files' inodes. */
   private checkFiles(): void {
     if (this.shmFd >= 0 && realFs.fstatSync(this.shmFd).nlink === 0) {
-      realFs.closeSync(this.shmFd);
+      this.fds.release(this.shmFd);
       this.shmFd = -1;
     }
     if (this.walFd >= 0 && realFs.fstatSync(this.walFd).nlink === 0) {
-      realFs.closeSync(this.walFd);
+      this.fds.release(this.walFd);
       this.walFd = -1;
     }
   }
 
   private readShm(open = true): ShmHeader | undefined {
-    if (this.shmFd < 0 && open) this.shmFd = openIfThere(`${this.file}-shm`);
+    if (this.shmFd < 0 && open) this.shmFd = this.fds.open(`${this.file}-shm`);
     if (this.shmFd < 0) return undefined;
     for (let i = 0; i < SHM_TRIES; i++) {
       if (realFs.readSync(this.shmFd, this.shmBuf, 0, SHM_HEADER, 0) !== SHM_HEADER) return undefined;
@@ -281,7 +292,7 @@ export class DbCapture {
   }
 
   private wal(): number {
-    if (this.walFd < 0) this.walFd = openIfThere(`${this.file}-wal`);
+    if (this.walFd < 0) this.walFd = this.fds.open(`${this.file}-wal`);
     return this.walFd;
   }
 
@@ -316,10 +327,3 @@ function fileExists(file: string): boolean {
   }
 }
 
-function openIfThere(file: string): number {
-  try {
-    return realFs.openSync(file, 'r');
-  } catch {
-    return -1;
-  }
-}
