@@ -2,6 +2,7 @@ import test from 'ava';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { DbCapture, type DbChange } from '../agent/sqlite/capture';
+import type { Descriptors } from '../agent/sqlite/descriptors';
 import { ModelStandby, tableRows } from './helpers/sqlite-model';
 import { tempDir } from './helpers/temp-dir';
 
@@ -158,4 +159,20 @@ test('a rolled-back transaction journals nothing', (t) => {
   t.is(r.cap.capture(() => r.db.serialize()), undefined);
   put.run(1, 'kept');
   t.is(step(t, r, 'after the rollback')?.op.kind, 'wal');
+});
+
+test('with no descriptor to be had (a worker thread without /proc), every change still arrives, as an image', (t) => {
+  const file = path.join(tempDir(t, 'sqlite-capture'), 'app.db');
+  const db = new Database(file);
+  t.teardown(() => db.close());
+  db.pragma('journal_mode = WAL');
+  const none: Descriptors = { open: () => -1, release: () => undefined, valid: () => true };
+  const r: Rig = { db, cap: new DbCapture(file, none), model: new ModelStandby(), kinds: [], file };
+  db.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)');
+  step(t, r, 'schema');
+  for (let i = 0; i < 5; i++) {
+    db.prepare('INSERT INTO kv VALUES (?, ?)').run(i, 'v');
+    step(t, r, `insert ${i}`);
+  }
+  t.deepEqual(r.kinds, ['image', 'image', 'image', 'image', 'image', 'image']);
 });

@@ -79,7 +79,11 @@ export class DbCapture {
     if (this.exclusive) return this.exclusiveImage(serialize, head);
     // A new database in WAL mode may have every page in the WAL and none yet in its file.
     const shm = head === undefined || head.wal ? this.readShm() : undefined;
-    if (head === undefined && shm === undefined) return undefined;
+    if (head === undefined && shm === undefined) {
+      // Nothing readable, though the database holds something: no descriptor could be had (a
+      // worker thread without /proc). What changed is then told by the whole.
+      return this.dbFd < 0 && fileHasData(this.file) ? this.exclusiveImage(serialize, undefined, true) : undefined;
+    }
     const s = this.state;
     if (shm !== undefined) {
       if (s?.mode === 'wal' && s.w === shm.salt && s.change === shm.change) return undefined;
@@ -112,8 +116,8 @@ export class DbCapture {
   private ownPosition = 0;
   private lastDigest: Buffer | undefined;
 
-  private exclusiveImage(serialize: () => Buffer, head: ReturnType<typeof parseDbHeader>): DbChange | undefined {
-    if (head === undefined && !fileExists(`${this.file}-wal`)) return undefined;
+  private exclusiveImage(serialize: () => Buffer, head: ReturnType<typeof parseDbHeader>, unread = false): DbChange | undefined {
+    if (!unread && head === undefined && !fileExists(`${this.file}-wal`)) return undefined;
     const buf = serialize();
     const h = parseDbHeader(buf);
     if (h === undefined) return undefined;
@@ -316,6 +320,14 @@ function pageDigests(buf: Buffer, pageSize: number): Buffer[] {
   const out: Buffer[] = [];
   for (let at = 0; at < buf.length; at += pageSize) out.push(hash('sha1', buf.subarray(at, at + pageSize), 'buffer') as Buffer);
   return out;
+}
+
+function fileHasData(file: string): boolean {
+  try {
+    return realFs.statSync(file).size > 0 || realFs.statSync(`${file}-wal`).size > 0;
+  } catch {
+    return false;
+  }
 }
 
 function fileExists(file: string): boolean {
