@@ -26,10 +26,14 @@ export class DbStaging {
   readonly positions = new Map<string, DbPosition | null>();
   private fd = -1;
 
-  constructor(private readonly file: string) {}
+  /**
+   * `commit`: the number of the last durable commit. Each step is logged with it, so that steps
+   * of an older commit, whose truncation of the log a power loss undid, are never taken again.
+   */
+  constructor(private readonly file: string, public commit: number) {}
 
-  /** The steps a killed replayer logged, in order (a torn last one left out). */
-  static recovered(file: string): Step[] {
+  /** The steps a killed replayer logged after commit `commit`, in order (a torn last one left out). */
+  static recovered(file: string, commit: number): Step[] {
     let buf: Buffer;
     try {
       buf = fs.readFileSync(file);
@@ -42,10 +46,11 @@ export class DbStaging {
       const dlen = buf.readUInt32BE(at + 4);
       const end = at + 12 + hlen + dlen;
       if (end > buf.length || crc32(buf.subarray(at + 12, end)) !== buf.readUInt32BE(at + 8)) break;
-      const head = JSON.parse(buf.toString('utf8', at + 12, at + 12 + hlen)) as { key: string; gone?: true; ps?: number; whole?: boolean; pos?: DbPosition };
-      if (head.gone === true) steps.push({ key: head.key, gone: true });
-      else steps.push({ key: head.key, ps: head.ps!, whole: head.whole!, pos: head.pos!, txns: decodePages(buf.subarray(at + 12 + hlen, end), head.ps!) });
+      const head = JSON.parse(buf.toString('utf8', at + 12, at + 12 + hlen)) as { key: string; after: number; gone?: true; ps?: number; whole?: boolean; pos?: DbPosition };
       at = end;
+      if (head.after !== commit) continue;
+      if (head.gone === true) steps.push({ key: head.key, gone: true });
+      else steps.push({ key: head.key, ps: head.ps!, whole: head.whole!, pos: head.pos!, txns: decodePages(buf.subarray(end - dlen, end), head.ps!) });
     }
     return steps;
   }
@@ -60,7 +65,7 @@ export class DbStaging {
 
   /** Stages `txns` of database `key`, taking it to `pos`; `whole`: they replace it (an image). */
   add(key: string, ps: number, whole: boolean, pos: DbPosition, txns: readonly PageSet[], log = true): Pending {
-    if (log) this.log({ key, ps, whole, pos }, encodePages(ps, txns));
+    if (log) this.log({ key, after: this.commit, ps, whole, pos }, encodePages(ps, txns));
     let p = this.pending.get(key);
     if (whole || p === undefined || p.pageSize !== ps) {
       p = { pageSize: ps, size: -1, pages: new Map(), bytes: 0 };
@@ -82,7 +87,7 @@ export class DbStaging {
 
   /** The database's file was removed or replaced: its position ends (whatever comes next starts from an image). */
   forget(key: string, log = true): void {
-    if (log) this.log({ key, gone: true }, Buffer.alloc(0));
+    if (log) this.log({ key, after: this.commit, gone: true }, Buffer.alloc(0));
     this.positions.set(key, null);
     this.pending.delete(key);
   }

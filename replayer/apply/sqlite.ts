@@ -39,12 +39,13 @@ export class SqliteApplier implements Applier {
 
   constructor(private readonly roots: ReadonlyMap<string, string>, private readonly ctx: Pick<ApplierContext, 'stateDir' | 'log' | 'order' | 'keep'>) {
     this.positionsFile = path.join(ctx.stateDir, POSITIONS);
-    this.positions = readJsonIfExists<Record<string, DbPosition>>(this.positionsFile) ?? {};
+    const saved = readJsonIfExists<{ commit: number; dbs: Record<string, DbPosition> }>(this.positionsFile);
+    this.positions = saved?.dbs ?? {};
     const stagedFile = path.join(ctx.stateDir, STAGED);
-    this.staging = new DbStaging(stagedFile);
+    this.staging = new DbStaging(stagedFile, saved?.commit ?? 0);
     // A replayer killed after applying and before its commit: its positions say applied, so
     // what it staged is written now, as an applier that writes as it applies would have.
-    const recovered = DbStaging.recovered(stagedFile);
+    const recovered = DbStaging.recovered(stagedFile, this.staging.commit);
     if (recovered.length > 0) {
       this.staging.replay(recovered);
       this.commitNow();
@@ -134,8 +135,9 @@ export class SqliteApplier implements Applier {
       }
       // After the databases: a position never names a transaction the disk does not hold.
       fs.mkdirSync(path.dirname(this.positionsFile), { recursive: true });
-      replaceJson(this.positionsFile, next);
+      replaceJson(this.positionsFile, { commit: this.staging.commit + 1, dbs: next });
     });
+    this.staging.commit++;
     for (const key of Object.keys(this.positions)) if (!(key in next)) delete this.positions[key];
     Object.assign(this.positions, next);
     this.staging.clear();
