@@ -56,6 +56,11 @@ for (const mode of ['WAL', 'DELETE'] as const) {
     await drainedEqual(t, pair);
     const entries = [...(await streamEntries(pair.server.url)).values()].flat().filter((e) => e.header.op === 'sqlite');
     t.true(entries.length > 200, `${entries.length} sqlite entries`);
+    // inspect says where each entry takes the database from and to.
+    const inspect = await runCli(['inspect', '--nats', pair.server.url]);
+    t.is(inspect.code, 0, inspect.stderr);
+    t.regex(inspect.stdout, / sqlite data\/app\.db image at (r|[0-9a-f]{16})\.\d+ \[\d+ bytes\]/);
+    t.regex(inspect.stdout, mode === 'WAL' ? / sqlite data\/app\.db wal [0-9a-f]{16}\.\d+ -> [0-9a-f]{16}\.\d+/ : / sqlite data\/app\.db rollback r\.\d+ -> r\.\d+/);
   });
 }
 

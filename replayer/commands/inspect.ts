@@ -62,6 +62,8 @@ function describe(streamSeq: number, h: EntryHeader, bytes: number): string {
     case 'rm': break;
     case 'config': detail = `${h.key.join('.') || '(whole store)'}${h.del === true ? ' deleted' : ''}`; break;
     case 'job': detail = `${h.id} ${h.ev}${h.captured === false ? ' (payload not captured)' : ''}${h.label === undefined ? '' : ` ${h.label}`}`; break;
+    // A database's change: from where it builds on to where it leaves the database (generation.position).
+    case 'sqlite': detail = h.kind === 'image' ? `image at ${h.w}.${h.k}` : `${h.kind} ${h.bw}.${h.bk} -> ${h.w}.${h.k}`; break;
   }
   const chunk = h.c === undefined ? '' : ` chunk ${h.c.i + 1}/${h.c.n} @${h.c.off}`;
   // Configuration and jobs have no root: the store or queue name alone says where they go.
