@@ -6,6 +6,8 @@ import { until } from './helpers/agent-apps';
 import { makePair, followReplayer, runCli, type Pair } from './helpers/pair';
 import { readDb, readPrimary, SQLITE_MODULE } from './helpers/sqlite-app';
 import { streamEntries } from './helpers/stream-entries';
+import { publish } from './helpers/publish';
+import { encodePages } from '../lib/sqlite-pages';
 
 // Real better-sqlite3 databases written by applications under the agent, replicated through a
 // real nats-server to a standby whose database is then read as a second, read-only connection.
@@ -339,4 +341,31 @@ test.serial('a checkpoint taken while a service writes its database: restored, t
   t.true(rows.length > 0 && rows.length % 2 === 0, `${rows.length} rows: whole transactions only`);
   t.is(rows.reduce((s, [, a]) => s + a, 0), 0, 'every transaction whole');
   t.true(rows.length < (live!.rows.ledger as string[]).length, 'the service wrote on after the checkpoint; the restore is of the checkpoint');
+});
+
+test.serial('a change that does not follow what the standby holds is not applied: status says the database may differ, in words, until an image mends it', async (t) => {
+  const pair = await makePair('sqlite-doubt');
+  t.teardown(() => pair.close());
+  const mem = new Database(':memory:');
+  mem.exec("CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT); INSERT INTO kv VALUES (1, 'one')");
+  const buf = mem.serialize();
+  mem.close();
+  const n = buf.length / 4096;
+  const pages = new Map(Array.from({ length: n }, (_, i) => [i + 1, buf.subarray(i * 4096, (i + 1) * 4096)] as [number, Buffer]));
+  const at = (j: string, s: number, o: number) => ({ j, e: 1, s, t: Date.now(), o, r: 'data', p: 'app.db' });
+  // A WAL change whose base the standby never got (its image went to a stream long gone).
+  await publish(pair.server.url, [{ header: { ...at('lost', 1, 100), op: 'sqlite', kind: 'wal', w: '0000000100000001', k: 9, bw: '0000000100000001', bk: 4, ps: 4096 }, data: encodePages(4096, [{ end: 9, size: n, pages: new Map([[1, pages.get(1)!]]) }]) }]);
+  const first = await pair.drain();
+  t.is(first.inDoubt, 1);
+  t.false(fs.existsSync(path.join(pair.standby, 'app.db')), 'nothing applied on a guess');
+  const status = () => runCli(['status', '--nats', pair.server.url]);
+  let s = await status();
+  t.regex(s.stdout, /MAY DIFFER from the primary: 1 object\(s\) it cannot be sure of \(data\/app\.db\); first: a change building on frame 4 of WAL 0000000100000001 came before any image of the database/);
+  // An image, from any journal, makes it whole again.
+  await publish(pair.server.url, [{ header: { ...at('baseline', 1, 200), op: 'sqlite', kind: 'image', w: 'r', k: 1, ps: 4096 }, data: encodePages(4096, [{ end: 1, size: n, pages }]) }]);
+  const second = await pair.drain();
+  t.is(second.inDoubt, 0);
+  t.deepEqual(readDb(path.join(pair.standby, 'app.db'))?.rows, { kv: ['[1,"one"]'] });
+  s = await status();
+  t.notRegex(s.stdout, /MAY DIFFER/);
 });
