@@ -131,7 +131,11 @@ export class Databases {
   }
 
   private learn(db: Connection): Tracked | undefined {
-    if (db.memory || db.readonly || db.name === '' || db.name.startsWith('file:')) return undefined;
+    if (db.memory || db.readonly || db.name === '') return undefined;
+    if (db.name.startsWith('file:')) {
+      warnOnce('sqlite-uri', `better-sqlite3: a database opened by a file: URI (${db.name.slice(0, 80)}) is not replicated; open it by its path`);
+      return undefined;
+    }
     let abs: string;
     try {
       // Where it was opened: a relative name means the directory of that moment, not of now.
