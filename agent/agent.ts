@@ -149,7 +149,7 @@ function notStarted(err: unknown): undefined {
  * SQLite's own included.
  */
 function watchExcluded(excluded: (rel: string) => boolean): (rel: string) => boolean {
-  const { sqliteDatabases } = require('./shims/libs/better-sqlite3') as typeof import('./shims/libs/better-sqlite3');
+  const { sqliteDatabases } = require('./shims/libs/better-sqlite3-patch') as typeof import('./shims/libs/better-sqlite3-patch');
   return (rel) => excluded(rel) || sqliteDatabases.tracks(rel);
 }
 

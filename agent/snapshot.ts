@@ -5,8 +5,7 @@ import { hostStamp } from '../lib/host-clock';
 import { DEFAULTS } from '../lib/settings';
 import { realFs } from './real-fs';
 import type { JournalSink, ReadTime } from './sink';
-import { isDatabaseFile, isSidecar, sqliteModule } from '../lib/sqlite-files';
-import { DbCapture } from './sqlite/capture';
+import type * as SqliteFiles from '../lib/sqlite-files';
 
 const { O_RDONLY, O_NOFOLLOW } = fs.constants;
 
@@ -79,8 +78,8 @@ export class Snapshotter {
         return { kind: 'symlink' };
       }
       if (type !== 'file') return { kind: 'other' };
-      if (this.databases && isSidecar(abs)) return { kind: 'part-of-database' };
-      if (this.databases && isDatabaseFile(abs)) {
+      if (this.databases && sqliteFiles().isSidecar(abs)) return { kind: 'part-of-database' };
+      if (this.databases && sqliteFiles().isDatabaseFile(abs)) {
         const d = snapshotDatabase(this.sink, root, rel, abs);
         if (d !== undefined) return d;
       }
@@ -153,7 +152,8 @@ export class Snapshotter {
  */
 function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: string): Snapped | undefined {
   const order = hostStamp();
-  const Database = sqliteModule();
+  const Database = sqliteFiles().sqliteModule();
+  const { DbCapture } = require('./sqlite/capture') as typeof import('./sqlite/capture');
   const cap = new DbCapture(abs);
   const db = new Database(abs, { readonly: true, fileMustExist: true, timeout: 10_000 }) as unknown as { serialize(): Buffer; close(): void };
   try {
@@ -165,6 +165,11 @@ function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: str
     db.close();
     cap.close();
   }
+}
+
+/** What knows SQLite files, loaded by the first snapshot that looks for databases (the recorder's never do). */
+function sqliteFiles(): typeof SqliteFiles {
+  return require('../lib/sqlite-files') as typeof SqliteFiles;
 }
 
 function readFully(fd: number, buf: Buffer, position: number): number {

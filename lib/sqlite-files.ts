@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import { createHash } from 'node:crypto';
 import { SQLITE_MAGIC } from './sqlite-wal';
 
 /**
@@ -68,7 +67,8 @@ export function databaseHash(abs: string): string {
   const Database = sqliteModule();
   const db = new Database(abs, { readonly: true, fileMustExist: true, timeout: 10_000 });
   try {
-    const h = createHash('sha256');
+    // Required here: node:crypto costs milliseconds of a start that reads no database.
+    const h = (require('node:crypto') as typeof import('node:crypto')).createHash('sha256');
     const feed = (v: unknown): void => {
       if (v === null) h.update('n;');
       else if (Buffer.isBuffer(v)) h.update(`b${v.length}:`).update(v);

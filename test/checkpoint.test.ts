@@ -212,7 +212,11 @@ test.serial('a prepare that reaches a stopped agent only after its deadline (its
   t.teardown(() => nc.close());
   const kv = await openStateKv(nc, 'UNDERSTUDY');
   let journal = '';
-  for (const j of await liveJournals(pair)) if ((await readState(kv, 'agent', j))?.pid === childPid) journal = j;
+  // Its record names its pid once its shipper has reported; under load that may come after both heartbeat.
+  await until('the child\'s journal in the state bucket', async () => {
+    for (const j of await liveJournals(pair)) if ((await readState(kv, 'agent', j))?.pid === childPid) journal = j;
+    return journal !== '';
+  }, 20_000).catch(() => undefined);
   t.not(journal, '', 'the child\'s journal');
   process.kill(childPid, 'SIGSTOP');
   // As a command killed after its prepare: no abort follows. The prepare waits in the child's socket.

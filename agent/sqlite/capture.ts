@@ -1,4 +1,4 @@
-import { hash, randomBytes } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 import type { SqliteOp } from '../../lib/entry';
 import { encodePages, type PageSet } from '../../lib/sqlite-pages';
 import { parseDbHeader, parseShmHeader, parseWalHeader, readFrames, SHM_HEADER, WAL_HEADER, FRAME_HEADER, WalReadError, type ShmHeader } from '../../lib/sqlite-wal';
@@ -112,7 +112,7 @@ export class DbCapture {
   filesMayChange = true;
   private checkedAt = 0;
   /** Where images count when the files give no position: a generation of this capture's own. */
-  private readonly ownGeneration = randomBytes(8).toString('hex');
+  private readonly ownGeneration = crypto().randomBytes(8).toString('hex');
   private ownPosition = 0;
   private lastDigest: Buffer | undefined;
 
@@ -121,7 +121,7 @@ export class DbCapture {
     const buf = serialize();
     const h = parseDbHeader(buf);
     if (h === undefined) return undefined;
-    const digest = hash('sha256', buf, 'buffer') as Buffer;
+    const digest = crypto().hash('sha256', buf, 'buffer') as Buffer;
     if (this.lastDigest?.equals(digest) === true) return undefined;
     this.lastDigest = digest;
     // Positions of its own: the standby orders its images by them, and by host order against anyone else's.
@@ -318,8 +318,14 @@ function imageOf(buf: Buffer, pageSize: number, w: string, k: number): DbChange 
 /** A digest per page: a changed page is found without keeping a copy of the database. */
 function pageDigests(buf: Buffer, pageSize: number): Buffer[] {
   const out: Buffer[] = [];
+  const { hash } = crypto();
   for (let at = 0; at < buf.length; at += pageSize) out.push(hash('sha1', buf.subarray(at, at + pageSize), 'buffer') as Buffer);
   return out;
+}
+
+/** node:crypto, loaded at the first database captured (it costs milliseconds of every start otherwise). */
+function crypto(): typeof Crypto {
+  return require('node:crypto') as typeof Crypto;
 }
 
 function fileHasData(file: string): boolean {
