@@ -138,11 +138,6 @@ function notStarted(err: unknown): undefined {
 }
 
 /**
- * UNDERSTUDY_WATCH=1: what child processes (and anything else) change under the roots is
- * journaled too; what the wrappers journaled is not journaled again. It never keeps the
- * application alive, and a failure only stops the watching, said once.
- */
-/**
  * What the in-process watcher leaves out: what is excluded, and the databases this process's
  * better-sqlite3 connections write (captured commit by commit). Reading those here would also
  * be harmful: closing any descriptor of a file drops every POSIX lock the process holds on it,
@@ -153,6 +148,11 @@ function watchExcluded(excluded: (rel: string) => boolean): (rel: string) => boo
   return (rel) => excluded(rel) || sqliteDatabases.tracks(rel);
 }
 
+/**
+ * UNDERSTUDY_WATCH=1: what child processes (and anything else) change under the roots is
+ * journaled too; what the wrappers journaled is not journaled again. It never keeps the
+ * application alive, and a failure only stops the watching, said once.
+ */
 function startWatcher(settings: AgentSettings, journal: Journal, gate: FreezeGate): void {
   // Loaded only when asked for: chokidar is ~11 ms of every start that does not watch (issue 15).
   const { Watcher, watchStateFile } = require('./watcher') as typeof import('./watcher');

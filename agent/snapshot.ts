@@ -79,7 +79,7 @@ export class Snapshotter {
       }
       if (type !== 'file') return { kind: 'other' };
       if (this.databases && sqliteFiles().isSidecar(abs)) return { kind: 'part-of-database' };
-      if (this.databases && sqliteFiles().isDatabaseFile(abs)) {
+      if (this.databases && st.size >= sqliteFiles().MIN_DATABASE_BYTES && sqliteFiles().isDatabaseFile(abs)) {
         const d = snapshotDatabase(this.sink, root, rel, abs);
         if (d !== undefined) return d;
       }

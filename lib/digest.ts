@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { describe, walk, Yielder, type ObjectType, type TreeObject } from './walk';
 import { DEFAULTS } from './settings';
-import { databaseHash, isDatabaseFile, isSidecar } from './sqlite-files';
+import { databaseHash, isDatabaseFile, isSidecar, MIN_DATABASE_BYTES } from './sqlite-files';
 
 /** Content hashes verify can use: xxh64 is fast; sha256 resists a forger. */
 export const HASHES = ['xxh64', 'sha256'] as const;
@@ -57,7 +57,7 @@ export async function hashFile(abs: string, name: HashName, yielder = new Yielde
 /** The digest of an object already described by lstat. */
 export async function digestOf(o: TreeObject, hash: HashName, yielder?: Yielder): Promise<Digest> {
   const d: Digest = { p: o.rel, type: o.type, mode: o.mode };
-  if (o.type === 'file' && isDatabaseFile(o.abs)) {
+  if (o.type === 'file' && o.size >= MIN_DATABASE_BYTES && isDatabaseFile(o.abs)) {
     // Compared by what it holds (lib/sqlite-files): the standby's file is laid out its own way,
     // and its permission bits are the standby's (an image carries none).
     try {

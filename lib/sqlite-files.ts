@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { SQLITE_MAGIC } from './sqlite-wal';
+import { isDbHeader } from './sqlite-wal';
 
 /**
  * SQLite databases as whole objects, for the parts that walk trees (verify, baseline, repair,
@@ -17,6 +17,9 @@ export function sidecarBase(p: string): string | undefined {
   return s === undefined ? undefined : p.slice(0, -s.length);
 }
 
+/** The smallest database file that holds anything (one page of the smallest size): a smaller file need not be opened to know it is none. */
+export const MIN_DATABASE_BYTES = 512;
+
 /** Whether the regular file at `abs` begins as a SQLite database (an empty file does not). */
 export function isDatabaseFile(abs: string): boolean {
   let fd: number;
@@ -28,7 +31,7 @@ export function isDatabaseFile(abs: string): boolean {
   try {
     if (!fs.fstatSync(fd).isFile()) return false;
     const head = Buffer.alloc(16);
-    return fs.readSync(fd, head, 0, 16, 0) === 16 && head.equals(SQLITE_MAGIC);
+    return fs.readSync(fd, head, 0, 16, 0) === 16 && isDbHeader(head);
   } finally {
     fs.closeSync(fd);
   }

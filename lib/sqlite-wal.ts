@@ -165,9 +165,19 @@ export interface DbHeader {
 /** The SQLite magic that begins every database file. */
 export const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 
+/** Whether `buf` begins with the SQLite magic. */
+export function isDbHeader(buf: Buffer): boolean {
+  return buf.length >= 16 && buf.compare(SQLITE_MAGIC, 0, 16, 0, 16) === 0;
+}
+
+/** The page size a database header (page 1's first 100 bytes) records: 1 stands for 65536. */
+export function headerPageSize(page1: Buffer): number {
+  const v = page1.readUInt16BE(16);
+  return v === 1 ? 65536 : v;
+}
+
 /** Reads the database header; undefined when `buf` is not the start of a SQLite database. */
 export function parseDbHeader(buf: Buffer): DbHeader | undefined {
-  if (buf.length < 100 || buf.compare(SQLITE_MAGIC, 0, 16, 0, 16) !== 0) return undefined;
-  const ps = buf.readUInt16BE(16);
-  return { pageSize: ps === 1 ? 65536 : ps, counter: buf.readUInt32BE(24), size: buf.readUInt32BE(28), wal: buf[18] === 2 || buf[19] === 2 };
+  if (buf.length < 100 || !isDbHeader(buf)) return undefined;
+  return { pageSize: headerPageSize(buf), counter: buf.readUInt32BE(24), size: buf.readUInt32BE(28), wal: buf[18] === 2 || buf[19] === 2 };
 }

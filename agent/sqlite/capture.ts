@@ -35,8 +35,9 @@ const IMAGE_TRIES = 5;
  * frames a restart overwrote, a change of journal mode, several commits in rollback mode) goes
  * as an image of the whole database, read in one read transaction.
  *
- * Its own descriptors stay open until `close`: closing any descriptor of a file drops every
- * POSIX lock this process holds on it, SQLite's own included.
+ * Descriptors come from `fds` (agent/sqlite/descriptors) and are let go only when their file
+ * was deleted or at `close`: closing any descriptor of a file drops every POSIX lock this
+ * process holds on it, SQLite's own included.
  */
 export class DbCapture {
   private state: State | undefined;
@@ -45,6 +46,28 @@ export class DbCapture {
   private shmFd = -1;
   private readonly head = Buffer.alloc(100);
   private readonly shmBuf = Buffer.alloc(SHM_HEADER);
+
+  /**
+   * Set while a connection holds the database in `locking_mode = EXCLUSIVE`: its WAL has no
+   * shared index to read, and its change counter need not move at each commit, so no commit can
+   * be told from the files. Each call that may have committed then sends the database whole
+   * when its pages differ from the last sent (agent/sqlite/databases says so once).
+   */
+  exclusive = false;
+  /**
+   * Set when the files may have been made again (-shm deleted, SQL that names journal_mode or
+   * locking_mode, a WAL read that failed, a second since the last look): a switch of journal
+   * mode deletes -wal and -shm and makes new ones, and descriptors of the old ones read stale headers.
+   */
+  filesMayChange = true;
+  private checkedAt = 0;
+  /** Where images count when the files give no position: a generation of this capture's own. */
+  private readonly ownGeneration = crypto().randomBytes(8).toString('hex');
+  private ownPosition = 0;
+  private lastDigest: Buffer | undefined;
+
+  /** Set by `idle`: the database file may have been replaced (renamed over, removed and made again) before a reopen. */
+  private dbMayChange = false;
 
   /** `fds`: how this thread holds descriptors of the files (agent/sqlite/descriptors). */
   constructor(readonly file: string, private readonly fds: Descriptors = threadDescriptors()) {}
@@ -76,13 +99,13 @@ export class DbCapture {
       this.checkedAt = now;
     }
     const head = this.readHead();
-    if (this.exclusive) return this.exclusiveImage(serialize, head);
+    if (this.exclusive) return head === undefined && !fileExists(`${this.file}-wal`) ? undefined : this.wholeIfChanged(serialize);
     // A new database in WAL mode may have every page in the WAL and none yet in its file.
     const shm = head === undefined || head.wal ? this.readShm() : undefined;
     if (head === undefined && shm === undefined) {
       // Nothing readable, though the database holds something: no descriptor could be had (a
       // worker thread without /proc). What changed is then told by the whole.
-      return this.dbFd < 0 && fileHasData(this.file) ? this.exclusiveImage(serialize, undefined, true) : undefined;
+      return this.dbFd < 0 && fileHasData(this.file) ? this.wholeIfChanged(serialize) : undefined;
     }
     const s = this.state;
     if (shm !== undefined) {
@@ -97,27 +120,8 @@ export class DbCapture {
     return this.rollbackDelta(s, serialize);
   }
 
-  /**
-   * Set while a connection holds the database in `locking_mode = EXCLUSIVE`: its WAL has no
-   * shared index to read, and its change counter need not move at each commit, so no commit can
-   * be told from the files. Each call that may have committed then sends the database whole
-   * when its pages differ from the last sent (agent/sqlite/databases says so once).
-   */
-  exclusive = false;
-  /**
-   * Set when the files may have been made again (-shm deleted, SQL that names journal_mode or
-   * locking_mode, a WAL read that failed, a second since the last look): a switch of journal
-   * mode deletes -wal and -shm and makes new ones, and descriptors of the old ones read stale headers.
-   */
-  filesMayChange = true;
-  private checkedAt = 0;
-  /** Where images count when the files give no position: a generation of this capture's own. */
-  private readonly ownGeneration = crypto().randomBytes(8).toString('hex');
-  private ownPosition = 0;
-  private lastDigest: Buffer | undefined;
-
-  private exclusiveImage(serialize: () => Buffer, head: ReturnType<typeof parseDbHeader>, unread = false): DbChange | undefined {
-    if (!unread && head === undefined && !fileExists(`${this.file}-wal`)) return undefined;
+  /** The whole database when it differs from the last one sent this way, at a position of this capture's own. */
+  private wholeIfChanged(serialize: () => Buffer): DbChange | undefined {
     const buf = serialize();
     const h = parseDbHeader(buf);
     if (h === undefined) return undefined;
@@ -146,9 +150,6 @@ export class DbCapture {
     this.dbMayChange = true;
   }
 
-  /** Set by `idle`: the database file may have been replaced (renamed over, removed and made again) before a reopen. */
-  private dbMayChange = false;
-
   private forgetFd(fd: number): void {
     this.fds.release(fd);
     if (this.dbFd === fd) this.dbFd = -1;
@@ -166,41 +167,32 @@ export class DbCapture {
   /** Frames since the last read in the same generation, or in the next one when the WAL restarted right after it; undefined when that cannot be proven. */
   private walDelta(s: WalState, shm: ShmHeader): DbChange | undefined {
     try {
+      let read: { txns: PageSet[]; bigEndian: boolean } | undefined;
       if (shm.salt === s.w) {
         if (shm.mxFrame < s.k || shm.pageSize !== s.pageSize) return undefined;
-        let txns: PageSet[];
-        let bigEndian = s.bigEndian;
-        if (s.k > 0) {
-          txns = this.frames(s.k, shm.mxFrame, shm, s.cksum, s.bigEndian);
-        } else {
-          // From the start of the WAL (after a TRUNCATE checkpoint): the chain begins at its header.
-          const wal = this.readWalHeader();
-          if (wal === undefined || wal.salt !== shm.salt) return undefined;
-          txns = this.frames(0, shm.mxFrame, shm, wal.cksum, wal.bigEndian);
-          bigEndian = wal.bigEndian;
-        }
-        // Every commit since the last read is among the frames read, or something else wrote the index.
-        if (((shm.change - s.change) >>> 0) !== txns.length) return undefined;
-        return this.walChange(s, shm, txns, bigEndian);
+        read = s.k > 0 ? { txns: this.frames(s.k, shm.mxFrame, shm, s.cksum, s.bigEndian), bigEndian: s.bigEndian } : this.fromStart(shm, s.bigEndian);
+      } else {
+        // A new generation (the WAL restarted after a full checkpoint): read from its start.
+        read = this.fromStart(shm, s.bigEndian);
       }
-      // A new generation (the WAL restarted after a full checkpoint): it follows the last read
-      // only if no commit was missed in the old one. The wal-index's change counter moves once
-      // per commit (a restart does not move it), so every commit since the last read must be
-      // one of the new generation's.
-      const wal = this.readWalHeader();
-      if (wal === undefined || wal.salt !== shm.salt || wal.pageSize !== shm.pageSize) {
-        // Restarted by a TRUNCATE checkpoint and not written since: no header, no frames yet.
-        if (shm.mxFrame !== 0 || shm.change !== s.change) return undefined;
-        return this.walChange(s, shm, [], s.bigEndian);
-      }
-      const txns = this.frames(0, shm.mxFrame, shm, wal.cksum, wal.bigEndian);
-      if (((shm.change - s.change) >>> 0) !== txns.length) return undefined;
-      return this.walChange(s, shm, txns, wal.bigEndian);
+      // No commit may have been missed, in this generation or an old one: the wal-index's change
+      // counter moves once per commit (a restart does not move it), so every commit since the
+      // last read must be among the frames read.
+      if (read === undefined || ((shm.change - s.change) >>> 0) !== read.txns.length) return undefined;
+      return this.walChange(s, shm, read.txns, read.bigEndian);
     } catch (err) {
       if (!(err instanceof WalReadError)) throw err;
       this.filesMayChange = true;
       return undefined;
     }
+  }
+
+  /** The generation's frames from the WAL's start, its chain begun at the WAL header; none to read (a TRUNCATE checkpoint, not written since) needs no header. */
+  private fromStart(shm: ShmHeader, bigEndian: boolean): { txns: PageSet[]; bigEndian: boolean } | undefined {
+    if (shm.mxFrame === 0) return { txns: [], bigEndian };
+    const wal = this.readWalHeader();
+    if (wal === undefined || wal.salt !== shm.salt || wal.pageSize !== shm.pageSize) return undefined;
+    return { txns: this.frames(0, shm.mxFrame, shm, wal.cksum, wal.bigEndian), bigEndian: wal.bigEndian };
   }
 
   private walChange(s: WalState, shm: ShmHeader, txns: PageSet[], bigEndian: boolean): DbChange {

@@ -4,8 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { syncDir, writeAll, writeSync } from '../../lib/durable-file';
 import { ApplyError, BadEntryError } from '../../lib/errors';
 import {
-  DB_MAGIC, completeHeader, headerPageSize, journalHeader, journalRecord, lockPage, patchPage1, validPageSize,
+  completeHeader, journalHeader, journalRecord, lockPage, patchPage1,
 } from './sqlite-journal';
+import { isPageSize } from '../../lib/sqlite-pages';
+import { headerPageSize, isDbHeader } from '../../lib/sqlite-wal';
 
 /**
  * The standby's SQLite page writer. It writes the pages the primary changed straight into the
@@ -104,7 +106,7 @@ export class SqlitePageWriter {
     const len = fs.fstatSync(this.fd).size;
     if (len === 0) return { pageSize: 0, size: 0 };
     const h = readAt(this.fd, 100, 0);
-    if (!h.subarray(0, 16).equals(DB_MAGIC)) throw new ApplyError(`${this.file} is not a SQLite database`);
+    if (!isDbHeader(h)) throw new ApplyError(`${this.file} is not a SQLite database`);
     const pageSize = headerPageSize(h);
     return { pageSize, size: Math.ceil(len / pageSize) };
   }
@@ -274,7 +276,7 @@ function toJournal(cur: Shape, size: number, pages: ReadonlyMap<number, Buffer>,
 
 /** Rejects a batch no database could hold. */
 export function checkBatch(pageSize: number, size: number, pages: ReadonlyMap<number, Buffer>): void {
-  if (!validPageSize(pageSize)) throw new BadEntryError(`page size ${pageSize} is not a power of two from 512 to 65536`);
+  if (!isPageSize(pageSize)) throw new BadEntryError(`page size ${pageSize} is not a power of two from 512 to 65536`);
   if (!Number.isInteger(size) || size < 1 || size > 0xffffffff) throw new BadEntryError(`database size ${size} is not a page count`);
   for (const [pgno, page] of pages) {
     if (!Number.isInteger(pgno) || pgno < 1) throw new BadEntryError(`page number ${pgno} is not one (pages count from 1)`);
@@ -283,7 +285,7 @@ export function checkBatch(pageSize: number, size: number, pages: ReadonlyMap<nu
   }
   const p1 = pages.get(1);
   if (p1 !== undefined) {
-    if (!p1.subarray(0, 16).equals(DB_MAGIC)) throw new BadEntryError('page 1 does not begin with the SQLite header');
+    if (!isDbHeader(p1)) throw new BadEntryError('page 1 does not begin with the SQLite header');
     if (headerPageSize(p1) !== pageSize) throw new BadEntryError(`page 1 says page size ${headerPageSize(p1)}, the batch ${pageSize}`);
   }
 }

@@ -13,26 +13,12 @@ export const JOURNAL_MAGIC = Buffer.from('d9d505f920a163d7', 'hex');
  */
 export const JOURNAL_SECTOR = 512;
 
-/** The first 16 bytes of every SQLite database. */
-export const DB_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
-
 /** The byte SQLite locks with; the page holding it is never used and never journaled. */
 const PENDING_BYTE = 0x40000000;
 
 /** The page number that holds the pending byte at `pageSize` (SQLite's PAGER_SJ_PGNO). */
 export function lockPage(pageSize: number): number {
   return Math.floor(PENDING_BYTE / pageSize) + 1;
-}
-
-/** Whether `n` is a page size SQLite accepts: a power of two from 512 to 65536. */
-export function validPageSize(n: number): boolean {
-  return Number.isInteger(n) && n >= 512 && n <= 65536 && (n & (n - 1)) === 0;
-}
-
-/** The page size a database header (page 1's first 100 bytes) records: 1 stands for 65536. */
-export function headerPageSize(page1: Buffer): number {
-  const v = page1.readUInt16BE(16);
-  return v === 1 ? 65536 : v;
 }
 
 /**

@@ -15,18 +15,15 @@ export interface DbRead {
 
 /** Reads `file` read-only; undefined when there is no such file. */
 export function readDb(file: string): DbRead | undefined {
-  if (!fs.existsSync(file)) return undefined;
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
-    return { integrity: String(db.pragma('integrity_check', { simple: true })), rows: tableRows(db) };
-  } finally {
-    db.close();
-  }
+  return fs.existsSync(file) ? read(new Database(file, { readonly: true, fileMustExist: true })) : undefined;
 }
 
 /** Reads the primary's database after its processes ended (a writable connection: it recovers a WAL a kill left). */
 export function readPrimary(file: string): DbRead {
-  const db = new Database(file);
+  return read(new Database(file));
+}
+
+function read(db: Database.Database): DbRead {
   try {
     return { integrity: String(db.pragma('integrity_check', { simple: true })), rows: tableRows(db) };
   } finally {
