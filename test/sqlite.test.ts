@@ -369,3 +369,28 @@ test.serial('a change that does not follow what the standby holds is not applied
   s = await status();
   t.notRegex(s.stdout, /MAY DIFFER/);
 });
+
+test.serial('two processes writing one WAL database through a NATS outage: what they spooled while it was down ships when it is back, and the standby ends equal', async (t) => {
+  const pair = await makePair('sqlite-outage');
+  t.teardown(() => pair.close());
+  await pair.server.stop();
+  const writer = (who: number) => pair.runApp({
+    env: { UNDERSTUDY_NAME: `o${who}`, UNDERSTUDY_EXIT_TIMEOUT_MS: '10000' },
+    code: app(pair, 'WAL', `db.pragma('busy_timeout = 10000');
+      const pause = new Int32Array(new SharedArrayBuffer(4));
+      for (let i = 0; i < 400; i++) {
+        db.transaction(() => { put().run(${who} * 100000 + i, 'w${who}'); put().run(-1 - ${who}, String(i)); })();
+        if (i % 100 === 0) db.pragma('wal_checkpoint(TRUNCATE)');
+        Atomics.wait(pause, 0, 0, 5);
+      }
+      db.close();`),
+  });
+  const runs = Promise.all([writer(1), writer(2)]);
+  // Back while both are still writing: part of each journal went out late, part at once.
+  await new Promise((r) => setTimeout(r, 1200));
+  const { startNatsServer } = await import('./helpers/nats-server.js');
+  const again = await startNatsServer({ port: pair.server.port, storeDir: pair.server.storeDir });
+  t.teardown(() => again.stop());
+  for (const r of await runs) t.is(r.code, 0, r.stderr);
+  await drainedEqual(t, pair);
+});
