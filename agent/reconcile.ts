@@ -333,6 +333,11 @@ export class Reconciler {
       const crel = join(rel, name);
       this.journal(root, crel, why);
       mended.push(`${root.name}/${crel}`);
+      // A directory made again at the name since the listing: all it holds is new to the journal.
+      if (this.known.get(key(root.name, crel))?.startsWith('dir:') === true) {
+        mended.push(...this.reconcileDir(root, crel, why, true));
+        this.lookAgain(root, crel);
+      }
     }
     return mended;
   }
@@ -342,11 +347,30 @@ export class Reconciler {
     const abs = under(root.dir, rel);
     // The signature is taken before the read: a change after it is then seen as a difference next time, never hidden.
     const sig = signature(abs);
+    const prev = this.known.get(key(root.name, rel));
+    if (prev?.startsWith('dir:') === true && (sig === ABSENT || !sameDir(prev, sig))) {
+      // The directory the journal has is gone (removed, or replaced by another): its removal goes
+      // first and on its own. A mkdir on the standby keeps what the old one held, so a directory
+      // made again at its name, even between this look and the read, must never be journaled over it.
+      this.snap.removed(root.name, rel);
+      this.forget(root.name, rel);
+      this.journaledCount++;
+      this.told(root.name, rel, 'removed', why);
+      // Made again since the look: it is new to the journal, and the next listing of its parent journals it whole.
+      if (sig === ABSENT) {
+        if (lstat(abs) !== undefined) this.markDirty(root, parentOf(rel), Date.now());
+        return;
+      }
+    }
     const s = this.snap.snapshot(root.name, rel, abs, true);
     this.journaledCount++;
     if (s.kind === 'removed' || s.kind === 'absent' || sig === ABSENT) this.forget(root.name, rel);
     else this.remember(root.name, rel, sig);
-    if (s.kind !== 'absent') this.onJournaled(root.name, rel, why === 'event' ? s.kind : `${s.kind} (${why === 'pass' ? 'mended by a full pass' : 'polled'})`);
+    if (s.kind !== 'absent') this.told(root.name, rel, s.kind, why);
+  }
+
+  private told(rootName: string, rel: string, kind: string, why: Why): void {
+    this.onJournaled(rootName, rel, why === 'event' ? kind : `${kind} (${why === 'pass' ? 'mended by a full pass' : 'polled'})`);
   }
 
   private remember(rootName: string, rel: string, sig: string): void {

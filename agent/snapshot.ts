@@ -89,6 +89,15 @@ export class Snapshotter {
   }
 
   /**
+   * Journals the removal of (root, rel), whatever is there now: for an object the journal has
+   * that is gone, or was replaced by another directory that the standby's mkdir would merge into it.
+   */
+  removed(root: string, rel: string): void {
+    const read: ReadTime = this.readTime ? { at: Date.now(), order: hostStamp() } : { order: hostStamp() };
+    this.sink.record({ root, path: rel, op: { op: 'rm' }, read });
+  }
+
+  /**
    * Journals whatever is at `abs` now, recursively: a directory first, then what it holds.
    * What vanishes while the tree is read is left out: its removal is journaled by its own call.
    */

@@ -10,7 +10,7 @@ import { MemorySink } from './helpers/memory-sink';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A real tree, the in-memory sink, and a reconciler with no watcher at all: every change is one no event announced. */
-function setUp(t: { teardown(fn: () => void): void }) {
+function setUp(t: { teardown(fn: () => void): void }, snapshotter = (sink: MemorySink) => new Snapshotter(sink)) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const tree = path.join(dir, 'tree');
@@ -20,7 +20,7 @@ function setUp(t: { teardown(fn: () => void): void }) {
   const sink = new MemorySink();
   const seen: string[] = [];
   sink.onRecord = (c) => seen.push(`${c.op.op} ${c.path}`);
-  const rec = new Reconciler(parseRoots(`data=${tree}`), new Snapshotter(sink), () => false,
+  const rec = new Reconciler(parseRoots(`data=${tree}`), snapshotter(sink), () => false,
     { settleMs: 50, fullPassEveryMs: 300, objectsPerSecond: 100_000, pollMs: 100 });
   t.teardown(() => rec.close());
   return { tree, rec, seen };
@@ -68,4 +68,46 @@ test('what a full pass mended stays counted after later passes that mended nothi
   t.is(rec.lastPass!.mended, 0, 'the later pass found nothing');
   t.deepEqual(seen, ['put keep/deep/a']);
   t.is(rec.mendedTotal, 1);
+});
+
+test('a directory replaced by another is journaled removed before the new one, so the standby keeps nothing of the old', async (t) => {
+  const { tree, rec, seen } = setUp(t);
+  await rec.learn(() => Date.now() + 1000);
+  // Made beside the old one and moved over it: another inode, whatever the file system reuses.
+  fs.mkdirSync(path.join(tree, 'keep/next'));
+  fs.writeFileSync(path.join(tree, 'keep/next/b'), 'b');
+  fs.rmSync(path.join(tree, 'keep/deep'), { recursive: true });
+  fs.renameSync(path.join(tree, 'keep/next'), path.join(tree, 'keep/deep'));
+  rec.touch(path.join(tree, 'keep/deep'));
+  for (let i = 0; i < 40 && seen.length < 3; i++) await sleep(25);
+  t.deepEqual(seen, ['rm keep/deep', 'mkdir keep/deep', 'put keep/deep/b']);
+});
+
+test('a directory removed and made again between the listing and the read is journaled removed first, then whole', async (t) => {
+  const deep = { abs: '', raced: false };
+  // `rm -rf deep && mkdir deep` from a shell, landing just after the reconciler looked (CI once
+  // saw this: the new directory was journaled as a mkdir, and the standby kept the old one's files).
+  const race = (rel: string): void => {
+    if (rel !== 'keep/deep' || deep.raced || deep.abs === '') return;
+    deep.raced = true;
+    fs.mkdirSync(deep.abs);
+    fs.writeFileSync(path.join(deep.abs, 'b'), 'b');
+  };
+  const { tree, rec, seen } = setUp(t, (sink) => new (class extends Snapshotter {
+    override snapshot(root: string, rel: string, abs: string, removeWhenAbsent?: boolean) {
+      race(rel);
+      return super.snapshot(root, rel, abs, removeWhenAbsent);
+    }
+    override removed(root: string, rel: string): void {
+      race(rel);
+      super.removed(root, rel);
+    }
+  })(sink));
+  await rec.learn(() => Date.now() + 1000);
+  deep.abs = path.join(tree, 'keep/deep');
+  fs.rmSync(deep.abs, { recursive: true });
+  rec.touch(deep.abs);
+  for (let i = 0; i < 40 && seen.length < 3; i++) await sleep(25);
+  t.true(deep.raced, 'the directory was made again in the middle of the reconciler');
+  t.deepEqual(seen, ['rm keep/deep', 'mkdir keep/deep', 'put keep/deep/b']);
 });
