@@ -174,6 +174,8 @@ function startWatcher(settings: AgentSettings, journal: Journal, gate: FreezeGat
     excluded: watchExcluded(excludeMatcher(settings.exclude)),
     onError: (err) => warnOnce('watch', `watching the roots failed (${err.message}); changes by other processes are not journaled`),
     onLimit: (message) => warnOnce('watch-limit', message),
+    keepLocks: true,
+    onLocked: (root, rel) => warnOnce('watch-locked', `the watcher leaves ${root}/${rel} unread while this process holds a lock on it (a database or a store's lock file, opened by code the agent does not capture), and looks again later: closing any descriptor of the file would drop the application's lock. The same holds for any other file so locked; "understudy watch" run as its own process reads them`),
   });
   journal.onRecord = (root, rel, op) => watcher.journaled(root, rel, op);
   watcher.start().catch((err: Error) => warnOnce('watch', `cannot watch the roots (${err.message}); changes by other processes are not journaled`));

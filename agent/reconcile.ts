@@ -36,6 +36,16 @@ export interface FirstLook {
 /** Told of what was journaled, for counts and logs. */
 export type OnJournaled = (root: string, rel: string, kind: string) => void;
 
+/** What a reconciler tells, and where it keeps what the journal has. */
+export interface ReconcileHooks {
+  onJournaled?: OnJournaled;
+  onError?: (err: Error) => void;
+  /** A file left unread because this process holds a lock on it (Snapshotter keepLocks): looked at again later. */
+  onLocked?: (root: string, rel: string) => void;
+  /** Where what the journal has is kept between runs, so a change made while no watcher ran is found at the next start. */
+  stateFile?: string;
+}
+
 type Why = 'event' | 'pass' | 'poll';
 
 /**
@@ -65,16 +75,25 @@ export class Reconciler {
   /** Mended by every full pass so far: the last pass alone would hide a mend once the next pass found nothing. */
   mendedTotal = 0;
 
+  private readonly onJournaled: OnJournaled;
+  private readonly onError: (err: Error) => void;
+  private readonly onLocked: (root: string, rel: string) => void;
+  private readonly stateFile: string | undefined;
+  /** Files left unread for a lock, and how many quick looks each had since (then full passes only). */
+  private readonly lockedLooks = new Map<string, number>();
+
   constructor(
     private readonly roots: readonly Root[],
     private readonly snap: Snapshotter,
     private readonly excluded: (rel: string) => boolean,
     private readonly pace: ReconcilePace,
-    private readonly onJournaled: OnJournaled = () => undefined,
-    private readonly onError: (err: Error) => void = () => undefined,
-    /** Where what the journal has is kept between runs, so a change made while no watcher ran is found at the next start. */
-    private readonly stateFile?: string,
-  ) {}
+    hooks: ReconcileHooks = {},
+  ) {
+    this.onJournaled = hooks.onJournaled ?? (() => undefined);
+    this.onError = hooks.onError ?? (() => undefined);
+    this.onLocked = hooks.onLocked ?? (() => undefined);
+    this.stateFile = hooks.stateFile;
+  }
 
   /**
    * The first look at the tree. With what a previous run left (`stateFile`), whatever differs
@@ -363,10 +382,30 @@ export class Reconciler {
       }
     }
     const s = this.snap.snapshot(root.name, rel, abs, true);
+    if (s.kind === 'locked') return this.lockedNow(root, rel);
+    this.lockedLooks.delete(key(root.name, rel));
     this.journaledCount++;
     if (s.kind === 'removed' || s.kind === 'absent' || sig === ABSENT) this.forget(root.name, rel);
     else this.remember(root.name, rel, sig);
     if (s.kind !== 'absent') this.told(root.name, rel, s.kind, why);
+  }
+
+  /**
+   * Left unread: what the journal had of it stays, so it differs at every look until it is read.
+   * A lock held for a transaction goes soon, so its directory is looked at again a few times; one
+   * held for good (a store's lock file) is left to the full passes.
+   */
+  private lockedNow(root: Root, rel: string): void {
+    const k = key(root.name, rel);
+    const looks = this.lockedLooks.get(k) ?? 0;
+    this.lockedLooks.set(k, looks + 1);
+    if (looks === 0) this.onLocked(root.name, rel);
+    if (looks < R.lockedQuickLooks) this.markDirty(root, parentOf(rel), Date.now() + this.pace.settleMs);
+  }
+
+  /** How many files are left unread now because this process holds a lock on them. */
+  get lockedCount(): number {
+    return this.lockedLooks.size;
   }
 
   private told(rootName: string, rel: string, kind: string, why: Why): void {

@@ -6,11 +6,12 @@ import { DEFAULTS } from '../lib/settings';
 import { realFs } from './real-fs';
 import type { JournalSink, ReadTime } from './sink';
 import type * as SqliteFiles from '../lib/sqlite-files';
+import { closeKeepingLocks, lockedHere, type FileId } from './held-locks';
 
 const { O_RDONLY, O_NOFOLLOW } = fs.constants;
 
 /** What a snapshot found and journaled. */
-export type Snapped = { kind: 'file' | 'database'; bytes: number } | { kind: 'dir' | 'symlink' | 'removed' | 'absent' | 'other' | 'torn' | 'part-of-database'; bytes?: undefined };
+export type Snapped = { kind: 'file' | 'database'; bytes: number } | { kind: 'dir' | 'symlink' | 'removed' | 'absent' | 'other' | 'torn' | 'part-of-database' | 'locked'; bytes?: undefined };
 
 /** How a Snapshotter stamps and reads. */
 export interface SnapshotOptions {
@@ -30,6 +31,12 @@ export interface SnapshotOptions {
    * Off for the recorder, which journals what a call just put in place (a copied database file).
    */
   databases?: boolean;
+  /**
+   * Inside an application (the in-process watcher): leave unread a file the process holds a
+   * POSIX lock on ('locked'), and never close a descriptor of one (agent/held-locks). Closing
+   * any descriptor of a file drops the process's locks on it: SQLite's, LevelDB's, LMDB's.
+   */
+  keepLocks?: boolean;
 }
 
 /**
@@ -42,11 +49,13 @@ export class Snapshotter {
   private readonly readTime: boolean;
   private readonly wholeBytes: number;
   private readonly databases: boolean;
+  private readonly keepLocks: boolean;
 
   constructor(private readonly sink: JournalSink, opts: SnapshotOptions = {}) {
     this.readTime = opts.readTime ?? true;
     this.wholeBytes = opts.wholeBytes ?? DEFAULTS.journal.snapshotWholeBytes;
     this.databases = opts.databases ?? false;
+    this.keepLocks = opts.keepLocks ?? false;
   }
 
   /**
@@ -78,9 +87,11 @@ export class Snapshotter {
         return { kind: 'symlink' };
       }
       if (type !== 'file') return { kind: 'other' };
+      // Before anything is opened: telling a database's side file opens the database.
+      if (this.keepLocks && lockedHere(st, ...(this.databases ? databaseIds(abs) : [])) === true) return { kind: 'locked' };
       if (this.databases && sqliteFiles().isSidecar(abs)) return { kind: 'part-of-database' };
-      if (this.databases && st.size >= sqliteFiles().MIN_DATABASE_BYTES && sqliteFiles().isDatabaseFile(abs)) {
-        const d = snapshotDatabase(this.sink, root, rel, abs);
+      if (this.databases && st.size >= sqliteFiles().MIN_DATABASE_BYTES && sqliteFiles().isDatabaseFile(abs, (fd) => this.close(fd))) {
+        const d = snapshotDatabase(this.sink, root, rel, abs, this.keepLocks ? st : undefined);
         if (d !== undefined) return d;
       }
       const r = this.file(root, rel, abs, read, attempt === DEFAULTS.journal.snapshotAttempts);
@@ -150,20 +161,46 @@ export class Snapshotter {
       if (!anyway && (short || changedSince(before, realFs.fstatSync(fd)))) return 'changed';
       return short ? { kind: 'torn' } : { kind: 'file', bytes: size };
     } finally {
-      realFs.closeSync(fd);
+      this.close(fd);
     }
+  }
+
+  /** Closes a descriptor of its own, kept open instead while the process holds a lock on the file (keepLocks). */
+  private close(fd: number): void {
+    if (this.keepLocks) closeKeepingLocks(realFs.fstatSync(fd), () => realFs.closeSync(fd));
+    else realFs.closeSync(fd);
   }
 }
 
 /**
- * Journals database `abs` as an image (agent/sqlite/capture), its place among other changes
- * when it was read; undefined when it holds nothing yet (an empty new database).
+ * The files of the database `abs` would belong to, were it one or a side file of one: a
+ * connection locks the database and its -shm, and telling a side file opens the database.
  */
-function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: string): Snapped | undefined {
+function databaseIds(abs: string): FileId[] {
+  const base = sqliteFiles().sidecarBase(abs) ?? abs;
+  const out: FileId[] = [];
+  for (const file of [base, `${base}-wal`, `${base}-shm`, `${base}-journal`]) {
+    if (file === abs) continue;
+    try {
+      out.push(realFs.statSync(file));
+    } catch {
+      // not there: nothing holds it
+    }
+  }
+  return out;
+}
+
+/**
+ * Journals database `abs` as an image (agent/sqlite/capture), its place among other changes
+ * when it was read; undefined when it holds nothing yet (an empty new database). With `keep`
+ * (the file, keepLocks), what it opened is closed only while the process holds no lock on it.
+ */
+function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: string, keep: FileId | undefined): Snapped | undefined {
   const order = hostStamp();
   const Database = sqliteFiles().sqliteModule();
   const { DbCapture } = require('./sqlite/capture') as typeof import('./sqlite/capture');
-  const cap = new DbCapture(abs);
+  const { LockKeepingDescriptors } = require('./sqlite/descriptors') as typeof import('./sqlite/descriptors');
+  const cap = keep === undefined ? new DbCapture(abs) : new DbCapture(abs, new LockKeepingDescriptors());
   const db = new Database(abs, { readonly: true, fileMustExist: true, timeout: 10_000 }) as unknown as { serialize(): Buffer; close(): void };
   try {
     const change = cap.capture(() => db.serialize());
@@ -171,10 +208,12 @@ function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: str
     sink.record({ root, path: rel, op: change.op, data: change.data, read: { order } });
     return { kind: 'database', bytes: change.data.length };
   } finally {
-    db.close();
+    if (keep === undefined) db.close();
+    else closeKeepingLocks(keep, () => db.close());
     cap.close();
   }
 }
+
 
 /** What knows SQLite files, loaded by the first snapshot that looks for databases (the recorder's never do). */
 function sqliteFiles(): typeof SqliteFiles {

@@ -16,6 +16,13 @@ export interface WatcherOptions {
   /** Told of each change journaled, for a count or a log line. */
   onJournaled?: OnJournaled;
   onError?: (err: Error) => void;
+  /**
+   * Inside an application: a file the process holds a POSIX lock on is left unread while it is,
+   * and no descriptor of it is ever closed (closing one would drop the application's lock).
+   */
+  keepLocks?: boolean;
+  /** Told of each file so left unread (looked at again later). */
+  onLocked?: (root: string, rel: string) => void;
   /** Said once when the kernel will not watch part of the tree: it is polled instead. */
   onLimit?: (message: string) => void;
   /** Where what the journal has is kept between runs: watchStateFile of the journal's directory. */
@@ -56,7 +63,8 @@ export class Watcher {
 
   constructor(private readonly roots: readonly Root[], sink: JournalSink, private readonly opts: WatcherOptions) {
     const pace: ReconcilePace = { ...watchPace(), ...opts.pace };
-    this.rec = new Reconciler(roots, new Snapshotter(sink, { databases: true }), opts.excluded, pace, opts.onJournaled, opts.onError, opts.stateFile);
+    const snap = new Snapshotter(sink, { databases: true, keepLocks: opts.keepLocks === true });
+    this.rec = new Reconciler(roots, snap, opts.excluded, pace, { onJournaled: opts.onJournaled, onError: opts.onError, onLocked: opts.onLocked, stateFile: opts.stateFile });
   }
 
   /**

@@ -226,6 +226,8 @@ export const DEFAULTS = {
     startSlackMs: 10,
     /** Directories that are not due yet are looked at no sooner than this: a timer per millisecond would spin. */
     minRecheckMs: 10,
+    /** A file left unread for a lock this process holds is looked at again this many times a settle apart (a transaction's lock), then only by full passes (a store's lock file, held for good). */
+    lockedQuickLooks: 5,
     /** A full pass pauses this long after each slice of its objects; objectsPerSecond sets the slice. */
     passPauseMs: 100,
     /** The saved state is written in pieces of this many characters: a tree of millions of objects is never one string. */

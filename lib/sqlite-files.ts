@@ -20,8 +20,8 @@ export function sidecarBase(p: string): string | undefined {
 /** The smallest database file that holds anything (one page of the smallest size): a smaller file need not be opened to know it is none. */
 export const MIN_DATABASE_BYTES = 512;
 
-/** Whether the regular file at `abs` begins as a SQLite database (an empty file does not). */
-export function isDatabaseFile(abs: string): boolean {
+/** Whether the regular file at `abs` begins as a SQLite database (an empty file does not); `close` closes the descriptor it opened. */
+export function isDatabaseFile(abs: string, close: (fd: number) => void = fs.closeSync): boolean {
   let fd: number;
   try {
     fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -33,7 +33,7 @@ export function isDatabaseFile(abs: string): boolean {
     const head = Buffer.alloc(16);
     return fs.readSync(fd, head, 0, 16, 0) === 16 && isDbHeader(head);
   } finally {
-    fs.closeSync(fd);
+    close(fd);
   }
 }
 

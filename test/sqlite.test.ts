@@ -307,6 +307,51 @@ test.serial('UNDERSTUDY_WATCH=1 beside a captured database: the watcher leaves i
   t.deepEqual(readDb(path.join(pair.standby, 'other.db'))?.rows, { t: ['[42]'] });
 });
 
+test.serial('UNDERSTUDY_WATCH=1 never drops a lock the application holds: a database a worker thread writes keeps its locks, and the standby ends equal', async (t) => {
+  const pair = await makePair('sqlite-watch-locks');
+  t.teardown(() => pair.close());
+  const file = path.join(pair.primary, 'app.db');
+  const worker = path.join(pair.dir, 'worker.js');
+  fs.writeFileSync(worker, `const { workerData } = require('worker_threads'); const D = require(${SQLITE_MODULE});
+    const db = new D(workerData.file); db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)');
+    Atomics.store(workerData.open, 0, 1);
+    const put = db.prepare('INSERT INTO kv VALUES (?, ?)');
+    const pause = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    for (let i = 0; i < 250; i++) { put.run(i, 'v' + i); if (i % 25 === 0) db.pragma('wal_checkpoint(PASSIVE)'); pause(); }
+    Atomics.store(workerData.open, 0, 0);
+    db.close();`);
+  // The worker writes; the main thread, where the watcher runs, checks every few milliseconds that
+  // the process still holds the locks SQLite took on the database and its -shm (/proc/locks).
+  const run = await pair.runApp({
+    env: { UNDERSTUDY_WATCH: '1', UNDERSTUDY_WATCH_FULL_PASS_MS: '150', UNDERSTUDY_WATCH_SETTLE_MS: '20' },
+    code: `const { Worker } = require('worker_threads'); const fs = require('fs');
+      const file = ${JSON.stringify(file)};
+      const open = new Int32Array(new SharedArrayBuffer(4));
+      const w = new Worker(${JSON.stringify(worker)}, { workerData: { file, open } });
+      const held = (f) => {
+        const key = ':' + fs.statSync(f).ino;
+        return fs.readFileSync('/proc/locks', 'utf8').split('\\n').map((l) => l.trim().split(/\\s+/))
+          .some((x) => x[1] === 'POSIX' && x[4] === String(process.pid) && x[5].endsWith(key));
+      };
+      let looks = 0, missing = 0;
+      const check = setInterval(() => {
+        if (Atomics.load(open, 0) !== 1) return;
+        let ok;
+        try { ok = held(file) && held(file + '-shm'); } catch { return; }
+        looks++;
+        if (!ok && Atomics.load(open, 0) === 1) missing++;
+      }, 3);
+      w.on('exit', () => { clearInterval(check); console.log(JSON.stringify({ looks, missing })); });`,
+  });
+  t.is(run.code, 0, run.stderr);
+  const seen = JSON.parse(run.stdout.trim().split('\n').pop()!) as { looks: number; missing: number };
+  t.true(seen.looks > 100, `the locks were looked at ${seen.looks} times`);
+  t.is(seen.missing, 0, `a lock SQLite held was gone while its connection was open (${seen.missing} of ${seen.looks} looks)`);
+  await drainedEqual(t, pair);
+  t.is((readDb(path.join(pair.standby, 'app.db'))?.rows.kv ?? []).length, 250);
+});
+
 test.serial('a checkpoint taken while a service writes its database: restored, the database at the checkpoint opens, is intact, and is a cut between transactions', async (t) => {
   const pair = await makePair('sqlite-checkpoint');
   t.teardown(() => pair.close());

@@ -1,5 +1,6 @@
 import { isMainThread } from 'node:worker_threads';
 import { realFs } from '../real-fs';
+import { closeKeepingLocks } from '../held-locks';
 
 /**
  * How a capture gets descriptors of a database's files (the database, -wal, -shm). Closing any
@@ -36,6 +37,13 @@ export class OwnDescriptors implements Descriptors {
 
   valid(): boolean {
     return true;
+  }
+}
+
+/** The in-process watcher's: its own, each closed only while the process holds no lock on its file (agent/held-locks). */
+export class LockKeepingDescriptors extends OwnDescriptors {
+  override release(fd: number): void {
+    closeKeepingLocks(realFs.fstatSync(fd), () => realFs.closeSync(fd));
   }
 }
 
