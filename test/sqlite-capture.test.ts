@@ -1,7 +1,7 @@
 import test from 'ava';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { DbCapture, type DbChange } from '../agent/sqlite/capture';
+import { DbCapture, type DbChange, type HoldRead } from '../agent/sqlite/capture';
 import type { Descriptors } from '../agent/sqlite/descriptors';
 import { ModelStandby, tableRows } from './helpers/sqlite-model';
 import { tempDir } from './helpers/temp-dir';
@@ -9,23 +9,44 @@ import { tempDir } from './helpers/temp-dir';
 // What the agent reads after each commit, applied to a model standby by the standby's rules:
 // after every step the model's rows are the primary's. Real better-sqlite3 databases, no agent.
 
-interface Rig { db: Database.Database; cap: DbCapture; model: ModelStandby; kinds: string[]; file: string }
+interface Rig { db: Database.Database; cap: DbCapture; model: ModelStandby; kinds: string[]; file: string; hold?: HoldRead }
 
-function rig(t: Parameters<typeof tempDir>[0], mode: 'WAL' | 'DELETE'): Rig {
+/**
+ * A database in `mode`. 'DELETE, read from the file' gives the capture a hold, as the agent
+ * does: a read transaction on a second connection while it reads the pages from the file.
+ */
+function rig(t: Parameters<typeof tempDir>[0], mode: Mode): Rig {
   const file = path.join(tempDir(t, 'sqlite-capture'), 'app.db');
   const db = new Database(file);
-  db.pragma(`journal_mode = ${mode}`);
+  db.pragma(`journal_mode = ${mode === 'WAL' ? 'WAL' : 'DELETE'}`);
   const r: Rig = { db, cap: new DbCapture(file), model: new ModelStandby(), kinds: [], file };
+  let side: Database.Database | undefined;
+  if (mode === HELD) {
+    r.hold = <T>(read: () => T): T => {
+      side ??= new Database(file, { readonly: true, fileMustExist: true });
+      side.exec('BEGIN');
+      try {
+        side.prepare('SELECT count(*) FROM sqlite_schema').pluck().get();
+        return read();
+      } finally {
+        side.exec('COMMIT');
+      }
+    };
+  }
   t.teardown(() => {
+    side?.close();
     if (r.db.open) r.db.close();
     r.cap.close();
   });
   return r;
 }
 
+const HELD = 'DELETE, read from the file';
+type Mode = 'WAL' | 'DELETE' | typeof HELD;
+
 /** Captures what `r.db` committed, applies it to the model, and checks the model equals the primary. */
 function step(t: { deepEqual(a: unknown, b: unknown, m?: string): void }, r: Rig, what: string, db = r.db, compare = true): DbChange | undefined {
-  const c = r.cap.capture(() => db.serialize());
+  const c = r.cap.capture(() => db.serialize(), r.hold);
   if (c !== undefined) {
     r.model.apply(c.op, c.data);
     r.kinds.push(c.op.kind);
@@ -34,7 +55,7 @@ function step(t: { deepEqual(a: unknown, b: unknown, m?: string): void }, r: Rig
   return c;
 }
 
-for (const mode of ['WAL', 'DELETE'] as const) {
+for (const mode of ['WAL', 'DELETE', HELD] as const) {
   test(`${mode}: many small transactions, one large, updates and deletes; the first change goes whole, the rest as changes`, (t) => {
     const r = rig(t, mode);
     r.db.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)');
@@ -55,7 +76,7 @@ for (const mode of ['WAL', 'DELETE'] as const) {
     const changes = r.kinds.filter((k) => k !== 'image').length;
     // Rollback mode sends an image when more than one commit passed between reads.
     t.true(changes >= 50, `${changes} changes of ${r.kinds.length}`);
-    t.is(r.cap.capture(() => r.db.serialize()), undefined, 'nothing more to read');
+    t.is(r.cap.capture(() => r.db.serialize(), r.hold), undefined, 'nothing more to read');
   });
 
   test(`${mode}: VACUUM and a schema change keep the model equal`, (t) => {

@@ -352,6 +352,28 @@ test.serial('UNDERSTUDY_WATCH=1 never drops a lock the application holds: a data
   t.is((readDb(path.join(pair.standby, 'app.db'))?.rows.kv ?? []).length, 250);
 });
 
+test.serial('a large database in rollback-journal mode: its commits are read from the file a chunk at a time, the cost is said once, and the standby ends equal', async (t) => {
+  const pair = await makePair('sqlite-large-rollback');
+  t.teardown(() => pair.close());
+  const run = await pair.runApp({
+    code: app(pair, 'DELETE', `
+      db.exec('CREATE TABLE blob (id INTEGER PRIMARY KEY, b BLOB)');
+      const ins = db.prepare('INSERT INTO blob (b) VALUES (?)');
+      // 17 MB, past the size that is said, and many chunks of pages.
+      db.transaction(() => { for (let i = 0; i < 4352; i++) ins.run(Buffer.alloc(4000, i % 251)); })();
+      for (let i = 0; i < 20; i++) put().run(i, 'v' + i);
+      db.prepare('UPDATE blob SET b = ? WHERE id % 500 = 0').run(Buffer.alloc(4000, 7));
+      db.prepare('DELETE FROM blob WHERE id > 4000').run();
+      db.close();`),
+  });
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr.match(/is in rollback-journal mode/g)?.length, 1, run.stderr);
+  t.regex(run.stderr, /reads the whole database at each one \(1[78] MB/);
+  const kinds = [...(await streamEntries(pair.server.url)).values()].flat().filter((e) => e.header.op === 'sqlite').map((e) => (e.header as { kind: string }).kind);
+  t.true(kinds.filter((k) => k === 'rollback').length >= 22, `each commit after the first as its changed pages: ${kinds.join(' ')}`);
+  await drainedEqual(t, pair);
+});
+
 test.serial('a checkpoint taken while a service writes its database: restored, the database at the checkpoint opens, is intact, and is a cut between transactions', async (t) => {
   const pair = await makePair('sqlite-checkpoint');
   t.teardown(() => pair.close());

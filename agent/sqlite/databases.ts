@@ -19,7 +19,26 @@ export interface Connection {
   pragma(source: string, options: { simple: true }): unknown;
 }
 
-interface Tracked { cap: DbCapture; at: Located; conns: number }
+interface Tracked {
+  cap: DbCapture;
+  at: Located;
+  conns: number;
+  /** A read-only connection of the application's own better-sqlite3 that holds the database still while a rollback-mode commit is read. */
+  side?: SideConnection;
+}
+
+/** What of a read-only connection holding a read transaction needs. */
+interface SideConnection {
+  exec(sql: string): unknown;
+  prepare(sql: string): { pluck(on?: boolean): { get(): unknown } };
+  close(): void;
+}
+type SideConstructor = new (file: string, options: { readonly: boolean; fileMustExist: boolean; timeout: number }) => SideConnection;
+
+/** How long the side connection waits for another process's commit to end before it can read (better-sqlite3's default). */
+const SIDE_TIMEOUT_MS = 5000;
+/** A rollback-mode database this large is said once: reading it whole at each commit costs ~40 ms here (2.5 ms a MB), where WAL mode would cost microseconds. */
+const LARGE_ROLLBACK_BYTES = 16 * 1024 * 1024;
 
 /** Closed databases whose capture (and descriptors) this thread keeps for a reopen; past it the oldest is closed. */
 const MAX_IDLE = 64;
@@ -71,11 +90,21 @@ export class Databases {
         t.cap.exclusive = exclusive;
       }
       let read = 0;
+      const began = performance.now();
       const change = t.cap.capture(() => {
         read = hostStamp();
         return db.serialize();
+      }, (body) => {
+        read = hostStamp();
+        return holdStill(t, db, body);
       });
       if (change === undefined) return;
+      if (change.op.w === 'r') {
+        const bytes = realFs.statSync(t.cap.file).size;
+        if (bytes >= LARGE_ROLLBACK_BYTES) {
+          warnOnce(`sqlite-rollback-cost:${t.at.rel}`, `database ${t.at.root}/${t.at.rel} is in rollback-journal mode: to find what a commit changed, the agent reads the whole database at each one (${Math.round(bytes / 1e6)} MB, ${Math.round(performance.now() - began)} ms this time). In WAL mode (PRAGMA journal_mode = WAL) it reads only what the commit appended`);
+        }
+      }
       const what = change.op.kind === 'image' ? `the image of database ${t.at.rel}` : `${change.txns} transaction(s) of database ${t.at.rel}`;
       // An image's place among other changes is when it was read, not when it is journaled.
       const seq = oj.database(t.at, change.op, change.data, change.op.kind === 'image' ? { order: read } : undefined, what);
@@ -96,7 +125,10 @@ export class Databases {
     if (this.busy) return;
     modeUnknown.add(db);
     const t = this.byConn.get(db);
-    if (t !== undefined && t !== null) t.cap.filesMayChange = true;
+    if (t !== undefined && t !== null) {
+      t.cap.filesMayChange = true;
+      closeSide(t);
+    }
   }
 
   /** `db` was closed: its file's capture ends with the last connection of this thread to it. */
@@ -109,6 +141,8 @@ export class Databases {
     // read-only one) may still hold SQLite's locks on the file, and closing any descriptor of
     // a file drops every POSIX lock the process holds on it. Kept for a reopen, up to a bound.
     t.cap.idle();
+    // Not kept: an open connection of its own would keep a WAL from being removed at the application's last close.
+    closeSide(t);
     this.byFile.delete(t.cap.file);
     this.idle.set(t.cap.file, t);
     if (this.idle.size > MAX_IDLE) {
@@ -159,4 +193,32 @@ export class Databases {
     t.conns++;
     return t;
   }
+}
+
+/**
+ * Runs `read` while `t`'s database is held in a read transaction, so that no other process can
+ * commit and its file holds one state. The connection is the application's own better-sqlite3
+ * class (the instance's constructor): another copy of SQLite would not share this process's locks
+ * on the file, and its close could drop them.
+ */
+function holdStill<T>(t: Tracked, db: Connection, read: () => T): T {
+  t.side ??= new ((db as unknown as { constructor: SideConstructor }).constructor)(t.cap.file, { readonly: true, fileMustExist: true, timeout: SIDE_TIMEOUT_MS });
+  t.side.exec('BEGIN');
+  try {
+    // The first read of a deferred transaction takes SQLite's SHARED lock, held until COMMIT.
+    t.side.prepare('SELECT count(*) FROM sqlite_schema').pluck().get();
+    return read();
+  } finally {
+    t.side.exec('COMMIT');
+  }
+}
+
+/** Closes `t`'s side connection, if it has one (through SQLite, which keeps the locks of the process's other connections). */
+function closeSide(t: Tracked): void {
+  try {
+    t.side?.close();
+  } catch {
+    // already closed with its database's end
+  }
+  t.side = undefined;
 }
