@@ -1,7 +1,7 @@
 'use strict';
 /**
  * `npm run bench`: builds (in the npm script), then runs the overhead bench, the
- * end-to-end bench, the mode table and the SQLite bench in turn and prints a short summary.
+ * end-to-end bench, the mode table and the SQLite benches (small and large databases) in turn and prints a short summary.
  *   BENCH_JSON=/abs/file.json node bench/run.js   (also writes every figure as JSON)
  * See bench/README.md for what each measures and the knobs (BENCH_* variables).
  */
@@ -11,6 +11,7 @@ const overhead = require('./overhead');
 const e2e = require('./e2e');
 const modes = require('./modes');
 const sqlite = require('./sqlite');
+const sqliteLarge = require('./sqlite-large');
 
 /** The commit measured, and whether files outside bench/ differed from it. */
 function revision() {
@@ -34,6 +35,8 @@ async function main() {
   const m = await modes.main();
   console.log('');
   const q = await sqlite.run();
+  console.log('');
+  const ql = await sqliteLarge.run();
   console.log('\n# summary');
   for (const r of o.results) {
     console.log(`overhead  ${r.fs.padEnd(5)} ${r.label.padEnd(30)} ${c.fmt(r.ratio, 2)}x time with the agent, ${c.fmt(r.otelRatio, 2)}x with OpenTelemetry fs, ` +
@@ -59,10 +62,13 @@ async function main() {
     console.log(`${what} ${c.fmt(r.ship.bytesPerTxn)} B shipped/txn, ${c.fmt(r.ship.bytesPerRow)} B/row (${c.fmt(r.ship.pagesPerTxn, 2)} pages/txn), ${r.ship.imagesTimed} image(s) in the timed phase, ${r.ship.images} in all`);
     console.log(`${what} standby drain ${c.fmt(r.drain.txnsPerSec)} txn/s, ${c.fmt(r.drain.mbPerSec, 1)} MB/s of pages; rows equal, integrity ok`);
   }
+  for (const r of ql.results) {
+    console.log(`sqlite    ${r.mode.padEnd(6)} ${r.mb} MB database, 1 row/txn: ${c.fmt(r.bareUs)} → ${c.fmt(r.agentUs)} µs a commit with the agent = ${c.fmt(r.ratio, 1)}x; peak RSS ${c.fmt(r.bareRssMB)} → ${c.fmt(r.agentRssMB)} MB`);
+  }
   console.log(`sqlite    Litestream: no published throughput or bytes/txn figure found; its WAL monitor and sync interval default to 1 s (see bench/README.md)`);
   console.log(`# bench took ${c.fmt((Date.now() - started) / 1000, 1)} s`);
   if (process.env.BENCH_JSON) {
-    fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ date, revision: revision(), machine: c.machine(), overhead: o, e2e: e, modes: m, sqlite: q }, null, 2));
+    fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ date, revision: revision(), machine: c.machine(), overhead: o, e2e: e, modes: m, sqlite: q, sqliteLarge: ql }, null, 2));
   }
 }
 

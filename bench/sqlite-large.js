@@ -33,7 +33,7 @@ function filled(mb) {
   return file;
 }
 
-async function run(seed, mode, agent, nats) {
+async function runOnce(seed, mode, agent, nats) {
   const primary = c.tempDir('sqlite-large-primary');
   const file = path.join(primary, 'app.db');
   fs.copyFileSync(seed, file);
@@ -47,12 +47,14 @@ async function run(seed, mode, agent, nats) {
   return result;
 }
 
-async function main() {
+/** Runs the bench, prints its table, and returns its rows: {mode, bareUs, agentUs, ratio, bareRssMB, agentRssMB}. */
+async function run() {
   console.log(`# SQLite, a large database: one single-row INSERT per commit (${c.machine()})`);
   console.log(`# ${MB} MB database, ${N} commits per run, ${ROUNDS} rounds; load before: ${require('node:os').loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const seed = filled(MB);
   console.log(`# database: ${(fs.statSync(seed).size / 1e6).toFixed(1)} MB`);
   const rows = [['mode', 'bare µs/commit', 'agent µs/commit', 'agent/bare', 'bare peak RSS MB', 'agent peak RSS MB']];
+  const results = [];
   for (const mode of ['DELETE', 'WAL']) {
     const bare = [];
     const under = [];
@@ -62,18 +64,23 @@ async function main() {
       for (const agent of order) {
         const nats = agent ? await c.startNats('sqlite-large-nats') : undefined;
         try {
-          (agent ? under : bare).push(await run(seed, mode, agent, nats));
+          (agent ? under : bare).push(await runOnce(seed, mode, agent, nats));
         } finally {
           await nats?.stop();
         }
       }
     }
     const m = (xs, k) => c.median(xs.map((x) => x[k]));
-    rows.push([mode, c.fmt(m(bare, 'perCommitUs')), c.fmt(m(under, 'perCommitUs')), (m(under, 'perCommitUs') / m(bare, 'perCommitUs')).toFixed(1),
-      c.fmt(m(bare, 'maxRssMB')), c.fmt(m(under, 'maxRssMB'))]);
+    const r = { mode, mb: MB, bareUs: m(bare, 'perCommitUs'), agentUs: m(under, 'perCommitUs'), bareRssMB: m(bare, 'maxRssMB'), agentRssMB: m(under, 'maxRssMB') };
+    r.ratio = r.agentUs / r.bareUs;
+    results.push(r);
+    rows.push([mode, c.fmt(r.bareUs), c.fmt(r.agentUs), r.ratio.toFixed(1), c.fmt(r.bareRssMB), c.fmt(r.agentRssMB)]);
   }
   console.log(c.table(rows));
   console.log(`# load after: ${require('node:os').loadavg().map((x) => x.toFixed(2)).join(' ')}; 2 cores shared with nats-server`);
+  return { results };
 }
 
-c.runMain(main);
+module.exports = { run };
+
+if (require.main === module) c.runMain(run);
