@@ -91,7 +91,7 @@ export class Snapshotter {
       if (this.keepLocks && lockedHere(st, ...(this.databases ? databaseIds(abs) : [])) === true) return { kind: 'locked' };
       if (this.databases && sqliteFiles().isSidecar(abs)) return { kind: 'part-of-database' };
       if (this.databases && st.size >= sqliteFiles().MIN_DATABASE_BYTES && sqliteFiles().isDatabaseFile(abs, (fd) => this.close(fd))) {
-        const d = snapshotDatabase(this.sink, root, rel, abs, this.keepLocks ? st : undefined);
+        const d = snapshotDatabase(this.sink, root, rel, abs);
         if (d !== undefined) return d;
       }
       const r = this.file(root, rel, abs, read, attempt === DEFAULTS.journal.snapshotAttempts);
@@ -192,15 +192,17 @@ function databaseIds(abs: string): FileId[] {
 
 /**
  * Journals database `abs` as an image (agent/sqlite/capture), its place among other changes
- * when it was read; undefined when it holds nothing yet (an empty new database). With `keep`
- * (the file, keepLocks), what it opened is closed only while the process holds no lock on it.
+ * when it was read; undefined when it holds nothing yet (an empty new database). Its connection
+ * is closed as SQLite closes one: with keepLocks, nothing else of the process held a lock on the
+ * database when it was opened, and in WAL mode the connection's own locks are there until its
+ * close, so a lock at the close cannot be told from its own.
  */
-function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: string, keep: FileId | undefined): Snapped | undefined {
+function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: string): Snapped | undefined {
   const order = hostStamp();
   const Database = sqliteFiles().sqliteModule();
   const { DbCapture } = require('./sqlite/capture') as typeof import('./sqlite/capture');
-  const { LockKeepingDescriptors } = require('./sqlite/descriptors') as typeof import('./sqlite/descriptors');
-  const cap = keep === undefined ? new DbCapture(abs) : new DbCapture(abs, new LockKeepingDescriptors());
+  // Its descriptors are closed only while the process holds no lock on their files (agent/sqlite/descriptors).
+  const cap = new DbCapture(abs);
   const db = new Database(abs, { readonly: true, fileMustExist: true, timeout: 10_000 }) as unknown as { serialize(): Buffer; close(): void };
   try {
     const change = cap.capture(() => db.serialize());
@@ -208,8 +210,7 @@ function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: str
     sink.record({ root, path: rel, op: change.op, data: change.data, read: { order } });
     return { kind: 'database', bytes: change.data.length };
   } finally {
-    if (keep === undefined) db.close();
-    else closeKeepingLocks(keep, () => db.close());
+    db.close();
     cap.close();
   }
 }

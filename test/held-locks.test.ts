@@ -126,3 +126,19 @@ test.serial('the reconciler leaves a locked file for later, says so once, and jo
   t.deepEqual(seen, ['sqlite x.db']);
   t.is(rec.lockedCount, 0);
 });
+
+test.serial('a WAL database nothing else holds is read as an image, and nothing is left open after (its own connection locks it while open)', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-locks-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'w.db');
+  const w = new Database(file);
+  w.pragma('journal_mode = WAL');
+  w.exec('CREATE TABLE t (a); INSERT INTO t VALUES (1)');
+  w.close();
+  const sink = new MemorySink();
+  t.is(new Snapshotter(sink, { databases: true, keepLocks: true }).snapshot('data', 'w.db', file).kind, 'database');
+  t.is(parkedCount(), 0, 'nothing kept open');
+  t.false(held(file), 'no lock left');
+  const fds = fs.readdirSync('/proc/self/fd').filter((fd) => { try { return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(file); } catch { return false; } });
+  t.deepEqual(fds, [], 'no descriptor of the database or its side files left');
+});

@@ -21,7 +21,11 @@ export interface Descriptors {
   valid(fd: number): boolean;
 }
 
-/** The main thread's: its own descriptors, opened read-only. */
+/**
+ * The main thread's: its own descriptors, opened read-only, each closed only while the process
+ * holds no POSIX lock on its file (agent/held-locks): a capture let go of while another
+ * connection of the process still has the file open must not take that connection's locks.
+ */
 export class OwnDescriptors implements Descriptors {
   open(file: string): number {
     try {
@@ -32,18 +36,11 @@ export class OwnDescriptors implements Descriptors {
   }
 
   release(fd: number): void {
-    realFs.closeSync(fd);
+    closeKeepingLocks(realFs.fstatSync(fd), () => realFs.closeSync(fd));
   }
 
   valid(): boolean {
     return true;
-  }
-}
-
-/** The in-process watcher's: its own, each closed only while the process holds no lock on its file (agent/held-locks). */
-export class LockKeepingDescriptors extends OwnDescriptors {
-  override release(fd: number): void {
-    closeKeepingLocks(realFs.fstatSync(fd), () => realFs.closeSync(fd));
   }
 }
 
