@@ -59,6 +59,26 @@ export function checkChecksum(buf: Buffer): void {
   if (want !== got) throw new DecodeError(`entry checksum mismatch (stored ${want.toString(16)}, computed ${got.toString(16)})`);
 }
 
+/** Where an entry stands in its journal, as its header says. */
+export interface EntryPlace { j: string; e: number; s: number; t: number }
+
+/**
+ * The journal place of an entry that does not decode, when its checksum holds and its header
+ * names a valid journal, epoch, sequence and time (an operation or field this version does not
+ * know, an invalid value); undefined when not even that can be read.
+ */
+export function entryPlace(buf: Uint8Array): EntryPlace | undefined {
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  try {
+    checkChecksum(b);
+    const v: unknown = JSON.parse(b.toString('utf8', 8, 8 + b.readUInt32BE(4)));
+    if (!isObj(v) || typeof v.j !== 'string' || !validJournalName(v.j) || !nat(v.e) || !nat(v.s) || v.s === 0 || !nat(v.t)) return undefined;
+    return { j: v.j, e: v.e, s: v.s, t: v.t };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Decodes and validates an entry; throws DecodeError naming what is wrong. */
 export function decodeEntry(buf: Uint8Array): Entry {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);

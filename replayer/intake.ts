@@ -1,6 +1,6 @@
-import { decodeEntry } from '../lib/codec';
+import { decodeEntry, entryPlace } from '../lib/codec';
 import { splitMessage } from '../lib/batch';
-import { positionLabel, type EntryHeader } from '../lib/entry';
+import { OBJECT_ROOT, positionLabel, type EntryHeader } from '../lib/entry';
 import { BadEntryError, ApplyError } from '../lib/errors';
 import { pause } from '../lib/retry';
 import { DEFAULTS } from '../lib/settings';
@@ -20,8 +20,11 @@ import type { PositionStore } from './state';
 
 /** Where an entry came from: its stream message and, in a batch, its index there (for the quarantine). */
 export interface Place { seq: number; subject: string; part?: number }
-/** A verified entry: header, data, its raw bytes, and where it came from. */
-export interface Held { h: EntryHeader; data: Buffer; raw: Buffer; at: Place }
+/**
+ * A verified entry: header, data, its raw bytes, and where it came from. `refused`: why an entry
+ * that did not decode is refused; its header then says only its place in its journal.
+ */
+export interface Held { h: EntryHeader; data: Buffer; raw: Buffer; at: Place; refused?: string }
 
 /** What the intake works with; the replayer owns each. */
 export interface IntakeParts {
@@ -48,6 +51,8 @@ export interface IntakeParts {
   changed: Set<string>;
   /** Applies one entry through the appliers; BadEntryError when the entry is refused, ApplyError when applying failed. */
   apply: (h: EntryHeader, data: Buffer, streamSeq: number) => void;
+  /** An object (or, with root '' and path "journal <name>", a journal) the standby may now hold differently, and why. */
+  doubt: (root: string, path: string, why: string) => void;
   /** Forgets everything since the last good commit after a failed write or fsync; returns the error to throw. */
   distrust: (err: unknown) => StandbyDiskError;
 }
@@ -194,10 +199,18 @@ export class Intake {
     const { store, sequencer, summary } = this.o;
     let h: EntryHeader;
     let data: Buffer;
+    let refused: string | undefined;
     try {
       ({ header: h, data } = decodeEntry(raw));
     } catch (err) {
-      return bad((err as Error).message);
+      const place = this.o.onBadEntry === 'skip' ? entryPlace(raw) : undefined;
+      if (place === undefined) return bad((err as Error).message);
+      // Its place in its journal is as trustworthy as any entry's here (it verified, or nothing
+      // is signed): passed over, with what it changed in doubt. Without it every later entry of
+      // the journal would wait for ever behind a gap its agent can fill only with these bytes.
+      h = { ...place, r: OBJECT_ROOT, p: '', op: 'rm' };
+      data = Buffer.alloc(0);
+      refused = `stream message ${m.seq} (${m.subject}): ${(err as Error).message}`;
     }
     // A journal speaks only on its own subject; a header claiming another journal is refused.
     if (m.subject !== journalSubject(this.o.stream, h.j)) bad(`entry of journal "${h.j}" arrived on another journal's subject`);
@@ -205,7 +218,7 @@ export class Intake {
     if (fenced !== undefined) bad(fenced);
     summary.streamSeq = m.seq;
     this.lastResume = Math.max(this.lastResume, resumeSeq);
-    const entry: Held = { h, data, raw, at };
+    const entry: Held = { h, data, raw, at, refused };
     const decision = sequencer.offer(entry);
     switch (decision.kind) {
       case 'duplicate':
@@ -300,16 +313,26 @@ export class Intake {
 
   /** Applies `e` without recording it; false when it was quarantined and passed over (skip mode). */
   private applyOne(e: Held, streamSeq: number): boolean {
+    if (e.refused !== undefined) {
+      this.passRefused(e, e.refused, '', `journal ${e.h.j}`, `its entry ${positionLabel(e.h)} could not be read (${e.refused}), and what it changed is not on the standby`);
+      return false;
+    }
     try {
       this.o.apply(e.h, e.data, streamSeq);
       return true;
     } catch (err) {
       if (this.o.onBadEntry !== 'skip' || !isPassable(err)) throw err;
-      const where = this.o.quarantine.put(e.at.seq, e.at.subject, e.raw, (err as Error).message, e.at.part);
-      this.o.log(`skipped: ${(err as Error).message}; quarantined in ${where}`);
-      this.o.summary.skipped++;
+      this.passRefused(e, (err as Error).message, e.h.r, e.h.p, `${positionLabel(e.h)} (${e.h.op}) was refused and passed over: ${(err as Error).message}`);
       return false;
     }
+  }
+
+  /** Quarantines a refused entry whose place is passed (skip mode): what it would have changed is then in doubt. */
+  private passRefused(e: Held, reason: string, root: string, path: string, why: string): void {
+    const where = this.o.quarantine.put(e.at.seq, e.at.subject, e.raw, reason, e.at.part);
+    this.o.log(`skipped: ${reason}; quarantined in ${where}`);
+    this.o.summary.skipped++;
+    this.o.doubt(root, path, `${why}; quarantined in ${where}`);
   }
 
   /** Records that the journal is past `h`. */

@@ -213,6 +213,11 @@ export class Replayer {
       commit: () => this.committer.commit(), idle: () => this.committer.idle(), quarantine: new Quarantine(path.join(opts.stateDir, 'quarantine')), fences: this.fences,
       summary: this.summary, changed: this.changed,
       apply: (h, data, streamSeq) => this.applyEntry(h, data, streamSeq),
+      doubt: (root, rel, why) => {
+        this.versions.doubt(root, rel, why);
+        this.summary.inDoubt = this.versions.doubtCount;
+        opts.log(`${root === '' ? rel : `${root}/${rel}`} may differ from the primary: ${why}; understudy verify --repair mends it`);
+      },
       distrust: (err) => this.committer.distrust(err),
     });
     // A restart while journals were held at a checkpoint: they are held again, at the same cut.

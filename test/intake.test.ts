@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeBatch } from '../lib/batch';
+import { crc32 } from 'node:zlib';
 import { encodeEntry } from '../lib/codec';
 import type { EntryHeader } from '../lib/entry';
 import { ApplyError, BadEntryError } from '../lib/errors';
@@ -26,6 +27,7 @@ function setup(t: import('ava').ExecutionContext, o: { onBadEntry?: 'halt' | 'sk
   t.teardown(() => store.close());
   const applied: string[] = [];
   const logs: string[] = [];
+  const doubts: string[] = [];
   const summary = emptySummary();
   const intake = new Intake({
     stream: 'UNDERSTUDY', onBadEntry: o.onBadEntry, waitsOut: false, log: (l) => logs.push(l), store,
@@ -35,11 +37,12 @@ function setup(t: import('ava').ExecutionContext, o: { onBadEntry?: 'halt' | 'sk
       if (h.p === o.refuse) throw new BadEntryError(`refused ${h.p}`);
       applied.push(`${h.j}.${h.s}`);
     },
+    doubt: (root, rel, why) => doubts.push(`${root}/${rel}: ${why}`),
     distrust: () => {
       throw new Error('no disk fails here');
     },
   });
-  return { dir, store, applied, logs, summary, intake, source: new MemorySource('UNDERSTUDY') };
+  return { dir, store, applied, logs, doubts, summary, intake, source: new MemorySource('UNDERSTUDY') };
 }
 
 async function takeAll(s: ReturnType<typeof setup>): Promise<void> {
@@ -94,6 +97,44 @@ test('intake: in skip mode a bad message is passed over and a refused entry of a
   t.deepEqual(fs.readdirSync(path.join(s.dir, 'quarantine')).sort(), ['000000000001.entry', '000000000001.json', '000000000002.1.entry', '000000000002.1.json']);
   t.true(s.logs.some((l) => /^skipped: stream message 1 \(\S+\): .+; quarantined in \S+000000000001\.entry$/.test(l)), s.logs.join('\n'));
   t.true(s.logs.some((l) => /^skipped: refused bad; quarantined in \S+000000000002\.1\.entry$/.test(l)), s.logs.join('\n'));
+  t.is(s.doubts.length, 1, 'what the refused entry changed is in doubt');
+  t.regex(s.doubts[0], /^data\/bad: a\.1\.2 \(put\) was refused and passed over: refused bad; quarantined in /);
+});
+
+/** An entry whose checksum holds and whose header names its place, but that this version cannot decode (an operation it does not know). */
+function unknownOp(j: string, e: number, s: number): Buffer {
+  const good = encodeEntry(put(j, e, s), Buffer.alloc(0));
+  const hlen = good.readUInt32BE(4);
+  const header = Buffer.from(JSON.stringify({ ...JSON.parse(good.toString('utf8', 8, 8 + hlen)), op: 'from-a-newer-agent' }));
+  const body = Buffer.alloc(8 + header.length + 4);
+  good.copy(body, 0, 0, 4);
+  body.writeUInt32BE(header.length, 4);
+  header.copy(body, 8);
+  body.writeUInt32BE(crc32(body.subarray(0, body.length - 4)), body.length - 4);
+  return body;
+}
+
+test('intake: in skip mode an entry that names its place but does not decode passes that place: its journal goes on, and the journal is in doubt', async (t) => {
+  const s = setup(t, { onBadEntry: 'skip' });
+  s.source.append('a', msg(put('a', 1, 1)));
+  s.source.append('a', unknownOp('a', 1, 2));
+  s.source.append('a', msg(put('a', 1, 3)));
+  await takeAll(s);
+  t.deepEqual(s.applied, ['a.1', 'a.3'], 'the entry after it is not held behind a gap');
+  t.is(s.summary.skipped, 1);
+  t.deepEqual(s.store.positions.journals.a, { e: 1, s: 3, t: 3 });
+  t.true(fs.existsSync(path.join(s.dir, 'quarantine', '000000000002.entry')));
+  t.is(s.doubts.length, 1);
+  t.regex(s.doubts[0], /^\/journal a: its entry a\.1\.2 could not be read \(stream message 2 \(\S+\): entry operation "from-a-newer-agent" is unknown\), and what it changed is not on the standby; quarantined in /);
+});
+
+test('intake: in halt mode the same entry stops the replayer, naming what is wrong', async (t) => {
+  const s = setup(t);
+  s.source.append('a', unknownOp('a', 1, 1));
+  const err = await t.throwsAsync(takeAll(s), { instanceOf: BadEntryError });
+  t.regex(err!.message, /entry operation "from-a-newer-agent" is unknown; quarantined in \S+; stopping/);
+  t.deepEqual(s.applied, []);
+  t.false(Object.hasOwn(s.store.positions.journals, 'a'), 'no place taken');
 });
 
 test('intake: more held than maxHeld allows stops with an ApplyError naming the journal', async (t) => {
@@ -102,7 +143,7 @@ test('intake: more held than maxHeld allows stops with an ApplyError naming the 
     stream: 'UNDERSTUDY', waitsOut: false, log: () => undefined, store: s.store,
     ...makeOrder<Held>((j) => s.store.positions.journals[j], { maxHeld: { entries: 1, bytes: 1_000_000 }, maxStaged: { entries: 100, bytes: 1_000_000 }, waitMs: 30_000 }),
     quarantine: new Quarantine(path.join(s.dir, 'quarantine')), fences: new FenceStore(s.dir), summary: s.summary, changed: new Set(),
-    apply: () => undefined, distrust: () => { throw new Error('unused'); },
+    apply: () => undefined, doubt: () => undefined, distrust: () => { throw new Error('unused'); },
   });
   s.source.append('a', msg(put('a', 1, 2)));
   s.source.append('a', msg(put('a', 1, 3)));

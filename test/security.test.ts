@@ -34,8 +34,11 @@ test.serial('--on-bad-entry=skip quarantines bad entries and goes on with the re
   const q = fs.readdirSync(path.join(pair.state, 'quarantine')).sort();
   t.deepEqual(q, ['000000000002.entry', '000000000002.json', '000000000003.entry', '000000000003.json']);
   t.regex(fs.readFileSync(path.join(pair.state, 'quarantine', '000000000003.json'), 'utf8'), /neither an entry \(USJ1\), a batch \(USB1\) nor spool frames/);
-  t.is(logs.length, 2);
+  t.is(logs.length, 3);
   t.regex(logs[0], /skipped: entry app\.1\.2 .* refused: path .* has a "\.\." segment/);
+  // What the refused entry would have changed is in doubt, and said so: the standby may lack it.
+  t.regex(logs[1], /^data\/\.\.\/\.\.\/etc\/cron\.d\/evil may differ from the primary: app\.1\.2 \(put\) was refused and passed over: /);
+  t.is(s.inDoubt, 1);
 });
 
 test.serial('--on-bad-entry=skip passes over one refused entry of a batch and applies the others', async (t) => {
@@ -74,7 +77,9 @@ test.serial('entries that decode but ask for what cannot be done are quarantined
   const s = await pair.drain(undefined, { onBadEntry: 'skip', log: (l) => logs.push(l) });
   t.is(s.skipped, 3, logs.join('\n'));
   t.is(s.applied, 4, 'e, e/f, the rename of d over e and ok.txt; d came with the first, halted, run');
-  t.is(s.inDoubt, 1, 'e, which the rename replaced');
+  t.is(s.inDoubt, 3, 'e, which the rename replaced, and what the two refused entries would have changed (l, d)');
+  t.regex(logs.join('\n'), /data\/l may differ from the primary: app\.1\.2 \(link\) was refused and passed over/);
+  t.regex(logs.join('\n'), /data\/d may differ from the primary: app\.1\.3 \(rename\) was refused and passed over/);
   t.regex(logs.join('\n'), /app\.1\.3 .* failed: EINVAL/);
   t.regex(logs.join('\n'), /data\/e may differ from the primary: app\.1\.6 \(rename data\/d → data\/e\) found ENOTEMPTY at its target/);
   t.regex(logs.join('\n'), /stream message 7 .*"j" is missing or invalid/);
