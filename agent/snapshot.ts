@@ -67,7 +67,7 @@ export class Snapshotter {
     for (let attempt = 1; ; attempt++) {
       // The host's order of a snapshot is when it was read, not when it was journaled: a change
       // made in between must be placed after it on the standby.
-      const read: ReadTime = this.readTime ? { at: Date.now(), order: hostStamp() } : { order: hostStamp() };
+      const read = this.stamp();
       let st: fs.Stats;
       try {
         st = realFs.lstatSync(abs);
@@ -104,8 +104,12 @@ export class Snapshotter {
    * that is gone, or was replaced by another directory that the standby's mkdir would merge into it.
    */
   removed(root: string, rel: string): void {
-    const read: ReadTime = this.readTime ? { at: Date.now(), order: hostStamp() } : { order: hostStamp() };
-    this.sink.record({ root, path: rel, op: { op: 'rm' }, read });
+    this.sink.record({ root, path: rel, op: { op: 'rm' }, read: this.stamp() });
+  }
+
+  /** The host's order of a read now, and its wall clock when asked for (readTime). */
+  private stamp(): ReadTime {
+    return this.readTime ? { at: Date.now(), order: hostStamp() } : { order: hostStamp() };
   }
 
   /**
