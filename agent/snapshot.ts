@@ -207,9 +207,11 @@ function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: str
   const { DbCapture } = require('./sqlite/capture') as typeof import('./sqlite/capture');
   // Its descriptors are closed only while the process holds no lock on their files (agent/sqlite/descriptors).
   const cap = new DbCapture(abs);
-  const db = new Database(abs, { readonly: true, fileMustExist: true, timeout: 10_000 }) as unknown as { serialize(): Buffer; close(): void };
+  const { inReadTransaction } = require('./sqlite/hold') as typeof import('./sqlite/hold');
+  const db = new Database(abs, { readonly: true, fileMustExist: true, timeout: 10_000 }) as unknown as { serialize(): Buffer } & import('./sqlite/hold').ReadConnection;
   try {
-    const change = cap.capture(() => db.serialize());
+    // In rollback mode the pages are read from the file while the connection holds it still, not copied whole.
+    const change = cap.capture(() => db.serialize(), (read) => inReadTransaction(db, read));
     if (change === undefined) return undefined;
     sink.record({ root, path: rel, op: change.op, data: change.data, read: { order } });
     return { kind: 'database', bytes: change.data.length };

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { DbCapture, type DbChange, type HoldRead } from '../agent/sqlite/capture';
 import type { Descriptors } from '../agent/sqlite/descriptors';
+import { inReadTransaction } from '../agent/sqlite/hold';
 import { ModelStandby, tableRows } from './helpers/sqlite-model';
 import { tempDir } from './helpers/temp-dir';
 
@@ -22,16 +23,7 @@ function rig(t: Parameters<typeof tempDir>[0], mode: Mode): Rig {
   const r: Rig = { db, cap: new DbCapture(file), model: new ModelStandby(), kinds: [], file };
   let side: Database.Database | undefined;
   if (mode === HELD) {
-    r.hold = <T>(read: () => T): T => {
-      side ??= new Database(file, { readonly: true, fileMustExist: true });
-      side.exec('BEGIN');
-      try {
-        side.prepare('SELECT count(*) FROM sqlite_schema').pluck().get();
-        return read();
-      } finally {
-        side.exec('COMMIT');
-      }
-    };
+    r.hold = <T>(read: () => T): T => inReadTransaction((side ??= new Database(file, { readonly: true, fileMustExist: true })), read);
   }
   t.teardown(() => {
     side?.close();

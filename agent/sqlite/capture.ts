@@ -27,6 +27,8 @@ const FILES_CHECK_MS = 1000;
 const IMAGE_TRIES = 5;
 /** Pages read at a time in rollback mode: one buffer, reused, instead of the whole database. */
 const ROLLBACK_CHUNK_PAGES = 256;
+/** A page's digest: SHA-256, the fastest node:crypto has here (SHA extensions): 62 ms for 50 MB of 4 KB pages, SHA-1 93, MD5 132. */
+const PAGE_DIGEST = 'sha256';
 
 /**
  * Runs `read` while the database is held in a read transaction on some connection of this
@@ -221,42 +223,47 @@ export class DbCapture {
     return readFrames(buf, shm.pageSize, from, shm.salt, bigEndian, cksum, shm.frameCksum);
   }
 
-  /** Pages whose digest changed since the last read, when exactly one commit happened since; else an image. */
+  /** Pages whose digest changed since the last read, when exactly one commit happened since; else an image. From a serialized copy. */
   private rollbackDelta(s: State | undefined, buf: Buffer): DbChange | undefined {
     const head = parseDbHeader(buf);
     if (head === undefined) return undefined;
-    const n = buf.length / head.pageSize;
-    const digests = pageDigests(buf, head.pageSize);
-    const prev = this.follows(s, head);
-    this.state = { mode: 'rollback', counter: head.counter, pageSize: head.pageSize, digests };
-    if (prev === undefined) return imageOf(buf, head.pageSize, 'r', head.counter);
-    const pages = new Map<number, Buffer>();
-    for (let i = 0; i < n; i++) if (prev.digests[i] === undefined || !prev.digests[i]!.equals(digests[i]!)) pages.set(i + 1, buf.subarray(i * head.pageSize, (i + 1) * head.pageSize));
-    return rollbackChange(prev, head.counter, head.pageSize, n, pages);
+    return this.rollbackPages(s, head, buf.length / head.pageSize, (first, count) => buf.subarray(first * head.pageSize, (first + count) * head.pageSize));
   }
 
   /**
-   * The same as rollbackDelta, read from the database file a chunk at a time while `hold` keeps
-   * it still: memory for one chunk and the changed pages, not a copy of the whole database. (A
-   * serialized copy is memory V8 does not count: a commit of a 50 MB database grew the process
-   * by 50 MB each time, 2.8 GB after 50 commits, until a collection ran for other reasons.)
+   * The same, read from the database file a chunk at a time while `hold` keeps it still: memory
+   * for one chunk and the changed pages, not a copy of the whole database. (A serialized copy is
+   * memory V8 does not count: a commit of a 50 MB database grew the process by 50 MB each time,
+   * 2.8 GB after 50 commits, until a collection ran for other reasons.)
    */
   private rollbackRead(s: State | undefined): DbChange | undefined {
     const head = this.readHead();
     if (head === undefined) return undefined;
     const ps = head.pageSize;
-    const fileBytes = realFs.fstatSync(this.dbFd).size;
     // The header's page count holds when it was written with this change counter (SQLite 3.7.0 on).
-    const n = head.size > 0 && this.head.readUInt32BE(92) === head.counter ? head.size : Math.floor(fileBytes / ps);
+    const n = head.size > 0 && this.head.readUInt32BE(92) === head.counter ? head.size : Math.floor(realFs.fstatSync(this.dbFd).size / ps);
+    const chunk = Buffer.allocUnsafe(ps * Math.min(ROLLBACK_CHUNK_PAGES, Math.max(1, n)));
+    return this.rollbackPages(s, head, n, (first, count) => {
+      const got = realFs.readSync(this.dbFd, chunk, 0, count * ps, first * ps);
+      if (got !== count * ps) throw new Error(`${this.file} holds ${first * ps + got} bytes, not the ${n} pages its header says`);
+      return chunk.subarray(0, count * ps);
+    });
+  }
+
+  /**
+   * The digest of each of the `n` pages `read` gives (ROLLBACK_CHUNK_PAGES at a time, valid until
+   * the next read), compared with the last state's: the changed pages, copied, when exactly one
+   * commit came after it; else all of them, as an image.
+   */
+  private rollbackPages(s: State | undefined, head: { pageSize: number; counter: number }, n: number, read: (first: number, count: number) => Buffer): DbChange {
+    const ps = head.pageSize;
     const prev = this.follows(s, head);
     const digests: Buffer[] = [];
     const pages = new Map<number, Buffer>();
-    const chunk = Buffer.allocUnsafe(ps * Math.min(ROLLBACK_CHUNK_PAGES, Math.max(1, n)));
     const { hash } = crypto();
     for (let first = 0; first < n; first += ROLLBACK_CHUNK_PAGES) {
       const count = Math.min(ROLLBACK_CHUNK_PAGES, n - first);
-      const got = realFs.readSync(this.dbFd, chunk, 0, count * ps, first * ps);
-      if (got !== count * ps) throw new Error(`${this.file} holds ${first * ps + got} bytes, not the ${n} pages its header says`);
+      const chunk = read(first, count);
       for (let i = 0; i < count; i++) {
         const page = chunk.subarray(i * ps, (i + 1) * ps);
         const d = hash(PAGE_DIGEST, page, 'buffer') as Buffer;
@@ -267,7 +274,7 @@ export class DbCapture {
     }
     this.state = { mode: 'rollback', counter: head.counter, pageSize: ps, digests };
     if (prev === undefined) return { op: { op: 'sqlite', kind: 'image', w: 'r', k: head.counter, ps }, data: encodePages(ps, [{ end: head.counter, size: n, pages }]), txns: 0 };
-    return rollbackChange(prev, head.counter, ps, n, pages);
+    return { op: { op: 'sqlite', kind: 'rollback', w: 'r', k: head.counter, bw: 'r', bk: prev.counter, ps }, data: encodePages(ps, [{ end: head.counter, size: n, pages }]), txns: 1 };
   }
 
   /** The last rollback-mode state, if exactly one commit came after it (the change counter moved by one). */
@@ -351,22 +358,6 @@ function imageOf(buf: Buffer, pageSize: number, w: string, k: number): DbChange 
   const pages = new Map<number, Buffer>();
   for (let i = 0; i < n; i++) pages.set(i + 1, buf.subarray(i * pageSize, (i + 1) * pageSize));
   return { op: { op: 'sqlite', kind: 'image', w, k, ps: pageSize }, data: encodePages(pageSize, [{ end: k, size: n, pages }]), txns: 0 };
-}
-
-/** A page's digest: SHA-256, the fastest node:crypto has here (SHA extensions): 62 ms for 50 MB of 4 KB pages, SHA-1 93, MD5 132. */
-const PAGE_DIGEST = 'sha256';
-
-/** A digest per page: a changed page is found without keeping a copy of the database. */
-function pageDigests(buf: Buffer, pageSize: number): Buffer[] {
-  const out: Buffer[] = [];
-  const { hash } = crypto();
-  for (let at = 0; at < buf.length; at += pageSize) out.push(hash(PAGE_DIGEST, buf.subarray(at, at + pageSize), 'buffer') as Buffer);
-  return out;
-}
-
-/** One rollback-mode commit: the pages that changed from `prev` to change counter `counter`. */
-function rollbackChange(prev: RollbackState, counter: number, ps: number, size: number, pages: Map<number, Buffer>): DbChange {
-  return { op: { op: 'sqlite', kind: 'rollback', w: 'r', k: counter, bw: 'r', bk: prev.counter, ps }, data: encodePages(ps, [{ end: counter, size, pages }]), txns: 1 };
 }
 
 /** node:crypto, loaded at the first database captured (it costs milliseconds of every start otherwise). */

@@ -6,6 +6,7 @@ import { warnOnce } from '../log';
 import { objectJournal } from '../objects';
 import { realFs } from '../real-fs';
 import { DbCapture } from './capture';
+import { inReadTransaction, type ReadConnection } from './hold';
 import { sidecarBase } from '../../lib/sqlite-files';
 
 /** What the tracker needs of a better-sqlite3 Database (its public properties). */
@@ -24,16 +25,10 @@ interface Tracked {
   at: Located;
   conns: number;
   /** A read-only connection of the application's own better-sqlite3 that holds the database still while a rollback-mode commit is read. */
-  side?: SideConnection;
+  side?: ReadConnection;
 }
 
-/** What of a read-only connection holding a read transaction needs. */
-interface SideConnection {
-  exec(sql: string): unknown;
-  prepare(sql: string): { pluck(on?: boolean): { get(): unknown } };
-  close(): void;
-}
-type SideConstructor = new (file: string, options: { readonly: boolean; fileMustExist: boolean; timeout: number }) => SideConnection;
+type SideConstructor = new (file: string, options: { readonly: boolean; fileMustExist: boolean; timeout: number }) => ReadConnection;
 
 /** How long the side connection waits for another process's commit to end before it can read (better-sqlite3's default). */
 const SIDE_TIMEOUT_MS = 5000;
@@ -203,14 +198,7 @@ export class Databases {
  */
 function holdStill<T>(t: Tracked, db: Connection, read: () => T): T {
   t.side ??= new ((db as unknown as { constructor: SideConstructor }).constructor)(t.cap.file, { readonly: true, fileMustExist: true, timeout: SIDE_TIMEOUT_MS });
-  t.side.exec('BEGIN');
-  try {
-    // The first read of a deferred transaction takes SQLite's SHARED lock, held until COMMIT.
-    t.side.prepare('SELECT count(*) FROM sqlite_schema').pluck().get();
-    return read();
-  } finally {
-    t.side.exec('COMMIT');
-  }
+  return inReadTransaction(t.side, read);
 }
 
 /** Closes `t`'s side connection, if it has one (through SQLite, which keeps the locks of the process's other connections). */
