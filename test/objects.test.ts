@@ -238,20 +238,22 @@ const objectHead = (s: number, p: string) => ({ j: 'evil', e: 1, s, t: Date.now(
 test.serial('hostile config and job entries are refused and quarantined, and nothing lands outside the state dirs', async (t) => {
   const pair = await makePair('hostile');
   t.teardown(() => pair.close());
-  // Entries that do not decode take no place in the journal (their message ids are not trusted);
-  // those that decode and are refused when applied do: the journal goes on after them.
+  // Entries that do not decode but name their place pass it in skip mode, their journal in doubt;
+  // those that decode and are refused when applied pass theirs too: the journal goes on after them.
   await publish(pair.server.url, [
     { header: { ...objectHead(1, '../../escape'), op: 'config', key: ['a'] }, data: Buffer.from('1'), id: 'undecodable-1' },
-    { header: { ...objectHead(1, 'ok'), op: 'config', key: ['__proto__', 'polluted'] }, data: Buffer.from('true') },
-    { header: { ...objectHead(2, 'ok'), r: 'data', op: 'config', key: ['a'] }, data: Buffer.from('1'), id: 'undecodable-2' },
-    { header: { ...objectHead(2, 'ok'), op: 'config', key: ['a'] }, data: Buffer.from('{not json') },
-    { header: { ...objectHead(3, 'q'), op: 'job', id: '../x', ev: 'enqueued', captured: false }, id: 'undecodable-3' },
-    { header: { ...objectHead(3, 'q'), op: 'job', id: '1.1', ev: 'completed' }, data: Buffer.from('x'), id: 'undecodable-4' },
-    { header: { ...objectHead(3, 'ok'), op: 'config', key: ['good'] }, data: Buffer.from('"value"') },
+    { header: { ...objectHead(2, 'ok'), op: 'config', key: ['__proto__', 'polluted'] }, data: Buffer.from('true') },
+    { header: { ...objectHead(3, 'ok'), r: 'data', op: 'config', key: ['a'] }, data: Buffer.from('1'), id: 'undecodable-2' },
+    { header: { ...objectHead(4, 'ok'), op: 'config', key: ['a'] }, data: Buffer.from('{not json') },
+    { header: { ...objectHead(5, 'q'), op: 'job', id: '../x', ev: 'enqueued', captured: false }, id: 'undecodable-3' },
+    { header: { ...objectHead(6, 'q'), op: 'job', id: '1.1', ev: 'completed' }, data: Buffer.from('x'), id: 'undecodable-4' },
+    { header: { ...objectHead(7, 'ok'), op: 'config', key: ['good'] }, data: Buffer.from('"value"') },
   ]);
   const logs: string[] = [];
   const s = await pair.drain(undefined, { onBadEntry: 'skip', log: (l) => logs.push(l) });
   t.is(s.skipped, 6, logs.join('\n'));
+  t.is(s.applied, 1, 'the good entry after them');
+  t.is(s.inDoubt, 2, 'in doubt: journal evil (the four that did not decode) and store ok (the two refused)');
   t.deepEqual(readConfigReplica('ok', pair.state), { good: 'value' });
   t.is(({} as Record<string, unknown>).polluted, undefined);
   t.deepEqual(fs.readdirSync(path.join(pair.state, 'config')), ['ok.json']);
