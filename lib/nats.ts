@@ -59,14 +59,15 @@ export function isUnreachable(err: unknown): boolean {
  * runs an ordered consumer, which was seen to stall for minutes on a busy server.
  */
 export async function listKeys(kv: KV, filter: string, timeoutMs: number = DEFAULTS.nats.listKeysMs): Promise<string[]> {
-  const keys: string[] = [];
+  // A set: a key updated while they are listed (a heartbeat) can come twice.
+  const keys = new Set<string>();
   const listing = (async () => {
-    for await (const k of await kv.keys(filter)) keys.push(k);
+    for await (const k of await kv.keys(filter)) keys.add(k);
   })().catch(() => undefined);
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([listing, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
   clearTimeout(timer);
-  return keys;
+  return [...keys];
 }
 
 /**

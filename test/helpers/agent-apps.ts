@@ -47,12 +47,14 @@ export async function liveJournals(pair: Pair): Promise<string[]> {
   const nc = await connect({ servers: pair.server.url });
   try {
     const kv = await openStateKv(nc, 'UNDERSTUDY');
-    const names: string[] = [];
+    // A set: a key updated while the keys are listed (a heartbeat) can be listed twice, and a
+    // checkpoint prepared twice on one journal answers "in progress here" (a full run saw it).
+    const names = new Set<string>();
     for await (const k of await kv.keys('agent.*')) {
       const beat = await readState(kv, 'agent', k.slice('agent.'.length));
-      if (beat !== undefined && Date.now() - beat.time < 3000) names.push(k.slice('agent.'.length));
+      if (beat !== undefined && Date.now() - beat.time < 3000) names.add(k.slice('agent.'.length));
     }
-    return names;
+    return [...names];
   } finally {
     await nc.close();
   }
