@@ -144,6 +144,23 @@ test('version marks noted since the last commit are forgotten by a rollback: a s
   versions.close();
 });
 
+test('a journal\'s own removal does not make its snapshot of the same millisecond stale; another journal\'s does, and the marks survive a reopen', (t) => {
+  const dir = stateDir(t);
+  const versions = new Versions(dir, 0);
+  // A watcher journaling a replaced directory: the old one's removal, then the new one, read in the same millisecond.
+  versions.note({ j: 'watch', e: 1, s: 1, t: 100, r: 'data', p: 'd', b: 100, op: 'rm' });
+  t.false(versions.stale('data', 'd', 100, 'watch'), 'the new directory');
+  t.false(versions.stale('data', 'd/x', 100, 'watch'), 'what the new directory holds');
+  t.true(versions.stale('data', 'd/x', 100, 'other'), 'another journal\'s snapshot read no later than the removal');
+  t.true(versions.stale('data', 'd/x', 99, 'other'), 'another journal\'s read before it');
+  versions.sync();
+  versions.close();
+  const again = new Versions(dir, 0);
+  t.false(again.stale('data', 'd/x', 100, 'watch'));
+  t.true(again.stale('data', 'd/x', 100, 'other'));
+  again.close();
+});
+
 test('positions.json and committed.json each hold one document, a line, as it grows, shrinks and is reopened', (t) => {
   const dir = stateDir(t);
   const oneDocument = (file: string): void => {

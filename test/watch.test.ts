@@ -2,7 +2,9 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
+import type { EntryHeader } from '../lib/entry';
 import { CLI, makePair, runCli } from './helpers/pair';
+import { publish } from './helpers/publish';
 import { diffTrees } from './helpers/tree';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -78,4 +80,23 @@ test.serial('UNDERSTUDY_WATCH=1: what a child process of the application changes
   t.is(entries.filter((e) => e.p === 'own.txt').length, 1, 'journaled by the wrapper only');
   t.is(entries.filter((e) => e.p === 'own-dir').length, 1);
   t.true(entries.some((e) => e.p === 'kid/dir/k' && e.op === 'put'));
+});
+
+test.serial('a replaced directory as the watcher journals it, its removal and the new one read in one millisecond, lands whole on the standby', async (t) => {
+  const pair = await makePair('watch-replaced');
+  t.teardown(() => pair.close());
+  const at = Date.now();
+  const head = (s: number, p: string, o: Record<string, unknown>) => ({ header: { j: 'watch', e: 1, s, t: at, b: at, o: s, r: 'data', p, ...o } as EntryHeader });
+  await publish(pair.server.url, [
+    head(1, 'd', { op: 'mkdir', mode: 0o755 }),
+    { ...head(2, 'd/old', { op: 'put', mode: 0o644 }), data: Buffer.from('old') },
+    head(3, 'd', { op: 'rm' }),
+    head(4, 'd', { op: 'mkdir', mode: 0o755 }),
+    { ...head(5, 'd/new', { op: 'put', mode: 0o644 }), data: Buffer.from('new') },
+    head(6, 'd/link', { op: 'symlink', target: 'new' }),
+  ]);
+  const s = await pair.drain();
+  t.is(s.stale, 0, 'nothing of the new directory is taken for older than the removal');
+  t.deepEqual(fs.readdirSync(path.join(pair.standby, 'd')).sort(), ['link', 'new']);
+  t.is(fs.readFileSync(path.join(pair.standby, 'd/new'), 'utf8'), 'new');
 });

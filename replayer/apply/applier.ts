@@ -44,8 +44,8 @@ export type AppliedPosition = (journal: string) => { e: number; s: number } | un
 
 /** When each object last changed on the standby, in the primary's time (replayer/versions). */
 export interface SnapshotMarks {
-  /** True when a snapshot of r/p read at `b` is older than what the standby has (or cannot be told apart from it). */
-  stale(r: string, p: string, b: number): boolean;
+  /** True when a snapshot of r/p read at `b` by journal `j` is older than what the standby has (or cannot be told apart from it); `j`'s own marks do not count. */
+  stale(r: string, p: string, b: number, j: string): boolean;
   /** Whether a `stale` answer for `b` came from forgotten history rather than a known change. */
   undecided(b: number): boolean;
 }

@@ -81,7 +81,7 @@ export class FsApplier implements Applier {
    * BadEntryError) naming what failed.
    */
   apply(h: EntryHeader, data: Data): Outcome {
-    if (h.b !== undefined && this.snapshots.stale(h.r, h.p, h.b)) {
+    if (h.b !== undefined && this.snapshots.stale(h.r, h.p, h.b, h.j)) {
       if (this.snapshots.undecided(h.b)) {
         this.log(`snapshot ${positionLabel(h)} of ${h.r}/${h.p} is older than what this standby remembers; not applied (understudy verify --repair mends it)`);
       }

@@ -70,12 +70,18 @@ export class Versions {
     this.compact();
   }
 
-  /** True when a snapshot of r/p read at `b` is older than what the standby has (or cannot be told apart from it). */
-  stale(r: string, p: string, b: number): boolean {
+  /**
+   * True when a snapshot of r/p read at `b`, by journal `j`, is older than what the standby has (or
+   * cannot be told apart from it). A mark `j` set itself does not count: a journal's own entries
+   * come in its order, and a snapshot it read in the same millisecond as its removal of the
+   * directory above (a watcher journaling a replaced directory) is newer, not stale.
+   */
+  stale(r: string, p: string, b: number, j?: string): boolean {
     if (b <= this.floor) return true;
-    if ((this.changed.get(key(r, p)) ?? -1) >= b) return true;
+    const newer = (kind: 'c' | 'g', k: string): boolean => (this.map(kind).get(k) ?? -1) >= b && (j === undefined || this.markedBy.get(kind + k) !== j);
+    if (newer('c', key(r, p))) return true;
     for (let q = p; ; q = q.slice(0, q.lastIndexOf('/'))) {
-      if ((this.gone.get(key(r, q)) ?? -1) >= b) return true;
+      if (newer('g', key(r, q))) return true;
       if (!q.includes('/')) return false;
     }
   }
@@ -137,12 +143,13 @@ export class Versions {
 
   private noteMarks(h: EntryHeader): void {
     const time = h.b ?? h.t;
-    this.mark('c', h.r, h.p, time);
-    if (h.op === 'rm') this.mark('g', h.r, h.p, time);
+    const j = h.j;
+    this.mark('c', h.r, h.p, time, j);
+    if (h.op === 'rm') this.mark('g', h.r, h.p, time, j);
     if (h.op === 'rename') {
-      this.mark('g', h.r, h.p, time);
-      this.mark('g', h.toRoot, h.to, time);
-      this.mark('c', h.toRoot, h.to, time);
+      this.mark('g', h.r, h.p, time, j);
+      this.mark('g', h.toRoot, h.to, time, j);
+      this.mark('c', h.toRoot, h.to, time, j);
     }
     if (h.o !== undefined && h.r !== '') this.noteOrder(h, h.o);
     // A snapshot, or a change that replaced the object whole in order, makes it right again.
@@ -290,7 +297,7 @@ export class Versions {
       if (times.length === 0) return -1;
       const cut = times[Math.floor(times.length / 2)];
       for (const map of maps) for (const [k, t] of map) if (t <= cut) map.delete(k);
-      for (const [kind, m] of this.order) for (const k of this.markedBy.keys()) if (k.startsWith(kind) && !m.has(k.slice(1))) this.markedBy.delete(k);
+      for (const k of this.markedBy.keys()) if (!this.map(k[0] as Kind).has(k.slice(1))) this.markedBy.delete(k);
       return cut;
     };
     this.floor = Math.max(this.floor, halve([this.changed, this.gone]));
