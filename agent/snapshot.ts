@@ -91,10 +91,14 @@ export class Snapshotter {
   /**
    * Journals the removal of (root, rel), whatever is there now: for an object the journal has
    * that is gone, or was replaced by another directory that the standby's mkdir would merge into it.
+   * Returns once the wall clock has passed the removal's stamp: what is at the name now is
+   * snapshot next, and the standby skips a snapshot read in the same millisecond as a change
+   * it applied (Versions.stale), which would drop the new directory and all it holds.
    */
   removed(root: string, rel: string): void {
     const read: ReadTime = this.readTime ? { at: Date.now(), order: hostStamp() } : { order: hostStamp() };
     this.sink.record({ root, path: rel, op: { op: 'rm' }, read });
+    if (read.at !== undefined) untilAfter(read.at);
   }
 
   /**
@@ -180,6 +184,12 @@ function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: str
 function sqliteFiles(): typeof SqliteFiles {
   return require('../lib/sqlite-files') as typeof SqliteFiles;
 }
+
+/** Sleeps (a millisecond at a time, never spinning) until Date.now() is past `ms`. */
+function untilAfter(ms: number): void {
+  while (Date.now() <= ms) Atomics.wait(PAUSE, 0, 0, 1);
+}
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 function readFully(fd: number, buf: Buffer, position: number): number {
   let n = 0;
