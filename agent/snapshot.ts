@@ -4,7 +4,8 @@ import { typeOf } from '../lib/walk';
 import { hostStamp } from '../lib/host-clock';
 import { DEFAULTS } from '../lib/settings';
 import { realFs } from './real-fs';
-import type { JournalSink, ReadTime } from './sink';
+import { ReadStamps } from './read-stamps';
+import type { Change, JournalSink, ReadTime } from './sink';
 import type * as SqliteFiles from '../lib/sqlite-files';
 
 const { O_RDONLY, O_NOFOLLOW } = fs.constants;
@@ -42,6 +43,7 @@ export class Snapshotter {
   private readonly readTime: boolean;
   private readonly wholeBytes: number;
   private readonly databases: boolean;
+  private readonly stamps = new ReadStamps();
 
   constructor(private readonly sink: JournalSink, opts: SnapshotOptions = {}) {
     this.readTime = opts.readTime ?? true;
@@ -58,23 +60,23 @@ export class Snapshotter {
     for (let attempt = 1; ; attempt++) {
       // The host's order of a snapshot is when it was read, not when it was journaled: a change
       // made in between must be placed after it on the standby.
-      const read: ReadTime = this.readTime ? { at: Date.now(), order: hostStamp() } : { order: hostStamp() };
+      const read = this.readAt(root, rel);
       let st: fs.Stats;
       try {
         st = realFs.lstatSync(abs);
       } catch (err) {
         if (!isGone(err)) throw err;
         if (!removeWhenAbsent) return { kind: 'absent' };
-        this.sink.record({ root, path: rel, op: { op: 'rm' }, read });
+        this.record({ root, path: rel, op: { op: 'rm' }, read });
         return { kind: 'removed' };
       }
       const type = typeOf(st);
       if (type === 'dir') {
-        this.sink.record({ root, path: rel, op: { op: 'mkdir', mode: st.mode & 0o7777 }, read });
+        this.record({ root, path: rel, op: { op: 'mkdir', mode: st.mode & 0o7777 }, read });
         return { kind: 'dir' };
       }
       if (type === 'symlink') {
-        this.sink.record({ root, path: rel, op: { op: 'symlink', target: realFs.readlinkSync(abs, 'utf8') }, read });
+        this.record({ root, path: rel, op: { op: 'symlink', target: realFs.readlinkSync(abs, 'utf8') }, read });
         return { kind: 'symlink' };
       }
       if (type !== 'file') return { kind: 'other' };
@@ -91,14 +93,20 @@ export class Snapshotter {
   /**
    * Journals the removal of (root, rel), whatever is there now: for an object the journal has
    * that is gone, or was replaced by another directory that the standby's mkdir would merge into it.
-   * Returns once the wall clock has passed the removal's stamp: what is at the name now is
-   * snapshot next, and the standby skips a snapshot read in the same millisecond as a change
-   * it applied (Versions.stale), which would drop the new directory and all it holds.
    */
   removed(root: string, rel: string): void {
-    const read: ReadTime = this.readTime ? { at: Date.now(), order: hostStamp() } : { order: hostStamp() };
-    this.sink.record({ root, path: rel, op: { op: 'rm' }, read });
-    if (read.at !== undefined) untilAfter(read.at);
+    this.record({ root, path: rel, op: { op: 'rm' }, read: this.readAt(root, rel) });
+  }
+
+  /** The stamps of a read of (root, rel) about to begin (see ReadStamps). */
+  private readAt(root: string, rel: string): ReadTime {
+    return this.readTime ? { at: this.stamps.stamp(root, rel), order: hostStamp() } : { order: hostStamp() };
+  }
+
+  /** Journals a change, its read's stamp noted for the reads after it. */
+  private record(change: Change): void {
+    this.sink.record(change);
+    if (change.read?.at !== undefined) this.stamps.journaled(change.root, change.path, change.read.at, change.op.op === 'rm');
   }
 
   /**
@@ -135,12 +143,12 @@ export class Snapshotter {
         const data = Buffer.alloc(size);
         const n = readFully(fd, data, 0);
         if (!anyway && (n !== size || changedSince(before, realFs.fstatSync(fd)))) return 'changed';
-        this.sink.record({ root, path: rel, op, data: data.subarray(0, n), read });
+        this.record({ root, path: rel, op, data: data.subarray(0, n), read });
         return { kind: 'file', bytes: n };
       }
       // Large: one chunk in memory at a time. Torn if it changed meanwhile; then it goes again, newer.
       let short = false;
-      this.sink.record({
+      this.record({
         root, path: rel, op, read,
         pieces: {
           size,
@@ -184,12 +192,6 @@ function snapshotDatabase(sink: JournalSink, root: string, rel: string, abs: str
 function sqliteFiles(): typeof SqliteFiles {
   return require('../lib/sqlite-files') as typeof SqliteFiles;
 }
-
-/** Sleeps (a millisecond at a time, never spinning) until Date.now() is past `ms`. */
-function untilAfter(ms: number): void {
-  while (Date.now() <= ms) Atomics.wait(PAUSE, 0, 0, 1);
-}
-const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 function readFully(fd: number, buf: Buffer, position: number): number {
   let n = 0;
