@@ -212,6 +212,45 @@ export class Reconciler {
     else this.remember(rootName, rel, sig);
   }
 
+  /**
+   * The agent journaled a rename of `from` to `to` itself (UNDERSTUDY_WATCH=1). The standby
+   * moves what it has at `from`, so what the journal has of it moves too: a directory another
+   * process put at `from` meanwhile, unjournaled, is then found replaced at `to`, and what the
+   * standby's copy holds that the primary's does not is journaled removed. Known as it is now
+   * instead, it would stay on the standby for ever.
+   */
+  movedByAgent(fromRoot: string, from: string, toRoot: string, to: string): void {
+    const root = this.roots.find((r) => r.name === toRoot);
+    const was = this.known.get(key(fromRoot, from));
+    const below = was?.startsWith('dir:') === true ? this.subtree(fromRoot, from) : [];
+    // Nothing is at `from` on the standby now, whatever another process put there since.
+    this.forget(fromRoot, from);
+    if (root === undefined) return;
+    const now = signature(under(root.dir, to));
+    // What was at `to` is replaced (a rename over an empty directory, or over a file).
+    this.forget(toRoot, to);
+    if (now === ABSENT) return;
+    if (was === undefined || !was.startsWith('dir:') || !now.startsWith('dir:')) return this.remember(toRoot, to, now);
+    this.remember(toRoot, to, was);
+    for (const [sub, sig] of below) this.remember(toRoot, `${to}/${sub}`, sig);
+    if (was !== now) this.markDirty(root, parentOf(to), Date.now() + this.pace.settleMs);
+  }
+
+  /** What is known below directory `rel`, as paths relative to it, parents first. */
+  private subtree(rootName: string, rel: string): [string, string][] {
+    const out: [string, string][] = [];
+    const walk = (dir: string, prefix: string): void => {
+      for (const name of this.children.get(key(rootName, dir)) ?? []) {
+        const sig = this.known.get(key(rootName, join(dir, name)));
+        if (sig === undefined) continue;
+        out.push([prefix + name, sig]);
+        if (sig.startsWith('dir:')) walk(join(dir, name), `${prefix}${name}/`);
+      }
+    };
+    walk(rel, '');
+    return out;
+  }
+
   /** The kernel would not watch `abs` (inotify limits): it is listed again every pollMs instead. */
   poll(abs: string): void {
     const at = this.locate(abs);

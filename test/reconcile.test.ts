@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Reconciler } from '../agent/reconcile';
 import { Snapshotter } from '../agent/snapshot';
+import { Watcher } from '../agent/watcher';
 import { parseRoots } from '../lib/roots';
 import { MemorySink } from './helpers/memory-sink';
 import { staleOnStandby } from './helpers/stale';
@@ -132,4 +133,31 @@ test('a directory replaced by another is journaled removed a millisecond before 
     t.deepEqual(seen.slice(from), ['rm keep/deep', 'mkdir keep/deep', 'put keep/deep/b']);
   }
   t.deepEqual(staleOnStandby(t, changes), []);
+});
+
+test('UNDERSTUDY_WATCH=1: a directory the agent renames after another process replaced it is journaled replaced at its new name, so the standby keeps nothing of the old one', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(dir, 'keep/deep'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'keep/deep/a'), 'a');
+  const sink = new MemorySink();
+  const watcher = new Watcher(parseRoots(`data=${dir}`), sink, {
+    persistent: false, excluded: () => false, stateFile: path.join(dir, '..', `${path.basename(dir)}.state`),
+    pace: { settleMs: 50, fullPassEveryMs: 60_000 },
+  });
+  t.teardown(() => watcher.close());
+  await watcher.start();
+  // The first look journals the tree made just before it (as changed since the watch began): not what is looked at here.
+  const from = sink.changes.length;
+  // A child process replaces keep/deep (the standby's still holds a), and at once, before the
+  // watcher looked, the application renames it; the standby moves its keep/deep, a and all.
+  fs.mkdirSync(path.join(dir, 'keep/next'));
+  fs.writeFileSync(path.join(dir, 'keep/next/b'), 'b');
+  fs.rmSync(path.join(dir, 'keep/deep'), { recursive: true });
+  fs.renameSync(path.join(dir, 'keep/next'), path.join(dir, 'keep/deep'));
+  fs.renameSync(path.join(dir, 'keep/deep'), path.join(dir, 'keep/moved'));
+  watcher.journaled('data', 'keep/deep', { op: 'rename', toRoot: 'data', to: 'keep/moved' });
+  for (let i = 0; i < 80 && !sink.lines().includes('put keep/moved/b'); i++) await sleep(25);
+  await sleep(300);
+  t.deepEqual(sink.lines().slice(from), ['rm keep/moved', 'mkdir keep/moved', 'put keep/moved/b']);
 });
