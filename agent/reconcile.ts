@@ -94,7 +94,7 @@ export class Reconciler {
       let n = 0;
       while (stack.length > 0) {
         const { rel, whole } = stack.pop()!;
-        for (const name of this.list(root, rel) ?? []) {
+        for (const name of this.list(root, rel)?.names ?? []) {
           const crel = join(rel, name);
           if (this.excluded(crel)) continue;
           const abs = under(root.dir, crel);
@@ -335,7 +335,8 @@ export class Reconciler {
       return out;
     }
     const mended: string[] = [];
-    const names = this.list(root, rel);
+    const listed = this.list(root, rel);
+    const names = listed?.names;
     if (names === undefined) {
       // Gone: its parent's listing journals the removal.
       if (rel !== '' && this.known.has(key(root.name, rel))) this.markDirty(root, parentOf(rel), Date.now());
@@ -358,6 +359,7 @@ export class Reconciler {
         this.markDirty(root, rel, st.mtimeMs + this.pace.settleMs);
         continue;
       }
+      if (!this.stillListed(root, rel, listed!.ino)) return mended;
       this.journal(root, crel, why);
       mended.push(`${root.name}/${crel}`);
       // A directory that appeared (or replaced another) may have been filled before anyone looked.
@@ -370,6 +372,7 @@ export class Reconciler {
     for (const name of [...(this.children.get(dk) ?? [])]) {
       if (seen.has(name)) continue;
       const crel = join(rel, name);
+      if (!this.stillListed(root, rel, listed!.ino)) return mended;
       this.journal(root, crel, why);
       mended.push(`${root.name}/${crel}`);
       // A directory made again at the name since the listing: all it holds is new to the journal.
@@ -462,12 +465,36 @@ export class Reconciler {
     this.save();
   }
 
-  private list(root: Root, rel: string): string[] | undefined {
+  /**
+   * The names in directory `rel` and its inode; undefined when it is not a directory, never
+   * through a link: a directory replaced by a link to another (ln -sfn, or `..`) between a look
+   * and this listing would have the journal say that directory's objects are below the link,
+   * which the standby refuses to write through (and stops). A root itself may be a link.
+   */
+  private list(root: Root, rel: string): { names: string[]; ino: number } | undefined {
+    const abs = rel === '' ? root.dir : under(root.dir, rel);
+    const st = rel === '' ? undefined : lstat(abs);
+    if (rel !== '' && st?.isDirectory() !== true) return undefined;
     try {
-      return fs.readdirSync(rel === '' ? root.dir : under(root.dir, rel));
+      const names = fs.readdirSync(abs);
+      if (st !== undefined && !this.stillListed(root, rel, st.ino)) return undefined;
+      return { names, ino: st?.ino ?? 0 };
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Whether directory `rel` is still the one listed (inode `ino`), looked at before each object
+   * below it is journaled: once a link took its name, the objects' paths lead elsewhere. If not,
+   * its parent is listed again, which journals what took its name.
+   */
+  private stillListed(root: Root, rel: string, ino: number): boolean {
+    if (rel === '') return true;
+    const st = lstat(under(root.dir, rel));
+    if (st?.isDirectory() === true && st.ino === ino) return true;
+    this.markDirty(root, parentOf(rel), Date.now());
+    return false;
   }
 
   private guard(fn: () => unknown): void {

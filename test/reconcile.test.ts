@@ -161,3 +161,18 @@ test('UNDERSTUDY_WATCH=1: a directory the agent renames after another process re
   await sleep(300);
   t.deepEqual(sink.lines().slice(from), ['rm keep/moved', 'mkdir keep/moved', 'put keep/moved/b']);
 });
+
+test('a directory replaced by a link to another directory is journaled as the link, and nothing is journaled through it', async (t) => {
+  const { tree, rec, seen } = setUp(t);
+  await rec.learn(() => Date.now() + 1000);
+  // An event on keep/deep while it was a directory, then `rm -rf keep/deep && ln -s .. keep/deep`
+  // before the reconciler looked (a stress run: the standby refused "mkdir a/t/a", a/t being a link, and stopped).
+  fs.rmSync(path.join(tree, 'keep/deep'), { recursive: true });
+  fs.mkdirSync(path.join(tree, 'keep/deep'));
+  rec.touch(path.join(tree, 'keep/deep'));
+  fs.rmdirSync(path.join(tree, 'keep/deep'));
+  fs.symlinkSync('..', path.join(tree, 'keep/deep'));
+  for (let i = 0; i < 40 && seen.length < 2; i++) await sleep(25);
+  await sleep(200);
+  t.deepEqual(seen, ['rm keep/deep', 'symlink keep/deep']);
+});
