@@ -213,6 +213,26 @@ export class Reconciler {
   }
 
   /**
+   * The agent journaled an append of its own at offset `at` (UNDERSTUDY_WATCH=1): the standby
+   * has the file as it is now only if it had it as it was just before, which the journal said
+   * when the size it has for it is `at`. Otherwise another process changed it unjournaled (a
+   * shell's `head -c … >` a moment before): known as it is now, that would never be journaled.
+   * Left as the journal has it, the next listing journals the file whole.
+   */
+  appendedByAgent(rootName: string, rel: string, at: number): void {
+    const root = this.roots.find((r) => r.name === rootName);
+    if (root === undefined) return;
+    const was = this.known.get(key(rootName, rel));
+    const now = signature(under(root.dir, rel));
+    const field = (sig: string, i: number): string => sig.split(':')[i] ?? '';
+    if (was !== undefined && was.startsWith('file:') && now.startsWith('file:') && field(was, 1) === String(at) && field(was, 5) === field(now, 5)) {
+      this.remember(rootName, rel, now);
+      return;
+    }
+    this.markDirty(root, parentOf(rel), Date.now() + this.pace.settleMs);
+  }
+
+  /**
    * The agent journaled a rename of `from` to `to` itself (UNDERSTUDY_WATCH=1). The standby
    * moves what it has at `from`, so what the journal has of it moves too: a directory another
    * process put at `from` meanwhile, unjournaled, is then found replaced at `to`, and what the

@@ -176,3 +176,33 @@ test('a directory replaced by a link to another directory is journaled as the li
   await sleep(200);
   t.deepEqual(seen, ['rm keep/deep', 'symlink keep/deep']);
 });
+
+test('UNDERSTUDY_WATCH=1: a file another process rewrote just before the agent appended to it is journaled whole; one it did not is not journaled again', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sink = new MemorySink();
+  const watcher = new Watcher(parseRoots(`data=${dir}`), sink, {
+    persistent: false, excluded: () => false, stateFile: path.join(dir, '..', `${path.basename(dir)}.state`),
+    pace: { settleMs: 50, fullPassEveryMs: 60_000 },
+  });
+  t.teardown(() => watcher.close());
+  await watcher.start();
+  const append = (name: string, text: string): void => {
+    const at = fs.statSync(path.join(dir, name)).size;
+    fs.appendFileSync(path.join(dir, name), text);
+    watcher.journaled('data', name, { op: 'append', at });
+  };
+  // Journaled whole by the application, then appended to by it alone.
+  fs.writeFileSync(path.join(dir, 'own'), 'own');
+  watcher.journaled('data', 'own', { op: 'put', mode: 0o644 });
+  append('own', '+1');
+  append('own', '+2');
+  // Written by a shell (`head -c … > f`, not journaled yet), then at once appended to by the application:
+  // the standby has only the append, at an offset past what it has of the file.
+  fs.writeFileSync(path.join(dir, 'shared'), 'written by a shell');
+  append('shared', '+app');
+  for (let i = 0; i < 80 && !sink.lines().includes('put shared'); i++) await sleep(25);
+  await sleep(300);
+  t.deepEqual(sink.lines(), ['put shared']);
+  t.is(sink.changes[0]!.data.toString(), 'written by a shell+app');
+});
