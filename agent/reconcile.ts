@@ -242,7 +242,8 @@ export class Reconciler {
   movedByAgent(fromRoot: string, from: string, toRoot: string, to: string): void {
     const root = this.roots.find((r) => r.name === toRoot);
     const was = this.known.get(key(fromRoot, from));
-    const below = was?.startsWith('dir:') === true ? this.subtree(fromRoot, from) : [];
+    // What the agent journaled below it counts too, even where the directory itself was never journaled (made by another process, filled by the agent).
+    const below = this.subtree(fromRoot, from);
     // Nothing is at `from` on the standby now, whatever another process put there since.
     this.forget(fromRoot, from);
     if (root === undefined) return;
@@ -250,8 +251,9 @@ export class Reconciler {
     // What was at `to` is replaced (a rename over an empty directory, or over a file).
     this.forget(toRoot, to);
     if (now === ABSENT) return;
-    if (was === undefined || !was.startsWith('dir:') || !now.startsWith('dir:')) return this.remember(toRoot, to, now);
-    this.remember(toRoot, to, was);
+    if (!now.startsWith('dir:')) return this.remember(toRoot, to, now);
+    // A directory the journal never had stays unknown: its parent's next listing journals it, and what the standby has below it that the primary does not.
+    if (was?.startsWith('dir:') === true) this.remember(toRoot, to, was);
     for (const [sub, sig] of below) this.remember(toRoot, `${to}/${sub}`, sig);
     if (was !== now) this.markDirty(root, parentOf(to), Date.now() + this.pace.settleMs);
   }

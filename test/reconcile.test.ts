@@ -206,3 +206,29 @@ test('UNDERSTUDY_WATCH=1: a file another process rewrote just before the agent a
   t.deepEqual(sink.lines(), ['put shared']);
   t.is(sink.changes[0]!.data.toString(), 'written by a shell+app');
 });
+
+test('UNDERSTUDY_WATCH=1: what the agent journaled in a directory another process made moves with it when the agent renames it', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sink = new MemorySink();
+  const watcher = new Watcher(parseRoots(`data=${dir}`), sink, {
+    persistent: false, excluded: () => false, stateFile: path.join(dir, '..', `${path.basename(dir)}.state`),
+    pace: { settleMs: 50, fullPassEveryMs: 60_000 },
+  });
+  t.teardown(() => watcher.close());
+  await watcher.start();
+  // A shell makes `made`; before the watcher looks, the application writes made/y (the standby
+  // makes `made` for it), the shell replaces `made`, and the application renames it to `moved`.
+  // The standby's `moved` holds y; the primary's does not (stress run, app mode seed 359).
+  fs.mkdirSync(path.join(dir, 'made'));
+  fs.writeFileSync(path.join(dir, 'made/y'), 'by the application');
+  watcher.journaled('data', 'made/y', { op: 'put', mode: 0o644 });
+  fs.rmSync(path.join(dir, 'made'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'made'));
+  fs.writeFileSync(path.join(dir, 'made/w'), 'by the shell');
+  fs.renameSync(path.join(dir, 'made'), path.join(dir, 'moved'));
+  watcher.journaled('data', 'made', { op: 'rename', toRoot: 'data', to: 'moved' });
+  for (let i = 0; i < 80 && !sink.lines().includes('rm moved/y'); i++) await sleep(25);
+  await sleep(300);
+  t.deepEqual(sink.lines(), ['mkdir moved', 'put moved/w', 'rm moved/y']);
+});
