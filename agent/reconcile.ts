@@ -264,9 +264,9 @@ export class Reconciler {
     const walk = (dir: string, prefix: string): void => {
       for (const name of this.children.get(key(rootName, dir)) ?? []) {
         const sig = this.known.get(key(rootName, join(dir, name)));
-        if (sig === undefined) continue;
-        out.push([prefix + name, sig]);
-        if (sig.startsWith('dir:')) walk(join(dir, name), `${prefix}${name}/`);
+        // A name without a signature is a directory never journaled itself, with what the agent wrote into it below.
+        if (sig !== undefined) out.push([prefix + name, sig]);
+        if (sig === undefined || sig.startsWith('dir:')) walk(join(dir, name), `${prefix}${name}/`);
       }
     };
     walk(rel, '');
@@ -437,12 +437,20 @@ export class Reconciler {
     this.onJournaled(rootName, rel, why === 'event' ? kind : `${kind} (${why === 'pass' ? 'mended by a full pass' : 'polled'})`);
   }
 
+  /**
+   * Remembers `rel` as `sig`, and its name in its parent's, and so on up: a directory never
+   * journaled itself (another process made it, the agent wrote into it, and the standby made it
+   * for that) is then a name its parent's listing finds removed, or new and journals whole.
+   */
   private remember(rootName: string, rel: string, sig: string): void {
     this.known.set(key(rootName, rel), sig);
-    const pk = key(rootName, parentOf(rel));
-    let set = this.children.get(pk);
-    if (set === undefined) this.children.set(pk, (set = new Set()));
-    set.add(basename(rel));
+    for (let q = rel; q !== ''; q = parentOf(q)) {
+      const pk = key(rootName, parentOf(q));
+      let set = this.children.get(pk);
+      if (set === undefined) this.children.set(pk, (set = new Set()));
+      if (set.has(basename(q)) && q !== rel) return;
+      set.add(basename(q));
+    }
   }
 
   /** Forgets `rel` and everything known below it. */
