@@ -429,6 +429,10 @@ export class Reconciler {
     const s = this.snap.snapshot(root.name, rel, abs, true);
     this.journaledCount++;
     if (s.kind === 'removed' || s.kind === 'absent' || sig === ABSENT) this.forget(root.name, rel);
+    // A directory's signature has no time that moves (its entries would move it): known by the mode
+    // the journal gave it, a chmod between the look and the read and back again is still a difference.
+    else if (s.kind === 'dir') this.remember(root.name, rel, `dir:${s.mode}:${s.ino}`);
+    else if (s.kind === 'symlink') this.remember(root.name, rel, `link:${s.target}`);
     else this.remember(root.name, rel, sig);
     if (s.kind !== 'absent') this.told(root.name, rel, s.kind, why);
   }

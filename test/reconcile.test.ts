@@ -252,3 +252,29 @@ test('UNDERSTUDY_WATCH=1: a directory another process made, the agent wrote into
   await sleep(300);
   t.deepEqual(sink.lines(), ['rm made']);
 });
+
+test('a directory chmodded between the look and the read, and back, is journaled again: it is known by the mode journaled', async (t) => {
+  const dir = { abs: '', raced: false };
+  const { tree, rec, seen } = setUp(t, (sink) => new (class extends Snapshotter {
+    override snapshot(root: string, rel: string, abs: string, removeWhenAbsent?: boolean) {
+      // `chmod 700 keep/deep` just after the reconciler's signature, before its read.
+      if (rel === 'keep/deep' && dir.abs !== '' && !dir.raced) {
+        dir.raced = true;
+        fs.chmodSync(dir.abs, 0o700);
+      }
+      return super.snapshot(root, rel, abs, removeWhenAbsent);
+    }
+  })(sink));
+  await rec.learn(() => Date.now() + 1000);
+  dir.abs = path.join(tree, 'keep/deep');
+  fs.chmodSync(dir.abs, 0o750);
+  rec.touch(dir.abs);
+  for (let i = 0; i < 40 && seen.length < 1; i++) await sleep(25);
+  t.true(dir.raced);
+  // Back to the mode the reconciler saw before its read: the standby has 700 from the read.
+  fs.chmodSync(dir.abs, 0o750);
+  rec.touch(dir.abs);
+  for (let i = 0; i < 40 && seen.length < 2; i++) await sleep(25);
+  await sleep(100);
+  t.deepEqual(seen, ['mkdir keep/deep', 'mkdir keep/deep']);
+});
