@@ -229,6 +229,8 @@ export class Reconciler {
       this.remember(rootName, rel, now);
       return;
     }
+    // Known as nothing it can be: found there, it is journaled whole; found gone, removed (the standby has at least the append).
+    this.remember(rootName, rel, `${UNSURE}${now}`);
     this.markDirty(root, parentOf(rel), Date.now() + this.pace.settleMs);
   }
 
@@ -550,6 +552,8 @@ export class Reconciler {
 }
 
 const ABSENT = 'absent';
+/** Before a signature the journal may not match: never equal to what is found. */
+const UNSURE = 'unsure:';
 const R = DEFAULTS.reconcile;
 
 /** What an object is now, as far as journaling cares: type, size, times, mode, link target; a directory's inode tells one replaced. */

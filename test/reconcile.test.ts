@@ -278,3 +278,22 @@ test('a directory chmodded between the look and the read, and back, is journaled
   await sleep(100);
   t.deepEqual(seen, ['mkdir keep/deep', 'mkdir keep/deep']);
 });
+
+test('UNDERSTUDY_WATCH=1: a file the agent made by appending to it, removed by another process before the watcher looked, is journaled removed', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sink = new MemorySink();
+  const watcher = new Watcher(parseRoots(`data=${dir}`), sink, {
+    persistent: false, excluded: () => false, stateFile: path.join(dir, '..', `${path.basename(dir)}.state`),
+    pace: { settleMs: 50, fullPassEveryMs: 60_000 },
+  });
+  t.teardown(() => watcher.close());
+  await watcher.start();
+  // appendFileSync on a missing file: the journal has the append at 0, the standby the file (stress run, app mode seed 600: an extra own2).
+  fs.appendFileSync(path.join(dir, 'own2'), 'app 1\n');
+  watcher.journaled('data', 'own2', { op: 'append', at: 0 });
+  fs.rmSync(path.join(dir, 'own2'));
+  for (let i = 0; i < 80 && !sink.lines().includes('rm own2'); i++) await sleep(25);
+  await sleep(300);
+  t.deepEqual(sink.lines(), ['rm own2']);
+});
