@@ -113,7 +113,7 @@ export class Reconciler {
       let n = 0;
       while (stack.length > 0) {
         const { rel, whole } = stack.pop()!;
-        for (const name of this.list(root, rel) ?? []) {
+        for (const name of this.list(root, rel)?.names ?? []) {
           const crel = join(rel, name);
           if (this.excluded(crel)) continue;
           const abs = under(root.dir, crel);
@@ -231,6 +231,69 @@ export class Reconciler {
     else this.remember(rootName, rel, sig);
   }
 
+  /**
+   * The agent journaled an append of its own at offset `at` (UNDERSTUDY_WATCH=1): the standby
+   * has the file as it is now only if it had it as it was just before, which the journal said
+   * when the size it has for it is `at`. Otherwise another process changed it unjournaled (a
+   * shell's `head -c … >` a moment before): known as it is now, that would never be journaled.
+   * Left as the journal has it, the next listing journals the file whole.
+   */
+  appendedByAgent(rootName: string, rel: string, at: number): void {
+    const root = this.roots.find((r) => r.name === rootName);
+    if (root === undefined) return;
+    const was = this.known.get(key(rootName, rel));
+    const now = signature(under(root.dir, rel));
+    const field = (sig: string, i: number): string => sig.split(':')[i] ?? '';
+    if (was !== undefined && was.startsWith('file:') && now.startsWith('file:') && field(was, 1) === String(at) && field(was, 5) === field(now, 5)) {
+      this.remember(rootName, rel, now);
+      return;
+    }
+    // Known as nothing it can be: found there, it is journaled whole; found gone, removed (the standby has at least the append).
+    this.remember(rootName, rel, `${UNSURE}${now}`);
+    this.markDirty(root, parentOf(rel), Date.now() + this.pace.settleMs);
+  }
+
+  /**
+   * The agent journaled a rename of `from` to `to` itself (UNDERSTUDY_WATCH=1). The standby
+   * moves what it has at `from`, so what the journal has of it moves too: a directory another
+   * process put at `from` meanwhile, unjournaled, is then found replaced at `to`, and what the
+   * standby's copy holds that the primary's does not is journaled removed. Known as it is now
+   * instead, it would stay on the standby for ever.
+   */
+  movedByAgent(fromRoot: string, from: string, toRoot: string, to: string): void {
+    const root = this.roots.find((r) => r.name === toRoot);
+    const was = this.known.get(key(fromRoot, from));
+    // What the agent journaled below it counts too, even where the directory itself was never journaled (made by another process, filled by the agent).
+    const below = this.subtree(fromRoot, from);
+    // Nothing is at `from` on the standby now, whatever another process put there since.
+    this.forget(fromRoot, from);
+    if (root === undefined) return;
+    const now = signature(under(root.dir, to));
+    // What was at `to` is replaced (a rename over an empty directory, or over a file).
+    this.forget(toRoot, to);
+    if (now === ABSENT) return;
+    if (!now.startsWith('dir:')) return this.remember(toRoot, to, now);
+    // A directory the journal never had stays unknown: its parent's next listing journals it, and what the standby has below it that the primary does not.
+    if (was?.startsWith('dir:') === true) this.remember(toRoot, to, was);
+    for (const [sub, sig] of below) this.remember(toRoot, `${to}/${sub}`, sig);
+    if (was !== now) this.markDirty(root, parentOf(to), Date.now() + this.pace.settleMs);
+  }
+
+  /** What is known below directory `rel`, as paths relative to it, parents first. */
+  private subtree(rootName: string, rel: string): [string, string][] {
+    const out: [string, string][] = [];
+    const walk = (dir: string, prefix: string): void => {
+      for (const name of this.children.get(key(rootName, dir)) ?? []) {
+        const sig = this.known.get(key(rootName, join(dir, name)));
+        // A name without a signature is a directory never journaled itself, with what the agent wrote into it below.
+        if (sig !== undefined) out.push([prefix + name, sig]);
+        if (sig === undefined || sig.startsWith('dir:')) walk(join(dir, name), `${prefix}${name}/`);
+      }
+    };
+    walk(rel, '');
+    return out;
+  }
+
   /** The kernel would not watch `abs` (inotify limits): it is listed again every pollMs instead. */
   poll(abs: string): void {
     const at = this.locate(abs);
@@ -315,7 +378,8 @@ export class Reconciler {
       return out;
     }
     const mended: string[] = [];
-    const names = this.list(root, rel);
+    const listed = this.list(root, rel);
+    const names = listed?.names;
     if (names === undefined) {
       // Gone: its parent's listing journals the removal.
       if (rel !== '' && this.known.has(key(root.name, rel))) this.markDirty(root, parentOf(rel), Date.now());
@@ -338,6 +402,7 @@ export class Reconciler {
         this.markDirty(root, rel, st.mtimeMs + this.pace.settleMs);
         continue;
       }
+      if (!this.stillListed(root, rel, listed!.ino)) return mended;
       this.journal(root, crel, why);
       mended.push(`${root.name}/${crel}`);
       // A directory that appeared (or replaced another) may have been filled before anyone looked.
@@ -350,6 +415,7 @@ export class Reconciler {
     for (const name of [...(this.children.get(dk) ?? [])]) {
       if (seen.has(name)) continue;
       const crel = join(rel, name);
+      if (!this.stillListed(root, rel, listed!.ino)) return mended;
       this.journal(root, crel, why);
       mended.push(`${root.name}/${crel}`);
       // A directory made again at the name since the listing: all it holds is new to the journal.
@@ -386,6 +452,10 @@ export class Reconciler {
     this.lockedLooks.delete(key(root.name, rel));
     this.journaledCount++;
     if (s.kind === 'removed' || s.kind === 'absent' || sig === ABSENT) this.forget(root.name, rel);
+    // A directory's signature has no time that moves (its entries would move it): known by the mode
+    // the journal gave it, a chmod between the look and the read and back again is still a difference.
+    else if (s.kind === 'dir') this.remember(root.name, rel, `dir:${s.mode}:${s.ino}`);
+    else if (s.kind === 'symlink') this.remember(root.name, rel, `link:${s.target}`);
     else this.remember(root.name, rel, sig);
     if (s.kind !== 'absent') this.told(root.name, rel, s.kind, why);
   }
@@ -412,12 +482,20 @@ export class Reconciler {
     this.onJournaled(rootName, rel, why === 'event' ? kind : `${kind} (${why === 'pass' ? 'mended by a full pass' : 'polled'})`);
   }
 
+  /**
+   * Remembers `rel` as `sig`, and its name in its parent's, and so on up: a directory never
+   * journaled itself (another process made it, the agent wrote into it, and the standby made it
+   * for that) is then a name its parent's listing finds removed, or new and journals whole.
+   */
   private remember(rootName: string, rel: string, sig: string): void {
     this.known.set(key(rootName, rel), sig);
-    const pk = key(rootName, parentOf(rel));
-    let set = this.children.get(pk);
-    if (set === undefined) this.children.set(pk, (set = new Set()));
-    set.add(basename(rel));
+    for (let q = rel; q !== ''; q = parentOf(q)) {
+      const pk = key(rootName, parentOf(q));
+      let set = this.children.get(pk);
+      if (set === undefined) this.children.set(pk, (set = new Set()));
+      if (set.has(basename(q)) && q !== rel) return;
+      set.add(basename(q));
+    }
   }
 
   /** Forgets `rel` and everything known below it. */
@@ -462,12 +540,36 @@ export class Reconciler {
     this.save();
   }
 
-  private list(root: Root, rel: string): string[] | undefined {
+  /**
+   * The names in directory `rel` and its inode; undefined when it is not a directory, never
+   * through a link: a directory replaced by a link to another (ln -sfn, or `..`) between a look
+   * and this listing would have the journal say that directory's objects are below the link,
+   * which the standby refuses to write through (and stops). A root itself may be a link.
+   */
+  private list(root: Root, rel: string): { names: string[]; ino: number } | undefined {
+    const abs = rel === '' ? root.dir : under(root.dir, rel);
+    const st = rel === '' ? undefined : lstat(abs);
+    if (rel !== '' && st?.isDirectory() !== true) return undefined;
     try {
-      return fs.readdirSync(rel === '' ? root.dir : under(root.dir, rel));
+      const names = fs.readdirSync(abs);
+      if (st !== undefined && !this.stillListed(root, rel, st.ino)) return undefined;
+      return { names, ino: st?.ino ?? 0 };
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Whether directory `rel` is still the one listed (inode `ino`), looked at before each object
+   * below it is journaled: once a link took its name, the objects' paths lead elsewhere. If not,
+   * its parent is listed again, which journals what took its name.
+   */
+  private stillListed(root: Root, rel: string, ino: number): boolean {
+    if (rel === '') return true;
+    const st = lstat(under(root.dir, rel));
+    if (st?.isDirectory() === true && st.ino === ino) return true;
+    this.markDirty(root, parentOf(rel), Date.now());
+    return false;
   }
 
   private guard(fn: () => unknown): void {
@@ -489,6 +591,8 @@ export class Reconciler {
 }
 
 const ABSENT = 'absent';
+/** Before a signature the journal may not match: never equal to what is found. */
+const UNSURE = 'unsure:';
 const R = DEFAULTS.reconcile;
 
 /** What an object is now, as far as journaling cares: type, size, times, mode, link target; a directory's inode tells one replaced. */

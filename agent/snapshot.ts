@@ -11,7 +11,11 @@ import { closeKeepingLocks, lockedHere, type FileId } from './held-locks';
 const { O_RDONLY, O_NOFOLLOW } = fs.constants;
 
 /** What a snapshot found and journaled. */
-export type Snapped = { kind: 'file' | 'database'; bytes: number } | { kind: 'dir' | 'symlink' | 'removed' | 'absent' | 'other' | 'torn' | 'part-of-database' | 'locked'; bytes?: undefined };
+export type Snapped = { kind: 'file' | 'database'; bytes: number }
+  /** A directory and a link say what was journaled of them: a watcher knows them so, whatever they were a moment before. */
+  | { kind: 'dir'; bytes?: undefined; mode: number; ino: number }
+  | { kind: 'symlink'; bytes?: undefined; target: string }
+  | { kind: 'removed' | 'absent' | 'other' | 'torn' | 'part-of-database' | 'locked'; bytes?: undefined };
 
 /** How a Snapshotter stamps and reads. */
 export interface SnapshotOptions {
@@ -80,11 +84,12 @@ export class Snapshotter {
       const type = typeOf(st);
       if (type === 'dir') {
         this.sink.record({ root, path: rel, op: { op: 'mkdir', mode: st.mode & 0o7777 }, read });
-        return { kind: 'dir' };
+        return { kind: 'dir', mode: st.mode & 0o7777, ino: st.ino };
       }
       if (type === 'symlink') {
-        this.sink.record({ root, path: rel, op: { op: 'symlink', target: realFs.readlinkSync(abs, 'utf8') }, read });
-        return { kind: 'symlink' };
+        const target = realFs.readlinkSync(abs, 'utf8');
+        this.sink.record({ root, path: rel, op: { op: 'symlink', target }, read });
+        return { kind: 'symlink', target };
       }
       if (type !== 'file') return { kind: 'other' };
       // Before anything is opened: telling a database's side file opens the database.

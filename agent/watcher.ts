@@ -98,8 +98,9 @@ export class Watcher {
 
   /** Notes a change the agent journaled itself, as the object is now. */
   journaled(root: string, rel: string, op: Op): void {
-    this.rec.journaledByAgent(root, rel);
-    if (op.op === 'rename') this.rec.journaledByAgent(op.toRoot, op.to);
+    if (op.op === 'rename') this.rec.movedByAgent(root, rel, op.toRoot, op.to);
+    else if (op.op === 'append') this.rec.appendedByAgent(root, rel, op.at);
+    else this.rec.journaledByAgent(root, rel);
   }
 
   /** What it has done so far. */
