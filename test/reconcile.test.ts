@@ -27,6 +27,22 @@ function setUp(t: { teardown(fn: () => void): void }, snapshotter = (sink: Memor
   return { tree, rec, seen };
 }
 
+
+/** A watcher as inside an application (UNDERSTUDY_WATCH=1: told of what the agent journals), on a fresh tree, started. */
+async function inAppWatcher(t: { teardown(fn: () => void): void }, fill: (dir: string) => void = () => undefined): Promise<{ dir: string; sink: MemorySink; watcher: Watcher }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fill(dir);
+  const sink = new MemorySink();
+  const watcher = new Watcher(parseRoots(`data=${dir}`), sink, {
+    persistent: false, excluded: () => false, stateFile: path.join(dir, '..', `${path.basename(dir)}.state`),
+    pace: { settleMs: 50, fullPassEveryMs: 60_000 },
+  });
+  t.teardown(() => watcher.close());
+  await watcher.start();
+  return { dir, sink, watcher };
+}
+
 test('the first look journals nothing that was there before it (the baseline has it)', async (t) => {
   const { rec, seen } = setUp(t);
   await rec.learn(() => Date.now() + 1000);
@@ -118,17 +134,10 @@ test('a directory replaced by another is journaled removed before the new one, s
 });
 
 test('UNDERSTUDY_WATCH=1: a directory the agent renames after another process replaced it is journaled replaced at its new name, so the standby keeps nothing of the old one', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  fs.mkdirSync(path.join(dir, 'keep/deep'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'keep/deep/a'), 'a');
-  const sink = new MemorySink();
-  const watcher = new Watcher(parseRoots(`data=${dir}`), sink, {
-    persistent: false, excluded: () => false, stateFile: path.join(dir, '..', `${path.basename(dir)}.state`),
-    pace: { settleMs: 50, fullPassEveryMs: 60_000 },
+  const { dir, sink, watcher } = await inAppWatcher(t, (d) => {
+    fs.mkdirSync(path.join(d, 'keep/deep'), { recursive: true });
+    fs.writeFileSync(path.join(d, 'keep/deep/a'), 'a');
   });
-  t.teardown(() => watcher.close());
-  await watcher.start();
   // The first look journals the tree made just before it (as changed since the watch began): not what is looked at here.
   const from = sink.changes.length;
   // A child process replaces keep/deep (the standby's still holds a), and at once, before the
@@ -160,15 +169,7 @@ test('a directory replaced by a link to another directory is journaled as the li
 });
 
 test('UNDERSTUDY_WATCH=1: a file another process rewrote just before the agent appended to it is journaled whole; one it did not is not journaled again', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const sink = new MemorySink();
-  const watcher = new Watcher(parseRoots(`data=${dir}`), sink, {
-    persistent: false, excluded: () => false, stateFile: path.join(dir, '..', `${path.basename(dir)}.state`),
-    pace: { settleMs: 50, fullPassEveryMs: 60_000 },
-  });
-  t.teardown(() => watcher.close());
-  await watcher.start();
+  const { dir, sink, watcher } = await inAppWatcher(t);
   const append = (name: string, text: string): void => {
     const at = fs.statSync(path.join(dir, name)).size;
     fs.appendFileSync(path.join(dir, name), text);
@@ -190,15 +191,7 @@ test('UNDERSTUDY_WATCH=1: a file another process rewrote just before the agent a
 });
 
 test('UNDERSTUDY_WATCH=1: what the agent journaled in a directory another process made moves with it when the agent renames it', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const sink = new MemorySink();
-  const watcher = new Watcher(parseRoots(`data=${dir}`), sink, {
-    persistent: false, excluded: () => false, stateFile: path.join(dir, '..', `${path.basename(dir)}.state`),
-    pace: { settleMs: 50, fullPassEveryMs: 60_000 },
-  });
-  t.teardown(() => watcher.close());
-  await watcher.start();
+  const { dir, sink, watcher } = await inAppWatcher(t);
   // A shell makes `made`; before the watcher looks, the application writes made/y (the standby
   // makes `made` for it), the shell replaces `made`, and the application renames it to `moved`.
   // The standby's `moved` holds y; the primary's does not (stress run, app mode seed 359).
@@ -216,15 +209,7 @@ test('UNDERSTUDY_WATCH=1: what the agent journaled in a directory another proces
 });
 
 test('UNDERSTUDY_WATCH=1: a directory another process made, the agent wrote into, and the other process removed is journaled removed', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const sink = new MemorySink();
-  const watcher = new Watcher(parseRoots(`data=${dir}`), sink, {
-    persistent: false, excluded: () => false, stateFile: path.join(dir, '..', `${path.basename(dir)}.state`),
-    pace: { settleMs: 50, fullPassEveryMs: 60_000 },
-  });
-  t.teardown(() => watcher.close());
-  await watcher.start();
+  const { dir, sink, watcher } = await inAppWatcher(t);
   // The standby makes made/deep for the agent's put; the primary's is gone before the watcher looked (stress run, app mode seed 413).
   fs.mkdirSync(path.join(dir, 'made/deep'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'made/deep/x'), 'by the application');
@@ -262,15 +247,7 @@ test('a directory chmodded between the look and the read, and back, is journaled
 });
 
 test('UNDERSTUDY_WATCH=1: a file the agent made by appending to it, removed by another process before the watcher looked, is journaled removed', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-reconcile-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const sink = new MemorySink();
-  const watcher = new Watcher(parseRoots(`data=${dir}`), sink, {
-    persistent: false, excluded: () => false, stateFile: path.join(dir, '..', `${path.basename(dir)}.state`),
-    pace: { settleMs: 50, fullPassEveryMs: 60_000 },
-  });
-  t.teardown(() => watcher.close());
-  await watcher.start();
+  const { dir, sink, watcher } = await inAppWatcher(t);
   // appendFileSync on a missing file: the journal has the append at 0, the standby the file (stress run, app mode seed 600: an extra own2).
   fs.appendFileSync(path.join(dir, 'own2'), 'app 1\n');
   watcher.journaled('data', 'own2', { op: 'append', at: 0 });
