@@ -189,12 +189,9 @@ function databaseIds(abs: string): FileId[] {
   const base = sqliteFiles().sidecarBase(abs) ?? abs;
   const out: FileId[] = [];
   for (const file of [base, `${base}-wal`, `${base}-shm`, `${base}-journal`]) {
-    if (file === abs) continue;
-    try {
-      out.push(realFs.statSync(file));
-    } catch {
-      // not there: nothing holds it
-    }
+    // Not there (the usual case, for a file that is no database): nothing holds it.
+    const st = file === abs ? undefined : realFs.statSync(file, { throwIfNoEntry: false });
+    if (st !== undefined) out.push(st);
   }
   return out;
 }

@@ -14,15 +14,21 @@ import { parseRoots } from '../lib/roots';
 // Serial: what is kept open is the process's, counted by parkedCount.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A rollback-mode database with rows, and a read-only connection that holds its SHARED lock while `reading` is open. */
-function lockedDatabase(t: { teardown(fn: () => void): void }) {
+/** A database in `mode` with rows, in a directory of its own; no connection left open. */
+function database(t: { teardown(fn: () => void): void }, name: string, mode: 'DELETE' | 'WAL'): { dir: string; file: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-locks-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'x.db');
+  const file = path.join(dir, name);
   const w = new Database(file);
-  w.pragma('journal_mode = DELETE');
+  w.pragma(`journal_mode = ${mode}`);
   w.exec('CREATE TABLE t (a); INSERT INTO t VALUES (1), (2), (3)');
   w.close();
+  return { dir, file };
+}
+
+/** A rollback-mode database with rows, and a read-only connection that holds its SHARED lock while `reading` is open. */
+function lockedDatabase(t: { teardown(fn: () => void): void }) {
+  const { dir, file } = database(t, 'x.db', 'DELETE');
   const reader = new Database(file, { readonly: true });
   t.teardown(() => reader.close());
   return {
@@ -128,13 +134,7 @@ test.serial('the reconciler leaves a locked file for later, says so once, and jo
 });
 
 test.serial('a WAL database nothing else holds is read as an image, and nothing is left open after (its own connection locks it while open)', (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-locks-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'w.db');
-  const w = new Database(file);
-  w.pragma('journal_mode = WAL');
-  w.exec('CREATE TABLE t (a); INSERT INTO t VALUES (1)');
-  w.close();
+  const { file } = database(t, 'w.db', 'WAL');
   const sink = new MemorySink();
   t.is(new Snapshotter(sink, { databases: true, keepLocks: true }).snapshot('data', 'w.db', file).kind, 'database');
   t.is(parkedCount(), 0, 'nothing kept open');

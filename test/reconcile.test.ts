@@ -205,7 +205,10 @@ test('UNDERSTUDY_WATCH=1: what the agent journaled in a directory another proces
   watcher.journaled('data', 'made', { op: 'rename', toRoot: 'data', to: 'moved' });
   for (let i = 0; i < 80 && !sink.lines().includes('rm moved/y'); i++) await sleep(25);
   await sleep(300);
-  t.deepEqual(sink.lines(), ['mkdir moved', 'put moved/w', 'rm moved/y']);
+  // w and y are independent of each other: w, written a moment before, may wait out its settle under load.
+  const lines = sink.lines();
+  t.is(lines[0], 'mkdir moved', lines.join(', '));
+  t.deepEqual(lines.slice(1).sort(), ['put moved/w', 'rm moved/y']);
 });
 
 test('UNDERSTUDY_WATCH=1: a directory another process made, the agent wrote into, and the other process removed is journaled removed', async (t) => {

@@ -11,6 +11,8 @@ export interface DbChange {
   data: Buffer;
   /** Committed transactions it carries (0 for an image), for counting. */
   txns: number;
+  /** Bytes of the database read whole to find it (rollback mode compares every page), when it was. */
+  readWhole?: number;
 }
 
 /** Where a WAL-mode capture stands: the generation and frame it read to, and what the wal-index said then. */
@@ -273,8 +275,9 @@ export class DbCapture {
       }
     }
     this.state = { mode: 'rollback', counter: head.counter, pageSize: ps, digests };
-    if (prev === undefined) return { op: { op: 'sqlite', kind: 'image', w: 'r', k: head.counter, ps }, data: encodePages(ps, [{ end: head.counter, size: n, pages }]), txns: 0 };
-    return { op: { op: 'sqlite', kind: 'rollback', w: 'r', k: head.counter, bw: 'r', bk: prev.counter, ps }, data: encodePages(ps, [{ end: head.counter, size: n, pages }]), txns: 1 };
+    const data = encodePages(ps, [{ end: head.counter, size: n, pages }]);
+    if (prev === undefined) return { op: { op: 'sqlite', kind: 'image', w: 'r', k: head.counter, ps }, data, txns: 0, readWhole: n * ps };
+    return { op: { op: 'sqlite', kind: 'rollback', w: 'r', k: head.counter, bw: 'r', bk: prev.counter, ps }, data, txns: 1, readWhole: n * ps };
   }
 
   /** The last rollback-mode state, if exactly one commit came after it (the change counter moved by one). */

@@ -94,11 +94,8 @@ export class Databases {
         return holdStill(t, db, body);
       });
       if (change === undefined) return;
-      if (change.op.w === 'r') {
-        const bytes = realFs.statSync(t.cap.file).size;
-        if (bytes >= LARGE_ROLLBACK_BYTES) {
-          warnOnce(`sqlite-rollback-cost:${t.at.rel}`, `database ${t.at.root}/${t.at.rel} is in rollback-journal mode: to find what a commit changed, the agent reads the whole database at each one (${Math.round(bytes / 1e6)} MB, ${Math.round(performance.now() - began)} ms this time). In WAL mode (PRAGMA journal_mode = WAL) it reads only what the commit appended`);
-        }
+      if ((change.readWhole ?? 0) >= LARGE_ROLLBACK_BYTES) {
+        warnOnce(`sqlite-rollback-cost:${t.at.rel}`, `database ${t.at.root}/${t.at.rel} is in rollback-journal mode: to find what a commit changed, the agent reads the whole database at each one (${Math.round(change.readWhole! / 1e6)} MB, ${Math.round(performance.now() - began)} ms this time). In WAL mode (PRAGMA journal_mode = WAL) it reads only what the commit appended`);
       }
       const what = change.op.kind === 'image' ? `the image of database ${t.at.rel}` : `${change.txns} transaction(s) of database ${t.at.rel}`;
       // An image's place among other changes is when it was read, not when it is journaled.

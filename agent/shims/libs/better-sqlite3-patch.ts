@@ -25,80 +25,78 @@ const ENDS_TRANSACTION = /^\s*(commit|end|release|rollback)\b/i;
  * db.pragma() are statements underneath), db.exec, db.close, db.backup and construction.
  */
 export function patchBetterSqlite(exports: unknown): unknown {
-  {
-    const Database = exports as { prototype?: Record<string, unknown> } & (new (file: string) => Connection & { prepare(sql: string): object; close(): void });
-    const proto = Database.prototype;
-    if (typeof exports !== 'function' || proto === undefined) return exports;
-    // Before the probe below loads the addon: its load is then known to be a wrapped one (agent/unseen-stores).
-    (globalThis as { [SQLITE_WRAPPED]?: boolean })[SQLITE_WRAPPED] = true;
-    // The prototype every statement shares (the default addon's), wrapped before any is made.
-    try {
-      const probe = new Database(':memory:');
-      wrapStatements(Object.getPrototypeOf(probe.prepare('SELECT 1')) as object);
-      probe.close();
-    } catch {
-      // No addon to load yet (a custom nativeBinding only): wrapped at the first prepare.
-    }
-    patch(proto, 'exec', (orig) => function (this: unknown, ...args: unknown[]) {
-      notCaptured(args[0], this as Connection);
-      return written(this as Connection, () => orig.apply(this, args));
-    });
-    // A backup is a new database file written from native code: journaled as a copy once it is complete.
-    patch(proto, 'backup', (orig) => function (this: unknown, ...args: unknown[]) {
-      const result = orig.apply(this, args) as Promise<unknown>;
-      const dest = args[0];
-      if (typeof dest !== 'string' || objectJournal() === undefined) return result;
-      return result.then((r) => {
-        try {
-          objectJournal()?.fileWritten(path.resolve(dest), `the backup ${dest}`);
-        } catch (err) {
-          if (err instanceof CommitTimeoutError) throw err;
-          warnOnce(`sqlite-backup:${(err as Error).message}`, `the backup ${dest} was written but could not be journaled: ${(err as Error).message}`);
-        }
-        return r;
-      });
-    });
-    patch(proto, 'close', (orig) => function (this: unknown, ...args: unknown[]) {
-      if (objectJournal() !== undefined) databases.after(this as Connection);
-      const result = orig.apply(this, args);
-      databases.closed(this as Connection);
-      return result;
-    });
-    // Statements made with a custom `nativeBinding` have their own prototype: wrapped at first prepare.
-    patch(proto, 'prepare', (orig) => function (this: unknown, ...args: unknown[]) {
-      notCaptured(args[0], this as Connection);
-      const stmt = orig.apply(this, args) as object;
-      wrapStatements(Object.getPrototypeOf(stmt) as object);
-      return stmt;
-    });
-    // db.pragma('journal_mode = ...') prepares natively: it is seen here.
-    patch(proto, 'pragma', (orig) => function (this: unknown, ...args: unknown[]) {
-      if (typeof args[0] === 'string' && MODES.test(args[0])) databases.modeMayChange(this as Connection);
-      return orig.apply(this, args);
-    });
-    patch(proto, 'transaction', (orig) => function (this: unknown, ...args: unknown[]) {
-      // db.transaction() commits through statements prepared natively: their prototype must be wrapped first.
-      const db = this as Connection & { prepare(sql: string): object };
-      if (db.open) db.prepare('SELECT 1');
-      return orig.apply(this, args);
-    });
-    // Construction is seen, so a relative name is taken where it was opened (a later chdir
-    // would make it another file); everything else passes straight to the library.
-    const Db = exports as new (...args: unknown[]) => object;
-    return new Proxy(Db, {
-      construct(target, args, newTarget) {
-        const db = Reflect.construct(target, args, newTarget) as object;
-        noteOpened(db, args[0]);
-        return db;
-      },
-      apply(target, _self, args) {
-        // Database(file) without new, which better-sqlite3 allows.
-        const db = Reflect.construct(target, args) as object;
-        noteOpened(db, args[0]);
-        return db;
-      },
-    });
+  const Database = exports as { prototype?: Record<string, unknown> } & (new (file: string) => Connection & { prepare(sql: string): object; close(): void });
+  const proto = Database.prototype;
+  if (typeof exports !== 'function' || proto === undefined) return exports;
+  // Before the probe below loads the addon: its load is then known to be a wrapped one (agent/unseen-stores).
+  (globalThis as { [SQLITE_WRAPPED]?: boolean })[SQLITE_WRAPPED] = true;
+  // The prototype every statement shares (the default addon's), wrapped before any is made.
+  try {
+    const probe = new Database(':memory:');
+    wrapStatements(Object.getPrototypeOf(probe.prepare('SELECT 1')) as object);
+    probe.close();
+  } catch {
+    // No addon to load yet (a custom nativeBinding only): wrapped at the first prepare.
   }
+  patch(proto, 'exec', (orig) => function (this: unknown, ...args: unknown[]) {
+    notCaptured(args[0], this as Connection);
+    return written(this as Connection, () => orig.apply(this, args));
+  });
+  // A backup is a new database file written from native code: journaled as a copy once it is complete.
+  patch(proto, 'backup', (orig) => function (this: unknown, ...args: unknown[]) {
+    const result = orig.apply(this, args) as Promise<unknown>;
+    const dest = args[0];
+    if (typeof dest !== 'string' || objectJournal() === undefined) return result;
+    return result.then((r) => {
+      try {
+        objectJournal()?.fileWritten(path.resolve(dest), `the backup ${dest}`);
+      } catch (err) {
+        if (err instanceof CommitTimeoutError) throw err;
+        warnOnce(`sqlite-backup:${(err as Error).message}`, `the backup ${dest} was written but could not be journaled: ${(err as Error).message}`);
+      }
+      return r;
+    });
+  });
+  patch(proto, 'close', (orig) => function (this: unknown, ...args: unknown[]) {
+    if (objectJournal() !== undefined) databases.after(this as Connection);
+    const result = orig.apply(this, args);
+    databases.closed(this as Connection);
+    return result;
+  });
+  // Statements made with a custom `nativeBinding` have their own prototype: wrapped at first prepare.
+  patch(proto, 'prepare', (orig) => function (this: unknown, ...args: unknown[]) {
+    notCaptured(args[0], this as Connection);
+    const stmt = orig.apply(this, args) as object;
+    wrapStatements(Object.getPrototypeOf(stmt) as object);
+    return stmt;
+  });
+  // db.pragma('journal_mode = ...') prepares natively: it is seen here.
+  patch(proto, 'pragma', (orig) => function (this: unknown, ...args: unknown[]) {
+    if (typeof args[0] === 'string' && MODES.test(args[0])) databases.modeMayChange(this as Connection);
+    return orig.apply(this, args);
+  });
+  patch(proto, 'transaction', (orig) => function (this: unknown, ...args: unknown[]) {
+    // db.transaction() commits through statements prepared natively: their prototype must be wrapped first.
+    const db = this as Connection & { prepare(sql: string): object };
+    if (db.open) db.prepare('SELECT 1');
+    return orig.apply(this, args);
+  });
+  // Construction is seen, so a relative name is taken where it was opened (a later chdir
+  // would make it another file); everything else passes straight to the library.
+  const Db = exports as new (...args: unknown[]) => object;
+  return new Proxy(Db, {
+    construct(target, args, newTarget) {
+      const db = Reflect.construct(target, args, newTarget) as object;
+      noteOpened(db, args[0]);
+      return db;
+    },
+    apply(target, _self, args) {
+      // Database(file) without new, which better-sqlite3 allows.
+      const db = Reflect.construct(target, args) as object;
+      noteOpened(db, args[0]);
+      return db;
+    },
+  });
 }
 
 /** SQL that may change how a database keeps its files: the capture looks at them again. */
